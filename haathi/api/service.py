@@ -1,0 +1,149 @@
+"""``Api``: every haathi operation over typed arguments (specs, ops), returning value types."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from haathi.errors import InvalidArgument, NotFound
+from haathi.models.ids import is_commit_id
+from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
+from haathi.models.ops import Op, ProgressFn
+from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.pfs import commits, files, fsck, lifecycle, modify, repos
+from haathi.runtime import Runtime
+
+
+class Api:
+    """The embedded implementation of every operation (the server exposes the same)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.pfs = runtime.pfs
+
+    def close(self) -> None:
+        self.runtime.close()
+
+    # repos
+    def create_repo(self, name: str, description: str = "") -> RepoInfo:
+        return repos.create_repo(self.pfs, name, description)
+
+    def inspect_repo(self, name: str) -> RepoInfo:
+        return repos.inspect_repo(self.pfs, name)
+
+    def list_repo(self) -> list[RepoInfo]:
+        return repos.list_repo(self.pfs)
+
+    def update_repo(self, name: str, description: str) -> RepoInfo:
+        return repos.update_repo(self.pfs, name, description)
+
+    def delete_repo(self, name: str, force: bool = False) -> None:
+        repos.delete_repo(self.pfs, name, force)
+
+    # branches
+    def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
+        return repos.create_branch(self.pfs, spec, head)
+
+    def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
+        return repos.inspect_branch(self.pfs, spec)
+
+    def list_branch(self, repo: str) -> list[BranchInfo]:
+        return repos.list_branch(self.pfs, repo)
+
+    def delete_branch(self, spec: CommitSpec) -> None:
+        repos.delete_branch(self.pfs, spec)
+
+    # commits
+    def start_commit(
+        self, spec: CommitSpec, parent: str | None = None, description: str = ""
+    ) -> CommitInfo:
+        cid = lifecycle.start_commit(self.pfs, spec, parent, description)
+        return self.inspect_commit(CommitSpec(spec.repo, cid))
+
+    def finish_commit(self, spec: CommitSpec, description: str | None = None) -> CommitInfo:
+        cid = lifecycle.finish_commit(self.pfs, spec, description)
+        return self.inspect_commit(CommitSpec(spec.repo, cid))
+
+    def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
+        with self.pfs.db.read() as conn:
+            c = commits.resolve(conn, spec)
+            return c.info(commits.children_of(conn, c.repo_id, c.id))
+
+    def list_commit(
+        self, repo: str, branch: str | None = None, number: int | None = None
+    ) -> list[CommitInfo]:
+        with self.pfs.db.read() as conn:
+            return [c.info() for c in commits.list_commits(conn, repo, branch, number)]
+
+    def list_commit_set(self, commit_id: str) -> list[CommitInfo]:
+        if not is_commit_id(commit_id):
+            raise InvalidArgument(f"{commit_id!r} is not a commit ID")
+        with self.pfs.db.read() as conn:
+            found = [c.info() for c in commits.commit_set(conn, commit_id)]
+        if not found:
+            raise NotFound(f"no commit with ID {commit_id}", commit=commit_id)
+        return found
+
+    def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
+        """Block until the commit (or every commit of a commit set, given a bare ID) finishes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            infos = (
+                self.list_commit_set(spec)
+                if isinstance(spec, str)
+                else [self.inspect_commit(spec)]
+            )
+            if all(i.finished is not None for i in infos):
+                return infos
+            if deadline is not None and time.monotonic() >= deadline:
+                from haathi.errors import Conflict
+
+                raise Conflict(f"timed out waiting for {spec} to finish")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def delete_commit(self, spec: CommitSpec) -> str:
+        return lifecycle.delete_commit(self.pfs, spec)
+
+    def squash_commit(self, spec: CommitSpec) -> str:
+        return lifecycle.squash_commit(self.pfs, spec)
+
+    # files
+    def modify_file(
+        self,
+        spec: CommitSpec,
+        ops: Sequence[Op],
+        *,
+        parallelism: int = 1,
+        progress: ProgressFn | None = None,
+        description: str = "",
+    ) -> str:
+        return modify.modify(
+            self.pfs, spec, ops, parallelism=parallelism, progress=progress,
+            description=description,
+        )
+
+    def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
+        commit, entry = files.file_entry(self.pfs, spec)
+        return files.file_info(commit, entry), files.iter_content(self.pfs, entry)
+
+    def inspect_file(self, spec: FileSpec) -> FileInfo:
+        return files.inspect_file(self.pfs, spec)
+
+    def list_file(self, spec: FileSpec) -> list[FileInfo]:
+        return files.list_file(self.pfs, spec)
+
+    def walk_file(self, spec: FileSpec) -> list[FileInfo]:
+        commit, entries = files.walk_files(self.pfs, spec)
+        return [files.file_info(commit, e) for e in entries]
+
+    def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
+        return files.glob_file(self.pfs, spec, pattern)
+
+    def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
+        return files.diff_file(self.pfs, new, old)
+
+    # checks
+    def fsck(self, *, fast: bool = False) -> list[Problem]:
+        return list(fsck.fsck(self.pfs, fast=fast))

@@ -1,0 +1,5 @@
+"""The public Python client: ``haathi.connect()`` returns a :class:`Client`."""
+
+from haathi.client.client import Client, CommitHandle, connect
+
+__all__ = ["Client", "CommitHandle", "connect"]

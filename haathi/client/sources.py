@@ -1,0 +1,112 @@
+"""Local sources for ``put file``: files, directories, stdin, tar archives, bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from haathi.errors import InvalidArgument, NotFound
+from haathi.models import paths
+from haathi.models.ops import PutOp
+
+
+
+
+def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
+    def open_file() -> BinaryIO:
+        try:
+            return open(path, "rb")
+        except OSError as exc:
+            raise InvalidArgument(
+                f"cannot read {path}: {exc.strerror or exc}; nothing was written"
+            ) from exc
+
+    return PutOp(paths.normalize_for_write(dest), open_file, append, label=str(path))
+
+
+def bytes_op(data: bytes, dest: str, append: bool = False) -> PutOp:
+    return PutOp(paths.normalize_for_write(dest), lambda: io.BytesIO(data), append)
+
+
+def stream_op(stream: BinaryIO, dest: str, append: bool = False) -> PutOp:
+    class _Borrowed(io.RawIOBase):
+        """Reads the caller's stream without closing it."""
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            data = stream.read(len(b))
+            n = len(data)
+            b[:n] = data
+            return n
+
+    return PutOp(paths.normalize_for_write(dest), lambda: _Borrowed(), append)  # type: ignore[arg-type, return-value]
+
+
+def walk_dir(root: Path, dest_dir: str, append: bool = False) -> Iterator[PutOp]:
+    """One op per file below ``root``, placed below ``dest_dir``, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        base = dest_dir if rel == "." else paths.join(dest_dir, rel.replace(os.sep, "/"))
+        for name in sorted(filenames):
+            yield file_op(Path(dirpath) / name, paths.join(base, name), append)
+
+
+def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:
+    """One op per regular file of a tar archive (``.tar``, ``.tar.gz``, ``.tgz``)."""
+    try:
+        if isinstance(source, Path):
+            data = source.read_bytes()
+        else:
+            data = source.read()
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+    except (OSError, tarfile.TarError) as exc:
+        raise InvalidArgument(f"cannot read tar archive {source}: {exc}") from exc
+    ops: list[PutOp] = []
+    with tf:
+        for m in tf.getmembers():
+            if not m.isfile():
+                continue
+            fh = tf.extractfile(m)
+            if fh is None:
+                continue
+            ops.append(bytes_op(fh.read(), paths.join(dest_dir, m.name)))
+    return ops
+
+
+def local_ops(
+    source: str, dest: str | None, *, recursive: bool, append: bool, untar: bool,
+    dest_is_dir: bool,
+) -> list[PutOp]:
+    """Ops for one ``-f`` source (a path or ``-`` for stdin)."""
+    import sys
+
+    if source == "-":
+        if untar:
+            return tar_ops(sys.stdin.buffer, dest or "/")
+        if not dest or dest == "/":
+            raise InvalidArgument("put file from stdin needs a destination path (repo@b:/path)")
+        return [stream_op(sys.stdin.buffer, dest, append)]
+    path = Path(source)
+    if not path.exists():
+        raise NotFound(f"{source}: no such file or directory")
+    if untar:
+        return tar_ops(path, dest or "/")
+    if path.is_dir():
+        if not recursive:
+            raise InvalidArgument(f"{source} is a directory: use -r to put it recursively")
+        target = dest if dest else paths.join("/", path.resolve().name)
+        return list(walk_dir(path, target, append))
+    if dest is None or dest == "/":
+        target = paths.join("/", path.name)
+    elif dest_is_dir:
+        target = paths.join(dest, path.name)
+    else:
+        target = dest
+    return [file_op(path, target, append)]

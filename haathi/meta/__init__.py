@@ -1,0 +1,1 @@
+"""Metadata: the SQLAlchemy schema, Alembic migrations, and database access."""

@@ -1,0 +1,1 @@
+"""Typed identifiers and frozen value types shared by every layer."""

@@ -1,0 +1,119 @@
+"""Frozen value types the API returns. Their ``to_dict`` is the stable ``-o json`` shape."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class Origin(str, Enum):
+    USER = "USER"
+    AUTO = "AUTO"
+    FSCK = "FSCK"
+
+
+class CommitState(str, Enum):
+    STARTED = "STARTED"
+    FINISHED = "FINISHED"
+
+
+class FileType(str, Enum):
+    FILE = "file"
+    DIR = "dir"
+
+
+class ChangeKind(str, Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    MODIFIED = "modified"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class _Info:
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON form (enums as strings, datetimes as ISO 8601)."""
+        out = _jsonable(self)
+        assert isinstance(out, dict)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RepoInfo(_Info):
+    name: str
+    description: str
+    created: datetime
+    size_bytes: int
+    branches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BranchInfo(_Info):
+    repo: str
+    name: str
+    head: str | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo(_Info):
+    repo: str
+    id: str
+    branch: str | None
+    parent: str | None
+    origin: Origin
+    state: CommitState
+    description: str
+    started: datetime
+    finished: datetime | None
+    size_bytes: int
+    file_count: int
+    error: str | None = None
+    children: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo(_Info):
+    repo: str
+    commit: str
+    path: str
+    type: FileType
+    size_bytes: int
+    hash: str | None = None
+    chunks: int = 0
+    datum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiffEntry(_Info):
+    path: str
+    change: ChangeKind
+    new: FileInfo | None = None
+    old: FileInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem(_Info):
+    """One finding of ``fsck``: what is wrong, how bad, and how to repair it."""
+
+    severity: str  # "error" | "warning"
+    kind: str
+    subject: str
+    message: str
+    repair: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,67 @@
+"""File paths inside a commit: normalization and validation.
+
+Paths are absolute (``/a/b.txt``), use ``/`` as separator, and never contain ``..``, ``.``
+components, NUL or other control characters. Paths that are written must also be free of glob
+characters, so that every stored path can be matched literally by a glob.
+"""
+
+from __future__ import annotations
+
+from haathi.errors import InvalidArgument
+
+GLOB_CHARS = frozenset("*?[]{}")
+
+
+def _check_chars(path: str) -> None:
+    for ch in path:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            raise InvalidArgument(f"invalid path {path!r}: control character {ch!r} not allowed")
+
+
+def normalize(path: str) -> str:
+    """Return the canonical form of ``path`` (``/`` for the root) or raise InvalidArgument."""
+    if not isinstance(path, str):
+        raise InvalidArgument(f"invalid path {path!r}: not a string")
+    _check_chars(path)
+    parts = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise InvalidArgument(f"invalid path {path!r}: '..' is not allowed")
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def normalize_for_write(path: str) -> str:
+    """Like :func:`normalize`, also rejecting glob characters and the root itself."""
+    norm = normalize(path)
+    bad = sorted(GLOB_CHARS.intersection(norm))
+    if bad:
+        raise InvalidArgument(
+            f"invalid path {path!r}: glob characters {''.join(bad)!r} are not allowed in file "
+            "names"
+        )
+    if norm == "/":
+        raise InvalidArgument("invalid path '/': a file needs a name")
+    return norm
+
+
+def join(directory: str, name: str) -> str:
+    """Join a normalized directory and a relative name."""
+    return normalize(directory.rstrip("/") + "/" + name)
+
+
+def parent(path: str) -> str:
+    """The directory holding ``path`` (``/`` for top-level entries)."""
+    head = path.rsplit("/", 1)[0]
+    return head or "/"
+
+
+def basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def dir_prefix(directory: str) -> str:
+    """The key prefix all files below ``directory`` share (``/`` for the root)."""
+    return "/" if directory == "/" else directory + "/"

@@ -1,0 +1,108 @@
+"""Object syntax: ``repo@branch-or-commit:/path`` with Pachyderm's ancestry suffixes.
+
+``master^`` / ``master^^`` / ``master^3`` / ``master~3`` go up parents; ``master.1`` is the first
+commit of the branch's history, ``master.-1`` the head's parent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from haathi.errors import InvalidArgument
+from haathi.models import paths
+from haathi.models.ids import validate_repo_name
+
+_ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Ancestry:
+    """A parsed ref: ``base`` plus either ``up`` parents or the ``nth`` commit from the root."""
+
+    base: str
+    up: int = 0
+    nth: int | None = None
+
+
+def parse_ancestry(ref: str) -> Ancestry:
+    """Split ``master^^`` into base ``master`` and two steps up (suffixes may repeat)."""
+    if not ref:
+        raise InvalidArgument("empty branch or commit")
+    up = 0
+    nth: int | None = None
+    rest = ref
+    while True:
+        m = _ANCESTRY_RE.search(rest)
+        if not m or m.start() == 0:
+            break
+        token = m.group(1)
+        rest = rest[: m.start()]
+        if token[0] in "^~":
+            stripped = token.lstrip(token[0])
+            marks = len(token) - len(stripped)
+            step = int(stripped) if stripped else 1
+            up += marks - 1 + step
+        else:
+            n = int(token[1:])
+            if n == 0:
+                raise InvalidArgument(f"invalid ancestry in {ref!r}: '.0' (commits count from 1)")
+            if n < 0:
+                up += -n
+            else:
+                if nth is not None or up:
+                    raise InvalidArgument(f"invalid ancestry in {ref!r}")
+                nth = n
+    return Ancestry(base=rest, up=up, nth=nth)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSpec:
+    """``repo@ref`` (``ref`` None means the default branch ``master``)."""
+
+    repo: str
+    ref: str | None = None
+
+    @property
+    def ref_or_default(self) -> str:
+        return self.ref or "master"
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.ref}" if self.ref else self.repo
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """``repo@ref:/path`` with a normalized path (``/`` when omitted)."""
+
+    commit: CommitSpec
+    path: str = "/"
+    has_path: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.commit}:{self.path}"
+
+
+def parse_commit(text: str) -> CommitSpec:
+    """Parse ``repo`` or ``repo@ref``."""
+    if not isinstance(text, str) or not text:
+        raise InvalidArgument("expected repo[@branch-or-commit]")
+    if ":" in text:
+        raise InvalidArgument(f"{text!r}: expected repo@branch-or-commit, without a path")
+    repo, sep, ref = text.partition("@")
+    validate_repo_name(repo)
+    if sep and not ref:
+        raise InvalidArgument(f"{text!r}: missing branch or commit after '@'")
+    return CommitSpec(repo, ref or None)
+
+
+def parse_file(text: str, *, for_write: bool = False) -> FileSpec:
+    """Parse ``repo@ref:/path`` (path optional)."""
+    if not isinstance(text, str) or not text:
+        raise InvalidArgument("expected repo@branch-or-commit:/path")
+    head, sep, path = text.partition(":")
+    commit = parse_commit(head)
+    if not sep:
+        return FileSpec(commit)
+    norm = paths.normalize_for_write(path) if for_write else paths.normalize(path)
+    return FileSpec(commit, norm, has_path=True)

@@ -1,0 +1,1 @@
+"""PFS: repos, branches, commits, files, diffs (Pachyderm semantics)."""

@@ -1,0 +1,45 @@
+"""What every PFS operation works with: the database, the blob store and the node store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Row, select
+
+from haathi.errors import NotFound
+from haathi.meta.database import Database
+from haathi.meta.schema import branches, repos
+from haathi.storage.blobs import BlobStore
+from haathi.tree.prolly import NodeStore
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PfsContext:
+    db: Database
+    blobs: BlobStore
+    nodes: NodeStore
+
+    @classmethod
+    def create(cls, db: Database, blobs: BlobStore) -> PfsContext:
+        return cls(db, blobs, NodeStore(blobs.get))
+
+
+def repo_row(conn: Connection, name: str) -> Row[tuple[object, ...]]:
+    row = conn.execute(select(repos).where(repos.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"repo {name} not found", repo=name)
+    return row
+
+
+def branch_row(conn: Connection, repo_id: int, repo: str, name: str) -> Row[tuple[object, ...]]:
+    row = conn.execute(
+        select(branches).where(branches.c.repo_id == repo_id, branches.c.name == name)
+    ).first()
+    if row is None:
+        raise NotFound(f"branch {name} not found in repo {repo}", repo=repo, branch=name)
+    return row

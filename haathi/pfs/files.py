@@ -1,0 +1,196 @@
+"""Reading files: get, open, inspect, list, glob, diff — from finished or open commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from haathi.errors import FailedPrecondition, NotFound
+from haathi.models import paths
+from haathi.models.glob import compile_glob
+from haathi.models.info import ChangeKind, DiffEntry, FileInfo, FileType
+from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.pfs import staging
+from haathi.pfs.commits import CommitRow, get_commit, resolve
+from haathi.pfs.context import PfsContext
+from haathi.tree import prolly
+from haathi.tree.entry import FileEntry
+from haathi.tree.prolly import OverlaySink
+
+
+def tree_of(ctx: PfsContext, commit: CommitRow) -> bytes | None:
+    """The tree root of a commit; an open commit's staged changes are applied in memory."""
+    if commit.finished:
+        return commit.root
+    with ctx.db.read() as conn:
+        base = (
+            get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
+            if commit.parent
+            else None
+        )
+        changes = staging.staged_changes(conn, commit.repo_id, commit.id)
+    if not changes:
+        return base
+    edits = staging.edits_for(base, changes, ctx.nodes)
+    return prolly.apply(base, edits, ctx.nodes, OverlaySink(ctx.nodes))
+
+
+def open_tree(ctx: PfsContext, spec: CommitSpec) -> tuple[CommitRow, bytes | None]:
+    with ctx.db.read() as conn:
+        commit = resolve(conn, spec)
+    return commit, tree_of(ctx, commit)
+
+
+def file_info(commit: CommitRow, e: FileEntry) -> FileInfo:
+    return FileInfo(
+        repo=commit.repo,
+        commit=commit.id,
+        path=e.path,
+        type=FileType.FILE,
+        size_bytes=e.size,
+        hash=e.hash.hex(),
+        chunks=e.chunk_count,
+        datum=e.datum,
+    )
+
+
+def dir_info(ctx: PfsContext, commit: CommitRow, root: bytes | None, path: str) -> FileInfo:
+    prefix = paths.dir_prefix(path)
+    _, size = (
+        prolly.totals(root, ctx.nodes)
+        if path == "/"
+        else prolly.range_totals(root, prefix, path + "0", ctx.nodes)
+    )
+    return FileInfo(commit.repo, commit.id, path, FileType.DIR, size)
+
+
+def is_dir(ctx: PfsContext, root: bytes | None, path: str) -> bool:
+    if path == "/":
+        return True
+    return next(prolly.iter_prefix(root, paths.dir_prefix(path), ctx.nodes), None) is not None
+
+
+def lookup(ctx: PfsContext, spec: FileSpec) -> tuple[CommitRow, bytes | None, FileEntry | None]:
+    """The commit, its root, and the file entry at the path (None for a directory)."""
+    commit, root = open_tree(ctx, spec.commit)
+    entry = prolly.get(root, spec.path, ctx.nodes) if spec.path != "/" else None
+    if entry is None and not is_dir(ctx, root, spec.path):
+        raise NotFound(
+            f"file {spec.path} not found in {commit.repo}@{commit.id}",
+            repo=commit.repo,
+            commit=commit.id,
+            path=spec.path,
+        )
+    return commit, root, entry
+
+
+def file_entry(ctx: PfsContext, spec: FileSpec) -> tuple[CommitRow, FileEntry]:
+    commit, _, entry = lookup(ctx, spec)
+    if entry is None:
+        raise FailedPrecondition(
+            f"{spec.path} is a directory, not a file (use -r to get a directory)",
+            path=spec.path,
+        )
+    return commit, entry
+
+
+def iter_content(ctx: PfsContext, entry: FileEntry) -> Iterator[bytes]:
+    """The file's bytes, chunk by chunk, each verified against its hash."""
+    return ctx.blobs.iter_blobs(d for d, _ in entry.chunk_list())
+
+
+def inspect_file(ctx: PfsContext, spec: FileSpec) -> FileInfo:
+    commit, root, entry = lookup(ctx, spec)
+    return file_info(commit, entry) if entry else dir_info(ctx, commit, root, spec.path)
+
+
+def list_file(ctx: PfsContext, spec: FileSpec) -> list[FileInfo]:
+    """The immediate children of a directory (or the file itself)."""
+    commit, root, entry = lookup(ctx, spec)
+    if entry is not None:
+        return [file_info(commit, entry)]
+    prefix = paths.dir_prefix(spec.path)
+    out: list[FileInfo] = []
+    start = prefix
+    while True:
+        e = next(prolly.iter_from(root, start, ctx.nodes), None)
+        if e is None or not e.path.startswith(prefix):
+            break
+        rest = e.path[len(prefix) :]
+        if "/" in rest:
+            sub = prefix + rest.split("/", 1)[0]
+            out.append(dir_info(ctx, commit, root, sub))
+            start = sub + "0"  # '0' sorts right after '/': skip the whole subdirectory
+        else:
+            out.append(file_info(commit, e))
+            start = e.path + "\x00"
+    return out
+
+
+def walk_files(ctx: PfsContext, spec: FileSpec) -> tuple[CommitRow, Iterator[FileEntry]]:
+    """Every file at or below the path."""
+    commit, root, entry = lookup(ctx, spec)
+    if entry is not None:
+        return commit, iter([entry])
+    return commit, prolly.iter_prefix(root, paths.dir_prefix(spec.path), ctx.nodes)
+
+
+def glob_file(ctx: PfsContext, spec: CommitSpec, pattern: str) -> list[FileInfo]:
+    """Files and directories whose path matches a Pachyderm glob."""
+    g = compile_glob(pattern)
+    commit, root = open_tree(ctx, spec)
+    literal = g.literal_prefix
+    scan_from = literal[: literal.rfind("/") + 1] or "/"
+    out: list[FileInfo] = []
+    seen_dirs: set[str] = set()
+    if g.match("/"):
+        out.append(dir_info(ctx, commit, root, "/"))
+    for e in prolly.iter_prefix(root, scan_from, ctx.nodes):
+        parts = e.path.split("/")
+        for i in range(2, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in seen_dirs:
+                seen_dirs.add(d)
+                if g.match(d):
+                    out.append(dir_info(ctx, commit, root, d))
+        if g.match(e.path):
+            out.append(file_info(commit, e))
+    return sorted(out, key=lambda f: f.path)
+
+
+def diff_file(ctx: PfsContext, new: FileSpec, old: FileSpec | None) -> list[DiffEntry]:
+    """Files added, removed or modified between two commits (default: the new one's parent)."""
+    new_commit, new_root = open_tree(ctx, new.commit)
+    if old is None:
+        if new_commit.parent is None:
+            old_commit, old_root, old_path = None, None, new.path
+        else:
+            with ctx.db.read() as conn:
+                old_commit = get_commit(conn, new_commit.repo_id, new.commit.repo, new_commit.parent)
+            old_root, old_path = tree_of(ctx, old_commit), new.path
+    else:
+        old_commit, old_root = open_tree(ctx, old.commit)
+        old_path = old.path
+    out: list[DiffEntry] = []
+    new_prefix = paths.dir_prefix(new.path)
+    old_prefix = paths.dir_prefix(old_path)
+
+    def within(p: str, path: str, prefix: str) -> bool:
+        return path == "/" or p == path or p.startswith(prefix)
+
+    for p, o, n in prolly.diff(old_root, new_root, ctx.nodes):
+        o = o if o is not None and within(p, old_path, old_prefix) else None
+        n = n if n is not None and within(p, new.path, new_prefix) else None
+        if o is None and n is None:
+            continue
+        kind = ChangeKind.MODIFIED if o and n else ChangeKind.ADDED if n else ChangeKind.REMOVED
+        if o and n and o.hash == n.hash and o.size == n.size:
+            continue
+        out.append(
+            DiffEntry(
+                path=p,
+                change=kind,
+                new=file_info(new_commit, n) if n else None,
+                old=file_info(old_commit, o) if o and old_commit else None,
+            )
+        )
+    return out

@@ -1,0 +1,36 @@
+"""Turning byte streams into file entries: chunk, hash, compress, pack."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from haathi.errors import InvalidArgument
+from haathi.models.ops import ProgressFn
+from haathi.storage.blobs import BlobWriter
+from haathi.storage.chunker import chunk_stream
+from haathi.tree.entry import FileEntry
+
+
+def ingest_stream(
+    writer: BlobWriter,
+    path: str,
+    stream: BinaryIO,
+    *,
+    label: str = "",
+    progress: ProgressFn | None = None,
+) -> FileEntry:
+    """Store the stream's bytes as chunks and return the entry naming them."""
+    chunks: list[tuple[bytes, int]] = []
+    try:
+        for piece in chunk_stream(stream):
+            chunks.append((writer.put(piece), len(piece)))
+            if progress is not None:
+                progress(len(piece), 0)
+    except OSError as exc:
+        what = label or path
+        raise InvalidArgument(
+            f"cannot read {what}: {exc.strerror or exc}; nothing was written"
+        ) from exc
+    if progress is not None:
+        progress(0, 1)
+    return FileEntry.from_chunks(path, chunks)

@@ -1,0 +1,359 @@
+"""Commit lifecycle: start, finish, one-off commits with compare-and-swap, delete, squash."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from haathi.meta.schema import branches, commits
+from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
+from haathi.models.info import CommitState, Origin
+from haathi.models.refspec import CommitSpec, parse_ancestry
+from haathi.pfs import staging
+from haathi.pfs.commits import (
+    CommitRow,
+    children_of,
+    find_commit,
+    get_commit,
+    repo_id_of,
+    resolve,
+)
+from haathi.pfs.context import PfsContext, now
+from haathi.tree import prolly
+
+CAS_ATTEMPTS = 200
+
+
+class _LostRace(Exception):
+    """Another writer moved the branch head first."""
+
+
+def _next_seq(conn: Connection, repo_id: int) -> int:
+    cur = conn.execute(
+        select(func.coalesce(func.max(commits.c.seq), 0)).where(commits.c.repo_id == repo_id)
+    ).scalar_one()
+    return int(cur) + 1
+
+
+def _ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
+    """The branch's head (creating the branch if needed)."""
+    row = conn.execute(
+        select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == name)
+    ).first()
+    if row is not None:
+        return None if row[0] is None else str(row[0])
+    validate_branch_name(name)
+    conn.execute(
+        insert(branches).values(
+            repo_id=repo_id, name=name, head=None, created_at=now(), metadata="{}"
+        )
+    )
+    return None
+
+
+def _cas_head(
+    conn: Connection, repo_id: int, branch: str, expected: str | None, new: str
+) -> bool:
+    cond = branches.c.head == expected if expected is not None else branches.c.head.is_(None)
+    res = conn.execute(
+        update(branches)
+        .where(branches.c.repo_id == repo_id, branches.c.name == branch, cond)
+        .values(head=new)
+    )
+    return res.rowcount == 1
+
+
+def _insert_commit(
+    conn: Connection,
+    repo_id: int,
+    cid: str,
+    *,
+    branch: str | None,
+    parent: str | None,
+    state: CommitState,
+    description: str,
+    root: bytes | None = None,
+    totals: tuple[int, int] = (0, 0),
+    origin: Origin = Origin.USER,
+) -> None:
+    t = now()
+    conn.execute(
+        insert(commits).values(
+            repo_id=repo_id,
+            id=cid,
+            seq=_next_seq(conn, repo_id),
+            branch=branch,
+            parent=parent,
+            origin=origin.value,
+            state=state.value,
+            error=None,
+            root=root,
+            file_count=totals[0],
+            size_bytes=totals[1],
+            description=description,
+            started_at=t,
+            finished_at=t if state == CommitState.FINISHED else None,
+            metadata="{}",
+        )
+    )
+
+
+def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, CommitRow | None]:
+    """Where a write to ``spec`` goes: (repo id, branch or None, open commit or None).
+
+    A branch with an open head commit takes writes into that commit; a branch without one gets
+    a one-off commit; a commit named by ID must be open.
+    """
+    with ctx.db.read() as conn:
+        repo_id = repo_id_of(conn, spec.repo)
+        ref = spec.ref_or_default
+        anc = parse_ancestry(ref)
+        if anc.up or anc.nth is not None:
+            raise InvalidArgument(f"cannot write to {spec}: ancestry refs are read-only")
+        head = conn.execute(
+            select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == ref)
+        ).first()
+        if head is None and not is_commit_id(ref):
+            try:
+                commit = resolve(conn, spec)
+            except NotFound:
+                validate_branch_name(ref)
+                return repo_id, ref, None
+            if not commit.finished:
+                return repo_id, None, commit
+            raise FailedPrecondition(
+                f"commit {commit.id} in repo {spec.repo} is finished: it cannot be written",
+                repo=spec.repo,
+                commit=commit.id,
+            )
+        if head is None:
+            commit = get_commit(conn, repo_id, spec.repo, ref)
+            if commit.finished:
+                raise FailedPrecondition(
+                    f"commit {commit.id} in repo {spec.repo} is finished: it cannot be written",
+                    repo=spec.repo,
+                    commit=commit.id,
+                )
+            return repo_id, None, commit
+        if head[0] is not None:
+            commit = get_commit(conn, repo_id, spec.repo, str(head[0]))
+            if not commit.finished:
+                return repo_id, ref, commit
+        return repo_id, ref, None
+
+
+def commit_changes(
+    ctx: PfsContext,
+    spec: CommitSpec,
+    changes: Sequence[staging.Change],
+    description: str = "",
+) -> str:
+    """Apply ``changes`` atomically to ``spec``: staged into an open commit or as a new commit.
+
+    One-off commits are serialized per branch with a compare-and-swap on the branch head: a
+    writer that loses the race rebuilds its tree on the new head, so no write is lost.
+    """
+    for attempt in range(CAS_ATTEMPTS):
+        repo_id, branch, open_commit = write_target(ctx, spec)
+        if open_commit is not None:
+            with ctx.db.write() as conn:
+                cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
+                if cur.finished:
+                    continue
+                staging.stage(conn, repo_id, cur.id, changes)
+            return open_commit.id
+        assert branch is not None
+        with ctx.db.read() as conn:
+            head_id = _ensure_branch_read(conn, repo_id, branch)
+            base = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
+        if base is not None and not base.finished:
+            continue
+        root = base.root if base else None
+        writer = ctx.blobs.writer()
+        with writer:
+            new_root = prolly.apply(
+                root, staging.edits_for(root, changes, ctx.nodes), ctx.nodes, writer
+            )
+        cid = new_commit_id()
+        try:
+            with ctx.db.write() as conn:
+                _ensure_branch(conn, repo_id, branch)
+                if not _cas_head(conn, repo_id, branch, head_id, cid):
+                    raise _LostRace
+                _insert_commit(
+                    conn,
+                    repo_id,
+                    cid,
+                    branch=branch,
+                    parent=head_id,
+                    state=CommitState.FINISHED,
+                    description=description,
+                    root=new_root,
+                    totals=prolly.totals(new_root, ctx.nodes),
+                )
+        except _LostRace:
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            continue
+        return cid
+    raise Conflict(f"too much contention writing to {spec}; try again", repo=spec.repo)
+
+
+def _ensure_branch_read(conn: Connection, repo_id: int, name: str) -> str | None:
+    row = conn.execute(
+        select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == name)
+    ).first()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def start_commit(
+    ctx: PfsContext, spec: CommitSpec, parent: str | None = None, description: str = ""
+) -> str:
+    """Open a new commit on a branch (created if missing); it becomes the branch head."""
+    branch = spec.ref_or_default
+    if parse_ancestry(branch).base != branch or is_commit_id(branch):
+        raise InvalidArgument(f"start commit needs a branch, got {spec}")
+    validate_branch_name(branch)
+    cid = new_commit_id()
+    with ctx.db.write() as conn:
+        repo_id = repo_id_of(conn, spec.repo)
+        head = _ensure_branch(conn, repo_id, branch)
+        if head is not None:
+            cur = get_commit(conn, repo_id, spec.repo, head)
+            if not cur.finished:
+                raise FailedPrecondition(
+                    f"branch {branch} of repo {spec.repo} already has an open commit {cur.id}: "
+                    "finish it first",
+                    repo=spec.repo,
+                    commit=cur.id,
+                )
+        parent_id = head
+        if parent is not None:
+            p = resolve(conn, CommitSpec(spec.repo, parent))
+            if not p.finished:
+                raise FailedPrecondition(f"parent commit {p.id} is not finished")
+            parent_id = p.id
+        _insert_commit(
+            conn,
+            repo_id,
+            cid,
+            branch=branch,
+            parent=parent_id,
+            state=CommitState.STARTED,
+            description=description,
+        )
+        if not _cas_head(conn, repo_id, branch, head, cid):
+            raise Conflict(f"branch {branch} moved while starting a commit; try again")
+    return cid
+
+
+def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = None) -> str:
+    """Build the open commit's tree from its staged changes and mark it finished."""
+    with ctx.db.read() as conn:
+        commit = resolve(conn, spec)
+        if commit.finished:
+            raise FailedPrecondition(
+                f"commit {commit.id} in repo {spec.repo} is already finished",
+                repo=spec.repo,
+                commit=commit.id,
+            )
+        base = (
+            get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
+            if commit.parent
+            else None
+        )
+        changes = staging.staged_changes(conn, commit.repo_id, commit.id)
+    writer = ctx.blobs.writer()
+    with writer:
+        root = prolly.apply(base, staging.edits_for(base, changes, ctx.nodes), ctx.nodes, writer)
+    count, size = prolly.totals(root, ctx.nodes)
+    values: dict[str, object] = {
+        "state": CommitState.FINISHED.value,
+        "root": root,
+        "file_count": count,
+        "size_bytes": size,
+        "finished_at": now(),
+    }
+    if description is not None:
+        values["description"] = description
+    with ctx.db.write() as conn:
+        res = conn.execute(
+            update(commits)
+            .where(
+                commits.c.repo_id == commit.repo_id,
+                commits.c.id == commit.id,
+                commits.c.state == CommitState.STARTED.value,
+            )
+            .values(**values)
+        )
+        if res.rowcount != 1:
+            raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
+        staging.clear(conn, commit.repo_id, commit.id)
+    return commit.id
+
+
+def _drop(conn: Connection, commit: CommitRow) -> None:
+    """Remove one commit: heads pointing at it move to its parent."""
+    conn.execute(
+        update(branches)
+        .where(branches.c.repo_id == commit.repo_id, branches.c.head == commit.id)
+        .values(head=commit.parent)
+    )
+    staging.clear(conn, commit.repo_id, commit.id)
+    conn.execute(
+        delete(commits).where(commits.c.repo_id == commit.repo_id, commits.c.id == commit.id)
+    )
+
+
+def _reparent(conn: Connection, commit: CommitRow) -> None:
+    conn.execute(
+        update(commits)
+        .where(commits.c.repo_id == commit.repo_id, commits.c.parent == commit.id)
+        .values(parent=commit.parent)
+    )
+
+
+def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
+    """Drop a commit that has no children (its data goes with it; heads move back)."""
+    with ctx.db.write() as conn:
+        commit = resolve(conn, spec)
+        kids = children_of(conn, commit.repo_id, commit.id)
+        if kids:
+            raise FailedPrecondition(
+                f"commit {commit.id} has children ({', '.join(kids)}): only the newest commit "
+                "of a branch can be deleted; use squash commit to remove one from the middle",
+                repo=spec.repo,
+                commit=commit.id,
+            )
+        _drop(conn, commit)
+    return commit.id
+
+
+def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
+    """Remove a commit from history, keeping every other commit's content.
+
+    A commit with children is folded into them (as Pachyderm's squash). The newest commit of a
+    branch (no children) is merged with its parent: the parent leaves the history and the
+    newest commit, with its content unchanged, takes the parent's place.
+    """
+    with ctx.db.write() as conn:
+        commit = resolve(conn, spec)
+        if not commit.finished:
+            raise FailedPrecondition(f"commit {commit.id} is open: finish it before squashing")
+        if children_of(conn, commit.repo_id, commit.id):
+            _reparent(conn, commit)
+            _drop(conn, commit)
+            return commit.id
+        if commit.parent is None:
+            raise FailedPrecondition(
+                f"commit {commit.id} has no parent and no children: nothing to squash into"
+            )
+        parent = get_commit(conn, commit.repo_id, commit.repo, commit.parent)
+        _reparent(conn, parent)
+        _drop(conn, parent)
+        if find_commit(conn, commit.repo_id, commit.repo, commit.id) is None:
+            raise NotFound(f"commit {commit.id} vanished while squashing")
+    return commit.id

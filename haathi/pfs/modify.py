@@ -1,0 +1,98 @@
+"""Applying a batch of file operations (put, append, delete, copy) as one atomic change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from haathi.errors import NotFound
+from haathi.models import paths
+from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
+from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.pfs import files, lifecycle, staging
+from haathi.pfs.context import PfsContext
+from haathi.pfs.ingest import ingest_stream
+from haathi.storage.blobs import BlobWriter
+
+
+def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> staging.Change:
+    with op.open() as stream:
+        entry = ingest_stream(writer, op.path, stream, label=op.label, progress=progress)
+    return staging.Change(staging.APPEND if op.append else staging.PUT, op.path, entry)
+
+
+def _copy(ctx: PfsContext, op: CopyOp) -> list[staging.Change]:
+    commit, root, entry = files.lookup(ctx, op.source)
+    kind = staging.APPEND if op.append else staging.PUT
+    if entry is not None:
+        return [staging.Change(kind, op.path, entry.moved(op.path))]
+    src_prefix = paths.dir_prefix(op.source.path)
+    dst_prefix = paths.dir_prefix(op.path)
+    return [
+        staging.Change(kind, dst_prefix + e.path[len(src_prefix) :], e.moved(dst_prefix + e.path[len(src_prefix) :]))
+        for e in files.walk_files(ctx, op.source)[1]
+    ]
+
+
+def _check_deletes(ctx: PfsContext, spec: CommitSpec, ops: Sequence[Op]) -> None:
+    deletes = [op for op in ops if isinstance(op, DeleteOp)]
+    if not deletes:
+        return
+    try:
+        _, root = files.open_tree(ctx, spec)
+    except NotFound:
+        root = None
+    for op in deletes:
+        from haathi.tree import prolly
+
+        if prolly.get(root, op.path, ctx.nodes) is not None:
+            continue
+        if op.recursive and files.is_dir(ctx, root, op.path):
+            continue
+        if files.is_dir(ctx, root, op.path):
+            raise NotFound(f"{op.path} is a directory: use -r to delete it", path=op.path)
+        raise NotFound(f"file {op.path} not found in {spec}", path=op.path)
+
+
+def modify(
+    ctx: PfsContext,
+    spec: CommitSpec,
+    ops: Sequence[Op],
+    *,
+    parallelism: int = 1,
+    progress: ProgressFn | None = None,
+    description: str = "",
+) -> str:
+    """Apply ``ops`` in order as one atomic change; returns the commit written to.
+
+    Everything is validated and all bytes are stored before anything becomes visible: a
+    failure (bad path, unreadable source) leaves the repo as it was.
+    """
+    lifecycle.write_target(ctx, spec)
+    for op in ops:
+        if not isinstance(op, CopyOp):
+            paths.normalize_for_write(op.path) if isinstance(op, PutOp) else paths.normalize(op.path)
+    _check_deletes(ctx, spec, ops)
+    changes: list[list[staging.Change]] = [[] for _ in ops]
+    with ctx.blobs.writer() as writer:
+        puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
+        if parallelism > 1 and len(puts) > 1:
+            with ThreadPoolExecutor(max_workers=parallelism) as pool:
+                futures = [(i, pool.submit(_put, writer, op, progress)) for i, op in puts]
+                for i, fut in futures:
+                    changes[i] = [fut.result()]
+        else:
+            for i, op in puts:
+                changes[i] = [_put(writer, op, progress)]
+    for i, op in enumerate(ops):
+        if isinstance(op, DeleteOp):
+            kind = staging.RDELETE if op.recursive else staging.DELETE
+            changes[i] = [staging.Change(kind, op.path)]
+        elif isinstance(op, CopyOp):
+            changes[i] = _copy(ctx, op)
+    flat = [c for group in changes for c in group]
+    return lifecycle.commit_changes(ctx, spec, flat, description)
+
+
+def copy_spec(source: FileSpec, dest: FileSpec, append: bool = False) -> CopyOp:
+    return CopyOp(source, dest.path, append)

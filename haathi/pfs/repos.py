@@ -1,0 +1,134 @@
+"""Repos and branches."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from haathi.meta.schema import branches, commits, repos, staged
+from haathi.models.ids import validate_branch_name, validate_repo_name
+from haathi.models.info import BranchInfo, RepoInfo
+from haathi.models.refspec import CommitSpec
+from haathi.pfs.commits import get_commit, resolve
+from haathi.pfs.context import PfsContext, branch_row, now, repo_row
+
+
+def create_repo(ctx: PfsContext, name: str, description: str = "") -> RepoInfo:
+    validate_repo_name(name)
+    try:
+        with ctx.db.write() as conn:
+            if conn.execute(select(repos.c.id).where(repos.c.name == name)).first():
+                raise AlreadyExists(f"repo {name} already exists", repo=name)
+            conn.execute(
+                insert(repos).values(
+                    name=name, description=description, created_at=now(), metadata="{}"
+                )
+            )
+    except IntegrityError as exc:
+        raise AlreadyExists(f"repo {name} already exists", repo=name) from exc
+    return inspect_repo(ctx, name)
+
+
+def inspect_repo(ctx: PfsContext, name: str) -> RepoInfo:
+    validate_repo_name(name)
+    with ctx.db.read() as conn:
+        r = repo_row(conn, name)
+        names = tuple(
+            str(b[0])
+            for b in conn.execute(
+                select(branches.c.name).where(branches.c.repo_id == r.id).order_by(branches.c.name)
+            )
+        )
+        size = 0
+        head = conn.execute(
+            select(branches.c.head).where(branches.c.repo_id == r.id, branches.c.name == "master")
+        ).first()
+        if head is not None and head[0] is not None:
+            size = get_commit(conn, r.id, name, str(head[0])).size_bytes
+    return RepoInfo(name, r.description, r.created_at, size, names)
+
+
+def list_repo(ctx: PfsContext) -> list[RepoInfo]:
+    with ctx.db.read() as conn:
+        names = [str(r[0]) for r in conn.execute(select(repos.c.name).order_by(repos.c.name))]
+    return [inspect_repo(ctx, n) for n in names]
+
+
+def update_repo(ctx: PfsContext, name: str, description: str) -> RepoInfo:
+    with ctx.db.write() as conn:
+        r = repo_row(conn, name)
+        conn.execute(update(repos).where(repos.c.id == r.id).values(description=description))
+    return inspect_repo(ctx, name)
+
+
+def delete_repo(ctx: PfsContext, name: str, force: bool = False) -> None:
+    """Delete a repo with its branches and commits (stored bytes are reclaimed by gc)."""
+    validate_repo_name(name)
+    with ctx.db.write() as conn:
+        r = repo_row(conn, name)
+        conn.execute(delete(staged).where(staged.c.repo_id == r.id))
+        conn.execute(delete(commits).where(commits.c.repo_id == r.id))
+        conn.execute(delete(branches).where(branches.c.repo_id == r.id))
+        conn.execute(delete(repos).where(repos.c.id == r.id))
+
+
+def _branch_info(repo: str, b: object) -> BranchInfo:
+    m = b._mapping  # type: ignore[attr-defined]
+    return BranchInfo(repo, str(m["name"]), m["head"], m["created_at"])
+
+
+def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> BranchInfo:
+    """Create a branch (or move an existing one) to ``head``: metadata only, nothing copied."""
+    name = validate_branch_name(spec.ref_or_default)
+    with ctx.db.write() as conn:
+        r = repo_row(conn, spec.repo)
+        head_id = None
+        if head is not None:
+            target = resolve(conn, CommitSpec(spec.repo, head))
+            head_id = target.id
+        existing = conn.execute(
+            select(branches.c.id).where(branches.c.repo_id == r.id, branches.c.name == name)
+        ).first()
+        if existing:
+            if head is None:
+                raise AlreadyExists(f"branch {name} already exists in repo {spec.repo}")
+            conn.execute(update(branches).where(branches.c.id == existing[0]).values(head=head_id))
+        else:
+            conn.execute(
+                insert(branches).values(
+                    repo_id=r.id, name=name, head=head_id, created_at=now(), metadata="{}"
+                )
+            )
+    return inspect_branch(ctx, spec)
+
+
+def inspect_branch(ctx: PfsContext, spec: CommitSpec) -> BranchInfo:
+    with ctx.db.read() as conn:
+        r = repo_row(conn, spec.repo)
+        return _branch_info(spec.repo, branch_row(conn, r.id, spec.repo, spec.ref_or_default))
+
+
+def list_branch(ctx: PfsContext, repo: str) -> list[BranchInfo]:
+    with ctx.db.read() as conn:
+        r = repo_row(conn, repo)
+        rows = conn.execute(
+            select(branches).where(branches.c.repo_id == r.id).order_by(branches.c.name)
+        )
+        return [_branch_info(repo, b) for b in rows]
+
+
+def delete_branch(ctx: PfsContext, spec: CommitSpec) -> None:
+    """Delete a branch; its commits stay reachable by ID."""
+    if spec.ref is None:
+        raise InvalidArgument("delete branch needs repo@branch")
+    with ctx.db.write() as conn:
+        r = repo_row(conn, spec.repo)
+        b = branch_row(conn, r.id, spec.repo, spec.ref)
+        if b.head is not None:
+            head = get_commit(conn, r.id, spec.repo, b.head)
+            if not head.finished:
+                raise FailedPrecondition(
+                    f"branch {spec.ref} has an open commit {head.id}: finish or delete it first"
+                )
+        conn.execute(delete(branches).where(branches.c.id == b.id))

@@ -1,0 +1,103 @@
+"""Turning an ordered list of changes into tree edits, and keeping changes of open commits.
+
+A change is (op, path, entry): ``put`` replaces a file, ``append`` adds chunks to it,
+``delete`` removes a file, ``rdelete`` a file or directory with everything below it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import msgpack
+from sqlalchemy import Connection, delete, insert, select
+
+from haathi.meta.schema import staged
+from haathi.models import paths
+from haathi.tree import prolly
+from haathi.tree.entry import FileEntry, content_hash
+from haathi.tree.prolly import NodeStore
+
+PUT = "put"
+APPEND = "append"
+DELETE = "delete"
+RDELETE = "rdelete"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    op: str
+    path: str
+    entry: FileEntry | None = None
+
+
+def concat(old: FileEntry | None, new: FileEntry) -> FileEntry:
+    """``new`` appended to ``old`` (chunk lists concatenated)."""
+    if old is None:
+        return new
+    chunks = old.chunks + new.chunks
+    return FileEntry(new.path, old.size + new.size, content_hash(chunks), chunks, new.datum)
+
+
+def edits_for(
+    base: bytes | None, changes: Sequence[Change], nodes: NodeStore
+) -> list[tuple[str, FileEntry | None]]:
+    """The sorted tree edits that applying ``changes`` in order to ``base`` amounts to."""
+    overlay: dict[str, FileEntry | None] = {}
+
+    def current(path: str) -> FileEntry | None:
+        if path in overlay:
+            return overlay[path]
+        return prolly.get(base, path, nodes)
+
+    for ch in changes:
+        if ch.op == PUT:
+            overlay[ch.path] = ch.entry
+        elif ch.op == APPEND:
+            assert ch.entry is not None
+            overlay[ch.path] = concat(current(ch.path), ch.entry)
+        elif ch.op in (DELETE, RDELETE):
+            overlay[ch.path] = None
+            if ch.op == RDELETE:
+                prefix = paths.dir_prefix(ch.path)
+                for e in prolly.iter_prefix(base, prefix, nodes):
+                    overlay[e.path] = None
+                for p in list(overlay):
+                    if p.startswith(prefix):
+                        overlay[p] = None
+    return sorted(overlay.items())
+
+
+def stage(conn: Connection, repo_id: int, commit_id: str, changes: Iterable[Change]) -> None:
+    rows = [
+        {
+            "repo_id": repo_id,
+            "commit_id": commit_id,
+            "op": ch.op,
+            "path": ch.path,
+            "payload": msgpack.packb(ch.entry.encode()) if ch.entry is not None else None,
+        }
+        for ch in changes
+    ]
+    if rows:
+        conn.execute(insert(staged), rows)
+
+
+def staged_changes(conn: Connection, repo_id: int, commit_id: str) -> list[Change]:
+    rows = conn.execute(
+        select(staged.c.op, staged.c.path, staged.c.payload)
+        .where(staged.c.repo_id == repo_id, staged.c.commit_id == commit_id)
+        .order_by(staged.c.seq)
+    )
+    return [
+        Change(
+            r.op,
+            r.path,
+            FileEntry.decode(msgpack.unpackb(r.payload)) if r.payload is not None else None,
+        )
+        for r in rows
+    ]
+
+
+def clear(conn: Connection, repo_id: int, commit_id: str) -> None:
+    conn.execute(delete(staged).where(staged.c.repo_id == repo_id, staged.c.commit_id == commit_id))

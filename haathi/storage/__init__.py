@@ -1,0 +1,1 @@
+"""Content-addressed storage: chunking, blobs in packs, and object-store backends."""

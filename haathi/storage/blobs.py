@@ -1,0 +1,301 @@
+"""Blobs: immutable byte strings named by their BLAKE3 hash, compressed and stored in packs.
+
+A pack is one object holding many blobs (file chunks and tree nodes alike) followed by a footer
+that lists them. A pack is made durable in the object store *before* its rows enter the blob
+index, so a crash can leave an orphan pack but never an index row pointing at nothing. Every
+read re-hashes the blob: corrupt data raises :class:`Corrupt` naming the blob, never returns.
+"""
+
+from __future__ import annotations
+
+
+import struct
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import blake3
+import msgpack
+import zstandard
+
+from haathi.errors import Corrupt, NotFound
+from haathi.storage.objects import ObjectStore
+
+RAW = 0
+ZSTD = 1
+PACK_MAGIC = b"HAATHIPK"
+FOOTER = struct.Struct(">Q8s")
+PACK_TARGET = 64 * 1024 * 1024
+CHECK_BATCH_BYTES = 4 * 1024 * 1024
+CHECK_BATCH_COUNT = 2048
+ZSTD_LEVEL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where one blob lives: its pack, byte range, raw size and codec."""
+
+    digest: bytes
+    pack: str
+    offset: int
+    length: int
+    raw_length: int
+    codec: int
+
+
+class BlobIndex(Protocol):
+    """The blob index (kept in the metadata database by ``meta``)."""
+
+    def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
+        """Locations of those ``digests`` that are indexed."""
+
+    def known(self, digests: Sequence[bytes]) -> set[bytes]:
+        """The subset of ``digests`` already indexed."""
+
+    def add_pack(self, pack: str, size: int, rows: Sequence[BlobLocation]) -> None:
+        """Record a durable pack and its blobs in one transaction (existing digests kept)."""
+
+
+def pack_key(pack: str) -> str:
+    return f"packs/{pack[:2]}/{pack}"
+
+
+def digest_of(data: bytes | memoryview) -> bytes:
+    return blake3.blake3(data).digest()
+
+
+def encode(data: bytes | memoryview) -> tuple[int, bytes]:
+    """Compress with zstd unless it does not pay."""
+    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    if len(compressed) < len(data) - len(data) // 32:
+        return ZSTD, compressed
+    return RAW, bytes(data)
+
+
+def decode(codec: int, payload: bytes, raw_length: int) -> bytes:
+    if codec == RAW:
+        return payload
+    if codec == ZSTD:
+        return zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_length)
+    raise Corrupt(f"unknown blob codec {codec}")
+
+
+class _PackSpool:
+    """A pack being written to a local temp file."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        self.id = uuid.uuid4().hex
+        self.path = spool_dir / f".tmp-pack-{self.id}"
+        self.fh: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in seal()/abort()
+        self.fh.write(PACK_MAGIC)
+        self.size = len(PACK_MAGIC)
+        self.rows: list[BlobLocation] = []
+
+    def append(self, digest: bytes, codec: int, payload: bytes, raw_length: int) -> None:
+        self.fh.write(payload)
+        self.rows.append(BlobLocation(digest, self.id, self.size, len(payload), raw_length, codec))
+        self.size += len(payload)
+
+    def seal(self) -> None:
+        footer = msgpack.packb(
+            [[r.digest, r.offset, r.length, r.raw_length, r.codec] for r in self.rows]
+        )
+        self.fh.write(footer)
+        self.fh.write(FOOTER.pack(len(footer), PACK_MAGIC))
+        self.size += len(footer) + FOOTER.size
+        self.fh.close()
+
+    def abort(self) -> None:
+        self.fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+class BlobWriter:
+    """Adds blobs to packs; thread-safe. ``flush()`` makes everything added so far durable."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._seen: set[bytes] = set()
+        self._pending: list[tuple[bytes, int, bytes, int]] = []
+        self._pending_bytes = 0
+        self._spool: _PackSpool | None = None
+        self.bytes_written = 0
+
+    def put(self, data: bytes | memoryview) -> bytes:
+        """Add one blob; returns its digest. Duplicates (in this writer or indexed) cost nothing."""
+        digest = digest_of(data)
+        with self._lock:
+            if digest in self._seen:
+                return digest
+        codec, payload = encode(data)
+        with self._lock:
+            if digest in self._seen:
+                return digest
+            self._seen.add(digest)
+            self._pending.append((digest, codec, payload, len(data)))
+            self._pending_bytes += len(payload)
+            if (
+                self._pending_bytes >= CHECK_BATCH_BYTES
+                or len(self._pending) >= CHECK_BATCH_COUNT
+            ):
+                self._drain_locked()
+        return digest
+
+    def _drain_locked(self) -> None:
+        if not self._pending:
+            return
+        known = self._store.index.known([p[0] for p in self._pending])
+        for digest, codec, payload, raw_length in self._pending:
+            if digest in known:
+                continue
+            if self._spool is None:
+                self._spool = _PackSpool(self._store.spool_dir)
+            self._spool.append(digest, codec, payload, raw_length)
+            self.bytes_written += len(payload)
+            if self._spool.size >= self._store.pack_target:
+                self._seal_locked()
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _seal_locked(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is None:
+            return
+        spool.seal()
+        self._store.objects.put_file(pack_key(spool.id), spool.path)
+        self._store.index.add_pack(spool.id, spool.size, spool.rows)
+
+    def flush(self) -> None:
+        """Write out pending blobs and seal the current pack: all added blobs become readable."""
+        with self._lock:
+            self._drain_locked()
+            self._seal_locked()
+
+    def abort(self) -> None:
+        """Drop unsealed blobs (they were never indexed)."""
+        with self._lock:
+            self._pending.clear()
+            if self._spool is not None:
+                self._spool.abort()
+                self._spool = None
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.abort()
+
+
+class BlobStore:
+    """Reads and writes blobs over an object store and a blob index."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        index: BlobIndex,
+        spool_dir: Path,
+        *,
+        pack_target: int = PACK_TARGET,
+    ) -> None:
+        self.objects = objects
+        self.index = index
+        self.spool_dir = Path(spool_dir)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.pack_target = pack_target
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def read_location(self, loc: BlobLocation) -> bytes:
+        """Read and verify one located blob."""
+        try:
+            payload = self.objects.get_range(pack_key(loc.pack), loc.offset, loc.length)
+            data = decode(loc.codec, payload, loc.raw_length)
+        except NotFound as exc:
+            raise Corrupt(
+                f"blob {loc.digest.hex()} is unreadable: {exc}", blob=loc.digest.hex()
+            ) from exc
+        except zstandard.ZstdError as exc:
+            raise Corrupt(
+                f"blob {loc.digest.hex()} in pack {loc.pack} is corrupt: {exc}",
+                blob=loc.digest.hex(),
+                pack=loc.pack,
+            ) from exc
+        if len(data) != loc.raw_length or digest_of(data) != loc.digest:
+            raise Corrupt(
+                f"blob {loc.digest.hex()} in pack {loc.pack} is corrupt: hash mismatch",
+                blob=loc.digest.hex(),
+                pack=loc.pack,
+            )
+        return data
+
+    def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
+        """Locations of ``digests``; Corrupt if any is missing from the index."""
+        found = self.index.locate(digests)
+        for d in digests:
+            if d not in found:
+                raise Corrupt(f"blob {d.hex()} is missing from the blob index", blob=d.hex())
+        return found
+
+    def get(self, digest: bytes) -> bytes:
+        """Read one blob, verified."""
+        return self.read_location(self.locate([digest])[digest])
+
+    def iter_blobs(self, digests: Iterable[bytes], *, batch: int = 256) -> Iterator[bytes]:
+        """Read many blobs in order, verified, looking up locations in batches."""
+        buf: list[bytes] = []
+        for d in digests:
+            buf.append(d)
+            if len(buf) >= batch:
+                yield from self._read_batch(buf)
+                buf = []
+        if buf:
+            yield from self._read_batch(buf)
+
+    def _read_batch(self, digests: list[bytes]) -> Iterator[bytes]:
+        locs = self.locate(list(dict.fromkeys(digests)))
+        for d in digests:
+            yield self.read_location(locs[d])
+
+    def read_pack_footer(self, pack: str) -> list[BlobLocation]:
+        """The blob list a pack carries in its footer (used by fsck to cross-check)."""
+        key = pack_key(pack)
+        size = self.objects.size(key)
+        if size < len(PACK_MAGIC) + FOOTER.size:
+            raise Corrupt(f"pack {pack} is truncated", pack=pack)
+        tail = self.objects.get_range(key, size - FOOTER.size, FOOTER.size)
+        footer_len, magic = FOOTER.unpack(tail)
+        if magic != PACK_MAGIC or footer_len > size:
+            raise Corrupt(f"pack {pack} has a bad footer", pack=pack)
+        raw = self.objects.get_range(key, size - FOOTER.size - footer_len, footer_len)
+        try:
+            rows = msgpack.unpackb(raw)
+            return [BlobLocation(r[0], pack, r[1], r[2], r[3], r[4]) for r in rows]
+        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+            raise Corrupt(f"pack {pack} has an unreadable footer", pack=pack) from exc
+
+
+def remove_stale_spools(spool_dir: Path, max_age_s: float = 3600.0) -> int:
+    """Delete temp pack files older than ``max_age_s`` (left by killed writers)."""
+    import time
+
+    removed = 0
+    now = time.time()
+    for p in Path(spool_dir).glob(".tmp-pack-*"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+__all__ = ["BlobIndex", "BlobLocation", "BlobStore", "BlobWriter"]

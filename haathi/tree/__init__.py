@@ -1,0 +1,1 @@
+"""Trees: the files of a commit as a content-addressed, history-independent search tree."""
