@@ -1,0 +1,1 @@
+"""The ``haathi`` command line: pachctl's grammar, ``haathi <verb> <noun>``."""

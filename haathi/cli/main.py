@@ -1,0 +1,421 @@
+"""``haathi <verb> <noun>``: each command parses, makes one client call, renders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from haathi.cli import render
+from haathi.cli.render import Output
+from haathi.client import Client
+from haathi.errors import HaathiError, InvalidArgument
+
+app = typer.Typer(
+    help="haathi: version control for data, with Pachyderm's commands (pachctl -> haathi).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+VERBS = {
+    "create": "Create a repo or branch.",
+    "list": "List repos, branches, commits or files.",
+    "inspect": "Show one repo, branch, commit or file.",
+    "update": "Update a repo.",
+    "delete": "Delete a repo, branch, commit or file.",
+    "start": "Start a commit.",
+    "finish": "Finish a commit.",
+    "wait": "Wait for a commit to finish.",
+    "squash": "Squash a commit into its neighbours.",
+    "put": "Put files into a repo.",
+    "get": "Get files out of a repo.",
+    "glob": "Find files by glob pattern.",
+    "diff": "Show what changed between commits.",
+    "copy": "Copy files without copying bytes.",
+}
+verbs: dict[str, typer.Typer] = {}
+for _verb, _help in VERBS.items():
+    verbs[_verb] = typer.Typer(help=_help, no_args_is_help=True)
+    app.add_typer(verbs[_verb], name=_verb)
+
+
+class State:
+    address: str | None = None
+    client: Client | None = None
+
+
+state = State()
+
+
+def client() -> Client:
+    if state.client is None:
+        from haathi.client import connect
+
+        state.client = connect(state.address)
+    return state.client
+
+
+@app.callback()
+def main(
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Store directory (default $HAATHI_ADDRESS or ~/.haathi)."),
+    ] = None,
+) -> None:
+    state.address = address
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+
+
+def command(verb: str, noun: str, *aliases: str) -> Any:
+    """Register a function as ``haathi <verb> <noun>`` (plus hidden plural aliases)."""
+
+    def deco(fn: Any) -> Any:
+        verbs[verb].command(noun)(fn)
+        for alias in aliases:
+            verbs[verb].command(alias, hidden=True)(fn)
+        return fn
+
+    return deco
+
+
+# repos -------------------------------------------------------------------------------------
+
+
+@command("create", "repo")
+def create_repo(
+    name: str,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+) -> None:
+    """Create a new repo."""
+    client().create_repo(name, description)
+
+
+@command("list", "repo", "repos")
+def list_repo(output: OutputOpt = Output.table) -> None:
+    """List repos."""
+    items = client().list_repo()
+    render.emit_json(items) if output == Output.json else render.repos(items)
+
+
+@command("inspect", "repo")
+def inspect_repo(name: str, output: OutputOpt = Output.table) -> None:
+    """Show a repo."""
+    r = client().inspect_repo(name)
+    render.emit_json(r) if output == Output.json else render.repo(r)
+
+
+@command("update", "repo")
+def update_repo(
+    name: str, description: Annotated[str, typer.Option("--description", "-d")]
+) -> None:
+    """Change a repo's description."""
+    client().update_repo(name, description)
+
+
+@command("delete", "repo")
+def delete_repo(
+    name: str, force: Annotated[bool, typer.Option("--force", "-f")] = False
+) -> None:
+    """Delete a repo with its branches and commits."""
+    client().delete_repo(name, force=force)
+
+
+# branches ----------------------------------------------------------------------------------
+
+
+@command("create", "branch")
+def create_branch(
+    branch: Annotated[str, typer.Argument(help="repo@branch")],
+    head: Annotated[str | None, typer.Option("--head", help="commit or branch")] = None,
+) -> None:
+    """Create a branch (or move it) pointing at a commit: metadata only."""
+    client().create_branch(branch, head)
+
+
+@command("list", "branch", "branches")
+def list_branch(repo: str, output: OutputOpt = Output.table) -> None:
+    """List the branches of a repo."""
+    items = client().list_branch(repo)
+    render.emit_json(items) if output == Output.json else render.branches(items)
+
+
+@command("inspect", "branch")
+def inspect_branch(branch: str, output: OutputOpt = Output.table) -> None:
+    """Show a branch."""
+    b = client().inspect_branch(branch)
+    render.emit_json(b) if output == Output.json else render.branch(b)
+
+
+@command("delete", "branch")
+def delete_branch(branch: str) -> None:
+    """Delete a branch (its commits stay)."""
+    client().delete_branch(branch)
+
+
+# commits -----------------------------------------------------------------------------------
+
+
+@command("start", "commit")
+def start_commit(
+    branch: Annotated[str, typer.Argument(help="repo@branch")],
+    parent: Annotated[str | None, typer.Option("--parent", "-p")] = None,
+    message: Annotated[str, typer.Option("--message", "-m", "--description")] = "",
+) -> None:
+    """Start a commit on a branch; prints its ID."""
+    handle = client().start_commit(branch, parent=parent, description=message)
+    render.out.print(handle.id)
+
+
+@command("finish", "commit")
+def finish_commit(
+    commit: str,
+    message: Annotated[str | None, typer.Option("--message", "-m", "--description")] = None,
+) -> None:
+    """Finish an open commit."""
+    client().finish_commit(commit, message)
+
+
+@command("inspect", "commit")
+def inspect_commit(commit: str, output: OutputOpt = Output.table) -> None:
+    """Show a commit."""
+    c = client().inspect_commit(commit)
+    render.emit_json(c) if output == Output.json else render.commit(c)
+
+
+@command("list", "commit", "commits")
+def list_commit(
+    target: Annotated[str, typer.Argument(help="repo, repo@branch, or a commit ID")],
+    number: Annotated[int | None, typer.Option("--number", "-n")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List commits, newest first."""
+    items = client().list_commit(target, number)
+    render.emit_json(items) if output == Output.json else render.commits(items)
+
+
+@command("wait", "commit")
+def wait_commit(
+    commit: str,
+    timeout: Annotated[float | None, typer.Option("--timeout")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Block until a commit (or every commit of a commit set) is finished."""
+    items = client().wait_commit(commit, timeout)
+    render.emit_json(items) if output == Output.json else render.commits(items)
+
+
+@command("delete", "commit")
+def delete_commit(commit: str) -> None:
+    """Delete the newest commit of a branch."""
+    client().delete_commit(commit)
+
+
+@command("squash", "commit")
+def squash_commit(commit: str) -> None:
+    """Remove a commit from history, keeping its successors' content."""
+    client().squash_commit(commit)
+
+
+# files -------------------------------------------------------------------------------------
+
+
+@command("put", "file")
+def put_file(
+    target: Annotated[str, typer.Argument(help="repo@branch-or-commit[:/path]")],
+    file: Annotated[list[str], typer.Option("--file", "-f", help="file, dir or '-'")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    append: Annotated[bool, typer.Option("--append", "-a")] = False,
+    untar: Annotated[bool, typer.Option("--untar")] = False,
+    parallelism: Annotated[int, typer.Option("--parallelism", "-p", min=1, max=64)] = 4,
+    message: Annotated[str, typer.Option("--message", "-m")] = "",
+) -> None:
+    """Put files; all -f sources land in one atomic commit."""
+    from haathi.cli.progress import put_progress
+    from haathi.client import sources
+    from haathi.models.refspec import parse_file
+
+    spec = parse_file(target, for_write=True)
+    dest = spec.path if spec.has_path else None
+    dest_is_dir = target.endswith("/") or len(file) > 1
+    ops = []
+    for src in file:
+        ops.extend(
+            sources.local_ops(
+                src, dest, recursive=recursive, append=append, untar=untar,
+                dest_is_dir=dest_is_dir,
+            )
+        )
+    if not ops:
+        raise InvalidArgument("nothing to put: the sources hold no files")
+    with put_progress(len(ops)) as progress:
+        client().modify_file(
+            str(spec.commit), ops, parallelism=parallelism, progress=progress,
+            description=message,
+        )
+
+
+@command("get", "file")
+def get_file(
+    target: str,
+    output_path: Annotated[str | None, typer.Option("--output", "-o")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+) -> None:
+    """Write a file to stdout or -o; with -r, a directory into -o."""
+    c = client()
+    if recursive:
+        if not output_path:
+            raise InvalidArgument("get file -r needs -o DIR")
+        from haathi.models.refspec import parse_file
+
+        spec = parse_file(target)
+        base = spec.path.rstrip("/")
+        for f in c.walk_file(target):
+            rel = f.path[len(base) :].lstrip("/") if f.path != spec.path else Path(f.path).name
+            dest = Path(output_path) / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _copy_out(c, f"{f.repo}@{f.commit}:{f.path}", dest)
+        return
+    if output_path:
+        _copy_out(c, target, Path(output_path))
+        return
+    with c.open_file(target) as fh:
+        while block := fh.read(1 << 20):
+            sys.stdout.buffer.write(block)
+    sys.stdout.buffer.flush()
+
+
+def _copy_out(c: Client, target: str, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.haathi-tmp")
+    try:
+        with c.open_file(target) as src, open(tmp, "wb") as fh:
+            while block := src.read(1 << 20):
+                fh.write(block)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@command("inspect", "file")
+def inspect_file(target: str, output: OutputOpt = Output.table) -> None:
+    """Show a file or directory."""
+    f = client().inspect_file(target)
+    render.emit_json(f) if output == Output.json else render.file(f)
+
+
+@command("list", "file", "files")
+def list_file(target: str, output: OutputOpt = Output.table) -> None:
+    """List a directory's entries."""
+    items = client().list_file(target)
+    render.emit_json(items) if output == Output.json else render.files(items)
+
+
+@command("glob", "file", "files")
+def glob_file(
+    target: Annotated[str, typer.Argument(help="repo@ref:pattern")], output: OutputOpt = Output.table
+) -> None:
+    """List files and directories matching a glob (*, **, ?, [...], {a,b})."""
+    items = client().glob_file(target)
+    render.emit_json(items) if output == Output.json else render.files(items)
+
+
+@command("diff", "file", "files")
+def diff_file(
+    new: str,
+    old: Annotated[str | None, typer.Argument()] = None,
+    name_only: Annotated[bool, typer.Option("--name-only")] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Files added, removed or modified (old defaults to the new commit's parent)."""
+    items = client().diff_file(new, old)
+    render.emit_json(items) if output == Output.json else render.diff(items, name_only)
+
+
+@command("delete", "file")
+def delete_file(
+    target: str, recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False
+) -> None:
+    """Delete a file (or, with -r, a directory)."""
+    client().delete_file(target, recursive=recursive)
+
+
+@command("copy", "file")
+def copy_file(
+    source: str, dest: str, append: Annotated[bool, typer.Option("--append", "-a")] = False
+) -> None:
+    """Copy a file or directory: metadata only, no bytes are copied."""
+    client().copy_file(source, dest, append=append)
+
+
+# store -------------------------------------------------------------------------------------
+
+
+@app.command("fsck")
+def fsck(
+    fast: Annotated[bool, typer.Option("--fast", help="check sizes, not hashes")] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Check the store: every blob, tree node and branch head a commit needs."""
+    problems = client().fsck(fast=fast)
+    render.emit_json(problems) if output == Output.json else render.problems(problems)
+    if any(p.severity == "error" for p in problems):
+        raise typer.Exit(1)
+
+
+@app.command("version")
+def version() -> None:
+    """Print haathi's version."""
+    from haathi import __version__
+
+    render.out.print(__version__)
+
+
+@app.command("demo")
+def demo(
+    address: Annotated[
+        str | None, typer.Option("--store", help="store directory (default: a new temp dir)")
+    ] = None,
+) -> None:
+    """Run the tour: data in, commits, history, diffs and old versions read back."""
+    from haathi.cli.demo import run_demo
+
+    run_demo(address)
+
+
+def run() -> None:
+    """Entry point: one-line errors and meaningful exit codes, never a traceback."""
+    try:
+        app(standalone_mode=False)
+        code = 0
+    except HaathiError as exc:
+        render.err.print(f"error: {exc}", markup=False)
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        render.err.print("aborted")
+        code = 130
+    except KeyboardInterrupt:
+        render.err.print("interrupted")
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        else:
+            if os.environ.get("HAATHI_DEBUG"):
+                raise
+            render.err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+            code = 1
+    finally:
+        if state.client is not None:
+            state.client.close()
+    sys.exit(code)

@@ -1,0 +1,153 @@
+"""Rendering results: human tables by default, ``-o json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def emit_json(value: Any) -> None:
+    if isinstance(value, (list, tuple)):
+        data: Any = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
+    else:
+        data = value.to_dict() if hasattr(value, "to_dict") else value
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def size(n: int) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    x = float(n)
+    for u in units:
+        if x < 1024 or u == units[-1]:
+            return f"{x:.0f} {u}" if u == "B" else f"{x:.1f} {u}"
+        x /= 1024
+    return f"{n} B"
+
+
+def ago(t: datetime | None) -> str:
+    if t is None:
+        return "-"
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    s = (datetime.now(UTC) - t).total_seconds()
+    if s < 60:
+        return f"{int(s)} seconds ago"
+    if s < 3600:
+        return f"{int(s // 60)} minutes ago"
+    if s < 86400:
+        return f"{int(s // 3600)} hours ago"
+    return f"{int(s // 86400)} days ago"
+
+
+def _table(*cols: str) -> Table:
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for c in cols:
+        t.add_column(c)
+    return t
+
+
+def repos(items: Sequence[RepoInfo]) -> None:
+    t = _table("NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION")
+    for r in items:
+        t.add_row(r.name, ago(r.created), size(r.size_bytes), r.description)
+    out.print(t)
+
+
+def repo(r: RepoInfo) -> None:
+    out.print(f"Name: {r.name}\nDescription: {r.description}\nCreated: {ago(r.created)}")
+    out.print(f"Size of HEAD on master: {size(r.size_bytes)}\nBranches: {', '.join(r.branches)}")
+
+
+def branches(items: Sequence[BranchInfo]) -> None:
+    t = _table("BRANCH", "HEAD")
+    for b in items:
+        t.add_row(b.name, b.head or "-")
+    out.print(t)
+
+
+def branch(b: BranchInfo) -> None:
+    out.print(f"Name: {b.repo}@{b.name}\nHead Commit: {b.head or '-'}")
+
+
+def commits(items: Sequence[CommitInfo]) -> None:
+    t = _table("REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION")
+    for c in items:
+        t.add_row(
+            c.repo, c.branch or "-", c.id, ago(c.finished) if c.finished else "open",
+            size(c.size_bytes), c.origin.value, c.description,
+        )
+    out.print(t)
+
+
+def commit(c: CommitInfo) -> None:
+    lines = [
+        f"Commit: {c.repo}@{c.id}",
+        f"Original Branch: {c.branch or '-'}",
+        f"Parent: {c.parent or '-'}",
+        f"Children: {', '.join(c.children) or '-'}",
+        f"Origin: {c.origin.value}",
+        f"State: {c.state.value}",
+        f"Description: {c.description}",
+        f"Started: {ago(c.started)}",
+        f"Finished: {ago(c.finished) if c.finished else '-'}",
+        f"Size: {size(c.size_bytes)} in {c.file_count} files",
+    ]
+    if c.error:
+        lines.append(f"Error: {c.error}")
+    out.print("\n".join(lines))
+
+
+def files(items: Sequence[FileInfo]) -> None:
+    t = _table("NAME", "TYPE", "SIZE")
+    for f in items:
+        t.add_row(f.path + ("/" if f.type.value == "dir" and f.path != "/" else ""),
+                  f.type.value, size(f.size_bytes))
+    out.print(t)
+
+
+def file(f: FileInfo) -> None:
+    out.print(
+        f"Path: {f.path}\nType: {f.type.value}\nSize: {size(f.size_bytes)}\n"
+        f"Commit: {f.repo}@{f.commit}"
+        + (f"\nHash: {f.hash}\nChunks: {f.chunks}" if f.hash else "")
+    )
+
+
+def diff(items: Sequence[DiffEntry], name_only: bool) -> None:
+    if name_only:
+        for d in items:
+            out.print(d.path)
+        return
+    marks = {"added": "+", "removed": "-", "modified": "~"}
+    for d in items:
+        new = size(d.new.size_bytes) if d.new else ""
+        old = size(d.old.size_bytes) if d.old else ""
+        sizes = f"{old} -> {new}" if d.old and d.new else new or old
+        out.print(f"{marks[d.change.value]} {d.path}  ({d.change.value}, {sizes})")
+
+
+def problems(items: Sequence[Problem]) -> None:
+    if not items:
+        out.print("no problems found")
+        return
+    for p in items:
+        err.print(f"{p.severity}: {p.message}")
+        if p.repair:
+            err.print(f"  repair: {p.repair}")
