@@ -142,7 +142,7 @@ def glob_file(ctx: PfsContext, spec: CommitSpec, pattern: str) -> list[FileInfo]
     scan_from = literal[: literal.rfind("/") + 1] or "/"
     out: list[FileInfo] = []
     seen_dirs: set[str] = set()
-    if g.match("/"):
+    if g.pattern == "/":  # only the pattern "/" names the root (as in Pachyderm)
         out.append(dir_info(ctx, commit, root, "/"))
     for e in prolly.iter_prefix(root, scan_from, ctx.nodes):
         parts = e.path.split("/")

@@ -1,0 +1,202 @@
+"""Files: put (bytes, paths, streams, dirs, tar, append), get, open, list, glob, diff, copy."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from haathi.client import Client
+from haathi.client.sources import walk_dir
+from haathi.errors import FailedPrecondition, NotFound
+
+
+@pytest.fixture
+def repo(client: Client) -> Client:
+    client.create_repo("r")
+    return client
+
+
+def test_put_and_get_bytes_path_and_stream(repo: Client, tmp_path: Path) -> None:
+    src = tmp_path / "local.txt"
+    src.write_bytes(b"from a path")
+    repo.put_file("r@master:/bytes", b"from bytes")
+    repo.put_file("r@master:/path", src)
+    repo.put_file("r@master:/stream", io.BytesIO(b"from a stream"))
+    assert repo.get_file("r@master:/bytes") == b"from bytes"
+    assert repo.get_file("r@master:/path") == b"from a path"
+    assert repo.get_file("r@master:/stream") == b"from a stream"
+
+
+def test_large_file_round_trips_through_many_chunks(repo: Client) -> None:
+    data = os.urandom(5 * 1024 * 1024)
+    repo.put_file("r@master:/big.bin", data)
+    info = repo.inspect_file("r@master:/big.bin")
+    assert info.size_bytes == len(data)
+    assert info.chunks > 5
+    assert repo.get_file("r@master:/big.bin") == data
+    with repo.open_file("r@master:/big.bin") as fh:
+        assert fh.read(10) == data[:10]
+        assert fh.read() == data[10:]
+
+
+def test_same_content_is_stored_once(repo: Client) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    objects = repo._api.runtime.objects
+    repo.put_file("r@master:/one", data)
+    size_after_first = sum(objects.size(k) for k in objects.keys())
+    repo.create_repo("other")
+    repo.put_file("r@master:/two", data)
+    repo.put_file("other@dev:/three", data)
+    size_after = sum(objects.size(k) for k in objects.keys())
+    assert size_after - size_after_first < 64 * 1024  # only tree nodes, no data
+
+
+def test_edit_inside_large_file_stores_only_a_few_chunks(repo: Client) -> None:
+    data = bytearray(os.urandom(8 * 1024 * 1024))
+    repo.put_file("r@master:/f", bytes(data))
+    objects = repo._api.runtime.objects
+    before = sum(objects.size(k) for k in objects.keys())
+    data[4_000_000:4_000_100] = b"z" * 100
+    repo.put_file("r@master:/f", b"0123456789" + bytes(data))
+    grown = sum(objects.size(k) for k in objects.keys()) - before
+    assert grown < 3 * 1024 * 1024
+    assert repo.get_file("r@master:/f") == b"0123456789" + bytes(data)
+
+
+def test_overwrite_and_append(repo: Client) -> None:
+    repo.put_file("r@master:/f", b"foo\n")
+    repo.put_file("r@master:/f", b"bar\n")
+    assert repo.get_file("r@master:/f") == b"bar\n"
+    repo.put_file("r@master:/f", b"buzz\n", append=True)
+    assert repo.get_file("r@master:/f") == b"bar\nbuzz\n"
+    with repo.start_commit("r@master") as c:
+        c.put_file("/f", b"1\n", append=True)
+        c.put_file("/f", b"2\n", append=True)
+    assert repo.get_file("r@master:/f") == b"bar\nbuzz\n1\n2\n"
+    assert repo.get_file("r@master^:/f") == b"bar\nbuzz\n"
+
+
+def test_put_directory_recursively_in_one_commit(repo: Client, tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    for i in range(3):
+        (d / f"sub{i}").mkdir(parents=True)
+        for j in range(4):
+            (d / f"sub{i}" / f"f{j}.txt").write_bytes(f"{i}-{j}".encode())
+    repo.modify_file("r@master", list(walk_dir(d, "/data")), parallelism=4)
+    assert len(repo.list_commit("r")) == 1
+    assert [f.path for f in repo.list_file("r@master:/data")] == [
+        "/data/sub0", "/data/sub1", "/data/sub2"
+    ]
+    assert repo.get_file("r@master:/data/sub2/f3.txt") == b"2-3"
+    assert repo.inspect_file("r@master:/data").size_bytes == 12 * 3
+
+
+def test_list_and_inspect_dirs(repo: Client) -> None:
+    with repo.start_commit("r@master") as c:
+        for p in ["/a/x", "/a/y", "/a.txt", "/a/b/z", "/b"]:
+            c.put_file(p, b"12")
+    listing = repo.list_file("r@master:/")
+    assert [(f.path, f.type.value, f.size_bytes) for f in listing] == [
+        ("/a.txt", "file", 2), ("/a", "dir", 6), ("/b", "file", 2)
+    ]  # sorted by key: '.' sorts before '/', as in Pachyderm
+    assert [f.path for f in repo.list_file("r@master:/a")] == ["/a/b", "/a/x", "/a/y"]
+    assert repo.inspect_file("r@master:/a/b").type.value == "dir"
+    assert [f.path for f in repo.list_file("r@master:/a/x")] == ["/a/x"]
+    with pytest.raises(NotFound):
+        repo.list_file("r@master:/nope")
+
+
+def test_reading_a_directory_as_a_file_and_the_reverse(repo: Client) -> None:
+    repo.put_file("r@master:/dir/f", b"1")
+    with pytest.raises(FailedPrecondition):
+        repo.get_file("r@master:/dir")
+    with pytest.raises(NotFound):
+        repo.get_file("r@master:/dir/f/inside")
+    with pytest.raises(NotFound):
+        repo.get_file("r@master:/missing")
+
+
+def test_glob(repo: Client) -> None:
+    with repo.start_commit("r@master") as c:
+        for p in ["/a/1.txt", "/a/2.csv", "/b/3.txt", "/b/c/4.txt", "/top.txt"]:
+            c.put_file(p, b"x")
+
+    def g(pattern: str) -> list[str]:
+        return [f.path for f in repo.glob_file(f"r@master:{pattern}")]
+
+    assert g("/*") == ["/a", "/b", "/top.txt"]
+    assert g("/*/*") == ["/a/1.txt", "/a/2.csv", "/b/3.txt", "/b/c"]
+    assert g("/**.txt") == ["/a/1.txt", "/b/3.txt", "/b/c/4.txt", "/top.txt"]
+    assert g("/a/?.txt") == ["/a/1.txt"]
+    assert g("/[ab]/[0-9].*") == ["/a/1.txt", "/a/2.csv", "/b/3.txt"]
+    assert g("/{a,b}/*.txt") == ["/a/1.txt", "/b/3.txt"]
+    assert g("/") == ["/"]
+    assert g("/nothing*") == []
+
+
+def test_diff(repo: Client) -> None:
+    with repo.start_commit("r@master") as c:
+        for p in ["/keep", "/change", "/remove", "/d/x"]:
+            c.put_file(p, p.encode())
+    with repo.start_commit("r@master") as c:
+        c.put_file("/change", b"changed")
+        c.delete_file("/remove")
+        c.put_file("/d/new", b"n")
+    changes = {(d.path, d.change.value) for d in repo.diff_file("r@master")}
+    assert changes == {("/change", "modified"), ("/remove", "removed"), ("/d/new", "added")}
+    only_d = {(d.path, d.change.value) for d in repo.diff_file("r@master:/d")}
+    assert only_d == {("/d/new", "added")}
+    reverse = {(d.path, d.change.value) for d in repo.diff_file("r@master^", "r@master")}
+    assert reverse == {("/change", "modified"), ("/remove", "added"), ("/d/new", "removed")}
+    first = {d.path for d in repo.diff_file("r@master^")}
+    assert first == {"/keep", "/change", "/remove", "/d/x"}  # first commit: all added
+
+
+def test_delete_file_and_directory(repo: Client) -> None:
+    with repo.start_commit("r@master") as c:
+        for p in ["/d/a", "/d/b", "/d/e/f", "/dx", "/other"]:
+            c.put_file(p, b"1")
+    repo.delete_file("r@master:/other")
+    with pytest.raises(NotFound):
+        repo.delete_file("r@master:/d")  # a directory needs recursive
+    repo.delete_file("r@master:/d", recursive=True)
+    assert [f.path for f in repo.list_file("r@master:/")] == ["/dx"]
+    with pytest.raises(NotFound):
+        repo.delete_file("r@master:/ghost")
+
+
+def test_copy_file_is_metadata_only(repo: Client) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    repo.put_file("r@master:/src/big", data)
+    repo.put_file("r@master:/src/small", b"s")
+    repo.create_repo("dst")
+    objects = repo._api.runtime.objects
+    before = sum(objects.size(k) for k in objects.keys())
+    repo.copy_file("r@master:/src", "dst@master:/copied")
+    repo.copy_file("r@master:/src/small", "r@master:/small-copy")
+    assert sum(objects.size(k) for k in objects.keys()) - before < 32 * 1024
+    assert repo.get_file("dst@master:/copied/big") == data
+    assert repo.get_file("r@master:/small-copy") == b"s"
+    assert repo.inspect_file("dst@master:/copied/big").hash == repo.inspect_file(
+        "r@master:/src/big"
+    ).hash
+
+
+def test_untar_and_multiple_sources(client: Client, cli: object, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in [("t/one.txt", b"1"), ("t/two/three.txt", b"3")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(buf.getvalue())
+    from haathi.client.sources import tar_ops
+
+    client.create_repo("r")
+    client.modify_file("r@master", tar_ops(archive, "/x"))
+    assert client.get_file("r@master:/x/t/two/three.txt") == b"3"
