@@ -12,7 +12,7 @@ history. Hence:
 from __future__ import annotations
 
 import bisect
-import zlib
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -116,7 +116,15 @@ class OverlaySink:
 
 
 def is_boundary(level: int, key: str) -> bool:
-    return zlib.crc32(key.encode(), level * 0x9E3779B1 & 0xFFFFFFFF) & _MASK == 0
+    """Whether ``key`` ends a node at ``level`` (about one key in ``2**FANOUT_BITS``).
+
+    Each level salts a real hash, so the levels' boundaries are independent. (CRC32 seeded
+    with the level does not do: CRC is affine, so for a key already ending a node below, the
+    test at a higher level depended only on the key's length, and internal nodes never split.)
+    """
+    salt = level.to_bytes(16, "little")
+    digest = hashlib.blake2b(key.encode(), digest_size=4, salt=salt).digest()
+    return int.from_bytes(digest, "little") & _MASK == 0
 
 
 def _chunk_level(

@@ -1,0 +1,175 @@
+"""Bad input: a clear one-line error, a non-zero exit, and nothing changed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from haathi.client import Client
+from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
+from tests.conftest import Cli
+
+
+def state(client: Client) -> list[tuple[str, str, list[str]]]:
+    """Everything visible: every commit of every repo with its files."""
+    out = []
+    for r in client.list_repo():
+        for c in client.list_commit(r.name):
+            out.append((r.name, c.id, [f.path for f in client.walk_file(f"{r.name}@{c.id}:/")]))
+    return out
+
+
+BAD_PATHS = ["/a/../b", "../x", "/x/..", "/nul\x00byte", "/tab\there", "/del\x7f", "/new\nline",
+             "/star*", "/q?", "/br[ack]et", "/{a,b}"]
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_bad_put_paths_write_nothing(client: Client, path: str) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/ok", b"1")
+    before = state(client)
+    with pytest.raises(InvalidArgument):
+        client.put_file(f"r@master:{path}", b"2")
+    assert state(client) == before
+
+
+def test_one_bad_path_fails_the_whole_request(client: Client, tmp_path: Path) -> None:
+    from haathi.client.sources import bytes_op
+    from haathi.models.ops import PutOp
+
+    client.create_repo("r")
+    good = bytes_op(b"1", "/good")
+    bad = PutOp("/a/../b", good.open)
+    with pytest.raises(InvalidArgument):
+        client.modify_file("r@master", [good, bad])
+    assert client.list_commit("r") == []
+
+
+def test_unknown_repo_branch_commit_file(client: Client) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    for target in ["ghost@master:/a", "r@nobranch:/a", "r@0123456789abcdef0123456789abcdef:/a",
+                   "r@master:/nofile"]:
+        with pytest.raises(NotFound):
+            client.get_file(target)
+    with pytest.raises(NotFound):
+        client.put_file("ghost@master:/a", b"1")
+    assert [r.name for r in client.list_repo()] == ["r"]
+
+
+def test_source_vanishing_or_unreadable_writes_nothing(client: Client, tmp_path: Path) -> None:
+    from haathi.client.sources import file_op
+
+    client.create_repo("r")
+    ok = tmp_path / "ok"
+    ok.write_bytes(b"fine")
+    gone = tmp_path / "gone"
+    gone.write_bytes(b"soon gone")
+    ops = [file_op(ok, "/ok"), file_op(gone, "/gone")]
+    gone.unlink()
+    with pytest.raises(InvalidArgument, match="cannot read"):
+        client.modify_file("r@master", ops)
+    assert client.list_commit("r") == []
+
+    class Failing:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.n += 1
+            if self.n > 2:
+                raise OSError(5, "Input/output error")
+            return b"x" * 1024
+
+    with pytest.raises(InvalidArgument, match="Input/output error"):
+        client.put_file("r@master:/flaky", Failing())  # type: ignore[arg-type]
+    assert client.list_commit("r") == []
+
+
+def test_unreadable_source_writes_nothing(client: Client) -> None:
+    client.create_repo("r")
+    # /proc/self/mem opens but fails on read (EIO), even for root.
+    with pytest.raises(InvalidArgument, match="cannot read /proc/self/mem"):
+        client.put_file("r@master:/s", "/proc/self/mem")
+    assert client.list_commit("r") == []
+
+
+def test_corrupt_blob_is_named_on_read_and_by_fsck(client: Client, store: Path) -> None:
+    client.create_repo("r")
+    data = os.urandom(200_000)
+    client.put_file("r@master:/f", data)
+    rt = client._api.runtime
+    entry_chunks = _chunks_of(client, "r@master:/f")
+    loc = rt.pfs.blobs.locate([entry_chunks[0]])[entry_chunks[0]]
+    pack_path = store / "objects" / "packs" / loc.pack[:2] / loc.pack
+    raw = bytearray(pack_path.read_bytes())
+    raw[loc.offset + loc.length // 2] ^= 0xFF
+    pack_path.write_bytes(bytes(raw))
+    rt.objects.close()  # drop cached handles
+    from haathi.errors import Corrupt
+
+    with pytest.raises(Corrupt, match=entry_chunks[0].hex()):
+        client.get_file("r@master:/f")
+    problems = client.fsck()
+    assert any(p.kind == "corrupt_blob" and p.subject == entry_chunks[0].hex() for p in problems)
+
+
+def _chunks_of(client: Client, target: str) -> list[bytes]:
+    from haathi.models.refspec import parse_file
+    from haathi.pfs import files
+
+    _, entry = files.file_entry(client._api.pfs, parse_file(target))
+    return [d for d, _ in entry.chunk_list()]
+
+
+# The same through the CLI: one line on stderr, non-zero exit, no traceback.
+
+
+def test_cli_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
+    cli("create", "repo", "r")
+    cli("put", "file", "r@master:/a", "-f", "-", input=b"data")
+    before = cli("list", "commit", "r", "-o", "json").json()
+    cid = before[0]["id"]
+    cases = [
+        ("create", "repo", "bad.name"),
+        ("create", "repo", "r"),
+        ("delete", "repo", "ghost"),
+        ("get", "file", "r@master:/nope"),
+        ("get", "file", "ghost@master:/a"),
+        ("get", "file", "r@nobranch:/a"),
+        ("inspect", "commit", "r@0123456789abcdef0123456789abcdef"),
+        ("put", "file", "r@master:/x/../y", "-f", "-"),
+        ("put", "file", f"r@{cid}:/b", "-f", "-"),
+        ("finish", "commit", f"r@{cid}"),
+        ("put", "file", "r@master:/z", "-f", str(tmp_path / "missing")),
+        ("create", "branch", "r@0123456789abcdef0123456789abcdef"),
+        ("list", "file", "r@master:/missing"),
+    ]
+    for args in cases:
+        res = cli.fails(*args, input=b"zz")
+        assert res.err.startswith("error:"), (args, res.err)
+    assert cli("list", "commit", "r", "-o", "json").json() == before
+
+
+def test_cli_reading_a_directory_as_a_file(cli: Cli) -> None:
+    cli("create", "repo", "r")
+    cli("put", "file", "r@master:/d/f", "-f", "-", input=b"1")
+    res = cli.fails("get", "file", "r@master:/d")
+    assert "directory" in res.err
+
+
+def test_unknown_command_and_option(cli: Cli) -> None:
+    res = cli("frobnicate", ok=False)
+    assert res.code != 0 and "Traceback" not in res.err
+    res = cli("list", "repo", "--bogus", ok=False)
+    assert res.code != 0 and "Traceback" not in res.err
+
+
+def test_finished_commit_write_error_type(client: Client) -> None:
+    client.create_repo("r")
+    cid = client.put_file("r@master:/a", b"1")
+    with pytest.raises(FailedPrecondition):
+        client.delete_file(f"r@{cid}:/a")
+    assert client.get_file(f"r@{cid}:/a") == b"1"
