@@ -242,6 +242,34 @@ def profile_call(ctx: Ctx, name: str, fn: Callable[[], object], note: str = "") 
     return text
 
 
+def profile_put_process(ctx: Ctx, name: str, store: Path, repo: str, src: Path) -> None:
+    """cProfile the real ``put`` process (CLI or API helper), main thread only."""
+    cmd, env = put_cmd(ctx, store, repo, src)
+    if not ctx.cli:
+        cmd.append("--create")
+    prof = ctx.work / f"{name}.pstats"
+    os.sync()
+    warm(src)
+    try:
+        run_proc([PY, "-m", "cProfile", "-o", str(prof), *cmd], env=env)
+    except RuntimeError as exc:
+        ctx.note(f"profiling {name} failed: {str(exc)[:300]}")
+        return
+    s = io.StringIO()
+    st = pstats.Stats(str(prof), stream=s)
+    st.strip_dirs().sort_stats("cumulative").print_stats(35)
+    s.write("\n---- by own time ----\n")
+    st.sort_stats("tottime").print_stats(20)
+    prof.unlink()
+    pdir = BENCH / "profiles"
+    pdir.mkdir(exist_ok=True)
+    head = (f"{' '.join(cmd)}\nwhole process under python -m cProfile (main thread only; "
+            f"the -p {ctx.args.parallelism} reader threads are not seen)\n")
+    (pdir / f"{name}.txt").write_text(head + s.getvalue())
+    ctx.profiles[name] = f"bench/profiles/{name}.txt"
+    ctx.log(f"profile of {name} written to bench/profiles/{name}.txt")
+
+
 # --------------------------------------------------------------------------------------------
 # haathi invocation (CLI when it exists, else the Python API in a subprocess)
 
@@ -458,9 +486,13 @@ def w1(ctx: Ctx) -> None:
         shutil.rmtree(store, ignore_errors=True)
         new_store(ctx, store, "w1")
         warm(src)
-        profile_call(ctx, "w1_ingest", lambda: api_put(ctx, store, "w1", src, 1),
+        profile_call(ctx, "w1_ingest_api", lambda: api_put(ctx, store, "w1", src, 1),
                      note="W1 ingest through the Python API in-process, parallelism=1 "
                           "(cProfile sees only the main thread)")
+        store = out / "profile-store-2"
+        if ctx.cli:
+            new_store(ctx, store, "w1")
+        profile_put_process(ctx, "w1_ingest_process", store, "w1", src)
     rm_paths(dvc_project / ".dvc", dvc_project / "data.dvc", dvc_project / ".gitignore")
     remove(ctx, out)
 
@@ -523,7 +555,7 @@ def w1_list_diff(ctx: Ctx, store: Path, src: Path, res: dict[str, Any]) -> None:
     res["list_diff"] = out
     for name, label in (("list_dir", f"list file {a_dir} ({out['list_dir']['results']} files)"),
                         ("list_root", f"list file {root} ({out['list_root']['results']} dirs)"),
-                        ("diff_10", "diff file, 10 changed of 20,000")):
+                        ("diff_10", f"diff file, 10 changed of {ctx.scale.w1_files:,}")):
         v = out[name]["cold_s"]
         extra = ""
         if f"cli_{name}" in out:
@@ -623,9 +655,13 @@ def w2_w3(ctx: Ctx, do_w2: bool, do_w3: bool) -> None:
             store = out / "profile-store"
             new_store(ctx, store, "w2")
             warm(src)
-            profile_call(ctx, "w2_ingest", lambda: api_put(ctx, store, "w2", src, 1),
+            profile_call(ctx, "w2_ingest_api", lambda: api_put(ctx, store, "w2", src, 1),
                          note="W2 ingest through the Python API in-process, parallelism=1 "
                               "(cProfile sees only the main thread)")
+            shutil.rmtree(store, ignore_errors=True)
+            if ctx.cli:
+                new_store(ctx, store, "w2")
+            profile_put_process(ctx, "w2_ingest_process", store, "w2", src)
             shutil.rmtree(store, ignore_errors=True)
     # free the other stores and copies before W3 (W3 keeps the last haathi store)
     for p in out.iterdir():

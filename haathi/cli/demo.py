@@ -39,5 +39,5 @@ def run_demo(address: str | None) -> None:
         say("\n$ haathi glob file 'sales@master:/2026/0[23].csv'")
         render.files(c.glob_file("sales@master:/2026/0[23].csv"))
         problems = c.fsck()
-        say(f"\n$ haathi fsck\n{'no problems found' if not problems else problems}")
+        say(f"\n$ haathi fsck\n{problems if problems else 'no problems found'}")
     say(f"\nExplore it yourself: export HAATHI_ADDRESS={store}; haathi list repo")

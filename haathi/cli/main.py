@@ -239,7 +239,7 @@ def put_file(
     from haathi.client import sources
     from haathi.models.refspec import parse_file
 
-    spec = parse_file(target, for_write=True)
+    spec = parse_file(target)  # each destination is validated as it is made
     dest = spec.path if spec.has_path else None
     dest_is_dir = target.endswith("/") or len(file) > 1
     ops = []
@@ -316,7 +316,8 @@ def list_file(target: str, output: OutputOpt = Output.table) -> None:
 
 @command("glob", "file", "files")
 def glob_file(
-    target: Annotated[str, typer.Argument(help="repo@ref:pattern")], output: OutputOpt = Output.table
+    target: Annotated[str, typer.Argument(help="repo@ref:pattern")],
+    output: OutputOpt = Output.table,
 ) -> None:
     """List files and directories matching a glob (*, **, ?, [...], {a,b})."""
     items = client().glob_file(target)

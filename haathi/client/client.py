@@ -205,7 +205,7 @@ class Client:
         from haathi.client.reader import ChunkReader
 
         info, chunks = self._api.read_file(parse_file(target))
-        return io.BufferedReader(ChunkReader(chunks, info.size_bytes))  # type: ignore[return-value]
+        return io.BufferedReader(ChunkReader(chunks, info.size_bytes))
 
     def inspect_file(self, target: str) -> FileInfo:
         return self._api.inspect_file(parse_file(target))

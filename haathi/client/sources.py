@@ -14,8 +14,6 @@ from haathi.models import paths
 from haathi.models.ops import PutOp
 
 
-
-
 def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
     def open_file() -> BinaryIO:
         try:
@@ -61,11 +59,8 @@ def walk_dir(root: Path, dest_dir: str, append: bool = False) -> Iterator[PutOp]
 def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:
     """One op per regular file of a tar archive (``.tar``, ``.tar.gz``, ``.tgz``)."""
     try:
-        if isinstance(source, Path):
-            data = source.read_bytes()
-        else:
-            data = source.read()
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+        data = source.read_bytes() if isinstance(source, Path) else source.read()
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 - closed below
     except (OSError, tarfile.TarError) as exc:
         raise InvalidArgument(f"cannot read tar archive {source}: {exc}") from exc
     ops: list[PutOp] = []

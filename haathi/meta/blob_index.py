@@ -50,7 +50,7 @@ class SqlBlobIndex:
                 )
                 if not rows:
                     return
-                present = set()
+                present: set[bytes] = set()
                 for i in range(0, len(rows), _BATCH):
                     part = [r.digest for r in rows[i : i + _BATCH]]
                     present.update(

@@ -165,7 +165,9 @@ def diff_file(ctx: PfsContext, new: FileSpec, old: FileSpec | None) -> list[Diff
             old_commit, old_root, old_path = None, None, new.path
         else:
             with ctx.db.read() as conn:
-                old_commit = get_commit(conn, new_commit.repo_id, new.commit.repo, new_commit.parent)
+                old_commit = get_commit(
+                    conn, new_commit.repo_id, new.commit.repo, new_commit.parent
+                )
             old_root, old_path = tree_of(ctx, old_commit), new.path
     else:
         old_commit, old_root = open_tree(ctx, old.commit)

@@ -22,16 +22,15 @@ def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> staging.
 
 
 def _copy(ctx: PfsContext, op: CopyOp) -> list[staging.Change]:
-    commit, root, entry = files.lookup(ctx, op.source)
+    _, _, entry = files.lookup(ctx, op.source)
     kind = staging.APPEND if op.append else staging.PUT
     if entry is not None:
         return [staging.Change(kind, op.path, entry.moved(op.path))]
     src_prefix = paths.dir_prefix(op.source.path)
     dst_prefix = paths.dir_prefix(op.path)
-    return [
-        staging.Change(kind, dst_prefix + e.path[len(src_prefix) :], e.moved(dst_prefix + e.path[len(src_prefix) :]))
-        for e in files.walk_files(ctx, op.source)[1]
-    ]
+    below = files.walk_files(ctx, op.source)[1]
+    moved = (e.moved(dst_prefix + e.path[len(src_prefix) :]) for e in below)
+    return [staging.Change(kind, e.path, e) for e in moved]
 
 
 def _check_deletes(ctx: PfsContext, spec: CommitSpec, ops: Sequence[Op]) -> None:
@@ -70,8 +69,10 @@ def modify(
     """
     lifecycle.write_target(ctx, spec)
     for op in ops:
-        if not isinstance(op, CopyOp):
-            paths.normalize_for_write(op.path) if isinstance(op, PutOp) else paths.normalize(op.path)
+        if isinstance(op, (PutOp, CopyOp)):
+            paths.normalize_for_write(op.path)
+        else:
+            paths.normalize(op.path)
     _check_deletes(ctx, spec, ops)
     changes: list[list[staging.Change]] = [[] for _ in ops]
     with ctx.blobs.writer() as writer:

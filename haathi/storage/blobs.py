@@ -8,7 +8,6 @@ read re-hashes the blob: corrupt data raises :class:`Corrupt` naming the blob, n
 
 from __future__ import annotations
 
-
 import struct
 import threading
 import uuid

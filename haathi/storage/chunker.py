@@ -13,7 +13,7 @@ MAX_CHUNK = 1024 * 1024
 READ_SIZE = 8 * 1024 * 1024
 
 
-def chunk_bytes(data: bytes | memoryview) -> Iterator[memoryview]:
+def chunk_bytes(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
     """Cut an in-memory buffer into content-defined chunks."""
     view = memoryview(data)
     if len(view) <= MIN_CHUNK:

@@ -28,7 +28,7 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def keys(self, prefix: str = "") -> Iterator[str]: ...
+    def list_keys(self, prefix: str = "") -> Iterator[str]: ...
 
 
 def _check_key(key: str) -> str:
@@ -116,7 +116,7 @@ class LocalObjectStore:
                 fh.close()
         self._path(key).unlink(missing_ok=True)
 
-    def keys(self, prefix: str = "") -> Iterator[str]:
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
@@ -159,7 +159,7 @@ class MemoryObjectStore:
     def delete(self, key: str) -> None:
         self._objects.pop(key, None)
 
-    def keys(self, prefix: str = "") -> Iterator[str]:
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
         return iter([k for k in self._objects if k.startswith(prefix)])
 
     def close(self) -> None:

@@ -17,8 +17,7 @@ def pack_chunks(chunks: list[tuple[bytes, int]]) -> bytes:
 
 
 def iter_chunks(packed: bytes) -> Iterator[tuple[bytes, int]]:
-    for d, n in _CHUNK.iter_unpack(packed):
-        yield d, n
+    yield from _CHUNK.iter_unpack(packed)
 
 
 def content_hash(packed_chunks: bytes) -> bytes:

@@ -46,8 +46,12 @@ class Node:
     def totals(self) -> tuple[int, int]:
         if self.level == 0:
             return len(self.entries), sum(e.size for e in self.entries)
-        refs = self.entries
-        return sum(r.count for r in refs), sum(r.size for r in refs)  # type: ignore[union-attr]
+        count = size = 0
+        for r in self.entries:
+            assert isinstance(r, NodeRef)
+            count += r.count
+            size += r.size
+        return count, size
 
 
 def encode_node(node: Node) -> bytes:
@@ -350,7 +354,7 @@ def range_totals(root: bytes | None, lo: str, hi: str, store: NodeStore) -> tupl
 
 def _expand(item: tuple[int, Entry], store: NodeStore) -> list[tuple[int, Entry]]:
     """Children of a node ref in reverse order (for a stack); ``-1`` marks a file entry."""
-    level, ref = item
+    _, ref = item
     assert isinstance(ref, NodeRef)
     node = store.get(ref.digest)
     child_level = node.level - 1 if node.level > 0 else -1

@@ -1,0 +1,98 @@
+"""The CLI tour from the README, through the real ``haathi`` command."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+from tests.conftest import Cli
+
+
+def test_cli_tour(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "one.txt").write_text("one\n")
+    (data / "a" / "two.txt").write_text("two\n")
+    (data / "top.csv").write_text("x,y\n")
+
+    cli("create", "repo", "images", "-d", "my images")
+    repo = cli("inspect", "repo", "images", "-o", "json").json()
+    assert repo["name"] == "images" and repo["description"] == "my images"
+
+    cli("put", "file", "images@master:/", "-r", "-f", str(data))
+    files = cli("list", "file", "images@master:/", "-o", "json").json()
+    assert [(f["path"], f["type"]) for f in files] == [("/a", "dir"), ("/top.csv", "file")]
+    assert cli("get", "file", "images@master:/a/one.txt").out == "one\n"
+
+    # Several -f in one atomic commit; default destination is the file's name.
+    extra1, extra2 = tmp_path / "e1.txt", tmp_path / "e2.txt"
+    extra1.write_text("e1")
+    extra2.write_text("e2")
+    cli("put", "file", "images@master:/extra/", "-f", str(extra1), "-f", str(extra2))
+    commits = cli("list", "commit", "images@master", "-o", "json").json()
+    assert len(commits) == 2
+    assert set(commits[0]) >= {"id", "repo", "branch", "parent", "state", "size_bytes",
+                               "file_count", "started", "finished", "origin", "description"}
+
+    diff = cli("diff", "file", "images@master", "--name-only").out.split()
+    assert diff == ["/extra/e1.txt", "/extra/e2.txt"]
+    assert cli("diff", "file", "images@master", "-o", "json").json()[0]["change"] == "added"
+
+    # stdin, append, open commit workflow
+    cli("put", "file", "images@master:/log", "-f", "-", input=b"1\n")
+    cli("put", "file", "images@master:/log", "-a", "-f", "-", input=b"2\n")
+    assert cli("get", "file", "images@master:/log").out == "1\n2\n"
+    cid = cli("start", "commit", "images@master", "-m", "manual").out.strip()
+    cli("put", "file", f"images@{cid}:/manual", "-f", "-", input=b"m")
+    assert cli("inspect", "commit", f"images@{cid}", "-o", "json").json()["state"] == "STARTED"
+    cli("finish", "commit", f"images@{cid}")
+    info = cli("inspect", "commit", "images@master", "-o", "json").json()
+    assert info["id"] == cid and info["state"] == "FINISHED" and info["description"] == "manual"
+    cli("wait", "commit", f"images@{cid}")
+
+    # glob, inspect file, copy, delete, get -r
+    globbed = cli("glob", "file", "images@master:/a/*.txt", "-o", "json").json()
+    assert [g["path"] for g in globbed] == ["/a/one.txt", "/a/two.txt"]
+    assert cli("inspect", "file", "images@master:/a", "-o", "json").json()["type"] == "dir"
+    cli("copy", "file", "images@master:/a", "images@master:/a-copy")
+    cli("delete", "file", "images@master:/a", "-r")
+    out_dir = tmp_path / "out"
+    cli("get", "file", "images@master:/a-copy", "-r", "-o", str(out_dir))
+    assert (out_dir / "two.txt").read_text() == "two\n"
+    cli("get", "file", "images@master~4:/a/one.txt", "-o", str(tmp_path / "old.txt"))
+    assert (tmp_path / "old.txt").read_text() == "one\n"
+
+    # branches
+    previous = cli("inspect", "commit", "images@master^", "-o", "json").json()["id"]
+    cli("create", "branch", "images@dev", "--head", "master^")
+    branches = cli("list", "branch", "images", "-o", "json").json()
+    assert [b["name"] for b in branches] == ["dev", "master"]
+    assert cli("inspect", "branch", "images@dev", "-o", "json").json()["head"] == previous
+    cli("delete", "branch", "images@dev")
+
+    # untar
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info_t = tarfile.TarInfo("t/x.txt")
+        info_t.size = 1
+        tf.addfile(info_t, io.BytesIO(b"x"))
+    (tmp_path / "a.tar").write_bytes(buf.getvalue())
+    cli("put", "file", "images@master:/untarred", "--untar", "-f", str(tmp_path / "a.tar"))
+    assert cli("get", "file", "images@master:/untarred/t/x.txt").out == "x"
+
+    # history editing and checks
+    before = len(cli("list", "commit", "images", "-o", "json").json())
+    cli("squash", "commit", "images@master")
+    cli("delete", "commit", "images@master")
+    assert len(cli("list", "commit", "images", "-o", "json").json()) == before - 2
+    assert cli("fsck", "-o", "json").json() == []
+    cli("update", "repo", "images", "-d", "new")
+    cli("delete", "repo", "images")
+    assert cli("list", "repo", "-o", "json").json() == []
+
+
+def test_demo_runs(cli: Cli, tmp_path: Path) -> None:
+    res = cli("demo", "--store", str(tmp_path / "demo"))
+    assert "no problems found" in res.out
+    assert "/2026/03.csv" in res.out
