@@ -12,6 +12,7 @@ from haathi.meta.schema import branches, commits, repos
 from haathi.models.ids import is_commit_id
 from haathi.models.info import CommitInfo, CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
+from haathi.pfs.context import as_utc
 
 MIN_PREFIX = 4
 
@@ -74,8 +75,8 @@ def _row(repo: str, r: Row[tuple[object, ...]]) -> CommitRow:
         size_bytes=int(m["size_bytes"]),
         file_count=int(m["file_count"]),
         description=str(m["description"]),
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
+        started_at=as_utc(m["started_at"]) or m["started_at"],
+        finished_at=as_utc(m["finished_at"]),
     )
 
 

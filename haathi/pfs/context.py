@@ -18,6 +18,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(t: datetime | None) -> datetime | None:
+    """Times as stored (SQLite drops the zone) made timezone-aware UTC again."""
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=UTC)
+
+
 @dataclass
 class PfsContext:
     db: Database

@@ -23,6 +23,7 @@ from haathi.pfs.commits import (
     resolve,
 )
 from haathi.pfs.context import PfsContext, now
+from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
 CAS_ATTEMPTS = 200
@@ -151,15 +152,20 @@ def commit_changes(
     spec: CommitSpec,
     changes: Sequence[staging.Change],
     description: str = "",
+    writer: BlobWriter | None = None,
 ) -> str:
     """Apply ``changes`` atomically to ``spec``: staged into an open commit or as a new commit.
 
-    One-off commits are serialized per branch with a compare-and-swap on the branch head: a
-    writer that loses the race rebuilds its tree on the new head, so no write is lost.
+    ``writer`` holds the changes' unflushed blobs (tree nodes join them in the same pack); it
+    is flushed before anything refers to its blobs. One-off commits are serialized per branch
+    with a compare-and-swap on the branch head: a writer that loses the race rebuilds its tree
+    on the new head, so no write is lost.
     """
+    writer = writer or ctx.blobs.writer()
     for attempt in range(CAS_ATTEMPTS):
         repo_id, branch, open_commit = write_target(ctx, spec)
         if open_commit is not None:
+            writer.flush()
             with ctx.db.write() as conn:
                 cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
                 if cur.finished:
@@ -173,11 +179,9 @@ def commit_changes(
         if base is not None and not base.finished:
             continue
         root = base.root if base else None
-        writer = ctx.blobs.writer()
-        with writer:
-            new_root = prolly.apply(
-                root, staging.edits_for(root, changes, ctx.nodes), ctx.nodes, writer
-            )
+        edits = staging.edits_for(root, changes, ctx.nodes)
+        new_root = prolly.apply(root, edits, ctx.nodes, writer)
+        writer.flush()
         cid = new_commit_id()
         try:
             with ctx.db.write() as conn:

@@ -75,7 +75,8 @@ def modify(
             paths.normalize(op.path)
     _check_deletes(ctx, spec, ops)
     changes: list[list[staging.Change]] = [[] for _ in ops]
-    with ctx.blobs.writer() as writer:
+    writer = ctx.blobs.writer()
+    try:
         puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
         if parallelism > 1 and len(puts) > 1:
             with ThreadPoolExecutor(max_workers=parallelism) as pool:
@@ -85,14 +86,17 @@ def modify(
         else:
             for i, op in puts:
                 changes[i] = [_put(writer, op, progress)]
-    for i, op in enumerate(ops):
-        if isinstance(op, DeleteOp):
-            kind = staging.RDELETE if op.recursive else staging.DELETE
-            changes[i] = [staging.Change(kind, op.path)]
-        elif isinstance(op, CopyOp):
-            changes[i] = _copy(ctx, op)
-    flat = [c for group in changes for c in group]
-    return lifecycle.commit_changes(ctx, spec, flat, description)
+        for i, op in enumerate(ops):
+            if isinstance(op, DeleteOp):
+                kind = staging.RDELETE if op.recursive else staging.DELETE
+                changes[i] = [staging.Change(kind, op.path)]
+            elif isinstance(op, CopyOp):
+                changes[i] = _copy(ctx, op)
+        flat = [c for group in changes for c in group]
+        return lifecycle.commit_changes(ctx, spec, flat, description, writer)
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def copy_spec(source: FileSpec, dest: FileSpec, append: bool = False) -> CopyOp:

@@ -11,7 +11,7 @@ from haathi.models.ids import validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
 from haathi.pfs.commits import get_commit, resolve
-from haathi.pfs.context import PfsContext, branch_row, now, repo_row
+from haathi.pfs.context import PfsContext, as_utc, branch_row, now, repo_row
 
 
 def create_repo(ctx: PfsContext, name: str, description: str = "") -> RepoInfo:
@@ -46,7 +46,7 @@ def inspect_repo(ctx: PfsContext, name: str) -> RepoInfo:
         ).first()
         if head is not None and head[0] is not None:
             size = get_commit(conn, r.id, name, str(head[0])).size_bytes
-    return RepoInfo(name, r.description, r.created_at, size, names)
+    return RepoInfo(name, r.description, as_utc(r.created_at) or r.created_at, size, names)
 
 
 def list_repo(ctx: PfsContext) -> list[RepoInfo]:
@@ -75,7 +75,7 @@ def delete_repo(ctx: PfsContext, name: str, force: bool = False) -> None:
 
 def _branch_info(repo: str, b: object) -> BranchInfo:
     m = b._mapping  # type: ignore[attr-defined]
-    return BranchInfo(repo, str(m["name"]), m["head"], m["created_at"])
+    return BranchInfo(repo, str(m["name"]), m["head"], as_utc(m["created_at"]) or m["created_at"])
 
 
 def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> BranchInfo:
