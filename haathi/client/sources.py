@@ -23,11 +23,15 @@ def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
                 f"cannot read {path}: {exc.strerror or exc}; nothing was written"
             ) from exc
 
-    return PutOp(paths.normalize_for_write(dest), open_file, append, label=str(path))
+    try:
+        size: int | None = path.stat().st_size
+    except OSError:
+        size = None  # reported when the file is opened
+    return PutOp(paths.normalize_for_write(dest), open_file, append, str(path), size)
 
 
 def bytes_op(data: bytes, dest: str, append: bool = False) -> PutOp:
-    return PutOp(paths.normalize_for_write(dest), lambda: io.BytesIO(data), append)
+    return PutOp(paths.normalize_for_write(dest), lambda: io.BytesIO(data), append, "", len(data))
 
 
 def stream_op(stream: BinaryIO, dest: str, append: bool = False) -> PutOp:

@@ -19,6 +19,7 @@ class PutOp:
     open: Opener
     append: bool = False
     label: str = ""
+    size_hint: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.storage.blobs import BlobWriter
 
+PARALLEL_MIN_SIZE = 4 * 1024 * 1024
+
 
 def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> staging.Change:
     with op.open() as stream:
@@ -78,9 +80,15 @@ def modify(
     writer = ctx.blobs.writer()
     try:
         puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
-        if parallelism > 1 and len(puts) > 1:
+        # Threads pay off for large files (hashing and compression release the GIL); small
+        # files go faster on one thread.
+        large = [(i, op) for i, op in puts if (op.size_hint or 0) >= PARALLEL_MIN_SIZE]
+        small = [(i, op) for i, op in puts if (op.size_hint or 0) < PARALLEL_MIN_SIZE]
+        if parallelism > 1 and len(large) > 1:
             with ThreadPoolExecutor(max_workers=parallelism) as pool:
-                futures = [(i, pool.submit(_put, writer, op, progress)) for i, op in puts]
+                futures = [(i, pool.submit(_put, writer, op, progress)) for i, op in large]
+                for i, op in small:
+                    changes[i] = [_put(writer, op, progress)]
                 for i, fut in futures:
                     changes[i] = [fut.result()]
         else:

@@ -8,10 +8,12 @@ read re-hashes the blob: corrupt data raises :class:`Corrupt` naming the blob, n
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -66,9 +68,26 @@ def digest_of(data: bytes | memoryview) -> bytes:
     return blake3.blake3(data).digest()
 
 
+_codecs = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_codecs, "compressor", None)
+    if c is None:
+        c = _codecs.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_codecs, "decompressor", None)
+    if d is None:
+        d = _codecs.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
 def encode(data: bytes | memoryview) -> tuple[int, bytes]:
     """Compress with zstd unless it does not pay."""
-    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    compressed = _compressor().compress(data)
     if len(compressed) < len(data) - len(data) // 32:
         return ZSTD, compressed
     return RAW, bytes(data)
@@ -78,7 +97,7 @@ def decode(codec: int, payload: bytes, raw_length: int) -> bytes:
     if codec == RAW:
         return payload
     if codec == ZSTD:
-        return zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_length)
+        return _decompressor().decompress(payload, max_output_size=raw_length)
     raise Corrupt(f"unknown blob codec {codec}")
 
 
@@ -122,6 +141,8 @@ class BlobWriter:
         self._pending: list[tuple[bytes, int, bytes, int]] = []
         self._pending_bytes = 0
         self._spool: _PackSpool | None = None
+        self._sealer: ThreadPoolExecutor | None = None
+        self._inflight: list[Future[None]] = []
         self.bytes_written = 0
 
     def put(self, data: bytes | memoryview) -> bytes:
@@ -156,23 +177,46 @@ class BlobWriter:
             self._spool.append(digest, codec, payload, raw_length)
             self.bytes_written += len(payload)
             if self._spool.size >= self._store.pack_target:
-                self._seal_locked()
+                self._seal_in_background_locked()
         self._pending.clear()
         self._pending_bytes = 0
 
-    def _seal_locked(self) -> None:
-        spool, self._spool = self._spool, None
-        if spool is None:
-            return
+    def _store_pack(self, spool: _PackSpool) -> None:
         spool.seal()
         self._store.objects.put_file(pack_key(spool.id), spool.path)
         self._store.index.add_pack(spool.id, spool.size, spool.rows)
+
+    def _seal_in_background_locked(self) -> None:
+        """Hand a full pack to the sealing thread, so storing it overlaps further chunking."""
+        spool, self._spool = self._spool, None
+        if spool is None:
+            return
+        if self._sealer is None:
+            self._sealer = ThreadPoolExecutor(1, thread_name_prefix="haathi-pack")
+        while len(self._inflight) >= 2:
+            self._inflight.pop(0).result()
+        self._inflight.append(self._sealer.submit(self._store_pack, spool))
+
+    def _wait_inflight_locked(self) -> None:
+        try:
+            for fut in self._inflight:
+                fut.result()
+        finally:
+            self._inflight.clear()
+            if self._sealer is not None:
+                self._sealer.shutdown()
+                self._sealer = None
 
     def flush(self) -> None:
         """Write out pending blobs and seal the current pack: all added blobs become readable."""
         with self._lock:
             self._drain_locked()
-            self._seal_locked()
+            spool, self._spool = self._spool, None
+            try:
+                if spool is not None:
+                    self._store_pack(spool)
+            finally:
+                self._wait_inflight_locked()
 
     def abort(self) -> None:
         """Drop unsealed blobs (they were never indexed)."""
@@ -181,6 +225,8 @@ class BlobWriter:
             if self._spool is not None:
                 self._spool.abort()
                 self._spool = None
+            with contextlib.suppress(Exception):
+                self._wait_inflight_locked()
 
     def __enter__(self) -> BlobWriter:
         return self

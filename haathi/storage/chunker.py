@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
+import os
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -11,6 +14,7 @@ MIN_CHUNK = 64 * 1024
 AVG_CHUNK = 256 * 1024
 MAX_CHUNK = 1024 * 1024
 READ_SIZE = 8 * 1024 * 1024
+WINDOW = 64 * 1024 * 1024
 
 
 def chunk_bytes(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
@@ -54,3 +58,47 @@ def chunk_stream(stream: BinaryIO, *, prefix: bytes = b"") -> Iterator[bytes]:
             consumed = c.offset + c.length
         view.release()
         del pending[:consumed]
+
+
+def _regular_fd(stream: BinaryIO) -> int | None:
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def chunk_file(stream: BinaryIO) -> Iterator[memoryview | bytes]:
+    """Chunk a stream; a regular file is mapped window by window instead of copied.
+
+    Yields the same chunks as :func:`chunk_stream`. A yielded memoryview stays valid while it
+    is referenced; memory use is bounded by two windows.
+    """
+    fd = _regular_fd(stream)
+    if fd is None:
+        yield from chunk_stream(stream)
+        return
+    start = stream.tell()
+    size = os.fstat(fd).st_size
+    pos = start
+    while pos < size:
+        base = pos - pos % mmap.ALLOCATIONGRANULARITY
+        length = min(size - base, (pos - base) + WINDOW)
+        mm = mmap.mmap(fd, length, offset=base, access=mmap.ACCESS_READ)
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+        view = memoryview(mm)[pos - base :]
+        at_end = base + length >= size
+        cuts = list(fastcdc_cy(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)) if len(view) > MIN_CHUNK \
+            else None
+        if cuts is None:
+            yield view
+            pos += len(view)
+            continue
+        keep = cuts if at_end else cuts[:-1]
+        if not keep:  # a window smaller than one chunk: cannot happen with WINDOW >> MAX_CHUNK
+            keep = cuts
+        for c in keep:
+            yield view[c.offset : c.offset + c.length]
+        pos += keep[-1].offset + keep[-1].length
+        del view, mm  # unmapped once the last yielded view is released
+    stream.seek(pos)
