@@ -7,7 +7,7 @@ from typing import BinaryIO
 from haathi.errors import InvalidArgument
 from haathi.models.ops import ProgressFn
 from haathi.storage.blobs import BlobWriter
-from haathi.storage.chunker import chunk_file
+from haathi.storage.chunker import chunk_stream
 from haathi.tree.entry import FileEntry
 
 
@@ -22,7 +22,7 @@ def ingest_stream(
     """Store the stream's bytes as chunks and return the entry naming them."""
     chunks: list[tuple[bytes, int]] = []
     try:
-        for piece in chunk_file(stream):
+        for piece in chunk_stream(stream):
             chunks.append((writer.put(piece), len(piece)))
             if progress is not None:
                 progress(len(piece), 0)
