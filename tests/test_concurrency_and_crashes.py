@@ -91,17 +91,17 @@ def test_sigkill_mid_finish_commit(client: Client, store: Path, tmp_path: Path) 
     client.create_repo("r")
     client.put_file("r@master:/before", b"safe")
     before = _snapshot(client)
-    for round_, delay in enumerate((0.3, 0.6, 1.0)):
+    for round_, delay in enumerate((0.25, 0.5, 0.8)):
         handle = client.start_commit("r@master")
-        ops = [bytes_op(f"{round_}-{i}".encode(), f"/r{round_}/f{i:05d}") for i in range(3000)]
+        ops = [bytes_op(f"{round_}-{i}".encode(), f"/r{round_}/f{i:05d}") for i in range(15000)]
         client.modify_file(f"r@{handle.id}", ops)
         _kill_after([sys.executable, "-m", "haathi", "finish", "commit", "r@master"], store, delay)
         _assert_sound(store, before)
         info = client.inspect_commit(f"r@{handle.id}")
         if info.finished is None:
             # Not half-visible: still open, with all its staged writes; finishing works.
-            assert len(client.walk_file(f"r@{handle.id}:/r{round_}")) == 3000
+            assert len(client.walk_file(f"r@{handle.id}:/r{round_}")) == 15000
             client.finish_commit(f"r@{handle.id}")
-        assert len(client.walk_file(f"r@{handle.id}:/r{round_}")) == 3000
+        assert len(client.walk_file(f"r@{handle.id}:/r{round_}")) == 15000
         before = _snapshot(client)
     _assert_sound(store, before)

@@ -87,10 +87,10 @@ def counting_store(sink: MemorySink) -> tuple[NodeStore, CountingReader]:
 # --------------------------------------------------------------------------------------------
 
 
-def make_entry(path: str, version: int = 0, size: int = 100) -> FileEntry:
+def make_entry(path: str, version: int = 0, size: int = 100, datum: str | None = None) -> FileEntry:
     """A file entry made of one chunk whose digest depends on the path and a version number."""
     digest = blake3.blake3(f"{path}@{version}".encode()).digest()
-    return FileEntry.from_chunks(path, [(digest, size)])
+    return FileEntry.from_chunks(path, [(digest, size)], datum)
 
 
 def path_of(d: int, f: int) -> str:
@@ -138,23 +138,32 @@ FANOUTS = [
 ]
 
 PROPERTY = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# 13 directories x 60 files: "/d1/..." and "/d10/..." share the prefix "/d1", and edits often
-# hit paths that already exist.
-paths = st.builds(path_of, st.integers(0, 12), st.integers(0, 59))
-versions = st.integers(0, 3)
-sizes = st.integers(0, 1 << 40)
+# 13 directories x 200 files: "/d1/..." and "/d10/..." share the prefix "/d1".
+UNIVERSE = [path_of(d, f) for d in range(13) for f in range(200)]
+paths = st.sampled_from(UNIVERSE)
+DATUMS = [None, "datum-a", "datum-b"]
+
+
+def random_entry(rnd: random.Random, path: str) -> FileEntry:
+    return make_entry(path, rnd.randrange(4), rnd.randrange(1 << 40), rnd.choice(DATUMS))
 
 
 @st.composite
-def entry_maps(draw: st.DrawFn, max_size: int = 300) -> dict[str, FileEntry]:
-    spec = draw(st.dictionaries(paths, st.tuples(versions, sizes), max_size=max_size))
-    return {p: make_entry(p, v, n) for p, (v, n) in spec.items()}
+def entry_maps(draw: st.DrawFn, max_size: int = 400) -> dict[str, FileEntry]:
+    """Up to ``max_size`` entries: a tree of several leaves even at the real fanout.
+
+    Hypothesis picks the size and drives the random choices (so failures replay and shrink);
+    drawing hundreds of entries one by one would mostly give it tiny trees.
+    """
+    n = draw(st.integers(0, max_size), label="size")
+    rnd = draw(st.randoms(use_true_random=False))
+    return {p: random_entry(rnd, p) for p in rnd.sample(UNIVERSE, n)}
 
 
 @st.composite
@@ -162,20 +171,25 @@ def edit_batches(draw: st.DrawFn, current: Mapping[str, FileEntry]) -> Edits:
     """A sorted, duplicate-free batch of puts and deletes against ``current``.
 
     Deletes target existing keys, keys that end a leaf (the boundary keys whose removal merges
-    two nodes), absent keys (no-ops), or everything (emptying the tree).
+    two nodes), absent keys (no-ops), or everything (emptying the tree); puts overwrite
+    existing keys or add new ones.
     """
+    rnd = draw(st.randoms(use_true_random=False))
     existing = sorted(current)
+    leaf_ends = [p for p in existing if prolly.is_boundary(0, p)]
+
+    def some(population: Sequence[str], most: int, label: str) -> list[str]:
+        k = draw(st.integers(0, min(most, len(population))), label=label)
+        return rnd.sample(population, k)
+
     batch: dict[str, FileEntry | None] = {}
-    if existing:
-        if draw(st.integers(0, 7)) == 0:
-            batch.update(dict.fromkeys(existing))  # delete everything
-        batch.update(dict.fromkeys(draw(st.lists(st.sampled_from(existing), max_size=40))))
-        leaf_ends = [p for p in existing if prolly.is_boundary(0, p)]
-        if leaf_ends:
-            batch.update(dict.fromkeys(draw(st.lists(st.sampled_from(leaf_ends), max_size=10))))
-    batch.update(dict.fromkeys(draw(st.lists(paths, max_size=10))))  # mostly absent keys
-    for p, v, n in draw(st.lists(st.tuples(paths, versions, sizes), max_size=60)):
-        batch[p] = make_entry(p, v, n)
+    if existing and draw(st.integers(0, 7), label="wipe if 0") == 0:
+        batch.update(dict.fromkeys(existing))
+    batch.update(dict.fromkeys(some(existing, 60, "deletes")))
+    batch.update(dict.fromkeys(some(leaf_ends, 10, "leaf-end deletes")))
+    batch.update(dict.fromkeys(some(UNIVERSE, 10, "maybe-absent deletes")))
+    for p in some(existing, 40, "overwrites") + some(UNIVERSE, 80, "puts"):
+        batch[p] = random_entry(rnd, p)
     return sorted(batch.items())
 
 
@@ -481,6 +495,25 @@ def test_diff_yields_exactly_the_changed_paths(bits: int | None, data: st.DataOb
         assert list(prolly.diff(new_root, new_root, store)) == []
 
 
+def test_diff_reports_metadata_only_changes() -> None:
+    """An entry counts as modified when any field differs, not only its content hash."""
+    paths_ = [path_of(0, f) for f in range(200)]
+    old = {p: make_entry(p) for p in paths_}
+    same_content = {
+        paths_[3]: make_entry(paths_[3], datum="datum-a"),  # written by another datum
+        paths_[7]: make_entry(paths_[7], size=5),  # same chunk digests, another size
+        paths_[150]: old[paths_[150]].moved(paths_[150]),  # identical: not a change
+    }
+    assert same_content[paths_[3]].hash == old[paths_[3]].hash
+    sink = MemorySink()
+    store = sink.store()
+    old_root = prolly.build(sorted_entries(old), store, sink)
+    new_root = prolly.apply(old_root, sorted(same_content.items()), store, sink)
+    assert list(prolly.diff(old_root, new_root, store)) == [
+        (p, old[p], same_content[p]) for p in (paths_[3], paths_[7])
+    ]
+
+
 def test_diff_of_ten_changes_in_a_big_tree_reads_few_nodes(big: BigTree) -> None:
     rng = random.Random(10)
     picked = rng.sample(big.entries, 7)
@@ -587,5 +620,6 @@ def test_seeks_in_a_big_tree_read_log_n_nodes(big: BigTree) -> None:
     expected = brute_range(big.entries, lo, hi)
     assert expected[0] == 98_765 - 1234
     assert prolly.range_totals(big.root, lo, hi, sink.store()) == expected
-    assert reads(lambda s: prolly.range_totals(big.root, lo, hi, s)) <= 2 * big.height
+    # The root, then one node per level on the way down to each end of the range.
+    assert reads(lambda s: prolly.range_totals(big.root, lo, hi, s)) <= 1 + 2 * (big.height - 1)
     assert prolly.totals(big.root, sink.store()) == (BIG, sum(range(BIG)))
