@@ -40,13 +40,19 @@ def _next_seq(conn: Connection, repo_id: int) -> int:
     return int(cur) + 1
 
 
-def _ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
-    """The branch's head (creating the branch if needed)."""
+def _branch_head(conn: Connection, repo_id: int, name: str) -> tuple[bool, str | None]:
+    """(whether the branch exists, its head commit)."""
     row = conn.execute(
         select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == name)
     ).first()
-    if row is not None:
-        return None if row[0] is None else str(row[0])
+    return row is not None, None if row is None or row[0] is None else str(row[0])
+
+
+def _ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
+    """The branch's head (creating the branch if needed)."""
+    exists, head = _branch_head(conn, repo_id, name)
+    if exists:
+        return head
     validate_branch_name(name)
     conn.execute(
         insert(branches).values(
@@ -115,36 +121,24 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
         anc = parse_ancestry(ref)
         if anc.up or anc.nth is not None:
             raise InvalidArgument(f"cannot write to {spec}: ancestry refs are read-only")
-        head = conn.execute(
-            select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == ref)
-        ).first()
-        if head is None and not is_commit_id(ref):
-            try:
-                commit = resolve(conn, spec)
-            except NotFound:
-                validate_branch_name(ref)
-                return repo_id, ref, None
-            if not commit.finished:
-                return repo_id, None, commit
+        is_branch, head = _branch_head(conn, repo_id, ref)
+        if is_branch:
+            commit = get_commit(conn, repo_id, spec.repo, head) if head else None
+            return repo_id, ref, commit if commit and not commit.finished else None
+        try:
+            commit = resolve(conn, spec)  # a commit ID or prefix
+        except NotFound:
+            if is_commit_id(ref):
+                raise
+            validate_branch_name(ref)  # a new branch, created by the write
+            return repo_id, ref, None
+        if commit.finished:
             raise FailedPrecondition(
                 f"commit {commit.id} in repo {spec.repo} is finished: it cannot be written",
                 repo=spec.repo,
                 commit=commit.id,
             )
-        if head is None:
-            commit = get_commit(conn, repo_id, spec.repo, ref)
-            if commit.finished:
-                raise FailedPrecondition(
-                    f"commit {commit.id} in repo {spec.repo} is finished: it cannot be written",
-                    repo=spec.repo,
-                    commit=commit.id,
-                )
-            return repo_id, None, commit
-        if head[0] is not None:
-            commit = get_commit(conn, repo_id, spec.repo, str(head[0]))
-            if not commit.finished:
-                return repo_id, ref, commit
-        return repo_id, ref, None
+        return repo_id, None, commit
 
 
 def commit_changes(
@@ -174,7 +168,7 @@ def commit_changes(
             return open_commit.id
         assert branch is not None
         with ctx.db.read() as conn:
-            head_id = _ensure_branch_read(conn, repo_id, branch)
+            head_id = _branch_head(conn, repo_id, branch)[1]
             base = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
         if base is not None and not base.finished:
             continue
@@ -204,13 +198,6 @@ def commit_changes(
             continue
         return cid
     raise Conflict(f"too much contention writing to {spec}; try again", repo=spec.repo)
-
-
-def _ensure_branch_read(conn: Connection, repo_id: int, name: str) -> str | None:
-    row = conn.execute(
-        select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == name)
-    ).first()
-    return None if row is None or row[0] is None else str(row[0])
 
 
 def start_commit(
