@@ -7,15 +7,21 @@ characters, so that every stored path can be matched literally by a glob.
 
 from __future__ import annotations
 
+import re
+
 from haathi.errors import InvalidArgument
 
 GLOB_CHARS = frozenset("*?[]{}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GLOB = re.compile(r"[*?\[\]{}]")
 
 
 def _check_chars(path: str) -> None:
-    for ch in path:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise InvalidArgument(f"invalid path {path!r}: control character {ch!r} not allowed")
+    m = _CONTROL.search(path)
+    if m:
+        raise InvalidArgument(
+            f"invalid path {path!r}: control character {m.group()!r} not allowed"
+        )
 
 
 def normalize(path: str) -> str:
@@ -36,7 +42,7 @@ def normalize(path: str) -> str:
 def normalize_for_write(path: str) -> str:
     """Like :func:`normalize`, also rejecting glob characters and the root itself."""
     norm = normalize(path)
-    bad = sorted(GLOB_CHARS.intersection(norm))
+    bad = sorted(set(_GLOB.findall(norm)))
     if bad:
         raise InvalidArgument(
             f"invalid path {path!r}: glob characters {''.join(bad)!r} are not allowed in file "

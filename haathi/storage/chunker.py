@@ -10,7 +10,7 @@ from fastcdc.fastcdc_cy import fastcdc_cy
 MIN_CHUNK = 64 * 1024
 AVG_CHUNK = 256 * 1024
 MAX_CHUNK = 1024 * 1024
-WINDOW = 32 * 1024 * 1024
+WINDOW = 8 * 1024 * 1024
 SMALL = 1024 * 1024
 
 
