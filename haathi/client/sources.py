@@ -14,7 +14,7 @@ from haathi.models import paths
 from haathi.models.ops import PutOp
 
 
-def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
+def _local_file_op(path: str, dest: str, append: bool, size: int | None) -> PutOp:
     def open_file() -> BinaryIO:
         try:
             return open(path, "rb")
@@ -23,11 +23,16 @@ def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
                 f"cannot read {path}: {exc.strerror or exc}; nothing was written"
             ) from exc
 
+    return PutOp(dest, open_file, append, path, size)
+
+
+def file_op(path: Path, dest: str, append: bool = False) -> PutOp:
+    """Put the local file ``path`` at ``dest``."""
     try:
         size: int | None = path.stat().st_size
     except OSError:
         size = None  # reported when the file is opened
-    return PutOp(paths.normalize_for_write(dest), open_file, append, str(path), size)
+    return _local_file_op(str(path), paths.normalize_for_write(dest), append, size)
 
 
 def bytes_op(data: bytes, dest: str, append: bool = False) -> PutOp:
@@ -51,13 +56,22 @@ def stream_op(stream: BinaryIO, dest: str, append: bool = False) -> PutOp:
 
 
 def walk_dir(root: Path, dest_dir: str, append: bool = False) -> Iterator[PutOp]:
-    """One op per file below ``root``, placed below ``dest_dir``, in sorted order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, root)
-        base = dest_dir if rel == "." else paths.join(dest_dir, rel.replace(os.sep, "/"))
-        for name in sorted(filenames):
-            yield file_op(Path(dirpath) / name, paths.join(base, name), append)
+    """One op per file below ``root`` (symlinks followed), placed below ``dest_dir``."""
+    base = paths.normalize(dest_dir).rstrip("/")
+    stack = [(str(root), base)]
+    while stack:
+        local, dest = stack.pop()
+        try:
+            entries = sorted(os.scandir(local), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read directory {local}: {exc.strerror}") from exc
+        for e in entries:
+            target = f"{dest}/{e.name}"
+            if e.is_dir():
+                stack.append((e.path, target))
+            elif e.is_file():
+                yield _local_file_op(e.path, paths.normalize_for_write(target), append,
+                                     e.stat().st_size)
 
 
 def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from haathi.meta.database import Database
-from haathi.meta.schema import blobs, packs
+from haathi.meta.schema import packs
 from haathi.storage.blobs import BlobLocation
 
 _BATCH = 500
@@ -20,58 +21,44 @@ class SqlBlobIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
-        out: dict[bytes, BlobLocation] = {}
+    @property
+    def _mark(self) -> str:
+        return "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+
+    def _select(self, columns: str, digests: Sequence[bytes]) -> list[tuple[Any, ...]]:
+        """Rows of ``columns`` for the indexed ``digests`` (raw SQL: this is the hot path)."""
+        out: list[tuple[Any, ...]] = []
         with self.db.read() as conn:
             for i in range(0, len(digests), _BATCH):
-                part = list(digests[i : i + _BATCH])
-                rows = conn.execute(select(blobs).where(blobs.c.digest.in_(part)))
-                for r in rows:
-                    d = bytes(r.digest)
-                    out[d] = BlobLocation(d, r.pack, r.offset, r.length, r.raw_length, r.codec)
+                part = tuple(digests[i : i + _BATCH])
+                marks = ", ".join([self._mark] * len(part))
+                sql = f"SELECT {columns} FROM blobs WHERE digest IN ({marks})"
+                out.extend(tuple(r) for r in conn.exec_driver_sql(sql, part))
         return out
+
+    def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
+        rows = self._select('digest, pack, "offset", length, raw_length, codec', digests)
+        return {bytes(r[0]): BlobLocation(bytes(r[0]), *r[1:]) for r in rows}
 
     def known(self, digests: Sequence[bytes]) -> set[bytes]:
-        out: set[bytes] = set()
-        with self.db.read() as conn:
-            for i in range(0, len(digests), _BATCH):
-                part = list(digests[i : i + _BATCH])
-                out.update(
-                    bytes(r[0])
-                    for r in conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(part)))
-                )
-        return out
+        return {bytes(r[0]) for r in self._select("digest", digests)}
 
     def add_pack(self, pack: str, size: int, rows: Sequence[BlobLocation]) -> None:
+        # Many rows per pack: bypass per-row statement processing. A digest indexed meanwhile
+        # by another writer keeps its first location (its copy here becomes garbage).
+        mark = self._mark
+        sql = (
+            'INSERT INTO blobs (digest, pack, "offset", length, raw_length, codec) '
+            f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (digest) DO NOTHING"
+        )
+        params = [(r.digest, r.pack, r.offset, r.length, r.raw_length, r.codec) for r in rows]
+
         def txn() -> None:
             with self.db.write() as conn:
                 conn.execute(
                     insert(packs).values(id=pack, size=size, created_at=datetime.now(UTC))
                 )
-                if not rows:
-                    return
-                present: set[bytes] = set()
-                for i in range(0, len(rows), _BATCH):
-                    part = [r.digest for r in rows[i : i + _BATCH]]
-                    present.update(
-                        bytes(r[0])
-                        for r in conn.execute(
-                            select(blobs.c.digest).where(blobs.c.digest.in_(part))
-                        )
-                    )
-                new = [
-                    {
-                        "digest": r.digest,
-                        "pack": r.pack,
-                        "offset": r.offset,
-                        "length": r.length,
-                        "raw_length": r.raw_length,
-                        "codec": r.codec,
-                    }
-                    for r in rows
-                    if r.digest not in present
-                ]
-                if new:
-                    conn.execute(insert(blobs), new)
+                if params:
+                    conn.exec_driver_sql(sql, params)
 
         self.db.retrying(txn)

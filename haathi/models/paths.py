@@ -42,8 +42,8 @@ def normalize(path: str) -> str:
 def normalize_for_write(path: str) -> str:
     """Like :func:`normalize`, also rejecting glob characters and the root itself."""
     norm = normalize(path)
-    bad = sorted(set(_GLOB.findall(norm)))
-    if bad:
+    if _GLOB.search(norm):
+        bad = sorted(set(_GLOB.findall(norm)))
         raise InvalidArgument(
             f"invalid path {path!r}: glob characters {''.join(bad)!r} are not allowed in file "
             "names"

@@ -42,18 +42,17 @@ def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
     The stream is read into two alternating windows (no per-chunk copies): a yielded view is
     valid until the next-but-one window is read, so consumers copy or hash it right away.
     """
-    # Small files (the common case) are read whole into a small buffer.
-    head = memoryview(bytearray(SMALL))
-    n = 0
-    while n < SMALL:
-        got = _fill(stream, head[n:])
-        if got == 0:
-            yield from chunk_bytes(head[:n])
+    # Small files (the common case) are read whole, without a window.
+    head = stream.read(SMALL)
+    while len(head) < SMALL:
+        more = stream.read(SMALL - len(head))
+        if not more:
+            yield from chunk_bytes(head)
             return
-        n += got
+        head += more
     buffers = [bytearray(WINDOW + MAX_CHUNK), bytearray(WINDOW + MAX_CHUNK)]
     which = 0
-    carry = head
+    carry = memoryview(head)
     eof = False
     while True:
         buf = memoryview(buffers[which])
