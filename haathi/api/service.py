@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from haathi.errors import InvalidArgument, NotFound
+from haathi.errors import Conflict, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
 from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
 from haathi.models.ops import Op, ProgressFn
@@ -97,8 +97,6 @@ class Api:
             if all(i.finished is not None for i in infos):
                 return infos
             if deadline is not None and time.monotonic() >= deadline:
-                from haathi.errors import Conflict
-
                 raise Conflict(f"timed out waiting for {spec} to finish")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)

@@ -17,6 +17,7 @@ from haathi.client import sources
 from haathi.config import resolve_address, store_config
 from haathi.errors import InvalidArgument
 from haathi.models import paths
+from haathi.models.ids import is_commit_id
 from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, parse_commit, parse_file
@@ -136,16 +137,12 @@ class Client:
 
     def list_commit(self, target: str, number: int | None = None) -> list[CommitInfo]:
         """Commits of ``repo`` or ``repo@branch`` (newest first), or the set of a commit ID."""
-        from haathi.models.ids import is_commit_id
-
         if is_commit_id(target):
             return self._api.list_commit_set(target)
         spec = parse_commit(target)
         return self._api.list_commit(spec.repo, spec.ref, number)
 
     def wait_commit(self, commit: str, timeout: float | None = None) -> list[CommitInfo]:
-        from haathi.models.ids import is_commit_id
-
         if is_commit_id(commit):
             return self._api.wait_commit(commit, timeout)
         return self._api.wait_commit(parse_commit(commit), timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,8 +99,6 @@ def local_ops(
     dest_is_dir: bool,
 ) -> list[PutOp]:
     """Ops for one ``-f`` source (a path or ``-`` for stdin)."""
-    import sys
-
     if source == "-":
         if untar:
             return tar_ops(sys.stdin.buffer, dest or "/")

@@ -58,16 +58,6 @@ def join(directory: str, name: str) -> str:
     return normalize(directory.rstrip("/") + "/" + name)
 
 
-def parent(path: str) -> str:
-    """The directory holding ``path`` (``/`` for top-level entries)."""
-    head = path.rsplit("/", 1)[0]
-    return head or "/"
-
-
-def basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
 def dir_prefix(directory: str) -> str:
     """The key prefix all files below ``directory`` share (``/`` for the root)."""
     return "/" if directory == "/" else directory + "/"

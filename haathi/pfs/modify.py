@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from haathi.errors import NotFound
 from haathi.models import paths
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
-from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.models.refspec import CommitSpec
 from haathi.pfs import files, lifecycle, staging
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.storage.blobs import BlobWriter
+from haathi.tree import prolly
 
 PARALLEL_MIN_SIZE = 4 * 1024 * 1024
 
@@ -44,8 +45,6 @@ def _check_deletes(ctx: PfsContext, spec: CommitSpec, ops: Sequence[Op]) -> None
     except NotFound:
         root = None
     for op in deletes:
-        from haathi.tree import prolly
-
         if prolly.get(root, op.path, ctx.nodes) is not None:
             continue
         if op.recursive and files.is_dir(ctx, root, op.path):
@@ -105,7 +104,3 @@ def modify(
     except BaseException:
         writer.abort()
         raise
-
-
-def copy_spec(source: FileSpec, dest: FileSpec, append: bool = False) -> CopyOp:
-    return CopyOp(source, dest.path, append)

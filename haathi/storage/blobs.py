@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -329,8 +330,6 @@ class BlobStore:
 
 def remove_stale_spools(spool_dir: Path, max_age_s: float = 3600.0) -> int:
     """Delete temp pack files older than ``max_age_s`` (left by killed writers)."""
-    import time
-
     removed = 0
     now = time.time()
     for p in Path(spool_dir).glob(".tmp-pack-*"):
