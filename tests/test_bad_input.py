@@ -96,7 +96,9 @@ def test_unreadable_source_writes_nothing(client: Client) -> None:
     assert client.list_commit("r") == []
 
 
-def test_corrupt_blob_is_named_on_read_and_by_fsck(client: Client, store: Path) -> None:
+def test_corrupt_blob_is_named_on_read_and_by_fsck(
+    client: Client, store: Path, cli: Cli
+) -> None:
     client.create_repo("r")
     data = os.urandom(200_000)
     client.put_file("r@master:/f", data)
@@ -114,6 +116,10 @@ def test_corrupt_blob_is_named_on_read_and_by_fsck(client: Client, store: Path) 
         client.get_file("r@master:/f")
     problems = client.fsck()
     assert any(p.kind == "corrupt_blob" and p.subject == entry_chunks[0].hex() for p in problems)
+    res = cli.fails("get", "file", "r@master:/f")
+    assert entry_chunks[0].hex() in res.err
+    res = cli("fsck", ok=False)
+    assert res.code != 0 and entry_chunks[0].hex() in res.err
 
 
 def _chunks_of(client: Client, target: str) -> list[bytes]:
