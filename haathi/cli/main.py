@@ -390,8 +390,8 @@ def demo(
 def run() -> None:
     """Entry point: one-line errors and meaningful exit codes, never a traceback."""
     try:
-        app(standalone_mode=False)
-        code = 0
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
     except HaathiError as exc:
         render.err.print(f"error: {exc}", markup=False)
         code = exc.exit_code
