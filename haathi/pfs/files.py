@@ -22,12 +22,7 @@ def tree_of(ctx: PfsContext, commit: CommitRow) -> bytes | None:
     if commit.finished:
         return commit.root
     with ctx.db.read() as conn:
-        base = (
-            get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
-            if commit.parent
-            else None
-        )
-        changes = staging.staged_changes(conn, commit.repo_id, commit.id)
+        base, changes = staging.open_commit_state(conn, commit)
     if not changes:
         return base
     edits = staging.edits_for(base, changes, ctx.nodes)

@@ -251,12 +251,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
                 repo=spec.repo,
                 commit=commit.id,
             )
-        base = (
-            get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
-            if commit.parent
-            else None
-        )
-        changes = staging.staged_changes(conn, commit.repo_id, commit.id)
+        base, changes = staging.open_commit_state(conn, commit)
     writer = ctx.blobs.writer()
     with writer:
         root = prolly.apply(base, staging.edits_for(base, changes, ctx.nodes), ctx.nodes, writer)

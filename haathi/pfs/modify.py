@@ -47,9 +47,9 @@ def _check_deletes(ctx: PfsContext, spec: CommitSpec, ops: Sequence[Op]) -> None
     for op in deletes:
         if prolly.get(root, op.path, ctx.nodes) is not None:
             continue
-        if op.recursive and files.is_dir(ctx, root, op.path):
-            continue
         if files.is_dir(ctx, root, op.path):
+            if op.recursive:
+                continue
             raise NotFound(f"{op.path} is a directory: use -r to delete it", path=op.path)
         raise NotFound(f"file {op.path} not found in {spec}", path=op.path)
 

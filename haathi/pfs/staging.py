@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from haathi.meta.schema import staged
 from haathi.models import paths
+from haathi.pfs.commits import CommitRow, get_commit
 from haathi.tree import prolly
 from haathi.tree.entry import FileEntry, content_hash
 from haathi.tree.prolly import NodeStore
@@ -66,6 +67,16 @@ def edits_for(
                     if p.startswith(prefix):
                         overlay[p] = None
     return sorted(overlay.items())
+
+
+def open_commit_state(conn: Connection, commit: CommitRow) -> tuple[bytes | None, list[Change]]:
+    """An open commit's base (its parent's tree) and its staged changes, in order."""
+    base = (
+        get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
+        if commit.parent
+        else None
+    )
+    return base, staged_changes(conn, commit.repo_id, commit.id)
 
 
 def stage(conn: Connection, repo_id: int, commit_id: str, changes: Iterable[Change]) -> None:
