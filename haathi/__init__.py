@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -10,11 +10,21 @@ if TYPE_CHECKING:
     from haathi.client import Client
 
 
-def connect(address: str | None = None) -> Client:
-    """Open a store: a directory path (embedded), else ``$HAATHI_ADDRESS``, else ~/.haathi."""
+def connect(address: str | None = None, **overrides: Any) -> Client:
+    """Open a store: a directory path, else ``$HAATHI_ADDRESS``, else ~/.haathi.
+
+    ``overrides`` replace settings of the store's config (``db_url``, ``objects_url``, ...).
+    """
     from haathi.client import connect as _connect
 
-    return _connect(address)
+    return _connect(address, **overrides)
 
 
-__all__ = ["__version__", "connect"]
+def init(address: str | None = None, **settings: Any) -> Client:
+    """Create a store (see :func:`haathi.client.init`) and connect to it."""
+    from haathi.client import init as _init
+
+    return _init(address, **settings)
+
+
+__all__ = ["__version__", "connect", "init"]

@@ -1,34 +1,101 @@
-"""Where the store is: HAATHI_ADDRESS / --address, defaulting to ~/.haathi."""
+"""Where a store is and what it is made of.
+
+A store is addressed by its directory (``--address`` / ``HAATHI_ADDRESS``, default
+``~/.haathi``). The directory may hold ``haathi.toml``, written by ``haathi init``, naming the
+metadata database and the object store; without it the store is embedded (SQLite and packs in
+the directory itself). ``HAATHI_DB``, ``HAATHI_OBJECTS``, ``HAATHI_S3_ENDPOINT`` and
+``HAATHI_S3_REGION`` override the file, and explicit overrides (CLI flags) override both.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from haathi.errors import InvalidArgument
+from haathi.errors import AlreadyExists, InvalidArgument
 
 ENV_ADDRESS = "HAATHI_ADDRESS"
 DEFAULT_ADDRESS = "~/.haathi"
+CONFIG_FILE = "haathi.toml"
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+ENV_OVERRIDES = {
+    "HAATHI_DB": "db_url",
+    "HAATHI_OBJECTS": "objects_url",
+    "HAATHI_S3_ENDPOINT": "s3_endpoint",
+    "HAATHI_S3_REGION": "s3_region",
+}
+_SECRET = "***"
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """An embedded store: one directory holding the metadata DB and the objects."""
+    """A store: its directory, its metadata database and its object store."""
 
     root: Path
+    db_url: str = ""
+    objects_url: str = ""
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_retry_timeout: float = 60.0
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{self.root / 'meta.db'}")
+        if not self.objects_url:
+            object.__setattr__(self, "objects_url", str(self.root / "objects"))
 
     @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.root / 'meta.db'}"
+    def is_s3(self) -> bool:
+        return self.objects_url.startswith("s3://")
+
+    @property
+    def s3_bucket_prefix(self) -> tuple[str, str]:
+        """(bucket, key prefix) of an ``s3://bucket/prefix`` objects URL."""
+        bucket, _, prefix = self.objects_url.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
 
     @property
     def objects_dir(self) -> Path:
-        return self.root / "objects"
+        """The local objects directory (a relative path is relative to the store dir)."""
+        return self.root / Path(self.objects_url).expanduser()
 
     @property
     def spool_dir(self) -> Path:
-        return self.root / "objects" / ".tmp"
+        """Where packs are assembled before upload: beside local objects, for atomic renames."""
+        if self.is_s3:
+            return self.root / "spool"
+        return self.objects_dir / ".tmp"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration for display: passwords and secret keys are never included."""
+        out: dict[str, Any] = {
+            "address": str(self.root),
+            "metadata": mask_url(self.db_url),
+            "objects": self.objects_url,
+        }
+        if self.is_s3:
+            out["s3_endpoint"] = self.s3_endpoint or "(AWS default)"
+            out["s3_region"] = self.s3_region or "(from environment)"
+            out["s3_credentials"] = "in config" if self.s3_secret_access_key else "from environment"
+            out["cache_bytes"] = self.cache_bytes
+        return out
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", rf"\1{_SECRET}@", url)
 
 
 def resolve_address(address: str | None = None) -> str:
@@ -36,7 +103,7 @@ def resolve_address(address: str | None = None) -> str:
     return address or os.environ.get(ENV_ADDRESS) or DEFAULT_ADDRESS
 
 
-def store_config(address: str) -> StoreConfig:
+def _root(address: str) -> Path:
     if address.startswith(("http://", "https://")):
         raise InvalidArgument(
             f"{address}: connecting to a haathi server is not available in this version; "
@@ -44,4 +111,107 @@ def store_config(address: str) -> StoreConfig:
         )
     if "\x00" in address:
         raise InvalidArgument("invalid store address")
-    return StoreConfig(Path(address).expanduser().resolve())
+    return Path(address).expanduser().resolve()
+
+
+_FILE_KEYS = {
+    ("metadata", "url"): "db_url",
+    ("objects", "url"): "objects_url",
+    ("objects", "endpoint"): "s3_endpoint",
+    ("objects", "region"): "s3_region",
+    ("objects", "access_key_id"): "s3_access_key_id",
+    ("objects", "secret_access_key"): "s3_secret_access_key",
+    ("objects", "retry_timeout_s"): "s3_retry_timeout",
+    ("cache", "max_bytes"): "cache_bytes",
+}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"cannot read store config {path}: {exc}") from exc
+    values: dict[str, Any] = {}
+    for section, body in doc.items():
+        if not isinstance(body, dict):
+            raise InvalidArgument(f"{path}: unknown setting {section!r}")
+        for key, value in body.items():
+            name = _FILE_KEYS.get((section, key))
+            if name is None:
+                raise InvalidArgument(f"{path}: unknown setting {section}.{key}")
+            values[name] = value
+    return values
+
+
+def _validate(cfg: StoreConfig) -> StoreConfig:
+    if not cfg.db_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+        raise InvalidArgument(
+            f"unsupported metadata database {mask_url(cfg.db_url)}: use postgresql://... "
+            "(or leave it unset for SQLite in the store directory)"
+        )
+    if "://" in cfg.objects_url and not cfg.is_s3:
+        raise InvalidArgument(
+            f"unsupported object store {cfg.objects_url}: use s3://bucket/prefix or a directory"
+        )
+    if cfg.is_s3 and not cfg.s3_bucket_prefix[0]:
+        raise InvalidArgument(f"object store {cfg.objects_url} names no bucket")
+    for name in ("cache_bytes", "s3_retry_timeout"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int | float) or value < 0:
+            raise InvalidArgument(f"store config: {name} must be a non-negative number")
+    return cfg
+
+
+def store_config(address: str, overrides: dict[str, Any] | None = None) -> StoreConfig:
+    """The store at ``address``: its config file, then the environment, then ``overrides``."""
+    root = _root(address)
+    values: dict[str, Any] = {}
+    path = root / CONFIG_FILE
+    if path.is_file():
+        values.update(_read_file(path))
+    for env, name in ENV_OVERRIDES.items():
+        if os.environ.get(env):
+            values[name] = os.environ[env]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(StoreConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise InvalidArgument(f"unknown store settings: {', '.join(sorted(unknown))}")
+    return _validate(StoreConfig(root, **values))
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def check_no_store(root: Path) -> None:
+    """AlreadyExists if ``root`` already holds a store."""
+    if (root / CONFIG_FILE).exists() or (root / "meta.db").exists():
+        raise AlreadyExists(f"a store already exists at {root}")
+
+
+def write_config(cfg: StoreConfig) -> Path:
+    """Write ``cfg`` as the store's ``haathi.toml`` (mode 0600: it may hold secrets)."""
+    _validate(cfg)
+    path = cfg.root / CONFIG_FILE
+    defaults = StoreConfig(cfg.root)
+    sections: dict[str, list[str]] = {}
+    for (section, key), name in _FILE_KEYS.items():
+        value = getattr(cfg, name)
+        if value is None or value == getattr(defaults, name):
+            continue
+        sections.setdefault(section, []).append(f"{key} = {_toml_value(value)}")
+    body = "# haathi store configuration, written by `haathi init`.\n"
+    for section, lines in sections.items():
+        body += f"\n[{section}]\n" + "\n".join(lines) + "\n"
+    cfg.root.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise AlreadyExists(f"a store already exists at {cfg.root}") from exc
+    with os.fdopen(fd, "w") as fh:
+        fh.write(body)
+    return path
+

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from haathi.config import StoreConfig
+from haathi.config import StoreConfig, check_no_store, write_config
 from haathi.errors import StorageError
 from haathi.meta.blob_index import SqlBlobIndex
 from haathi.meta.database import Database
 from haathi.pfs.context import PfsContext
 from haathi.storage.blobs import BlobStore, remove_stale_spools
-from haathi.storage.objects import LocalObjectStore
+from haathi.storage.cache import BlobCache
+from haathi.storage.objects import LocalObjectStore, ObjectStore
+
+if TYPE_CHECKING:
+    from haathi.storage.s3 import S3ObjectStore
 
 
 @dataclass
 class Runtime:
     config: StoreConfig
     db: Database
-    objects: LocalObjectStore
+    objects: LocalObjectStore | S3ObjectStore
     pfs: PfsContext
 
     def close(self) -> None:
@@ -25,15 +30,51 @@ class Runtime:
         self.db.dispose()
 
 
+def _objects(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
+    if not config.is_s3:
+        return LocalObjectStore(config.objects_dir)
+    from haathi.storage.s3 import S3ObjectStore  # only S3 stores pay for importing obstore
+
+    bucket, prefix = config.s3_bucket_prefix
+    return S3ObjectStore(
+        bucket,
+        prefix,
+        endpoint=config.s3_endpoint,
+        region=config.s3_region,
+        access_key_id=config.s3_access_key_id,
+        secret_access_key=config.s3_secret_access_key,
+        retry_timeout=config.s3_retry_timeout,
+    )
+
+
 def open_store(config: StoreConfig) -> Runtime:
-    """Open (creating on first use) an embedded store."""
+    """Open (creating the schema on first use) the store ``config`` describes."""
     try:
         config.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create store {config.root}: {exc.strerror}") from exc
     db = Database(config.db_url)
-    db.ensure_schema()
-    objects = LocalObjectStore(config.objects_dir)
-    blobs = BlobStore(objects, SqlBlobIndex(db), config.spool_dir)
+    try:
+        db.ensure_schema()
+        objects = _objects(config)
+    except BaseException:
+        db.dispose()
+        raise
+    cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
+    store: ObjectStore = objects
+    blobs = BlobStore(store, SqlBlobIndex(db), config.spool_dir, cache=cache)
     remove_stale_spools(config.spool_dir)
     return Runtime(config, db, objects, PfsContext.create(db, blobs))
+
+
+def init_store(config: StoreConfig) -> Runtime:
+    """Create a new store: check its backends are reachable, then write its config file."""
+    check_no_store(config.root)
+    runtime = open_store(config)
+    try:
+        runtime.objects.check()
+        write_config(config)
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime

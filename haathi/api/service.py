@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from haathi.errors import Conflict, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
 from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
 from haathi.models.ops import Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
-from haathi.pfs import commits, files, fsck, lifecycle, modify, repos
+from haathi.pfs import commits, files, fsck, gc, lifecycle, modify, repos
 from haathi.runtime import Runtime
 
 
@@ -143,5 +144,11 @@ class Api:
         return files.diff_file(self.pfs, new, old)
 
     # checks
-    def fsck(self, *, fast: bool = False) -> list[Problem]:
-        return list(fsck.fsck(self.pfs, fast=fast))
+    def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
+        return fsck.fsck(self.pfs, fast=fast, fix=fix)
+
+    def gc(self, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> dict[str, int]:
+        return gc.gc(self.pfs, grace_s=grace_s, orphan_grace_s=orphan_grace_s).to_dict()
+
+    def store_info(self) -> dict[str, Any]:
+        return self.runtime.config.describe()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from haathi.cli import render
+from haathi.cli import render, units
 from haathi.cli.render import Output
 from haathi.client import Client
 from haathi.errors import HaathiError, InvalidArgument
@@ -44,17 +44,19 @@ for _verb, _help in VERBS.items():
 
 class State:
     address: str | None = None
+    overrides: dict[str, str | None]
     client: Client | None = None
 
 
 state = State()
+state.overrides = {}
 
 
 def client() -> Client:
     if state.client is None:
         from haathi.client import connect
 
-        state.client = connect(state.address)
+        state.client = connect(state.address, **state.overrides)
     return state.client
 
 
@@ -64,8 +66,18 @@ def main(
         str | None,
         typer.Option("--address", help="Store directory (default $HAATHI_ADDRESS or ~/.haathi)."),
     ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Metadata database URL (overrides the store's).")
+    ] = None,
+    objects: Annotated[
+        str | None, typer.Option("--objects", help="Object store URL (overrides the store's).")
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option("--s3-endpoint", help="S3 endpoint URL (overrides the store's).")
+    ] = None,
 ) -> None:
     state.address = address
+    state.overrides = {"db_url": db, "objects_url": objects, "s3_endpoint": s3_endpoint}
 
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
@@ -355,16 +367,79 @@ def copy_file(
 # store -------------------------------------------------------------------------------------
 
 
+@app.command("init")
+def init(
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="PostgreSQL URL (default: SQLite in the store directory)."),
+    ] = None,
+    objects: Annotated[
+        str | None,
+        typer.Option("--objects", help="s3://bucket/prefix (default: the store directory)."),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option("--s3-endpoint", help="S3 endpoint URL (default: AWS).")
+    ] = None,
+    s3_region: Annotated[str | None, typer.Option("--s3-region")] = None,
+    cache_size: Annotated[
+        str | None, typer.Option("--cache-size", help="Bound of the local read cache, e.g. 1GiB.")
+    ] = None,
+    save_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--save-credentials",
+            help="Keep the AWS_* credentials now set in the store's config (mode 0600).",
+        ),
+    ] = False,
+) -> None:
+    """Create a store at --address: metadata in SQLite or PostgreSQL, data local or in S3."""
+    from haathi.client import init as init_store
+
+    c = init_store(
+        state.address, db=db or state.overrides.get("db_url"),
+        objects=objects or state.overrides.get("objects_url"),
+        s3_endpoint=s3_endpoint or state.overrides.get("s3_endpoint"), s3_region=s3_region,
+        cache_bytes=units.parse_size(cache_size) if cache_size else None,
+        save_credentials=save_credentials,
+    )  # fmt: skip
+    state.client = c
+    render.store(c.store_info())
+
+
+@command("inspect", "store")
+def inspect_store(output: OutputOpt = Output.table) -> None:
+    """Show the store's configuration (secrets are never shown)."""
+    info = client().store_info()
+    render.emit_json(info) if output == Output.json else render.store(info)
+
+
 @app.command("fsck")
 def fsck(
     fast: Annotated[bool, typer.Option("--fast", help="check sizes, not hashes")] = False,
+    fix: Annotated[bool, typer.Option("--fix", help="repair what is safely repairable")] = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Check the store: every blob, tree node and branch head a commit needs."""
-    problems = client().fsck(fast=fast)
+    problems = client().fsck(fast=fast, fix=fix)
     render.emit_json(problems) if output == Output.json else render.problems(problems)
-    if any(p.severity == "error" for p in problems):
+    if any(p.severity == "error" and not p.extra.get("fixed") for p in problems):
         raise typer.Exit(1)
+
+
+@app.command("gc")
+def gc(
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            help="Delete unreachable data once it has been condemned this long (e.g. 10m, 0).",
+        ),
+    ] = "10m",
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete stored data that no commit, open commit or running write can reach."""
+    report = client().gc(grace_s=units.parse_duration(grace))
+    render.emit_json(report) if output == Output.json else render.gc_report(report)
 
 
 @app.command("version")

@@ -148,6 +148,22 @@ def problems(items: Sequence[Problem]) -> None:
         out.print("no problems found")
         return
     for p in items:
-        err.print(f"{p.severity}: {p.message}")
+        if p.extra.get("fixed"):
+            err.print(f"fixed: {p.message}", markup=False)
+            continue
+        err.print(f"{p.severity}: {p.message}", markup=False)
         if p.repair:
             err.print(f"  repair: {p.repair}")
+
+
+def store(info: dict[str, Any]) -> None:
+    for key, value in info.items():
+        out.print(f"{key:<16}{value}", markup=False)
+
+
+def gc_report(report: dict[str, int]) -> None:
+    out.print(
+        f"deleted {report['packs_deleted']} packs ({size(report['bytes_deleted'])}) and "
+        f"{report['orphans_deleted']} orphan objects; condemned {report['packs_condemned']} "
+        f"packs (deleted by a later gc after the grace period); kept {report['packs_kept']} packs"
+    )

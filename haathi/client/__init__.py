@@ -1,5 +1,5 @@
 """The public Python client: ``haathi.connect()`` returns a :class:`Client`."""
 
-from haathi.client.client import Client, CommitHandle, connect
+from haathi.client.client import Client, CommitHandle, connect, init
 
-__all__ = ["Client", "CommitHandle", "connect"]
+__all__ = ["Client", "CommitHandle", "connect", "init"]

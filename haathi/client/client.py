@@ -223,13 +223,65 @@ class Client:
     def diff_file(self, new: str, old: str | None = None) -> list[DiffEntry]:
         return self._api.diff_file(parse_file(new), parse_file(old) if old else None)
 
-    def fsck(self, *, fast: bool = False) -> list[Problem]:
-        return self._api.fsck(fast=fast)
+    def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
+        """Problems found in the store; with ``fix``, safely repairable ones are repaired."""
+        return self._api.fsck(fast=fast, fix=fix)
+
+    def gc(self, *, grace_s: float = 600.0) -> dict[str, int]:
+        """Delete stored data no commit, open commit or running write can reach.
+
+        Unreachable packs are condemned first and deleted by the first gc run at least
+        ``grace_s`` seconds later (0: in this run). Returns counts of what was done.
+        """
+        return self._api.gc(grace_s=grace_s)
+
+    def store_info(self) -> dict[str, Any]:
+        """The store's configuration (passwords and secret keys are never included)."""
+        return self._api.store_info()
 
 
-def connect(address: str | None = None) -> Client:
-    """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``)."""
+def connect(address: str | None = None, **overrides: Any) -> Client:
+    """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``).
+
+    ``overrides`` replace settings of the store's config file (``db_url``, ``objects_url``,
+    ``s3_endpoint``, ``s3_region``, ...).
+    """
     from haathi.api import Api
     from haathi.runtime import open_store
 
-    return Client(Api(open_store(store_config(resolve_address(address)))))
+    return Client(Api(open_store(store_config(resolve_address(address), overrides))))
+
+
+def init(
+    address: str | None = None,
+    *,
+    db: str | None = None,
+    objects: str | None = None,
+    s3_endpoint: str | None = None,
+    s3_region: str | None = None,
+    cache_bytes: int | None = None,
+    save_credentials: bool = False,
+) -> Client:
+    """Create a store at ``address`` and connect to it.
+
+    ``db`` is a PostgreSQL URL (default: SQLite in the store directory); ``objects`` is
+    ``s3://bucket/prefix`` (default: packs in the store directory). With ``save_credentials``
+    the ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` now set are written to the store's
+    config (mode 0600); otherwise they are read from the environment each time.
+    """
+    from haathi.api import Api
+    from haathi.runtime import init_store
+
+    settings: dict[str, Any] = {
+        "db_url": db, "objects_url": objects, "s3_endpoint": s3_endpoint,
+        "s3_region": s3_region, "cache_bytes": cache_bytes,
+    }  # fmt: skip
+    if save_credentials:
+        settings["s3_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID")
+        settings["s3_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not (settings["s3_access_key_id"] and settings["s3_secret_access_key"]):
+            raise InvalidArgument(
+                "--save-credentials needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set"
+            )
+    config = store_config(resolve_address(address), settings)
+    return Client(Api(init_store(config)))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert, select, update
 
+from haathi.errors import Conflict
 from haathi.meta.database import Database
-from haathi.meta.schema import packs
+from haathi.meta.schema import gc_state, packs
 from haathi.storage.blobs import BlobLocation
 
 _BATCH = 500
+_CONDEMNED = "SELECT id FROM packs WHERE state = 'condemned'"
 
 
 class SqlBlobIndex:
@@ -25,14 +27,16 @@ class SqlBlobIndex:
     def _mark(self) -> str:
         return "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
 
-    def _select(self, columns: str, digests: Sequence[bytes]) -> list[tuple[Any, ...]]:
+    def _select(
+        self, columns: str, digests: Sequence[bytes], where: str = ""
+    ) -> list[tuple[Any, ...]]:
         """Rows of ``columns`` for the indexed ``digests`` (raw SQL: this is the hot path)."""
         out: list[tuple[Any, ...]] = []
         with self.db.read() as conn:
             for i in range(0, len(digests), _BATCH):
                 part = tuple(digests[i : i + _BATCH])
                 marks = ", ".join([self._mark] * len(part))
-                sql = f"SELECT {columns} FROM blobs WHERE digest IN ({marks})"
+                sql = f"SELECT {columns} FROM blobs WHERE digest IN ({marks}) {where}"
                 out.extend(tuple(r) for r in conn.exec_driver_sql(sql, part))
         return out
 
@@ -41,24 +45,76 @@ class SqlBlobIndex:
         return {bytes(r[0]): BlobLocation(bytes(r[0]), *r[1:]) for r in rows}
 
     def known(self, digests: Sequence[bytes]) -> set[bytes]:
-        return {bytes(r[0]) for r in self._select("digest", digests)}
+        """Indexed digests a new write may reuse: those in packs gc has not condemned."""
+        return {
+            bytes(r[0]) for r in self._select("digest", digests, f"AND pack NOT IN ({_CONDEMNED})")
+        }
 
-    def add_pack(self, pack: str, size: int, rows: Sequence[BlobLocation]) -> None:
+    def add_pack(
+        self, pack: str, size: int, rows: Sequence[BlobLocation], check: Callable[[], None]
+    ) -> None:
+        """Index a stored pack. ``check`` (is the pack's object still there?) runs inside the
+        transaction, which holds gc's lock: gc cannot delete the object as an orphan meanwhile.
+        """
         # Many rows per pack: bypass per-row statement processing. A digest indexed meanwhile
-        # by another writer keeps its first location (its copy here becomes garbage).
+        # by another writer keeps its first location (its copy here becomes garbage), unless
+        # that location is in a condemned pack: then the fresh copy takes over.
         mark = self._mark
         sql = (
             'INSERT INTO blobs (digest, pack, "offset", length, raw_length, codec) '
-            f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (digest) DO NOTHING"
+            f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (digest) DO UPDATE SET "
+            'pack = excluded.pack, "offset" = excluded."offset", length = excluded.length, '
+            "raw_length = excluded.raw_length, codec = excluded.codec "
+            f"WHERE blobs.pack IN ({_CONDEMNED})"
         )
         params = [(r.digest, r.pack, r.offset, r.length, r.raw_length, r.codec) for r in rows]
 
         def txn() -> None:
             with self.db.write() as conn:
-                conn.execute(
-                    insert(packs).values(id=pack, size=size, created_at=datetime.now(UTC))
-                )
+                gc_epoch(conn)
+                conn.execute(insert(packs).values(id=pack, size=size, created_at=datetime.now(UTC)))
                 if params:
                     conn.exec_driver_sql(sql, params)
+                check()
 
         self.db.retrying(txn)
+
+
+def gc_epoch(conn: Connection, lock: str | None = "share") -> int:
+    """The gc epoch. With ``lock`` it stays locked until the transaction ends: ``"share"``d
+    by writers (so gc waits for them), ``"exclusive"`` for gc (so they wait for gc)."""
+    stmt = select(gc_state.c.epoch).where(gc_state.c.id == 1)
+    if lock is not None:
+        stmt = stmt.with_for_update(read=lock == "share")
+    return int(conn.execute(stmt).scalar_one())
+
+
+def keep_reused(conn: Connection, since_epoch: int, digests: Collection[bytes]) -> None:
+    """Before a write that began at gc epoch ``since_epoch`` commits references to
+    ``digests``: if gc ran meanwhile, revive the condemned packs holding them, or raise
+    :class:`Conflict` if gc already deleted one (the write then makes no commit)."""
+    if gc_epoch(conn) == since_epoch or not digests:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    wanted = list(digests)
+    found: dict[bytes, str] = {}
+    revive: set[str] = set()
+    for i in range(0, len(wanted), _BATCH):
+        part = tuple(wanted[i : i + _BATCH])
+        sql = (
+            "SELECT b.digest, b.pack, p.state FROM blobs b JOIN packs p ON p.id = b.pack "
+            f"WHERE b.digest IN ({', '.join([mark] * len(part))})"
+        )
+        for digest, pack, state in conn.exec_driver_sql(sql, part):
+            found[bytes(digest)] = str(pack)
+            if state == "condemned":
+                revive.add(str(pack))
+    if len(found) < len(wanted):
+        raise Conflict(
+            f"garbage collection removed {len(wanted) - len(found)} stored blobs this write "
+            "was reusing while it ran; nothing was committed: run the write again"
+        )
+    if revive:
+        conn.execute(
+            update(packs).where(packs.c.id.in_(revive)).values(state="live", condemned_at=None)
+        )

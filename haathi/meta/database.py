@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, Row, Select, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from haathi.errors import IncompatibleStore, StorageError
+from haathi.config import mask_url
+from haathi.errors import IncompatibleStore, InvalidArgument, StorageError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -45,27 +47,51 @@ def _sqlite_setup(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL for a user's database URL (PostgreSQL goes through psycopg 3)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 class Database:
-    """The metadata database: an engine plus read and write transactions."""
+    """The metadata database: an engine plus read and write transactions.
+
+    SQLite serializes writers with BEGIN IMMEDIATE. PostgreSQL runs writes at READ COMMITTED,
+    and each write that reads before it writes locks the rows it depends on (``lock_rows``);
+    reads run at REPEATABLE READ so that each sees one snapshot.
+    """
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        self.url = engine_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
-            kwargs["pool_pre_ping"] = True
-        self.engine = create_engine(url, **kwargs)
+            kwargs.update(pool_pre_ping=True, pool_size=4, max_overflow=8, connect_args={
+                "connect_timeout": 10, "application_name": "haathi",
+            })  # fmt: skip
+        try:
+            self.engine = create_engine(self.url, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            msg = mask_url(str(exc).splitlines()[0])
+            raise InvalidArgument(f"cannot use metadata database: {msg}") from exc
         if self.is_sqlite:
             _sqlite_setup(self.engine)
+            self._read_options: dict[str, Any] = {}
+        else:
+            self._read_options = {"isolation_level": "REPEATABLE READ"}
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot)."""
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(**self._read_options) if self._read_options else raw
+                with conn.begin():
+                    yield conn
         except (OperationalError, DBAPIError) as exc:
             raise _translate(exc) from exc
 
@@ -98,7 +124,7 @@ class Database:
                     "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
                     if self.is_sqlite
                     else "SELECT 1 FROM information_schema.tables "
-                    "WHERE table_name='alembic_version'"
+                    "WHERE table_name='alembic_version' AND table_schema=current_schema()"
                 )
             ).first()
             if not has:
@@ -108,6 +134,23 @@ class Database:
 
     def ensure_schema(self) -> None:
         """Create or upgrade the schema; refuse a store written by a newer haathi."""
+        if self.stored_revision() == head_revision():
+            return
+        if self.is_sqlite:
+            self._ensure_schema()
+            return
+        try:  # one migrator at a time: others wait here, then find the schema current
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+                try:
+                    self._ensure_schema()
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+                    conn.commit()
+        except (OperationalError, DBAPIError) as exc:
+            raise _translate(exc) from exc
+
+    def _ensure_schema(self) -> None:
         current = self.stored_revision()
         known = known_revisions()
         if current == known[-1]:
@@ -133,7 +176,29 @@ class Database:
         self.engine.dispose()
 
 
+_TRANSIENT = (
+    "locked", "busy", "could not serialize", "deadlock", "connection", "terminating",
+    "server closed", "the database system is", "timeout",
+)  # fmt: skip
+_MIGRATION_LOCK = 0x68616174  # "haat"
+
+
+def lock_rows(conn: Connection, stmt: Select[Any]) -> list[Row[Any]]:
+    """Run ``stmt`` taking row locks (FOR UPDATE) until the transaction ends.
+
+    On SQLite a write transaction already holds the database lock, so this is a plain select.
+    """
+    return list(conn.execute(stmt.with_for_update()))
+
+
+def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **values: Any) -> bool:
+    """Insert one row unless a row with the same ``conflict`` columns exists; True if inserted."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    return conn.execute(stmt.returning(table.c[conflict[0]])).first() is not None
+
+
 def _translate(exc: Exception) -> StorageError:
-    msg = str(getattr(exc, "orig", exc)).splitlines()[0]
-    transient = any(s in msg.lower() for s in ("locked", "busy", "could not serialize", "deadlock"))
+    msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
+    transient = any(s in msg.lower() for s in _TRANSIENT)
     return StorageError(f"metadata database error: {msg}", retryable=transient)

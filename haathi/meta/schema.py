@@ -90,6 +90,20 @@ packs = Table(
     Column("id", String(32), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # gc: "live", or "condemned" (unreachable when gc marked it; deleted after a grace period
+    # unless a write that started before the condemnation turns out to use it)
+    Column("state", String(16), nullable=False, server_default="live"),
+    Column("condemned_at", DateTime(timezone=True), nullable=True),
+    Index("ix_packs_state", "state"),
+)
+
+# One row (id 1): bumped by every gc condemnation and sweep, so a write that spans one checks
+# that the blobs it reuses are still there.
+gc_state = Table(
+    "gc_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
 )
 
 blobs = Table(

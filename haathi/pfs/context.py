@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Row, select
 
 from haathi.errors import NotFound
-from haathi.meta.database import Database
+from haathi.meta.database import Database, lock_rows
 from haathi.meta.schema import branches, repos
 from haathi.storage.blobs import BlobStore
 from haathi.tree.prolly import NodeStore
@@ -36,11 +36,15 @@ class PfsContext:
         return cls(db, blobs, NodeStore(blobs.get))
 
 
-def repo_row(conn: Connection, name: str) -> Row[tuple[object, ...]]:
-    row = conn.execute(select(repos).where(repos.c.name == name)).first()
-    if row is None:
+def repo_row(conn: Connection, name: str, *, lock: bool = False) -> Row[tuple[object, ...]]:
+    """The repo's row. With ``lock`` (in a write transaction) the row stays locked until the
+    transaction ends: every write that changes a repo's branches or commits takes this lock
+    first, so it reads what it depends on only after earlier writers have committed."""
+    stmt = select(repos).where(repos.c.name == name)
+    rows = lock_rows(conn, stmt) if lock else conn.execute(stmt).all()
+    if not rows:
         raise NotFound(f"repo {name} not found", repo=name)
-    return row
+    return rows[0]
 
 
 def branch_row(conn: Connection, repo_id: int, repo: str, name: str) -> Row[tuple[object, ...]]:

@@ -1,132 +1,150 @@
-"""Checking a store: every index row, pack, tree node and chunk a commit needs is sound."""
+"""Checking a store: every index row, pack, tree node and chunk a commit needs is sound.
+
+With ``fix``, what is safely repairable is repaired: index rows of blobs that are missing,
+truncated or corrupt are dropped when nothing reaches them (so no new write reuses a bad
+copy), pack rows whose object is gone are dropped once none of their blobs is indexed, and
+temp files left by killed writers are removed. Data a commit needs is never dropped.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from haathi.errors import HaathiError
 from haathi.meta.schema import blobs, branches, commits, packs, repos
 from haathi.models.info import Problem
-from haathi.pfs import staging
 from haathi.pfs.context import PfsContext
-from haathi.storage.blobs import BlobLocation, pack_key
-from haathi.tree.entry import FileEntry, NodeRef
+from haathi.pfs.gc import bump_epoch, recheck
+from haathi.pfs.reach import Marker, Snapshot, snapshot
+from haathi.storage.blobs import BlobLocation, pack_key, remove_stale_spools
+from haathi.tree.entry import FileEntry
+
+_BATCH = 500
 
 
-def fsck(ctx: PfsContext, *, fast: bool = False) -> Iterator[Problem]:
-    """Yield every problem found; nothing is changed."""
+def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Problem]:
+    """Every problem found (each marked ``fixed`` in ``extra`` when ``fix`` repaired it)."""
     with ctx.db.read() as conn:
         pack_rows = {str(r.id): int(r.size) for r in conn.execute(select(packs))}
         blob_rows = [
             BlobLocation(bytes(r.digest), r.pack, r.offset, r.length, r.raw_length, r.codec)
             for r in conn.execute(select(blobs))
         ]
-        commit_rows = conn.execute(
-            select(repos.c.name, commits.c.id, commits.c.state, commits.c.root, commits.c.repo_id)
-            .join(repos, repos.c.id == commits.c.repo_id)
-        ).all()
+        snap = snapshot(conn)
+        commit_ids = {
+            (int(r[0]), str(r[1])) for r in conn.execute(select(commits.c.repo_id, commits.c.id))
+        }
         branch_rows = conn.execute(
             select(repos.c.name, branches.c.name, branches.c.head, branches.c.repo_id)
             .join(repos, repos.c.id == branches.c.repo_id)
         ).all()
-        known = {(int(r[4]), str(r[1])) for r in commit_rows}
-        staged_by_commit = {
-            (int(r[4]), str(r[1])): staging.staged_changes(conn, int(r[4]), str(r[1]))
-            for r in commit_rows
-            if r[2] != "FINISHED"
-        }
 
-    present: dict[str, int | None] = {}
-    for pack in set(pack_rows) | {b.pack for b in blob_rows}:
-        try:
-            present[pack] = ctx.blobs.objects.size(pack_key(pack))
-        except HaathiError:
-            present[pack] = None
-            yield Problem(
-                "error",
-                "missing_pack",
-                pack,
-                f"pack {pack} is in the index but missing from the object store",
-                "restore the pack from a backup, or run `haathi fsck --fix` once nothing "
-                "references its blobs",
-            )
-
-    bad_blobs: set[bytes] = set()
-    for loc in blob_rows:
-        size = present.get(loc.pack)
-        if size is None:
-            bad_blobs.add(loc.digest)
-            continue
-        if loc.offset + loc.length > size:
-            bad_blobs.add(loc.digest)
-            yield Problem(
-                "error",
-                "truncated_blob",
-                loc.digest.hex(),
-                f"blob {loc.digest.hex()} lies beyond the end of pack {loc.pack}",
-                "restore the pack from a backup",
-            )
-            continue
-        if not fast:
-            try:
-                ctx.blobs.read_location(loc)
-            except HaathiError as exc:
-                bad_blobs.add(loc.digest)
-                yield Problem(
-                    "error", "corrupt_blob", loc.digest.hex(), str(exc),
-                    "restore the pack from a backup; the files using this blob cannot be read",
-                )
+    problems: list[Problem] = []
+    all_packs = set(pack_rows) | {b.pack for b in blob_rows}
+    missing_packs = [p for p in sorted(all_packs) if not _exists(ctx, p)]
+    for pack in missing_packs:
+        problems.append(Problem(
+            "error", "missing_pack", pack,
+            f"pack {pack} is in the index but missing from the object store",
+            "restore the pack from a backup; `haathi fsck --fix` drops its index rows if "
+            "nothing needs its blobs",
+        ))  # fmt: skip
+    bad = dict(_check_blobs(ctx, blob_rows, set(missing_packs), fast, problems))
 
     indexed = {b.digest for b in blob_rows}
-    seen_nodes: set[bytes] = set()
 
-    def check_entry(e: FileEntry, where: str) -> Iterator[Problem]:
+    def check_entry(e: FileEntry, where: str) -> None:
         for digest, _ in e.chunk_list():
             if digest not in indexed:
-                yield Problem(
+                problems.append(Problem(
                     "error", "missing_chunk", digest.hex(),
                     f"{where}:{e.path} needs chunk {digest.hex()}, which is not in the index",
                     "the file's data is lost; restore from a backup or delete the file",
-                )
+                ))  # fmt: skip
 
-    for repo, cid, state, root, _repo_id in commit_rows:
-        if state != "FINISHED" or root is None:
-            continue
-        stack = [bytes(root)]
-        while stack:
-            d = stack.pop()
-            if d in seen_nodes:
-                continue
-            seen_nodes.add(d)
-            if d in bad_blobs or d not in indexed:
-                yield Problem(
-                    "error", "missing_node", d.hex(),
-                    f"commit {repo}@{cid} needs tree node {d.hex()}, which is unreadable",
-                    "restore the pack from a backup",
-                )
-                continue
-            try:
-                node = ctx.nodes.get(d)
-            except HaathiError as exc:
-                yield Problem("error", "corrupt_node", d.hex(), str(exc), "restore from backup")
-                continue
-            for e in node.entries:
-                if isinstance(e, NodeRef):
-                    stack.append(e.digest)
-                else:
-                    yield from check_entry(e, f"{repo}@{cid}")
-
-    for (_repo_id, cid), changes in staged_by_commit.items():
-        for ch in changes:
-            if ch.entry is not None:
-                yield from check_entry(ch.entry, f"open commit {cid}")
+    marker = Marker(ctx.nodes, strict=False, on_entry=check_entry)
+    marker.mark(snap)
+    problems.extend(marker.problems)
 
     for repo, name, head, repo_id in branch_rows:
-        if head is not None and (int(repo_id), str(head)) not in known:
-            yield Problem(
+        if head is not None and (int(repo_id), str(head)) not in commit_ids:
+            problems.append(Problem(
                 "error", "dangling_head", f"{repo}@{name}",
                 f"branch {repo}@{name} points at commit {head}, which does not exist",
                 f"move the branch: `haathi create branch {repo}@{name} --head <commit>`",
-            )
+            ))  # fmt: skip
+    if fix:
+        problems = _fix(ctx, problems, bad, set(missing_packs), snap, marker)
+    return problems
+
+
+def _exists(ctx: PfsContext, pack: str) -> bool:
+    try:
+        ctx.blobs.objects.size(pack_key(pack))
+    except HaathiError:
+        return False
+    return True
+
+
+def _check_blobs(
+    ctx: PfsContext, rows: list[BlobLocation], missing: set[str], fast: bool,
+    problems: list[Problem],
+) -> Iterator[tuple[bytes, str]]:
+    """Check each indexed blob; yields (digest, pack) of the bad ones."""
+    sizes: dict[str, int] = {}
+    for loc in rows:
+        if loc.pack in missing:
+            yield loc.digest, loc.pack
+            continue
+        if loc.pack not in sizes:
+            sizes[loc.pack] = ctx.blobs.objects.size(pack_key(loc.pack))
+        if loc.offset + loc.length > sizes[loc.pack]:
+            problems.append(Problem(
+                "error", "truncated_blob", loc.digest.hex(),
+                f"blob {loc.digest.hex()} lies beyond the end of pack {loc.pack}",
+                "restore the pack from a backup",
+            ))  # fmt: skip
+            yield loc.digest, loc.pack
+        elif not fast:
+            try:
+                ctx.blobs.read_stored(loc)
+            except HaathiError as exc:
+                problems.append(Problem(
+                    "error", "corrupt_blob", loc.digest.hex(), str(exc),
+                    "restore the pack from a backup; the files using this blob cannot be read",
+                ))  # fmt: skip
+                yield loc.digest, loc.pack
+
+
+def _fix(
+    ctx: PfsContext, problems: list[Problem], bad: dict[bytes, str], missing_packs: set[str],
+    snap: Snapshot, marker: Marker,
+) -> list[Problem]:
+    """Drop the index rows of bad blobs nothing reaches, then pack rows left with no blob."""
+    dropped: set[bytes] = set()
+    emptied: set[str] = set()
+    with ctx.db.write() as conn:
+        bump_epoch(conn)  # writers that reused one of these blobs fail cleanly at commit
+        recheck(ctx, conn, snap, marker)
+        drop = [d for d in bad if d not in marker.reached]
+        for i in range(0, len(drop), _BATCH):
+            part = drop[i : i + _BATCH]
+            in_bad_pack = blobs.c.pack.in_({bad[d] for d in part})
+            conn.execute(delete(blobs).where(blobs.c.digest.in_(part), in_bad_pack))
+        dropped = set(drop)
+        for pack in missing_packs:
+            left = conn.execute(select(blobs.c.digest).where(blobs.c.pack == pack).limit(1)).first()
+            if left is None:
+                conn.execute(delete(packs).where(packs.c.id == pack))
+                emptied.add(pack)
+    remove_stale_spools(ctx.blobs.spool_dir)
+    out = []
+    for p in problems:
+        fixed = (
+            p.kind in ("truncated_blob", "corrupt_blob") and bytes.fromhex(p.subject) in dropped
+        ) or (p.kind == "missing_pack" and p.subject in emptied)
+        out.append(replace(p, extra={**p.extra, "fixed": True}) if fixed else p)
+    return out

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from haathi.meta.blob_index import gc_epoch, keep_reused
 from haathi.meta.schema import branches, commits
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
@@ -22,7 +23,7 @@ from haathi.pfs.commits import (
     repo_id_of,
     resolve,
 )
-from haathi.pfs.context import PfsContext, now
+from haathi.pfs.context import PfsContext, now, repo_row
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
@@ -31,6 +32,11 @@ CAS_ATTEMPTS = 200
 
 class _LostRace(Exception):
     """Another writer moved the branch head first."""
+
+
+def _lock(conn: Connection, repo: str) -> int:
+    """Lock the repo's row for this write transaction (see ``repo_row``); its ID."""
+    return int(repo_row(conn, repo, lock=True).id)
 
 
 def _next_seq(conn: Connection, repo_id: int) -> int:
@@ -141,26 +147,35 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
         return repo_id, None, commit
 
 
+def gc_epoch_now(ctx: PfsContext) -> int:
+    """The gc epoch a write starts in (see ``keep_reused``)."""
+    with ctx.db.read() as conn:
+        return gc_epoch(conn, lock=None)
+
+
 def commit_changes(
     ctx: PfsContext,
     spec: CommitSpec,
     changes: Sequence[staging.Change],
-    description: str = "",
-    writer: BlobWriter | None = None,
+    description: str,
+    writer: BlobWriter,
+    since_epoch: int,
 ) -> str:
     """Apply ``changes`` atomically to ``spec``: staged into an open commit or as a new commit.
 
     ``writer`` holds the changes' unflushed blobs (tree nodes join them in the same pack); it
-    is flushed before anything refers to its blobs. One-off commits are serialized per branch
-    with a compare-and-swap on the branch head: a writer that loses the race rebuilds its tree
-    on the new head, so no write is lost.
+    is flushed before anything refers to its blobs. ``since_epoch`` is the gc epoch read before
+    the writer's first blob: if gc ran since, the blobs it reused are kept or the write fails.
+    One-off commits are serialized per branch with a compare-and-swap on the branch head: a
+    writer that loses the race rebuilds its tree on the new head, so no write is lost.
     """
-    writer = writer or ctx.blobs.writer()
     for attempt in range(CAS_ATTEMPTS):
         repo_id, branch, open_commit = write_target(ctx, spec)
         if open_commit is not None:
             writer.flush()
             with ctx.db.write() as conn:
+                _lock(conn, spec.repo)
+                keep_reused(conn, since_epoch, writer.referenced)
                 cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
                 if cur.finished:
                     continue
@@ -179,6 +194,8 @@ def commit_changes(
         cid = new_commit_id()
         try:
             with ctx.db.write() as conn:
+                _lock(conn, spec.repo)
+                keep_reused(conn, since_epoch, writer.referenced)
                 _ensure_branch(conn, repo_id, branch)
                 if not _cas_head(conn, repo_id, branch, head_id, cid):
                     raise _LostRace
@@ -210,7 +227,7 @@ def start_commit(
     validate_branch_name(branch)
     cid = new_commit_id()
     with ctx.db.write() as conn:
-        repo_id = repo_id_of(conn, spec.repo)
+        repo_id = _lock(conn, spec.repo)
         head = _ensure_branch(conn, repo_id, branch)
         if head is not None:
             cur = get_commit(conn, repo_id, spec.repo, head)
@@ -242,43 +259,56 @@ def start_commit(
 
 
 def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = None) -> str:
-    """Build the open commit's tree from its staged changes and mark it finished."""
-    with ctx.db.read() as conn:
-        commit = resolve(conn, spec)
-        if commit.finished:
-            raise FailedPrecondition(
-                f"commit {commit.id} in repo {spec.repo} is already finished",
-                repo=spec.repo,
-                commit=commit.id,
+    """Build the open commit's tree from its staged changes and mark it finished.
+
+    Writes staged while the tree is being built are not lost: the commit is finished only if
+    its staged changes are still those the tree was built from, else the tree is rebuilt.
+    """
+    for _ in range(CAS_ATTEMPTS):
+        with ctx.db.read() as conn:
+            commit = resolve(conn, spec)
+            if commit.finished:
+                raise FailedPrecondition(
+                    f"commit {commit.id} in repo {spec.repo} is already finished",
+                    repo=spec.repo,
+                    commit=commit.id,
+                )
+            base, changes = staging.open_commit_state(conn, commit)
+            staged_upto = staging.last_seq(conn, commit.repo_id, commit.id)
+            since_epoch = gc_epoch(conn, lock=None)
+        writer = ctx.blobs.writer()
+        with writer:
+            edits = staging.edits_for(base, changes, ctx.nodes)
+            root = prolly.apply(base, edits, ctx.nodes, writer)
+        count, size = prolly.totals(root, ctx.nodes)
+        values: dict[str, object] = {
+            "state": CommitState.FINISHED.value,
+            "root": root,
+            "file_count": count,
+            "size_bytes": size,
+            "finished_at": now(),
+        }
+        if description is not None:
+            values["description"] = description
+        with ctx.db.write() as conn:
+            _lock(conn, spec.repo)
+            if staging.last_seq(conn, commit.repo_id, commit.id) != staged_upto:
+                continue
+            keep_reused(conn, since_epoch, writer.referenced)
+            res = conn.execute(
+                update(commits)
+                .where(
+                    commits.c.repo_id == commit.repo_id,
+                    commits.c.id == commit.id,
+                    commits.c.state == CommitState.STARTED.value,
+                )
+                .values(**values)
             )
-        base, changes = staging.open_commit_state(conn, commit)
-    writer = ctx.blobs.writer()
-    with writer:
-        root = prolly.apply(base, staging.edits_for(base, changes, ctx.nodes), ctx.nodes, writer)
-    count, size = prolly.totals(root, ctx.nodes)
-    values: dict[str, object] = {
-        "state": CommitState.FINISHED.value,
-        "root": root,
-        "file_count": count,
-        "size_bytes": size,
-        "finished_at": now(),
-    }
-    if description is not None:
-        values["description"] = description
-    with ctx.db.write() as conn:
-        res = conn.execute(
-            update(commits)
-            .where(
-                commits.c.repo_id == commit.repo_id,
-                commits.c.id == commit.id,
-                commits.c.state == CommitState.STARTED.value,
-            )
-            .values(**values)
-        )
-        if res.rowcount != 1:
-            raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
-        staging.clear(conn, commit.repo_id, commit.id)
-    return commit.id
+            if res.rowcount != 1:
+                raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
+            staging.clear(conn, commit.repo_id, commit.id)
+        return commit.id
+    raise Conflict(f"too many concurrent writes to {spec} while finishing it; try again")
 
 
 def _drop(conn: Connection, commit: CommitRow) -> None:
@@ -305,6 +335,7 @@ def _reparent(conn: Connection, commit: CommitRow) -> None:
 def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
     """Drop a commit that has no children (its data goes with it; heads move back)."""
     with ctx.db.write() as conn:
+        _lock(conn, spec.repo)
         commit = resolve(conn, spec)
         kids = children_of(conn, commit.repo_id, commit.id)
         if kids:
@@ -326,6 +357,7 @@ def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
     newest commit, with its content unchanged, takes the parent's place.
     """
     with ctx.db.write() as conn:
+        _lock(conn, spec.repo)
         commit = resolve(conn, spec)
         if not commit.finished:
             raise FailedPrecondition(f"commit {commit.id} is open: finish it before squashing")

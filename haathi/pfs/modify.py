@@ -76,6 +76,7 @@ def modify(
             paths.normalize(op.path)
     _check_deletes(ctx, spec, ops)
     changes: list[list[staging.Change]] = [[] for _ in ops]
+    since_epoch = lifecycle.gc_epoch_now(ctx)
     writer = ctx.blobs.writer()
     try:
         puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
@@ -99,8 +100,9 @@ def modify(
                 changes[i] = [staging.Change(kind, op.path)]
             elif isinstance(op, CopyOp):
                 changes[i] = _copy(ctx, op)
+                writer.track(d for c in changes[i] if c.entry for d, _ in c.entry.chunk_list())
         flat = [c for group in changes for c in group]
-        return lifecycle.commit_changes(ctx, spec, flat, description, writer)
+        return lifecycle.commit_changes(ctx, spec, flat, description, writer, since_epoch)
     except BaseException:
         writer.abort()
         raise

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from haathi.meta.database import insert_ignore
 from haathi.meta.schema import branches, commits, repos, staged
 from haathi.models.ids import validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
@@ -16,17 +16,10 @@ from haathi.pfs.context import PfsContext, as_utc, branch_row, now, repo_row
 
 def create_repo(ctx: PfsContext, name: str, description: str = "") -> RepoInfo:
     validate_repo_name(name)
-    try:
-        with ctx.db.write() as conn:
-            if conn.execute(select(repos.c.id).where(repos.c.name == name)).first():
-                raise AlreadyExists(f"repo {name} already exists", repo=name)
-            conn.execute(
-                insert(repos).values(
-                    name=name, description=description, created_at=now(), metadata="{}"
-                )
-            )
-    except IntegrityError as exc:
-        raise AlreadyExists(f"repo {name} already exists", repo=name) from exc
+    with ctx.db.write() as conn:
+        values = {"description": description, "created_at": now(), "metadata": "{}"}
+        if not insert_ignore(conn, repos, ["name"], name=name, **values):
+            raise AlreadyExists(f"repo {name} already exists", repo=name)
     return inspect_repo(ctx, name)
 
 
@@ -66,7 +59,7 @@ def delete_repo(ctx: PfsContext, name: str, force: bool = False) -> None:
     """Delete a repo with its branches and commits (stored bytes are reclaimed by gc)."""
     validate_repo_name(name)
     with ctx.db.write() as conn:
-        r = repo_row(conn, name)
+        r = repo_row(conn, name, lock=True)
         conn.execute(delete(staged).where(staged.c.repo_id == r.id))
         conn.execute(delete(commits).where(commits.c.repo_id == r.id))
         conn.execute(delete(branches).where(branches.c.repo_id == r.id))
@@ -82,7 +75,7 @@ def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> Branch
     """Create a branch (or move an existing one) to ``head``: metadata only, nothing copied."""
     name = validate_branch_name(spec.ref_or_default)
     with ctx.db.write() as conn:
-        r = repo_row(conn, spec.repo)
+        r = repo_row(conn, spec.repo, lock=True)
         head_id = None
         if head is not None:
             target = resolve(conn, CommitSpec(spec.repo, head))
@@ -123,7 +116,7 @@ def delete_branch(ctx: PfsContext, spec: CommitSpec) -> None:
     if spec.ref is None:
         raise InvalidArgument("delete branch needs repo@branch")
     with ctx.db.write() as conn:
-        r = repo_row(conn, spec.repo)
+        r = repo_row(conn, spec.repo, lock=True)
         b = branch_row(conn, r.id, spec.repo, spec.ref)
         if b.head is not None:
             head = get_commit(conn, r.id, spec.repo, b.head)

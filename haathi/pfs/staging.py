@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgpack
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from haathi.meta.schema import staged
 from haathi.models import paths
@@ -77,6 +77,16 @@ def open_commit_state(conn: Connection, commit: CommitRow) -> tuple[bytes | None
         else None
     )
     return base, staged_changes(conn, commit.repo_id, commit.id)
+
+
+def last_seq(conn: Connection, repo_id: int, commit_id: str) -> int | None:
+    """The sequence number of the commit's latest staged change (None if it has none)."""
+    value = conn.execute(
+        select(func.max(staged.c.seq)).where(
+            staged.c.repo_id == repo_id, staged.c.commit_id == commit_id
+        )
+    ).scalar_one()
+    return None if value is None else int(value)
 
 
 def stage(conn: Connection, repo_id: int, commit_id: str, changes: Iterable[Change]) -> None:

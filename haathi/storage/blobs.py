@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,8 @@ import blake3
 import msgpack
 import zstandard
 
-from haathi.errors import Corrupt, NotFound
+from haathi.errors import Corrupt, NotFound, StorageError
+from haathi.storage.cache import BlobCache
 from haathi.storage.objects import ObjectStore
 
 RAW = 0
@@ -57,8 +58,11 @@ class BlobIndex(Protocol):
     def known(self, digests: Sequence[bytes]) -> set[bytes]:
         """The subset of ``digests`` already indexed."""
 
-    def add_pack(self, pack: str, size: int, rows: Sequence[BlobLocation]) -> None:
-        """Record a durable pack and its blobs in one transaction (existing digests kept)."""
+    def add_pack(
+        self, pack: str, size: int, rows: Sequence[BlobLocation], check: Callable[[], None]
+    ) -> None:
+        """Record a durable pack and its blobs in one transaction (existing digests kept);
+        ``check`` runs inside it and raises if the pack's object has gone."""
 
 
 def pack_key(pack: str) -> str:
@@ -166,6 +170,17 @@ class BlobWriter:
                 self._drain_locked()
         return digest
 
+    @property
+    def referenced(self) -> frozenset[bytes]:
+        """Every digest this writer was given or told of: what a commit built with it uses."""
+        with self._lock:
+            return frozenset(self._seen)
+
+    def track(self, digests: Iterable[bytes]) -> None:
+        """Count existing blobs (e.g. of copied files) as used by this writer's commit."""
+        with self._lock:
+            self._seen.update(digests)
+
     def _drain_locked(self) -> None:
         if not self._pending:
             return
@@ -184,8 +199,14 @@ class BlobWriter:
 
     def _store_pack(self, spool: _PackSpool) -> None:
         spool.seal()
-        self._store.objects.put_file(pack_key(spool.id), spool.path)
-        self._store.index.add_pack(spool.id, spool.size, spool.rows)
+        key = pack_key(spool.id)
+        self._store.objects.put_file(key, spool.path)
+
+        def check() -> None:
+            if not self._store.objects.exists(key):
+                raise StorageError(f"pack {spool.id} was removed while being stored; retry")
+
+        self._store.index.add_pack(spool.id, spool.size, spool.rows, check)
 
     def _seal_in_background_locked(self) -> None:
         """Hand a full pack to the sealing thread, so storing it overlaps further chunking."""
@@ -249,18 +270,35 @@ class BlobStore:
         spool_dir: Path,
         *,
         pack_target: int = PACK_TARGET,
+        cache: BlobCache | None = None,
     ) -> None:
         self.objects = objects
         self.index = index
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.pack_target = pack_target
+        self.cache = cache
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 
     def read_location(self, loc: BlobLocation) -> bytes:
-        """Read and verify one located blob."""
+        """Read and verify one located blob (from the cache when it holds a good copy)."""
+        if self.cache is not None:
+            payload = self.cache.get(loc.digest)
+            if payload is not None:
+                with contextlib.suppress(zstandard.ZstdError, Corrupt):
+                    data = decode(loc.codec, payload, loc.raw_length)
+                    if len(data) == loc.raw_length and digest_of(data) == loc.digest:
+                        return data
+                self.cache.discard(loc.digest)
+        payload, data = self.read_stored(loc)
+        if self.cache is not None:
+            self.cache.put(loc.digest, payload)
+        return data
+
+    def read_stored(self, loc: BlobLocation) -> tuple[bytes, bytes]:
+        """(stored payload, verified data) of one blob, from the object store."""
         try:
             payload = self.objects.get_range(pack_key(loc.pack), loc.offset, loc.length)
             data = decode(loc.codec, payload, loc.raw_length)
@@ -280,7 +318,7 @@ class BlobStore:
                 blob=loc.digest.hex(),
                 pack=loc.pack,
             )
-        return data
+        return payload, data
 
     def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
         """Locations of ``digests``; Corrupt if any is missing from the index."""

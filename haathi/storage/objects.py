@@ -6,10 +6,18 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from haathi.errors import InvalidArgument, NotFound, StorageError
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
 
 
 class ObjectStore(Protocol):
@@ -28,10 +36,12 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
     def list_keys(self, prefix: str = "") -> Iterator[str]: ...
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     if not key or key.startswith("/") or ".." in key.split("/") or "\x00" in key:
         raise InvalidArgument(f"invalid object key {key!r}")
     return key
@@ -56,7 +66,7 @@ class LocalObjectStore:
         self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
 
     def put_file(self, key: str, source: Path) -> None:
         dest = self._path(key)
@@ -116,12 +126,23 @@ class LocalObjectStore:
                 fh.close()
         self._path(key).unlink(missing_ok=True)
 
-    def list_keys(self, prefix: str = "") -> Iterator[str]:
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
                 if rel.startswith(prefix) and not name.startswith(".tmp"):
-                    yield rel
+                    try:
+                        st = os.stat(full)
+                    except FileNotFoundError:
+                        continue
+                    yield ObjectInfo(rel, st.st_size, st.st_mtime)
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        return (o.key for o in self.list_objects(prefix))
+
+    def check(self) -> None:
+        """Nothing to check: a local directory is there once created."""
 
     def close(self) -> None:
         with self._lock:
@@ -137,7 +158,7 @@ class MemoryObjectStore:
         self._objects: dict[str, bytes] = {}
 
     def put_file(self, key: str, source: Path) -> None:
-        self._objects[_check_key(key)] = Path(source).read_bytes()
+        self._objects[check_key(key)] = Path(source).read_bytes()
         Path(source).unlink()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
@@ -159,8 +180,12 @@ class MemoryObjectStore:
     def delete(self, key: str) -> None:
         self._objects.pop(key, None)
 
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        items = [(k, len(v)) for k, v in self._objects.items() if k.startswith(prefix)]
+        return iter([ObjectInfo(k, n, 0.0) for k, n in items])
+
     def list_keys(self, prefix: str = "") -> Iterator[str]:
-        return iter([k for k in self._objects if k.startswith(prefix)])
+        return (o.key for o in self.list_objects(prefix))
 
     def close(self) -> None:
         pass

@@ -1,0 +1,145 @@
+"""Garbage collection: delete packs nothing can reach, never one something can.
+
+A pack is garbage when none of its indexed blobs is reachable from a commit or an open commit.
+gc runs in three steps, each safe against writers running at the same time:
+
+1. **mark**: walk every root in a snapshot of the metadata;
+2. **condemn**: under gc's lock, walk the roots added since the snapshot, then mark the
+   still-unreachable packs older than the grace period ``condemned``. New writes no longer
+   reuse their blobs (they store fresh copies). A write that began before and reuses one
+   revives its pack when it commits (``keep_reused``);
+3. **sweep**: packs condemned at least the grace period ago lose their index rows, then their
+   objects. Objects with no pack row (left by a crash) are deleted once older than
+   ``orphan_grace``.
+
+A write still running when a pack it reused is swept fails at commit time with a clear error
+and commits nothing. Packs that hold any live blob are kept whole (no repacking yet).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Connection, delete, select, update
+
+from haathi.meta.blob_index import gc_epoch
+from haathi.meta.schema import blobs, gc_state, packs
+from haathi.pfs.context import PfsContext, as_utc, now
+from haathi.pfs.reach import Marker, Snapshot, snapshot
+from haathi.storage.blobs import pack_key
+
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What one gc run did."""
+
+    reachable_blobs: int
+    packs_kept: int
+    packs_condemned: int
+    packs_deleted: int
+    bytes_deleted: int
+    orphans_deleted: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def bump_epoch(conn: Connection) -> None:
+    """Take gc's lock and start a new epoch: writes that span this see it at commit time."""
+    epoch = gc_epoch(conn, lock="exclusive")
+    conn.execute(update(gc_state).where(gc_state.c.id == 1).values(epoch=epoch + 1))
+
+
+def recheck(ctx: PfsContext, conn: Connection, snap: Snapshot, marker: Marker) -> set[str]:
+    """Under gc's lock: mark what was added since ``snap``; the packs now holding the index
+    rows of newly reached digests."""
+    marker.take_added()
+    marker.mark(snapshot(conn, since=snap))
+    return packs_of(conn, marker.take_added())
+
+
+def packs_of(conn: Connection, digests: list[bytes]) -> set[str]:
+    out: set[str] = set()
+    for i in range(0, len(digests), _BATCH):
+        rows = conn.execute(select(blobs.c.pack).where(blobs.c.digest.in_(digests[i : i + _BATCH])))
+        out.update(str(r[0]) for r in rows)
+    return out
+
+
+def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> GcReport:
+    """Delete unreachable packs condemned at least ``grace_s`` ago; condemn newly found ones."""
+    marker = Marker(ctx.nodes, strict=True)
+    with ctx.db.read() as conn:
+        snap = snapshot(conn)
+    marker.mark(snap)
+    cutoff = now() - timedelta(seconds=grace_s)
+
+    with ctx.db.read() as conn:
+        live: set[str] = set()
+        for digest, pack in conn.execute(select(blobs.c.digest, blobs.c.pack)):
+            if bytes(digest) in marker.reached:
+                live.add(str(pack))
+        pack_rows = conn.execute(select(packs.c.id, packs.c.state, packs.c.created_at)).all()
+    candidates = {
+        str(p) for p, state, created in pack_rows
+        if state == "live" and p not in live and (as_utc(created) or cutoff) <= cutoff
+    }  # fmt: skip
+    kept = sum(1 for _, state, _ in pack_rows if state == "live") - len(candidates)
+
+    with ctx.db.write() as conn:
+        bump_epoch(conn)
+        candidates -= recheck(ctx, conn, snap, marker)
+        ids = sorted(candidates)
+        for i in range(0, len(ids), _BATCH):
+            conn.execute(
+                update(packs)
+                .where(packs.c.id.in_(ids[i : i + _BATCH]), packs.c.state == "live")
+                .values(state="condemned", condemned_at=now())
+            )
+    deleted, freed = _sweep(ctx, now() - timedelta(seconds=grace_s))
+    orphans = _delete_orphans(ctx, orphan_grace_s)
+    return GcReport(len(marker.reached), kept, len(candidates), deleted, freed, orphans)
+
+
+def _sweep(ctx: PfsContext, cutoff: object) -> tuple[int, int]:
+    """Drop packs condemned before ``cutoff`` (and not revived): index rows, then objects."""
+    with ctx.db.write() as conn:
+        bump_epoch(conn)
+        doomed = conn.execute(
+            select(packs.c.id, packs.c.size).where(
+                packs.c.state == "condemned", packs.c.condemned_at <= cutoff
+            )
+        ).all()
+        ids = [str(r[0]) for r in doomed]
+        for i in range(0, len(ids), _BATCH):
+            part = ids[i : i + _BATCH]
+            conn.execute(delete(blobs).where(blobs.c.pack.in_(part)))
+            conn.execute(delete(packs).where(packs.c.id.in_(part)))
+    for pack in ids:  # a crash here leaves orphan objects, which a later gc deletes
+        ctx.blobs.objects.delete(pack_key(pack))
+    return len(ids), sum(int(r[1]) for r in doomed)
+
+
+def _delete_orphans(ctx: PfsContext, min_age_s: float) -> int:
+    """Delete pack objects that no pack row names, once older than ``min_age_s``."""
+    limit = time.time() - min_age_s
+    old = {
+        o.key.rsplit("/", 1)[-1]: o.key
+        for o in ctx.blobs.objects.list_objects("packs/")
+        if o.modified <= limit
+    }
+    if not old:
+        return 0
+    # Under gc's lock: a writer indexing one of these packs either already has (its row is
+    # found below) or will find the object gone when it checks, and fail cleanly.
+    with ctx.db.write() as conn:
+        bump_epoch(conn)
+        indexed = {str(r[0]) for r in conn.execute(select(packs.c.id))}
+        orphans = [key for pack, key in old.items() if pack not in indexed]
+        for key in orphans:
+            ctx.blobs.objects.delete(key)
+    return len(orphans)

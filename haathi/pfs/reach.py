@@ -1,0 +1,134 @@
+"""What the metadata can reach: the tree nodes and chunks of every commit and open commit.
+
+``snapshot`` lists the roots (finished commits' trees, open commits' staged files) and where
+the listing stopped, so a later ``snapshot(conn, since=...)`` returns only what was added after.
+``Marker`` walks roots into the set of reachable digests, skipping subtrees it has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgpack
+from sqlalchemy import Connection, select
+
+from haathi.errors import Corrupt, HaathiError
+from haathi.meta.schema import commits, repos, staged
+from haathi.models.info import Problem
+from haathi.tree.entry import FileEntry, NodeRef
+from haathi.tree.prolly import NodeStore
+
+
+@dataclass
+class Snapshot:
+    """Roots of reachability at one moment, and the marks to list later additions from."""
+
+    roots: list[tuple[str, bytes]] = field(default_factory=list)  # (repo@commit, tree root)
+    staged: list[tuple[str, FileEntry]] = field(default_factory=list)  # (open commit, entry)
+    commit_seq: dict[int, int] = field(default_factory=dict)  # repo id -> highest commit seq
+    open_commits: set[tuple[int, str]] = field(default_factory=set)
+    staged_seq: int = 0
+
+
+def snapshot(conn: Connection, since: Snapshot | None = None) -> Snapshot:
+    """The roots now; with ``since``, only those added after it (new commits, commits that
+    were open then and are finished now, changes staged since)."""
+    snap = Snapshot()
+    rows = conn.execute(
+        select(commits.c.repo_id, repos.c.name, commits.c.id, commits.c.seq, commits.c.state,
+               commits.c.root).join(repos, repos.c.id == commits.c.repo_id)
+    )  # fmt: skip
+    for repo_id, repo, cid, seq, state, root in rows:
+        snap.commit_seq[repo_id] = max(snap.commit_seq.get(repo_id, 0), int(seq))
+        if state != "FINISHED":
+            snap.open_commits.add((int(repo_id), str(cid)))
+            continue
+        is_new = since is None or (
+            seq > since.commit_seq.get(repo_id, 0) or (repo_id, cid) in since.open_commits
+        )
+        if root is not None and is_new:
+            snap.roots.append((f"{repo}@{cid}", bytes(root)))
+    floor = since.staged_seq if since is not None else 0
+    for seq, cid, payload in conn.execute(
+        select(staged.c.seq, staged.c.commit_id, staged.c.payload).where(staged.c.seq > floor)
+    ):
+        snap.staged_seq = max(snap.staged_seq, int(seq))
+        if payload is not None:
+            snap.staged.append((f"open commit {cid}", FileEntry.decode(msgpack.unpackb(payload))))
+    snap.staged_seq = max(snap.staged_seq, floor)
+    return snap
+
+
+class Marker:
+    """Accumulates the digests reachable from roots.
+
+    A tree node that cannot be read stops ``gc`` (``strict``): what lies below it is unknown,
+    so nothing may be deleted. ``fsck`` instead records a problem and goes on.
+    """
+
+    def __init__(
+        self,
+        nodes: NodeStore,
+        *,
+        strict: bool = True,
+        on_entry: Callable[[FileEntry, str], None] | None = None,
+    ) -> None:
+        self.nodes = nodes
+        self.strict = strict
+        self.on_entry = on_entry
+        self.reached: set[bytes] = set()
+        self.added: list[bytes] = []  # digests newly reached since the last ``take_added``
+        self.problems: list[Problem] = []
+
+    def _reach(self, digest: bytes) -> bool:
+        if digest in self.reached:
+            return False
+        self.reached.add(digest)
+        self.added.append(digest)
+        return True
+
+    def entry(self, e: FileEntry, where: str) -> None:
+        for digest, _ in e.chunk_list():
+            self._reach(digest)
+        if self.on_entry is not None:
+            self.on_entry(e, where)
+
+    def tree(self, root: bytes, where: str) -> None:
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            if not self._reach(d):
+                continue
+            try:
+                node = self.nodes.get(d)
+            except HaathiError as exc:
+                if self.strict:
+                    raise Corrupt(
+                        f"stopped: tree node {d.hex()} of {where} is unreadable ({exc}); "
+                        "run `haathi fsck`",
+                        blob=d.hex(),
+                    ) from exc
+                self.problems.append(
+                    Problem(
+                        "error", "unreadable_node", d.hex(),
+                        f"{where} needs tree node {d.hex()}, which is unreadable: {exc}",
+                        "restore the pack holding it from a backup",
+                    )
+                )  # fmt: skip
+                continue
+            for e in node.entries:
+                if isinstance(e, NodeRef):
+                    stack.append(e.digest)
+                else:
+                    self.entry(e, where)
+
+    def mark(self, snap: Snapshot) -> None:
+        for where, root in snap.roots:
+            self.tree(root, where)
+        for where, e in snap.staged:
+            self.entry(e, where)
+
+    def take_added(self) -> list[bytes]:
+        added, self.added = self.added, []
+        return added

