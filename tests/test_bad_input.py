@@ -9,6 +9,8 @@ import pytest
 
 from haathi.client import Client
 from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
+from haathi.storage.blobs import pack_key
+from haathi.storage.objects import LocalObjectStore, ObjectStore
 from tests.conftest import Cli
 
 
@@ -97,7 +99,7 @@ def test_unreadable_source_writes_nothing(client: Client) -> None:
 
 
 def test_corrupt_blob_is_named_on_read_and_by_fsck(
-    client: Client, store: Path, cli: Cli
+    client: Client, tmp_path: Path, cli: Cli
 ) -> None:
     client.create_repo("r")
     data = os.urandom(200_000)
@@ -105,11 +107,7 @@ def test_corrupt_blob_is_named_on_read_and_by_fsck(
     rt = client._api.runtime
     entry_chunks = _chunks_of(client, "r@master:/f")
     loc = rt.pfs.blobs.locate([entry_chunks[0]])[entry_chunks[0]]
-    pack_path = store / "objects" / "packs" / loc.pack[:2] / loc.pack
-    raw = bytearray(pack_path.read_bytes())
-    raw[loc.offset + loc.length // 2] ^= 0xFF
-    pack_path.write_bytes(bytes(raw))
-    rt.objects.close()  # drop cached handles
+    flip_byte(rt.objects, pack_key(loc.pack), loc.offset + loc.length // 2, tmp_path)
     from haathi.errors import Corrupt
 
     with pytest.raises(Corrupt, match=entry_chunks[0].hex()):
@@ -120,6 +118,16 @@ def test_corrupt_blob_is_named_on_read_and_by_fsck(
     assert entry_chunks[0].hex() in res.err
     res = cli("fsck", ok=False)
     assert res.code != 0 and entry_chunks[0].hex() in res.err
+
+
+def flip_byte(objects: ObjectStore, key: str, offset: int, tmp: Path) -> None:
+    """Damage one stored object in place, as a failing disk or a buggy server would."""
+    raw = bytearray(objects.get_range(key, 0, objects.size(key)))
+    raw[offset] ^= 0xFF
+    (tmp / "damaged").write_bytes(bytes(raw))
+    objects.put_file(key, tmp / "damaged")
+    if isinstance(objects, LocalObjectStore):
+        objects.close()  # drop cached handles to the replaced file
 
 
 def _chunks_of(client: Client, target: str) -> list[bytes]:

@@ -93,30 +93,36 @@ def _check_blobs(
     ctx: PfsContext, rows: list[BlobLocation], missing: set[str], fast: bool,
     problems: list[Problem],
 ) -> Iterator[tuple[bytes, str]]:
-    """Check each indexed blob; yields (digest, pack) of the bad ones."""
-    sizes: dict[str, int] = {}
+    """Check each indexed blob, reading each pack once; yields (digest, pack) of bad ones."""
+    by_pack: dict[str, list[BlobLocation]] = {}
     for loc in rows:
-        if loc.pack in missing:
-            yield loc.digest, loc.pack
+        by_pack.setdefault(loc.pack, []).append(loc)
+    for pack, locs in sorted(by_pack.items()):
+        if pack in missing:
+            yield from ((loc.digest, pack) for loc in locs)
             continue
-        if loc.pack not in sizes:
-            sizes[loc.pack] = ctx.blobs.objects.size(pack_key(loc.pack))
-        if loc.offset + loc.length > sizes[loc.pack]:
-            problems.append(Problem(
-                "error", "truncated_blob", loc.digest.hex(),
-                f"blob {loc.digest.hex()} lies beyond the end of pack {loc.pack}",
-                "restore the pack from a backup",
-            ))  # fmt: skip
-            yield loc.digest, loc.pack
-        elif not fast:
+        key = pack_key(pack)
+        size = ctx.blobs.objects.size(key)
+        data = b"" if fast else ctx.blobs.objects.get_range(key, 0, size)
+        for loc in locs:
+            if loc.offset + loc.length > size:
+                problems.append(Problem(
+                    "error", "truncated_blob", loc.digest.hex(),
+                    f"blob {loc.digest.hex()} lies beyond the end of pack {loc.pack}",
+                    "restore the pack from a backup",
+                ))  # fmt: skip
+                yield loc.digest, pack
+                continue
+            if fast:
+                continue
             try:
-                ctx.blobs.read_stored(loc)
+                ctx.blobs.read_stored(loc, data[loc.offset : loc.offset + loc.length])
             except HaathiError as exc:
                 problems.append(Problem(
                     "error", "corrupt_blob", loc.digest.hex(), str(exc),
                     "restore the pack from a backup; the files using this blob cannot be read",
                 ))  # fmt: skip
-                yield loc.digest, loc.pack
+                yield loc.digest, pack
 
 
 def _fix(

@@ -297,10 +297,14 @@ class BlobStore:
             self.cache.put(loc.digest, payload)
         return data
 
-    def read_stored(self, loc: BlobLocation) -> tuple[bytes, bytes]:
-        """(stored payload, verified data) of one blob, from the object store."""
+    def read_stored(
+        self, loc: BlobLocation, payload: bytes | None = None
+    ) -> tuple[bytes, bytes]:
+        """(stored payload, verified data) of one blob, from the object store (or from
+        ``payload``, its bytes already read with the rest of its pack)."""
         try:
-            payload = self.objects.get_range(pack_key(loc.pack), loc.offset, loc.length)
+            if payload is None:
+                payload = self.objects.get_range(pack_key(loc.pack), loc.offset, loc.length)
             data = decode(loc.codec, payload, loc.raw_length)
         except NotFound as exc:
             raise Corrupt(
