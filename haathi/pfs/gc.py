@@ -5,7 +5,7 @@ gc runs in three steps, each safe against writers running at the same time:
 
 1. **mark**: walk every root in a snapshot of the metadata;
 2. **condemn**: under gc's lock, walk the roots added since the snapshot, then mark the
-   still-unreachable packs older than the grace period ``condemned``. New writes no longer
+   still-unreachable packs ``condemned``. New writes no longer
    reuse their blobs (they store fresh copies). A write that began before and reuses one
    revives its pack when it commits (``keep_reused``);
 3. **sweep**: packs condemned at least the grace period ago lose their index rows, then their
@@ -26,7 +26,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from haathi.meta.blob_index import gc_epoch
 from haathi.meta.schema import blobs, gc_state, packs
-from haathi.pfs.context import PfsContext, as_utc, now
+from haathi.pfs.context import PfsContext, now
 from haathi.pfs.reach import Marker, Snapshot, snapshot
 from haathi.storage.blobs import pack_key
 
@@ -76,19 +76,15 @@ def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.
     with ctx.db.read() as conn:
         snap = snapshot(conn)
     marker.mark(snap)
-    cutoff = now() - timedelta(seconds=grace_s)
 
     with ctx.db.read() as conn:
         live: set[str] = set()
         for digest, pack in conn.execute(select(blobs.c.digest, blobs.c.pack)):
             if bytes(digest) in marker.reached:
                 live.add(str(pack))
-        pack_rows = conn.execute(select(packs.c.id, packs.c.state, packs.c.created_at)).all()
-    candidates = {
-        str(p) for p, state, created in pack_rows
-        if state == "live" and p not in live and (as_utc(created) or cutoff) <= cutoff
-    }  # fmt: skip
-    kept = sum(1 for _, state, _ in pack_rows if state == "live") - len(candidates)
+        pack_rows = conn.execute(select(packs.c.id, packs.c.state)).all()
+    candidates = {str(p) for p, state in pack_rows if state == "live" and p not in live}
+    kept = sum(1 for _, state in pack_rows if state == "live") - len(candidates)
 
     with ctx.db.write() as conn:
         bump_epoch(conn)

@@ -1,0 +1,231 @@
+"""gc deletes what nothing reaches and never what something does, even while writers run."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import haathi
+from haathi.client import Client
+from haathi.errors import Conflict
+from haathi.models.refspec import CommitSpec
+from haathi.pfs import lifecycle, staging
+from haathi.pfs.ingest import ingest_stream
+from haathi.storage.blobs import BlobWriter
+from haathi.tree.entry import FileEntry
+from tests.conftest import Cli
+
+
+def stored_bytes(client: Client) -> int:
+    objects = client._api.runtime.objects
+    return sum(o.size for o in objects.list_objects("packs/"))
+
+
+def errors(client: Client) -> list[str]:
+    return [p.message for p in client.fsck() if p.severity == "error"]
+
+
+def test_gc_deletes_a_deleted_repos_data_and_keeps_the_rest(client: Client) -> None:
+    client.create_repo("keep")
+    client.create_repo("drop")
+    kept = os.urandom(300_000)
+    client.put_file("keep@master:/k", kept)
+    client.put_file("drop@master:/d", os.urandom(2_000_000))
+    before = stored_bytes(client)
+    client.delete_repo("drop")
+
+    report = client.gc(grace_s=0)
+
+    assert report["packs_deleted"] >= 1 and report["bytes_deleted"] > 1_900_000
+    assert stored_bytes(client) < before - 1_900_000
+    assert client.get_file("keep@master:/k") == kept
+    assert errors(client) == []
+    assert client.gc(grace_s=0)["packs_deleted"] == 0  # nothing left to do
+
+
+def test_gc_keeps_history_other_branches_and_open_commits(client: Client) -> None:
+    client.create_repo("r")
+    old, new, side, staged = (os.urandom(100_000) for _ in range(4))
+    client.put_file("r@master:/f", old)
+    first = client.list_commit("r@master")[0].id
+    client.put_file("r@master:/f", new)
+    client.put_file("r@side:/s", side)
+    client.delete_branch("r@side")  # its commit stays reachable by ID
+    side_commit = next(c for c in client.list_commit("r") if c.branch == "side").id
+    with client.start_commit("r@open") as commit:
+        commit.put_file("/staged", staged)
+        assert client.gc(grace_s=0)["packs_deleted"] == 0
+    assert client.get_file(f"r@{first}:/f") == old
+    assert client.get_file("r@master:/f") == new
+    assert client.get_file(f"r@{side_commit}:/s") == side
+    assert client.get_file("r@open:/staged") == staged
+    assert errors(client) == []
+
+
+def test_unreachable_data_is_condemned_first_and_deleted_after_the_grace_period(
+    client: Client,
+) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/f", os.urandom(500_000))
+    client.delete_repo("r")
+    before = stored_bytes(client)
+
+    first = client.gc(grace_s=3600)
+    assert (first["packs_condemned"], first["packs_deleted"]) == (1, 0)
+    assert stored_bytes(client) == before
+
+    later = client.gc(grace_s=0)
+    assert later["packs_deleted"] == 1 and stored_bytes(client) == 0
+
+
+def test_new_writes_do_not_reuse_condemned_data(client: Client) -> None:
+    data = os.urandom(400_000)
+    client.create_repo("tmp")
+    client.put_file("tmp@master:/f", data)
+    client.delete_repo("tmp")
+    assert client.gc(grace_s=3600)["packs_condemned"] == 1
+    client.create_repo("r")
+    client.put_file("r@master:/same", data)  # stores a fresh copy
+    assert client.gc(grace_s=0)["packs_deleted"] == 1
+    assert client.get_file("r@master:/same") == data
+    assert errors(client) == []
+
+
+def _write_reusing(client: Client, data: bytes) -> tuple[FileEntry, BlobWriter, int]:
+    """Start a write of ``data`` the way ``put file`` does, stopping before its commit.
+
+    The writer checks which chunks are already stored every 4 MiB: for data larger than that,
+    the first chunks are found stored (and reused) before the write ends.
+    """
+    ctx = client._api.pfs
+    since = lifecycle.gc_epoch_now(ctx)
+    writer = ctx.blobs.writer()
+    entry = ingest_stream(writer, "/f", io.BytesIO(data))
+    return entry, writer, since
+
+
+def commit(client: Client, entry: FileEntry, writer: BlobWriter, since: int) -> None:
+    """Finish a write started by ``_write_reusing`` as a commit to r@master."""
+    change = staging.Change(staging.PUT, "/f", entry)
+    spec = CommitSpec("r", "master")
+    lifecycle.commit_changes(client._api.pfs, spec, [change], "", writer, since)
+
+
+def test_a_running_write_that_reuses_condemned_data_revives_it(client: Client) -> None:
+    data = os.urandom(6_000_000)
+    client.create_repo("tmp")
+    client.put_file("tmp@master:/f", data)
+    client.delete_repo("tmp")
+    client.create_repo("r")
+    entry, writer, since = _write_reusing(client, data)  # dedups against the garbage copy
+    assert client.gc(grace_s=3600)["packs_condemned"] == 1  # gc runs mid-write
+    change = staging.Change(staging.PUT, "/f", entry)
+    lifecycle.commit_changes(
+        client._api.pfs, CommitSpec("r", "master"), [change], "", writer, since
+    )  # type: ignore[arg-type]
+    assert client.gc(grace_s=0)["packs_deleted"] == 0  # revived: the commit needs it
+    assert client.get_file("r@master:/f") == data
+    assert errors(client) == []
+
+
+def test_a_running_write_whose_reused_data_was_deleted_commits_nothing(client: Client) -> None:
+    data = os.urandom(6_000_000)
+    client.create_repo("tmp")
+    client.put_file("tmp@master:/f", data)
+    client.delete_repo("tmp")
+    client.create_repo("r")
+    entry, writer, since = _write_reusing(client, data)
+    assert client.gc(grace_s=0)["packs_deleted"] == 1  # gc deletes it mid-write
+    change = staging.Change(staging.PUT, "/f", entry)
+    with pytest.raises(Conflict, match="garbage collection"):
+        lifecycle.commit_changes(
+            client._api.pfs, CommitSpec("r", "master"), [change], "", writer, since
+        )  # type: ignore[arg-type]
+    assert client.list_commit("r") == []
+    assert errors(client) == []
+
+
+WRITER = """
+import random, sys, haathi
+from haathi.errors import Conflict
+c = haathi.connect(sys.argv[1])
+w, n = sys.argv[2], int(sys.argv[3])
+pool = [bytes([i]) * 1000 + random.Random(i).randbytes(150_000) for i in range(12)]
+rng = random.Random(int(w))
+for i in range(n):
+    k = rng.randrange(len(pool))
+    try:
+        if i % 2:
+            # garbage sharing content with kept files: later writes dedup against it
+            c.create_repo(f"tmp-{w}-{i}")
+            c.put_file(f"tmp-{w}-{i}@master:/g", pool[(k + 1) % len(pool)])
+            c.delete_repo(f"tmp-{w}-{i}")
+        c.put_file(f"keep@w{w}:/f{i}", pool[k])
+        print(i, k, flush=True)
+    except Conflict as exc:  # gc deleted data this write reused: nothing was committed
+        print("conflict", exc, file=sys.stderr, flush=True)
+"""
+
+
+def test_gc_running_during_writes_never_deletes_what_they_commit(
+    client: Client, store: Path
+) -> None:
+    client.create_repo("keep")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(store), str(w), "40"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(2)
+    ]
+    runs = 0
+    deleted = 0
+    while any(p.poll() is None for p in procs):
+        deleted += client.gc(grace_s=0)["packs_deleted"]
+        runs += 1
+        time.sleep(random.uniform(0, 0.05))
+    outs = [p.communicate()[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert runs >= 2 and deleted >= 1, (runs, deleted)
+    pool = [bytes([i]) * 1000 + random.Random(i).randbytes(150_000) for i in range(12)]
+    written = [
+        (w, *map(int, line.split()))
+        for w, out in enumerate(outs)
+        for line in out.split("\n")
+        if line
+    ]
+    assert len(written) >= 40  # most writes commit
+    for w, i, k in written:
+        assert client.get_file(f"keep@w{w}:/f{i}") == pool[k]
+    client.gc(grace_s=0)
+    assert errors(client) == []
+    for w, i, k in written:
+        assert client.get_file(f"keep@w{w}:/f{i}") == pool[k]
+
+
+def test_cli_gc_reports_what_it_did(client: Client, cli: Cli) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/f", os.urandom(100_000))
+    client.delete_repo("r")
+    assert cli("gc", "-o", "json").json()["packs_condemned"] == 1
+    report = cli("gc", "--grace", "0", "-o", "json").json()
+    assert report["packs_deleted"] == 1
+    assert "deleted 0 packs" in cli("gc", "--grace", "0s").out
+    assert "invalid duration" in cli.fails("gc", "--grace", "soon").err
+
+
+def test_reopened_store_sees_gc_results(store: Path, client: Client) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/f", b"x" * 100_000)
+    client.delete_repo("r")
+    client.gc(grace_s=0)
+    with haathi.connect(str(store)) as other:
+        assert other.fsck() == []
