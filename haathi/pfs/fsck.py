@@ -68,6 +68,13 @@ def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Prob
     marker = Marker(ctx.nodes, strict=False, on_entry=check_entry)
     marker.mark(snap)
     problems.extend(marker.problems)
+    for digest, pack in bad.items():
+        if digest in marker.reached:
+            problems.append(Problem(
+                "error", "needed_blob_lost", digest.hex(),
+                f"blob {digest.hex()} (pack {pack}) is needed by a commit and is unreadable",
+                "restore the pack from a backup; the files using it cannot be read",
+            ))  # fmt: skip
 
     for repo, name, head, repo_id in branch_rows:
         if head is not None and (int(repo_id), str(head)) not in commit_ids:
