@@ -70,11 +70,16 @@ def open_store(config: StoreConfig) -> Runtime:
 def init_store(config: StoreConfig) -> Runtime:
     """Create a new store: check its backends are reachable, then write its config file."""
     check_no_store(config.root)
-    runtime = open_store(config)
     try:
-        runtime.objects.check()
-        write_config(config)
+        runtime = open_store(config)
+        try:
+            runtime.objects.check()
+            write_config(config)
+        except BaseException:
+            runtime.close()
+            raise
     except BaseException:
-        runtime.close()
+        for leftover in config.root.glob("meta.db*"):  # a failed init leaves no store behind
+            leftover.unlink(missing_ok=True)
         raise
     return runtime
