@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +104,29 @@ class Database:
                 conn = raw.execution_options(haathi_write=True)
                 with conn.begin():
                     yield conn
+        except (OperationalError, DBAPIError) as exc:
+            raise _translate(exc) from exc
+
+    @contextmanager
+    def named_lock(self, name: str) -> Iterator[None]:
+        """Hold the lock ``name`` across transactions, for one process or host at a time.
+
+        On PostgreSQL a session advisory lock (released if the process dies); SQLite already
+        serializes writers, so there it is a no-op.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") - 2**63
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                    conn.commit()
         except (OperationalError, DBAPIError) as exc:
             raise _translate(exc) from exc
 

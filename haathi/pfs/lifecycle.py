@@ -30,10 +30,6 @@ from haathi.tree import prolly
 CAS_ATTEMPTS = 200
 
 
-class _LostRace(Exception):
-    """Another writer moved the branch head first."""
-
-
 def _lock(conn: Connection, repo: str) -> int:
     """Lock the repo's row for this write transaction (see ``repo_row``); its ID."""
     return int(repo_row(conn, repo, lock=True).id)
@@ -182,39 +178,58 @@ def commit_changes(
                 staging.stage(conn, repo_id, cur.id, changes)
             return open_commit.id
         assert branch is not None
-        with ctx.db.read() as conn:
-            head_id = _branch_head(conn, repo_id, branch)[1]
-            base = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
-        if base is not None and not base.finished:
-            continue
-        root = base.root if base else None
-        edits = staging.edits_for(root, changes, ctx.nodes)
-        new_root = prolly.apply(root, edits, ctx.nodes, writer)
-        writer.flush()
-        cid = new_commit_id()
-        try:
-            with ctx.db.write() as conn:
-                _lock(conn, spec.repo)
-                keep_reused(conn, since_epoch, writer.referenced)
-                _ensure_branch(conn, repo_id, branch)
-                if not _cas_head(conn, repo_id, branch, head_id, cid):
-                    raise _LostRace
-                _insert_commit(
-                    conn,
-                    repo_id,
-                    cid,
-                    branch=branch,
-                    parent=head_id,
-                    state=CommitState.FINISHED,
-                    description=description,
-                    root=new_root,
-                    totals=prolly.totals(new_root, ctx.nodes),
-                )
-        except _LostRace:
+        # Writers of one branch take turns building on its head (PostgreSQL: an advisory
+        # lock; SQLite needs none), so concurrent writers rarely build a tree in vain.
+        with ctx.db.named_lock(f"branch/{repo_id}/{branch}"):
+            cid = _commit_on_branch(
+                ctx, spec, repo_id, branch, changes, description, writer, since_epoch
+            )
+        if cid is None:
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
             continue
         return cid
     raise Conflict(f"too much contention writing to {spec}; try again", repo=spec.repo)
+
+
+def _commit_on_branch(
+    ctx: PfsContext,
+    spec: CommitSpec,
+    repo_id: int,
+    branch: str,
+    changes: Sequence[staging.Change],
+    description: str,
+    writer: BlobWriter,
+    since_epoch: int,
+) -> str | None:
+    """One attempt at a one-off commit on ``branch``'s head; None if the head moved first."""
+    with ctx.db.read() as conn:
+        head_id = _branch_head(conn, repo_id, branch)[1]
+        base = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
+    if base is not None and not base.finished:
+        return None
+    root = base.root if base else None
+    edits = staging.edits_for(root, changes, ctx.nodes)
+    new_root = prolly.apply(root, edits, ctx.nodes, writer)
+    writer.flush()
+    cid = new_commit_id()
+    with ctx.db.write() as conn:
+        _lock(conn, spec.repo)
+        keep_reused(conn, since_epoch, writer.referenced)
+        _ensure_branch(conn, repo_id, branch)
+        if not _cas_head(conn, repo_id, branch, head_id, cid):
+            return None
+        _insert_commit(
+            conn,
+            repo_id,
+            cid,
+            branch=branch,
+            parent=head_id,
+            state=CommitState.FINISHED,
+            description=description,
+            root=new_root,
+            totals=prolly.totals(new_root, ctx.nodes),
+        )
+    return cid
 
 
 def start_commit(

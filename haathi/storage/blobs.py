@@ -200,7 +200,10 @@ class BlobWriter:
     def _store_pack(self, spool: _PackSpool) -> None:
         spool.seal()
         key = pack_key(spool.id)
-        self._store.objects.put_file(key, spool.path)
+        try:
+            self._store.objects.put_file(key, spool.path)
+        finally:
+            spool.path.unlink(missing_ok=True)  # stored (and usually moved) or failed
 
         def check() -> None:
             if not self._store.objects.exists(key):
