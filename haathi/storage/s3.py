@@ -8,13 +8,14 @@ then reported as one clear :class:`StorageError`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import obstore
-from obstore.exceptions import BaseError
+from obstore.exceptions import BaseError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
 from haathi.errors import NotFound, StorageError
@@ -42,6 +43,7 @@ class S3ObjectStore:
         secret_access_key: str | None = None,
         retry_timeout: float = 60.0,
     ) -> None:
+        self._retry_timeout = retry_timeout
         self.where = f"s3://{bucket}/{prefix}".rstrip("/") + (f" at {endpoint}" if endpoint else "")
         config: dict[str, Any] = {}
         if endpoint:
@@ -81,14 +83,26 @@ class S3ObjectStore:
         return StorageError(f"cannot {action} object {key} in {self.where}: {_first_line(exc)}")
 
     def put_file(self, key: str, source: Path) -> None:
+        """Upload ``source``; uploads that fail (e.g. refused connections, which obstore does
+        not retry for PUTs) are tried again with backoff until the retry timeout is spent.
+        Packs are immutable, so a repeated upload writes the same bytes."""
         check_key(key)
-        try:
-            obstore.put(
-                self._store, key, Path(source),
-                chunk_size=MULTIPART_CHUNK, max_concurrency=UPLOAD_CONCURRENCY,
-            )  # fmt: skip
-        except (BaseError, OSError) as exc:
-            raise self._error("upload", key, exc) from exc
+        deadline = time.monotonic() + self._retry_timeout
+        delay = 0.2
+        while True:
+            try:
+                obstore.put(
+                    self._store, key, Path(source),
+                    chunk_size=MULTIPART_CHUNK, max_concurrency=UPLOAD_CONCURRENCY,
+                )  # fmt: skip
+                break
+            except (PermissionDeniedError, UnauthenticatedError, FileNotFoundError) as exc:
+                raise self._error("upload", key, exc) from exc
+            except (BaseError, OSError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise self._error("upload", key, exc) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
         Path(source).unlink(missing_ok=True)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
