@@ -69,6 +69,9 @@ class SeaweedS3:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-weed-")))
     proc: subprocess.Popen[bytes] | None = None
     s3_port: int = 0
+    # The master's raft election timeout (SeaweedFS's default, 10 s, when None). A restarted
+    # master waits about this long before it leads again and the S3 gateway serves requests.
+    election_timeout_s: float | None = None
 
     @property
     def endpoint(self) -> str:
@@ -105,6 +108,8 @@ class SeaweedS3:
             "-master.volumeSizeLimitMB=256", "-volume.max=50", "-master.telemetry=false",
             f"-metricsPort={free_port()}",
         ]  # fmt: skip
+        if self.election_timeout_s is not None:
+            self._args.append(f"-master.electionTimeout={self.election_timeout_s}s")
         self.restart()
 
     def restart(self) -> None:
@@ -144,7 +149,9 @@ class SeaweedS3:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def stop(self) -> None:
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 3 s); with ``remove=False`` its data
+        directory is kept, so that ``restart()`` brings the same server back."""
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -152,7 +159,8 @@ class SeaweedS3:
                 self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         return {
