@@ -6,7 +6,10 @@
 
 Workloads (see bench/README.md): W1 many small files vs restic / cp / dvc, list and diff on the
 result; W2 large-file throughput vs cp; W3 incremental storage after small edits; one-off commit
-latency; a 1,000,000-entry tree diff; peak memory of putting a 4 GiB file.
+latency; a 1,000,000-entry tree diff; peak memory of putting a 4 GiB file. The production
+backends (bench/backends.py, on SeaweedFS S3 and PostgreSQL servers started for the run): W1
+into S3+PostgreSQL vs the local store (s3w1), W2 into S3 vs aws s3 cp and boto3 (s3w2), one-off
+commit latency on PostgreSQL (pglatency).
 
 Data is generated deterministically (seeded) under ``--work`` (default bench/work/, git-ignored)
 and big data is deleted at the end. Results go to bench/results.json and a table is printed.
@@ -984,7 +987,15 @@ def install_peers(ctx: Ctx) -> None:
             ctx.note("installing dvc failed: " + (r.stderr or "")[-300:])
 
 
-WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory")
+WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency")
+BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
+
+
+def run_backends(ctx: Ctx, only: set[str]) -> bool:
+    """The issue-3 workloads (SeaweedFS S3 + PostgreSQL), with this module as their helpers."""
+    import backends  # bench/backends.py: this script's directory is on sys.path
+
+    return backends.run(ctx, sys.modules[__name__], only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1027,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log(f"haathi via {ctx.results['meta']['haathi_via']}; runs={ctx.runs}; "
             f"settle={ctx.settle:.0f} s; work dir {work}")
     t_start = time.perf_counter()
-    steps: list[tuple[str, Callable[[], None]]] = []
+    steps: list[tuple[str, Callable[[], object]]] = []
     if "w1" in only:
         steps.append(("w1", lambda: w1(ctx)))
     if "w2" in only or "w3" in only:
@@ -1038,10 +1049,13 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("tree", lambda: big_tree(ctx)))
     if "memory" in only:
         steps.append(("memory", lambda: memory(ctx)))
+    if only & set(BACKEND_WORKLOADS):
+        steps.append(("s3/postgresql", lambda: run_backends(ctx, only)))
     failed = False
     for name, step in steps:
         try:
-            step()
+            if step() is False:  # the backend workloads report their own failures
+                failed = True
         except Exception as exc:  # report and go on with the other workloads
             import traceback
 
