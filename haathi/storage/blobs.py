@@ -218,8 +218,12 @@ class BlobWriter:
             return
         if self._sealer is None:
             self._sealer = ThreadPoolExecutor(1, thread_name_prefix="haathi-pack")
-        while len(self._inflight) >= 2:
-            self._inflight.pop(0).result()
+        try:
+            while len(self._inflight) >= 2:
+                self._inflight.pop(0).result()
+        except BaseException:
+            spool.abort()  # an earlier upload failed: this pack will never be stored
+            raise
         self._inflight.append(self._sealer.submit(self._store_pack, spool))
 
     def _wait_inflight_locked(self) -> None:

@@ -65,7 +65,7 @@ class S3ObjectStore:
                     "timeout": "120s",
                 },
                 retry_config={
-                    "max_retries": 30,
+                    "max_retries": 100_000,  # the retry timeout decides, not a count
                     "retry_timeout": timedelta(seconds=retry_timeout),
                     "backoff": {
                         "init_backoff": timedelta(milliseconds=100),
