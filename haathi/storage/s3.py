@@ -83,9 +83,9 @@ class S3ObjectStore:
         return StorageError(f"cannot {action} object {key} in {self.where}: {_first_line(exc)}")
 
     def put_file(self, key: str, source: Path) -> None:
-        """Upload ``source``; uploads that fail (e.g. refused connections, which obstore does
-        not retry for PUTs) are tried again with backoff until the retry timeout is spent.
-        Packs are immutable, so a repeated upload writes the same bytes."""
+        """Upload ``source``; an upload that fails anyway (obstore does not retry timeouts of
+        PUTs, which are not "safe" requests) is tried again with backoff until the retry
+        timeout is spent. Packs are immutable, so a repeated upload writes the same bytes."""
         check_key(key)
         deadline = time.monotonic() + self._retry_timeout
         delay = 0.2
