@@ -12,7 +12,7 @@ from haathi.meta.database import Database
 from haathi.pfs.context import PfsContext
 from haathi.storage.blobs import BlobStore, remove_stale_spools
 from haathi.storage.cache import BlobCache
-from haathi.storage.objects import LocalObjectStore, ObjectStore
+from haathi.storage.objects import LocalObjectStore
 
 if TYPE_CHECKING:
     from haathi.storage.s3 import S3ObjectStore
@@ -61,8 +61,7 @@ def open_store(config: StoreConfig) -> Runtime:
         db.dispose()
         raise
     cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
-    store: ObjectStore = objects
-    blobs = BlobStore(store, SqlBlobIndex(db), config.spool_dir, cache=cache)
+    blobs = BlobStore(objects, SqlBlobIndex(db), config.spool_dir, cache=cache)
     remove_stale_spools(config.spool_dir)
     return Runtime(config, db, objects, PfsContext.create(db, blobs))
 

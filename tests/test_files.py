@@ -47,11 +47,11 @@ def test_same_content_is_stored_once(repo: Client) -> None:
     data = os.urandom(3 * 1024 * 1024)
     objects = repo._api.runtime.objects
     repo.put_file("r@master:/one", data)
-    size_after_first = sum(objects.size(k) for k in objects.list_keys())
+    size_after_first = sum(o.size for o in objects.list_objects())
     repo.create_repo("other")
     repo.put_file("r@master:/two", data)
     repo.put_file("other@dev:/three", data)
-    size_after = sum(objects.size(k) for k in objects.list_keys())
+    size_after = sum(o.size for o in objects.list_objects())
     assert size_after - size_after_first < 64 * 1024  # only tree nodes, no data
 
 
@@ -59,10 +59,10 @@ def test_edit_inside_large_file_stores_only_a_few_chunks(repo: Client) -> None:
     data = bytearray(os.urandom(8 * 1024 * 1024))
     repo.put_file("r@master:/f", bytes(data))
     objects = repo._api.runtime.objects
-    before = sum(objects.size(k) for k in objects.list_keys())
+    before = sum(o.size for o in objects.list_objects())
     data[4_000_000:4_000_100] = b"z" * 100
     repo.put_file("r@master:/f", b"0123456789" + bytes(data))
-    grown = sum(objects.size(k) for k in objects.list_keys()) - before
+    grown = sum(o.size for o in objects.list_objects()) - before
     assert grown < 3 * 1024 * 1024
     assert repo.get_file("r@master:/f") == b"0123456789" + bytes(data)
 
@@ -175,10 +175,10 @@ def test_copy_file_is_metadata_only(repo: Client) -> None:
     repo.put_file("r@master:/src/small", b"s")
     repo.create_repo("dst")
     objects = repo._api.runtime.objects
-    before = sum(objects.size(k) for k in objects.list_keys())
+    before = sum(o.size for o in objects.list_objects())
     repo.copy_file("r@master:/src", "dst@master:/copied")
     repo.copy_file("r@master:/src/small", "r@master:/small-copy")
-    assert sum(objects.size(k) for k in objects.list_keys()) - before < 32 * 1024
+    assert sum(o.size for o in objects.list_objects()) - before < 32 * 1024
     assert repo.get_file("dst@master:/copied/big") == data
     assert repo.get_file("r@master:/small-copy") == b"s"
     assert repo.inspect_file("dst@master:/copied/big").hash == repo.inspect_file(

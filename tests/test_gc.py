@@ -85,11 +85,16 @@ def test_unreachable_data_is_condemned_first_and_deleted_after_the_grace_period(
     assert later["packs_deleted"] == 1 and stored_bytes(client) == 0
 
 
-def test_new_writes_do_not_reuse_condemned_data(client: Client) -> None:
-    data = os.urandom(400_000)
+def make_garbage(client: Client, data: bytes) -> None:
+    """Store ``data`` in a repo, then delete the repo: its pack is reachable from nothing."""
     client.create_repo("tmp")
     client.put_file("tmp@master:/f", data)
     client.delete_repo("tmp")
+
+
+def test_new_writes_do_not_reuse_condemned_data(client: Client) -> None:
+    data = os.urandom(400_000)
+    make_garbage(client, data)
     assert client.gc(grace_s=3600)["packs_condemned"] == 1
     client.create_repo("r")
     client.put_file("r@master:/same", data)  # stores a fresh copy
@@ -120,16 +125,11 @@ def commit(client: Client, entry: FileEntry, writer: BlobWriter, since: int) -> 
 
 def test_a_running_write_that_reuses_condemned_data_revives_it(client: Client) -> None:
     data = os.urandom(6_000_000)
-    client.create_repo("tmp")
-    client.put_file("tmp@master:/f", data)
-    client.delete_repo("tmp")
+    make_garbage(client, data)
     client.create_repo("r")
     entry, writer, since = _write_reusing(client, data)  # dedups against the garbage copy
     assert client.gc(grace_s=3600)["packs_condemned"] == 1  # gc runs mid-write
-    change = staging.Change(staging.PUT, "/f", entry)
-    lifecycle.commit_changes(
-        client._api.pfs, CommitSpec("r", "master"), [change], "", writer, since
-    )  # type: ignore[arg-type]
+    commit(client, entry, writer, since)
     assert client.gc(grace_s=0)["packs_deleted"] == 0  # revived: the commit needs it
     assert client.get_file("r@master:/f") == data
     assert errors(client) == []
@@ -137,17 +137,12 @@ def test_a_running_write_that_reuses_condemned_data_revives_it(client: Client) -
 
 def test_a_running_write_whose_reused_data_was_deleted_commits_nothing(client: Client) -> None:
     data = os.urandom(6_000_000)
-    client.create_repo("tmp")
-    client.put_file("tmp@master:/f", data)
-    client.delete_repo("tmp")
+    make_garbage(client, data)
     client.create_repo("r")
     entry, writer, since = _write_reusing(client, data)
     assert client.gc(grace_s=0)["packs_deleted"] == 1  # gc deletes it mid-write
-    change = staging.Change(staging.PUT, "/f", entry)
     with pytest.raises(Conflict, match="garbage collection"):
-        lifecycle.commit_changes(
-            client._api.pfs, CommitSpec("r", "master"), [change], "", writer, since
-        )  # type: ignore[arg-type]
+        commit(client, entry, writer, since)
     assert client.list_commit("r") == []
     assert errors(client) == []
 

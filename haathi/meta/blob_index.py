@@ -9,11 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from haathi.errors import Conflict
-from haathi.meta.database import Database
+from haathi.meta.database import Database, batches, param_marks
 from haathi.meta.schema import gc_state, packs
 from haathi.storage.blobs import BlobLocation
 
-_BATCH = 500
 _CONDEMNED = "SELECT id FROM packs WHERE state = 'condemned'"
 
 
@@ -23,21 +22,16 @@ class SqlBlobIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @property
-    def _mark(self) -> str:
-        return "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-
     def _select(
         self, columns: str, digests: Sequence[bytes], where: str = ""
     ) -> list[tuple[Any, ...]]:
         """Rows of ``columns`` for the indexed ``digests`` (raw SQL: this is the hot path)."""
         out: list[tuple[Any, ...]] = []
         with self.db.read() as conn:
-            for i in range(0, len(digests), _BATCH):
-                part = tuple(digests[i : i + _BATCH])
-                marks = ", ".join([self._mark] * len(part))
+            for part in batches(digests):
+                marks = param_marks(conn, len(part))
                 sql = f"SELECT {columns} FROM blobs WHERE digest IN ({marks}) {where}"
-                out.extend(tuple(r) for r in conn.exec_driver_sql(sql, part))
+                out.extend(tuple(r) for r in conn.exec_driver_sql(sql, tuple(part)))
         return out
 
     def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
@@ -59,18 +53,17 @@ class SqlBlobIndex:
         # Many rows per pack: bypass per-row statement processing. A digest indexed meanwhile
         # by another writer keeps its first location (its copy here becomes garbage), unless
         # that location is in a condemned pack: then the fresh copy takes over.
-        mark = self._mark
-        sql = (
-            'INSERT INTO blobs (digest, pack, "offset", length, raw_length, codec) '
-            f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (digest) DO UPDATE SET "
-            'pack = excluded.pack, "offset" = excluded."offset", length = excluded.length, '
-            "raw_length = excluded.raw_length, codec = excluded.codec "
-            f"WHERE blobs.pack IN ({_CONDEMNED})"
-        )
         params = [(r.digest, r.pack, r.offset, r.length, r.raw_length, r.codec) for r in rows]
 
         def txn() -> None:
             with self.db.write() as conn:
+                sql = (
+                    'INSERT INTO blobs (digest, pack, "offset", length, raw_length, codec) '
+                    f"VALUES ({param_marks(conn, 6)}) ON CONFLICT (digest) DO UPDATE SET "
+                    'pack = excluded.pack, "offset" = excluded."offset", '
+                    "length = excluded.length, raw_length = excluded.raw_length, "
+                    f"codec = excluded.codec WHERE blobs.pack IN ({_CONDEMNED})"
+                )
                 gc_epoch(conn)
                 conn.execute(insert(packs).values(id=pack, size=size, created_at=datetime.now(UTC)))
                 if params:
@@ -95,17 +88,15 @@ def keep_reused(conn: Connection, since_epoch: int, digests: Collection[bytes]) 
     :class:`Conflict` if gc already deleted one (the write then makes no commit)."""
     if gc_epoch(conn) == since_epoch or not digests:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     wanted = list(digests)
     found: dict[bytes, str] = {}
     revive: set[str] = set()
-    for i in range(0, len(wanted), _BATCH):
-        part = tuple(wanted[i : i + _BATCH])
+    for part in batches(wanted):
         sql = (
             "SELECT b.digest, b.pack, p.state FROM blobs b JOIN packs p ON p.id = b.pack "
-            f"WHERE b.digest IN ({', '.join([mark] * len(part))})"
+            f"WHERE b.digest IN ({param_marks(conn, len(part))})"
         )
-        for digest, pack, state in conn.exec_driver_sql(sql, part):
+        for digest, pack, state in conn.exec_driver_sql(sql, tuple(part)):
             found[bytes(digest)] = str(pack)
             if state == "condemned":
                 revive.add(str(pack))

@@ -207,6 +207,17 @@ _TRANSIENT = (
 _MIGRATION_LOCK = 0x68616174  # "haat"
 
 
+def batches(items: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """``items`` in slices small enough for one ``IN (...)`` list."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def param_marks(conn: Connection, n: int) -> str:
+    """``n`` placeholders for raw SQL in the driver's style (``?`` or ``%s``)."""
+    return ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * n)
+
+
 def lock_rows(conn: Connection, stmt: Select[Any]) -> list[Row[Any]]:
     """Run ``stmt`` taking row locks (FOR UPDATE) until the transaction ends.
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from sqlalchemy import delete, select
 
 from haathi.errors import HaathiError
+from haathi.meta.database import batches
 from haathi.meta.schema import blobs, branches, commits, packs, repos
 from haathi.models.info import Problem
 from haathi.pfs.context import PfsContext
@@ -21,8 +22,6 @@ from haathi.pfs.gc import bump_epoch, recheck
 from haathi.pfs.reach import Marker, Snapshot, snapshot
 from haathi.storage.blobs import BlobLocation, pack_key, remove_stale_spools
 from haathi.tree.entry import FileEntry
-
-_BATCH = 500
 
 
 def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Problem]:
@@ -43,8 +42,8 @@ def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Prob
         ).all()
 
     problems: list[Problem] = []
-    all_packs = set(pack_rows) | {b.pack for b in blob_rows}
-    missing_packs = [p for p in sorted(all_packs) if not _exists(ctx, p)]
+    sizes = {p: _size(ctx, p) for p in sorted(set(pack_rows) | {b.pack for b in blob_rows})}
+    missing_packs = [p for p, size in sizes.items() if size is None]
     for pack in missing_packs:
         problems.append(Problem(
             "error", "missing_pack", pack,
@@ -52,7 +51,7 @@ def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Prob
             "restore the pack from a backup; `haathi fsck --fix` drops its index rows if "
             "nothing needs its blobs",
         ))  # fmt: skip
-    bad = dict(_check_blobs(ctx, blob_rows, set(missing_packs), fast, problems))
+    bad = dict(_check_blobs(ctx, blob_rows, sizes, fast, problems))
 
     indexed = {b.digest for b in blob_rows}
 
@@ -88,16 +87,16 @@ def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Prob
     return problems
 
 
-def _exists(ctx: PfsContext, pack: str) -> bool:
+def _size(ctx: PfsContext, pack: str) -> int | None:
+    """The pack object's size, None if it is missing."""
     try:
-        ctx.blobs.objects.size(pack_key(pack))
+        return ctx.blobs.objects.size(pack_key(pack))
     except HaathiError:
-        return False
-    return True
+        return None
 
 
 def _check_blobs(
-    ctx: PfsContext, rows: list[BlobLocation], missing: set[str], fast: bool,
+    ctx: PfsContext, rows: list[BlobLocation], sizes: dict[str, int | None], fast: bool,
     problems: list[Problem],
 ) -> Iterator[tuple[bytes, str]]:
     """Check each indexed blob, reading each pack once; yields (digest, pack) of bad ones."""
@@ -105,12 +104,11 @@ def _check_blobs(
     for loc in rows:
         by_pack.setdefault(loc.pack, []).append(loc)
     for pack, locs in sorted(by_pack.items()):
-        if pack in missing:
+        size = sizes[pack]
+        if size is None:
             yield from ((loc.digest, pack) for loc in locs)
             continue
-        key = pack_key(pack)
-        size = ctx.blobs.objects.size(key)
-        data = b"" if fast else ctx.blobs.objects.get_range(key, 0, size)
+        data = b"" if fast else ctx.blobs.objects.get_range(pack_key(pack), 0, size)
         for loc in locs:
             if loc.offset + loc.length > size:
                 problems.append(Problem(
@@ -141,10 +139,9 @@ def _fix(
     emptied: set[str] = set()
     with ctx.db.write() as conn:
         bump_epoch(conn)  # writers that reused one of these blobs fail cleanly at commit
-        recheck(ctx, conn, snap, marker)
+        recheck(conn, snap, marker)
         drop = [d for d in bad if d not in marker.reached]
-        for i in range(0, len(drop), _BATCH):
-            part = drop[i : i + _BATCH]
+        for part in batches(drop):
             in_bad_pack = blobs.c.pack.in_({bad[d] for d in part})
             conn.execute(delete(blobs).where(blobs.c.digest.in_(part), in_bad_pack))
         dropped = set(drop)

@@ -25,12 +25,11 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, select, update
 
 from haathi.meta.blob_index import gc_epoch
+from haathi.meta.database import batches
 from haathi.meta.schema import blobs, gc_state, packs
 from haathi.pfs.context import PfsContext, now
 from haathi.pfs.reach import Marker, Snapshot, snapshot
 from haathi.storage.blobs import pack_key
-
-_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ def bump_epoch(conn: Connection) -> None:
     conn.execute(update(gc_state).where(gc_state.c.id == 1).values(epoch=epoch + 1))
 
 
-def recheck(ctx: PfsContext, conn: Connection, snap: Snapshot, marker: Marker) -> set[str]:
+def recheck(conn: Connection, snap: Snapshot, marker: Marker) -> set[str]:
     """Under gc's lock: mark what was added since ``snap``; the packs now holding the index
     rows of newly reached digests."""
     marker.take_added()
@@ -64,8 +63,8 @@ def recheck(ctx: PfsContext, conn: Connection, snap: Snapshot, marker: Marker) -
 
 def packs_of(conn: Connection, digests: list[bytes]) -> set[str]:
     out: set[str] = set()
-    for i in range(0, len(digests), _BATCH):
-        rows = conn.execute(select(blobs.c.pack).where(blobs.c.digest.in_(digests[i : i + _BATCH])))
+    for part in batches(digests):
+        rows = conn.execute(select(blobs.c.pack).where(blobs.c.digest.in_(part)))
         out.update(str(r[0]) for r in rows)
     return out
 
@@ -88,12 +87,11 @@ def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.
 
     with ctx.db.write() as conn:
         bump_epoch(conn)
-        candidates -= recheck(ctx, conn, snap, marker)
-        ids = sorted(candidates)
-        for i in range(0, len(ids), _BATCH):
+        candidates -= recheck(conn, snap, marker)
+        for part in batches(sorted(candidates)):
             conn.execute(
                 update(packs)
-                .where(packs.c.id.in_(ids[i : i + _BATCH]), packs.c.state == "live")
+                .where(packs.c.id.in_(part), packs.c.state == "live")
                 .values(state="condemned", condemned_at=now())
             )
     deleted, freed = _sweep(ctx, now() - timedelta(seconds=grace_s))
@@ -111,8 +109,7 @@ def _sweep(ctx: PfsContext, cutoff: object) -> tuple[int, int]:
             )
         ).all()
         ids = [str(r[0]) for r in doomed]
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
+        for part in batches(ids):
             conn.execute(delete(blobs).where(blobs.c.pack.in_(part)))
             conn.execute(delete(packs).where(packs.c.id.in_(part)))
     for pack in ids:  # a crash here leaves orphan objects, which a later gc deletes

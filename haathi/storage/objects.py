@@ -38,7 +38,15 @@ class ObjectStore(Protocol):
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
-    def list_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+def check_length(key: str, offset: int, length: int, data: bytes) -> bytes:
+    """``data`` if it is the ``length`` bytes asked for, else NotFound naming the truncation."""
+    if len(data) != length:
+        raise NotFound(
+            f"object {key} is truncated: wanted {length} bytes at offset {offset}, "
+            f"got {len(data)}"
+        )
+    return data
 
 
 def check_key(key: str) -> str:
@@ -103,12 +111,7 @@ class LocalObjectStore:
                 data = os.pread(fh.fileno(), length, offset)
             except OSError as exc:
                 raise StorageError(f"cannot read object {key}: {exc.strerror or exc}") from exc
-        if len(data) != length:
-            raise NotFound(
-                f"object {key} is truncated: wanted {length} bytes at offset {offset}, "
-                f"got {len(data)}"
-            )
-        return data
+        return check_length(key, offset, length, data)
 
     def size(self, key: str) -> int:
         try:
@@ -137,9 +140,6 @@ class LocalObjectStore:
                     except FileNotFoundError:
                         continue
                     yield ObjectInfo(rel, st.st_size, st.st_mtime)
-
-    def list_keys(self, prefix: str = "") -> Iterator[str]:
-        return (o.key for o in self.list_objects(prefix))
 
     def check(self) -> None:
         """Nothing to check: a local directory is there once created."""
@@ -183,9 +183,6 @@ class MemoryObjectStore:
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         items = [(k, len(v)) for k, v in self._objects.items() if k.startswith(prefix)]
         return iter([ObjectInfo(k, n, 0.0) for k, n in items])
-
-    def list_keys(self, prefix: str = "") -> Iterator[str]:
-        return (o.key for o in self.list_objects(prefix))
 
     def close(self) -> None:
         pass

@@ -19,7 +19,7 @@ from obstore.exceptions import BaseError, PermissionDeniedError, Unauthenticated
 from obstore.store import S3Store
 
 from haathi.errors import NotFound, StorageError
-from haathi.storage.objects import ObjectInfo, check_key
+from haathi.storage.objects import ObjectInfo, check_key, check_length
 
 MULTIPART_CHUNK = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 8
@@ -112,12 +112,7 @@ class S3ObjectStore:
             data = bytes(obstore.get_range(self._store, key, start=offset, length=length))
         except (BaseError, OSError) as exc:
             raise self._error("read", key, exc) from exc
-        if len(data) != length:
-            raise NotFound(
-                f"object {key} is truncated: wanted {length} bytes at offset {offset}, "
-                f"got {len(data)}"
-            )
-        return data
+        return check_length(key, offset, length, data)
 
     def size(self, key: str) -> int:
         try:
@@ -148,9 +143,6 @@ class S3ObjectStore:
                     yield ObjectInfo(str(meta["path"]), int(meta["size"]), modified)
         except (BaseError, OSError) as exc:
             raise StorageError(f"cannot list {self.where}: {_first_line(exc)}") from exc
-
-    def list_keys(self, prefix: str = "") -> Iterator[str]:
-        return (o.key for o in self.list_objects(prefix))
 
     def check(self) -> None:
         """Fail with a clear error unless the bucket can be listed."""
