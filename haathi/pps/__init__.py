@@ -1,0 +1,1 @@
+"""PPS: pipelines, datums, jobs and where their user code runs."""
