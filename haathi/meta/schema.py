@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -116,4 +117,84 @@ blobs = Table(
     Column("raw_length", BigInteger, nullable=False),
     Column("codec", Integer, nullable=False),
     Index("ix_blobs_pack", "pack"),
+)
+
+# Branch provenance: commits on (from_repo, from_branch) propagate to (repo, branch) with the
+# same commit ID (a pipeline's output branch is provenant on its input branches).
+branch_provenance = Table(
+    "branch_provenance",
+    metadata,
+    Column("repo_id", Integer, primary_key=True),
+    Column("branch", String(64), primary_key=True),
+    Column("from_repo_id", Integer, primary_key=True),
+    Column("from_branch", String(64), primary_key=True),
+    Index("ix_branch_provenance_from", "from_repo_id", "from_branch"),
+)
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # RUNNING | PAUSED
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every version of every pipeline's effective spec: jobs name the version they ran.
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column("pipeline_id", Integer, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", Text, nullable=False),  # effective spec, canonical JSON
+    Column("spec_hash", String(64), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One job per output commit (pipeline output repo @ commit set ID).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline_id", Integer, nullable=False),
+    Column("commit_id", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("base_commit", String(32), nullable=True),
+    Column("data_total", Integer, nullable=False, default=0),
+    Column("data_processed", Integer, nullable=False, default=0),
+    Column("data_skipped", Integer, nullable=False, default=0),
+    Column("data_failed", Integer, nullable=False, default=0),
+    Column("data_recovered", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("runner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("context", Text, nullable=False, default="{}"),  # executor, versions, platform
+    UniqueConstraint("pipeline_id", "commit_id", name="uq_job_pipeline_commit"),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_commit", "commit_id"),
+)
+
+# Every datum of every job (skipped ones too, so a job's rows are its complete datum set).
+datums = Table(
+    "datums",
+    metadata,
+    Column("job_id", Integer, primary_key=True),
+    Column("datum_id", String(64), primary_key=True),
+    Column("hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("inputs", Text, nullable=False),  # JSON: [{name, repo, branch, commit, path, hash, ...}]
+    Column("outputs", Text, nullable=False, default="[]"),  # JSON: [[path, hash, size], ...]
+    Column("env", Text, nullable=False, default="{}"),
+    Column("reason", Text, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("duration", Float, nullable=True),
+    Column("log", Text, nullable=False, default=""),
 )

@@ -6,11 +6,11 @@ import random
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, update
 
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.meta.blob_index import gc_epoch, keep_reused
-from haathi.meta.schema import branches, commits
+from haathi.meta.schema import branches, commit_provenance, commits
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
@@ -23,92 +23,13 @@ from haathi.pfs.commits import (
     repo_id_of,
     resolve,
 )
-from haathi.pfs.context import PfsContext, now, repo_row
+from haathi.pfs.context import PfsContext, now
+from haathi.pfs.provenance import drop_open_auto_commits, propagate
+from haathi.pfs.rows import branch_head, cas_head, ensure_branch, insert_commit, lock
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
 CAS_ATTEMPTS = 200
-
-
-def _lock(conn: Connection, repo: str) -> int:
-    """Lock the repo's row for this write transaction (see ``repo_row``); its ID."""
-    return int(repo_row(conn, repo, lock=True).id)
-
-
-def _next_seq(conn: Connection, repo_id: int) -> int:
-    cur = conn.execute(
-        select(func.coalesce(func.max(commits.c.seq), 0)).where(commits.c.repo_id == repo_id)
-    ).scalar_one()
-    return int(cur) + 1
-
-
-def _branch_head(conn: Connection, repo_id: int, name: str) -> tuple[bool, str | None]:
-    """(whether the branch exists, its head commit)."""
-    row = conn.execute(
-        select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == name)
-    ).first()
-    return row is not None, None if row is None or row[0] is None else str(row[0])
-
-
-def _ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
-    """The branch's head (creating the branch if needed)."""
-    exists, head = _branch_head(conn, repo_id, name)
-    if exists:
-        return head
-    validate_branch_name(name)
-    conn.execute(
-        insert(branches).values(
-            repo_id=repo_id, name=name, head=None, created_at=now(), metadata="{}"
-        )
-    )
-    return None
-
-
-def _cas_head(
-    conn: Connection, repo_id: int, branch: str, expected: str | None, new: str
-) -> bool:
-    cond = branches.c.head == expected if expected is not None else branches.c.head.is_(None)
-    res = conn.execute(
-        update(branches)
-        .where(branches.c.repo_id == repo_id, branches.c.name == branch, cond)
-        .values(head=new)
-    )
-    return res.rowcount == 1
-
-
-def _insert_commit(
-    conn: Connection,
-    repo_id: int,
-    cid: str,
-    *,
-    branch: str | None,
-    parent: str | None,
-    state: CommitState,
-    description: str,
-    root: bytes | None = None,
-    totals: tuple[int, int] = (0, 0),
-    origin: Origin = Origin.USER,
-) -> None:
-    t = now()
-    conn.execute(
-        insert(commits).values(
-            repo_id=repo_id,
-            id=cid,
-            seq=_next_seq(conn, repo_id),
-            branch=branch,
-            parent=parent,
-            origin=origin.value,
-            state=state.value,
-            error=None,
-            root=root,
-            file_count=totals[0],
-            size_bytes=totals[1],
-            description=description,
-            started_at=t,
-            finished_at=t if state == CommitState.FINISHED else None,
-            metadata="{}",
-        )
-    )
 
 
 def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, CommitRow | None]:
@@ -123,7 +44,7 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
         anc = parse_ancestry(ref)
         if anc.up or anc.nth is not None:
             raise InvalidArgument(f"cannot write to {spec}: ancestry refs are read-only")
-        is_branch, head = _branch_head(conn, repo_id, ref)
+        is_branch, head = branch_head(conn, repo_id, ref)
         if is_branch:
             commit = get_commit(conn, repo_id, spec.repo, head) if head else None
             return repo_id, ref, commit if commit and not commit.finished else None
@@ -170,7 +91,7 @@ def commit_changes(
         if open_commit is not None:
             writer.flush()
             with ctx.db.write() as conn:
-                _lock(conn, spec.repo)
+                lock(conn, spec.repo)
                 keep_reused(conn, since_epoch, writer.referenced)
                 cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
                 if cur.finished:
@@ -203,7 +124,7 @@ def _commit_on_branch(
 ) -> str | None:
     """One attempt at a one-off commit on ``branch``'s head; None if the head moved first."""
     with ctx.db.read() as conn:
-        head_id = _branch_head(conn, repo_id, branch)[1]
+        head_id = branch_head(conn, repo_id, branch)[1]
         base = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
     if base is not None and not base.finished:
         return None
@@ -213,12 +134,12 @@ def _commit_on_branch(
     writer.flush()
     cid = new_commit_id()
     with ctx.db.write() as conn:
-        _lock(conn, spec.repo)
+        lock(conn, spec.repo)
         keep_reused(conn, since_epoch, writer.referenced)
-        _ensure_branch(conn, repo_id, branch)
-        if not _cas_head(conn, repo_id, branch, head_id, cid):
+        ensure_branch(conn, repo_id, branch)
+        if not cas_head(conn, repo_id, branch, head_id, cid):
             return None
-        _insert_commit(
+        insert_commit(
             conn,
             repo_id,
             cid,
@@ -229,6 +150,7 @@ def _commit_on_branch(
             root=new_root,
             totals=prolly.totals(new_root, ctx.nodes),
         )
+        propagate(conn, (repo_id, branch), cid)
     return cid
 
 
@@ -242,8 +164,8 @@ def start_commit(
     validate_branch_name(branch)
     cid = new_commit_id()
     with ctx.db.write() as conn:
-        repo_id = _lock(conn, spec.repo)
-        head = _ensure_branch(conn, repo_id, branch)
+        repo_id = lock(conn, spec.repo)
+        head = ensure_branch(conn, repo_id, branch)
         if head is not None:
             cur = get_commit(conn, repo_id, spec.repo, head)
             if not cur.finished:
@@ -259,7 +181,7 @@ def start_commit(
             if not p.finished:
                 raise FailedPrecondition(f"parent commit {p.id} is not finished")
             parent_id = p.id
-        _insert_commit(
+        insert_commit(
             conn,
             repo_id,
             cid,
@@ -268,8 +190,9 @@ def start_commit(
             state=CommitState.STARTED,
             description=description,
         )
-        if not _cas_head(conn, repo_id, branch, head, cid):
+        if not cas_head(conn, repo_id, branch, head, cid):
             raise Conflict(f"branch {branch} moved while starting a commit; try again")
+        propagate(conn, (repo_id, branch), cid)
     return cid
 
 
@@ -306,7 +229,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
         if description is not None:
             values["description"] = description
         with ctx.db.write() as conn:
-            _lock(conn, spec.repo)
+            lock(conn, spec.repo)
             if staging.last_seq(conn, commit.repo_id, commit.id) != staged_upto:
                 continue
             keep_reused(conn, since_epoch, writer.referenced)
@@ -335,6 +258,12 @@ def _drop(conn: Connection, commit: CommitRow) -> None:
     )
     staging.clear(conn, commit.repo_id, commit.id)
     conn.execute(
+        delete(commit_provenance).where(
+            commit_provenance.c.repo_id == commit.repo_id,
+            commit_provenance.c.commit_id == commit.id,
+        )
+    )
+    conn.execute(
         delete(commits).where(commits.c.repo_id == commit.repo_id, commits.c.id == commit.id)
     )
 
@@ -350,7 +279,7 @@ def _reparent(conn: Connection, commit: CommitRow) -> None:
 def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
     """Drop a commit that has no children (its data goes with it; heads move back)."""
     with ctx.db.write() as conn:
-        _lock(conn, spec.repo)
+        lock(conn, spec.repo)
         commit = resolve(conn, spec)
         kids = children_of(conn, commit.repo_id, commit.id)
         if kids:
@@ -361,6 +290,8 @@ def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
                 commit=commit.id,
             )
         _drop(conn, commit)
+        if commit.origin == Origin.USER.value and not commit.finished:
+            drop_open_auto_commits(conn, commit.id)  # the set it started goes with it
     return commit.id
 
 
@@ -372,7 +303,7 @@ def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
     newest commit, with its content unchanged, takes the parent's place.
     """
     with ctx.db.write() as conn:
-        _lock(conn, spec.repo)
+        lock(conn, spec.repo)
         commit = resolve(conn, spec)
         if not commit.finished:
             raise FailedPrecondition(f"commit {commit.id} is open: finish it before squashing")

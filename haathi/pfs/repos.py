@@ -6,7 +6,14 @@ from sqlalchemy import delete, insert, select, update
 
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from haathi.meta.database import insert_ignore
-from haathi.meta.schema import branches, commits, repos, staged
+from haathi.meta.schema import (
+    branch_provenance,
+    branches,
+    commit_provenance,
+    commits,
+    repos,
+    staged,
+)
 from haathi.models.ids import validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
@@ -60,7 +67,25 @@ def delete_repo(ctx: PfsContext, name: str, force: bool = False) -> None:
     validate_repo_name(name)
     with ctx.db.write() as conn:
         r = repo_row(conn, name, lock=True)
+        downstream = conn.execute(
+            select(repos.c.name)
+            .join(branch_provenance, branch_provenance.c.repo_id == repos.c.id)
+            .where(branch_provenance.c.from_repo_id == r.id)
+            .distinct()
+        ).all()
+        if downstream and not force:
+            names = ", ".join(sorted(str(d[0]) for d in downstream))
+            raise FailedPrecondition(
+                f"repo {name} is an input of {names}: delete those pipelines first, or use "
+                "--force",
+                repo=name,
+            )
+        conn.execute(
+            delete(branch_provenance).where(branch_provenance.c.from_repo_id == r.id)
+        )
         conn.execute(delete(staged).where(staged.c.repo_id == r.id))
+        for table in (branch_provenance, commit_provenance):
+            conn.execute(delete(table).where(table.c.repo_id == r.id))
         conn.execute(delete(commits).where(commits.c.repo_id == r.id))
         conn.execute(delete(branches).where(branches.c.repo_id == r.id))
         conn.execute(delete(repos).where(repos.c.id == r.id))
