@@ -1,0 +1,141 @@
+"""Cron schedules and Go durations, as Pachyderm's cron inputs and timeouts spell them.
+
+A schedule is ``@every <duration>``, a descriptor (``@hourly``, ``@daily``/``@midnight``,
+``@weekly``, ``@monthly``, ``@yearly``/``@annually``), a standard 5-field cron expression, or
+``never`` / ``@never``. Times are UTC (Pachyderm uses the server's local zone).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from croniter import croniter
+
+from haathi.errors import InvalidArgument
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign, as Go accepts
+    "\u03bcs": 1e-6,  # Greek mu, as Go accepts
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_PART_RE = re.compile(r"(\d+\.?\d*|\.\d+)([a-z\u00b5\u03bc]+)")
+_DESCRIPTORS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in a Go duration (``"60s"``, ``"1m30s"``, ``"1.5h"``, ``"100ms"``) or a number.
+
+    The result is rounded to nanoseconds, Go's resolution. Negative durations are rejected.
+    """
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise InvalidArgument(f"invalid duration {text!r}: expected a string like '60s'")
+    seconds = float(text) if isinstance(text, int | float) else _parse_go_duration(text)
+    if not math.isfinite(seconds):
+        raise InvalidArgument(f"invalid duration {text!r}")
+    if seconds < 0:
+        raise InvalidArgument(f"invalid duration {text!r}: must not be negative")
+    return round(seconds, 9)
+
+
+def _parse_go_duration(text: str) -> float:
+    body = text.strip()
+    sign = 1.0
+    if body[:1] in ("+", "-"):
+        sign = -1.0 if body[0] == "-" else 1.0
+        body = body[1:]
+    if body == "0":
+        return 0.0
+    if not body:
+        raise InvalidArgument(f"invalid duration {text!r}")
+    total, pos = 0.0, 0
+    for m in _PART_RE.finditer(body):
+        if m.start() != pos:
+            break
+        unit = _UNITS.get(m.group(2))
+        if unit is None:
+            raise InvalidArgument(f"invalid duration {text!r}: unknown unit {m.group(2)!r}")
+        total += float(m.group(1)) * unit
+        pos = m.end()
+    if pos != len(body):
+        hint = ": missing unit (e.g. '60s')" if body.replace(".", "", 1).isdigit() else ""
+        raise InvalidArgument(f"invalid duration {text!r}{hint}")
+    return sign * total
+
+
+def format_duration(seconds: float) -> str:
+    """A duration string that :func:`parse_duration` reads back to the same value."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{seconds:.9f}".rstrip("0") + "s"
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed schedule: ``kind`` is ``every``, ``cron`` or ``never``."""
+
+    spec: str
+    kind: str
+    every: float = 0.0
+    expr: str = ""
+
+    def next_after(self, t: datetime) -> datetime | None:
+        """The first tick strictly after ``t`` (UTC; a naive ``t`` is taken as UTC).
+
+        ``@every D`` ticks at ``t`` truncated to the second plus ``D`` (as Go's robfig/cron);
+        ``never`` returns None.
+        """
+        t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        if self.kind == "never":
+            return None
+        if self.kind == "every":
+            return t.replace(microsecond=0) + timedelta(seconds=self.every)
+        nxt: datetime = croniter(self.expr, t).get_next(datetime)
+        return nxt.astimezone(UTC)
+
+
+def parse_cron(spec: str) -> CronSchedule:
+    """Parse a cron input's ``spec``; a bad one raises InvalidArgument."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidArgument(f"invalid cron spec {spec!r}: empty")
+    text = " ".join(spec.split())
+    if text in ("never", "@never"):
+        return CronSchedule(spec, "never")
+    if text.startswith("@every"):
+        return CronSchedule(spec, "every", every=_every_delay(spec, text[len("@every") :]))
+    expr = _DESCRIPTORS.get(text.lower(), text)
+    if expr.startswith("@"):
+        raise InvalidArgument(f"invalid cron spec {spec!r}: unknown descriptor")
+    if len(expr.split()) != 5:
+        raise InvalidArgument(
+            f"invalid cron spec {spec!r}: expected 5 fields (minute hour day month weekday)"
+        )
+    if not croniter.is_valid(expr):
+        raise InvalidArgument(f"invalid cron spec {spec!r}")
+    return CronSchedule(spec, "cron", expr=expr)
+
+
+def _every_delay(spec: str, rest: str) -> float:
+    if not rest.startswith(" "):
+        raise InvalidArgument(f"invalid cron spec {spec!r}: expected '@every <duration>'")
+    try:
+        seconds = parse_duration(rest.strip())
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"invalid cron spec {spec!r}: {exc}") from exc
+    # robfig/cron's Every(): whole seconds, at least one.
+    return float(max(1, int(seconds)))
