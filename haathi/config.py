@@ -4,7 +4,8 @@ A store is addressed by its directory (``--address`` / ``HAATHI_ADDRESS``, defau
 ``~/.haathi``). The directory may hold ``haathi.toml``, written by ``haathi init``, naming the
 metadata database and the object store; without it the store is embedded (SQLite and packs in
 the directory itself). ``HAATHI_DB``, ``HAATHI_OBJECTS``, ``HAATHI_S3_ENDPOINT`` and
-``HAATHI_S3_REGION`` override the file, and explicit overrides (CLI flags) override both.
+``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX`` for pipelines) override
+the file, and explicit overrides (CLI flags) override both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ ENV_OVERRIDES = {
     "HAATHI_OBJECTS": "objects_url",
     "HAATHI_S3_ENDPOINT": "s3_endpoint",
     "HAATHI_S3_REGION": "s3_region",
+    "HAATHI_EXECUTOR": "executor",
+    "HAATHI_SANDBOX": "sandbox",
 }
 _SECRET = "***"
 
@@ -45,6 +48,8 @@ class StoreConfig:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_retry_timeout: float = 60.0
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    executor: str | None = None  # where datums run: None (local threads) or dask://host:port
+    sandbox: str = "auto"  # how user code runs: auto | bwrap | none
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -90,6 +95,8 @@ class StoreConfig:
             out["s3_region"] = self.s3_region or "(from environment)"
             out["s3_credentials"] = "in config" if self.s3_secret_access_key else "from environment"
             out["cache_bytes"] = self.cache_bytes
+        out["executor"] = self.executor or "local"
+        out["sandbox"] = self.sandbox
         return out
 
 
@@ -123,6 +130,8 @@ _FILE_KEYS = {
     ("objects", "secret_access_key"): "s3_secret_access_key",
     ("objects", "retry_timeout_s"): "s3_retry_timeout",
     ("cache", "max_bytes"): "cache_bytes",
+    ("pipelines", "executor"): "executor",
+    ("pipelines", "sandbox"): "sandbox",
 }
 
 
@@ -155,6 +164,12 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         )
     if cfg.is_s3 and not cfg.s3_bucket_prefix[0]:
         raise InvalidArgument(f"object store {cfg.objects_url} names no bucket")
+    if cfg.sandbox not in ("auto", "bwrap", "none"):
+        raise InvalidArgument(f"unknown sandbox {cfg.sandbox!r}: use auto, bwrap or none")
+    if cfg.executor is not None and not cfg.executor.startswith(("dask://", "tcp://", "local")):
+        raise InvalidArgument(
+            f"unknown executor {cfg.executor!r}: use local or dask://host:port"
+        )
     for name in ("cache_bytes", "s3_retry_timeout"):
         value = getattr(cfg, name)
         if not isinstance(value, int | float) or value < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from haathi.errors import StorageError
 from haathi.meta.blob_index import SqlBlobIndex
 from haathi.meta.database import Database
 from haathi.pfs.context import PfsContext
+from haathi.pps.context import PpsContext
 from haathi.storage.blobs import BlobStore, remove_stale_spools
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import LocalObjectStore
@@ -24,6 +26,7 @@ class Runtime:
     db: Database
     objects: LocalObjectStore | S3ObjectStore
     pfs: PfsContext
+    pps: PpsContext
 
     def close(self) -> None:
         self.objects.close()
@@ -63,7 +66,21 @@ def open_store(config: StoreConfig) -> Runtime:
     cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
     blobs = BlobStore(objects, SqlBlobIndex(db), config.spool_dir, cache=cache)
     remove_stale_spools(config.spool_dir)
-    return Runtime(config, db, objects, PfsContext.create(db, blobs))
+    pfs = PfsContext.create(db, blobs)
+    pps = PpsContext(
+        pfs,
+        scratch_dir=config.root / "scratch",
+        remote_store=functools.partial(worker_store, config),
+        executor=None if config.executor in (None, "local") else config.executor,
+        sandbox=config.sandbox,
+        store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
+    )
+    return Runtime(config, db, objects, pfs, pps)
+
+
+def worker_store(config: StoreConfig) -> PfsContext:
+    """The store as a pipeline worker process (e.g. a dask worker) opens it."""
+    return open_store(config).pfs
 
 
 def init_store(config: StoreConfig) -> Runtime:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from haathi.errors import Conflict, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
-from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
+from haathi.models.info import (
+    BranchInfo,
+    CommitInfo,
+    DatumInfo,
+    DiffEntry,
+    FileInfo,
+    JobInfo,
+    PipelineInfo,
+    Problem,
+    RepoInfo,
+)
 from haathi.models.ops import Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import commits, files, fsck, gc, lifecycle, modify, repos
+from haathi.pps import cron_ticks, jobs, pipelines, preview, records
+from haathi.pps.runner import JobRunner, RunSummary
+from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
 
 
@@ -21,8 +35,12 @@ class Api:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.pfs = runtime.pfs
+        self.pps = runtime.pps
+        self._runner: JobRunner | None = None
 
     def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
         self.runtime.close()
 
     # repos
@@ -152,3 +170,126 @@ class Api:
 
     def store_info(self) -> dict[str, Any]:
         return self.runtime.config.describe()
+
+    # pipelines
+    def create_pipeline(
+        self, spec: dict[str, Any], *, update: bool = False, reprocess: bool = False
+    ) -> str:
+        """Create (or update) a pipeline from a Pachyderm spec; the ID of the job it starts."""
+        return pipelines.create_pipeline(
+            self.pps, parse_spec(spec), is_update=update, reprocess=reprocess
+        )
+
+    def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The effective spec (defaults applied) and notes, or InvalidArgument."""
+        parsed = parse_spec(spec)
+        return {"spec": parsed.to_dict(), "notes": list(parsed.notes)}
+
+    def inspect_pipeline(self, name: str) -> PipelineInfo:
+        return pipelines.inspect_pipeline(self.pps, name)
+
+    def list_pipeline(self) -> list[PipelineInfo]:
+        return pipelines.list_pipeline(self.pps)
+
+    def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
+        pipelines.delete_pipeline(self.pps, name, keep_repo=keep_repo)
+
+    def stop_pipeline(self, name: str) -> None:
+        pipelines.stop_pipeline(self.pps, name)
+
+    def start_pipeline(self, name: str) -> str | None:
+        return pipelines.start_pipeline(self.pps, name)
+
+    def run_cron(self, name: str) -> list[str]:
+        return cron_ticks.run_cron(self.pps, name)
+
+    def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
+        """The datums a spec's input has now, without creating anything."""
+        return preview.preview_datums(self.pps, spec)
+
+    # jobs and datums
+    def _job(self, pipeline: str, job: str) -> records.JobRow:
+        with self.pfs.db.read() as conn:
+            return records.find_job(conn, pipeline, job)
+
+    def _job_info(self, row: records.JobRow) -> JobInfo:
+        return jobs.job_info(self.pps, row)
+
+    def list_job(
+        self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
+    ) -> list[JobInfo]:
+        with self.pfs.db.read() as conn:
+            if pipeline is not None:
+                records.pipeline_row(conn, pipeline)
+            rows = records.list_jobs(conn, pipeline=pipeline, commit_id=job, limit=limit)
+        return [self._job_info(r) for r in rows]
+
+    def inspect_job(self, pipeline: str, job: str) -> JobInfo:
+        return self._job_info(self._job(pipeline, job))
+
+    def wait_job(
+        self, pipeline: str | None, job: str, timeout: float | None = None
+    ) -> list[JobInfo]:
+        """Block until the job (or, without a pipeline, every job of the set) has ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            if pipeline is None:
+                infos = self.list_job(job=job)
+                if not infos:
+                    raise NotFound(f"no job with ID {job}", job=job)
+            else:
+                infos = [self.inspect_job(pipeline, job)]
+            if all(i.state.terminal for i in infos):
+                return infos
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Conflict(f"timed out waiting for job {job}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def stop_job(self, pipeline: str, job: str) -> JobInfo:
+        return self._job_info(jobs.stop_job(self.pps, pipeline, job))
+
+    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
+        row = self._job(pipeline, job)
+        with self.pfs.db.read() as conn:
+            return records.job_datums(conn, row)
+
+    def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
+        for d in self.list_datum(pipeline, job):
+            if d.id == datum or (len(datum) >= 4 and d.id.startswith(datum)):
+                return d
+        raise NotFound(f"datum {datum} not found in job {pipeline}@{job}", datum=datum)
+
+    def logs(
+        self, pipeline: str, job: str | None = None, datum: str | None = None
+    ) -> tuple[JobInfo, list[tuple[str, str]]]:
+        """(the job, [(datum id, its user output)]) — by default of the pipeline's last job."""
+        if job is None:
+            last = self.list_job(pipeline, limit=1)
+            if not last:
+                raise NotFound(f"pipeline {pipeline} has no jobs", pipeline=pipeline)
+            job = last[0].id
+        row = self._job(pipeline, job)
+        with self.pfs.db.read() as conn:
+            out = records.job_logs(conn, row, datum)
+        return self._job_info(row), out
+
+    # running jobs
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            self._runner = JobRunner(self.pps)
+        return self._runner
+
+    def run_jobs(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
+        """Run every runnable queued job in this process (embedded use)."""
+        if not jobs.any_pipelines(self.pps):
+            return RunSummary()
+        return self.runner.run_pending(progress)
+
+    def run_worker(
+        self, stop: threading.Event, progress: jobs.ProgressFn | None = None
+    ) -> None:
+        """Run jobs and cron ticks until ``stop`` is set."""
+        self.runner.run_forever(stop, progress)

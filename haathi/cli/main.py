@@ -21,14 +21,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 VERBS = {
-    "create": "Create a repo or branch.",
-    "list": "List repos, branches, commits or files.",
-    "inspect": "Show one repo, branch, commit or file.",
-    "update": "Update a repo.",
-    "delete": "Delete a repo, branch, commit or file.",
-    "start": "Start a commit.",
+    "create": "Create a repo, branch or pipeline.",
+    "list": "List repos, branches, commits, files, pipelines, jobs or datums.",
+    "inspect": "Show one repo, branch, commit, file, pipeline, job or datum.",
+    "update": "Update a repo or pipeline.",
+    "delete": "Delete a repo, branch, commit, file or pipeline.",
+    "start": "Start a commit or a stopped pipeline.",
+    "stop": "Stop a pipeline or a job.",
     "finish": "Finish a commit.",
-    "wait": "Wait for a commit to finish.",
+    "wait": "Wait for a commit or job to finish.",
     "squash": "Squash a commit into its neighbours.",
     "put": "Put files into a repo.",
     "get": "Get files out of a repo.",
@@ -44,7 +45,7 @@ for _verb, _help in VERBS.items():
 
 class State:
     address: str | None = None
-    overrides: dict[str, str | None]
+    overrides: dict[str, Any]
     client: Client | None = None
 
 
@@ -56,7 +57,7 @@ def client() -> Client:
     if state.client is None:
         from haathi.client import connect
 
-        state.client = connect(state.address, **state.overrides)
+        state.client = connect(state.address, run_jobs=False, **state.overrides)
     return state.client
 
 
@@ -81,6 +82,34 @@ def main(
 
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+NoWait = Annotated[
+    bool,
+    typer.Option("--no-wait", help="queue the jobs this starts and return; `haathi run worker` "
+                 "runs them"),
+]
+
+
+def after_write(no_wait: bool) -> None:
+    """Run the jobs a command started (with progress), or say they are queued."""
+    from haathi.cli.progress import job_progress
+
+    c = client()
+    if no_wait:
+        queued = [j for j in c.list_job() if not j.state.terminal]
+        if queued:
+            render.err.print(
+                f"{len(queued)} job(s) queued: `haathi run worker` (or any command without "
+                "--no-wait) runs them; `haathi list job` shows them"
+            )
+        return
+    c.progress = None
+    with job_progress() as progress:
+        c.progress = progress
+        summary = c.run_jobs()
+    for key, why in summary.waiting.items():
+        render.err.print(f"job {key} is queued: {why}", markup=False)
+
+
 
 
 def command(verb: str, noun: str, *aliases: str) -> Any:
@@ -144,9 +173,11 @@ def delete_repo(
 def create_branch(
     branch: Annotated[str, typer.Argument(help="repo@branch")],
     head: Annotated[str | None, typer.Option("--head", help="commit or branch")] = None,
+    no_wait: NoWait = False,
 ) -> None:
     """Create a branch (or move it) pointing at a commit: metadata only."""
     client().create_branch(branch, head)
+    after_write(no_wait)
 
 
 @command("list", "branch", "branches")
@@ -187,9 +218,11 @@ def start_commit(
 def finish_commit(
     commit: str,
     message: Annotated[str | None, typer.Option("--message", "-m", "--description")] = None,
+    no_wait: NoWait = False,
 ) -> None:
     """Finish an open commit."""
     client().finish_commit(commit, message)
+    after_write(no_wait)
 
 
 @command("inspect", "commit")
@@ -245,8 +278,9 @@ def put_file(
     untar: Annotated[bool, typer.Option("--untar")] = False,
     parallelism: Annotated[int, typer.Option("--parallelism", "-p", min=1, max=64)] = 4,
     message: Annotated[str, typer.Option("--message", "-m")] = "",
+    no_wait: NoWait = False,
 ) -> None:
-    """Put files; all -f sources land in one atomic commit."""
+    """Put files; all -f sources land in one atomic commit (then runs the jobs it starts)."""
     from haathi.cli.progress import put_progress
     from haathi.client import sources
     from haathi.models.refspec import parse_file
@@ -269,6 +303,7 @@ def put_file(
             str(spec.commit), ops, parallelism=parallelism, progress=progress,
             description=message,
         )
+    after_write(no_wait)
 
 
 @command("get", "file")
@@ -350,18 +385,25 @@ def diff_file(
 
 @command("delete", "file")
 def delete_file(
-    target: str, recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False
+    target: str,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Delete a file (or, with -r, a directory)."""
     client().delete_file(target, recursive=recursive)
+    after_write(no_wait)
 
 
 @command("copy", "file")
 def copy_file(
-    source: str, dest: str, append: Annotated[bool, typer.Option("--append", "-a")] = False
+    source: str,
+    dest: str,
+    append: Annotated[bool, typer.Option("--append", "-a")] = False,
+    no_wait: NoWait = False,
 ) -> None:
     """Copy a file or directory: metadata only, no bytes are copied."""
     client().copy_file(source, dest, append=append)
+    after_write(no_wait)
 
 
 # store -------------------------------------------------------------------------------------
@@ -460,6 +502,11 @@ def demo(
     from haathi.cli.demo import run_demo
 
     run_demo(address)
+
+
+from haathi.cli import pps_commands  # noqa: E402  registers the pipeline commands
+
+_ = pps_commands
 
 
 def run() -> None:

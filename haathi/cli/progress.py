@@ -1,9 +1,9 @@
-"""Progress display for long transfers (only on a terminal)."""
+"""Progress display for long transfers and running jobs (bars only on a terminal)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.progress import (
@@ -11,12 +11,16 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TransferSpeedColumn,
 )
 
 from haathi.cli.render import err
+from haathi.models.info import JobProgress
 from haathi.models.ops import ProgressFn
+
+JobProgressFn = Callable[[JobProgress], None]
 
 MIN_FILES = 100
 
@@ -42,5 +46,29 @@ def put_progress(total_files: int) -> Iterator[ProgressFn | None]:
             bar.update(files, advance=nfiles)
             bar.update(bytes_task, advance=nbytes)
             bar.tasks[files].completed  # noqa: B018 - keep the display fresh
+
+        yield update
+
+
+@contextmanager
+def job_progress() -> Iterator[JobProgressFn]:
+    """A callback showing each job's datums as a bar (on a terminal) and its end as a line."""
+    from haathi.cli.render_pps import job_line
+
+    live = sys.stderr.isatty()
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=err, transient=True, disable=not live)
+    tasks: dict[str, TaskID] = {}
+    with bar:
+
+        def update(p: JobProgress) -> None:
+            key = f"{p.pipeline}@{p.job}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"job {p.pipeline}@{p.job[:12]}", total=p.total)
+            bar.update(tasks[key], total=p.total, completed=p.skipped + p.done)
+            if p.state.terminal:
+                bar.remove_task(tasks[key])
+                job_line(p.pipeline, p.job, p.state, p.total, p.skipped, p.done, p.failed,
+                         p.reason)
 
         yield update

@@ -8,22 +8,39 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from haathi.client import sources
 from haathi.config import resolve_address, store_config
 from haathi.errors import InvalidArgument
 from haathi.models import paths
 from haathi.models.ids import is_commit_id
-from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
+from haathi.models.info import (
+    BranchInfo,
+    CommitInfo,
+    DatumInfo,
+    DiffEntry,
+    FileInfo,
+    JobInfo,
+    JobProgress,
+    PipelineInfo,
+    Problem,
+    RepoInfo,
+)
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
     from haathi.api import Api
+    from haathi.pps.runner import RunSummary
+
+T = TypeVar("T")
+JobProgressFn = Callable[[JobProgress], None]
+SpecSource = dict[str, Any] | str | os.PathLike[str]
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -60,6 +77,7 @@ class CommitHandle:
 
     def finish(self, description: str | None = None) -> CommitInfo:
         self.info = self._client._api.finish_commit(self.spec, description)
+        self._client._ran_writes()
         return self.info
 
     def __enter__(self) -> CommitHandle:
@@ -76,10 +94,35 @@ class CommitHandle:
 
 
 class Client:
-    """The haathi client. Every method takes the CLI's refspec strings."""
+    """The haathi client. Every method takes the CLI's refspec strings.
 
-    def __init__(self, api: Api) -> None:
+    Embedded, a call that starts pipeline jobs (a write to an input repo, creating or
+    updating a pipeline, ...) runs them to completion before it returns, unless the client was
+    made with ``run_jobs=False`` (then call :meth:`run_jobs`, or run ``haathi run worker``).
+    """
+
+    def __init__(
+        self, api: Api, *, run_jobs: bool = True, progress: JobProgressFn | None = None
+    ) -> None:
         self._api = api
+        self.auto_run = run_jobs
+        self.progress = progress
+        self.last_run: RunSummary | None = None
+
+    def _ran_writes(self, result: T = None) -> T:  # type: ignore[assignment]
+        """Run the jobs a write queued (when the client runs jobs), then pass ``result`` on."""
+        if self.auto_run:
+            self.run_jobs()
+        return result
+
+    def run_worker(self, stop: threading.Event) -> None:
+        """Run queued jobs and cron ticks until ``stop`` is set (``haathi run worker``)."""
+        self._api.run_worker(stop, self.progress)
+
+    def run_jobs(self) -> RunSummary:
+        """Run every runnable queued job now; what ran, and what waits for what."""
+        self.last_run = self._api.run_jobs(self.progress)
+        return self.last_run
 
     def close(self) -> None:
         self._api.close()
@@ -111,7 +154,9 @@ class Client:
         spec = parse_commit(branch)
         if spec.ref is None:
             raise InvalidArgument("create branch needs repo@branch")
-        return self._api.create_branch(spec, head)
+        info = self._api.create_branch(spec, head)
+        self._ran_writes()
+        return info
 
     def inspect_branch(self, branch: str) -> BranchInfo:
         return self._api.inspect_branch(parse_commit(branch))
@@ -130,7 +175,9 @@ class Client:
         return CommitHandle(self, info)
 
     def finish_commit(self, commit: str, description: str | None = None) -> CommitInfo:
-        return self._api.finish_commit(parse_commit(commit), description)
+        info = self._api.finish_commit(parse_commit(commit), description)
+        self._ran_writes()
+        return info
 
     def inspect_commit(self, commit: str) -> CommitInfo:
         return self._api.inspect_commit(parse_commit(commit))
@@ -143,6 +190,8 @@ class Client:
         return self._api.list_commit(spec.repo, spec.ref, number)
 
     def wait_commit(self, commit: str, timeout: float | None = None) -> list[CommitInfo]:
+        """Block until the commit (or, given a bare ID, its whole commit set) is finished."""
+        self._ran_writes()
         if is_commit_id(commit):
             return self._api.wait_commit(commit, timeout)
         return self._api.wait_commit(parse_commit(commit), timeout)
@@ -161,8 +210,10 @@ class Client:
         spec = parse_file(target, for_write=True)
         if not spec.has_path:
             raise InvalidArgument(f"{target}: give the file's path (repo@branch:/path)")
-        return self._api.modify_file(
-            spec.commit, [_put_op(spec.path, source, append)], description=description
+        return self._ran_writes(
+            self._api.modify_file(
+                spec.commit, [_put_op(spec.path, source, append)], description=description
+            )
         )
 
     def modify_file(
@@ -175,22 +226,28 @@ class Client:
         description: str = "",
     ) -> str:
         """Apply several operations (see :mod:`haathi.models.ops`) as one atomic change."""
-        return self._api.modify_file(
-            parse_commit(target), ops, parallelism=parallelism, progress=progress,
-            description=description,
+        return self._ran_writes(
+            self._api.modify_file(
+                parse_commit(target), ops, parallelism=parallelism, progress=progress,
+                description=description,
+            )
         )
 
     def delete_file(self, target: str, *, recursive: bool = False) -> str:
         spec = parse_file(target)
         if spec.path == "/" and not recursive:
             raise InvalidArgument("deleting / needs recursive=True")
-        return self._api.modify_file(spec.commit, [DeleteOp(spec.path, recursive)])
+        return self._ran_writes(
+            self._api.modify_file(spec.commit, [DeleteOp(spec.path, recursive)])
+        )
 
     def copy_file(self, source: str, dest: str, *, append: bool = False) -> str:
         """Copy a file or directory between commits or repos without copying bytes."""
         src = parse_file(source)
         dst = parse_file(dest, for_write=True)
-        return self._api.modify_file(dst.commit, [CopyOp(src, dst.path, append)])
+        return self._ran_writes(
+            self._api.modify_file(dst.commit, [CopyOp(src, dst.path, append)])
+        )
 
     # files: reading
     def get_file(self, target: str) -> bytes:
@@ -235,21 +292,133 @@ class Client:
         """
         return self._api.gc(grace_s=grace_s)
 
+    # pipelines
+    def create_pipeline(
+        self, spec: SpecSource, *, update: bool = False,
+        reprocess: bool = False,
+    ) -> list[str]:
+        """Create (``update``: replace) the pipelines of a spec (a dict, a JSON/YAML text or a
+        file path; several documents allowed). Returns the IDs of the jobs they start."""
+        ids = [
+            self._api.create_pipeline(doc, update=update, reprocess=reprocess)
+            for doc in load_specs(spec)
+        ]
+        return self._ran_writes(ids)
+
+    def update_pipeline(
+        self, spec: SpecSource, *, reprocess: bool = False
+    ) -> list[str]:
+        """Update pipelines; datums are re-run only if their inputs changed, or ``reprocess``."""
+        return self.create_pipeline(spec, update=True, reprocess=reprocess)
+
+    def validate_pipeline(self, spec: SpecSource) -> list[dict[str, Any]]:
+        """The effective specs (defaults applied) and notes; InvalidArgument if one is bad."""
+        return [self._api.validate_pipeline(doc) for doc in load_specs(spec)]
+
+    def inspect_pipeline(self, name: str) -> PipelineInfo:
+        return self._api.inspect_pipeline(name)
+
+    def list_pipeline(self) -> list[PipelineInfo]:
+        return self._api.list_pipeline()
+
+    def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
+        self._api.delete_pipeline(name, keep_repo=keep_repo)
+
+    def stop_pipeline(self, name: str) -> None:
+        self._api.stop_pipeline(name)
+
+    def start_pipeline(self, name: str) -> str | None:
+        return self._ran_writes(self._api.start_pipeline(name))
+
+    def run_cron(self, name: str) -> list[str]:
+        """Tick the pipeline's cron inputs now."""
+        return self._ran_writes(self._api.run_cron(name))
+
+    def preview_datums(self, spec: SpecSource) -> list[DatumInfo]:
+        """The datums a spec's input would have now (``list datum -f``); nothing is created."""
+        docs = load_specs(spec)
+        if len(docs) != 1:
+            raise InvalidArgument("list datum -f takes one spec")
+        return self._api.preview_datums(docs[0])
+
+    # jobs and datums
+    def list_job(self, pipeline: str | None = None, job: str | None = None) -> list[JobInfo]:
+        """Jobs, newest first: of one pipeline, of one job set (ID), or all."""
+        return self._api.list_job(pipeline, job)
+
+    def inspect_job(self, job: str) -> JobInfo:
+        pipeline, job_id = parse_job(job)
+        return self._api.inspect_job(pipeline, job_id)
+
+    def wait_job(self, job: str, timeout: float | None = None) -> list[JobInfo]:
+        """Block until ``pipeline@id`` (or every job of set ``id``) has ended."""
+        self._ran_writes()
+        if "@" in job:
+            return self._api.wait_job(*parse_job(job), timeout)
+        return self._api.wait_job(None, job, timeout)
+
+    def stop_job(self, job: str) -> JobInfo:
+        return self._api.stop_job(*parse_job(job))
+
+    def list_datum(self, job: str) -> list[DatumInfo]:
+        return self._api.list_datum(*parse_job(job))
+
+    def inspect_datum(self, job: str, datum: str) -> DatumInfo:
+        return self._api.inspect_datum(*parse_job(job), datum)
+
+    def logs(
+        self, pipeline: str, job: str | None = None, datum: str | None = None
+    ) -> tuple[JobInfo, list[tuple[str, str]]]:
+        """The user code's output per datum, of ``job`` (default: the pipeline's newest)."""
+        return self._api.logs(pipeline, job, datum)
+
     def store_info(self) -> dict[str, Any]:
         """The store's configuration (passwords and secret keys are never included)."""
         return self._api.store_info()
 
 
-def connect(address: str | None = None, **overrides: Any) -> Client:
+def connect(
+    address: str | None = None, *, run_jobs: bool = True,
+    progress: JobProgressFn | None = None, **overrides: Any,
+) -> Client:
     """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``).
 
     ``overrides`` replace settings of the store's config file (``db_url``, ``objects_url``,
-    ``s3_endpoint``, ``s3_region``, ...).
+    ``s3_endpoint``, ``executor``, ``sandbox``, ...). ``run_jobs``: see :class:`Client`.
     """
     from haathi.api import Api
     from haathi.runtime import open_store
 
-    return Client(Api(open_store(store_config(resolve_address(address), overrides))))
+    api = Api(open_store(store_config(resolve_address(address), overrides)))
+    return Client(api, run_jobs=run_jobs, progress=progress)
+
+
+def parse_job(job: str) -> tuple[str, str]:
+    """``pipeline@id`` as (pipeline, id)."""
+    pipeline, sep, job_id = job.partition("@")
+    if not sep or not pipeline or not job_id:
+        raise InvalidArgument(f"{job!r}: name a job as pipeline@id")
+    return pipeline, job_id
+
+
+def load_specs(spec: SpecSource) -> list[dict[str, Any]]:
+    """Spec documents from a dict, a JSON/YAML text, or a file path (``-``: stdin)."""
+    from haathi.pps.spec import load_documents
+
+    if isinstance(spec, dict):
+        return [spec]
+    text = str(spec)
+    if isinstance(spec, os.PathLike) or (text and not text.lstrip().startswith(("{", "["))
+                                         and "\n" not in text):
+        if text == "-":
+            import sys
+
+            return load_documents(sys.stdin.read(), "stdin")
+        try:
+            return load_documents(Path(text).read_text(), text)
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {text}: {exc.strerror or exc}") from exc
+    return load_documents(text)
 
 
 def init(

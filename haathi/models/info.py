@@ -117,3 +117,87 @@ class Problem(_Info):
     message: str
     repair: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JobState(str, Enum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    KILLED = "KILLED"
+    UNRUNNABLE = "UNRUNNABLE"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.CREATED, JobState.RUNNING)
+
+
+class DatumState(str, Enum):
+    STARTING = "STARTING"
+    SUCCESS = "SUCCESS"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+    RECOVERED = "RECOVERED"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInfo(_Info):
+    name: str
+    version: int
+    state: str  # RUNNING | PAUSED
+    spec: dict[str, Any]
+    created: datetime
+    updated: datetime
+    inputs: tuple[str, ...]  # input repo@branch, in spec order
+    output_branch: str
+    last_job: str | None = None  # the newest job's state
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo(_Info):
+    pipeline: str
+    id: str
+    state: JobState
+    version: int
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    data_total: int = 0
+    data_processed: int = 0
+    data_skipped: int = 0
+    data_failed: int = 0
+    data_recovered: int = 0
+    reason: str | None = None
+    inputs: tuple[str, ...] = ()  # repo@commit the job read
+    output_commit: str = ""  # pipeline@id
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DatumInfo(_Info):
+    job: str  # pipeline@job id
+    id: str
+    state: DatumState
+    hash: str
+    attempts: int
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    started: datetime | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class JobProgress:
+    """What a job runner reports as a job advances."""
+
+    pipeline: str
+    job: str
+    state: JobState
+    total: int = 0
+    skipped: int = 0
+    done: int = 0  # datums run so far (any outcome)
+    failed: int = 0
+    reason: str | None = None

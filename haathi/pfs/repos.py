@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from haathi.meta.database import insert_ignore
@@ -21,12 +21,18 @@ from haathi.pfs.commits import get_commit, resolve
 from haathi.pfs.context import PfsContext, as_utc, branch_row, now, repo_row
 
 
-def create_repo(ctx: PfsContext, name: str, description: str = "") -> RepoInfo:
+def insert_repo(conn: Connection, name: str, description: str = "") -> int:
+    """Create a repo in this transaction; its ID."""
     validate_repo_name(name)
+    values = {"description": description, "created_at": now(), "metadata": "{}"}
+    if not insert_ignore(conn, repos, ["name"], name=name, **values):
+        raise AlreadyExists(f"repo {name} already exists", repo=name)
+    return int(repo_row(conn, name).id)
+
+
+def create_repo(ctx: PfsContext, name: str, description: str = "") -> RepoInfo:
     with ctx.db.write() as conn:
-        values = {"description": description, "created_at": now(), "metadata": "{}"}
-        if not insert_ignore(conn, repos, ["name"], name=name, **values):
-            raise AlreadyExists(f"repo {name} already exists", repo=name)
+        insert_repo(conn, name, description)
     return inspect_repo(ctx, name)
 
 
@@ -64,31 +70,36 @@ def update_repo(ctx: PfsContext, name: str, description: str) -> RepoInfo:
 
 def delete_repo(ctx: PfsContext, name: str, force: bool = False) -> None:
     """Delete a repo with its branches and commits (stored bytes are reclaimed by gc)."""
-    validate_repo_name(name)
     with ctx.db.write() as conn:
-        r = repo_row(conn, name, lock=True)
-        downstream = conn.execute(
-            select(repos.c.name)
-            .join(branch_provenance, branch_provenance.c.repo_id == repos.c.id)
-            .where(branch_provenance.c.from_repo_id == r.id)
-            .distinct()
-        ).all()
-        if downstream and not force:
-            names = ", ".join(sorted(str(d[0]) for d in downstream))
-            raise FailedPrecondition(
-                f"repo {name} is an input of {names}: delete those pipelines first, or use "
-                "--force",
-                repo=name,
-            )
-        conn.execute(
-            delete(branch_provenance).where(branch_provenance.c.from_repo_id == r.id)
+        delete_repo_rows(conn, name, force)
+
+
+def delete_repo_rows(conn: Connection, name: str, force: bool = False) -> None:
+    """Delete a repo in this transaction; ``force`` even if branches downstream use it."""
+    validate_repo_name(name)
+    r = repo_row(conn, name, lock=True)
+    downstream = conn.execute(
+        select(repos.c.name)
+        .join(branch_provenance, branch_provenance.c.repo_id == repos.c.id)
+        .where(branch_provenance.c.from_repo_id == r.id)
+        .distinct()
+    ).all()
+    if downstream and not force:
+        names = ", ".join(sorted(str(d[0]) for d in downstream))
+        raise FailedPrecondition(
+            f"repo {name} is an input of {names}: delete those pipelines first, or use "
+            "--force",
+            repo=name,
         )
-        conn.execute(delete(staged).where(staged.c.repo_id == r.id))
-        for table in (branch_provenance, commit_provenance):
-            conn.execute(delete(table).where(table.c.repo_id == r.id))
-        conn.execute(delete(commits).where(commits.c.repo_id == r.id))
-        conn.execute(delete(branches).where(branches.c.repo_id == r.id))
-        conn.execute(delete(repos).where(repos.c.id == r.id))
+    conn.execute(
+        delete(branch_provenance).where(branch_provenance.c.from_repo_id == r.id)
+    )
+    conn.execute(delete(staged).where(staged.c.repo_id == r.id))
+    for table in (branch_provenance, commit_provenance):
+        conn.execute(delete(table).where(table.c.repo_id == r.id))
+    conn.execute(delete(commits).where(commits.c.repo_id == r.id))
+    conn.execute(delete(branches).where(branches.c.repo_id == r.id))
+    conn.execute(delete(repos).where(repos.c.id == r.id))
 
 
 def _branch_info(repo: str, b: object) -> BranchInfo:

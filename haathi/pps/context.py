@@ -1,0 +1,25 @@
+"""What every PPS operation works with: the PFS context plus how and where datums run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from haathi.pfs.context import PfsContext
+
+StoreOpener = Callable[[], PfsContext]
+
+
+@dataclass
+class PpsContext:
+    """``pfs`` for this process; ``remote_store`` opens the same store on a remote worker
+    (picklable: a dask worker calls it); ``scratch_dir`` holds datum working directories."""
+
+    pfs: PfsContext
+    scratch_dir: Path
+    remote_store: StoreOpener | None = None
+    executor: str | None = None  # None: local threads; "dask://host:port"
+    sandbox: str = "auto"  # "auto" | "bwrap" | "none"
+    store_key: str = "local"  # names the store for workers (its address)
+    runner_id: str = field(default="")

@@ -1,0 +1,561 @@
+"""Jobs: one per output commit. Queueing, claiming, and running one job incrementally.
+
+A job compares its datums with those of the pipeline's last successful job (the *base*):
+a datum with the same ID and hash that succeeded there is SKIPPED and keeps its outputs; one
+whose inputs vanished has its outputs removed; every other datum runs, replacing its old
+outputs. The output commit is the base job's output minus removed outputs plus new ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+
+from haathi.errors import Conflict, HaathiError
+from haathi.meta.blob_index import keep_reused
+from haathi.meta.schema import commits, datums, jobs, pipelines
+from haathi.models.info import (
+    CommitState,
+    DatumState,
+    JobInfo,
+    JobProgress,
+    JobState,
+    Origin,
+)
+from haathi.pfs import lifecycle, provenance
+from haathi.pfs.commits import find_commit, repo_id_of
+from haathi.pfs.context import now
+from haathi.pps import records
+from haathi.pps.context import PpsContext
+from haathi.pps.datums import Datum, form_datums
+from haathi.pps.executors import Executor
+from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
+from haathi.pps.pipelines import spec_of
+from haathi.pps.sandbox import resolve_sandbox
+from haathi.pps.spec import PipelineSpec
+from haathi.pps.worker import (
+    DatumResult,
+    DatumSetTask,
+    DatumTask,
+    TaskInput,
+    cancel_event,
+    forget_job,
+    run_datum_set,
+)
+from haathi.tree import prolly
+from haathi.tree.entry import FileEntry
+
+LEASE = timedelta(seconds=60)
+MAX_SET = 50  # datums per task at most (a task is the unit of output upload)
+SKIPPABLE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
+
+
+ProgressFn = Callable[[JobProgress], None]
+
+
+# ---- queueing and claiming ---------------------------------------------------------------
+
+
+def ensure_jobs(ctx: PpsContext) -> int:
+    """Queue a job for every open output commit that has none (e.g. after a crash)."""
+    made = 0
+    with ctx.pfs.db.write() as conn:
+        for p in records.all_pipelines(conn):
+            spec, _ = spec_of(conn, p)
+            try:
+                repo_id = repo_id_of(conn, p.name)
+            except HaathiError:
+                continue
+            open_ids = conn.execute(
+                select(commits.c.id).where(
+                    commits.c.repo_id == repo_id,
+                    commits.c.branch == spec.output_branch,
+                    commits.c.state == CommitState.STARTED.value,
+                    commits.c.origin == Origin.AUTO.value,
+                )
+            ).all()
+            for (cid,) in open_ids:
+                have = conn.execute(
+                    select(jobs.c.id).where(jobs.c.pipeline_id == p.id, jobs.c.commit_id == cid)
+                ).first()
+                if have is None:
+                    conn.execute(
+                        insert(jobs).values(
+                            pipeline_id=p.id, commit_id=cid, version=p.version,
+                            state=JobState.CREATED.value, created_at=now(), context="{}",
+                        )
+                    )
+                    made += 1
+    return made
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    why: str = ""  # what it waits for, or why it cannot run
+    unrunnable: bool = False
+
+
+def readiness(conn: Connection, job: records.JobRow) -> Readiness:
+    """Whether a queued job can run now: its inputs and its previous output are finished."""
+    repo_id = repo_id_of(conn, job.pipeline)
+    out = find_commit(conn, repo_id, job.pipeline, job.commit_id)
+    if out is None:
+        return Readiness(False, "its output commit was deleted", unrunnable=True)
+    p = records.pipeline_row(conn, job.pipeline)
+    if p.state != "RUNNING":
+        return Readiness(False, f"pipeline {job.pipeline} is stopped")
+    failed = []
+    for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
+        c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
+        if c is None:
+            return Readiness(False, f"input commit {repo}@{cid} was deleted", unrunnable=True)
+        if not c.finished:
+            return Readiness(False, f"waits for input commit {repo}@{cid} to finish")
+        if c.error:
+            failed.append(repo)
+    if out.parent is not None:
+        parent = find_commit(conn, repo_id, job.pipeline, out.parent)
+        if parent is not None and not parent.finished:
+            return Readiness(False, f"waits for the previous job {job.pipeline}@{out.parent}")
+    if failed:
+        return Readiness(
+            False,
+            "unrunnable because the following upstream pipelines failed: " + ", ".join(failed),
+            unrunnable=True,
+        )
+    return Readiness(True)
+
+
+def claim(ctx: PpsContext, job: records.JobRow) -> bool:
+    """Take the job for this runner (queued, or running under an expired lease)."""
+    t = now()
+    with ctx.pfs.db.write() as conn:
+        res = conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                or_(
+                    jobs.c.state == JobState.CREATED.value,
+                    and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_until < t),
+                ),
+            )
+            .values(
+                state=JobState.RUNNING.value, runner=ctx.runner_id, lease_until=t + LEASE,
+                started_at=t, reason=None,
+            )
+        )
+        if res.rowcount != 1:
+            return False
+        conn.execute(delete(datums).where(datums.c.job_id == job.id))  # a restarted job
+    return True
+
+
+def end_job(
+    ctx: PpsContext,
+    job: records.JobRow,
+    state: JobState,
+    reason: str | None,
+    *,
+    root: bytes | None = None,
+    keep: Sequence[bytes] = (),
+    since_epoch: int | None = None,
+    only_if_running: bool = True,
+) -> bool:
+    """Record the job's end and finish its output commit (with ``reason`` as its error)."""
+    with ctx.pfs.db.write() as conn:
+        cond = [jobs.c.id == job.id]
+        if only_if_running:
+            cond += [jobs.c.state == JobState.RUNNING.value, jobs.c.runner == ctx.runner_id]
+        res = conn.execute(
+            update(jobs)
+            .where(*cond)
+            .values(state=state.value, reason=reason, finished_at=now(), lease_until=None)
+        )
+        if res.rowcount != 1:
+            return False
+        repo_id = repo_id_of(conn, job.pipeline)
+        if since_epoch is not None:
+            keep_reused(conn, since_epoch, keep)
+        out = find_commit(conn, repo_id, job.pipeline, job.commit_id)
+        if out is not None and not out.finished:
+            error = None if state == JobState.SUCCESS else (reason or state.value.lower())
+            provenance.finish_auto_commit(
+                conn, repo_id, job.commit_id, root=root,
+                totals=prolly.totals(root, ctx.pfs.nodes), error=error,
+            )
+    return True
+
+
+def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
+    """Kill a job: queued ones end at once, a running one when its runner notices."""
+    with ctx.pfs.db.read() as conn:
+        job = records.find_job(conn, pipeline, commit_id)
+    if job.state == JobState.CREATED:
+        base = base_job(ctx, job)
+        end_job(
+            ctx, job, JobState.KILLED, "job stopped", root=base[1], only_if_running=False
+        )
+    elif job.state == JobState.RUNNING:
+        with ctx.pfs.db.write() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id, jobs.c.state == JobState.RUNNING.value)
+                .values(state=JobState.KILLED.value, reason="job stopped", finished_at=now())
+            )
+    with ctx.pfs.db.read() as conn:
+        return records.job_by_pk(conn, job.id)
+
+
+# ---- the incremental plan ----------------------------------------------------------------
+
+
+def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | None, bytes | None]:
+    """The pipeline's last successful job before this one, and its output tree."""
+    with ctx.pfs.db.read() as conn:
+        rows = conn.execute(
+            records.job_query()
+            .where(
+                jobs.c.pipeline_id == job.pipeline_id,
+                jobs.c.id < job.id,
+                jobs.c.state == JobState.SUCCESS.value,
+            )
+            .order_by(jobs.c.id.desc())
+            .limit(1)
+        ).all()
+        if not rows:
+            return None, None
+        base = records.job_by_pk(conn, int(rows[0]._mapping["id"]))
+        c = find_commit(conn, repo_id_of(conn, job.pipeline), job.pipeline, base.commit_id)
+    return base, c.root if c is not None else None
+
+
+@dataclass
+class Plan:
+    datums: list[Datum]
+    hashes: dict[str, str]
+    run: list[Datum] = field(default_factory=list)
+    skipped: list[tuple[Datum, str]] = field(default_factory=list)  # (datum, outputs JSON)
+    stale: list[str] = field(default_factory=list)  # output paths to remove
+    base_root: bytes | None = None
+
+
+def plan_job(
+    ctx: PpsContext, job: records.JobRow, spec: PipelineSpec, salt: str
+) -> tuple[Plan, GlobIndex]:
+    """Form the job's datums and decide which to skip, run and remove."""
+    with ctx.pfs.db.read() as conn:
+        repo_id = repo_id_of(conn, job.pipeline)
+        index = GlobIndex({})
+        for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
+            c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
+            assert c is not None and c.branch is not None
+            index.commits[(repo, c.branch)] = InputCommit(repo, c.branch, c.id, c.root)
+    current = form_datums(spec.input, glob_fn(ctx.pfs, index))
+    plan = Plan(current, {d.id: d.hash(salt) for d in current})
+    base, plan.base_root = base_job(ctx, job)
+    previous: dict[str, tuple[str, str, str]] = {}
+    if base is not None:
+        with ctx.pfs.db.read() as conn:
+            for did, h, state, outs in conn.execute(
+                select(datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs)
+                .where(datums.c.job_id == base.id)
+            ):
+                previous[str(did)] = (str(h), str(state), str(outs))
+    every_job = spec.reprocess_spec == "every_job"
+    seen = set()
+    for d in current:
+        if d.id in seen:
+            continue
+        seen.add(d.id)
+        old = previous.get(d.id)
+        if old and not every_job and old[0] == plan.hashes[d.id] and old[1] in SKIPPABLE:
+            plan.skipped.append((d, old[2]))
+            continue
+        plan.run.append(d)
+        if old:
+            plan.stale.extend(p for p, _, _ in json.loads(old[2]))
+    for did, (_, _, outs) in previous.items():
+        if did not in seen:
+            plan.stale.extend(p for p, _, _ in json.loads(outs))
+    return plan, index
+
+
+# ---- running -----------------------------------------------------------------------------
+
+
+def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
+    return tuple(
+        TaskInput(
+            name=i.name, path=i.path, commit=i.commit, is_dir=i.is_dir,
+            files=tuple((e.path, e.chunks) for e in index.files_of(i.repo, i.commit, i.path)),
+            join_on=i.join_on, group_by=i.group_by, empty_files=i.empty_files,
+        )
+        for i in d.inputs
+    )
+
+
+def _sets(items: list[Datum], parallelism: int) -> list[list[Datum]]:
+    size = max(1, min(MAX_SET, math.ceil(len(items) / max(1, parallelism * 4))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _datum_row(job_id: int, d: Datum, h: str, **values: Any) -> dict[str, Any]:
+    return {
+        "job_id": job_id, "datum_id": d.id, "hash": h,
+        "inputs": json.dumps([dataclasses.asdict(i) for i in d.inputs]),
+        "outputs": "[]", "env": "{}", "reason": None, "started_at": None,
+        "duration": None, "log": "", "attempts": 0,
+    } | values
+
+
+def _outputs_json(entries: Sequence[FileEntry]) -> str:
+    return json.dumps([[e.path, e.hash.hex(), e.size] for e in entries])
+
+
+def job_context(ctx: PpsContext, spec: PipelineSpec, version: records.VersionRow) -> str:
+    from importlib.metadata import version as pkg_version
+
+    try:
+        haathi_version = pkg_version("haathi")
+    except Exception:  # pragma: no cover - running from a source tree
+        haathi_version = "unknown"
+    return json.dumps({
+        "executor": ctx.executor or "local",
+        "sandbox": resolve_sandbox(ctx.sandbox),
+        "spec_version": version.version,
+        "spec_hash": version.spec_hash,
+        "transform": spec.to_dict()["transform"],
+        "image": spec.transform.image,
+        "haathi": haathi_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "runner": ctx.runner_id,
+    })
+
+
+class _Watch:
+    """Renews the job's lease; notices a stop request or the job timeout; cancels datums."""
+
+    def __init__(self, ctx: PpsContext, job: records.JobRow, timeout: float | None) -> None:
+        self.ctx, self.job = ctx, job
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.reason: str | None = None
+        self.stopped = threading.Event()
+        self.cancel = cancel_event(job.commit_id)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        last_renew = time.monotonic()
+        while not self.stopped.wait(0.2):
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.reason = "job timed out"
+                self.cancel.set()
+                return
+            try:
+                with self.ctx.pfs.db.read() as conn:
+                    state = conn.execute(
+                        select(jobs.c.state).where(jobs.c.id == self.job.id)
+                    ).scalar()
+                if state != JobState.RUNNING.value:
+                    self.reason = "job stopped"
+                    self.cancel.set()
+                    return
+                if time.monotonic() - last_renew > LEASE.total_seconds() / 4:
+                    with self.ctx.pfs.db.write() as conn:
+                        conn.execute(
+                            update(jobs)
+                            .where(jobs.c.id == self.job.id)
+                            .values(lease_until=now() + LEASE)
+                        )
+                    last_renew = time.monotonic()
+            except HaathiError:
+                continue
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        forget_job(self.job.commit_id)
+
+
+def _collisions(
+    ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]
+) -> str | None:
+    stale = set(plan.stale)
+    for path, e in outputs.items():
+        if path in stale:
+            continue
+        old = prolly.get(plan.base_root, path, ctx.pfs.nodes)
+        if old is not None and old.datum != e.datum:
+            return f"datums {old.datum} and {e.datum} both wrote {path}"
+    return None
+
+
+def _assemble(
+    ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]
+) -> tuple[bytes | None, frozenset[bytes]]:
+    """The output tree: base minus stale outputs plus new ones (nodes stored durably)."""
+    edits: dict[str, FileEntry | None] = dict.fromkeys(plan.stale)
+    edits.update(outputs)
+    with ctx.pfs.blobs.writer() as writer:
+        root = prolly.apply(plan.base_root, sorted(edits.items()), ctx.pfs.nodes, writer)
+    return root, writer.referenced
+
+
+def run_job(
+    ctx: PpsContext, job: records.JobRow, executor: Executor, progress: ProgressFn | None = None
+) -> JobState:
+    """Run a claimed job to its end; returns its final state."""
+    report = progress or (lambda _p: None)
+    with ctx.pfs.db.read() as conn:
+        version = records.version_row(conn, job.pipeline_id, job.version)
+    from haathi.pps.spec import parse_spec
+
+    spec, salt = parse_spec(version.spec), version.salt
+    since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
+    plan, index = plan_job(ctx, job, spec, salt)
+    total = len(plan.skipped) + len(plan.run)
+    with ctx.pfs.db.write() as conn:
+        if plan.skipped:
+            conn.execute(insert(datums), [
+                _datum_row(job.id, d, plan.hashes[d.id], state=DatumState.SKIPPED.value,
+                           outputs=outs)
+                for d, outs in plan.skipped
+            ])
+        conn.execute(
+            update(jobs).where(jobs.c.id == job.id).values(
+                data_total=total, data_skipped=len(plan.skipped),
+                context=job_context(ctx, spec, version),
+            )
+        )
+    prog = JobProgress(job.pipeline, job.commit_id, JobState.RUNNING, total, len(plan.skipped))
+    report(prog)
+    by_id = {d.id: d for d in plan.run}
+    outputs: dict[str, FileEntry] = {}
+    collision: str | None = None
+    keep: set[bytes] = set()
+    counts = {s: 0 for s in DatumState}
+    watch = _Watch(ctx, job, spec.job_timeout)
+    try:
+        tasks = [
+            DatumSetTask(
+                store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
+                pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
+                datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
+                sandbox=resolve_sandbox(ctx.sandbox),
+                scratch_root=None if ctx.executor else str(ctx.scratch_dir),
+                datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
+            )
+            for group in _sets(plan.run, spec.parallelism)
+        ]
+        for results in executor.map(run_datum_set, tasks, parallelism=spec.parallelism):
+            rows = []
+            for r in results:
+                counts[r.state] += 1
+                keep.update(r.digests)
+                for e in r.outputs:
+                    other = outputs.get(e.path)
+                    if other is not None and collision is None:
+                        collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
+                    outputs[e.path] = e
+                rows.append(_result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r))
+            with ctx.pfs.db.write() as conn:
+                if rows:
+                    conn.execute(insert(datums), rows)
+                conn.execute(
+                    update(jobs).where(jobs.c.id == job.id).values(
+                        data_processed=counts[DatumState.SUCCESS],
+                        data_failed=counts[DatumState.FAILED],
+                        data_recovered=counts[DatumState.RECOVERED],
+                    )
+                )
+            prog.done += len(results)
+            prog.failed = counts[DatumState.FAILED]
+            report(prog)
+    except HaathiError as exc:
+        watch.close()
+        end_job(ctx, job, JobState.FAILURE, f"job failed: {exc}", root=plan.base_root)
+        prog.state, prog.reason = JobState.FAILURE, str(exc)
+        report(prog)
+        return JobState.FAILURE
+    watch.close()
+    if watch.reason is not None:
+        state, reason, root = JobState.KILLED, watch.reason, plan.base_root
+        end_job(ctx, job, state, reason, root=root, only_if_running=False)
+        _set_reason(ctx, job, reason)
+    else:
+        collision = collision or _collisions(ctx, plan, outputs)
+        state, reason, root = JobState.SUCCESS, None, plan.base_root
+        if collision is not None:
+            state, reason = JobState.FAILURE, f"output path collision: {collision}"
+        else:
+            root, nodes = _assemble(ctx, plan, outputs)
+            keep.update(nodes)
+            failed = [d for d, s in _failed(ctx, job)]
+            if failed:
+                state = JobState.FAILURE
+                reason = f"{len(failed)} datum(s) failed: " + ", ".join(failed[:3])
+        try:
+            end_job(ctx, job, state, reason, root=root, keep=sorted(keep),
+                    since_epoch=since_epoch)
+        except Conflict as exc:
+            state, reason = JobState.FAILURE, str(exc)
+            end_job(ctx, job, state, reason, root=plan.base_root)
+    prog.state, prog.reason = state, reason
+    report(prog)
+    return state
+
+
+def _set_reason(ctx: PpsContext, job: records.JobRow, reason: str) -> None:
+    with ctx.pfs.db.write() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(reason=reason))
+
+
+def _failed(ctx: PpsContext, job: records.JobRow) -> list[tuple[str, str]]:
+    with ctx.pfs.db.read() as conn:
+        rows = conn.execute(
+            select(datums.c.datum_id, datums.c.state).where(
+                datums.c.job_id == job.id, datums.c.state == DatumState.FAILED.value
+            ).order_by(datums.c.datum_id)
+        ).all()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return _datum_row(
+        job_id, d, h, state=r.state.value, attempts=r.attempts,
+        outputs=_outputs_json(r.outputs), env=json.dumps(r.env), reason=r.reason,
+        started_at=datetime.fromtimestamp(r.started_at, UTC), duration=r.duration,
+        log=r.log[-(1 << 20):],
+    )
+
+
+def base_root(ctx: PpsContext, job: records.JobRow) -> bytes | None:
+    """The output tree the job builds on (its last successful predecessor's)."""
+    return base_job(ctx, job)[1]
+
+
+def job_info(ctx: PpsContext, job: records.JobRow) -> JobInfo:
+    """The job with the input commits it reads."""
+    with ctx.pfs.db.read() as conn:
+        rid = repo_id_of(conn, job.pipeline)
+        inputs = provenance.direct_provenance(conn, rid, job.commit_id)
+    return job.info(tuple(f"{r}@{c}" for r, c in inputs))
+
+
+def any_pipelines(ctx: PpsContext) -> bool:
+    with ctx.pfs.db.read() as conn:
+        return conn.execute(select(pipelines.c.id).limit(1)).first() is not None

@@ -1,0 +1,261 @@
+"""Pipeline lifecycle: create, update, stop, start, delete, inspect and list.
+
+A pipeline owns an output repo of its name whose ``output_branch`` is provenant on the
+pipeline's input branches, so every new input commit propagates an open output commit with
+the same ID; a job fills it (see ``jobs``). Each create/update stores a new spec *version*;
+the salt (part of every datum hash) is kept on update unless ``reprocess`` asks for a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from haathi.meta.schema import (
+    datums,
+    jobs,
+    pipeline_versions,
+    pipelines,
+    repos,
+)
+from haathi.models.ids import new_commit_id
+from haathi.models.info import JobState, PipelineInfo
+from haathi.pfs import provenance
+from haathi.pfs.context import now, repo_row
+from haathi.pfs.repos import delete_repo_rows, insert_repo
+from haathi.pfs.rows import branch_head, ensure_branch
+from haathi.pps import records
+from haathi.pps.context import PpsContext
+from haathi.pps.spec import CronInput, PipelineSpec, parse_spec, walk_inputs
+
+PAUSED = "PAUSED"
+RUNNING = "RUNNING"
+
+
+def spec_of(conn: Connection, p: records.PipelineRow) -> tuple[PipelineSpec, str]:
+    """The pipeline's current spec and salt."""
+    v = records.version_row(conn, p.id, p.version)
+    return parse_spec(v.spec), v.salt
+
+
+def input_branches(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """(repo, branch) of every input leaf (cron inputs read their tick repo's master)."""
+    out = []
+    for leaf in walk_inputs(spec.input):
+        branch = "master" if isinstance(leaf, CronInput) else leaf.branch
+        out.append((leaf.repo, branch))
+    return list(dict.fromkeys(out))
+
+
+def _input_keys(conn: Connection, spec: PipelineSpec) -> list[provenance.BranchKey]:
+    keys = []
+    for repo, branch in input_branches(spec):
+        if repo == spec.name:
+            raise InvalidArgument(f"pipeline {spec.name} cannot take its own output as input")
+        rid = int(repo_row(conn, repo).id)
+        ensure_branch(conn, rid, branch)
+        keys.append((rid, branch))
+    return keys
+
+
+def _create_cron_repos(conn: Connection, spec: PipelineSpec) -> None:
+    for leaf in walk_inputs(spec.input):
+        if isinstance(leaf, CronInput) and conn.execute(
+            select(repos.c.id).where(repos.c.name == leaf.repo)
+        ).first() is None:
+            insert_repo(conn, leaf.repo, f"cron ticks of pipeline {spec.name}")
+
+
+def _store_version(
+    conn: Connection, pipeline_id: int, version: int, spec: PipelineSpec, salt: str
+) -> None:
+    text = json.dumps(spec.to_dict(), sort_keys=True)
+    conn.execute(
+        insert(pipeline_versions).values(
+            pipeline_id=pipeline_id, version=version, spec=text,
+            spec_hash=hashlib.sha256(text.encode()).hexdigest(), salt=salt, created_at=now(),
+        )
+    )
+
+
+def _queue_job(conn: Connection, pipeline_id: int, version: int, cid: str) -> None:
+    conn.execute(
+        insert(jobs).values(
+            pipeline_id=pipeline_id, commit_id=cid, version=version,
+            state=JobState.CREATED.value, created_at=now(), context="{}",
+        )
+    )
+
+
+def _start_output_commit(
+    conn: Connection, pipeline_id: int, version: int, out: provenance.BranchKey
+) -> str:
+    """A new commit set: an output commit over the inputs' current heads, and its job."""
+    cid = new_commit_id()
+    provenance.start_auto_commit(conn, out, cid)
+    _queue_job(conn, pipeline_id, version, cid)
+    provenance.propagate(conn, out, cid)
+    return cid
+
+
+def create_pipeline(
+    ctx: PpsContext, spec: PipelineSpec, *, is_update: bool = False, reprocess: bool = False
+) -> str:
+    """Create (or with ``is_update`` replace) a pipeline; the ID of the job it starts.
+
+    As with pachctl, updating a pipeline that does not exist creates it.
+    """
+    t = now()
+    with ctx.pfs.db.write() as conn:
+        existing = records.find_pipeline(conn, spec.name)
+        if existing is not None and not is_update:
+            raise AlreadyExists(
+                f"pipeline {spec.name} already exists: use update pipeline", pipeline=spec.name
+            )
+        _create_cron_repos(conn, spec)
+        inputs = _input_keys(conn, spec)
+        if existing is None:
+            if conn.execute(select(repos.c.id).where(repos.c.name == spec.name)).first():
+                raise AlreadyExists(
+                    f"pipeline {spec.name} cannot be created because a repo with the same "
+                    "name already exists",
+                    repo=spec.name,
+                )
+            out_repo = insert_repo(conn, spec.name, f"output of pipeline {spec.name}")
+            conn.execute(
+                insert(pipelines).values(
+                    name=spec.name, version=1, state=RUNNING, created_at=t, updated_at=t
+                )
+            )
+            p = records.pipeline_row(conn, spec.name)
+            version, salt = 1, spec.salt or uuid.uuid4().hex
+        else:
+            p = existing
+            old_spec, old_salt = spec_of(conn, p)
+            if old_spec.output_branch != spec.output_branch:
+                raise InvalidArgument(
+                    f"update pipeline cannot change output_branch ({old_spec.output_branch} "
+                    f"-> {spec.output_branch}): delete and re-create the pipeline"
+                )
+            out_repo = int(repo_row(conn, spec.name, lock=True).id)
+            version = p.version + 1
+            salt = spec.salt or (uuid.uuid4().hex if reprocess else old_salt)
+            conn.execute(
+                update(pipelines)
+                .where(pipelines.c.id == p.id)
+                .values(version=version, state=RUNNING, updated_at=t)
+            )
+        _store_version(conn, p.id, version, spec, salt)
+        out = (out_repo, spec.output_branch)
+        provenance.set_provenance(conn, out, inputs)
+        return _start_output_commit(conn, p.id, version, out)
+
+
+def _output_key(conn: Connection, name: str, spec: PipelineSpec) -> provenance.BranchKey:
+    return int(repo_row(conn, name, lock=True).id), spec.output_branch
+
+
+def stop_pipeline(ctx: PpsContext, name: str) -> None:
+    """Pause: new input commits start no jobs until ``start_pipeline`` (queued jobs wait)."""
+    with ctx.pfs.db.write() as conn:
+        p = records.pipeline_row(conn, name)
+        spec, _ = spec_of(conn, p)
+        provenance.set_provenance(conn, _output_key(conn, name, spec), [])
+        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=PAUSED))
+
+
+def start_pipeline(ctx: PpsContext, name: str) -> str | None:
+    """Resume a paused pipeline; the ID of the job it starts if its inputs moved meanwhile."""
+    with ctx.pfs.db.write() as conn:
+        p = records.pipeline_row(conn, name)
+        if p.state == RUNNING:
+            return None
+        spec, _ = spec_of(conn, p)
+        out = _output_key(conn, name, spec)
+        provenance.set_provenance(conn, out, _input_keys(conn, spec))
+        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=RUNNING))
+        head = branch_head(conn, *out)[1]
+        seen = set(provenance.direct_provenance(conn, out[0], head)) if head else set()
+        current = {
+            (repo, h)
+            for repo, branch in input_branches(spec)
+            if (h := branch_head(conn, int(repo_row(conn, repo).id), branch)[1])
+        }
+        if head is not None and current <= seen:
+            return None
+        return _start_output_commit(conn, p.id, p.version, out)
+
+
+def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> None:
+    """Delete a pipeline, its jobs and datums, and (unless ``keep_repo``) its output repo."""
+    with ctx.pfs.db.write() as conn:
+        p = records.pipeline_row(conn, name)
+        spec, _ = spec_of(conn, p)
+        out = _output_key(conn, name, spec)
+        downstream = provenance.downstream_order(conn, out)
+        if downstream and not keep_repo:
+            names = sorted({str(repo_row_by_id(conn, rid)) for rid, _ in downstream})
+            raise FailedPrecondition(
+                f"pipeline {name}'s output is an input of {', '.join(names)}: delete those "
+                "first, or use --keep-repo",
+                pipeline=name,
+            )
+        job_ids = [r[0] for r in conn.execute(select(jobs.c.id).where(jobs.c.pipeline_id == p.id))]
+        for jid in job_ids:
+            conn.execute(delete(datums).where(datums.c.job_id == jid))
+        conn.execute(delete(jobs).where(jobs.c.pipeline_id == p.id))
+        conn.execute(delete(pipeline_versions).where(pipeline_versions.c.pipeline_id == p.id))
+        conn.execute(delete(pipelines).where(pipelines.c.id == p.id))
+        provenance.set_provenance(conn, out, [])
+        if keep_repo:
+            _close_open_outputs(conn, out[0])
+        else:
+            delete_repo_rows(conn, name, force=True)
+        for leaf in walk_inputs(spec.input):
+            if isinstance(leaf, CronInput):
+                delete_repo_rows(conn, leaf.repo, force=True)
+
+
+def _close_open_outputs(conn: Connection, repo_id: int) -> None:
+    """A kept output repo's open commits are finished with an error (no job will fill them)."""
+    from haathi.meta.schema import commits
+    from haathi.models.info import CommitState
+
+    conn.execute(
+        update(commits)
+        .where(commits.c.repo_id == repo_id, commits.c.state == CommitState.STARTED.value)
+        .values(state=CommitState.FINISHED.value, error="pipeline deleted", finished_at=now())
+    )
+
+
+def repo_row_by_id(conn: Connection, repo_id: int) -> str:
+    r = conn.execute(select(repos.c.name).where(repos.c.id == repo_id)).first()
+    if r is None:
+        raise NotFound(f"repo {repo_id} not found")
+    return str(r[0])
+
+
+def pipeline_info(conn: Connection, p: records.PipelineRow) -> PipelineInfo:
+    spec, _ = spec_of(conn, p)
+    last = records.list_jobs(conn, pipeline=p.name, limit=1)
+    return PipelineInfo(
+        name=p.name, version=p.version, state=p.state, spec=spec.to_dict(),
+        created=p.created_at, updated=p.updated_at,
+        inputs=tuple(f"{r}@{b}" for r, b in input_branches(spec)),
+        output_branch=spec.output_branch,
+        last_job=last[0].state.value if last else None, notes=spec.notes,
+    )
+
+
+def inspect_pipeline(ctx: PpsContext, name: str) -> PipelineInfo:
+    with ctx.pfs.db.read() as conn:
+        return pipeline_info(conn, records.pipeline_row(conn, name))
+
+
+def list_pipeline(ctx: PpsContext) -> list[PipelineInfo]:
+    with ctx.pfs.db.read() as conn:
+        return [pipeline_info(conn, p) for p in records.all_pipelines(conn)]

@@ -1,0 +1,264 @@
+"""Running datums: materialize inputs, run the user's code, store its outputs.
+
+A :class:`DatumSetTask` is self-contained and picklable, so the same function runs in a
+thread of the job runner (local executor) or on a dask worker. It opens the store through
+``task.store`` (a worker on another host must reach the same metadata DB and object store),
+writes every output blob itself, and returns only file entries, logs and states.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from haathi.errors import HaathiError
+from haathi.models import paths
+from haathi.models.info import DatumState
+from haathi.pfs.context import PfsContext
+from haathi.pfs.ingest import ingest_stream
+from haathi.pps.context import StoreOpener
+from haathi.pps.sandbox import RunResult, pfs_path, run_user_code
+from haathi.pps.spec import Transform
+from haathi.storage.blobs import BlobWriter
+from haathi.tree.entry import FileEntry, iter_chunks
+
+# Jobs being cancelled in this process (local executor threads poll these).
+_CANCEL: dict[str, threading.Event] = {}
+_CANCEL_LOCK = threading.Lock()
+# The store, opened once per worker process.
+_STORES: dict[str, PfsContext] = {}
+_STORES_LOCK = threading.Lock()
+
+HOST_ENV = (
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM",
+    "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX", "LD_LIBRARY_PATH",
+)
+
+
+def cancel_event(job_id: str) -> threading.Event:
+    """The event that cancels job ``job_id``'s datums running in this process."""
+    with _CANCEL_LOCK:
+        return _CANCEL.setdefault(job_id, threading.Event())
+
+
+def forget_job(job_id: str) -> None:
+    with _CANCEL_LOCK:
+        _CANCEL.pop(job_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInput:
+    """One input of a datum: where it appears and which stored files it holds."""
+
+    name: str
+    path: str
+    commit: str
+    is_dir: bool
+    files: tuple[tuple[str, bytes], ...]  # (path in the repo, packed chunk list)
+    join_on: str | None = None
+    group_by: str | None = None
+    empty_files: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DatumTask:
+    datum_id: str
+    inputs: tuple[TaskInput, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatumSetTask:
+    store: StoreOpener
+    store_key: str  # names the store: tasks of one store share one opened copy per process
+    pipeline: str
+    job_id: str
+    transform: Transform
+    datum_tries: int
+    datum_timeout: float | None
+    sandbox: str
+    scratch_root: str | None
+    datums: tuple[DatumTask, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatumResult:
+    datum_id: str
+    state: DatumState
+    attempts: int
+    outputs: tuple[FileEntry, ...]
+    log: str
+    env: dict[str, str]
+    reason: str | None
+    started_at: float
+    duration: float
+    digests: tuple[bytes, ...] = field(default=())  # every output chunk (gc bookkeeping)
+
+
+def _store(task: DatumSetTask) -> PfsContext:
+    with _STORES_LOCK:
+        ctx = _STORES.get(task.store_key)
+        if ctx is None:
+            ctx = _STORES[task.store_key] = task.store()
+        return ctx
+
+
+def _materialize(ctx: PfsContext, root: Path, datum: DatumTask) -> None:
+    for inp in datum.inputs:
+        base = root / inp.name
+        base.mkdir(parents=True, exist_ok=True)
+        for path, chunks in inp.files:
+            dest = base / path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "wb") as f:
+                if inp.empty_files:
+                    continue
+                for data in ctx.blobs.iter_blobs(d for d, _ in iter_chunks(chunks)):
+                    f.write(data)
+
+
+def datum_env(task: DatumSetTask, datum: DatumTask, pfs: str) -> dict[str, str]:
+    """The variables Pachyderm gives user code, plus the transform's ``env``."""
+    env = dict(task.transform.env)
+    for inp in datum.inputs:
+        env[inp.name] = pfs + "/" + inp.name + (inp.path if inp.path != "/" else "")
+        env[f"{inp.name}_COMMIT"] = inp.commit
+        if inp.join_on is not None:
+            env[f"PACH_DATUM_{inp.name}_JOIN_ON"] = inp.join_on
+        if inp.group_by is not None:
+            env[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
+    env["PACH_DATUM_ID"] = datum.datum_id
+    env["PACH_JOB_ID"] = task.job_id
+    env["PACH_OUTPUT_COMMIT_ID"] = task.job_id
+    env["PACH_PIPELINE_NAME"] = task.pipeline
+    return env
+
+
+def _stdin(lines: Sequence[str]) -> str | None:
+    return "\n".join(lines) + "\n" if lines else None
+
+
+def _ingest_outputs(
+    writer: BlobWriter, out: Path, datum_id: str
+) -> tuple[list[FileEntry], str | None]:
+    """Every file under ``out`` as an entry tagged with the datum; or a reason it failed."""
+    entries: list[FileEntry] = []
+    for dirpath, dirnames, filenames in os.walk(out, followlinks=True):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            full = Path(dirpath) / fname
+            rel = "/" + full.relative_to(out).as_posix()
+            try:
+                path = paths.normalize_for_write(rel)
+            except HaathiError as exc:
+                return [], f"invalid output file name {rel!r}: {exc}"
+            if not full.is_file():
+                continue
+            with open(full, "rb") as stream:
+                e = ingest_stream(writer, path, stream)
+            entries.append(FileEntry(e.path, e.size, e.hash, e.chunks, datum_id))
+    return entries, None
+
+
+def _attempt_header(n: int, tries: int, res: RunResult, timeout: float | None) -> str:
+    if res.timed_out:
+        why = f"timed out after {timeout:g}s"
+    elif res.cancelled:
+        why = "cancelled"
+    else:
+        why = f"exit code {res.returncode}"
+    return f"haathi: attempt {n} of {tries} failed: {why}\n"
+
+
+def run_datum(
+    ctx: PfsContext, task: DatumSetTask, datum: DatumTask, writer: BlobWriter, scratch: Path
+) -> DatumResult:
+    """Run one datum with retries (and ``err_cmd`` after the last failure)."""
+    t0, started = time.perf_counter(), time.time()
+    cancel = cancel_event(task.job_id)
+    tf = task.transform
+    pfs = pfs_path(scratch, task.sandbox)
+    env = datum_env(task, datum, pfs)
+    run_env = {k: os.environ[k] for k in HOST_ENV if k in os.environ} | env
+    names = sorted({i.name for i in datum.inputs})
+    log: list[str] = []
+    reason: str | None = None
+    ok_codes = {0, *tf.accept_return_code}
+    attempts = 0
+    (scratch / "tmp").mkdir(exist_ok=True)
+    try:
+        _materialize(ctx, scratch / "pfs", datum)
+    except HaathiError as exc:
+        return DatumResult(
+            datum.datum_id, DatumState.FAILED, 0, (), "", env,
+            f"cannot read the datum's inputs: {exc}", started, time.perf_counter() - t0,
+        )
+    out = scratch / "pfs" / "out"
+    for attempts in range(1, task.datum_tries + 1):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        res = run_user_code(
+            tf.cmd, stdin=_stdin(tf.stdin), env=run_env, scratch=scratch, input_names=names,
+            sandbox=task.sandbox, working_dir=tf.working_dir, timeout=task.datum_timeout,
+            cancel=cancel,
+        )
+        log.append(res.output.decode("utf-8", "replace"))
+        if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
+            entries, reason = _ingest_outputs(writer, out, datum.datum_id)
+            if reason is None:
+                digests = tuple(d for e in entries for d, _ in iter_chunks(e.chunks))
+                return DatumResult(
+                    datum.datum_id, DatumState.SUCCESS, attempts, tuple(entries),
+                    "".join(log), env, None, started, time.perf_counter() - t0, digests,
+                )
+            log.append(f"haathi: {reason}\n")
+            continue
+        log.append(_attempt_header(attempts, task.datum_tries, res, task.datum_timeout))
+        reason = log[-1].removeprefix("haathi: ").strip()
+        if res.cancelled:
+            break
+    state = DatumState.FAILED
+    if tf.err_cmd and not cancel.is_set():
+        res = run_user_code(
+            tf.err_cmd, stdin=_stdin(tf.err_stdin), env=run_env, scratch=scratch,
+            input_names=names, sandbox=task.sandbox, working_dir=tf.working_dir,
+            timeout=task.datum_timeout, cancel=cancel,
+        )
+        log.append(res.output.decode("utf-8", "replace"))
+        if res.returncode == 0:
+            state = DatumState.RECOVERED
+            log.append("haathi: err_cmd succeeded: datum RECOVERED\n")
+    return DatumResult(
+        datum.datum_id, state, attempts, (), "".join(log), env, reason, started,
+        time.perf_counter() - t0,
+    )
+
+
+def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
+    """Run every datum of the set in order; outputs are durable when this returns."""
+    ctx = _store(task)
+    results: list[DatumResult] = []
+    root = Path(task.scratch_root or tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    cancel = cancel_event(task.job_id)
+    with ctx.blobs.writer() as writer:
+        for datum in task.datums:
+            if cancel.is_set():
+                break
+            scratch = Path(tempfile.mkdtemp(prefix="datum-", dir=root))
+            try:
+                results.append(run_datum(ctx, task, datum, writer, scratch))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
+def register_store(key: str, ctx: PfsContext) -> None:
+    """Let tasks run in this process use an already open store instead of opening one."""
+    with _STORES_LOCK:
+        _STORES[key] = ctx
