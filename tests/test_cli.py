@@ -92,7 +92,11 @@ def test_cli_tour(cli: Cli, tmp_path: Path) -> None:
     assert cli("list", "repo", "-o", "json").json() == []
 
 
-def test_demo_runs(cli: Cli, tmp_path: Path) -> None:
+def test_demo_runs_a_two_stage_pipeline_incrementally(cli: Cli, tmp_path: Path) -> None:
+    """The README's first command: data in, a DAG runs, results and lineage, one change."""
     res = cli("demo", "--store", str(tmp_path / "demo"))
-    assert "no problems found" in res.out
-    assert "/2026/03.csv" in res.out
+    assert "berlin,370\nparis,330" in res.out  # the first report
+    assert "berlin,370\nparis,405" in res.out  # after February is corrected
+    assert "job totals@" in res.out and "1 processed, 2 skipped, 0 failed of 3" in res.out
+    lineage = res.out.split("Where did it come from?")[1]
+    assert lineage.count("SKIPPED") == 2 and "sales@" in lineage

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -51,13 +52,13 @@ def put_progress(total_files: int) -> Iterator[ProgressFn | None]:
 
 
 @contextmanager
-def job_progress() -> Iterator[JobProgressFn]:
+def job_progress(console: Console = err) -> Iterator[JobProgressFn]:
     """A callback showing each job's datums as a bar (on a terminal) and its end as a line."""
     from haathi.cli.render_pps import job_line
 
-    live = sys.stderr.isatty()
+    live = console.is_terminal
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   console=err, transient=True, disable=not live)
+                   console=console, transient=True, disable=not live)
     tasks: dict[str, TaskID] = {}
     with bar:
 
@@ -68,7 +69,6 @@ def job_progress() -> Iterator[JobProgressFn]:
             bar.update(tasks[key], total=p.total, completed=p.skipped + p.done)
             if p.state.terminal:
                 bar.remove_task(tasks[key])
-                job_line(p.pipeline, p.job, p.state, p.total, p.skipped, p.done, p.failed,
-                         p.reason)
+                job_line(p, console)
 
         yield update

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
+from rich.markup import escape
+
 from haathi.cli.render import _table, ago, err, out
-from haathi.models.info import DatumInfo, JobInfo, JobState, PipelineInfo
+from haathi.models.info import DatumInfo, JobInfo, JobProgress, PipelineInfo
 
 
 def _short(job_id: str) -> str:
@@ -120,16 +123,15 @@ def logs(entries: Sequence[tuple[str, str]], *, with_ids: bool) -> None:
     sys.stdout.flush()
 
 
-def job_line(pipeline: str, job_id: str, state: JobState, total: int, skipped: int,
-             done: int, failed: int, reason: str | None) -> None:
+def job_line(p: JobProgress, console: Console = err) -> None:
+    """One line when a job ends."""
     colour = {"SUCCESS": "green", "FAILURE": "red", "UNRUNNABLE": "red", "KILLED": "yellow"}
     text = (
-        f"job {pipeline}@{_short(job_id)}: [{colour.get(state.value, 'white')}]{state.value}"
-        f"[/] — {done - failed} processed, {skipped} skipped, {failed} failed of {total}"
+        f"job {p.pipeline}@{_short(p.job)}: [{colour.get(p.state.value, 'white')}]"
+        f"{p.state.value}[/] — {p.done - p.failed} processed, {p.skipped} skipped, "
+        f"{p.failed} failed of {p.total}"
     )
-    if reason:
-        text += f" ({reason})"
-    err.print(text)
+    console.print(text + (f" ({escape(p.reason)})" if p.reason else ""))
 
 
 def dag(items: Sequence[PipelineInfo]) -> None:
