@@ -8,11 +8,11 @@ Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandboxes provide them
     The user code sees the host's files read-only (its interpreters, virtualenvs and code work,
     ``HOME`` is readable), a fresh ``/dev`` and ``/proc`` (its own PID namespace), a private
     writable ``/tmp`` (``S/tmp``), ``/pfs/<input>`` read-only, ``/pfs/out`` writable, and no
-    network (its own network namespace has only a loopback device). Root inside keeps Docker's
-    default capabilities, not ``CAP_SYS_ADMIN``, so it cannot undo the mounts. The working
-    directory is ``working_dir``, else the caller's if it is visible inside, else ``/``.
-    bubblewrap sets ``PWD``; otherwise the environment is exactly the given mapping. When the
-    command exits, every process it left behind dies with its PID namespace.
+    network (its own network namespace has only a loopback device). When haathi runs as root,
+    root inside keeps Docker's default capabilities only (no ``CAP_SYS_ADMIN``: it cannot undo
+    the mounts). The working directory is ``working_dir``, else the caller's if it is visible
+    inside, else ``/``. bubblewrap sets ``PWD``; otherwise the environment is exactly the given
+    mapping. When the command exits, every process it left behind dies with its PID namespace.
 
 ``none`` (bubblewrap missing or unusable)
     No isolation: network is not blocked and the host's files are writable. Pachyderm paths are
@@ -26,9 +26,9 @@ Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandboxes provide them
 
 Either way the command runs in its own process group; a timeout or the ``cancel`` event kills
 the whole group (SIGTERM, then SIGKILL 2 s later; under bubblewrap the sandbox and everything in
-it go down at the SIGTERM), and stdout and stderr are captured together
-in arrival order, keeping the last :data:`OUTPUT_CAP` bytes. A process killed by signal N
-reports exit code 128 + N, as a shell does.
+it go down at the SIGTERM), and stdout and stderr are captured together in arrival order,
+keeping the last :data:`OUTPUT_CAP` bytes. A process killed by signal N reports exit code
+128 + N, as a shell does.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ KILL_GRACE = 2.0
 
 CANCEL_POLL = 0.05
 """Seconds between checks of the ``cancel`` event while the command is quiet."""
+
+EXIT_POLL = 0.005
+"""Seconds between exit checks where the kernel has no pidfd (before Linux 5.3)."""
 
 DRAIN_AFTER_EXIT = 1.0
 """Seconds to keep reading output after the command exits, for escaped processes (``none``)."""
@@ -98,11 +101,6 @@ class RunResult:
     cancelled: bool
     duration: float  # seconds, start to exit
     output: bytes  # stdout and stderr interleaved; the last OUTPUT_CAP bytes, with a note if cut
-
-    @property
-    def ok(self) -> bool:
-        """Exit code 0, not stopped."""
-        return self.returncode == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +202,7 @@ def _bwrap_argv(
     argv += ["--dev", "/dev", "--proc", "/proc", "--bind", str(scratch / "tmp"), "/tmp"]
     argv += ["--dir", "/pfs"]
     for name in input_names:
-        argv += ["--ro-bind", str(pfs / name), f"/pfs/{name}"]
+        argv += ["--ro-bind-try", str(pfs / name), f"/pfs/{name}"]  # absent input: absent
     argv += ["--bind", str(pfs / "out"), "/pfs/out", "--remount-ro", "/"]
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     argv += ["--die-with-parent", "--chdir", cwd or "/"]
@@ -263,6 +261,8 @@ def run_user_code(
     _check_input_names(input_names)
     kind = resolve_sandbox(sandbox)
     scratch = Path(os.path.abspath(scratch))
+    for sub in ("tmp", "pfs/out"):
+        (scratch / sub).mkdir(parents=True, exist_ok=True)
     stdin_bytes: bytes | None
     if kind == "bwrap":
         bwrap, _ = _probe_bwrap()
@@ -344,7 +344,7 @@ def _supervise(
     """
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
-    pidfd = os.pidfd_open(proc.pid)
+    pidfd = _pidfd(proc.pid)  # readable when the process exits (None: poll for that)
     out = _Output()
     timed_out = cancelled = False
     kill_at: float | None = None  # set once stopping: when SIGTERM turns into SIGKILL
@@ -353,7 +353,8 @@ def _supervise(
     sel = selectors.DefaultSelector()
     try:
         sel.register(out_fd, selectors.EVENT_READ, "out")
-        sel.register(pidfd, selectors.EVENT_READ, "exit")
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
         if proc.stdin is not None:
             os.set_blocking(proc.stdin.fileno(), False)
             sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, "in")
@@ -371,7 +372,11 @@ def _supervise(
             elif kill_at is not None and now >= kill_at:
                 _signal_group(proc.pid, signal.SIGKILL)
                 kill_at = math.inf
-            for key, _ in sel.select(_next_wait(now, deadline, cancel, kill_at)):
+            wait = _next_wait(now, deadline, cancel, kill_at)
+            if pidfd is None:
+                wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
+                exited = _exited(proc.pid)
+            for key, _ in sel.select(wait):
                 if key.data == "exit":
                     exited = True
                 elif key.data == "out":
@@ -392,11 +397,27 @@ def _supervise(
                 break
     finally:
         sel.close()
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
         if proc.returncode is None:  # not reaped yet, so the group ID is still ours
             _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
     return out.kept(), out.total, timed_out, cancelled
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has exited; it stays unreaped, so its group ID is still ours."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class _Output:
