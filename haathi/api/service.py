@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from haathi.models.info import (
 )
 from haathi.models.ops import Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
-from haathi.pfs import commits, files, fsck, gc, lifecycle, modify, repos
+from haathi.pfs import commits, files, fsck, gc, lifecycle, modify, provenance, repos
 from haathi.pps import cron_ticks, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
@@ -84,9 +85,16 @@ class Api:
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
+        """The commit with its children, direct provenance and (output commits) spec version."""
         with self.pfs.db.read() as conn:
             c = commits.resolve(conn, spec)
-            return c.info(commits.children_of(conn, c.repo_id, c.id))
+            info = c.info(commits.children_of(conn, c.repo_id, c.id))
+            prov = tuple(f"{r}@{i}" for r, i in provenance.direct_provenance(conn, c.repo_id, c.id))
+            version = records.output_version(conn, c.repo, c.id)
+        return dataclasses.replace(
+            info, provenance=prov,
+            pipeline_version=None if version is None else f"{c.repo}@v{version}",
+        )
 
     def list_commit(
         self, repo: str, branch: str | None = None, number: int | None = None

@@ -109,9 +109,13 @@ def commit(c: CommitInfo) -> None:
         f"Finished: {ago(c.finished) if c.finished else '-'}",
         f"Size: {size(c.size_bytes)} in {c.file_count} files",
     ]
+    if c.provenance:
+        lines.append(f"Provenance: {', '.join(c.provenance)}")
+    if c.pipeline_version:
+        lines.append(f"Pipeline spec: {c.pipeline_version}")
     if c.error:
         lines.append(f"Error: {c.error}")
-    out.print("\n".join(lines))
+    out.print("\n".join(lines), markup=False)
 
 
 def files(items: Sequence[FileInfo]) -> None:

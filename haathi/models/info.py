@@ -85,6 +85,8 @@ class CommitInfo(_Info):
     file_count: int
     error: str | None = None
     children: tuple[str, ...] = ()
+    provenance: tuple[str, ...] = ()  # repo@commit this commit was made from (direct)
+    pipeline_version: str | None = None  # "pipeline@vN" for a pipeline's output commit
 
 
 @dataclass(frozen=True, slots=True)

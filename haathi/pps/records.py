@@ -198,3 +198,13 @@ def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str
     if datum is not None and not rows:
         raise NotFound(f"datum {datum} not found in job {job.pipeline}@{job.commit_id}")
     return [(str(d), str(log)) for d, log in rows if log]
+
+
+def output_version(conn: Connection, repo: str, commit_id: str) -> int | None:
+    """The pipeline spec version that made output commit ``repo@commit_id`` (None: not one)."""
+    row = conn.execute(
+        select(jobs.c.version)
+        .join(pipelines, pipelines.c.id == jobs.c.pipeline_id)
+        .where(pipelines.c.name == repo, jobs.c.commit_id == commit_id)
+    ).first()
+    return None if row is None else int(row[0])
