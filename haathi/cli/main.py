@@ -76,9 +76,20 @@ def main(
     s3_endpoint: Annotated[
         str | None, typer.Option("--s3-endpoint", help="S3 endpoint URL (overrides the store's).")
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="Where datums run: local (default) or dask://host:port."),
+    ] = None,
+    sandbox: Annotated[
+        str | None,
+        typer.Option("--sandbox", help="How user code runs: auto (bwrap if usable), bwrap, none."),
+    ] = None,
 ) -> None:
     state.address = address
-    state.overrides = {"db_url": db, "objects_url": objects, "s3_endpoint": s3_endpoint}
+    state.overrides = {
+        "db_url": db, "objects_url": objects, "s3_endpoint": s3_endpoint,
+        "executor": executor, "sandbox": sandbox,
+    }  # fmt: skip
 
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
