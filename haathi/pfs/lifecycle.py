@@ -47,7 +47,10 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
         is_branch, head = branch_head(conn, repo_id, ref)
         if is_branch:
             commit = get_commit(conn, repo_id, spec.repo, head) if head else None
-            return repo_id, ref, commit if commit and not commit.finished else None
+            if commit is not None and not commit.finished:
+                _check_not_auto(commit)
+                return repo_id, ref, commit
+            return repo_id, ref, None
         try:
             commit = resolve(conn, spec)  # a commit ID or prefix
         except NotFound:
@@ -61,7 +64,19 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
                 repo=spec.repo,
                 commit=commit.id,
             )
+        _check_not_auto(commit)
         return repo_id, None, commit
+
+
+def _check_not_auto(commit: CommitRow) -> None:
+    """Open AUTO commits belong to the job that fills them: users cannot write or finish them."""
+    if commit.origin == Origin.AUTO.value:
+        raise FailedPrecondition(
+            f"commit {commit.id} in repo {commit.repo} is an output commit being made by a "
+            "pipeline job: wait for the job (haathi wait commit) or stop it",
+            repo=commit.repo,
+            commit=commit.id,
+        )
 
 
 def gc_epoch_now(ctx: PfsContext) -> int:
@@ -211,6 +226,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
                     repo=spec.repo,
                     commit=commit.id,
                 )
+            _check_not_auto(commit)
             base, changes = staging.open_commit_state(conn, commit)
             staged_upto = staging.last_seq(conn, commit.repo_id, commit.id)
             since_epoch = gc_epoch(conn, lock=None)
