@@ -31,6 +31,7 @@ ENV_OVERRIDES = {
     "HAATHI_S3_REGION": "s3_region",
     "HAATHI_EXECUTOR": "executor",
     "HAATHI_SANDBOX": "sandbox",
+    "HAATHI_JOB_LEASE": "job_lease_s",
 }
 _SECRET = "***"
 
@@ -50,6 +51,7 @@ class StoreConfig:
     cache_bytes: int = DEFAULT_CACHE_BYTES
     executor: str | None = None  # where datums run: None (local threads) or dask://host:port
     sandbox: str = "auto"  # how user code runs: auto | bwrap | none
+    job_lease_s: float = 60.0  # a running job whose runner is silent this long is taken over
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -132,6 +134,7 @@ _FILE_KEYS = {
     ("cache", "max_bytes"): "cache_bytes",
     ("pipelines", "executor"): "executor",
     ("pipelines", "sandbox"): "sandbox",
+    ("pipelines", "job_lease_s"): "job_lease_s",
 }
 
 
@@ -170,11 +173,20 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         raise InvalidArgument(
             f"unknown executor {cfg.executor!r}: use local or dask://host:port"
         )
-    for name in ("cache_bytes", "s3_retry_timeout"):
+    if isinstance(cfg.job_lease_s, str):
+        object.__setattr__(cfg, "job_lease_s", _number(cfg.job_lease_s, "job_lease_s"))
+    for name in ("cache_bytes", "s3_retry_timeout", "job_lease_s"):
         value = getattr(cfg, name)
         if not isinstance(value, int | float) or value < 0:
             raise InvalidArgument(f"store config: {name} must be a non-negative number")
     return cfg
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"store config: {name} must be a number, got {text!r}") from exc
 
 
 def store_config(address: str, overrides: dict[str, Any] | None = None) -> StoreConfig:

@@ -73,6 +73,7 @@ def open_store(config: StoreConfig) -> Runtime:
         remote_store=functools.partial(worker_store, config),
         executor=None if config.executor in (None, "local") else config.executor,
         sandbox=config.sandbox,
+        job_lease_s=config.job_lease_s,
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
     )
     return Runtime(config, db, objects, pfs, pps)

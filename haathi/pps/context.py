@@ -21,5 +21,6 @@ class PpsContext:
     remote_store: StoreOpener | None = None
     executor: str | None = None  # None: local threads; "dask://host:port"
     sandbox: str = "auto"  # "auto" | "bwrap" | "none"
+    job_lease_s: float = 60.0  # a silent runner's job is taken over after this long
     store_key: str = "local"  # names the store for workers (its address)
     runner_id: str = field(default="")

@@ -55,7 +55,6 @@ from haathi.pps.worker import (
 from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
 
-LEASE = timedelta(seconds=60)
 MAX_SET = 50  # datums per task at most (a task is the unit of output upload)
 SKIPPABLE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
 
@@ -151,7 +150,7 @@ def claim(ctx: PpsContext, job: records.JobRow) -> bool:
                 ),
             )
             .values(
-                state=JobState.RUNNING.value, runner=ctx.runner_id, lease_until=t + LEASE,
+                state=JobState.RUNNING.value, runner=ctx.runner_id, lease_until=t + timedelta(seconds=ctx.job_lease_s),
                 started_at=t, reason=None,
             )
         )
@@ -372,12 +371,12 @@ class _Watch:
                     self.reason = "job stopped"
                     self.cancel.set()
                     return
-                if time.monotonic() - last_renew > LEASE.total_seconds() / 4:
+                if time.monotonic() - last_renew > self.ctx.job_lease_s / 4:
                     with self.ctx.pfs.db.write() as conn:
                         conn.execute(
                             update(jobs)
                             .where(jobs.c.id == self.job.id)
-                            .values(lease_until=now() + LEASE)
+                            .values(lease_until=now() + timedelta(seconds=self.ctx.job_lease_s))
                         )
                     last_renew = time.monotonic()
             except HaathiError:
