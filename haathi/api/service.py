@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from haathi.errors import Conflict, InvalidArgument, NotFound
+from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
 from haathi.models.info import (
     BranchInfo,
@@ -58,6 +58,12 @@ class Api:
         return repos.update_repo(self.pfs, name, description)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
+        with self.pfs.db.read() as conn:
+            if records.find_pipeline(conn, name) is not None:
+                raise FailedPrecondition(
+                    f"repo {name} is the output of pipeline {name}: delete the pipeline instead",
+                    repo=name,
+                )
         repos.delete_repo(self.pfs, name, force)
 
     # branches
@@ -289,6 +295,10 @@ class Api:
         if self._runner is None:
             self._runner = JobRunner(self.pps)
         return self._runner
+
+    def queue_jobs(self) -> int:
+        """Record a job for every output commit a write started (none without pipelines)."""
+        return jobs.ensure_jobs(self.pps) if jobs.any_pipelines(self.pps) else 0
 
     def run_jobs(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
         """Run every runnable queued job in this process (embedded use)."""

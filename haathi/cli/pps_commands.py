@@ -45,10 +45,14 @@ def update_pipeline(
 
 
 def _create(file: str, *, update: bool, reprocess: bool, no_wait: bool) -> None:
+    from haathi.client.client import load_specs
+
     c = client()
-    for checked in c.validate_pipeline(file):
-        render_pps.notes(checked["notes"])
-    c.create_pipeline(file, update=update, reprocess=reprocess)
+    docs = load_specs(file)  # read once: the file may be stdin
+    for doc in docs:
+        render_pps.notes(c.validate_pipeline(doc)[0]["notes"])
+    for doc in docs:
+        c.create_pipeline(doc, update=update, reprocess=reprocess)
     after_write(no_wait)
 
 

@@ -110,9 +110,12 @@ class Client:
         self.last_run: RunSummary | None = None
 
     def _ran_writes(self, result: T = None) -> T:  # type: ignore[assignment]
-        """Run the jobs a write queued (when the client runs jobs), then pass ``result`` on."""
+        """Queue the jobs a write started and (when the client runs jobs) run them; then pass
+        ``result`` on."""
         if self.auto_run:
             self.run_jobs()
+        else:
+            self._api.queue_jobs()
         return result
 
     def run_worker(self, stop: threading.Event) -> None:

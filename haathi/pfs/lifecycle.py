@@ -24,7 +24,7 @@ from haathi.pfs.commits import (
     resolve,
 )
 from haathi.pfs.context import PfsContext, now
-from haathi.pfs.provenance import drop_open_auto_commits, propagate
+from haathi.pfs.provenance import drop_open_auto_commits, propagate, provenance_of
 from haathi.pfs.rows import branch_head, cas_head, ensure_branch, insert_commit, lock
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
@@ -46,6 +46,7 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
             raise InvalidArgument(f"cannot write to {spec}: ancestry refs are read-only")
         is_branch, head = branch_head(conn, repo_id, ref)
         if is_branch:
+            _check_not_output(conn, repo_id, spec.repo, ref)
             commit = get_commit(conn, repo_id, spec.repo, head) if head else None
             if commit is not None and not commit.finished:
                 _check_not_auto(commit)
@@ -66,6 +67,17 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
             )
         _check_not_auto(commit)
         return repo_id, None, commit
+
+
+def _check_not_output(conn: Connection, repo_id: int, repo: str, branch: str) -> None:
+    """A branch provenant on others (a pipeline's output branch) is written by jobs only."""
+    if provenance_of(conn, (repo_id, branch)):
+        raise FailedPrecondition(
+            f"{repo}@{branch} is an output branch (its commits are made by a pipeline): it "
+            "cannot be written directly",
+            repo=repo,
+            branch=branch,
+        )
 
 
 def _check_not_auto(commit: CommitRow) -> None:
@@ -180,6 +192,7 @@ def start_commit(
     cid = new_commit_id()
     with ctx.db.write() as conn:
         repo_id = lock(conn, spec.repo)
+        _check_not_output(conn, repo_id, spec.repo, branch)
         head = ensure_branch(conn, repo_id, branch)
         if head is not None:
             cur = get_commit(conn, repo_id, spec.repo, head)

@@ -150,14 +150,29 @@ def claim(ctx: PpsContext, job: records.JobRow) -> bool:
                 ),
             )
             .values(
-                state=JobState.RUNNING.value, runner=ctx.runner_id, lease_until=t + timedelta(seconds=ctx.job_lease_s),
-                started_at=t, reason=None,
+                state=JobState.RUNNING.value, runner=ctx.runner_id, started_at=t, reason=None,
+                lease_until=t + timedelta(seconds=ctx.job_lease_s),
             )
         )
         if res.rowcount != 1:
             return False
         conn.execute(delete(datums).where(datums.c.job_id == job.id))  # a restarted job
     return True
+
+
+def release(ctx: PpsContext, job: records.JobRow) -> None:
+    """Give a claimed job back to the queue (this runner is stopping)."""
+    cancel_event(job.commit_id).set()
+    with ctx.pfs.db.write() as conn:
+        conn.execute(
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                jobs.c.state == JobState.RUNNING.value,
+                jobs.c.runner == ctx.runner_id,
+            )
+            .values(state=JobState.CREATED.value, runner=None, lease_until=None)
+        )
 
 
 def end_job(
@@ -388,16 +403,34 @@ class _Watch:
         forget_job(self.job.commit_id)
 
 
-def _collisions(
-    ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]
-) -> str | None:
+def _collisions(ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]) -> str | None:
+    """Two datums writing one path, or a file where another datum has a directory."""
     stale = set(plan.stale)
+    nodes = ctx.pfs.nodes
+
+    def kept(path: str) -> FileEntry | None:
+        return outputs.get(path) or (
+            None if path in stale else prolly.get(plan.base_root, path, nodes)
+        )
+
     for path, e in outputs.items():
-        if path in stale:
-            continue
-        old = prolly.get(plan.base_root, path, ctx.pfs.nodes)
+        old = None if path in stale else prolly.get(plan.base_root, path, nodes)
         if old is not None and old.datum != e.datum:
             return f"datums {old.datum} and {e.datum} both wrote {path}"
+        parts = path.split("/")
+        for i in range(2, len(parts)):
+            other = kept("/".join(parts[:i]))
+            if other is not None:
+                return (
+                    f"file / directory path collision: {other.path} (datum {other.datum}) "
+                    f"and {path} (datum {e.datum})"
+                )
+        for below in prolly.iter_prefix(plan.base_root, path + "/", nodes):
+            if below.path not in stale:
+                return (
+                    f"file / directory path collision: {path} (datum {e.datum}) and "
+                    f"{below.path} (datum {below.datum})"
+                )
     return None
 
 

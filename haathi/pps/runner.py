@@ -79,7 +79,11 @@ class JobRunner:
         """Run jobs until none is runnable; report those left waiting and why."""
         summary = RunSummary()
         while (job := self._next(summary)) is not None:
-            state = jobs.run_job(self.ctx, job, self.executor, progress)
+            try:
+                state = jobs.run_job(self.ctx, job, self.executor, progress)
+            except KeyboardInterrupt:
+                jobs.release(self.ctx, job)  # queued again: the next runner starts it afresh
+                raise
             summary.ran[f"{job.pipeline}@{job.commit_id}"] = state
         return summary
 

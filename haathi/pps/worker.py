@@ -9,11 +9,12 @@ writes every output blob itself, and returns only file entries, logs and states.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,25 +145,77 @@ def _stdin(lines: Sequence[str]) -> str | None:
 
 
 def _ingest_outputs(
-    writer: BlobWriter, out: Path, datum_id: str
+    writer: BlobWriter, scratch: Path, pfs: str, datum: DatumTask
 ) -> tuple[list[FileEntry], str | None]:
-    """Every file under ``out`` as an entry tagged with the datum; or a reason it failed."""
+    """Every file under ``/pfs/out`` as an entry tagged with the datum; or why it failed.
+
+    A symlink into an input (``ln -s /pfs/images/a.png /pfs/out/``, Pachyderm's shuffle with
+    ``empty_files``) becomes a copy of the input file without copying bytes; other symlinks
+    are followed.
+    """
+    inputs = {
+        f"{pfs}/{inp.name}{path}": chunks for inp in datum.inputs for path, chunks in inp.files
+    }
+    out = scratch / "pfs" / "out"
     entries: list[FileEntry] = []
-    for dirpath, dirnames, filenames in os.walk(out, followlinks=True):
-        dirnames.sort()
-        for fname in sorted(filenames):
-            full = Path(dirpath) / fname
-            rel = "/" + full.relative_to(out).as_posix()
-            try:
-                path = paths.normalize_for_write(rel)
-            except HaathiError as exc:
-                return [], f"invalid output file name {rel!r}: {exc}"
-            if not full.is_file():
-                continue
-            with open(full, "rb") as stream:
-                e = ingest_stream(writer, path, stream)
-            entries.append(FileEntry(e.path, e.size, e.hash, e.chunks, datum_id))
-    return entries, None
+
+    def add(rel: str, make: Callable[[str], FileEntry]) -> str | None:
+        try:
+            path = paths.normalize_for_write("/" + rel)
+        except HaathiError as exc:
+            return f"invalid output file name {'/' + rel!r}: {exc}"
+        e = make(path)
+        entries.append(FileEntry(e.path, e.size, e.hash, e.chunks, datum.datum_id))
+        return None
+
+    def from_host(host: Path) -> Callable[[str], FileEntry]:
+        def make(path: str) -> FileEntry:
+            with open(host, "rb") as stream:
+                return ingest_stream(writer, path, stream)
+
+        return make
+
+    def walk(host_dir: Path, rel_dir: str) -> str | None:
+        for item in sorted(os.scandir(host_dir), key=lambda d: d.name):
+            rel = f"{rel_dir}{item.name}"
+            host = Path(item.path)
+            if item.is_symlink():
+                seen = posixpath.normpath(posixpath.join(f"{pfs}/out/{rel_dir}",
+                                                         os.readlink(host)))
+                linked = [(k, c) for k, c in inputs.items()
+                          if k == seen or k.startswith(seen + "/")]
+                for key, chunks in linked:
+                    sub = rel + key[len(seen):]
+                    made = add(sub, _copy_of(chunks))
+                    if made:
+                        return made
+                if linked:
+                    continue
+                inside = seen.startswith(pfs + "/")
+                host = scratch / "pfs" / seen.removeprefix(pfs + "/") if inside else Path(seen)
+                if not host.exists():
+                    return f"output {'/' + rel} is a symlink to {seen}, which does not exist"
+            if host.is_dir():
+                err = walk(host, rel + "/")
+            elif host.is_file():
+                err = add(rel, from_host(host))
+            else:
+                err = None
+            if err:
+                return err
+        return None
+
+    reason = walk(out, "")
+    return ([], reason) if reason else (entries, None)
+
+
+def _copy_of(chunks: bytes) -> Callable[[str], FileEntry]:
+    """An entry maker for a metadata-only copy of an input file's chunks."""
+
+    def make(path: str) -> FileEntry:
+        return FileEntry.from_chunks(path, list(iter_chunks(chunks)))
+
+    return make
 
 
 def _attempt_header(n: int, tries: int, res: RunResult, timeout: float | None) -> str:
@@ -209,7 +262,7 @@ def run_datum(
         )
         log.append(res.output.decode("utf-8", "replace"))
         if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
-            entries, reason = _ingest_outputs(writer, out, datum.datum_id)
+            entries, reason = _ingest_outputs(writer, scratch, pfs, datum)
             if reason is None:
                 digests = tuple(d for e in entries for d, _ in iter_chunks(e.chunks))
                 return DatumResult(
