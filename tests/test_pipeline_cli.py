@@ -151,11 +151,6 @@ def test_create_and_update_pipeline_from_json(cli: Cli, tmp_path: Path) -> None:
     assert cli("logs", "-p", "copy").out.strip().endswith("v2")
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: `create pipeline -f -` reads stdin twice (validate, then create): "
-    "'stdin: no pipeline spec found (empty)'",
-    strict=True,
-)
 def test_create_pipeline_from_stdin(cli: Cli, tmp_path: Path) -> None:
     images(cli, tmp_path, "a.txt")
     cli("create", "pipeline", "-f", "-", input=json.dumps(copy_spec("copy")).encode())
@@ -271,12 +266,6 @@ def test_failed_job_through_the_cli(cli: Cli, tmp_path: Path) -> None:
 # ---- queueing, workers, stopping -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: a job for a propagated output commit is recorded only when a runner "
-    "starts (ensure_jobs), so `put file --no-wait` reports no queued job and `list job` "
-    "shows none",
-    strict=True,
-)
 def test_put_file_no_wait_shows_the_queued_jobs(cli: Cli, tmp_path: Path) -> None:
     dag(cli, tmp_path)
     res = cli("put", "file", "images@master:/c.txt", "-f", write(tmp_path, "c.txt", "c\n"),

@@ -548,6 +548,31 @@ def test_err_cmd_recovers_a_datum(client: Client) -> None:
     )
 
 
+@pytest.mark.xfail(
+    reason="haathi bug: err_cmd runs once after the last failed attempt; Pachyderm runs it "
+    "after every failed attempt (Datum.run's recoveryCallback)",
+    strict=True,
+)
+def test_err_cmd_runs_after_every_failed_attempt(client: Client) -> None:
+    client.create_repo("inputs")
+    client.put_file("inputs@master:/bad", b"BAD\n")
+    [jid] = client.create_pipeline({
+        "pipeline": {"name": "careful"},
+        "input": pfs("inputs", "/*"),
+        "datum_tries": 2,
+        "transform": {
+            "cmd": ["sh", "-c", "echo trying; exit 1"],
+            "err_cmd": ["sh", "-c", "echo recovering"],
+        },
+    })
+    [d] = client.list_datum(f"careful@{jid}")
+    assert d.state == DatumState.RECOVERED and d.attempts == 2
+    _, logs = client.logs("careful", jid, d.id)
+    text = "".join(t for _, t in logs)
+    assert text.count("trying") == 2
+    assert text.count("recovering") == 2
+
+
 def test_accept_return_code(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/x", b"x\n")
@@ -698,11 +723,6 @@ def test_a_new_datum_colliding_with_a_kept_output_fails_the_job(client: Client) 
     assert all(i in job.reason for i in ids) and "/overlap" in job.reason
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: a file written by one datum and a directory of the same path written "
-    "by another are both kept (the job succeeds) instead of failing the job",
-    strict=True,
-)
 def test_file_and_directory_at_one_path_fail_the_job(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a": "a\n", "/b": "b\n"})
@@ -723,11 +743,6 @@ def test_file_and_directory_at_one_path_fail_the_job(client: Client) -> None:
 # ---- symlinks in /pfs/out (Pachyderm's shuffle example) ---------------------------------
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: an output symlink into /pfs/<input> is silently dropped (it is resolved "
-    "on the host after the sandbox is gone) instead of being stored with the input's content",
-    strict=True,
-)
 def test_output_symlinks_to_inputs_are_stored_with_their_content(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a.txt": "a\n", "/b.txt": "b\n"})
@@ -740,11 +755,6 @@ def test_output_symlinks_to_inputs_are_stored_with_their_content(client: Client)
     assert files(client, "links@master") == {"/a.txt": b"a\n", "/b.txt": b"b\n"}
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: symlinks from /pfs/out into an empty_files input are dropped instead "
-    "of becoming copies of the input files (Pachyderm's shuffle example outputs nothing)",
-    strict=True,
-)
 def test_shuffle_with_empty_files_and_symlinks(client: Client) -> None:
     # Pachyderm's examples/shuffle: a union of two repos with emptyFiles; the transform
     # reorganizes files by fruit with symlinks, copying no data.
@@ -860,11 +870,6 @@ def copy_pipeline(client: Client) -> None:
     client.create_pipeline(COPY)
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: put file / start commit on a pipeline's output branch is accepted "
-    "(Pachyderm: 'cannot start a commit on an output branch')",
-    strict=True,
-)
 def test_users_cannot_write_to_an_output_branch(client: Client) -> None:
     copy_pipeline(client)
     with pytest.raises(HaathiError, match="output"):
@@ -874,11 +879,6 @@ def test_users_cannot_write_to_an_output_branch(client: Client) -> None:
     assert files(client, "copy@master") == {"/a": b"a\n"}
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: delete_repo of a pipeline's output repo succeeds and leaves the "
-    "pipeline without a repo (Pachyderm: 'cannot delete a repo associated with a pipeline')",
-    strict=True,
-)
 def test_a_pipeline_output_repo_cannot_be_deleted_directly(client: Client) -> None:
     copy_pipeline(client)
     with pytest.raises(HaathiError, match="pipeline"):
