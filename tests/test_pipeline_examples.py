@@ -896,6 +896,96 @@ def test_a_pipeline_input_repo_cannot_be_deleted_without_force(client: Client) -
     assert files(client, "copy@master") == {"/a": b"a\n", "/b": b"b\n"}
 
 
+# ---- input branches and history edits -------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="haathi bug: create_branch moving an input branch's head starts no output commit "
+    "or job (pfs/repos.py create_branch does not propagate), so deferred processing never runs",
+    strict=True,
+)
+def test_deferred_processing_moving_the_input_head_runs_the_pipeline(client: Client) -> None:
+    # Pachyderm's deferred processing: commit to staging, then move master to it.
+    client.create_repo("inputs")
+    client.create_pipeline(COPY)
+    client.put_file("inputs@staging:/a", b"a\n")
+    staged = client.put_file("inputs@staging:/b", b"b\n")
+    assert files(client, "copy@master") == {}
+    client.create_branch("inputs@master", "staging")
+    job = last_job(client, "copy")
+    assert job.state == JobState.SUCCESS and f"inputs@{staged}" in job.inputs
+    assert files(client, "copy@master") == {"/a": b"a\n", "/b": b"b\n"}
+    # Moving master extends the staged commit's commit set.
+    assert job.id == staged
+    # Moving it back (a rollback) runs the pipeline over the old content.
+    client.put_file("inputs@master:/a", b"A\n")
+    assert client.get_file("copy@master:/a") == b"A\n"
+    client.create_branch("inputs@master", staged)
+    assert client.get_file("copy@master:/a") == b"a\n"
+
+
+@pytest.mark.xfail(
+    reason="haathi bug: delete_commit of an input commit leaves the pipeline's output commit "
+    "of that commit set (the output keeps data computed from the deleted input)",
+    strict=True,
+)
+def test_deleting_an_input_commit_drops_its_commit_set_or_is_refused(client: Client) -> None:
+    copy_pipeline(client)
+    cid = client.put_file("inputs@master:/b", b"b\n")
+    assert files(client, "copy@master") == {"/a": b"a\n", "/b": b"b\n"}
+    try:
+        client.delete_commit(f"inputs@{cid}")
+    except HaathiError:  # refused (Pachyderm's delete commit without --recursive)
+        assert files(client, "inputs@master") == {"/a": b"a\n", "/b": b"b\n"}
+        assert files(client, "copy@master") == {"/a": b"a\n", "/b": b"b\n"}
+        return
+    # dropped with its whole commit set (Pachyderm's DropCommitSet)
+    assert files(client, "inputs@master") == {"/a": b"a\n"}
+    assert files(client, "copy@master") == {"/a": b"a\n"}
+    with pytest.raises(NotFound):
+        client.list_commit(cid)
+
+
+@pytest.mark.xfail(
+    reason="haathi bug: squash_commit of an input commit leaves the output commit of its "
+    "commit set, whose job names an input commit that no longer exists",
+    strict=True,
+)
+def test_squashing_an_input_commit_squashes_its_commit_set_or_is_refused(
+    client: Client,
+) -> None:
+    copy_pipeline(client)
+    cid = client.put_file("inputs@master:/b", b"b\n")
+    client.put_file("inputs@master:/c", b"c\n")
+    expected = {"/a": b"a\n", "/b": b"b\n", "/c": b"c\n"}
+    try:
+        client.squash_commit(f"inputs@{cid}")
+    except HaathiError:  # refused (Pachyderm's squash without --recursive)
+        pass
+    else:
+        with pytest.raises(NotFound):
+            client.list_commit(cid)
+    assert files(client, "inputs@master") == expected
+    assert files(client, "copy@master") == expected
+    for c in client.list_commit("copy@master"):
+        for inp in job_of(client, "copy", c.id).inputs:
+            client.inspect_commit(inp)  # every job's input commit exists
+
+
+@pytest.mark.xfail(
+    reason="haathi bug: delete_branch of a pipeline's input branch succeeds (Pachyderm: "
+    "'branch master has [...] as subvenance, deleting it would break those branches')",
+    strict=True,
+)
+def test_an_input_branch_with_a_pipeline_cannot_be_deleted(client: Client) -> None:
+    copy_pipeline(client)
+    with pytest.raises(HaathiError, match="copy"):
+        client.delete_branch("inputs@master")
+    assert client.inspect_branch("inputs@master").head is not None
+    client.put_file("inputs@master:/b", b"b\n")
+    assert files(client, "copy@master") == {"/a": b"a\n", "/b": b"b\n"}
+
+
 # ---- 10. cron ------------------------------------------------------------------------------
 
 
