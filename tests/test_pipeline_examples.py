@@ -548,11 +548,6 @@ def test_err_cmd_recovers_a_datum(client: Client) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: err_cmd runs once after the last failed attempt; Pachyderm runs it "
-    "after every failed attempt (Datum.run's recoveryCallback)",
-    strict=True,
-)
 def test_err_cmd_runs_after_every_failed_attempt(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/bad", b"BAD\n")
@@ -899,11 +894,6 @@ def test_a_pipeline_input_repo_cannot_be_deleted_without_force(client: Client) -
 # ---- input branches and history edits -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: create_branch moving an input branch's head starts no output commit "
-    "or job (pfs/repos.py create_branch does not propagate), so deferred processing never runs",
-    strict=True,
-)
 def test_deferred_processing_moving_the_input_head_runs_the_pipeline(client: Client) -> None:
     # Pachyderm's deferred processing: commit to staging, then move master to it.
     client.create_repo("inputs")
@@ -924,11 +914,6 @@ def test_deferred_processing_moving_the_input_head_runs_the_pipeline(client: Cli
     assert client.get_file("copy@master:/a") == b"a\n"
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: delete_commit of an input commit leaves the pipeline's output commit "
-    "of that commit set (the output keeps data computed from the deleted input)",
-    strict=True,
-)
 def test_deleting_an_input_commit_drops_its_commit_set_or_is_refused(client: Client) -> None:
     copy_pipeline(client)
     cid = client.put_file("inputs@master:/b", b"b\n")
@@ -946,11 +931,6 @@ def test_deleting_an_input_commit_drops_its_commit_set_or_is_refused(client: Cli
         client.list_commit(cid)
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: squash_commit of an input commit leaves the output commit of its "
-    "commit set, whose job names an input commit that no longer exists",
-    strict=True,
-)
 def test_squashing_an_input_commit_squashes_its_commit_set_or_is_refused(
     client: Client,
 ) -> None:
@@ -972,11 +952,6 @@ def test_squashing_an_input_commit_squashes_its_commit_set_or_is_refused(
             client.inspect_commit(inp)  # every job's input commit exists
 
 
-@pytest.mark.xfail(
-    reason="haathi bug: delete_branch of a pipeline's input branch succeeds (Pachyderm: "
-    "'branch master has [...] as subvenance, deleting it would break those branches')",
-    strict=True,
-)
 def test_an_input_branch_with_a_pipeline_cannot_be_deleted(client: Client) -> None:
     copy_pipeline(client)
     with pytest.raises(HaathiError, match="copy"):

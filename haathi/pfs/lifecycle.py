@@ -24,7 +24,12 @@ from haathi.pfs.commits import (
     resolve,
 )
 from haathi.pfs.context import PfsContext, now
-from haathi.pfs.provenance import drop_open_auto_commits, propagate, provenance_of
+from haathi.pfs.provenance import (
+    drop_open_auto_commits,
+    propagate,
+    provenance_of,
+    subvenance,
+)
 from haathi.pfs.rows import branch_head, cas_head, ensure_branch, insert_commit, lock
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
@@ -67,6 +72,18 @@ def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, Co
             )
         _check_not_auto(commit)
         return repo_id, None, commit
+
+
+def _check_no_subvenance(conn: Connection, commit: CommitRow, verb: str) -> None:
+    """A commit other commits were made from (pipeline outputs) stays while they do."""
+    users = subvenance(conn, commit.repo_id, commit.id)
+    if users:
+        raise FailedPrecondition(
+            f"commit {commit.repo}@{commit.id} cannot be {verb}: commits were made from it "
+            f"({', '.join(users[:3])}); delete those first",
+            repo=commit.repo,
+            commit=commit.id,
+        )
 
 
 def _check_not_output(conn: Connection, repo_id: int, repo: str, branch: str) -> None:
@@ -310,6 +327,8 @@ def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
     with ctx.db.write() as conn:
         lock(conn, spec.repo)
         commit = resolve(conn, spec)
+        if commit.finished:
+            _check_no_subvenance(conn, commit, "deleted")
         kids = children_of(conn, commit.repo_id, commit.id)
         if kids:
             raise FailedPrecondition(
@@ -336,6 +355,7 @@ def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
         commit = resolve(conn, spec)
         if not commit.finished:
             raise FailedPrecondition(f"commit {commit.id} is open: finish it before squashing")
+        _check_no_subvenance(conn, commit, "squashed")
         if children_of(conn, commit.repo_id, commit.id):
             _reparent(conn, commit)
             _drop(conn, commit)

@@ -153,6 +153,25 @@ def direct_provenance(conn: Connection, repo_id: int, cid: str) -> list[tuple[st
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
+def subvenance(conn: Connection, repo_id: int, cid: str) -> list[str]:
+    """``repo@commit`` of the commits made directly from this one."""
+    rows = conn.execute(
+        select(repos.c.name, commit_provenance.c.commit_id)
+        .join(repos, repos.c.id == commit_provenance.c.repo_id)
+        .where(
+            commit_provenance.c.from_repo_id == repo_id,
+            commit_provenance.c.from_commit_id == cid,
+        )
+        .order_by(repos.c.name)
+    )
+    return [f"{r[0]}@{r[1]}" for r in rows]
+
+
+def downstream_branches(conn: Connection, branch: BranchKey) -> list[BranchKey]:
+    """Branches directly provenant on ``branch``."""
+    return _direct_downstream(conn, branch)
+
+
 def finish_auto_commit(
     conn: Connection,
     repo_id: int,

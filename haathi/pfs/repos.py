@@ -14,9 +14,10 @@ from haathi.meta.schema import (
     repos,
     staged,
 )
-from haathi.models.ids import validate_branch_name, validate_repo_name
+from haathi.models.ids import new_commit_id, validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
+from haathi.pfs import provenance
 from haathi.pfs.commits import get_commit, resolve
 from haathi.pfs.context import PfsContext, as_utc, branch_row, now, repo_row
 
@@ -102,6 +103,10 @@ def delete_repo_rows(conn: Connection, name: str, force: bool = False) -> None:
     conn.execute(delete(repos).where(repos.c.id == r.id))
 
 
+def _repo_name(conn: Connection, repo_id: int) -> str:
+    return str(conn.execute(select(repos.c.name).where(repos.c.id == repo_id)).scalar_one())
+
+
 def _branch_info(repo: str, b: object) -> BranchInfo:
     m = b._mapping  # type: ignore[attr-defined]
     return BranchInfo(repo, str(m["name"]), m["head"], as_utc(m["created_at"]) or m["created_at"])
@@ -129,6 +134,12 @@ def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> Branch
                     repo_id=r.id, name=name, head=head_id, created_at=now(), metadata="{}"
                 )
             )
+        if head_id is not None:  # downstream branches follow, extending that commit set
+            key = (int(r.id), name)
+            if provenance.downstream_order(conn, key) and not provenance.propagate(
+                conn, key, head_id
+            ):  # they already have that set (a rollback): they get a new one
+                provenance.propagate(conn, key, new_commit_id())
     return inspect_branch(ctx, spec)
 
 
@@ -154,6 +165,15 @@ def delete_branch(ctx: PfsContext, spec: CommitSpec) -> None:
     with ctx.db.write() as conn:
         r = repo_row(conn, spec.repo, lock=True)
         b = branch_row(conn, r.id, spec.repo, spec.ref)
+        users = provenance.downstream_branches(conn, (int(r.id), spec.ref))
+        if users:
+            names = ", ".join(sorted(_repo_name(conn, rid) for rid, _ in users))
+            raise FailedPrecondition(
+                f"branch {spec.ref} of repo {spec.repo} is an input of {names}: delete "
+                "those pipelines first",
+                repo=spec.repo,
+                branch=spec.ref,
+            )
         if b.head is not None:
             head = get_commit(conn, r.id, spec.repo, b.head)
             if not head.finished:

@@ -33,14 +33,14 @@ from haathi.models.info import (
     Origin,
 )
 from haathi.pfs import lifecycle, provenance
-from haathi.pfs.commits import find_commit, repo_id_of
+from haathi.pfs.commits import CommitRow, find_commit, repo_id_of
 from haathi.pfs.context import now
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
-from haathi.pps.pipelines import spec_of
+from haathi.pps.pipelines import input_branches, spec_of
 from haathi.pps.sandbox import resolve_sandbox
 from haathi.pps.spec import PipelineSpec
 from haathi.pps.worker import (
@@ -271,10 +271,20 @@ def plan_job(
     with ctx.pfs.db.read() as conn:
         repo_id = repo_id_of(conn, job.pipeline)
         index = GlobIndex({})
+        found: dict[str, list[CommitRow]] = {}
         for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
             c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
-            assert c is not None and c.branch is not None
-            index.commits[(repo, c.branch)] = InputCommit(repo, c.branch, c.id, c.root)
+            assert c is not None
+            found.setdefault(repo, []).append(c)
+        for repo, branch in input_branches(spec):
+            # the input branch's head when the job was made (a commit keeps the branch it was
+            # first made on, which differs after `create branch --head`)
+            candidates = found.get(repo, [])
+            pick = next((c for c in candidates if c.branch == branch), None)
+            if pick is None and candidates:
+                pick = candidates[0]
+            if pick is not None:
+                index.commits[(repo, branch)] = InputCommit(repo, branch, pick.id, pick.root)
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
     plan = Plan(current, {d.id: d.hash(salt) for d in current})
     base, plan.base_root = base_job(ctx, job)

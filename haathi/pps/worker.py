@@ -228,6 +228,23 @@ def _attempt_header(n: int, tries: int, res: RunResult, timeout: float | None) -
     return f"haathi: attempt {n} of {tries} failed: {why}\n"
 
 
+def _run_err_cmd(
+    task: DatumSetTask, env: dict[str, str], scratch: Path, names: list[str],
+    cancel: threading.Event, log: list[str],
+) -> bool:
+    """Run ``err_cmd`` after a failed attempt (as Pachyderm); True if it exited 0."""
+    tf = task.transform
+    if cancel.is_set():
+        return False
+    res = run_user_code(
+        tf.err_cmd, stdin=_stdin(tf.err_stdin), env=env, scratch=scratch, input_names=names,
+        sandbox=task.sandbox, working_dir=tf.working_dir, timeout=task.datum_timeout,
+        cancel=cancel,
+    )
+    log.append(res.output.decode("utf-8", "replace"))
+    return res.returncode == 0
+
+
 def run_datum(
     ctx: PfsContext, task: DatumSetTask, datum: DatumTask, writer: BlobWriter, scratch: Path
 ) -> DatumResult:
@@ -243,6 +260,7 @@ def run_datum(
     reason: str | None = None
     ok_codes = {0, *tf.accept_return_code}
     attempts = 0
+    recovered = False
     (scratch / "tmp").mkdir(exist_ok=True)
     try:
         _materialize(ctx, scratch / "pfs", datum)
@@ -275,17 +293,11 @@ def run_datum(
         reason = log[-1].removeprefix("haathi: ").strip()
         if res.cancelled:
             break
+        recovered = bool(tf.err_cmd) and _run_err_cmd(task, run_env, scratch, names, cancel, log)
     state = DatumState.FAILED
-    if tf.err_cmd and not cancel.is_set():
-        res = run_user_code(
-            tf.err_cmd, stdin=_stdin(tf.err_stdin), env=run_env, scratch=scratch,
-            input_names=names, sandbox=task.sandbox, working_dir=tf.working_dir,
-            timeout=task.datum_timeout, cancel=cancel,
-        )
-        log.append(res.output.decode("utf-8", "replace"))
-        if res.returncode == 0:
-            state = DatumState.RECOVERED
-            log.append("haathi: err_cmd succeeded: datum RECOVERED\n")
+    if recovered:
+        state = DatumState.RECOVERED
+        log.append("haathi: err_cmd succeeded after the last attempt: datum RECOVERED\n")
     return DatumResult(
         datum.datum_id, state, attempts, (), "".join(log), env, reason, started,
         time.perf_counter() - t0,
