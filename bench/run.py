@@ -987,8 +987,10 @@ def install_peers(ctx: Ctx) -> None:
             ctx.note("installing dvc failed: " + (r.stderr or "")[-300:])
 
 
-WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency")
+WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency",
+             "w4", "datum_overhead", "sandbox", "parallel", "noop")
 BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
+PIPELINE_WORKLOADS = ("w4", "datum_overhead", "sandbox", "parallel", "noop")  # bench/pipelines.py
 
 
 def run_backends(ctx: Ctx, only: set[str]) -> bool:
@@ -996,6 +998,13 @@ def run_backends(ctx: Ctx, only: set[str]) -> bool:
     import backends  # bench/backends.py: this script's directory is on sys.path
 
     return backends.run(ctx, sys.modules[__name__], only)
+
+
+def run_pipelines(ctx: Ctx, only: set[str]) -> bool:
+    """The issue-4 workloads (pipelines: W4 vs DVC, per-datum and sandbox overhead, ...)."""
+    import pipelines  # bench/pipelines.py
+
+    return pipelines.run(ctx, sys.modules[__name__], only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1051,6 +1060,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("memory", lambda: memory(ctx)))
     if only & set(BACKEND_WORKLOADS):
         steps.append(("s3/postgresql", lambda: run_backends(ctx, only)))
+    if only & set(PIPELINE_WORKLOADS):
+        steps.append(("pipelines", lambda: run_pipelines(ctx, only)))
     failed = False
     for name, step in steps:
         try:
