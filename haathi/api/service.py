@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
@@ -28,6 +28,24 @@ from haathi.pps import cron_ticks, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
+
+Item = TypeVar("Item")
+
+
+def _wait(
+    look: Callable[[], list[Item]], done: Callable[[Item], bool], timeout: float | None, what: str
+) -> list[Item]:
+    """Poll ``look`` (backing off to 0.5 s) until ``done`` holds for everything it returns."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        items = look()
+        if all(done(i) for i in items):
+            return items
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Conflict(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
 
 
 class Api:
@@ -119,20 +137,13 @@ class Api:
 
     def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
         """Block until the commit (or every commit of a commit set, given a bare ID) finishes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            infos = (
-                self.list_commit_set(spec)
-                if isinstance(spec, str)
-                else [self.inspect_commit(spec)]
-            )
-            if all(i.finished is not None for i in infos):
-                return infos
-            if deadline is not None and time.monotonic() >= deadline:
-                raise Conflict(f"timed out waiting for {spec} to finish")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+
+        def look() -> list[CommitInfo]:
+            if isinstance(spec, str):
+                return self.list_commit_set(spec)
+            return [self.inspect_commit(spec)]
+
+        return _wait(look, lambda i: i.finished is not None, timeout, f"{spec} to finish")
 
     def delete_commit(self, spec: CommitSpec) -> str:
         return lifecycle.delete_commit(self.pfs, spec)
@@ -245,21 +256,16 @@ class Api:
         self, pipeline: str | None, job: str, timeout: float | None = None
     ) -> list[JobInfo]:
         """Block until the job (or, without a pipeline, every job of the set) has ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.02
-        while True:
-            if pipeline is None:
-                infos = self.list_job(job=job)
-                if not infos:
-                    raise NotFound(f"no job with ID {job}", job=job)
-            else:
-                infos = [self.inspect_job(pipeline, job)]
-            if all(i.state.terminal for i in infos):
-                return infos
-            if deadline is not None and time.monotonic() >= deadline:
-                raise Conflict(f"timed out waiting for job {job}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+
+        def look() -> list[JobInfo]:
+            if pipeline is not None:
+                return [self.inspect_job(pipeline, job)]
+            infos = self.list_job(job=job)
+            if not infos:
+                raise NotFound(f"no job with ID {job}", job=job)
+            return infos
+
+        return _wait(look, lambda i: i.state.terminal, timeout, f"job {job}")
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
         return self._job_info(jobs.stop_job(self.pps, pipeline, job))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -414,8 +415,6 @@ def load_specs(spec: SpecSource) -> list[dict[str, Any]]:
     if isinstance(spec, os.PathLike) or (text and not text.lstrip().startswith(("{", "["))
                                          and "\n" not in text):
         if text == "-":
-            import sys
-
             return load_documents(sys.stdin.read(), "stdin")
         try:
             return load_documents(Path(text).read_text(), text)

@@ -54,7 +54,8 @@ def provenance_of(conn: Connection, branch: BranchKey) -> list[BranchKey]:
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
-def _direct_downstream(conn: Connection, branch: BranchKey) -> list[BranchKey]:
+def downstream_branches(conn: Connection, branch: BranchKey) -> list[BranchKey]:
+    """Branches directly provenant on ``branch``."""
     rows = conn.execute(
         select(branch_provenance.c.repo_id, branch_provenance.c.branch).where(
             branch_provenance.c.from_repo_id == branch[0],
@@ -81,7 +82,7 @@ def downstream_order(conn: Connection, origin: BranchKey) -> list[BranchKey]:
     affected: set[BranchKey] = set()
     todo = [origin]
     while todo:
-        for down in _direct_downstream(conn, todo.pop()):
+        for down in downstream_branches(conn, todo.pop()):
             if down not in affected:
                 affected.add(down)
                 todo.append(down)
@@ -165,11 +166,6 @@ def subvenance(conn: Connection, repo_id: int, cid: str) -> list[str]:
         .order_by(repos.c.name)
     )
     return [f"{r[0]}@{r[1]}" for r in rows]
-
-
-def downstream_branches(conn: Connection, branch: BranchKey) -> list[BranchKey]:
-    """Branches directly provenant on ``branch``."""
-    return _direct_downstream(conn, branch)
 
 
 def finish_auto_commit(

@@ -103,7 +103,8 @@ def delete_repo_rows(conn: Connection, name: str, force: bool = False) -> None:
     conn.execute(delete(repos).where(repos.c.id == r.id))
 
 
-def _repo_name(conn: Connection, repo_id: int) -> str:
+def repo_name(conn: Connection, repo_id: int) -> str:
+    """The name of the repo with ID ``repo_id``."""
     return str(conn.execute(select(repos.c.name).where(repos.c.id == repo_id)).scalar_one())
 
 
@@ -167,7 +168,7 @@ def delete_branch(ctx: PfsContext, spec: CommitSpec) -> None:
         b = branch_row(conn, r.id, spec.repo, spec.ref)
         users = provenance.downstream_branches(conn, (int(r.id), spec.ref))
         if users:
-            names = ", ".join(sorted(_repo_name(conn, rid) for rid, _ in users))
+            names = ", ".join(sorted(repo_name(conn, rid) for rid, _ in users))
             raise FailedPrecondition(
                 f"branch {spec.ref} of repo {spec.repo} is an input of {names}: delete "
                 "those pipelines first",

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
@@ -40,9 +40,9 @@ from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
-from haathi.pps.pipelines import input_branches, spec_of
+from haathi.pps.pipelines import RUNNING, input_branches, spec_of
 from haathi.pps.sandbox import resolve_sandbox
-from haathi.pps.spec import PipelineSpec
+from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
     DatumResult,
     DatumSetTask,
@@ -112,7 +112,7 @@ def readiness(conn: Connection, job: records.JobRow) -> Readiness:
     if out is None:
         return Readiness(False, "its output commit was deleted", unrunnable=True)
     p = records.pipeline_row(conn, job.pipeline)
-    if p.state != "RUNNING":
+    if p.state != RUNNING:
         return Readiness(False, f"pipeline {job.pipeline} is stopped")
     failed = []
     for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
@@ -216,9 +216,9 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
     with ctx.pfs.db.read() as conn:
         job = records.find_job(conn, pipeline, commit_id)
     if job.state == JobState.CREATED:
-        base = base_job(ctx, job)
         end_job(
-            ctx, job, JobState.KILLED, "job stopped", root=base[1], only_if_running=False
+            ctx, job, JobState.KILLED, "job stopped", root=base_root(ctx, job),
+            only_if_running=False,
         )
     elif job.state == JobState.RUNNING:
         with ctx.pfs.db.write() as conn:
@@ -237,7 +237,7 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
 def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | None, bytes | None]:
     """The pipeline's last successful job before this one, and its output tree."""
     with ctx.pfs.db.read() as conn:
-        rows = conn.execute(
+        row = conn.execute(
             records.job_query()
             .where(
                 jobs.c.pipeline_id == job.pipeline_id,
@@ -246,17 +246,16 @@ def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | Non
             )
             .order_by(jobs.c.id.desc())
             .limit(1)
-        ).all()
-        if not rows:
+        ).first()
+        if row is None:
             return None, None
-        base = records.job_by_pk(conn, int(rows[0]._mapping["id"]))
+        base = records.job_from_row(row)
         c = find_commit(conn, repo_id_of(conn, job.pipeline), job.pipeline, base.commit_id)
     return base, c.root if c is not None else None
 
 
 @dataclass
 class Plan:
-    datums: list[Datum]
     hashes: dict[str, str]
     run: list[Datum] = field(default_factory=list)
     skipped: list[tuple[Datum, str]] = field(default_factory=list)  # (datum, outputs JSON)
@@ -286,7 +285,7 @@ def plan_job(
             if pick is not None:
                 index.commits[(repo, branch)] = InputCommit(repo, branch, pick.id, pick.root)
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
-    plan = Plan(current, {d.id: d.hash(salt) for d in current})
+    plan = Plan({d.id: d.hash(salt) for d in current})
     base, plan.base_root = base_job(ctx, job)
     previous: dict[str, tuple[str, str, str]] = {}
     if base is not None:
@@ -462,8 +461,6 @@ def run_job(
     report = progress or (lambda _p: None)
     with ctx.pfs.db.read() as conn:
         version = records.version_row(conn, job.pipeline_id, job.version)
-    from haathi.pps.spec import parse_spec
-
     spec, salt = parse_spec(version.spec), version.salt
     since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
     plan, index = plan_job(ctx, job, spec, salt)
@@ -488,6 +485,7 @@ def run_job(
     collision: str | None = None
     keep: set[bytes] = set()
     counts = {s: 0 for s in DatumState}
+    failed: list[str] = []
     watch = _Watch(ctx, job, spec.job_timeout)
     try:
         tasks = [
@@ -505,6 +503,8 @@ def run_job(
             rows = []
             for r in results:
                 counts[r.state] += 1
+                if r.state == DatumState.FAILED:
+                    failed.append(r.datum_id)
                 keep.update(r.digests)
                 for e in r.outputs:
                     other = outputs.get(e.path)
@@ -535,7 +535,6 @@ def run_job(
     if watch.reason is not None:
         state, reason, root = JobState.KILLED, watch.reason, plan.base_root
         end_job(ctx, job, state, reason, root=root, only_if_running=False)
-        _set_reason(ctx, job, reason)
     else:
         collision = collision or _collisions(ctx, plan, outputs)
         state, reason, root = JobState.SUCCESS, None, plan.base_root
@@ -544,10 +543,9 @@ def run_job(
         else:
             root, nodes = _assemble(ctx, plan, outputs)
             keep.update(nodes)
-            failed = [d for d, s in _failed(ctx, job)]
             if failed:
                 state = JobState.FAILURE
-                reason = f"{len(failed)} datum(s) failed: " + ", ".join(failed[:3])
+                reason = f"{len(failed)} datum(s) failed: " + ", ".join(sorted(failed)[:3])
         try:
             end_job(ctx, job, state, reason, root=root, keep=sorted(keep),
                     since_epoch=since_epoch)
@@ -559,24 +557,7 @@ def run_job(
     return state
 
 
-def _set_reason(ctx: PpsContext, job: records.JobRow, reason: str) -> None:
-    with ctx.pfs.db.write() as conn:
-        conn.execute(update(jobs).where(jobs.c.id == job.id).values(reason=reason))
-
-
-def _failed(ctx: PpsContext, job: records.JobRow) -> list[tuple[str, str]]:
-    with ctx.pfs.db.read() as conn:
-        rows = conn.execute(
-            select(datums.c.datum_id, datums.c.state).where(
-                datums.c.job_id == job.id, datums.c.state == DatumState.FAILED.value
-            ).order_by(datums.c.datum_id)
-        ).all()
-    return [(str(a), str(b)) for a, b in rows]
-
-
 def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]:
-    from datetime import UTC, datetime
-
     return _datum_row(
         job_id, d, h, state=r.state.value, attempts=r.attempts,
         outputs=_outputs_json(r.outputs), env=json.dumps(r.env), reason=r.reason,

@@ -14,8 +14,9 @@ import uuid
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from haathi.meta.schema import (
+    commits,
     datums,
     jobs,
     pipeline_versions,
@@ -23,10 +24,10 @@ from haathi.meta.schema import (
     repos,
 )
 from haathi.models.ids import new_commit_id
-from haathi.models.info import JobState, PipelineInfo
+from haathi.models.info import CommitState, JobState, PipelineInfo
 from haathi.pfs import provenance
 from haathi.pfs.context import now, repo_row
-from haathi.pfs.repos import delete_repo_rows, insert_repo
+from haathi.pfs.repos import delete_repo_rows, insert_repo, repo_name
 from haathi.pfs.rows import branch_head, ensure_branch
 from haathi.pps import records
 from haathi.pps.context import PpsContext
@@ -198,15 +199,17 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
         out = _output_key(conn, name, spec)
         downstream = provenance.downstream_order(conn, out)
         if downstream and not keep_repo:
-            names = sorted({str(repo_row_by_id(conn, rid)) for rid, _ in downstream})
+            names = sorted({repo_name(conn, rid) for rid, _ in downstream})
             raise FailedPrecondition(
                 f"pipeline {name}'s output is an input of {', '.join(names)}: delete those "
                 "first, or use --keep-repo",
                 pipeline=name,
             )
-        job_ids = [r[0] for r in conn.execute(select(jobs.c.id).where(jobs.c.pipeline_id == p.id))]
-        for jid in job_ids:
-            conn.execute(delete(datums).where(datums.c.job_id == jid))
+        conn.execute(
+            delete(datums).where(
+                datums.c.job_id.in_(select(jobs.c.id).where(jobs.c.pipeline_id == p.id))
+            )
+        )
         conn.execute(delete(jobs).where(jobs.c.pipeline_id == p.id))
         conn.execute(delete(pipeline_versions).where(pipeline_versions.c.pipeline_id == p.id))
         conn.execute(delete(pipelines).where(pipelines.c.id == p.id))
@@ -222,21 +225,11 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
 
 def _close_open_outputs(conn: Connection, repo_id: int) -> None:
     """A kept output repo's open commits are finished with an error (no job will fill them)."""
-    from haathi.meta.schema import commits
-    from haathi.models.info import CommitState
-
     conn.execute(
         update(commits)
         .where(commits.c.repo_id == repo_id, commits.c.state == CommitState.STARTED.value)
         .values(state=CommitState.FINISHED.value, error="pipeline deleted", finished_at=now())
     )
-
-
-def repo_row_by_id(conn: Connection, repo_id: int) -> str:
-    r = conn.execute(select(repos.c.name).where(repos.c.id == repo_id)).first()
-    if r is None:
-        raise NotFound(f"repo {repo_id} not found")
-    return str(r[0])
 
 
 def pipeline_info(conn: Connection, p: records.PipelineRow) -> PipelineInfo:

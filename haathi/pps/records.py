@@ -110,7 +110,7 @@ def version_row(conn: Connection, pipeline_id: int, version: int) -> VersionRow:
 _JOB_COLUMNS = (jobs, pipelines.c.name.label("pipeline_name"))
 
 
-def _job(r: Row[Any]) -> JobRow:
+def job_from_row(r: Row[Any]) -> JobRow:
     m = r._mapping
     return JobRow(
         id=int(m["id"]), pipeline_id=int(m["pipeline_id"]), pipeline=str(m["pipeline_name"]),
@@ -133,7 +133,7 @@ def job_by_pk(conn: Connection, pk: int) -> JobRow:
     r = conn.execute(job_query().where(jobs.c.id == pk)).first()
     if r is None:
         raise NotFound(f"job {pk} not found")
-    return _job(r)
+    return job_from_row(r)
 
 
 def find_job(conn: Connection, pipeline: str, commit_id: str) -> JobRow:
@@ -147,7 +147,7 @@ def find_job(conn: Connection, pipeline: str, commit_id: str) -> JobRow:
     if len(rows) != 1:
         pipeline_row(conn, pipeline)
         raise NotFound(f"job {pipeline}@{commit_id} not found", pipeline=pipeline, job=commit_id)
-    return _job(rows[0])
+    return job_from_row(rows[0])
 
 
 def list_jobs(
@@ -165,7 +165,7 @@ def list_jobs(
     q = q.order_by(jobs.c.id.desc())
     if limit:
         q = q.limit(limit)
-    return [_job(r) for r in conn.execute(q)]
+    return [job_from_row(r) for r in conn.execute(q)]
 
 
 def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:

@@ -51,29 +51,32 @@ class JobRunner:
     def _next(self, summary: RunSummary) -> records.JobRow | None:
         """The oldest runnable queued job (unrunnable ones are ended on the way)."""
         jobs.ensure_jobs(self.ctx)
-        with self.ctx.pfs.db.read() as conn:
-            queued = records.list_jobs(conn, states=(JobState.CREATED, JobState.RUNNING))
-        summary.waiting.clear()
-        for job in sorted(queued, key=lambda j: j.id):
-            key = f"{job.pipeline}@{job.commit_id}"
-            if job.state == JobState.RUNNING:
-                if jobs.claim(self.ctx, job):  # its runner's lease expired
-                    return job
-                summary.waiting[key] = "running in another runner"
-                continue
+        while True:  # scan again after ending an unrunnable job: its downstream may be next
             with self.ctx.pfs.db.read() as conn:
-                r = jobs.readiness(conn, job)
-            if r.unrunnable:
-                base = jobs.base_root(self.ctx, job)
-                if jobs.end_job(
-                    self.ctx, job, JobState.UNRUNNABLE, r.why, root=base, only_if_running=False
-                ):
-                    summary.ran[key] = JobState.UNRUNNABLE
-                return self._next(summary)
-            if r.ready and jobs.claim(self.ctx, job):
-                return job
-            summary.waiting[key] = r.why
-        return None
+                queued = records.list_jobs(conn, states=(JobState.CREATED, JobState.RUNNING))
+            summary.waiting.clear()
+            for job in sorted(queued, key=lambda j: j.id):
+                key = f"{job.pipeline}@{job.commit_id}"
+                if job.state == JobState.RUNNING:
+                    if jobs.claim(self.ctx, job):  # its runner's lease expired
+                        return job
+                    summary.waiting[key] = "running in another runner"
+                    continue
+                with self.ctx.pfs.db.read() as conn:
+                    r = jobs.readiness(conn, job)
+                if r.unrunnable:
+                    base = jobs.base_root(self.ctx, job)
+                    if jobs.end_job(
+                        self.ctx, job, JobState.UNRUNNABLE, r.why, root=base,
+                        only_if_running=False,
+                    ):
+                        summary.ran[key] = JobState.UNRUNNABLE
+                    break
+                if r.ready and jobs.claim(self.ctx, job):
+                    return job
+                summary.waiting[key] = r.why
+            else:
+                return None
 
     def run_pending(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
         """Run jobs until none is runnable; report those left waiting and why."""

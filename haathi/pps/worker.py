@@ -261,7 +261,6 @@ def run_datum(
     ok_codes = {0, *tf.accept_return_code}
     attempts = 0
     recovered = False
-    (scratch / "tmp").mkdir(exist_ok=True)
     try:
         _materialize(ctx, scratch / "pfs", datum)
     except HaathiError as exc:
@@ -271,8 +270,7 @@ def run_datum(
         )
     out = scratch / "pfs" / "out"
     for attempts in range(1, task.datum_tries + 1):
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
+        shutil.rmtree(out, ignore_errors=True)  # each attempt starts with an empty /pfs/out
         res = run_user_code(
             tf.cmd, stdin=_stdin(tf.stdin), env=run_env, scratch=scratch, input_names=names,
             sandbox=task.sandbox, working_dir=tf.working_dir, timeout=task.datum_timeout,
