@@ -174,11 +174,15 @@ def test_cli_reading_a_directory_as_a_file(cli: Cli) -> None:
     assert "directory" in res.err
 
 
-def test_unknown_command_and_option(cli: Cli) -> None:
-    res = cli("frobnicate", ok=False)
-    assert res.code != 0 and "Traceback" not in res.err
-    res = cli("list", "repo", "--bogus", ok=False)
-    assert res.code != 0 and "Traceback" not in res.err
+def test_usage_errors_are_one_line_with_exit_code_2(cli: Cli) -> None:
+    for args, says in [
+        (("frobnicate",), "No such command 'frobnicate'"),
+        (("list", "repo", "--bogus"), "No such option: --bogus"),
+        (("put", "file", "r@master:/a"), "Missing option '--file'"),
+    ]:
+        res = cli.fails(*args)
+        assert res.code == 2
+        assert res.err.startswith("error:") and says in res.err, res.err
 
 
 def test_finished_commit_write_error_type(client: Client) -> None:

@@ -541,8 +541,12 @@ def run() -> None:
     except Exception as exc:  # click usage errors and anything unexpected
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        # typer >= 0.20 vendors click: its usage errors derive from TyperException instead.
+        usage = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+        if isinstance(exc, usage):
+            message = exc.format_message()
+            if message:  # empty when the help was shown instead
+                render.err.print(f"error: {message}", markup=False)
             code = exc.exit_code
         else:
             if os.environ.get("HAATHI_DEBUG"):
