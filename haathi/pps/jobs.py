@@ -35,7 +35,7 @@ from haathi.models.info import (
 from haathi.pfs import lifecycle, provenance
 from haathi.pfs.commits import CommitRow, find_commit, repo_id_of
 from haathi.pfs.context import now
-from haathi.pps import records
+from haathi.pps import openlineage, records
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
 from haathi.pps.executors import Executor
@@ -208,6 +208,7 @@ def end_job(
                 conn, repo_id, job.commit_id, root=root,
                 totals=prolly.totals(root, ctx.pfs.nodes), error=error,
             )
+    openlineage.job_ended(ctx, job, state, reason)
     return True
 
 
@@ -478,6 +479,7 @@ def run_job(
                 context=job_context(ctx, spec, version),
             )
         )
+    openlineage.job_started(ctx, job)
     prog = JobProgress(job.pipeline, job.commit_id, JobState.RUNNING, total, len(plan.skipped))
     report(prog)
     by_id = {d.id: d for d in plan.run}
