@@ -60,6 +60,7 @@ commits = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("metadata", Text, nullable=False, default="{}"),
+    Column("author", String(128), nullable=True),  # who made a user commit
     Index("ix_commits_repo_seq", "repo_id", "seq"),
     Index("ix_commits_parent", "repo_id", "parent"),
 )
@@ -197,4 +198,17 @@ datums = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("duration", Float, nullable=True),
     Column("log", Text, nullable=False, default=""),
+    Column("source_job", Integer, nullable=True),  # the job that ran it (earlier if SKIPPED)
+    Column("exit_code", Integer, nullable=True),  # of the last attempt
+)
+
+# Which input paths (a file, or a directory as ``/dir/``) each datum of each job read: the
+# index behind downstream lineage ("which outputs came from this input file?").
+datum_inputs = Table(
+    "datum_inputs",
+    metadata,
+    Column("job_id", Integer, primary_key=True),
+    Column("repo_id", Integer, primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("datum_id", String(64), primary_key=True),
 )

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from haathi.errors import Conflict, HaathiError
 from haathi.meta.blob_index import keep_reused
-from haathi.meta.schema import commits, datums, jobs, pipelines
+from haathi.meta.schema import commits, datum_inputs, datums, jobs, pipelines
 from haathi.models.info import (
     CommitState,
     DatumState,
@@ -157,6 +157,7 @@ def claim(ctx: PpsContext, job: records.JobRow) -> bool:
         if res.rowcount != 1:
             return False
         conn.execute(delete(datums).where(datums.c.job_id == job.id))  # a restarted job
+        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id == job.id))
     return True
 
 
@@ -259,7 +260,8 @@ def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | Non
 class Plan:
     hashes: dict[str, str]
     run: list[Datum] = field(default_factory=list)
-    skipped: list[tuple[Datum, str]] = field(default_factory=list)  # (datum, outputs JSON)
+    # (datum, outputs JSON, the job that ran it)
+    skipped: list[tuple[Datum, str, int]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # output paths to remove
     base_root: bytes | None = None
 
@@ -288,14 +290,16 @@ def plan_job(
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
     plan = Plan({d.id: d.hash(salt) for d in current})
     base, plan.base_root = base_job(ctx, job)
-    previous: dict[str, tuple[str, str, str]] = {}
+    previous: dict[str, tuple[str, str, str, int]] = {}
     if base is not None:
         with ctx.pfs.db.read() as conn:
-            for did, h, state, outs in conn.execute(
-                select(datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs)
-                .where(datums.c.job_id == base.id)
+            for did, h, state, outs, source in conn.execute(
+                select(
+                    datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs,
+                    datums.c.source_job,
+                ).where(datums.c.job_id == base.id)
             ):
-                previous[str(did)] = (str(h), str(state), str(outs))
+                previous[str(did)] = (str(h), str(state), str(outs), source or base.id)
     every_job = spec.reprocess_spec == "every_job"
     seen = set()
     for d in current:
@@ -304,12 +308,12 @@ def plan_job(
         seen.add(d.id)
         old = previous.get(d.id)
         if old and not every_job and old[0] == plan.hashes[d.id] and old[1] in SKIPPABLE:
-            plan.skipped.append((d, old[2]))
+            plan.skipped.append((d, old[2], old[3]))
             continue
         plan.run.append(d)
         if old:
             plan.stale.extend(p for p, _, _ in json.loads(old[2]))
-    for did, (_, _, outs) in previous.items():
+    for did, (_, _, outs, _) in previous.items():
         if did not in seen:
             plan.stale.extend(p for p, _, _ in json.loads(outs))
     return plan, index
@@ -341,6 +345,21 @@ def _datum_row(job_id: int, d: Datum, h: str, **values: Any) -> dict[str, Any]:
         "outputs": "[]", "env": "{}", "reason": None, "started_at": None,
         "duration": None, "log": "", "attempts": 0,
     } | values
+
+
+def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> None:
+    """Index which input paths each datum reads (for downstream lineage)."""
+    repo_ids: dict[str, int] = {}
+    rows = set()
+    for d in ds:
+        for i in d.inputs:
+            if i.repo not in repo_ids:
+                repo_ids[i.repo] = repo_id_of(conn, i.repo)
+            rows.add((repo_ids[i.repo], i.path, d.id))
+    if rows:
+        conn.execute(insert(datum_inputs), [
+            {"job_id": job_id, "repo_id": r, "path": p, "datum_id": did} for r, p, did in rows
+        ])
 
 
 def _outputs_json(entries: Sequence[FileEntry]) -> str:
@@ -470,9 +489,10 @@ def run_job(
         if plan.skipped:
             conn.execute(insert(datums), [
                 _datum_row(job.id, d, plan.hashes[d.id], state=DatumState.SKIPPED.value,
-                           outputs=outs)
-                for d, outs in plan.skipped
+                           outputs=outs, source_job=source)
+                for d, outs, source in plan.skipped
             ])
+        _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
         conn.execute(
             update(jobs).where(jobs.c.id == job.id).values(
                 data_total=total, data_skipped=len(plan.skipped),
@@ -563,6 +583,7 @@ def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]
     return _datum_row(
         job_id, d, h, state=r.state.value, attempts=r.attempts,
         outputs=_outputs_json(r.outputs), env=json.dumps(r.env), reason=r.reason,
+        source_job=job_id,
         started_at=datetime.fromtimestamp(r.started_at, UTC), duration=r.duration,
         log=r.log[-(1 << 20):],
     )

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from haathi.meta.schema import (
     commits,
+    datum_inputs,
     datums,
     jobs,
     pipeline_versions,
@@ -205,11 +206,9 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
                 "first, or use --keep-repo",
                 pipeline=name,
             )
-        conn.execute(
-            delete(datums).where(
-                datums.c.job_id.in_(select(jobs.c.id).where(jobs.c.pipeline_id == p.id))
-            )
-        )
+        its_jobs = select(jobs.c.id).where(jobs.c.pipeline_id == p.id)
+        conn.execute(delete(datums).where(datums.c.job_id.in_(its_jobs)))
+        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(its_jobs)))
         conn.execute(delete(jobs).where(jobs.c.pipeline_id == p.id))
         conn.execute(delete(pipeline_versions).where(pipeline_versions.c.pipeline_id == p.id))
         conn.execute(delete(pipelines).where(pipelines.c.id == p.id))
