@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from haathi.api.lineage import LineageApi
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.ids import is_commit_id
 from haathi.models.info import (
@@ -48,7 +49,7 @@ def _wait(
         delay = min(delay * 1.5, 0.5)
 
 
-class Api:
+class Api(LineageApi):
     """The embedded implementation of every operation (the server exposes the same)."""
 
     def __init__(self, runtime: Runtime) -> None:

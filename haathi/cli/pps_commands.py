@@ -229,3 +229,8 @@ def logs(
         job = info.id
         time.sleep(0.5)
 
+
+
+from haathi.cli import lineage_commands  # noqa: E402  registers lineage and draw lineage
+
+_ = lineage_commands

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from haathi.client import sources
+from haathi.client.lineage import LineageMethods
 from haathi.config import resolve_address, store_config
 from haathi.errors import InvalidArgument
 from haathi.models import paths
@@ -94,7 +95,7 @@ class CommitHandle:
             self._client._api.delete_commit(self.spec)
 
 
-class Client:
+class Client(LineageMethods):
     """The haathi client. Every method takes the CLI's refspec strings.
 
     Embedded, a call that starts pipeline jobs (a write to an input repo, creating or
