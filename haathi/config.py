@@ -4,8 +4,9 @@ A store is addressed by its directory (``--address`` / ``HAATHI_ADDRESS``, defau
 ``~/.haathi``). The directory may hold ``haathi.toml``, written by ``haathi init``, naming the
 metadata database and the object store; without it the store is embedded (SQLite and packs in
 the directory itself). ``HAATHI_DB``, ``HAATHI_OBJECTS``, ``HAATHI_S3_ENDPOINT`` and
-``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX`` for pipelines) override
-the file, and explicit overrides (CLI flags) override both.
+``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX`` for pipelines,
+``HAATHI_OPENLINEAGE_URL``, ``HAATHI_OPENLINEAGE_FILE``, ``HAATHI_OPENLINEAGE_NAMESPACE`` for
+OpenLineage run events) override the file, and explicit overrides (CLI flags) override both.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ ENV_OVERRIDES = {
     "HAATHI_EXECUTOR": "executor",
     "HAATHI_SANDBOX": "sandbox",
     "HAATHI_JOB_LEASE": "job_lease_s",
+    "HAATHI_OPENLINEAGE_URL": "openlineage_url",
+    "HAATHI_OPENLINEAGE_FILE": "openlineage_file",
+    "HAATHI_OPENLINEAGE_NAMESPACE": "openlineage_namespace",
 }
+DEFAULT_OPENLINEAGE_NAMESPACE = "haathi"
 _SECRET = "***"
 
 
@@ -52,6 +57,11 @@ class StoreConfig:
     executor: str | None = None  # where datums run: None (local threads) or dask://host:port
     sandbox: str = "auto"  # how user code runs: auto | bwrap | none
     job_lease_s: float = 60.0  # a running job whose runner is silent this long is taken over
+    # OpenLineage run events of jobs: POSTed to <url>/api/v1/lineage and/or appended to a file
+    # as JSON lines (relative: in the store directory); neither set, none are made
+    openlineage_url: str | None = None
+    openlineage_file: str | None = None
+    openlineage_namespace: str = DEFAULT_OPENLINEAGE_NAMESPACE
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -85,6 +95,13 @@ class StoreConfig:
     def cache_dir(self) -> Path:
         return self.root / "cache"
 
+    @property
+    def openlineage_path(self) -> Path | None:
+        """The OpenLineage events file (a relative path is relative to the store dir)."""
+        if not self.openlineage_file:
+            return None
+        return self.root / Path(self.openlineage_file).expanduser()
+
     def describe(self) -> dict[str, Any]:
         """The configuration for display: passwords and secret keys are never included."""
         out: dict[str, Any] = {
@@ -99,6 +116,12 @@ class StoreConfig:
             out["cache_bytes"] = self.cache_bytes
         out["executor"] = self.executor or "local"
         out["sandbox"] = self.sandbox
+        if self.openlineage_url:
+            out["openlineage_url"] = mask_url(self.openlineage_url)
+        if self.openlineage_file:
+            out["openlineage_file"] = str(self.openlineage_path)
+        if self.openlineage_url or self.openlineage_file:
+            out["openlineage_namespace"] = self.openlineage_namespace
         return out
 
 
@@ -135,6 +158,9 @@ _FILE_KEYS = {
     ("pipelines", "executor"): "executor",
     ("pipelines", "sandbox"): "sandbox",
     ("pipelines", "job_lease_s"): "job_lease_s",
+    ("openlineage", "url"): "openlineage_url",
+    ("openlineage", "file"): "openlineage_file",
+    ("openlineage", "namespace"): "openlineage_namespace",
 }
 
 
@@ -172,6 +198,15 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
     if cfg.executor is not None and not cfg.executor.startswith(("dask://", "tcp://", "local")):
         raise InvalidArgument(
             f"unknown executor {cfg.executor!r}: use local or dask://host:port"
+        )
+    for name in ("openlineage_url", "openlineage_file", "openlineage_namespace"):
+        value = getattr(cfg, name)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise InvalidArgument(f"store config: {name} must be a non-empty string")
+    if cfg.openlineage_url is not None and not re.match(r"https?://[^/\s]+", cfg.openlineage_url):
+        raise InvalidArgument(
+            f"unsupported OpenLineage endpoint {mask_url(cfg.openlineage_url)!r}: "
+            "use http(s)://host[:port][/path]"
         )
     if isinstance(cfg.job_lease_s, str):
         object.__setattr__(cfg, "job_lease_s", _number(cfg.job_lease_s, "job_lease_s"))

@@ -12,6 +12,7 @@ from haathi.meta.blob_index import SqlBlobIndex
 from haathi.meta.database import Database
 from haathi.pfs.context import PfsContext
 from haathi.pps.context import PpsContext
+from haathi.pps.openlineage import LineageSink
 from haathi.storage.blobs import BlobStore, remove_stale_spools
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import LocalObjectStore
@@ -29,6 +30,8 @@ class Runtime:
     pps: PpsContext
 
     def close(self) -> None:
+        if self.pps.lineage is not None:
+            self.pps.lineage.close()  # sends what is queued (bounded wait)
         self.objects.close()
         self.db.dispose()
 
@@ -75,8 +78,19 @@ def open_store(config: StoreConfig) -> Runtime:
         sandbox=config.sandbox,
         job_lease_s=config.job_lease_s,
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
+        lineage=_lineage(config),
     )
     return Runtime(config, db, objects, pfs, pps)
+
+
+def _lineage(config: StoreConfig) -> LineageSink | None:
+    if not (config.openlineage_url or config.openlineage_file):
+        return None
+    return LineageSink(
+        namespace=config.openlineage_namespace,
+        url=config.openlineage_url,
+        path=config.openlineage_path,
+    )
 
 
 def worker_store(config: StoreConfig) -> PfsContext:

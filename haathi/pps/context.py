@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haathi.pfs.context import PfsContext
+
+if TYPE_CHECKING:
+    from haathi.pps.openlineage import LineageSink
 
 StoreOpener = Callable[[], PfsContext]
 
@@ -24,3 +28,4 @@ class PpsContext:
     job_lease_s: float = 60.0  # a silent runner's job is taken over after this long
     store_key: str = "local"  # names the store for workers (its address)
     runner_id: str = field(default="")
+    lineage: LineageSink | None = None  # where jobs send OpenLineage run events (None: nowhere)
