@@ -988,7 +988,7 @@ def install_peers(ctx: Ctx) -> None:
 
 
 WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency",
-             "w4", "datum_overhead", "sandbox", "parallel", "noop")
+             "w4", "datum_overhead", "sandbox", "parallel", "noop", "lineage")
 BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
 PIPELINE_WORKLOADS = ("w4", "datum_overhead", "sandbox", "parallel", "noop")  # bench/pipelines.py
 
@@ -1005,6 +1005,13 @@ def run_pipelines(ctx: Ctx, only: set[str]) -> bool:
     import pipelines  # bench/pipelines.py
 
     return pipelines.run(ctx, sys.modules[__name__], only)
+
+
+def run_lineage(ctx: Ctx, only: set[str]) -> bool:
+    """The issue-5 workload (lineage queries on a 4-stage DAG of 10,000 files per stage)."""
+    import lineage  # bench/lineage.py
+
+    return lineage.run(ctx, sys.modules[__name__], only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1062,6 +1069,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("s3/postgresql", lambda: run_backends(ctx, only)))
     if only & set(PIPELINE_WORKLOADS):
         steps.append(("pipelines", lambda: run_pipelines(ctx, only)))
+    if "lineage" in only:
+        steps.append(("lineage", lambda: run_lineage(ctx, only)))
     failed = False
     for name, step in steps:
         try:
