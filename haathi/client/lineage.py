@@ -1,10 +1,11 @@
-"""Lineage methods of the Client."""
+"""Lineage and reproduction methods of the Client."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from haathi.models.lineage import LineageGraph, LineageNode
+from haathi.models.reproduce import ReproduceReport
 
 if TYPE_CHECKING:
     from haathi.api.service import Api
@@ -29,3 +30,19 @@ class LineageMethods:
     ) -> LineageGraph:
         """The same lineage as one graph (each file version once)."""
         return LineageGraph.of(self.lineage(target, downstream=downstream, at=at))
+
+    def reproduce(self, target: str) -> ReproduceReport:
+        """Re-run the datums that wrote the files at ``target`` (``repo@ref:/path`` of a
+        pipeline's output, a directory or a glob) from their recorded input commits, with the
+        spec version and job ID that ran them, in a scratch area, and compare every file those
+        datums wrote with the stored one by hash. Writes no branch, commit, job or datum.
+        ``report.ok`` says whether everything matched; ``report.mismatches`` lists the rest."""
+        return self._api.reproduce(target)
+
+    def reproduce_commit(
+        self, commit: str, *, sample: int | None = None, seed: int | None = None
+    ) -> ReproduceReport:
+        """:meth:`reproduce` for every datum that wrote files in output commit ``commit``
+        (``repo@id`` or ``repo@branch``), or for ``sample`` of them chosen at random (with
+        ``seed``, the same ones each time)."""
+        return self._api.reproduce_commit(commit, sample=sample, seed=seed)
