@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from haathi.api.lineage import LineageApi
@@ -24,7 +24,19 @@ from haathi.models.info import (
 )
 from haathi.models.ops import Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
-from haathi.pfs import commits, files, fsck, gc, lifecycle, modify, provenance, repos
+from haathi.pfs import (
+    closure,
+    commits,
+    files,
+    fsck,
+    gc,
+    history,
+    lifecycle,
+    metadata,
+    modify,
+    provenance,
+    repos,
+)
 from haathi.pps import cron_ticks, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
@@ -110,14 +122,17 @@ class Api(LineageApi):
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
-        """The commit with its children, direct provenance and (output commits) spec version."""
+        """The commit with its children, direct and full provenance, subvenance and (output
+        commits) spec version."""
         with self.pfs.db.read() as conn:
             c = commits.resolve(conn, spec)
             info = c.info(commits.children_of(conn, c.repo_id, c.id))
             prov = tuple(f"{r}@{i}" for r, i in provenance.direct_provenance(conn, c.repo_id, c.id))
+            full = tuple(closure.full_provenance(conn, c.repo_id, c.id))
+            sub = tuple(closure.full_subvenance(conn, c.repo_id, c.id))
             version = records.output_version(conn, c.repo, c.id)
         return dataclasses.replace(
-            info, provenance=prov,
+            info, provenance=prov, full_provenance=full, subvenance=sub,
             pipeline_version=None if version is None else f"{c.repo}@v{version}",
         )
 
@@ -151,6 +166,18 @@ class Api(LineageApi):
 
     def squash_commit(self, spec: CommitSpec) -> str:
         return lifecycle.squash_commit(self.pfs, spec)
+
+    def find_commit(self, spec: FileSpec, limit: int | None = None) -> list[CommitInfo]:
+        """The commits in ``spec``'s history (newest first) that changed its path."""
+        return [c.info() for c in history.find_commits(self.pfs, spec, limit)]
+
+    # metadata
+    def edit_metadata(
+        self, kind: str, spec: CommitSpec, action: str,
+        items: Mapping[str, str] | Sequence[str],
+    ) -> dict[str, str]:
+        """Edit the key/value metadata of a repo, branch or commit; the new metadata."""
+        return metadata.edit_metadata(self.pfs, kind, spec, action, items)
 
     # files
     def modify_file(

@@ -36,6 +36,8 @@ VERBS = {
     "glob": "Find files by glob pattern.",
     "diff": "Show what changed between commits.",
     "copy": "Copy files without copying bytes.",
+    "find": "Find the commits that changed a path.",
+    "edit": "Edit the key/value metadata of a repo, branch or commit.",
 }
 verbs: dict[str, typer.Typer] = {}
 for _verb, _help in VERBS.items():
@@ -275,6 +277,34 @@ def delete_commit(commit: str) -> None:
 def squash_commit(commit: str) -> None:
     """Remove a commit from history, keeping its successors' content."""
     client().squash_commit(commit)
+
+
+@command("find", "commit", "commits")
+def find_commit(
+    target: Annotated[str, typer.Argument(help="repo@branch-or-commit:/path")],
+    limit: Annotated[int | None, typer.Option("--limit", help="stop after N commits")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List the commits in a ref's history (newest first) that changed a file or directory."""
+    items = client().find_commit(target, limit)
+    render.emit_json(items) if output == Output.json else render.commits(items)
+
+
+# metadata ----------------------------------------------------------------------------------
+
+
+@command("edit", "metadata")
+def edit_metadata(
+    kind: Annotated[str, typer.Argument(help="repo, branch or commit")],
+    target: Annotated[str, typer.Argument(help="repo, repo@branch or repo@branch-or-commit")],
+    action: Annotated[str, typer.Argument(help="add, edit, delete or replace")],
+    data: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value (add, edit), key (delete), k1=v1,k2=v2 or JSON (replace)"),
+    ] = None,
+) -> None:
+    """Add, edit, delete or replace key/value metadata (replace with nothing clears it)."""
+    client().edit_metadata(kind, target, action, data or [])
 
 
 # files -------------------------------------------------------------------------------------

@@ -70,9 +70,15 @@ def repos(items: Sequence[RepoInfo]) -> None:
     out.print(t)
 
 
+def _metadata(md: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(md.items())) or "-"
+
+
 def repo(r: RepoInfo) -> None:
     out.print(f"Name: {r.name}\nDescription: {r.description}\nCreated: {ago(r.created)}")
     out.print(f"Size of HEAD on master: {size(r.size_bytes)}\nBranches: {', '.join(r.branches)}")
+    if r.metadata:
+        out.print(f"Metadata: {_metadata(r.metadata)}", markup=False)
 
 
 def branches(items: Sequence[BranchInfo]) -> None:
@@ -84,14 +90,18 @@ def branches(items: Sequence[BranchInfo]) -> None:
 
 def branch(b: BranchInfo) -> None:
     out.print(f"Name: {b.repo}@{b.name}\nHead Commit: {b.head or '-'}")
+    if b.metadata:
+        out.print(f"Metadata: {_metadata(b.metadata)}", markup=False)
 
 
 def commits(items: Sequence[CommitInfo]) -> None:
-    t = _table("REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION")
+    t = _table(
+        "REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "AUTHOR", "DESCRIPTION"
+    )
     for c in items:
         t.add_row(
             c.repo, c.branch or "-", c.id, ago(c.finished) if c.finished else "open",
-            size(c.size_bytes), c.origin.value, c.description,
+            size(c.size_bytes), c.origin.value, c.author or "-", c.description,
         )
     out.print(t)
 
@@ -103,6 +113,7 @@ def commit(c: CommitInfo) -> None:
         f"Parent: {c.parent or '-'}",
         f"Children: {', '.join(c.children) or '-'}",
         f"Origin: {c.origin.value}",
+        f"Author: {c.author or '-'}",
         f"State: {c.state.value}",
         f"Description: {c.description}",
         f"Started: {ago(c.started)}",
@@ -111,6 +122,12 @@ def commit(c: CommitInfo) -> None:
     ]
     if c.provenance:
         lines.append(f"Provenance: {', '.join(c.provenance)}")
+    if c.full_provenance:
+        lines.append(f"Full Provenance: {', '.join(c.full_provenance)}")
+    if c.subvenance:
+        lines.append(f"Subvenance: {', '.join(c.subvenance)}")
+    if c.metadata:
+        lines.append(f"Metadata: {_metadata(c.metadata)}")
     if c.pipeline_version:
         lines.append(f"Pipeline spec: {c.pipeline_version}")
     if c.error:

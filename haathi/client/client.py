@@ -7,10 +7,11 @@ embedded store. It imports no database, server or executor code itself.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -55,6 +56,64 @@ def _put_op(path: str, source: Source, append: bool) -> PutOp:
     if hasattr(source, "read"):
         return sources.stream_op(source, path, append)
     raise InvalidArgument(f"cannot put a {type(source).__name__}: give bytes, a path or a file")
+
+
+METADATA_KINDS = ("repo", "branch", "commit")
+METADATA_ACTIONS = ("add", "edit", "delete", "replace")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidArgument(f"malformed metadata {text!r}: expected key=value")
+    if not key.strip():
+        raise InvalidArgument(f"malformed metadata {text!r}: empty key")
+    return key, value
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``k1=v1,k2=v2`` (or ``;``-separated), or a JSON object of strings; '' is empty."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"malformed metadata JSON: {exc}") from exc
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise InvalidArgument("metadata JSON must be an object of strings")
+        return value
+    out: dict[str, str] = {}
+    for part in text.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        key, value = _pair(part)
+        if key in out:
+            raise InvalidArgument(f"metadata key {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def metadata_items(
+    action: str, items: str | Mapping[str, str] | Sequence[str]
+) -> Mapping[str, str] | Sequence[str]:
+    """What ``edit_metadata`` sends: keys for ``delete``, a mapping for the other actions."""
+    if isinstance(items, Mapping):
+        return list(items) if action == "delete" else dict(items)
+    texts = [items] if isinstance(items, str) else list(items)
+    if not all(isinstance(t, str) for t in texts):
+        raise InvalidArgument("metadata items must be strings, or a mapping of strings")
+    if action == "delete":
+        return texts
+    out: dict[str, str] = {}
+    for text in texts:
+        new = _pairs(text) if action == "replace" else dict([_pair(text)])
+        for key in new:
+            if key in out:
+                raise InvalidArgument(f"metadata key {key!r} given twice")
+        out.update(new)
+    return out
 
 
 class CommitHandle:
@@ -206,6 +265,40 @@ class Client(LineageMethods):
 
     def squash_commit(self, commit: str) -> str:
         return self._api.squash_commit(parse_commit(commit))
+
+    def find_commit(self, target: str, limit: int | None = None) -> list[CommitInfo]:
+        """The commits in the history of ``repo@branch-or-commit:/path`` (newest first) that
+        changed the path: the file, or for a directory anything below it (added, removed or
+        modified). At most ``limit`` of them; open commits are not searched."""
+        spec = parse_file(target)
+        if not spec.has_path:
+            raise InvalidArgument(f"{target}: find commit needs repo@branch-or-commit:/path")
+        return self._api.find_commit(spec, limit)
+
+    # metadata
+    def edit_metadata(
+        self, kind: str, target: str, action: str,
+        items: str | Mapping[str, str] | Sequence[str] = (),
+    ) -> dict[str, str]:
+        """Edit the key/value metadata of a ``repo``, ``branch`` (repo@branch) or ``commit``
+        (repo@branch-or-commit); returns the new metadata.
+
+        ``action`` is ``add`` (new keys), ``edit`` (existing keys), ``delete`` (keys) or
+        ``replace`` (the whole map; nothing clears it). ``items`` is a mapping, or the CLI's
+        text: ``k=v`` (add/edit), a key (delete), ``k1=v1,k2=v2`` or a JSON object (replace),
+        or a sequence of those.
+        """
+        kind_, action_ = str(kind).lower(), str(action).lower()
+        if kind_ not in METADATA_KINDS:
+            raise InvalidArgument(
+                f"unknown metadata target {kind!r}: use {', '.join(METADATA_KINDS)}"
+            )
+        if action_ not in METADATA_ACTIONS:
+            raise InvalidArgument(
+                f"unknown metadata action {action!r}: use {', '.join(METADATA_ACTIONS)}"
+            )
+        spec = parse_commit(target)
+        return self._api.edit_metadata(kind_, spec, action_, metadata_items(action_, items))
 
     # files: writing
     def put_file(

@@ -60,6 +60,7 @@ class RepoInfo(_Info):
     created: datetime
     size_bytes: int
     branches: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)  # user key/value annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class BranchInfo(_Info):
     name: str
     head: str | None
     created: datetime
+    metadata: dict[str, str] = field(default_factory=dict)  # user key/value annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,11 @@ class CommitInfo(_Info):
     children: tuple[str, ...] = ()
     provenance: tuple[str, ...] = ()  # repo@commit this commit was made from (direct)
     pipeline_version: str | None = None  # "pipeline@vN" for a pipeline's output commit
+    author: str | None = None  # who made a user commit (None for pipeline output commits)
+    metadata: dict[str, str] = field(default_factory=dict)  # user key/value annotations
+    # Filled by inspect commit only (repo@commit, nearest first):
+    full_provenance: tuple[str, ...] = ()  # every upstream commit, back to user commits
+    subvenance: tuple[str, ...] = ()  # every commit made from this one, transitively
 
 
 @dataclass(frozen=True, slots=True)

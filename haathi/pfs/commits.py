@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, literal, select
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.schema import branches, commits, repos
 from haathi.models.ids import is_commit_id
 from haathi.models.info import CommitInfo, CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
-from haathi.pfs.context import as_utc
+from haathi.pfs.context import as_utc, metadata_of
 
 MIN_PREFIX = 4
 
@@ -36,6 +38,8 @@ class CommitRow:
     description: str
     started_at: datetime
     finished_at: datetime | None
+    author: str | None = None
+    metadata: dict[str, str] | None = None
 
     @property
     def finished(self) -> bool:
@@ -56,6 +60,8 @@ class CommitRow:
             file_count=self.file_count,
             error=self.error,
             children=children,
+            author=self.author,
+            metadata=dict(self.metadata or {}),
         )
 
 
@@ -77,6 +83,8 @@ def _row(repo: str, r: Row[tuple[object, ...]]) -> CommitRow:
         description=str(m["description"]),
         started_at=as_utc(m["started_at"]) or m["started_at"],
         finished_at=as_utc(m["finished_at"]),
+        author=m["author"],
+        metadata=metadata_of(m["metadata"]),
     )
 
 
@@ -156,14 +164,38 @@ def resolve(conn: Connection, spec: CommitSpec) -> CommitRow:
     return commit
 
 
+def iter_ancestry(conn: Connection, head: CommitRow, batch: int = 256) -> Iterator[CommitRow]:
+    """``head`` and its ancestors, newest first: one recursive query per ``batch`` commits."""
+    yield head
+    parent = head.parent
+    while parent is not None:
+        chain = (
+            select(commits.c.id, commits.c.parent, literal(1).label("depth"))
+            .where(commits.c.repo_id == head.repo_id, commits.c.id == parent)
+            .cte("chain", recursive=True)
+        )
+        link = commits.alias("link")
+        chain = chain.union_all(
+            select(link.c.id, link.c.parent, chain.c.depth + 1)
+            .join(chain, link.c.id == chain.c.parent)
+            .where(link.c.repo_id == head.repo_id, chain.c.depth < batch)
+        )
+        rows = conn.execute(
+            select(commits)
+            .join(chain, commits.c.id == chain.c.id)
+            .where(commits.c.repo_id == head.repo_id)
+            .order_by(chain.c.depth)
+        ).all()
+        if not rows:  # a dangling parent (cannot happen: parents outlive their children)
+            return
+        for r in rows:
+            yield _row(head.repo, r)
+        parent = rows[-1]._mapping["parent"]
+
+
 def ancestry_chain(conn: Connection, head: CommitRow, limit: int | None = None) -> list[CommitRow]:
     """``head`` and its ancestors, newest first."""
-    out = [head]
-    cur = head
-    while cur.parent is not None and (limit is None or len(out) < limit):
-        cur = get_commit(conn, cur.repo_id, cur.repo, cur.parent)
-        out.append(cur)
-    return out
+    return list(itertools.islice(iter_ancestry(conn, head), limit or None))
 
 
 def list_commits(

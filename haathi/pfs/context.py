@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import getpass
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Row, select
@@ -25,15 +27,46 @@ def as_utc(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC)
 
 
+def metadata_of(text: object) -> dict[str, str]:
+    """A ``metadata`` column (a JSON object of strings) as a dict; {} if empty or unreadable."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+AUTHOR_MAX = 128  # the width of ``commits.author``
+
+
+def os_user() -> str | None:
+    """The OS user running this process, or None when it cannot be told (no login name in the
+    environment and no passwd entry, as in some containers)."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
+    return name[:AUTHOR_MAX] or None
+
+
 @dataclass
 class PfsContext:
+    """``author`` is who the user commits made through this context are recorded as made by:
+    the OS user by default (an authenticated user, once a server knows who is calling)."""
+
     db: Database
     blobs: BlobStore
     nodes: NodeStore
+    author: str | None = field(default_factory=os_user)
 
     @classmethod
-    def create(cls, db: Database, blobs: BlobStore) -> PfsContext:
-        return cls(db, blobs, NodeStore(blobs.get))
+    def create(cls, db: Database, blobs: BlobStore, author: str | None = None) -> PfsContext:
+        """A context whose user commits are by ``author`` (default: the OS user)."""
+        return cls(db, blobs, NodeStore(blobs.get), author if author is not None else os_user())
 
 
 def repo_row(conn: Connection, name: str, *, lock: bool = False) -> Row[tuple[object, ...]]:

@@ -193,6 +193,7 @@ def _commit_on_branch(
             description=description,
             root=new_root,
             totals=prolly.totals(new_root, ctx.nodes),
+            author=ctx.author,
         )
         propagate(conn, (repo_id, branch), cid)
     return cid
@@ -234,6 +235,7 @@ def start_commit(
             parent=parent_id,
             state=CommitState.STARTED,
             description=description,
+            author=ctx.author,
         )
         if not cas_head(conn, repo_id, branch, head, cid):
             raise Conflict(f"branch {branch} moved while starting a commit; try again")

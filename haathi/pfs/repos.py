@@ -19,7 +19,7 @@ from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
 from haathi.pfs import provenance
 from haathi.pfs.commits import get_commit, resolve
-from haathi.pfs.context import PfsContext, as_utc, branch_row, now, repo_row
+from haathi.pfs.context import PfsContext, as_utc, branch_row, metadata_of, now, repo_row
 
 
 def insert_repo(conn: Connection, name: str, description: str = "") -> int:
@@ -53,7 +53,10 @@ def inspect_repo(ctx: PfsContext, name: str) -> RepoInfo:
         ).first()
         if head is not None and head[0] is not None:
             size = get_commit(conn, r.id, name, str(head[0])).size_bytes
-    return RepoInfo(name, r.description, as_utc(r.created_at) or r.created_at, size, names)
+    return RepoInfo(
+        name, r.description, as_utc(r.created_at) or r.created_at, size, names,
+        metadata_of(r.metadata),
+    )
 
 
 def list_repo(ctx: PfsContext) -> list[RepoInfo]:
@@ -110,7 +113,10 @@ def repo_name(conn: Connection, repo_id: int) -> str:
 
 def _branch_info(repo: str, b: object) -> BranchInfo:
     m = b._mapping  # type: ignore[attr-defined]
-    return BranchInfo(repo, str(m["name"]), m["head"], as_utc(m["created_at"]) or m["created_at"])
+    return BranchInfo(
+        repo, str(m["name"]), m["head"], as_utc(m["created_at"]) or m["created_at"],
+        metadata_of(m["metadata"]),
+    )
 
 
 def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> BranchInfo:

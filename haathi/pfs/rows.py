@@ -7,7 +7,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from haathi.meta.schema import branches, commits
 from haathi.models.ids import validate_branch_name
 from haathi.models.info import CommitState, Origin
-from haathi.pfs.context import now, repo_row
+from haathi.pfs.context import AUTHOR_MAX, now, repo_row
 
 
 def lock(conn: Connection, repo: str) -> int:
@@ -66,7 +66,9 @@ def insert_commit(
     root: bytes | None = None,
     totals: tuple[int, int] = (0, 0),
     origin: Origin = Origin.USER,
+    author: str | None = None,
 ) -> None:
+    """Insert a commit row (``author``: who made a user commit; None for pipeline output)."""
     t = now()
     conn.execute(
         insert(commits).values(
@@ -85,5 +87,6 @@ def insert_commit(
             started_at=t,
             finished_at=t if state == CommitState.FINISHED else None,
             metadata="{}",
+            author=None if author is None else author[:AUTHOR_MAX],
         )
     )
