@@ -46,7 +46,7 @@ _GLOB_CHARS = frozenset("*?[{")
 def upstream(ctx: PpsContext, target: FileSpec) -> list[LineageNode]:
     """For each file at ``target`` (a file, a directory or a glob): what it was made from."""
     with ctx.pfs.db.read() as conn:
-        walk = _Walk(ctx, conn)
+        walk = LineageWalk(ctx, conn)
         commit, entries = walk.target(target)
         return [walk.up(commit, e) for e in entries]
 
@@ -55,12 +55,14 @@ def downstream(ctx: PpsContext, target: FileSpec, at: str | None = None) -> list
     """For each file at ``target``: the files derived from it in downstream pipelines, at their
     output branches' heads or, with ``at``, in commit set ``at``."""
     with ctx.pfs.db.read() as conn:
-        walk = _Walk(ctx, conn, at)
+        walk = LineageWalk(ctx, conn, at)
         commit, entries = walk.target(target)
         return [walk.down(commit, e) for e in entries]
 
 
-class _Walk:
+class LineageWalk:
+    """One walk over lineage records, in one read transaction, with its lookups cached."""
+
     def __init__(self, ctx: PpsContext, conn: Connection, at: str | None = None) -> None:
         self.ctx, self.conn, self.at = ctx, conn, at
         self.commits: dict[tuple[str, str], CommitRow | None] = {}

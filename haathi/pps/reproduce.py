@@ -48,7 +48,7 @@ from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
 from haathi.pps.jobs import MAX_SET
-from haathi.pps.lineage import _Walk
+from haathi.pps.lineage import LineageWalk
 from haathi.pps.sandbox import resolve_sandbox
 from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
@@ -87,7 +87,7 @@ def reproduce_files(ctx: PpsContext, target: FileSpec, executor: Executor) -> Re
     """Re-run the datums that wrote the files at ``target`` (a file, directory or glob of a
     pipeline's output commit) and compare every file those datums wrote."""
     with ctx.pfs.db.read() as conn:
-        walk = _Walk(ctx, conn)
+        walk = LineageWalk(ctx, conn)
         _output_commit(conn, target.commit, str(target))
         commit, entries = walk.target(target)
         ids = sorted({e.datum for e in entries if e.datum is not None})
@@ -107,7 +107,7 @@ def reproduce_commit(
     if sample is not None and sample < 1:
         raise InvalidArgument(f"sample must be at least 1, not {sample}")
     with ctx.pfs.db.read() as conn:
-        walk = _Walk(ctx, conn)
+        walk = LineageWalk(ctx, conn)
         commit = _output_commit(conn, target, str(target))
         job = _output_job(walk, commit)
         ids = sorted(
@@ -139,7 +139,7 @@ def _output_commit(conn: Connection, spec: CommitSpec, what: str) -> CommitRow:
     return commit
 
 
-def _output_job(walk: _Walk, commit: CommitRow) -> records.JobRow:
+def _output_job(walk: LineageWalk, commit: CommitRow) -> records.JobRow:
     job = walk.job(commit.repo, commit.id)
     if job is None:
         raise FailedPrecondition(
@@ -154,7 +154,7 @@ def _batches(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 
 def _plan(
-    ctx: PpsContext, conn: Connection, walk: _Walk, job: records.JobRow, ids: list[str]
+    ctx: PpsContext, conn: Connection, walk: LineageWalk, job: records.JobRow, ids: list[str]
 ) -> list[_Planned]:
     """The record of each datum in the job that ran it, with the task to re-run it."""
     sources: dict[str, int] = {}
@@ -200,7 +200,7 @@ def _plan(
     return planned
 
 
-def _task_input(ctx: PpsContext, walk: _Walk, i: dict[str, Any]) -> TaskInput:
+def _task_input(ctx: PpsContext, walk: LineageWalk, i: dict[str, Any]) -> TaskInput:
     """One recorded input, with the files it held at the recorded commit."""
     where = f"{i['repo']}@{i['commit']}:{i['path']}"
     try:
