@@ -67,6 +67,9 @@ class LineageNode:
         return list(seen.values())
 
 
+_LINKS = ("inputs", "derived")
+
+
 @dataclass(frozen=True)
 class LineageGraph:
     """Lineage as a graph: file versions as nodes, edges from a datum's input to its output."""
@@ -90,6 +93,9 @@ class LineageGraph:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "nodes": [{"ref": n.ref} | n.to_dict() for n in self.nodes],
+            "nodes": [
+                {"ref": n.ref} | {k: v for k, v in n.to_dict().items() if k not in _LINKS}
+                for n in self.nodes
+            ],
             "edges": [{"from": a, "to": b} for a, b in self.edges],
         }
