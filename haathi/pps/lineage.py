@@ -39,7 +39,7 @@ from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
 
 # Datum states whose outputs are in the job's output commit.
-_WROTE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
+WROTE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
 _GLOB_CHARS = frozenset("*?[{")
 
 
@@ -197,7 +197,7 @@ class LineageWalk:
                 continue
             for datum_id in self.datums_reading(job, commit.repo, e.path):
                 rec = self.datum_record(job, datum_id)
-                if rec is None or rec["state"] not in _WROTE:
+                if rec is None or rec["state"] not in WROTE:
                     continue
                 for path, _h, _size in json.loads(rec["outputs"]):
                     written = prolly.get(out.root, path, self.ctx.pfs.nodes)

@@ -48,7 +48,7 @@ from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
 from haathi.pps.jobs import MAX_SET
-from haathi.pps.lineage import LineageWalk
+from haathi.pps.lineage import WROTE, LineageWalk
 from haathi.pps.sandbox import resolve_sandbox
 from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
@@ -60,8 +60,6 @@ from haathi.pps.worker import (
     run_datum_set,
 )
 
-# Datum states whose outputs are in the job's output commit.
-_WROTE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
 _LOG_TAIL_LINES = 40
 _LOG_TAIL_CHARS = 4000
 _IN_BATCH = 500  # datum IDs per IN (...) query
@@ -114,7 +112,7 @@ def reproduce_commit(
             str(did)
             for did, outs in conn.execute(
                 select(datums.c.datum_id, datums.c.outputs).where(
-                    datums.c.job_id == job.id, datums.c.state.in_(_WROTE)
+                    datums.c.job_id == job.id, datums.c.state.in_(WROTE)
                 )
             )
             if json.loads(outs)
