@@ -108,9 +108,9 @@ def test_full_provenance_and_subvenance_of_a_three_stage_dag(client: Client) -> 
         f"raw@{first['raw']}",
     )
 
-    # list commit <id>: the whole commit set, across the DAG.
+    # list commit <id>: the whole commit set, across the DAG, upstream first.
     members = client.list_commit(x)
-    assert sorted(c.repo for c in members) == ["clean", "features", "model", "raw"]
+    assert [c.repo for c in members] == ["raw", "clean", "features", "model"]
     assert all(c.id == x and c.finished for c in members)
     assert {c.repo: c.origin for c in members}["raw"] == Origin.USER
 
@@ -141,7 +141,7 @@ def test_inspect_commit_shows_provenance_in_the_cli(client: Client, cli: Cli) ->
     text = cli("inspect", "commit", f"model@{x}").out
     assert f"Full Provenance: features@{x}, params@{params}, clean@{x}, raw@{x}" in text
     listed = cli("list", "commit", x, "-o", "json").json()
-    assert sorted(c["repo"] for c in listed) == ["clean", "features", "model", "raw"]
+    assert [c["repo"] for c in listed] == ["raw", "clean", "features", "model"]
 
 
 # ---- find commit ---------------------------------------------------------------------------

@@ -213,11 +213,12 @@ def list_commits(
 
 
 def commit_set(conn: Connection, cid: str) -> list[CommitRow]:
-    """Every commit (in any repo) carrying the global ID ``cid``."""
+    """Every commit (in any repo) carrying the global ID ``cid``, upstream first: in the order
+    they were started (the origin commit, then its downstream commits in propagation order)."""
     rows = conn.execute(
         select(commits, repos.c.name.label("repo_name"))
         .join(repos, repos.c.id == commits.c.repo_id)
         .where(commits.c.id == cid)
-        .order_by(commits.c.seq)
+        .order_by(commits.c.started_at, repos.c.name)
     ).all()
     return [_row(str(r._mapping["repo_name"]), r) for r in rows]

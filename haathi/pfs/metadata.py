@@ -11,6 +11,9 @@ other's keys. Actions:
 
 A failed edit changes nothing. Metadata is not content: a finished commit's metadata can be
 edited, and editing it never makes a commit or starts a job.
+
+Stricter than Pachyderm, whose ``edit`` also creates a missing key and whose ``delete`` ignores
+one: here a typo in a key is an error, not a silent new key or a silent no-op.
 """
 
 from __future__ import annotations
