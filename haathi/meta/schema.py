@@ -72,6 +72,7 @@ commit_provenance = Table(
     Column("commit_id", String(32), primary_key=True),
     Column("from_repo_id", Integer, primary_key=True),
     Column("from_commit_id", String(32), primary_key=True),
+    Index("ix_commit_provenance_from", "from_repo_id", "from_commit_id"),
 )
 
 staged = Table(
