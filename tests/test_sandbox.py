@@ -1,4 +1,4 @@
-"""Running user code for one datum: the bubblewrap sandbox and the unsandboxed fallback.
+"""Running user code for datums: the bubblewrap sandbox and the unsandboxed fallback.
 
 Everything here runs real processes. bubblewrap must work on the test machine: a missing or
 broken ``bwrap`` fails these tests rather than skipping them.
@@ -13,21 +13,27 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import haathi
+from haathi.client.sources import bytes_op
 from haathi.errors import InvalidArgument
 from haathi.pps.sandbox import (
     OUTPUT_CAP,
     RunResult,
+    Sandbox,
     map_pfs,
+    open_sandbox,
     pfs_path,
     resolve_sandbox,
     run_user_code,
 )
+from haathi.pps.worker import _attempt_header
 
 BOTH = pytest.mark.parametrize("sandbox", ["bwrap", "none"])
 ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
@@ -401,3 +407,215 @@ def test_a_signal_that_ends_the_command_is_128_plus_n(scratch: Path) -> None:
     for sandbox in ("bwrap", "none"):
         result = run(scratch, sandbox, ["sh", "-c", "kill -TERM $$"])
         assert result.returncode == 128 + signal.SIGTERM
+
+
+# ---------------------------------------------------------------------------------------------
+# One sandbox for a datum set: datum after datum
+
+
+@pytest.fixture
+def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A datum set's sandbox (``request.param``: bwrap or none) on an empty scratch dir."""
+    with open_sandbox(request.param, tmp_path / "set") as sandbox:
+        yield sandbox
+
+
+BOX_BOTH = pytest.mark.parametrize("box", ["bwrap", "none"], indirect=True)
+BOX_BWRAP = pytest.mark.parametrize("box", ["bwrap"], indirect=True)
+
+
+def datum(box: Sandbox, inputs: dict[str, dict[str, str]]) -> None:
+    """Start a datum whose inputs are ``{input: {file: text}}`` (as the worker does)."""
+    root = box.new_datum(list(inputs))
+    for name, files in inputs.items():
+        for file, text in files.items():
+            (root / name).mkdir(exist_ok=True)
+            (root / name / file).write_text(text)
+
+
+def go(box: Sandbox, argv: list[str], **kwargs: object) -> RunResult:
+    return box.run(argv, stdin=kwargs.pop("stdin", None), env=ENV, **kwargs)  # type: ignore[arg-type]
+
+
+def launcher_pid(box: Sandbox) -> int:
+    session = box._session
+    assert session is not None
+    pid = session._launcher_pid()
+    assert pid is not None
+    return pid
+
+
+@BOX_BOTH
+def test_each_datum_sees_only_its_own_inputs(box: Sandbox) -> None:
+    script = "ls /pfs; cat /pfs/*/*"
+    datum(box, {"a": {"f": "one\n"}, "b": {"g": "two\n"}})
+    assert go(box, ["sh", "-c", script]).output == b"a\nb\nout\none\ntwo\n"
+    datum(box, {"c": {"h": "three\n"}})
+    assert go(box, ["sh", "-c", script]).output == b"c\nout\nthree\n"
+    datum(box, {"a": {"other": "four\n"}})  # same input name, other files
+    assert go(box, ["sh", "-c", script]).output == b"a\nout\nfour\n"
+
+
+@BOX_BOTH
+def test_pfs_out_is_empty_at_each_attempt_and_datum(box: Sandbox) -> None:
+    out = box.scratch / "pfs" / "out"
+    datum(box, {"in": {"x": "hello\n"}})
+    write = "ls -A /pfs/out; mkdir -p /pfs/out/d; cp /pfs/in/x /pfs/out/d/y; echo z > /pfs/out/z"
+    assert go(box, ["sh", "-c", write]).output == b""
+    assert sorted(p.name for p in out.rglob("*")) == ["d", "y", "z"]
+    box.clear_out()  # the next attempt
+    assert go(box, ["sh", "-c", write]).output == b""  # empty again, and still writable
+    assert (out / "d" / "y").read_text() == "hello\n"
+    datum(box, {"in": {"x": "bye\n"}})  # the next datum
+    assert go(box, ["sh", "-c", write]).output == b""
+    assert (out / "d" / "y").read_text() == "bye\n"
+
+
+@BOX_BWRAP
+def test_inputs_stay_read_only_and_the_host_stays_hidden(box: Sandbox) -> None:
+    datum(box, {"in": {"x": "hello\n"}})
+    for script in ["echo no > /pfs/in/x", "echo no > /pfs/new", "mkdir /pfs/dir", "rm -r /pfs/in"]:
+        result = go(box, ["sh", "-c", script])
+        assert result.returncode != 0, script
+    assert (box.scratch / "pfs" / "in" / "x").read_text() == "hello\n"
+    assert sorted(os.listdir(box.scratch / "pfs")) == ["in", "out"]
+
+
+@BOX_BWRAP
+def test_leftover_processes_are_gone_before_the_run_returns(box: Sandbox) -> None:
+    nap = unique_sleep()
+    datum(box, {"in": {"x": "1"}})
+    # The sleeper holds no output pipe, so only the launcher's kill ends it; a double fork
+    # makes it an orphan of PID 1.
+    script = f"(sleep {nap} </dev/null >/dev/null 2>&1 &) ; echo started"
+    result = go(box, ["sh", "-c", script])
+    assert (result.returncode, result.output) == (0, b"started\n")
+    assert processes_with(nap) == []
+    datum(box, {"in": {"x": "2"}})
+    # Inside, only the launcher (PID 1) and this shell are left.
+    result = go(box, ["sh", "-c", "cd /proc && echo [0-9]*"])
+    assert (result.returncode, result.output) == (0, b"1 " + result.output.split()[1] + b"\n")
+
+
+@BOX_BOTH
+def test_output_of_one_datum_does_not_leak_into_the_next(box: Sandbox) -> None:
+    datum(box, {"in": {"x": "1"}})
+    script = "(while :; do echo chatter; sleep 0.005; done) & sleep 0.2; echo done"
+    first = go(box, ["sh", "-c", script])
+    assert first.returncode == 0
+    lines = first.output.decode().splitlines()
+    assert lines[-1] == "done" and set(lines) <= {"chatter", "done"}
+    time.sleep(0.1)
+    datum(box, {"in": {"x": "2"}})
+    second = go(box, ["sh", "-c", "sleep 0.1; echo second"])
+    assert (second.returncode, second.output) == (0, b"second\n")
+
+
+@BOX_BOTH
+def test_tmp_persists_within_the_datum_set_and_a_timeout_does_not_end_it(box: Sandbox) -> None:
+    nap = unique_sleep()
+    datum(box, {"in": {"x": "1"}})
+    assert go(box, ["sh", "-c", 'echo kept > "${TMPDIR:-/tmp}/note"']).returncode == 0
+    result = go(box, ["sh", "-c", f"sleep {nap}"], timeout=0.3)
+    assert (result.returncode, result.timed_out) == (None, True)
+    assert processes_with(nap) == []
+    datum(box, {"in": {"x": "2"}})
+    result = go(box, ["sh", "-c", 'cat "${TMPDIR:-/tmp}/note"; cat /pfs/in/x'])
+    assert (result.returncode, result.output) == (0, b"kept\n2")
+
+
+@BOX_BWRAP
+def test_cancel_then_the_next_datum_runs(box: Sandbox) -> None:
+    nap = unique_sleep()
+    datum(box, {"in": {"x": "1"}})
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    result = go(box, ["sh", "-c", f"sleep {nap}"], cancel=cancel)
+    timer.join()
+    assert (result.returncode, result.cancelled) == (None, True)
+    assert processes_with(nap) == []
+    assert go(box, ["cat", "/pfs/in/x"]).output == b"1"
+
+
+@BOX_BWRAP
+def test_a_launcher_that_dies_mid_run_fails_the_run_clearly_then_a_new_one_starts(
+    box: Sandbox,
+) -> None:
+    nap = unique_sleep()
+    datum(box, {"in": {"x": "1"}})
+    assert go(box, ["true"]).returncode == 0
+    pid = launcher_pid(box)
+    timer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
+    timer.start()
+    result = go(box, ["sh", "-c", f"echo before; sleep {nap}"], timeout=30)
+    timer.join()
+    assert (result.returncode, result.timed_out, result.cancelled) == (None, False, False)
+    assert result.duration < 10
+    assert result.output.startswith(b"before\nhaathi: the bwrap sandbox stopped unexpectedly")
+    assert processes_with(nap) == []
+    assert my_zombies() == []
+    datum(box, {"in": {"x": "2"}})
+    result = go(box, ["cat", "/pfs/in/x"])
+    assert (result.returncode, result.output) == (0, b"2")
+    assert launcher_pid(box) != pid
+    header = _attempt_header(1, 3, RunResult(None, False, False, 0.0, b""), None)
+    assert header == "haathi: attempt 1 of 3 failed: the sandbox failed\n"
+
+
+@BOX_BWRAP
+def test_a_launcher_that_died_between_runs_is_replaced(box: Sandbox) -> None:
+    datum(box, {"in": {"x": "1"}})
+    assert go(box, ["true"]).returncode == 0
+    session = box._session
+    assert session is not None
+    os.kill(launcher_pid(box), signal.SIGKILL)
+    session.proc.wait(10)
+    result = go(box, ["cat", "/pfs/in/x"])
+    assert (result.returncode, result.output) == (0, b"1")
+    assert box._session is not session
+
+
+@BOX_BWRAP
+def test_failures_to_start_keep_the_session(box: Sandbox) -> None:
+    datum(box, {"in": {"x": "1"}})
+    assert go(box, ["true"]).returncode == 0
+    session = box._session
+    assert session is not None
+    assert go(box, ["haathi-no-such-command"]).returncode == 127
+    assert go(box, ["/pfs/in/x"]).output == b"haathi: cannot execute /pfs/in/x: Permission denied\n"
+    result = go(box, ["true"], working_dir="/nonexistent")
+    assert result == RunResult(
+        1, False, False, result.duration,
+        b"haathi: cannot enter working directory /nonexistent: No such file or directory\n",
+    )  # fmt: skip
+    assert go(box, ["sh", "-c", "exit 7"]).returncode == 7
+    assert go(box, ["cat"], stdin="fed\n").output == b"fed\n"
+    assert box._session is session
+
+
+def test_closing_a_sandbox_ends_its_processes(tmp_path: Path) -> None:
+    threads = threading.active_count()
+    box = open_sandbox("bwrap", tmp_path / "set")
+    assert go(box, ["true"]).returncode == 0
+    session = box._session
+    assert session is not None
+    box.close()
+    assert session.proc.returncode is not None
+    assert my_zombies() == []
+    assert threading.active_count() == threads  # no helper threads, ever
+
+
+def test_a_pipeline_under_bwrap_runs_each_datum_with_its_own_input(tmp_path: Path) -> None:
+    n = 12  # several datums per datum set
+    spec = {
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "in", "glob": "/*"}},
+        "transform": {"cmd": ["sh", "-c", 'ls /pfs/in > "/pfs/out/${in##*/}"; ls -A /pfs/out']},
+    }
+    with haathi.connect(str(tmp_path / "store"), sandbox="bwrap") as c:
+        c.create_repo("in")
+        c.modify_file("in@master", [bytes_op(b"x", f"/f{i:02d}") for i in range(n)])
+        c.create_pipeline(spec)
+        for i in range(n):
+            assert c.get_file(f"p@master:/f{i:02d}") == f"f{i:02d}\n".encode()

@@ -1,18 +1,25 @@
-"""Run one attempt of user code for one datum, in a sandbox when one is available.
+"""Run user code for datums, in a sandbox when one is available.
 
-A datum's scratch directory ``S`` holds ``S/pfs/<input>/...`` (its input files), ``S/pfs/out/``
-(empty; the user code writes its outputs there) and ``S/tmp/``. User code is written against
-Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandboxes provide them:
+A :class:`Sandbox` runs the datums of one datum set, one after another, from one scratch
+directory ``S``: ``S/pfs/<input>/...`` holds the current datum's input files
+(:meth:`Sandbox.new_datum` removes the previous datum's), ``S/pfs/out/`` is emptied before each
+attempt (:meth:`Sandbox.clear_out`) and receives the outputs, and ``S/tmp/`` is the user code's
+``/tmp``. Like a Pachyderm worker's user container, which runs its datums one after another,
+``/tmp`` persists from datum to datum within a datum set (and only within it). User code is
+written against Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandboxes provide them:
 
 ``bwrap`` (bubblewrap; no root, no Docker)
-    The user code sees the host's files read-only (its interpreters, virtualenvs and code work,
-    ``HOME`` is readable), a fresh ``/dev`` and ``/proc`` (its own PID namespace), a private
-    writable ``/tmp`` (``S/tmp``), ``/pfs/<input>`` read-only, ``/pfs/out`` writable, and no
-    network (its own network namespace has only a loopback device). When haathi runs as root,
-    root inside keeps Docker's default capabilities only (no ``CAP_SYS_ADMIN``: it cannot undo
-    the mounts). The working directory is ``working_dir``, else the caller's if it is visible
-    inside, else ``/``. bubblewrap sets ``PWD``; otherwise the environment is exactly the given
-    mapping. When the command exits, every process it left behind dies with its PID namespace.
+    One sandbox per datum set: :mod:`haathi.pps.launcher` runs in it as PID 1 and starts each
+    run, so a run costs a process start, not a sandbox start. The user code sees the host's
+    files read-only (its interpreters, virtualenvs and code work, ``HOME`` is readable), a
+    fresh ``/dev`` and ``/proc`` (its own PID namespace), a private writable ``/tmp``
+    (``S/tmp``), ``/pfs`` read-only showing ``S/pfs`` (the current datum's inputs only),
+    ``/pfs/out`` writable, and no network (its own network namespace has only a loopback
+    device). When haathi runs as root, root inside keeps Docker's default capabilities only
+    (no ``CAP_SYS_ADMIN``: it cannot undo the mounts). The working directory is
+    ``working_dir``, else the caller's if it is visible inside, else ``/``. ``PWD`` is set to
+    it; otherwise the environment is exactly the given mapping. When the command exits, every
+    process it left behind is killed and reaped before the run returns.
 
 ``none`` (bubblewrap missing or unusable)
     No isolation: network is not blocked and the host's files are writable. Pachyderm paths are
@@ -24,32 +31,41 @@ Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandboxes provide them
     behind in the command's process group are killed when it exits; one that started its own
     session escapes (bubblewrap has no such gap).
 
-Either way the command runs in its own process group; a timeout or the ``cancel`` event kills
-the whole group (SIGTERM, then SIGKILL 2 s later; under bubblewrap the sandbox and everything in
-it go down at the SIGTERM), and stdout and stderr are captured together in arrival order,
-keeping the last :data:`OUTPUT_CAP` bytes. A process killed by signal N reports exit code
-128 + N, as a shell does.
+Either way the command runs in its own process group, stdin is the given text (else
+``/dev/null``), and stdout and stderr are captured together in arrival order, keeping the last
+:data:`OUTPUT_CAP` bytes. A process killed by signal N reports exit code 128 + N, as a shell
+does; a missing command is 127 and one that cannot be executed (a script without a ``#!``
+line included) 126. A timeout or the ``cancel`` event kills the run: under ``none`` the whole
+group (SIGTERM, then SIGKILL 2 s later), under ``bwrap`` the sandbox and everything in it at
+once (the next run starts a fresh sandbox, with the same ``/tmp``). If the sandbox itself
+breaks (its launcher dies), the run fails with no exit code and a note saying why, and the next
+run starts a fresh sandbox.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import marshal
 import math
 import os
 import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Protocol
 
 from haathi.errors import InvalidArgument
+from haathi.pps import launcher
 
 SANDBOXES = ("auto", "bwrap", "none")
 
@@ -57,7 +73,8 @@ OUTPUT_CAP = 1 << 20
 """Bytes of output kept per run (the last ones)."""
 
 KILL_GRACE = 2.0
-"""Seconds between SIGTERM and SIGKILL when a run is stopped."""
+"""Seconds between SIGTERM and SIGKILL when a run is stopped (``none``); seconds a bwrap
+sandbox is given to go down before its whole process group is killed."""
 
 CANCEL_POLL = 0.05
 """Seconds between checks of the ``cancel`` event while the command is quiet."""
@@ -87,16 +104,15 @@ _ROOT_CAPS = (
 _SHADOWED = ("dev", "proc", "tmp", "pfs")
 # `/pfs` where it starts a path: not preceded by a path character, not followed by a name one.
 _PFS_RE = re.compile(r"(?<![\w.\-/~$})\]])/pfs(?![\w.\-])")
-_BWRAP_EXEC_RE = re.compile(
-    rb"\Abwrap: execvp (.*): (No such file or directory|Permission denied)\n\Z", re.DOTALL
-)
+_CHILD_PID_RE = re.compile(rb'"child-pid":\s*(\d+)')
+_LOG_TAIL = 4096  # bytes of bubblewrap's and the launcher's own messages quoted on a failure
 
 
 @dataclass(frozen=True)
 class RunResult:
     """How one run of user code ended, and what it printed."""
 
-    returncode: int | None  # None when timed out or cancelled
+    returncode: int | None  # None when timed out, cancelled, or the sandbox broke
     timed_out: bool
     cancelled: bool
     duration: float  # seconds, start to exit
@@ -123,20 +139,17 @@ def _probe_bwrap_uncached() -> tuple[str | None, str]:
     found = shutil.which("bwrap")
     if found is None:
         return None, "bwrap is not on PATH (install the bubblewrap package)"
-    with tempfile.TemporaryDirectory(prefix="haathi-bwrap-probe-") as tmp:
-        scratch = Path(tmp)
-        for sub in ("pfs/in", "pfs/out", "tmp"):
-            (scratch / sub).mkdir(parents=True)
-        argv = [*_bwrap_argv(found, scratch, ["in"], None), "--", "/bin/sh", "-c", "exit 0"]
-        try:
-            proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return None, f"{found}: {exc}"
-    if proc.returncode != 0:
-        why = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
-        return None, f"{found} exited with {proc.returncode}: {why[-1] if why else 'no output'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="haathi-bwrap-probe-") as tmp,
+        Sandbox("bwrap", Path(tmp), found) as sandbox,
+    ):
+        res = sandbox.run(
+            ["/bin/sh", "-c", "exit 0"], stdin=None, env={}, working_dir="/", timeout=30
+        )
+    if res.returncode != 0:
+        why = res.output.decode(errors="replace").strip().splitlines()
+        how = "timed out" if res.timed_out else f"exit code {res.returncode}"
+        return None, f"{found}: {why[-1] if why else how}"
     return found, ""
 
 
@@ -184,18 +197,20 @@ def _check_input_names(input_names: Sequence[str]) -> None:
             raise InvalidArgument(f"bad input name for /pfs: {name!r}", input=name)
 
 
-def _bwrap_argv(
-    bwrap: str, scratch: Path, input_names: Sequence[str], cwd: str | None
-) -> list[str]:
+def _bwrap_argv(bwrap: str, scratch: Path) -> list[str]:
+    """bwrap and its options for a sandbox on ``scratch``; the command follows ``--``.
+
+    ``/pfs`` is a read-only view of ``S/pfs``, so the inputs the host puts there for each
+    datum show inside; ``/pfs/out`` is ``S/pfs/out`` (the host empties it in place: the mount
+    holds that directory).
+    """
     argv = [bwrap, *_host_root_args()]
     pfs = scratch / "pfs"
     argv += ["--dev", "/dev", "--proc", "/proc", "--bind", str(scratch / "tmp"), "/tmp"]
-    argv += ["--dir", "/pfs"]
-    for name in input_names:
-        argv += ["--ro-bind-try", str(pfs / name), f"/pfs/{name}"]  # absent input: absent
-    argv += ["--bind", str(pfs / "out"), "/pfs/out", "--remount-ro", "/"]
+    argv += ["--ro-bind", str(pfs), "/pfs", "--bind", str(pfs / "out"), "/pfs/out"]
+    argv += ["--remount-ro", "/"]
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    argv += ["--die-with-parent", "--chdir", cwd or "/"]
+    argv += ["--die-with-parent", "--as-pid-1", "--chdir", "/"]
     if os.geteuid() == 0:
         argv += ["--cap-drop", "ALL"]
         for cap in _ROOT_CAPS:
@@ -205,7 +220,7 @@ def _bwrap_argv(
 
 _ROOT_ARGS: tuple[float, list[str]] | None = None
 ROOT_SCAN_TTL = 5.0
-"""Seconds a scan of the host's top-level entries is reused (it costs ~0.7 ms per datum)."""
+"""Seconds a scan of the host's top-level entries is reused (~0.7 ms per sandbox started)."""
 
 
 def _host_root_args() -> list[str]:
@@ -255,6 +270,12 @@ def _sandbox_cwd(working_dir: str | None) -> str:
 # Running
 
 
+def open_sandbox(sandbox: str, scratch: Path) -> Sandbox:
+    """A :class:`Sandbox` of the kind requested (``auto``, ``bwrap`` or ``none``) on ``scratch``."""
+    kind = resolve_sandbox(sandbox)
+    return Sandbox(kind, scratch, _probe_bwrap()[0] if kind == "bwrap" else None)
+
+
 def run_user_code(
     argv: Sequence[str],
     *,
@@ -267,100 +288,490 @@ def run_user_code(
     timeout: float | None = None,
     cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Run ``argv`` once for the datum in ``scratch``; never raises for the user code's faults.
-
-    ``stdin`` is the text written to the command (``None``: ``/dev/null``); ``env`` is its whole
-    environment. A missing executable gives exit code 127 (126 when not executable).
-    """
-    if not argv:
-        raise InvalidArgument("the command (transform.cmd) is empty")
+    """Run ``argv`` once, in a sandbox of its own, for the datum whose inputs are in ``scratch``
+    (``S/pfs/<name>`` for each of ``input_names``); see :meth:`Sandbox.run`."""
     _check_input_names(input_names)
-    kind = resolve_sandbox(sandbox)
-    scratch = Path(os.path.abspath(scratch))
-    for sub in ("tmp", "pfs/out"):
-        (scratch / sub).mkdir(parents=True, exist_ok=True)
-    stdin_bytes: bytes | None
-    if kind == "bwrap":
-        bwrap, _ = _probe_bwrap()
-        assert bwrap is not None
-        full_argv = [*_bwrap_argv(bwrap, scratch, input_names, _sandbox_cwd(working_dir)), "--"]
-        full_argv += argv
-        full_env = dict(env)
-        cwd = None
-        stdin_bytes = None if stdin is None else stdin.encode()
-    else:
-        pfs = str(scratch / "pfs")
+    with open_sandbox(sandbox, scratch) as box:
+        return box.run(
+            argv, stdin=stdin, env=env, working_dir=working_dir, timeout=timeout, cancel=cancel
+        )
+
+
+class Sandbox:
+    """Where the user code of one datum set runs, datum after datum (see the module docstring).
+
+    Use it from the thread that made it (bubblewrap's ``--die-with-parent`` watches that
+    thread), and close it; it is a context manager. The scratch directory stays the caller's.
+    """
+
+    def __init__(self, kind: str, scratch: Path, bwrap: str | None = None) -> None:
+        """``kind`` is ``bwrap`` (``bwrap`` is then its path) or ``none``; see
+        :func:`open_sandbox`."""
+        if kind not in ("bwrap", "none") or (kind == "bwrap") != (bwrap is not None):
+            raise ValueError(f"bad sandbox kind {kind!r} (bwrap: {bwrap!r})")
+        self.kind = kind
+        self.scratch = Path(os.path.abspath(scratch))
+        for sub in ("tmp", "pfs/out"):
+            (self.scratch / sub).mkdir(parents=True, exist_ok=True)
+        self.pfs = "/pfs" if kind == "bwrap" else str(self.scratch / "pfs")
+        """What ``/pfs`` is for the user code."""
+        self._bwrap = bwrap
+        self._session: _Session | None = None
+        if bwrap is not None:
+            # Start now: the launcher boots while the caller prepares the first datum. If it
+            # cannot start, the first run says why.
+            with contextlib.suppress(OSError):
+                self._start_session()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the sandbox and whatever runs in it (the scratch directory stays)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def new_datum(self, input_names: Sequence[str]) -> Path:
+        """Remove the previous datum's inputs and outputs; returns ``S/pfs``, where this datum's
+        inputs go (as ``S/pfs/<name>`` for each of ``input_names``)."""
+        _check_input_names(input_names)
+        pfs = self.scratch / "pfs"
+        with os.scandir(pfs) as entries:
+            for entry in entries:
+                if entry.name != "out":
+                    _remove(entry)
+        self.clear_out()
+        return pfs
+
+    def clear_out(self) -> None:
+        """Empty ``S/pfs/out`` in place (a bwrap sandbox's mount holds that very directory)."""
+        out = self.scratch / "pfs" / "out"
+        try:
+            with os.scandir(out) as entries:
+                for entry in entries:
+                    _remove(entry)
+        except FileNotFoundError:  # removed by user code running without a sandbox
+            out.mkdir()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None,
+        env: Mapping[str, str],
+        working_dir: str | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        """Run ``argv`` once for the current datum; never raises for the user code's faults.
+
+        ``stdin`` is the text written to the command (``None``: ``/dev/null``); ``env`` is its
+        whole environment.
+        """
+        if not argv:
+            raise InvalidArgument("the command (transform.cmd) is empty")
+        if self.kind == "bwrap":
+            return self._run_inside(argv, stdin, env, working_dir, timeout, cancel)
+        return self._run_here(argv, stdin, env, working_dir, timeout, cancel)
+
+    def _run_here(
+        self,
+        argv: Sequence[str],
+        stdin: str | None,
+        env: Mapping[str, str],
+        working_dir: str | None,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> RunResult:
+        """No sandbox: a process of our own, with ``/pfs`` paths mapped to ``S/pfs``."""
+        pfs = self.pfs
         full_argv = [map_pfs(arg, pfs) for arg in argv]
         full_env = {key: map_pfs(value, pfs) for key, value in env.items()}
-        full_env.setdefault("TMPDIR", str(scratch / "tmp"))
+        full_env.setdefault("TMPDIR", str(self.scratch / "tmp"))
         cwd = map_pfs(working_dir, pfs) if working_dir else None
         stdin_bytes = None if stdin is None else map_pfs(stdin, pfs).encode()
+        start = time.monotonic()
+        with _Pipes(stdin_bytes is not None) as pipes:
+            try:
+                proc = subprocess.Popen(
+                    full_argv,
+                    stdin=subprocess.DEVNULL if pipes.in_r < 0 else pipes.in_r,
+                    stdout=pipes.out_w,
+                    stderr=pipes.out_w,
+                    env=full_env,
+                    cwd=cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                stage = "cwd" if cwd is not None and exc.filename == cwd else "exec"
+                return _start_failure(stage, exc.errno, exc.strerror, full_argv[0], cwd, start)
+            pipes.close_child_ends()
+            out, timed_out, cancelled = _supervise(
+                _Process(proc), pipes, stdin_bytes, start, timeout, cancel
+            )
+        code = proc.returncode
+        return _result(out, 128 - code if code < 0 else code, timed_out, cancelled, start)
 
-    start = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            full_argv,
-            stdin=subprocess.DEVNULL if stdin_bytes is None else subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return _spawn_failure(exc, full_argv[0], cwd, time.monotonic() - start)
-    with proc:
-        output, total, timed_out, cancelled = _supervise(proc, stdin_bytes, start, timeout, cancel)
+    def _run_inside(
+        self,
+        argv: Sequence[str],
+        stdin: str | None,
+        env: Mapping[str, str],
+        working_dir: str | None,
+        timeout: float | None,
+        cancel: threading.Event | None,
+    ) -> RunResult:
+        """bwrap: a request to the launcher in this datum set's sandbox (started if need be)."""
+        cwd = _sandbox_cwd(working_dir)
+        stdin_bytes = None if stdin is None else stdin.encode()
+        start = time.monotonic()
+        if self._session is not None and not self._session.alive():
+            self.close()  # it died between runs: nothing was lost, start a fresh one
+        try:
+            session = self._session or self._start_session()
+        except OSError as exc:
+            note = f"haathi: cannot start the bwrap sandbox: {exc}\n"
+            return _result(_Output(), None, False, False, start, note)
+        run = _LauncherRun(session)
+        with _Pipes(stdin_bytes is not None) as pipes:
+            if session.send(argv, {**env, "PWD": cwd}, cwd, pipes.child_fds()):
+                pipes.close_child_ends()
+                out, timed_out, cancelled = _supervise(
+                    run, pipes, stdin_bytes, start, timeout, cancel
+                )
+            else:  # the launcher is gone
+                out, timed_out, cancelled = _Output(), False, False
+        note = ""
+        if run.reply is None or session.stopped:
+            if run.reply is None and not (timed_out or cancelled):
+                note = session.failure()
+            self.close()
+        reply = run.reply
+        if reply is not None and reply[0] != "exit" and not (timed_out or cancelled):
+            return _start_failure(reply[0], reply[1], reply[2], argv[0], cwd, start)
+        code = reply[1] if reply is not None else None
+        return _result(out, code, timed_out, cancelled, start, note)
+
+    def _start_session(self) -> _Session:
+        assert self._bwrap is not None
+        self._session = _Session(self._bwrap, self.scratch)
+        return self._session
+
+
+def _remove(entry: os.DirEntry[str]) -> None:
+    """Delete a file, a symlink or a directory tree, as far as it can (as ``rm -rf``)."""
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+
+
+def _result(
+    out: _Output,
+    code: int | None,
+    timed_out: bool,
+    cancelled: bool,
+    start: float,
+    note: str = "",
+) -> RunResult:
     duration = time.monotonic() - start
-    dropped = total - len(output)
-    code = proc.returncode
-    if code < 0:
-        code = 128 - code
-    if kind == "bwrap" and code == 1:
-        missing = _BWRAP_EXEC_RE.match(output)
-        if missing is not None:
-            name = missing.group(1).decode(errors="replace")
-            code = 127 if missing.group(2).startswith(b"No such") else 126
-            what = "command not found" if code == 127 else "permission denied"
-            output = f"haathi: {what}: {name}\n".encode()
+    output = out.kept()
+    dropped = out.total - len(output)
     if dropped:
-        note = f"[haathi: output truncated: the first {dropped} bytes were dropped]\n"
-        output = note.encode() + output
+        output = (
+            f"[haathi: output truncated: the first {dropped} bytes were dropped]\n".encode()
+            + output
+        )
     return RunResult(
         returncode=None if timed_out or cancelled else code,
         timed_out=timed_out,
         cancelled=cancelled,
         duration=duration,
-        output=output,
+        output=output + note.encode(),
     )
 
 
-def _spawn_failure(exc: OSError, program: str, cwd: str | None, duration: float) -> RunResult:
-    if cwd is not None and exc.filename == cwd:
-        message, code = f"haathi: cannot enter working directory {cwd}: {exc.strerror}", 1
-    elif exc.errno == errno.ENOENT:
+def _start_failure(
+    stage: str, err: int | None, strerror: str | None, program: str, cwd: str | None, start: float
+) -> RunResult:
+    """The result of a command that did not start: ``stage`` is ``cwd`` or ``exec``."""
+    if stage == "cwd":
+        message, code = f"haathi: cannot enter working directory {cwd}: {strerror}", 1
+    elif err == errno.ENOENT:
         message, code = f"haathi: command not found: {program}", 127
-    elif exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
-        message, code = f"haathi: cannot execute {program}: {exc.strerror}", 126
+    elif err in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+        message, code = f"haathi: cannot execute {program}: {strerror}", 126
     else:
-        message, code = f"haathi: cannot start {program}: {exc.strerror or exc}", 126
-    return RunResult(code, False, False, duration, (message + "\n").encode())
+        message, code = f"haathi: cannot start {program}: {strerror}", 126
+    return RunResult(code, False, False, time.monotonic() - start, (message + "\n").encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# The bwrap session
+
+_LAUNCHER_SOURCE: str | None = None
+
+
+def _launcher_source() -> str:
+    global _LAUNCHER_SOURCE
+    if _LAUNCHER_SOURCE is None:
+        _LAUNCHER_SOURCE = Path(launcher.__file__).read_text()
+    return _LAUNCHER_SOURCE
+
+
+class _Session:
+    """A bwrap sandbox on ``scratch`` with :mod:`haathi.pps.launcher` in it as PID 1."""
+
+    def __init__(self, bwrap: str, scratch: Path) -> None:
+        self.stopped = False  # killed from here (timeout, cancel, or broken)
+        self._buf = bytearray()
+        self._child_pid: int | None = None  # the launcher's, as the host sees it
+        with contextlib.ExitStack() as on_error, contextlib.ExitStack() as child_ends:
+            # bubblewrap's own messages, and the launcher's if it fails
+            self._log: IO[bytes] = on_error.enter_context(
+                tempfile.TemporaryFile(prefix="haathi-bwrap-")
+            )
+            self.sock, inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            on_error.callback(self.sock.close)
+            child_ends.callback(inside.close)
+            self._info_fd, info_w = os.pipe()  # bwrap writes the launcher's PID there
+            on_error.callback(_close, self._info_fd)
+            child_ends.callback(_close, info_w)
+            argv = [*_bwrap_argv(bwrap, scratch), "--info-fd", str(info_w), "--"]
+            argv += [sys.executable, "-I", "-S", "-c", _launcher_source(), str(inside.fileno())]
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
+                env={},
+                pass_fds=(inside.fileno(), info_w),
+                start_new_session=True,
+            )
+            on_error.pop_all()
+
+    def alive(self) -> bool:
+        return not self.stopped and self.proc.poll() is None
+
+    def send(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, fds: list[int]) -> bool:
+        """Ask the launcher to run ``argv`` with ``fds`` (see :mod:`haathi.pps.launcher`);
+        False if it is gone."""
+        payload = marshal.dumps((
+            [os.fsencode(arg) for arg in argv],
+            {os.fsencode(key): os.fsencode(value) for key, value in env.items()},
+            os.fsencode(cwd),
+        ))  # fmt: skip
+        message = len(payload).to_bytes(4, "big") + payload
+        try:
+            sent = socket.send_fds(self.sock, [message], fds, socket.MSG_NOSIGNAL)
+            if sent < len(message):
+                self.sock.sendall(message[sent:], socket.MSG_NOSIGNAL)
+        except OSError:
+            return False
+        return True
+
+    def receive(self) -> tuple[bool, tuple[Any, ...] | None]:
+        """(done, reply): (False, None) while the reply is incomplete, (True, None) when the
+        launcher is gone."""
+        try:
+            chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False, None
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return True, None
+        self._buf += chunk
+        if len(self._buf) < 4 or len(self._buf) < 4 + int.from_bytes(self._buf[:4], "big"):
+            return False, None
+        reply = marshal.loads(bytes(self._buf[4:]))
+        self._buf.clear()
+        return True, tuple(reply)
+
+    def kill(self) -> None:
+        """Kill the launcher, so everything in the sandbox; returns once all of it is gone."""
+        self.stopped = True
+        if self.proc.poll() is not None:
+            return
+        pid = self._launcher_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            # bwrap exits once the launcher has, and the launcher (PID 1) only once the kernel
+            # has killed and reaped everything else in its PID namespace.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(KILL_GRACE)
+        if self.proc.returncode is None:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def _launcher_pid(self) -> int | None:
+        if self._child_pid is None and self._info_fd >= 0:
+            data = bytearray()
+            deadline = time.monotonic() + KILL_GRACE
+            with selectors.DefaultSelector() as sel:
+                sel.register(self._info_fd, selectors.EVENT_READ)
+                while sel.select(max(0.0, deadline - time.monotonic())):
+                    chunk = os.read(self._info_fd, 4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            self._info_fd = _close(self._info_fd)
+            found = _CHILD_PID_RE.search(data)
+            self._child_pid = int(found.group(1)) if found else None
+        return self._child_pid
+
+    def failure(self) -> str:
+        """Why the sandbox broke (its launcher died): a note for the run's output."""
+        self.kill()
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - _LOG_TAIL))
+        said = self._log.read().decode(errors="replace").strip()
+        code = self.proc.returncode
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        return (
+            f"haathi: the bwrap sandbox stopped unexpectedly (bwrap {how})"
+            + (f"; it said:\n{said}" if said else "")
+            + "\n"
+        )
+
+    def close(self) -> None:
+        """End the session and everything in it (killing the idle launcher is the quickest)."""
+        try:
+            self.kill()
+        finally:
+            self.sock.close()
+            self._info_fd = _close(self._info_fd)
+            self._log.close()
+
+
+class _LauncherRun:
+    """A run in a bwrap session, as :func:`_supervise` watches it."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+        self.exit_fd: int | None = session.sock.fileno()
+        self.reply: tuple[Any, ...] | None = None  # None: no reply (yet)
+
+    def exited(self) -> bool:
+        done, self.reply = self.session.receive()
+        return done
+
+    def stop(self, sig: signal.Signals) -> None:
+        self.session.kill()  # the whole sandbox, at once
+
+    def after_exit(self) -> None:
+        pass  # the launcher has killed and reaped what the command left behind
+
+    def finish(self) -> None:
+        if self.reply is None:
+            self.session.kill()
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching a run
+
+
+class _Child(Protocol):
+    """A started command, as :func:`_supervise` watches it."""
+
+    exit_fd: int | None  # readable when it may have exited (None: poll ``exited``)
+
+    def exited(self) -> bool: ...
+
+    def stop(self, sig: signal.Signals) -> None: ...
+
+    def after_exit(self) -> None: ...  # kill what it left behind
+
+    def finish(self) -> None: ...  # whatever happened: nothing of it is left running
+
+
+class _Process:
+    """A command started here (sandbox ``none``), leading its own process group."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.exit_fd = _pidfd(proc.pid)
+
+    def exited(self) -> bool:
+        return _exited(self.proc.pid)
+
+    def stop(self, sig: signal.Signals) -> None:
+        _signal_group(self.proc.pid, sig)
+
+    def after_exit(self) -> None:
+        # The leader has exited but is not reaped yet, so its group ID cannot be reused: kill
+        # whatever it left behind in the group.
+        _signal_group(self.proc.pid, signal.SIGKILL)
+
+    def finish(self) -> None:
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+        if self.proc.returncode is None:  # not reaped yet, so the group ID is still ours
+            _signal_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+class _Pipes:
+    """A run's output pipe and, when it has stdin text, its stdin pipe (raw descriptors)."""
+
+    def __init__(self, with_stdin: bool) -> None:
+        self.out_r, self.out_w = os.pipe()
+        self.in_r = self.in_w = -1
+        if with_stdin:
+            try:
+                self.in_r, self.in_w = os.pipe()
+            except OSError:
+                self.close()
+                raise
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def child_fds(self) -> list[int]:
+        return [self.out_w] if self.in_r < 0 else [self.out_w, self.in_r]
+
+    def close_child_ends(self) -> None:
+        self.out_w = _close(self.out_w)
+        self.in_r = _close(self.in_r)
+
+    def close_stdin(self) -> None:
+        self.in_w = _close(self.in_w)
+
+    def close(self) -> None:
+        self.close_child_ends()
+        self.close_stdin()
+        self.out_r = _close(self.out_r)
+
+
+def _close(fd: int) -> int:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return -1
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes],
+    child: _Child,
+    pipes: _Pipes,
     stdin_bytes: bytes | None,
     start: float,
     timeout: float | None,
     cancel: threading.Event | None,
-) -> tuple[bytes, int, bool, bool]:
-    """Feed stdin, collect output, enforce the timeout and the cancel event, reap everything.
+) -> tuple[_Output, bool, bool]:
+    """Feed stdin, collect output, enforce the timeout and the cancel event until the command
+    exits, then read the rest of its output; nothing of it is left running on return.
 
-    Returns (kept output, total output bytes, timed out, cancelled).
+    Returns (output, timed out, cancelled).
     """
-    assert proc.stdout is not None
-    out_fd = proc.stdout.fileno()
-    pidfd = _pidfd(proc.pid)  # readable when the process exits (None: poll for that)
     out = _Output()
     timed_out = cancelled = False
     kill_at: float | None = None  # set once stopping: when SIGTERM turns into SIGKILL
@@ -368,12 +779,12 @@ def _supervise(
     pending = memoryview(stdin_bytes or b"")
     sel = selectors.DefaultSelector()
     try:
-        sel.register(out_fd, selectors.EVENT_READ, "out")
-        if pidfd is not None:
-            sel.register(pidfd, selectors.EVENT_READ, "exit")
-        if proc.stdin is not None:
-            os.set_blocking(proc.stdin.fileno(), False)
-            sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, "in")
+        sel.register(pipes.out_r, selectors.EVENT_READ, "out")
+        if child.exit_fd is not None:
+            sel.register(child.exit_fd, selectors.EVENT_READ, "exit")
+        if pipes.in_w >= 0:
+            os.set_blocking(pipes.in_w, False)
+            sel.register(pipes.in_w, selectors.EVENT_WRITE, "in")
         exited = False
         out_open = True
         while not exited:
@@ -383,42 +794,35 @@ def _supervise(
             elif kill_at is None and cancel is not None and cancel.is_set():
                 cancelled = True
             if kill_at is None and (timed_out or cancelled):
-                _signal_group(proc.pid, signal.SIGTERM)
+                child.stop(signal.SIGTERM)
                 kill_at = now + KILL_GRACE
             elif kill_at is not None and now >= kill_at:
-                _signal_group(proc.pid, signal.SIGKILL)
+                child.stop(signal.SIGKILL)
                 kill_at = math.inf
             wait = _next_wait(now, deadline, cancel, kill_at)
-            if pidfd is None:
+            if child.exit_fd is None:
                 wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
-                exited = _exited(proc.pid)
+                exited = child.exited()
             for key, _ in sel.select(wait):
                 if key.data == "exit":
-                    exited = True
+                    exited = child.exited() or exited
                 elif key.data == "out":
-                    if not out.read(out_fd):
-                        sel.unregister(out_fd)
+                    if not out.read(pipes.out_r):
+                        sel.unregister(pipes.out_r)
                         out_open = False
                 else:
-                    pending = _feed_stdin(proc, sel, pending)
-        # The leader has exited but is not reaped yet, so its group ID cannot be reused: kill
-        # whatever it left behind in the group, then read what they all wrote.
-        _signal_group(proc.pid, signal.SIGKILL)
-        if proc.stdin is not None:
-            _close_stdin(proc, sel)
+                    pending = _feed_stdin(pipes, sel, pending)
+        child.after_exit()
+        _close_stdin(pipes, sel)
         drain_until = time.monotonic() + DRAIN_AFTER_EXIT
         while out_open:
             wait = drain_until - time.monotonic()
-            if wait <= 0 or not sel.select(wait) or not out.read(out_fd):
+            if wait <= 0 or not sel.select(wait) or not out.read(pipes.out_r):
                 break
     finally:
         sel.close()
-        if pidfd is not None:
-            os.close(pidfd)
-        if proc.returncode is None:  # not reaped yet, so the group ID is still ours
-            _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return out.kept(), out.total, timed_out, cancelled
+        child.finish()
+    return out, timed_out, cancelled
 
 
 def _pidfd(pid: int) -> int | None:
@@ -468,29 +872,25 @@ def _next_wait(
     return min(waits) if waits else None
 
 
-def _feed_stdin(
-    proc: subprocess.Popen[bytes], sel: selectors.BaseSelector, pending: memoryview
-) -> memoryview:
-    assert proc.stdin is not None
+def _feed_stdin(pipes: _Pipes, sel: selectors.BaseSelector, pending: memoryview) -> memoryview:
     try:
-        written = os.write(proc.stdin.fileno(), pending[:65536])
+        written = os.write(pipes.in_w, pending[:65536])
     except BlockingIOError:
         return pending
-    except (BrokenPipeError, OSError):
-        _close_stdin(proc, sel)
+    except OSError:  # the command closed its stdin
+        _close_stdin(pipes, sel)
         return pending[:0]
     pending = pending[written:]
     if not pending:
-        _close_stdin(proc, sel)
+        _close_stdin(pipes, sel)
     return pending
 
 
-def _close_stdin(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector) -> None:
-    assert proc.stdin is not None
-    with contextlib.suppress(KeyError, ValueError):
-        sel.unregister(proc.stdin.fileno())
-    with contextlib.suppress(OSError):
-        proc.stdin.close()
+def _close_stdin(pipes: _Pipes, sel: selectors.BaseSelector) -> None:
+    if pipes.in_w >= 0:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(pipes.in_w)
+        pipes.close_stdin()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

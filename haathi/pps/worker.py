@@ -24,7 +24,7 @@ from haathi.models.info import DatumState
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.pps.context import StoreOpener
-from haathi.pps.sandbox import RunResult, pfs_path, run_user_code
+from haathi.pps.sandbox import RunResult, Sandbox, open_sandbox
 from haathi.pps.spec import Transform
 from haathi.storage.blobs import BlobWriter
 from haathi.tree.entry import FileEntry, iter_chunks
@@ -223,62 +223,62 @@ def _attempt_header(n: int, tries: int, res: RunResult, timeout: float | None) -
         why = f"timed out after {timeout:g}s"
     elif res.cancelled:
         why = "cancelled"
+    elif res.returncode is None:
+        why = "the sandbox failed"
     else:
         why = f"exit code {res.returncode}"
     return f"haathi: attempt {n} of {tries} failed: {why}\n"
 
 
 def _run_err_cmd(
-    task: DatumSetTask, env: dict[str, str], scratch: Path, names: list[str],
-    cancel: threading.Event, log: list[str],
+    task: DatumSetTask, env: dict[str, str], sandbox: Sandbox, cancel: threading.Event,
+    log: list[str],
 ) -> bool:
     """Run ``err_cmd`` after a failed attempt (as Pachyderm); True if it exited 0."""
     tf = task.transform
     if cancel.is_set():
         return False
-    res = run_user_code(
-        tf.err_cmd, stdin=_stdin(tf.err_stdin), env=env, scratch=scratch, input_names=names,
-        sandbox=task.sandbox, working_dir=tf.working_dir, timeout=task.datum_timeout,
-        cancel=cancel,
+    res = sandbox.run(
+        tf.err_cmd, stdin=_stdin(tf.err_stdin), env=env, working_dir=tf.working_dir,
+        timeout=task.datum_timeout, cancel=cancel,
     )
     log.append(res.output.decode("utf-8", "replace"))
     return res.returncode == 0
 
 
 def run_datum(
-    ctx: PfsContext, task: DatumSetTask, datum: DatumTask, writer: BlobWriter, scratch: Path
+    ctx: PfsContext, task: DatumSetTask, datum: DatumTask, writer: BlobWriter, sandbox: Sandbox
 ) -> DatumResult:
-    """Run one datum with retries (and ``err_cmd`` after the last failure)."""
+    """Run one datum with retries (and ``err_cmd`` after the last failure) in the datum set's
+    sandbox."""
     t0, started = time.perf_counter(), time.time()
     cancel = cancel_event(task.job_id)
     tf = task.transform
-    pfs = pfs_path(scratch, task.sandbox)
+    pfs = sandbox.pfs
     env = datum_env(task, datum, pfs)
     run_env = {k: os.environ[k] for k in HOST_ENV if k in os.environ} | env
-    names = sorted({i.name for i in datum.inputs})
     log: list[str] = []
     reason: str | None = None
     ok_codes = {0, *tf.accept_return_code}
     attempts = 0
     recovered = False
+    inputs_dir = sandbox.new_datum([i.name for i in datum.inputs])  # the previous datum's go
     try:
-        _materialize(ctx, scratch / "pfs", datum)
+        _materialize(ctx, inputs_dir, datum)
     except HaathiError as exc:
         return DatumResult(
             datum.datum_id, DatumState.FAILED, 0, (), "", env,
             f"cannot read the datum's inputs: {exc}", started, time.perf_counter() - t0,
         )
-    out = scratch / "pfs" / "out"
     for attempts in range(1, task.datum_tries + 1):
-        shutil.rmtree(out, ignore_errors=True)  # each attempt starts with an empty /pfs/out
-        res = run_user_code(
-            tf.cmd, stdin=_stdin(tf.stdin), env=run_env, scratch=scratch, input_names=names,
-            sandbox=task.sandbox, working_dir=tf.working_dir, timeout=task.datum_timeout,
-            cancel=cancel,
+        sandbox.clear_out()  # each attempt starts with an empty /pfs/out
+        res = sandbox.run(
+            tf.cmd, stdin=_stdin(tf.stdin), env=run_env, working_dir=tf.working_dir,
+            timeout=task.datum_timeout, cancel=cancel,
         )
         log.append(res.output.decode("utf-8", "replace"))
         if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
-            entries, reason = _ingest_outputs(writer, scratch, pfs, datum)
+            entries, reason = _ingest_outputs(writer, sandbox.scratch, pfs, datum)
             if reason is None:
                 digests = tuple(d for e in entries for d, _ in iter_chunks(e.chunks))
                 return DatumResult(
@@ -291,7 +291,7 @@ def run_datum(
         reason = log[-1].removeprefix("haathi: ").strip()
         if res.cancelled:
             break
-        recovered = bool(tf.err_cmd) and _run_err_cmd(task, run_env, scratch, names, cancel, log)
+        recovered = bool(tf.err_cmd) and _run_err_cmd(task, run_env, sandbox, cancel, log)
     state = DatumState.FAILED
     if recovered:
         state = DatumState.RECOVERED
@@ -303,21 +303,22 @@ def run_datum(
 
 
 def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
-    """Run every datum of the set in order; outputs are durable when this returns."""
+    """Run every datum of the set in order, in one sandbox (as a Pachyderm worker runs its
+    datums in one user container); outputs are durable when this returns."""
     ctx = _store(task)
     results: list[DatumResult] = []
     root = Path(task.scratch_root or tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     cancel = cancel_event(task.job_id)
-    with ctx.blobs.writer() as writer:
-        for datum in task.datums:
-            if cancel.is_set():
-                break
-            scratch = Path(tempfile.mkdtemp(prefix="datum-", dir=root))
-            try:
-                results.append(run_datum(ctx, task, datum, writer, scratch))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix="datums-", dir=root))
+    try:
+        with ctx.blobs.writer() as writer, open_sandbox(task.sandbox, scratch) as sandbox:
+            for datum in task.datums:
+                if cancel.is_set():
+                    break
+                results.append(run_datum(ctx, task, datum, writer, sandbox))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 

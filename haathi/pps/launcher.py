@@ -1,0 +1,154 @@
+"""The launcher: PID 1 of a bwrap sandbox session, running each datum's command in turn.
+
+haathi starts one bubblewrap sandbox per datum set (see :mod:`haathi.pps.sandbox`) with this
+file's source as its command: ``python -I -S -c <source> FD`` (the host's interpreter, without
+site-packages) and ``--as-pid-1``. It must import nothing but the standard library, and as
+little of it as it can: its start-up time is paid once per datum set.
+
+``FD`` is one end of a Unix stream socket to haathi. Every message, either way, is a 4-byte
+big-endian length and a :mod:`marshal` payload (both ends run the same interpreter).
+
+- haathi sends ``(argv, env, cwd)``, all bytes (the launcher's locale does not matter), with
+  the run's output pipe (write end) and, when the run has stdin, its stdin pipe (read end)
+  attached as ``SCM_RIGHTS``.
+- The launcher enters ``cwd``, starts ``argv`` in a new session with stdin (else
+  ``/dev/null``), stdout and stderr on those pipes and ``env`` as its whole environment
+  (``PATH`` searched as ``execvp`` does), and waits for it. Once it has exited, every other
+  process in the sandbox is killed and reaped (as PID 1, ``kill(-1, SIGKILL)`` reaches them all
+  and orphans are its children), then it replies ``("exit", code)`` (``128 + N`` for signal N).
+- If the command cannot start, it replies ``("cwd", errno, strerror)`` or
+  ``("exec", errno, strerror)``.
+
+At end of file on the socket it exits, and the kernel kills whatever is left in the sandbox.
+Nothing inside can stop it: PID 1 ignores every signal it has no handler for (SIGINT's handler
+is removed), and haathi kills the session from outside on a timeout.
+"""
+
+import _signal
+import _socket
+import marshal
+import os
+import sys
+
+_MAX_FDS = 2
+_CHUNK = 1 << 16
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)
+    os.closerange(3, fd)  # nothing inherited from bwrap reaches user code
+    os.closerange(fd + 1, 1 << 20)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # PID 1: ignored from inside
+    sock = _socket.socket(fileno=fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    while True:
+        request = _receive(sock)
+        if request is None:
+            return
+        (argv, env, cwd), fds = request
+        out = fds[0]
+        stdin = fds[1] if len(fds) > 1 else devnull
+        try:
+            reply = _run(argv, env, cwd, out, stdin)
+        finally:
+            for f in fds:
+                os.close(f)
+        data = marshal.dumps(reply)
+        sock.sendall(len(data).to_bytes(4, "big") + data)
+
+
+def _receive(
+    sock: _socket.socket,
+) -> tuple[tuple[list[bytes], dict[bytes, bytes], bytes], list[int]] | None:
+    """The next request and the descriptors sent with it; None at end of file."""
+    data, ancdata, _flags, _addr = sock.recvmsg(
+        _CHUNK, _socket.CMSG_SPACE(_MAX_FDS * 4), _socket.MSG_CMSG_CLOEXEC
+    )
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            whole = len(payload) - len(payload) % 4
+            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, whole, 4)]
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        more = sock.recv(_CHUNK)
+        if not more:
+            for f in fds:
+                os.close(f)
+            return None
+        data += more
+    if len(fds) not in (1, 2):
+        raise RuntimeError(f"launcher: expected 1 or 2 descriptors, got {len(fds)}")
+    return marshal.loads(data[4:]), fds
+
+
+def _run(
+    argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, out: int, stdin: int
+) -> tuple[str | int | None, ...]:
+    try:
+        os.chdir(cwd)  # the command inherits it
+    except OSError as exc:
+        return ("cwd", exc.errno, exc.strerror)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, stdin, 0),
+        (os.POSIX_SPAWN_DUP2, out, 1),
+        (os.POSIX_SPAWN_DUP2, out, 2),
+    ]
+    try:
+        pid = _spawnp(argv, env, actions)
+    except OSError as exc:
+        return ("exec", exc.errno, exc.strerror)
+    except ValueError as exc:  # e.g. a NUL byte in an argument
+        return ("exec", 0, str(exc))
+    status = os.waitpid(pid, 0)[1]
+    _kill_the_rest()
+    code = os.waitstatus_to_exitcode(status)
+    return ("exit", 128 - code if code < 0 else code)
+
+
+def _spawnp(argv: list[bytes], env: dict[bytes, bytes], actions: list[tuple[int, int, int]]) -> int:
+    """posix_spawn ``argv``, searching ``env``'s PATH as execvp does."""
+    name = argv[0]
+    if b"/" in name:
+        candidates = [name]
+    else:
+        search = env.get(b"PATH", os.defpath.encode())
+        candidates = [os.path.join(d, name) for d in search.split(b":")] if name else []
+    denied: OSError | None = None
+    last: OSError | None = None
+    for path in candidates:
+        try:
+            os.stat(path)
+        except PermissionError as exc:
+            denied = exc
+            continue
+        except OSError as exc:  # not there: the next directory, without a spawn
+            last = exc
+            continue
+        try:
+            return os.posix_spawn(
+                path, argv, env, file_actions=actions, setsid=True,
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),  # Python ignores them
+            )  # fmt: skip
+        except PermissionError as exc:
+            denied = exc
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            last = exc
+    raise denied or last or FileNotFoundError(2, "No such file or directory")
+
+
+def _kill_the_rest() -> None:
+    """Kill every process left in the sandbox and reap them (orphans come to PID 1)."""
+    while True:
+        try:  # noqa: SIM105 (importing contextlib would slow the start)
+            os.kill(-1, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+if __name__ == "__main__":
+    main()
