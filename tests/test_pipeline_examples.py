@@ -459,8 +459,10 @@ def test_failed_datum_fails_the_job_and_downstream_is_unrunnable(client: Client)
     [bad] = [d for d in client.list_datum(f"fragile@{cid}") if d.state == DatumState.FAILED]
     assert [i["path"] for i in bad.inputs] == ["/bad"]
     assert job.reason is not None and bad.id in job.reason
-    assert bad.attempts == 2
+    assert (bad.attempts, bad.exit_code) == (2, 1)
     assert client.inspect_datum(f"fragile@{cid}", bad.id).attempts == 2
+    ok = [d for d in client.list_datum(f"fragile@{cid}") if d.state != DatumState.FAILED]
+    assert [d.exit_code for d in ok] == [None, None]  # skipped: not run by this job
     _, logs = client.logs("fragile", cid, bad.id)
     text = "".join(t for _, t in logs)
     assert text.count("processing bad") == 2
@@ -504,6 +506,7 @@ def test_datum_timeout_fails_the_datum_quickly(client: Client) -> None:
     assert d.state == DatumState.FAILED
     assert d.reason is not None and "timed out" in d.reason
     assert d.attempts == 3  # a timeout is a failed attempt
+    assert d.exit_code is None  # killed: no exit code
     assert d.duration_s is not None and d.duration_s < 12
     _, logs = client.logs("slow", jid, d.id)
     assert "".join(t for _, t in logs).count("started") == 3

@@ -93,6 +93,8 @@ def datum(d: DatumInfo) -> None:
     out.print(f"Datum: {d.id}\nJob: {d.job}\nState: {d.state.value}\nAttempts: {d.attempts}")
     if d.reason:
         out.print(f"Reason: {d.reason}", markup=False)
+    if d.exit_code is not None:
+        out.print(f"Exit code: {d.exit_code}")
     if d.duration_s is not None:
         out.print(f"Time: {d.duration_s:.3f}s")
     out.print(f"Hash: {d.hash}\nInputs:")

@@ -196,6 +196,7 @@ class DatumInfo(_Info):
     reason: str | None = None
     started: datetime | None = None
     duration_s: float | None = None
+    exit_code: int | None = None  # of the last attempt (None: not run, timed out or killed)
 
 
 @dataclass

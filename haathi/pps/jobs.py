@@ -333,8 +333,13 @@ def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
     )
 
 
-def _sets(items: list[Datum], parallelism: int) -> list[list[Datum]]:
-    size = max(1, min(MAX_SET, math.ceil(len(items) / max(1, parallelism * 4))))
+def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum]]:
+    """Datum sets: about four per worker; under bwrap at least three datums each (a set
+    starts one sandbox, ~25 ms) unless that would leave a worker idle."""
+    workers = max(1, parallelism)
+    size = max(1, min(MAX_SET, math.ceil(len(items) / (workers * 4))))
+    if sandbox == "bwrap":
+        size = max(size, min(3, math.ceil(len(items) / workers)))
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -519,7 +524,7 @@ def run_job(
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
             )
-            for group in _sets(plan.run, spec.parallelism)
+            for group in _sets(plan.run, spec.parallelism, resolve_sandbox(ctx.sandbox))
         ]
         for results in executor.map(run_datum_set, tasks, parallelism=spec.parallelism):
             rows = []
@@ -583,7 +588,7 @@ def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]
     return _datum_row(
         job_id, d, h, state=r.state.value, attempts=r.attempts,
         outputs=_outputs_json(r.outputs), env=json.dumps(r.env), reason=r.reason,
-        source_job=job_id,
+        source_job=job_id, exit_code=r.exit_code,
         started_at=datetime.fromtimestamp(r.started_at, UTC), duration=r.duration,
         log=r.log[-(1 << 20):],
     )

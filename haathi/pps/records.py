@@ -178,7 +178,7 @@ def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:
             {"path": p, "hash": h, "size_bytes": n} for p, h, n in json.loads(m["outputs"])
         ),
         env=json.loads(m["env"] or "{}"), reason=m["reason"], started=as_utc(m["started_at"]),
-        duration_s=m["duration"],
+        duration_s=m["duration"], exit_code=m["exit_code"],
     )
 
 

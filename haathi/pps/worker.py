@@ -99,6 +99,7 @@ class DatumResult:
     started_at: float
     duration: float
     digests: tuple[bytes, ...] = field(default=())  # every output chunk (gc bookkeeping)
+    exit_code: int | None = None  # of the last attempt (None: never ran, timed out, killed)
 
 
 def _store(task: DatumSetTask) -> PfsContext:
@@ -262,6 +263,7 @@ def run_datum(
     ok_codes = {0, *tf.accept_return_code}
     attempts = 0
     recovered = False
+    code: int | None = None
     inputs_dir = sandbox.new_datum([i.name for i in datum.inputs])  # the previous datum's go
     try:
         _materialize(ctx, inputs_dir, datum)
@@ -277,13 +279,14 @@ def run_datum(
             timeout=task.datum_timeout, cancel=cancel,
         )
         log.append(res.output.decode("utf-8", "replace"))
+        code = res.returncode
         if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
             entries, reason = _ingest_outputs(writer, sandbox.scratch, pfs, datum)
             if reason is None:
                 digests = tuple(d for e in entries for d, _ in iter_chunks(e.chunks))
                 return DatumResult(
                     datum.datum_id, DatumState.SUCCESS, attempts, tuple(entries),
-                    "".join(log), env, None, started, time.perf_counter() - t0, digests,
+                    "".join(log), env, None, started, time.perf_counter() - t0, digests, code,
                 )
             log.append(f"haathi: {reason}\n")
             continue
@@ -298,7 +301,7 @@ def run_datum(
         log.append("haathi: err_cmd succeeded after the last attempt: datum RECOVERED\n")
     return DatumResult(
         datum.datum_id, state, attempts, (), "".join(log), env, reason, started,
-        time.perf_counter() - t0,
+        time.perf_counter() - t0, exit_code=code,
     )
 
 
