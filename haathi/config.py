@@ -138,8 +138,8 @@ def resolve_address(address: str | None = None) -> str:
 def _root(address: str) -> Path:
     if address.startswith(("http://", "https://")):
         raise InvalidArgument(
-            f"{address}: connecting to a haathi server is not available in this version; "
-            "use a store directory"
+            f"{address} is a haathi server: this needs a store directory (create a server's "
+            "store on its host, then `haathi serve --store DIR`)"
         )
     if "\x00" in address:
         raise InvalidArgument("invalid store address")

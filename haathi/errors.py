@@ -46,6 +46,13 @@ class InvalidArgument(HaathiError, ValueError):
     exit_code = 2
 
 
+class TooLarge(InvalidArgument):
+    """A request (an upload) is larger than the server accepts."""
+
+    code = "too_large"
+    http_status = 413
+
+
 class AlreadyExists(HaathiError):
     """An object with that name already exists."""
 
@@ -118,6 +125,7 @@ ERROR_CLASSES: dict[str, type[HaathiError]] = {
         HaathiError,
         NotFound,
         InvalidArgument,
+        TooLarge,
         AlreadyExists,
         Conflict,
         FailedPrecondition,

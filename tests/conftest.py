@@ -1,9 +1,11 @@
 """Shared fixtures: a fresh store per test, a connected Client, and the real CLI.
 
-Every store-backed test runs twice: on the embedded default (``local``: packs in the store
-directory, SQLite) and on ``s3pg`` (a real SeaweedFS S3 server and a real PostgreSQL, started
-once per test worker on loopback ports). Each ``s3pg`` test gets its own database and key
-prefix; the store directory then holds only ``haathi.toml`` and the local cache.
+Every store-backed test runs on both backend pairs: on the embedded default (``local``: packs
+in the store directory, SQLite) and on ``s3pg`` (a real SeaweedFS S3 server and a real
+PostgreSQL, started once per test worker on loopback ports). Each ``s3pg`` test gets its own
+database and key prefix; the store directory then holds only ``haathi.toml`` and the local
+cache. Tests that use the ``client`` fixture also run on both transports: ``embedded``
+(in-process) and ``remote`` (a ``haathi serve`` of the store, reached over HTTP on loopback).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 
 import haathi
 from haathi.client import Client
+from haathi.server.serve import Server
 from tests.servers import Postgres, SeaweedS3
 
 BUCKET = "haathi-tests"
@@ -80,10 +83,47 @@ def store(
     return path
 
 
+@pytest.fixture(params=["embedded", "remote"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """How the test's Client reaches its store: in-process, or through ``haathi serve``."""
+    return str(request.param)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "embedded_only(reason): the test needs the in-process Api (not over HTTP)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``embedded_only`` run with the embedded client only."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        remote = params is not None and params.params.get("transport") == "remote"
+        (drop if remote and item.get_closest_marker("embedded_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
-def client(store: Path) -> Iterator[Client]:
-    """A Client on a fresh store."""
-    c = haathi.connect(str(store))
+def server(store: Path) -> Iterator[Server]:
+    """``haathi serve`` of the test's store, on a free loopback port (in this process)."""
+    s = Server.for_store(str(store), {}, "127.0.0.1:0").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(store: Path, transport: str, request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A Client on a fresh store: embedded, or remote through a server of the store."""
+    if transport == "remote":
+        srv = request.getfixturevalue("server")
+        c = haathi.connect(srv.url)
+        c.server_api = srv.api  # type: ignore[attr-defined]  # see tests/internals.py
+    else:
+        c = haathi.connect(str(store))
     yield c
     c.close()
 

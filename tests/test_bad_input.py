@@ -12,6 +12,7 @@ from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
 from haathi.storage.blobs import pack_key
 from haathi.storage.objects import LocalObjectStore, ObjectStore
 from tests.conftest import Cli
+from tests.internals import inner
 
 
 def state(client: Client) -> list[tuple[str, str, list[str]]]:
@@ -104,7 +105,7 @@ def test_corrupt_blob_is_named_on_read_and_by_fsck(
     client.create_repo("r")
     data = os.urandom(200_000)
     client.put_file("r@master:/f", data)
-    rt = client._api.runtime
+    rt = inner(client).runtime
     entry_chunks = _chunks_of(client, "r@master:/f")
     loc = rt.pfs.blobs.locate([entry_chunks[0]])[entry_chunks[0]]
     flip_byte(rt.objects, pack_key(loc.pack), loc.offset + loc.length // 2, tmp_path)
@@ -134,7 +135,7 @@ def _chunks_of(client: Client, target: str) -> list[bytes]:
     from haathi.models.refspec import parse_file
     from haathi.pfs import files
 
-    _, entry = files.file_entry(client._api.pfs, parse_file(target))
+    _, entry = files.file_entry(inner(client).pfs, parse_file(target))
     return [d for d, _ in entry.chunk_list()]
 
 

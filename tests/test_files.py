@@ -12,6 +12,7 @@ import pytest
 from haathi.client import Client
 from haathi.client.sources import walk_dir
 from haathi.errors import FailedPrecondition, NotFound
+from tests.internals import inner
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_large_file_round_trips_through_many_chunks(repo: Client) -> None:
 
 def test_same_content_is_stored_once(repo: Client) -> None:
     data = os.urandom(3 * 1024 * 1024)
-    objects = repo._api.runtime.objects
+    objects = inner(repo).runtime.objects
     repo.put_file("r@master:/one", data)
     size_after_first = sum(o.size for o in objects.list_objects())
     repo.create_repo("other")
@@ -58,7 +59,7 @@ def test_same_content_is_stored_once(repo: Client) -> None:
 def test_edit_inside_large_file_stores_only_a_few_chunks(repo: Client) -> None:
     data = bytearray(os.urandom(8 * 1024 * 1024))
     repo.put_file("r@master:/f", bytes(data))
-    objects = repo._api.runtime.objects
+    objects = inner(repo).runtime.objects
     before = sum(o.size for o in objects.list_objects())
     data[4_000_000:4_000_100] = b"z" * 100
     repo.put_file("r@master:/f", b"0123456789" + bytes(data))
@@ -174,7 +175,7 @@ def test_copy_file_is_metadata_only(repo: Client) -> None:
     repo.put_file("r@master:/src/big", data)
     repo.put_file("r@master:/src/small", b"s")
     repo.create_repo("dst")
-    objects = repo._api.runtime.objects
+    objects = inner(repo).runtime.objects
     before = sum(o.size for o in objects.list_objects())
     repo.copy_file("r@master:/src", "dst@master:/copied")
     repo.copy_file("r@master:/src/small", "r@master:/small-copy")

@@ -8,6 +8,7 @@ from pathlib import Path
 from haathi.client import Client
 from haathi.storage.blobs import pack_key
 from tests.conftest import Cli
+from tests.internals import inner
 from tests.test_bad_input import _chunks_of, flip_byte
 
 
@@ -17,7 +18,7 @@ def kinds(problems: list) -> list[tuple[str, bool]]:  # type: ignore[type-arg]
 
 def pack_of(client: Client, target: str) -> str:
     digest = _chunks_of(client, target)[0]
-    return client._api.pfs.blobs.locate([digest])[digest].pack
+    return inner(client).pfs.blobs.locate([digest])[digest].pack
 
 
 def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(
@@ -26,8 +27,8 @@ def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(
     client.create_repo("r")
     client.put_file("r@master:/f", os.urandom(100_000))
     digest = _chunks_of(client, "r@master:/f")[0]
-    loc = client._api.pfs.blobs.locate([digest])[digest]
-    flip_byte(client._api.runtime.objects, pack_key(loc.pack), loc.offset + 10, tmp_path)
+    loc = inner(client).pfs.blobs.locate([digest])[digest]
+    flip_byte(inner(client).runtime.objects, pack_key(loc.pack), loc.offset + 10, tmp_path)
     assert client.fsck(fast=True) == []  # same size: only hashing finds it
     assert kinds(client.fsck()) == [("corrupt_blob", False), ("needed_blob_lost", False)]
 
@@ -37,7 +38,7 @@ def test_fix_drops_index_rows_of_a_lost_pack_nothing_needs(client: Client, cli: 
     client.put_file("tmp@master:/f", os.urandom(50_000))
     lost = pack_of(client, "tmp@master:/f")
     client.delete_repo("tmp")
-    client._api.runtime.objects.delete(pack_key(lost))
+    inner(client).runtime.objects.delete(pack_key(lost))
     assert kinds(client.fsck()) == [("missing_pack", False)]
     assert cli("fsck", ok=False).code == 1
 
@@ -49,7 +50,7 @@ def test_fix_drops_index_rows_of_a_lost_pack_nothing_needs(client: Client, cli: 
 def test_fix_never_drops_what_a_commit_needs(client: Client, cli: Cli) -> None:
     client.create_repo("r")
     client.put_file("r@master:/f", os.urandom(50_000))
-    client._api.runtime.objects.delete(pack_key(pack_of(client, "r@master:/f")))
+    inner(client).runtime.objects.delete(pack_key(pack_of(client, "r@master:/f")))
     found = client.fsck(fix=True)
     assert ("missing_pack", False) in kinds(found)  # reported, not "fixed"
     assert ("needed_blob_lost", False) in kinds(found)
@@ -64,9 +65,9 @@ def test_fix_drops_a_corrupt_unused_blob_so_new_writes_store_a_good_copy(
     client.create_repo("tmp")
     client.put_file("tmp@master:/f", data)
     digest = _chunks_of(client, "tmp@master:/f")[0]
-    loc = client._api.pfs.blobs.locate([digest])[digest]
+    loc = inner(client).pfs.blobs.locate([digest])[digest]
     client.delete_repo("tmp")
-    flip_byte(client._api.runtime.objects, pack_key(loc.pack), loc.offset + 5, tmp_path)
+    flip_byte(inner(client).runtime.objects, pack_key(loc.pack), loc.offset + 5, tmp_path)
     assert kinds(client.fsck(fix=True)) == [("corrupt_blob", True)]
     client.create_repo("r")
     client.put_file("r@master:/again", data)  # not deduplicated against the corrupt copy

@@ -21,10 +21,11 @@ from haathi.pfs.ingest import ingest_stream
 from haathi.storage.blobs import BlobWriter
 from haathi.tree.entry import FileEntry
 from tests.conftest import Cli
+from tests.internals import inner
 
 
 def stored_bytes(client: Client) -> int:
-    objects = client._api.runtime.objects
+    objects = inner(client).runtime.objects
     return sum(o.size for o in objects.list_objects("packs/"))
 
 
@@ -109,7 +110,7 @@ def _write_reusing(client: Client, data: bytes) -> tuple[FileEntry, BlobWriter, 
     The writer checks which chunks are already stored every 4 MiB: for data larger than that,
     the first chunks are found stored (and reused) before the write ends.
     """
-    ctx = client._api.pfs
+    ctx = inner(client).pfs
     since = lifecycle.gc_epoch_now(ctx)
     writer = ctx.blobs.writer()
     entry = ingest_stream(writer, "/f", io.BytesIO(data))
@@ -120,7 +121,7 @@ def commit(client: Client, entry: FileEntry, writer: BlobWriter, since: int) -> 
     """Finish a write started by ``_write_reusing`` as a commit to r@master."""
     change = staging.Change(staging.PUT, "/f", entry)
     spec = CommitSpec("r", "master")
-    lifecycle.commit_changes(client._api.pfs, spec, [change], "", writer, since)
+    lifecycle.commit_changes(inner(client).pfs, spec, [change], "", writer, since)
 
 
 def test_a_running_write_that_reuses_condemned_data_revives_it(client: Client) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from haathi.client import Client
 from haathi.errors import AlreadyExists, InvalidArgument, NotFound
+from tests.internals import inner
 
 
 def test_repo_lifecycle(client: Client) -> None:
@@ -49,10 +50,10 @@ def test_delete_unknown_repo(client: Client) -> None:
 def test_branching_is_metadata_only(client: Client) -> None:
     client.create_repo("r")
     cid = client.put_file("r@master:/big", b"y" * 300_000)
-    objects_before = sum(1 for _ in client._api.runtime.objects.list_objects())
+    objects_before = sum(1 for _ in inner(client).runtime.objects.list_objects())
     client.create_branch("r@dev", head="master")
     assert client.inspect_branch("r@dev").head == cid
-    assert sum(1 for _ in client._api.runtime.objects.list_objects()) == objects_before
+    assert sum(1 for _ in inner(client).runtime.objects.list_objects()) == objects_before
     client.put_file("r@dev:/only-dev", b"d")
     assert [f.path for f in client.list_file("r@master:/")] == ["/big"]
     assert [f.path for f in client.list_file("r@dev:/")] == ["/big", "/only-dev"]

@@ -545,9 +545,10 @@ def demo(
     run_demo(address)
 
 
-from haathi.cli import pps_commands  # noqa: E402  registers the pipeline commands
+# registers the pipeline commands and `haathi serve`
+from haathi.cli import pps_commands, serve_command  # noqa: E402
 
-_ = pps_commands
+_ = pps_commands, serve_command
 
 
 def run() -> None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from haathi.client import sources
 from haathi.client.lineage import LineageMethods
@@ -39,7 +39,7 @@ from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
     from haathi.api import Api
-    from haathi.pps.runner import RunSummary
+    from haathi.models.info import RunSummary
 
 T = TypeVar("T")
 JobProgressFn = Callable[[JobProgress], None]
@@ -180,11 +180,13 @@ class Client(LineageMethods):
         return result
 
     def run_worker(self, stop: threading.Event) -> None:
-        """Run queued jobs and cron ticks until ``stop`` is set (``haathi run worker``)."""
+        """Run queued jobs and cron ticks until ``stop`` is set (``haathi run worker``).
+        A server runs jobs itself: on a remote client this is a FailedPrecondition."""
         self._api.run_worker(stop, self.progress)
 
     def run_jobs(self) -> RunSummary:
-        """Run every runnable queued job now; what ran, and what waits for what."""
+        """Run every runnable queued job now; what ran, and what waits for what. On a remote
+        client the server runs them (and this waits until they have ended)."""
         self.last_run = self._api.run_jobs(self.progress)
         return self.last_run
 
@@ -479,16 +481,35 @@ def connect(
     address: str | None = None, *, run_jobs: bool = True,
     progress: JobProgressFn | None = None, **overrides: Any,
 ) -> Client:
-    """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``).
+    """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``), or
+    connect to the ``haathi serve`` server at an ``http(s)://`` address.
 
     ``overrides`` replace settings of the store's config file (``db_url``, ``objects_url``,
     ``s3_endpoint``, ``executor``, ``sandbox``, ...). ``run_jobs``: see :class:`Client`.
     """
+    resolved = resolve_address(address)
+    if is_server_address(resolved):
+        from haathi.client.remote import RemoteApi
+
+        given = sorted(k for k, v in overrides.items() if v is not None)
+        if given:
+            raise InvalidArgument(
+                f"{', '.join(given)}: store settings apply to a store directory; the server "
+                f"at {resolved} uses its own"
+            )
+        remote = cast("Api", RemoteApi(resolved))  # the same methods, over HTTP
+        return Client(remote, run_jobs=run_jobs, progress=progress)
+
     from haathi.api import Api
     from haathi.runtime import open_store
 
-    api = Api(open_store(store_config(resolve_address(address), overrides)))
+    api = Api(open_store(store_config(resolved, overrides)))
     return Client(api, run_jobs=run_jobs, progress=progress)
+
+
+def is_server_address(address: str) -> bool:
+    """Whether ``address`` names a haathi server (``http(s)://``) rather than a directory."""
+    return address.startswith(("http://", "https://"))
 
 
 def parse_job(job: str) -> tuple[str, str]:

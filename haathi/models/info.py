@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+InfoT = TypeVar("InfoT", bound="_Info")
 
 
 class Origin(str, Enum):
@@ -45,12 +49,43 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _decode(tp: Any, value: Any) -> Any:
+    """``value`` (from JSON) as type ``tp``: the inverse of :func:`_jsonable`."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(args[0], value) if len(args) == 1 else value
+    if origin is tuple:
+        return tuple(_decode(typing.get_args(tp)[0], v) for v in value)
+    if isinstance(tp, type):
+        if issubclass(tp, Enum):
+            return tp(value)
+        if issubclass(tp, datetime):
+            return datetime.fromisoformat(value)
+        if issubclass(tp, _Info):
+            return tp.from_dict(value)
+    return value
+
+
 class _Info:
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON form (enums as strings, datetimes as ISO 8601)."""
         out = _jsonable(self)
         assert isinstance(out, dict)
         return out
+
+    @classmethod
+    def from_dict(cls: type[InfoT], data: dict[str, Any]) -> InfoT:
+        """The value whose :meth:`to_dict` is ``data`` (what a remote client reads)."""
+        hints = typing.get_type_hints(cls)
+        kwargs = {
+            f.name: _decode(hints[f.name], data[f.name])
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name in data
+        }
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +246,21 @@ class JobProgress:
     done: int = 0  # datums run so far (any outcome)
     failed: int = 0
     reason: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a job runner did, and the jobs it left queued with the reason each waits."""
+
+    ran: dict[str, JobState] = field(default_factory=dict)  # "pipeline@id" -> final state
+    waiting: dict[str, str] = field(default_factory=dict)  # "pipeline@id" -> why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ran": {k: v.value for k, v in self.ran.items()}, "waiting": dict(self.waiting)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        return cls(
+            {k: JobState(v) for k, v in data.get("ran", {}).items()},
+            dict(data.get("waiting", {})),
+        )

@@ -88,14 +88,27 @@ def ensure_jobs(ctx: PpsContext) -> int:
                     select(jobs.c.id).where(jobs.c.pipeline_id == p.id, jobs.c.commit_id == cid)
                 ).first()
                 if have is None:
-                    conn.execute(
-                        insert(jobs).values(
-                            pipeline_id=p.id, commit_id=cid, version=p.version,
-                            state=JobState.CREATED.value, created_at=now(), context="{}",
-                        )
-                    )
-                    made += 1
+                    made += _insert_new_job(conn, {
+                        "pipeline_id": p.id, "commit_id": cid, "version": p.version,
+                        "state": JobState.CREATED.value, "created_at": now(), "context": "{}",
+                    })  # fmt: skip
     return made
+
+
+def _insert_new_job(conn: Connection, values: dict[str, Any]) -> int:
+    """Insert a job row unless a concurrent runner (``haathi serve``'s background runner, a
+    ``run worker``) queued the same one first; 1 if this call made it."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return conn.execute(pg_insert(jobs).values(**values).on_conflict_do_nothing()).rowcount
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(jobs).values(**values).on_conflict_do_nothing()
+        return conn.execute(stmt).rowcount
+    conn.execute(insert(jobs).values(**values))
+    return 1
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,14 @@ import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass, field
 
-from haathi.models.info import JobState
+from haathi.models.info import JobState, RunSummary
 from haathi.pps import cron_ticks, jobs, records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor, make_executor
 from haathi.pps.worker import register_store
 
-
-@dataclass
-class RunSummary:
-    """What a runner did, and the jobs it left queued with the reason each waits."""
-
-    ran: dict[str, JobState] = field(default_factory=dict)  # "pipeline@id" -> final state
-    waiting: dict[str, str] = field(default_factory=dict)  # "pipeline@id" -> why
+__all__ = ["JobRunner", "RunSummary"]
 
 
 class JobRunner:

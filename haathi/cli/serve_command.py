@@ -1,0 +1,50 @@
+"""``haathi serve``: the store over HTTP for other clients (``HAATHI_ADDRESS=http://...``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from haathi.cli import render, units
+from haathi.cli.main import app, state
+from haathi.config import resolve_address
+from haathi.errors import InvalidArgument
+
+
+@app.command("serve")
+def serve(
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store directory to serve (default: --address, "
+                     "$HAATHI_ADDRESS or ~/.haathi)."),
+    ] = None,
+    bind: Annotated[
+        str, typer.Option("--bind", help="host:port to listen on (port 0: any free port).")
+    ] = "127.0.0.1:8650",
+    max_upload: Annotated[
+        str | None,
+        typer.Option("--max-upload", help="Refuse uploads larger than this (e.g. 10G)."),
+    ] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not run jobs here (workers run them).")
+    ] = False,
+) -> None:
+    """Serve the store over HTTP (REST, OpenAPI at /docs) and run its jobs in the background."""
+    from haathi.client.client import is_server_address
+    from haathi.server.serve import Server
+
+    address = resolve_address(store or state.address)
+    if is_server_address(address):
+        raise InvalidArgument(f"{address} is a server: serve a store directory (--store DIR)")
+    server = Server.for_store(
+        address, state.overrides, bind, run_worker=not no_worker,
+        max_upload_bytes=units.parse_size(max_upload) if max_upload else None,
+    )  # fmt: skip
+    if server.warning:
+        render.err.print(server.warning, markup=False)
+    render.err.print(
+        f"haathi serving {address} at {server.url} (HAATHI_ADDRESS={server.url}; Ctrl-C stops)",
+        markup=False,
+    )
+    server.run()

@@ -1,0 +1,410 @@
+"""``RemoteApi``: the Api surface over HTTP (httpx), for a ``haathi serve`` server.
+
+``Client(RemoteApi(url))`` behaves as the embedded client: the same methods, value types and
+error classes (decoded from the server's JSON envelope). Uploads and downloads stream. Writes
+that start jobs: :meth:`run_jobs` asks the server to run them and waits until they have ended,
+so a remote write returns, as an embedded one does, with its jobs done. The server runs jobs
+itself: :meth:`run_worker` is an error here.
+
+Imports nothing of the server, the Api or the database; httpx is imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from haathi.errors import (
+    FailedPrecondition,
+    HaathiError,
+    InvalidArgument,
+    StorageError,
+    from_dict,
+)
+from haathi.models.info import (
+    BranchInfo,
+    CommitInfo,
+    DatumInfo,
+    DiffEntry,
+    FileInfo,
+    JobInfo,
+    PipelineInfo,
+    Problem,
+    RepoInfo,
+    RunSummary,
+)
+from haathi.models.lineage import LineageNode
+from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
+from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.models.reproduce import ReproduceReport
+from haathi.models.wire import (
+    API_PREFIX,
+    FILE_INFO_HEADER,
+    FRAME,
+    FRAME_BYTES,
+    commit_path,
+    file_path,
+    file_spec_text,
+    ref_segment,
+)
+
+Json = Any
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        envelope = response.json()
+    except ValueError:
+        envelope = None
+    if isinstance(envelope, dict) and "code" in envelope:
+        raise from_dict(envelope)
+    raise HaathiError(f"server answered {response.status_code}: {response.text[:200]}")
+
+
+def _frames(ops: Sequence[Op], description: str, progress: ProgressFn | None) -> Iterator[bytes]:
+    header: list[dict[str, Any]] = []
+    for op in ops:
+        if isinstance(op, PutOp):
+            header.append({"op": "put", "path": op.path, "append": op.append})
+        elif isinstance(op, DeleteOp):
+            header.append({"op": "delete", "path": op.path, "recursive": op.recursive})
+        elif isinstance(op, CopyOp):
+            header.append({"op": "copy", "source": file_spec_text(op.source),
+                           "path": op.path, "append": op.append})  # fmt: skip
+    raw = json.dumps({"description": description, "ops": header}).encode()
+    yield b"%d\n" % len(raw) + raw
+    for op in ops:
+        if not isinstance(op, PutOp):
+            continue
+        with op.open() as fh:
+            while True:
+                try:
+                    chunk = fh.read(FRAME_BYTES)
+                except OSError as exc:  # as the embedded ingest says it (the body stays
+                    raise InvalidArgument(  # truncated: the server commits nothing)
+                        f"cannot read {op.label or op.path}: {exc.strerror or exc}; "
+                        "nothing was written"
+                    ) from exc
+                if not chunk:
+                    break
+                yield FRAME.pack(len(chunk)) + chunk
+                if progress is not None:
+                    progress(len(chunk), 0)
+        yield FRAME.pack(0)
+        if progress is not None:
+            progress(0, 1)
+
+
+class RemoteApi:
+    """The operations of :class:`haathi.api.Api`, each one HTTP request to ``url``."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout, read=None), follow_redirects=False
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kw: Any) -> Json:
+        try:
+            response = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise StorageError(
+                f"cannot reach the haathi server at {self.url}: {exc}", retryable=True
+            ) from exc
+        _raise_for(response)
+        return None if response.status_code == 204 else response.json()
+
+    @staticmethod
+    def _params(**kw: Any) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if v is not None and v is not False}
+
+    # repos
+    def create_repo(self, name: str, description: str = "") -> RepoInfo:
+        d = self._call("POST", f"{API_PREFIX}/repos",
+                       json={"name": name, "description": description})  # fmt: skip
+        return RepoInfo.from_dict(d)
+
+    def inspect_repo(self, name: str) -> RepoInfo:
+        return RepoInfo.from_dict(self._call("GET", f"{API_PREFIX}/repos/{_q(name)}"))
+
+    def list_repo(self) -> list[RepoInfo]:
+        return [RepoInfo.from_dict(d) for d in self._call("GET", f"{API_PREFIX}/repos")]
+
+    def update_repo(self, name: str, description: str) -> RepoInfo:
+        d = self._call("PATCH", f"{API_PREFIX}/repos/{_q(name)}",
+                       json={"description": description})  # fmt: skip
+        return RepoInfo.from_dict(d)
+
+    def delete_repo(self, name: str, force: bool = False) -> None:
+        self._call("DELETE", f"{API_PREFIX}/repos/{_q(name)}", params=self._params(force=force))
+
+    # branches
+    def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
+        d = self._call("POST", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches",
+                       json={"branch": spec.ref, "head": head})  # fmt: skip
+        return BranchInfo.from_dict(d)
+
+    def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
+        d = self._call("GET", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches/{ref_segment(spec)}")
+        return BranchInfo.from_dict(d)
+
+    def list_branch(self, repo: str) -> list[BranchInfo]:
+        return [BranchInfo.from_dict(d)
+                for d in self._call("GET", f"{API_PREFIX}/repos/{_q(repo)}/branches")]  # fmt: skip
+
+    def delete_branch(self, spec: CommitSpec) -> None:
+        self._call("DELETE", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches/{ref_segment(spec)}")
+
+    # commits
+    def start_commit(
+        self, spec: CommitSpec, parent: str | None = None, description: str = ""
+    ) -> CommitInfo:
+        d = self._call("POST", f"{commit_path(spec)}/start",
+                       json={"parent": parent, "description": description})  # fmt: skip
+        return CommitInfo.from_dict(d)
+
+    def finish_commit(self, spec: CommitSpec, description: str | None = None) -> CommitInfo:
+        d = self._call("POST", f"{commit_path(spec)}/finish", json={"description": description})
+        return CommitInfo.from_dict(d)
+
+    def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
+        return CommitInfo.from_dict(self._call("GET", commit_path(spec)))
+
+    def list_commit(
+        self, repo: str, branch: str | None = None, number: int | None = None
+    ) -> list[CommitInfo]:
+        ds = self._call("GET", f"{API_PREFIX}/repos/{_q(repo)}/commits",
+                        params=self._params(branch=branch, number=number))  # fmt: skip
+        return [CommitInfo.from_dict(d) for d in ds]
+
+    def list_commit_set(self, commit_id: str) -> list[CommitInfo]:
+        ds = self._call("GET", f"{API_PREFIX}/commitsets/{_q(commit_id)}")
+        return [CommitInfo.from_dict(d) for d in ds]
+
+    def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
+        path = (f"{API_PREFIX}/commitsets/{_q(spec)}/wait" if isinstance(spec, str)
+                else f"{commit_path(spec)}/wait")  # fmt: skip
+        ds = self._call("POST", path, params=self._params(timeout=timeout))
+        return [CommitInfo.from_dict(d) for d in ds]
+
+    def delete_commit(self, spec: CommitSpec) -> str:
+        return str(self._call("DELETE", commit_path(spec))["id"])
+
+    def squash_commit(self, spec: CommitSpec) -> str:
+        return str(self._call("POST", f"{commit_path(spec)}/squash")["id"])
+
+    def find_commit(self, spec: FileSpec, limit: int | None = None) -> list[CommitInfo]:
+        ds = self._call("GET", file_path("history", spec), params=self._params(limit=limit))
+        return [CommitInfo.from_dict(d) for d in ds]
+
+    # metadata
+    def edit_metadata(
+        self, kind: str, spec: CommitSpec, action: str,
+        items: Mapping[str, str] | Sequence[str],
+    ) -> dict[str, str]:
+        body = {"action": action, "items": dict(items) if isinstance(items, Mapping)
+                else list(items)}  # fmt: skip
+        path = f"{API_PREFIX}/repos/{_q(spec.repo)}/metadata/{_q(kind)}/{ref_segment(spec)}"
+        return dict(self._call("POST", path, json=body))
+
+    # files
+    def modify_file(
+        self,
+        spec: CommitSpec,
+        ops: Sequence[Op],
+        *,
+        parallelism: int = 1,
+        progress: ProgressFn | None = None,
+        description: str = "",
+    ) -> str:
+        body = _frames(list(ops), description, progress)
+        d = self._call("POST", f"{commit_path(spec)}/modify", content=body,
+                       headers={"Content-Type": "application/x-haathi-modify"})  # fmt: skip
+        return str(d["commit"])
+
+    def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
+        request = self._http.build_request("GET", file_path("files", spec))
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot reach the haathi server at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            _raise_for(response)
+        info = FileInfo.from_dict(json.loads(response.headers[FILE_INFO_HEADER]))
+        return info, self._content(response, info)
+
+    def _content(self, response: httpx.Response, info: FileInfo) -> Iterator[bytes]:
+        got = 0
+        try:
+            for chunk in response.iter_raw():
+                got += len(chunk)
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise StorageError(
+                f"reading {info.repo}@{info.commit}:{info.path} from the server failed "
+                f"after {got} bytes: {exc}"
+            ) from exc
+        finally:
+            response.close()
+        if got != info.size_bytes:
+            raise StorageError(
+                f"reading {info.repo}@{info.commit}:{info.path} from the server stopped "
+                f"after {got} of {info.size_bytes} bytes"
+            )
+
+    def inspect_file(self, spec: FileSpec) -> FileInfo:
+        return FileInfo.from_dict(self._call("GET", file_path("info", spec)))
+
+    def list_file(self, spec: FileSpec) -> list[FileInfo]:
+        return [FileInfo.from_dict(d) for d in self._call("GET", file_path("list", spec))]
+
+    def walk_file(self, spec: FileSpec) -> list[FileInfo]:
+        return [FileInfo.from_dict(d) for d in self._call("GET", file_path("walk", spec))]
+
+    def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
+        ds = self._call("GET", f"{commit_path(spec)}/glob", params={"pattern": pattern})
+        return [FileInfo.from_dict(d) for d in ds]
+
+    def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
+        params = {} if old is None else {"old": file_spec_text(old)}
+        ds = self._call("GET", file_path("diff", new), params=params)
+        return [DiffEntry.from_dict(d) for d in ds]
+
+    # checks
+    def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
+        ds = self._call("POST", f"{API_PREFIX}/fsck", json={"fast": fast, "fix": fix})
+        return [Problem.from_dict(d) for d in ds]
+
+    def gc(self, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> dict[str, int]:
+        return dict(self._call("POST", f"{API_PREFIX}/gc",
+                               json={"grace_s": grace_s, "orphan_grace_s": orphan_grace_s}))
+
+    def store_info(self) -> dict[str, Any]:
+        info = dict(self._call("GET", f"{API_PREFIX}/store"))
+        info["server"] = self.url
+        return info
+
+    # pipelines
+    def create_pipeline(
+        self, spec: dict[str, Any], *, update: bool = False, reprocess: bool = False
+    ) -> str:
+        d = self._call("POST", f"{API_PREFIX}/pipelines",
+                       json={"spec": spec, "update": update, "reprocess": reprocess})
+        return str(d["job"])
+
+    def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"{API_PREFIX}/pipelines/validate", json={"spec": spec}))
+
+    def inspect_pipeline(self, name: str) -> PipelineInfo:
+        return PipelineInfo.from_dict(self._call("GET", f"{API_PREFIX}/pipelines/{_q(name)}"))
+
+    def list_pipeline(self) -> list[PipelineInfo]:
+        return [PipelineInfo.from_dict(d)
+                for d in self._call("GET", f"{API_PREFIX}/pipelines")]  # fmt: skip
+
+    def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
+        self._call("DELETE", f"{API_PREFIX}/pipelines/{_q(name)}",
+                   params=self._params(keep_repo=keep_repo))  # fmt: skip
+
+    def stop_pipeline(self, name: str) -> None:
+        self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/stop")
+
+    def start_pipeline(self, name: str) -> str | None:
+        job = self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/start")["job"]
+        return None if job is None else str(job)
+
+    def run_cron(self, name: str) -> list[str]:
+        return [str(x) for x in self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/cron")]
+
+    def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
+        ds = self._call("POST", f"{API_PREFIX}/pipelines/preview", json={"spec": spec})
+        return [DatumInfo.from_dict(d) for d in ds]
+
+    # jobs and datums
+    def list_job(
+        self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
+    ) -> list[JobInfo]:
+        ds = self._call("GET", f"{API_PREFIX}/jobs",
+                        params=self._params(pipeline=pipeline, job=job, limit=limit))
+        return [JobInfo.from_dict(d) for d in ds]
+
+    def _job_path(self, pipeline: str, job: str) -> str:
+        return f"{API_PREFIX}/pipelines/{_q(pipeline)}/jobs/{_q(job)}"
+
+    def inspect_job(self, pipeline: str, job: str) -> JobInfo:
+        return JobInfo.from_dict(self._call("GET", self._job_path(pipeline, job)))
+
+    def wait_job(
+        self, pipeline: str | None, job: str, timeout: float | None = None
+    ) -> list[JobInfo]:
+        path = (f"{API_PREFIX}/jobs/{_q(job)}/wait" if pipeline is None
+                else f"{self._job_path(pipeline, job)}/wait")  # fmt: skip
+        ds = self._call("POST", path, params=self._params(timeout=timeout))
+        return [JobInfo.from_dict(d) for d in ds]
+
+    def stop_job(self, pipeline: str, job: str) -> JobInfo:
+        return JobInfo.from_dict(self._call("POST", f"{self._job_path(pipeline, job)}/stop"))
+
+    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
+        ds = self._call("GET", f"{self._job_path(pipeline, job)}/datums")
+        return [DatumInfo.from_dict(d) for d in ds]
+
+    def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
+        d = self._call("GET", f"{self._job_path(pipeline, job)}/datums/{_q(datum)}")
+        return DatumInfo.from_dict(d)
+
+    def logs(
+        self, pipeline: str, job: str | None = None, datum: str | None = None
+    ) -> tuple[JobInfo, list[tuple[str, str]]]:
+        d = self._call("GET", f"{API_PREFIX}/pipelines/{_q(pipeline)}/logs",
+                       params=self._params(job=job, datum=datum))  # fmt: skip
+        return JobInfo.from_dict(d["job"]), [(x["datum"], x["output"]) for x in d["logs"]]
+
+    # running jobs
+    def queue_jobs(self) -> int:
+        return int(self._call("POST", f"{API_PREFIX}/jobs/queue")["queued"])
+
+    def run_jobs(self, progress: Any = None) -> RunSummary:
+        """Have the server run the queued jobs, and wait until they have ended (no progress
+        is reported over HTTP)."""
+        return RunSummary.from_dict(self._call("POST", f"{API_PREFIX}/jobs/run"))
+
+    def run_worker(self, stop: threading.Event, progress: Any = None) -> None:
+        raise FailedPrecondition(
+            f"the server at {self.url} runs jobs itself: `run worker` needs a store directory"
+        )
+
+    # lineage
+    def lineage(
+        self, target: str, *, downstream: bool = False, at: str | None = None
+    ) -> list[LineageNode]:
+        ds = self._call("GET", f"{API_PREFIX}/lineage",
+                        params=self._params(target=target, downstream=downstream, at=at))
+        return [LineageNode.from_dict(d) for d in ds]
+
+    def reproduce(self, target: str) -> ReproduceReport:
+        d = self._call("POST", f"{API_PREFIX}/reproduce", json={"target": target})
+        return ReproduceReport.from_dict(d)
+
+    def reproduce_commit(
+        self, commit: str, *, sample: int | None = None, seed: int | None = None
+    ) -> ReproduceReport:
+        d = self._call("POST", f"{API_PREFIX}/reproduce/commit",
+                       json={"commit": commit, "sample": sample, "seed": seed})
+        return ReproduceReport.from_dict(d)
