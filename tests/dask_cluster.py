@@ -83,12 +83,15 @@ class DaskCluster:
         from distributed import Client
 
         deadline = time.monotonic() + timeout
-        while not sched_file.exists():
+        address = None
+        while address is None:  # the scheduler writes its file in place: wait until it parses
             self._check_alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no dask scheduler in {timeout:.0f}s:\n{self.logs()}")
-            time.sleep(0.02)
-        address = str(json.loads(sched_file.read_text())["address"])
+            try:
+                address = str(json.loads(sched_file.read_text())["address"])
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.02)
         with Client(address, timeout=timeout, set_as_default=False) as client:
             while len(client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
                 self._check_alive()
