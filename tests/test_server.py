@@ -38,6 +38,13 @@ from tests.conftest import Cli
 
 
 @pytest.fixture
+def backend() -> str:
+    """These tests are about HTTP: one backend pair (the behavioural suites run over HTTP on
+    both)."""
+    return "local"
+
+
+@pytest.fixture
 def http(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url) as h:
         yield h

@@ -12,6 +12,7 @@ Imports nothing of the server, the Api or the database; httpx is imported only h
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -111,8 +112,11 @@ class RemoteApi:
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
+        # no Nagle delay between a request's head and its streamed body
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
         self._http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(timeout, read=None), follow_redirects=False
+            base_url=self.url, timeout=httpx.Timeout(timeout, read=None), follow_redirects=False,
+            transport=httpx.HTTPTransport(socket_options=nodelay),
         )
 
     def close(self) -> None:
