@@ -124,7 +124,12 @@ class RemoteApi:
 
     def _call(self, method: str, path: str, **kw: Any) -> Json:
         try:
-            response = self._http.request(method, path, **kw)
+            try:
+                response = self._http.request(method, path, **kw)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                response = self._http.request(method, path, **kw)  # a pooled connection died
         except httpx.HTTPError as exc:
             raise StorageError(
                 f"cannot reach the haathi server at {self.url}: {exc}", retryable=True

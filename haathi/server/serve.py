@@ -69,7 +69,11 @@ class Server:
         self.port = int(self.sock.getsockname()[1])
         self.api = api
         app = create_app(api, run_worker=run_worker, max_upload_bytes=max_upload_bytes)
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
+        # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
+        # never reuses a connection the server is closing
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30
+        )
         self.uvicorn = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
