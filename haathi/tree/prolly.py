@@ -352,25 +352,45 @@ def range_totals(root: bytes | None, lo: str, hi: str, store: NodeStore) -> tupl
     return walk(root, None)
 
 
-def _expand(item: tuple[int, Entry], store: NodeStore) -> list[tuple[int, Entry]]:
-    """Children of a node ref in reverse order (for a stack); ``-1`` marks a file entry."""
+def _expand(
+    item: tuple[int, Entry], store: NodeStore, lo: str = "", hi: str | None = None
+) -> list[tuple[int, Entry]]:
+    """Children of a node ref that may hold keys in [lo, hi), in reverse order (for a stack);
+    ``-1`` marks a file entry."""
     _, ref = item
     assert isinstance(ref, NodeRef)
     node = store.get(ref.digest)
     child_level = node.level - 1 if node.level > 0 else -1
-    return [(child_level, e) for e in reversed(node.entries)]
+    out: list[tuple[int, Entry]] = []
+    for e in node.entries:
+        if e.key < lo:  # a child's key is the last key below it: all of it lies before lo
+            continue
+        out.append((child_level, e))
+        if hi is not None and e.key >= hi:  # later children hold only keys after this one
+            break
+    out.reverse()
+    return out
 
 
 def diff(
-    old: bytes | None, new: bytes | None, store: NodeStore
+    old: bytes | None,
+    new: bytes | None,
+    store: NodeStore,
+    lo: str = "",
+    hi: str | None = None,
 ) -> Iterator[tuple[str, FileEntry | None, FileEntry | None]]:
-    """Yield (path, old entry, new entry) for every differing path, skipping equal subtrees."""
+    """Yield (path, old entry, new entry) for every differing path (with ``lo <= path < hi``
+    when a range is given), in path order, skipping equal subtrees and subtrees outside the
+    range."""
 
     def start(root: bytes | None) -> list[tuple[int, Entry]]:
         if root is None:
             return []
         node = store.get(root)
         return [(node.level, NodeRef(node.last_key, root, 0, 0))]
+
+    def past(path: str) -> bool:
+        return hi is not None and path >= hi
 
     a = start(old)
     b = start(new)
@@ -384,17 +404,19 @@ def diff(
                     b.pop()
                     continue
                 if la >= lb:
-                    a.extend(_expand(a.pop(), store))
+                    a.extend(_expand(a.pop(), store, lo, hi))
                 if lb >= la:
-                    b.extend(_expand(b.pop(), store))
+                    b.extend(_expand(b.pop(), store, lo, hi))
                 continue
             if la >= 0:
-                a.extend(_expand(a.pop(), store))
+                a.extend(_expand(a.pop(), store, lo, hi))
                 continue
             if lb >= 0:
-                b.extend(_expand(b.pop(), store))
+                b.extend(_expand(b.pop(), store, lo, hi))
                 continue
             assert isinstance(ea, FileEntry) and isinstance(eb, FileEntry)
+            if past(min(ea.path, eb.path)):  # both streams are past the range
+                return
             if ea.path == eb.path:
                 a.pop()
                 b.pop()
@@ -406,20 +428,16 @@ def diff(
             else:
                 b.pop()
                 yield eb.path, None, eb
-        elif a:
-            la, ea = a.pop()
-            if la >= 0:
-                a.extend(_expand((la, ea), store))
-            else:
-                assert isinstance(ea, FileEntry)
-                yield ea.path, ea, None
         else:
-            lb, eb = b.pop()
-            if lb >= 0:
-                b.extend(_expand((lb, eb), store))
-            else:
-                assert isinstance(eb, FileEntry)
-                yield eb.path, None, eb
+            side = a or b
+            level, e = side.pop()
+            if level >= 0:
+                side.extend(_expand((level, e), store, lo, hi))
+                continue
+            assert isinstance(e, FileEntry)
+            if past(e.path):
+                return
+            yield (e.path, e, None) if side is a else (e.path, None, e)
 
 
 def reachable(root: bytes | None, store: NodeStore) -> Iterator[tuple[bytes, Node]]:
