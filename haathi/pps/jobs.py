@@ -252,19 +252,9 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
 def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | None, bytes | None]:
     """The pipeline's last successful job before this one, and its output tree."""
     with ctx.pfs.db.read() as conn:
-        row = conn.execute(
-            records.job_query()
-            .where(
-                jobs.c.pipeline_id == job.pipeline_id,
-                jobs.c.id < job.id,
-                jobs.c.state == JobState.SUCCESS.value,
-            )
-            .order_by(jobs.c.id.desc())
-            .limit(1)
-        ).first()
-        if row is None:
+        base = records.last_success_before(conn, job)
+        if base is None:
             return None, None
-        base = records.job_from_row(row)
         c = find_commit(conn, repo_id_of(conn, job.pipeline), job.pipeline, base.commit_id)
     return base, c.root if c is not None else None
 

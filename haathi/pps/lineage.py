@@ -97,17 +97,7 @@ class LineageWalk:
             row = self.conn.execute(q).first()
             job = records.job_from_row(row) if row is not None else None
             if job is not None and job.state != JobState.SUCCESS:
-                base = self.conn.execute(
-                    records.job_query()
-                    .where(
-                        jobs.c.pipeline_id == job.pipeline_id,
-                        jobs.c.id < job.id,
-                        jobs.c.state == JobState.SUCCESS.value,
-                    )
-                    .order_by(jobs.c.id.desc())
-                    .limit(1)
-                ).first()
-                job = records.job_from_row(base) if base is not None else None
+                job = records.last_success_before(self.conn, job)
             self.jobs[key] = job
         return self.jobs[key]
 

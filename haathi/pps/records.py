@@ -136,6 +136,21 @@ def job_by_pk(conn: Connection, pk: int) -> JobRow:
     return job_from_row(r)
 
 
+def last_success_before(conn: Connection, job: JobRow) -> JobRow | None:
+    """The pipeline's last successful job before ``job`` (whose output it builds on)."""
+    r = conn.execute(
+        job_query()
+        .where(
+            jobs.c.pipeline_id == job.pipeline_id,
+            jobs.c.id < job.id,
+            jobs.c.state == JobState.SUCCESS.value,
+        )
+        .order_by(jobs.c.id.desc())
+        .limit(1)
+    ).first()
+    return job_from_row(r) if r is not None else None
+
+
 def find_job(conn: Connection, pipeline: str, commit_id: str) -> JobRow:
     """The job of ``pipeline`` for commit set ``commit_id`` (a unique prefix is enough)."""
     q = job_query().where(pipelines.c.name == pipeline)
