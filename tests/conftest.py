@@ -173,3 +173,11 @@ class Cli:
 @pytest.fixture
 def cli(store: Path, tmp_path: Path) -> Cli:
     return Cli(store, tmp_path)
+
+
+def put_all(client: Client, repo: str, content: dict[str, str]) -> str:
+    """Put ``{path: text}`` into ``repo@master`` as one commit; returns its ID."""
+    with client.start_commit(f"{repo}@master") as c:
+        for path, text in content.items():
+            c.put_file(path, text.encode())
+    return c.id

@@ -19,7 +19,7 @@ from haathi.client import Client
 from haathi.errors import NotFound
 from haathi.models.info import DatumState
 from haathi.models.lineage import LineageNode
-from tests.conftest import Cli
+from tests.conftest import Cli, put_all
 
 RAW = {"/a-1.csv": "1\n", "/a-2.csv": "2\n", "/b-1.csv": "3\n", "/b-2.csv": "4\n",
        "/c-1.csv": "5\n"}
@@ -49,13 +49,6 @@ MODEL = {
     "transform": {"cmd": ["sh", "-c", "cat /pfs/features/* /pfs/params/* > "
                           "/pfs/out/model-$PACH_DATUM_features_GROUP_BY"]},
 }
-
-
-def put_all(client: Client, repo: str, content: dict[str, str]) -> str:
-    with client.start_commit(f"{repo}@master") as c:
-        for path, text in content.items():
-            c.put_file(path, text.encode())
-    return c.id
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 from haathi.client import Client
 from haathi.errors import FailedPrecondition, HaathiError, NotFound
 from haathi.models.info import DatumInfo, DatumState, FileType, JobInfo, JobState
+from tests.conftest import put_all
 
 PY = sys.executable
 
@@ -311,13 +312,6 @@ def join_spec(name: str, *, outer_stores: bool = False, outer_purchases: bool = 
         },
         "transform": JOIN_TRANSFORM,
     }
-
-
-def put_all(client: Client, repo: str, content: dict[str, str]) -> str:
-    with client.start_commit(f"{repo}@master") as c:
-        for path, text in content.items():
-            c.put_file(path, text.encode())
-    return c.id
 
 
 def test_inner_and_outer_join(client: Client) -> None:

@@ -16,7 +16,7 @@ import pytest
 from haathi.client import Client
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models.reproduce import ReproduceReport
-from tests.conftest import Cli
+from tests.conftest import Cli, put_all
 
 UPPER = {
     "pipeline": {"name": "upper"},
@@ -38,13 +38,6 @@ for f in /pfs/data/*; do
   date +%s%N > /pfs/out/$n.time
 done"""]},
 }
-
-
-def put_all(client: Client, repo: str, content: dict[str, str]) -> str:
-    with client.start_commit(f"{repo}@master") as c:
-        for path, text in content.items():
-            c.put_file(path, text.encode())
-    return c.id
 
 
 @pytest.fixture
