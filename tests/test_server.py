@@ -139,7 +139,7 @@ def test_remote_client_raises_the_same_class_with_the_same_message(
 
 # the surface -----------------------------------------------------------------------------
 
-NOT_OVER_HTTP = {"close", "run_worker", "runner"}
+NOT_OVER_HTTP = {"close", "run_worker", "runner", "caller", "for_token", "as_caller"}
 
 
 def test_openapi_lists_a_route_for_every_api_operation(http: httpx.Client) -> None:

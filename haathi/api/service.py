@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from haathi.api.access import AccessApi
 from haathi.api.lineage import LineageApi
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from haathi.models.auth import Permission
 from haathi.models.ids import is_commit_id
 from haathi.models.info import (
     BranchInfo,
@@ -22,7 +24,7 @@ from haathi.models.info import (
     Problem,
     RepoInfo,
 )
-from haathi.models.ops import Op, ProgressFn
+from haathi.models.ops import CopyOp, Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import (
     closure,
@@ -61,14 +63,21 @@ def _wait(
         delay = min(delay * 1.5, 0.5)
 
 
-class Api(LineageApi):
-    """The embedded implementation of every operation (the server exposes the same)."""
+class Api(AccessApi, LineageApi):
+    """The embedded implementation of every operation (the server exposes the same).
+
+    Each operation first checks that the caller may do it (a no-op without a caller: see
+    :mod:`haathi.api.access`).
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.pfs = runtime.pfs
         self.pps = runtime.pps
         self._runner: JobRunner | None = None
+
+    def _share_runner(self) -> None:
+        self.runner  # noqa: B018 - made once, shared by every caller's view
 
     def close(self) -> None:
         if self._runner is not None:
@@ -77,18 +86,25 @@ class Api(LineageApi):
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        return repos.create_repo(self.pfs, name, description)
+        info = repos.create_repo(self.pfs, name, description)
+        self._owned_by_caller(name)
+        return info
 
     def inspect_repo(self, name: str) -> RepoInfo:
+        self._allow(Permission.READ, name)
         return repos.inspect_repo(self.pfs, name)
 
     def list_repo(self) -> list[RepoInfo]:
-        return repos.list_repo(self.pfs)
+        """Every repo the caller may read."""
+        readable = self._readable()
+        return [r for r in repos.list_repo(self.pfs) if readable is None or r.name in readable]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
+        self._allow(Permission.WRITE, name)
         return repos.update_repo(self.pfs, name, description)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
+        self._allow(Permission.OWN, name)
         with self.pfs.db.read() as conn:
             if records.find_pipeline(conn, name) is not None:
                 raise FailedPrecondition(
@@ -96,34 +112,42 @@ class Api(LineageApi):
                     repo=name,
                 )
         repos.delete_repo(self.pfs, name, force)
+        self._forget_repo(name)
 
     # branches
     def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
+        self._allow(Permission.WRITE, spec.repo)
         return repos.create_branch(self.pfs, spec, head)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
+        self._allow(Permission.READ, spec.repo)
         return repos.inspect_branch(self.pfs, spec)
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
+        self._allow(Permission.READ, repo)
         return repos.list_branch(self.pfs, repo)
 
     def delete_branch(self, spec: CommitSpec) -> None:
+        self._allow(Permission.WRITE, spec.repo)
         repos.delete_branch(self.pfs, spec)
 
     # commits
     def start_commit(
         self, spec: CommitSpec, parent: str | None = None, description: str = ""
     ) -> CommitInfo:
+        self._allow(Permission.WRITE, spec.repo)
         cid = lifecycle.start_commit(self.pfs, spec, parent, description)
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def finish_commit(self, spec: CommitSpec, description: str | None = None) -> CommitInfo:
+        self._allow(Permission.WRITE, spec.repo)
         cid = lifecycle.finish_commit(self.pfs, spec, description)
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
         """The commit with its children, direct and full provenance, subvenance and (output
         commits) spec version."""
+        self._allow(Permission.READ, spec.repo)
         with self.pfs.db.read() as conn:
             c = commits.resolve(conn, spec)
             info = c.info(commits.children_of(conn, c.repo_id, c.id))
@@ -139,6 +163,7 @@ class Api(LineageApi):
     def list_commit(
         self, repo: str, branch: str | None = None, number: int | None = None
     ) -> list[CommitInfo]:
+        self._allow(Permission.READ, repo)
         with self.pfs.db.read() as conn:
             return [c.info() for c in commits.list_commits(conn, repo, branch, number)]
 
@@ -149,6 +174,7 @@ class Api(LineageApi):
             found = [c.info() for c in commits.commit_set(conn, commit_id)]
         if not found:
             raise NotFound(f"no commit with ID {commit_id}", commit=commit_id)
+        self._allow(Permission.READ, *(c.repo for c in found))
         return found
 
     def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
@@ -162,13 +188,16 @@ class Api(LineageApi):
         return _wait(look, lambda i: i.finished is not None, timeout, f"{spec} to finish")
 
     def delete_commit(self, spec: CommitSpec) -> str:
+        self._allow(Permission.WRITE, spec.repo)
         return lifecycle.delete_commit(self.pfs, spec)
 
     def squash_commit(self, spec: CommitSpec) -> str:
+        self._allow(Permission.WRITE, spec.repo)
         return lifecycle.squash_commit(self.pfs, spec)
 
     def find_commit(self, spec: FileSpec, limit: int | None = None) -> list[CommitInfo]:
         """The commits in ``spec``'s history (newest first) that changed its path."""
+        self._allow(Permission.READ, spec.commit.repo)
         return [c.info() for c in history.find_commits(self.pfs, spec, limit)]
 
     # metadata
@@ -177,6 +206,7 @@ class Api(LineageApi):
         items: Mapping[str, str] | Sequence[str],
     ) -> dict[str, str]:
         """Edit the key/value metadata of a repo, branch or commit; the new metadata."""
+        self._allow(Permission.WRITE, spec.repo)
         return metadata.edit_metadata(self.pfs, kind, spec, action, items)
 
     # files
@@ -189,36 +219,47 @@ class Api(LineageApi):
         progress: ProgressFn | None = None,
         description: str = "",
     ) -> str:
+        self._allow(Permission.WRITE, spec.repo)
+        sources = {op.source.commit.repo for op in ops if isinstance(op, CopyOp)}
+        self._allow(Permission.READ, *sources)
         return modify.modify(
             self.pfs, spec, ops, parallelism=parallelism, progress=progress,
             description=description,
         )
 
     def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
+        self._allow(Permission.READ, spec.commit.repo)
         commit, entry = files.file_entry(self.pfs, spec)
         return files.file_info(commit, entry), files.iter_content(self.pfs, entry)
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:
+        self._allow(Permission.READ, spec.commit.repo)
         return files.inspect_file(self.pfs, spec)
 
     def list_file(self, spec: FileSpec) -> list[FileInfo]:
+        self._allow(Permission.READ, spec.commit.repo)
         return files.list_file(self.pfs, spec)
 
     def walk_file(self, spec: FileSpec) -> list[FileInfo]:
+        self._allow(Permission.READ, spec.commit.repo)
         commit, entries = files.walk_files(self.pfs, spec)
         return [files.file_info(commit, e) for e in entries]
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
+        self._allow(Permission.READ, spec.repo)
         return files.glob_file(self.pfs, spec, pattern)
 
     def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
+        self._allow(Permission.READ, new.commit.repo, *(() if old is None else (old.commit.repo,)))
         return files.diff_file(self.pfs, new, old)
 
     # checks
     def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
+        self._allow(Permission.ADMIN)
         return fsck.fsck(self.pfs, fast=fast, fix=fix)
 
     def gc(self, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> dict[str, int]:
+        self._allow(Permission.ADMIN)
         return gc.gc(self.pfs, grace_s=grace_s, orphan_grace_s=orphan_grace_s).to_dict()
 
     def store_info(self) -> dict[str, Any]:
@@ -229,9 +270,11 @@ class Api(LineageApi):
         self, spec: dict[str, Any], *, update: bool = False, reprocess: bool = False
     ) -> str:
         """Create (or update) a pipeline from a Pachyderm spec; the ID of the job it starts."""
-        return pipelines.create_pipeline(
-            self.pps, parse_spec(spec), is_update=update, reprocess=reprocess
-        )
+        parsed = parse_spec(spec)
+        new = self._check_pipeline(parsed)
+        job = pipelines.create_pipeline(self.pps, parsed, is_update=update, reprocess=reprocess)
+        self._grant_pipeline(parsed, new=new)
+        return job
 
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The effective spec (defaults applied) and notes, or InvalidArgument."""
@@ -239,29 +282,42 @@ class Api(LineageApi):
         return {"spec": parsed.to_dict(), "notes": list(parsed.notes)}
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
+        self._allow(Permission.READ, name)
         return pipelines.inspect_pipeline(self.pps, name)
 
     def list_pipeline(self) -> list[PipelineInfo]:
-        return pipelines.list_pipeline(self.pps)
+        """Every pipeline whose output repo the caller may read."""
+        readable = self._readable()
+        found = pipelines.list_pipeline(self.pps)
+        return [p for p in found if readable is None or p.name in readable]
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
+        self._allow(Permission.OWN, name)
         pipelines.delete_pipeline(self.pps, name, keep_repo=keep_repo)
+        self._forget_pipeline(name, keep_repo=keep_repo)
 
     def stop_pipeline(self, name: str) -> None:
+        self._allow(Permission.WRITE, name)
         pipelines.stop_pipeline(self.pps, name)
 
     def start_pipeline(self, name: str) -> str | None:
+        self._allow(Permission.WRITE, name)
         return pipelines.start_pipeline(self.pps, name)
 
     def run_cron(self, name: str) -> list[str]:
+        self._allow(Permission.WRITE, name)
         return cron_ticks.run_cron(self.pps, name)
 
     def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
         """The datums a spec's input has now, without creating anything."""
+        if self.caller is not None:
+            inputs = pipelines.input_branches(parse_spec(spec))
+            self._allow(Permission.READ, *(repo for repo, _ in inputs))
         return preview.preview_datums(self.pps, spec)
 
     # jobs and datums
     def _job(self, pipeline: str, job: str) -> records.JobRow:
+        self._allow(Permission.READ, pipeline)
         with self.pfs.db.read() as conn:
             return records.find_job(conn, pipeline, job)
 
@@ -271,11 +327,14 @@ class Api(LineageApi):
     def list_job(
         self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
     ) -> list[JobInfo]:
+        if pipeline is not None:
+            self._allow(Permission.READ, pipeline)
+        readable = self._readable()
         with self.pfs.db.read() as conn:
             if pipeline is not None:
                 records.pipeline_row(conn, pipeline)
             rows = records.list_jobs(conn, pipeline=pipeline, commit_id=job, limit=limit)
-        return [self._job_info(r) for r in rows]
+        return [self._job_info(r) for r in rows if readable is None or r.pipeline in readable]
 
     def inspect_job(self, pipeline: str, job: str) -> JobInfo:
         return self._job_info(self._job(pipeline, job))
@@ -296,6 +355,7 @@ class Api(LineageApi):
         return _wait(look, lambda i: i.state.terminal, timeout, f"job {job}")
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
+        self._allow(Permission.WRITE, pipeline)
         return self._job_info(jobs.stop_job(self.pps, pipeline, job))
 
     def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:

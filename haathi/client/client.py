@@ -16,7 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from haathi.client import sources
+from haathi.client import session, sources
+from haathi.client.auth import AuthMethods
 from haathi.client.lineage import LineageMethods
 from haathi.config import resolve_address, store_config
 from haathi.errors import InvalidArgument
@@ -154,7 +155,7 @@ class CommitHandle:
             self._client._api.delete_commit(self.spec)
 
 
-class Client(LineageMethods):
+class Client(AuthMethods, LineageMethods):
     """The haathi client. Every method takes the CLI's refspec strings.
 
     Embedded, a call that starts pipeline jobs (a write to an input repo, creating or
@@ -479,10 +480,11 @@ class Client(LineageMethods):
 
 def connect(
     address: str | None = None, *, run_jobs: bool = True,
-    progress: JobProgressFn | None = None, **overrides: Any,
+    progress: JobProgressFn | None = None, token: str | None = None, **overrides: Any,
 ) -> Client:
     """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``), or
-    connect to the ``haathi serve`` server at an ``http(s)://`` address.
+    connect to the ``haathi serve`` server at an ``http(s)://`` address (with ``token``, else
+    ``$HAATHI_TOKEN``, else the token ``haathi auth login`` saved for that address).
 
     ``overrides`` replace settings of the store's config file (``db_url``, ``objects_url``,
     ``s3_endpoint``, ``executor``, ``sandbox``, ...). ``run_jobs``: see :class:`Client`.
@@ -497,8 +499,8 @@ def connect(
                 f"{', '.join(given)}: store settings apply to a store directory; the server "
                 f"at {resolved} uses its own"
             )
-        remote = cast("Api", RemoteApi(resolved))  # the same methods, over HTTP
-        return Client(remote, run_jobs=run_jobs, progress=progress)
+        remote = RemoteApi(resolved, token=token or session.token_for(resolved))
+        return Client(cast("Api", remote), run_jobs=run_jobs, progress=progress)  # same methods
 
     from haathi.api import Api
     from haathi.runtime import open_store

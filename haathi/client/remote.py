@@ -27,6 +27,7 @@ from haathi.errors import (
     StorageError,
     from_dict,
 )
+from haathi.models.auth import Access, RoleBindings
 from haathi.models.info import (
     BranchInfo,
     CommitInfo,
@@ -110,13 +111,14 @@ def _frames(ops: Sequence[Op], description: str, progress: ProgressFn | None) ->
 class RemoteApi:
     """The operations of :class:`haathi.api.Api`, each one HTTP request to ``url``."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         # no Nagle delay between a request's head and its streamed body
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        headers = {} if not token else {"Authorization": f"Bearer {token}"}
         self._http = httpx.Client(
             base_url=self.url, timeout=httpx.Timeout(timeout, read=None), follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=nodelay),
+            transport=httpx.HTTPTransport(socket_options=nodelay), headers=headers,
         )
 
     def close(self) -> None:
@@ -417,3 +419,43 @@ class RemoteApi:
         d = self._call("POST", f"{API_PREFIX}/reproduce/commit",
                        json={"commit": commit, "sample": sample, "seed": seed})
         return ReproduceReport.from_dict(d)
+
+    # auth
+    def auth_activate(self) -> str:
+        return str(self._call("POST", f"{API_PREFIX}/auth/activate")["root_token"])
+
+    def auth_deactivate(self) -> None:
+        self._call("POST", f"{API_PREFIX}/auth/deactivate")
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self._call("GET", f"{API_PREFIX}/auth/whoami"))
+
+    def _auth(self, method: str, path: str, **body: Any) -> Json:
+        return self._call(method, f"{API_PREFIX}/auth/{path}", json=body)
+
+    def get_auth_token(self, subject: str, ttl_s: float | None = None) -> str:
+        return str(self._auth("POST", "tokens", subject=subject, ttl_s=ttl_s)["token"])
+
+    def get_robot_token(self, robot: str, ttl_s: float | None = None) -> str:
+        return str(self._auth("POST", "robot-tokens", robot=robot, ttl_s=ttl_s)["token"])
+
+    def revoke_auth_token(self, token: str | None = None, subject: str | None = None) -> int:
+        return int(self._auth("POST", "revoke", token=token, subject=subject)["revoked"])
+
+    def set_repo_roles(self, repo: str, roles: str, subject: str) -> RoleBindings:
+        d = self._auth("PUT", f"repos/{_q(repo)}", roles=roles, subject=subject)
+        return RoleBindings.from_dict(d)
+
+    def get_repo_roles(self, repo: str) -> RoleBindings:
+        return RoleBindings.from_dict(self._call("GET", f"{API_PREFIX}/auth/repos/{_q(repo)}"))
+
+    def check_repo(self, repo: str, subject: str | None = None) -> Access:
+        params = {} if subject is None else {"subject": subject}
+        d = self._call("GET", f"{API_PREFIX}/auth/repos/{_q(repo)}/check", params=params)
+        return Access.from_dict(d)
+
+    def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
+        return RoleBindings.from_dict(self._auth("PUT", "cluster", roles=roles, subject=subject))
+
+    def get_cluster_roles(self) -> RoleBindings:
+        return RoleBindings.from_dict(self._call("GET", f"{API_PREFIX}/auth/cluster"))

@@ -213,3 +213,32 @@ datum_inputs = Table(
     Column("path", Text, primary_key=True),
     Column("datum_id", String(64), primary_key=True),
 )
+
+# Auth (off until activated). One row (id 1) in ``auth_config`` while auth is active.
+auth_config = Table(
+    "auth_config",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Tokens are stored as their SHA-256 (a token is 256 random bits: a plain hash cannot be
+# reversed or guessed); ``expires_at`` NULL = never.
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("subject", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Index("ix_auth_tokens_subject", "subject"),
+)
+
+# Role bindings: ``resource`` is ``cluster`` or ``repo:NAME``.
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("resource", String(80), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("role", String(32), primary_key=True),
+)

@@ -21,9 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from haathi.auth import activation, bindings
 from haathi.errors import Conflict, HaathiError
 from haathi.meta.blob_index import keep_reused
 from haathi.meta.schema import commits, datum_inputs, datums, jobs, pipelines
+from haathi.models.auth import Permission, pipeline_subject
 from haathi.models.info import (
     CommitState,
     DatumState,
@@ -146,7 +148,27 @@ def readiness(conn: Connection, job: records.JobRow) -> Readiness:
             "unrunnable because the following upstream pipelines failed: " + ", ".join(failed),
             unrunnable=True,
         )
+    denied = _unreadable_inputs(conn, job.pipeline)
+    if denied:
+        return Readiness(
+            False,
+            f"{pipeline_subject(job.pipeline)} is not authorized to read input repo "
+            f"{', '.join(denied)}: needs repoReader",
+            unrunnable=True,
+        )
     return Readiness(True)
+
+
+def _unreadable_inputs(conn: Connection, pipeline: str) -> list[str]:
+    """With auth on: the input repos the pipeline's own identity may not read."""
+    if not activation.is_active(conn):
+        return []
+    spec, _ = spec_of(conn, records.pipeline_row(conn, pipeline))
+    who = pipeline_subject(pipeline)
+    return [
+        repo for repo, _ in input_branches(spec)
+        if Permission.READ not in bindings.permissions(conn, who, repo)
+    ]
 
 
 def claim(ctx: PpsContext, job: records.JobRow) -> bool:

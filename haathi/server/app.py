@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from haathi.api import Api
-from haathi.server import envelope, routes_pfs, routes_pps
+from haathi.server import envelope, routes_auth, routes_pfs, routes_pps
 from haathi.server.deps import ServerSettings
 
 
@@ -58,4 +58,5 @@ def create_app(
     envelope.install(app)
     app.include_router(routes_pfs.router)
     app.include_router(routes_pps.router)
+    app.include_router(routes_auth.router)
     return app

@@ -1,4 +1,4 @@
-"""What a route gets from the app: the Api (and, later, the caller's identity)."""
+"""What a route gets from the app: the Api as the caller may use it, and the settings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from haathi.api import Api
 
@@ -15,11 +16,18 @@ class ServerSettings:
     max_upload_bytes: int | None = None
 
 
-def get_api(request: Request) -> Api:
-    """The Api of this app (the hook where a per-request identity will be checked)."""
+_bearer = HTTPBearer(auto_error=False, description="a haathi token (once auth is activated)")
+
+
+def get_api(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Api:
+    """The Api as the request's caller may use it: with auth on, a view acting as the holder
+    of the bearer token (no or a bad token: Unauthenticated, 401)."""
     api = request.app.state.api
     assert isinstance(api, Api)
-    return api
+    return api.for_token(None if credentials is None else credentials.credentials)
 
 
 def get_settings(request: Request) -> ServerSettings:

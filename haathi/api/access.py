@@ -1,0 +1,283 @@
+"""Access control of the Api: who the caller is, what each operation needs, and the ``auth``
+operations (activate, tokens, role bindings).
+
+An Api with ``caller`` None is unrestricted: the embedded client (who can open the store's
+files can read them anyway) and a server while auth is off. A server with auth on serves
+each request through :meth:`AccessApi.for_token`, a view whose operations check the
+caller's roles (Pachyderm's: ``repoReader`` < ``repoWriter`` < ``repoOwner``, and
+``clusterAdmin``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Self
+
+from sqlalchemy import Connection
+
+from haathi.auth import activation, bindings, tokens
+from haathi.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from haathi.models.auth import (
+    ROOT,
+    Access,
+    Caller,
+    Permission,
+    Role,
+    RoleBindings,
+    parse_roles,
+    parse_subject,
+    pipeline_subject,
+)
+from haathi.pfs.context import PfsContext, repo_row
+from haathi.pps import pipelines, records
+from haathi.pps.context import PpsContext
+from haathi.pps.spec import PipelineSpec
+
+_NEEDS = {  # the least role that grants each permission, for error messages
+    Permission.READ: Role.REPO_READER,
+    Permission.WRITE: Role.REPO_WRITER,
+    Permission.OWN: Role.REPO_OWNER,
+    Permission.ADMIN: Role.CLUSTER_ADMIN,
+}
+
+
+class AccessApi:
+    """Mixed into :class:`haathi.api.service.Api`."""
+
+    pfs: PfsContext
+    pps: PpsContext
+    caller: Caller | None = None
+
+    # the caller -----------------------------------------------------------------------------
+    def for_token(self, token: str | None) -> Self:
+        """The Api as the token's holder sees it (itself while auth is off)."""
+        with self.pfs.db.read() as conn:
+            if not activation.is_active(conn):
+                return self
+            if not token:
+                raise Unauthenticated("auth is on: log in (haathi auth login) or pass a token")
+            subject = tokens.subject_of(conn, token)
+        return self.as_caller(Caller(subject))
+
+    def as_caller(self, caller: Caller) -> Self:
+        """A view of this Api acting as ``caller``: its commits name the caller as author, and
+        every operation checks the caller's roles."""
+        self._share_runner()
+        view = copy.copy(self)
+        view.caller = caller
+        view.pfs = dataclasses.replace(self.pfs, author=caller.subject)
+        view.pps = dataclasses.replace(self.pps, pfs=view.pfs)
+        return view
+
+    def _share_runner(self) -> None:
+        """Views run jobs with the Api's one runner (made here, before any view is)."""
+
+    def _allow(self, permission: Permission, *repos: str) -> None:
+        """Raise PermissionDenied unless the caller has ``permission`` on every repo (on the
+        cluster, for ADMIN)."""
+        if self.caller is None:
+            return
+        with self.pfs.db.read() as conn:
+            self._check(conn, permission, repos)
+
+    def _check(self, conn: Connection, permission: Permission, repos: Iterable[str]) -> None:
+        assert self.caller is not None
+        who = self.caller.subject
+        targets: list[str | None] = [None] if permission is Permission.ADMIN else list(repos)
+        for repo in dict.fromkeys(targets):
+            if permission not in bindings.permissions(conn, who, repo):
+                where = "the cluster" if repo is None else f"repo {repo}"
+                raise PermissionDenied(
+                    f"{who} is not authorized to {permission.value} {where}: needs "
+                    f"{_NEEDS[permission].value}",
+                    subject=who, **({} if repo is None else {"repo": repo}),
+                )
+
+    def _readable(self) -> set[str] | None:
+        """The repos the caller may read; None: all of them."""
+        if self.caller is None:
+            return None
+        with self.pfs.db.read() as conn:
+            return bindings.readable_repos(conn, self.caller.subject)
+
+    def _subject(self) -> str:
+        """The caller's subject (the embedded client acts as root)."""
+        return ROOT if self.caller is None else self.caller.subject
+
+    # hooks for the operations that create and delete repos and pipelines -------------------
+    def _owned_by_caller(self, repo: str) -> None:
+        """A new repo: its creator owns it (stale bindings of an earlier repo of that name
+        go)."""
+        with self.pfs.db.write() as conn:
+            bindings.drop(conn, resource=bindings.repo_resource(repo))
+            if self.caller is not None:
+                bindings.grant(conn, bindings.repo_resource(repo), self.caller.subject,
+                               Role.REPO_OWNER)
+
+    def _forget_repo(self, repo: str) -> None:
+        with self.pfs.db.write() as conn:
+            bindings.drop(conn, resource=bindings.repo_resource(repo))
+
+    def _forget_pipeline(self, name: str, *, keep_repo: bool) -> None:
+        with self.pfs.db.write() as conn:
+            bindings.drop(conn, subject=pipeline_subject(name))
+            if not keep_repo:
+                bindings.drop(conn, resource=bindings.repo_resource(name))
+
+    def _check_pipeline(self, spec: PipelineSpec) -> bool:
+        """Before creating or updating ``spec``: the caller needs read on its inputs and, to
+        update, write on its output. Whether the pipeline is new."""
+        with self.pfs.db.read() as conn:
+            new = records.find_pipeline(conn, spec.name) is None
+            if self.caller is not None:
+                inputs = [r for r, _ in pipelines.input_branches(spec) if _exists(conn, r)]
+                self._check(conn, Permission.READ, inputs)
+                if not new:
+                    self._check(conn, Permission.WRITE, [spec.name])
+        return new
+
+    def _grant_pipeline(self, spec: PipelineSpec, *, new: bool) -> None:
+        """After creating or updating ``spec``: its own identity reads its inputs and writes
+        its output; the creator of a new pipeline owns its output repo."""
+        with self.pfs.db.write() as conn:
+            if not activation.is_active(conn):
+                return
+            if new:
+                bindings.drop(conn, resource=bindings.repo_resource(spec.name))
+                if self.caller is not None:
+                    bindings.grant(conn, bindings.repo_resource(spec.name),
+                                   self.caller.subject, Role.REPO_OWNER)
+            _grant_pipeline_roles(conn, spec)
+
+    # auth operations ------------------------------------------------------------------------
+    def auth_activate(self) -> str:
+        """Turn auth on; the root token (shown once). Existing pipelines keep running: each
+        gets read on its inputs and write on its output."""
+        with self.pfs.db.write() as conn:
+            token = activation.activate(conn)
+            for p in records.all_pipelines(conn):
+                spec, _ = pipelines.spec_of(conn, p)
+                _grant_pipeline_roles(conn, spec)
+        return token
+
+    def auth_deactivate(self) -> None:
+        """Turn auth off: every token and role binding is dropped."""
+        self._allow(Permission.ADMIN)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            activation.deactivate(conn)
+
+    def whoami(self) -> dict[str, Any]:
+        """The caller's subject (the embedded client acts as root)."""
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            admin = Permission.ADMIN in bindings.permissions(conn, self._subject(), None)
+        return {"subject": self._subject(), "cluster_admin": admin}
+
+    def get_auth_token(self, subject: str, ttl_s: float | None = None) -> str:
+        """A new token for ``subject`` (a cluster admin's operation, or the caller's own)."""
+        subject = parse_subject(subject)
+        if subject != self._subject():
+            self._allow(Permission.ADMIN)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            return tokens.issue(conn, subject, ttl_s)
+
+    def get_robot_token(self, robot: str, ttl_s: float | None = None) -> str:
+        """A new token for ``robot:NAME`` (cluster admins only)."""
+        subject = parse_subject(robot if robot.startswith("robot:") else f"robot:{robot}")
+        if not subject.startswith("robot:"):
+            raise InvalidArgument(f"{robot!r} is not a robot name")
+        self._allow(Permission.ADMIN)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            return tokens.issue(conn, subject, ttl_s)
+
+    def revoke_auth_token(self, token: str | None = None, subject: str | None = None) -> int:
+        """Revoke one token (anyone holding it may), or every token of ``subject`` (cluster
+        admins, or the caller's own); how many were revoked."""
+        if (token is None) == (subject is None):
+            raise InvalidArgument("revoke a token or a subject's tokens (exactly one)")
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+        if subject is not None:
+            subject = parse_subject(subject)
+            if subject != self._subject():
+                self._allow(Permission.ADMIN)
+        with self.pfs.db.write() as conn:
+            if token is not None:
+                return tokens.revoke_token(conn, token)
+            assert subject is not None
+            return tokens.revoke_subject(conn, subject)
+
+    def set_repo_roles(self, repo: str, roles: str, subject: str) -> RoleBindings:
+        """Make ``roles`` (comma-separated, or ``none``) what ``subject`` holds on ``repo``."""
+        wanted = parse_roles(roles, on_cluster=False)
+        subject = parse_subject(subject)
+        self._allow(Permission.OWN, repo)
+        resource = bindings.repo_resource(repo)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            repo_row(conn, repo)
+            bindings.set_roles(conn, resource, subject, wanted)
+            return RoleBindings(repo, bindings.bindings(conn, resource))
+
+    def get_repo_roles(self, repo: str) -> RoleBindings:
+        """Who holds which roles on ``repo``."""
+        self._allow(Permission.READ, repo)
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            repo_row(conn, repo)
+            return RoleBindings(repo, bindings.bindings(conn, bindings.repo_resource(repo)))
+
+    def check_repo(self, repo: str, subject: str | None = None) -> Access:
+        """The roles and permissions of the caller (or, for a repo's owner, of ``subject``)
+        on ``repo``."""
+        who = self._subject() if subject is None else parse_subject(subject)
+        if who != self._subject():
+            self._allow(Permission.OWN, repo)
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            repo_row(conn, repo)
+            roles = bindings.roles_of(
+                conn, who, [bindings.CLUSTER, bindings.repo_resource(repo)]
+            )
+            perms = bindings.permissions(conn, who, repo)
+        return Access(
+            who, repo, sorted(r.value for r in roles),
+            [p.value for p in Permission if p in perms and p is not Permission.ADMIN],
+        )
+
+    def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
+        """Make ``roles`` (``clusterAdmin`` or ``none``) what ``subject`` holds on the
+        cluster."""
+        wanted = parse_roles(roles, on_cluster=True)
+        subject = parse_subject(subject)
+        self._allow(Permission.ADMIN)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            bindings.set_roles(conn, bindings.CLUSTER, subject, wanted)
+            return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))
+
+    def get_cluster_roles(self) -> RoleBindings:
+        self._allow(Permission.ADMIN)
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))
+
+
+def _exists(conn: Connection, repo: str) -> bool:
+    try:
+        repo_row(conn, repo)
+    except NotFound:
+        return False
+    return True
+
+
+def _grant_pipeline_roles(conn: Connection, spec: PipelineSpec) -> None:
+    who = pipeline_subject(spec.name)
+    for repo, _ in pipelines.input_branches(spec):
+        bindings.grant(conn, bindings.repo_resource(repo), who, Role.REPO_READER)
+    bindings.grant(conn, bindings.repo_resource(spec.name), who, Role.REPO_WRITER)

@@ -1,0 +1,35 @@
+"""Turning auth on and off. Off (the default) means no checks at all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from haathi.auth import tokens
+from haathi.errors import FailedPrecondition
+from haathi.meta.schema import auth_config, auth_tokens, role_bindings
+from haathi.models.auth import ROOT
+
+
+def is_active(conn: Connection) -> bool:
+    return conn.execute(select(auth_config.c.id)).first() is not None
+
+
+def activate(conn: Connection) -> str:
+    """Turn auth on; the root token (shown once: only its hash is kept)."""
+    if is_active(conn):
+        raise FailedPrecondition("auth is already activated")
+    conn.execute(insert(auth_config).values(id=1, activated_at=datetime.now(UTC)))
+    return tokens.issue(conn, ROOT)
+
+
+def deactivate(conn: Connection) -> None:
+    """Turn auth off, dropping every token and role binding."""
+    for table in (auth_config, auth_tokens, role_bindings):
+        conn.execute(delete(table))
+
+
+def require_active(conn: Connection) -> None:
+    if not is_active(conn):
+        raise FailedPrecondition("auth is not activated: run haathi auth activate")
