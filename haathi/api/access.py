@@ -51,6 +51,16 @@ class AccessApi:
     caller: Caller | None = None
 
     # the caller -----------------------------------------------------------------------------
+    def auth_active(self) -> bool:
+        """Whether auth is activated (servers then check every request)."""
+        with self.pfs.db.read() as conn:
+            return activation.is_active(conn)
+
+    def caller_for_token(self, token: str) -> Caller:
+        """The holder of ``token``; Unauthenticated if it is unknown, revoked or expired."""
+        with self.pfs.db.read() as conn:
+            return Caller(tokens.subject_of(conn, token))
+
     def for_token(self, token: str | None) -> Self:
         """The Api as the token's holder sees it (itself while auth is off)."""
         with self.pfs.db.read() as conn:
@@ -74,7 +84,7 @@ class AccessApi:
     def _share_runner(self) -> None:
         """Views run jobs with the Api's one runner (made here, before any view is)."""
 
-    def _allow(self, permission: Permission, *repos: str) -> None:
+    def authorize(self, permission: Permission, *repos: str) -> None:
         """Raise PermissionDenied unless the caller has ``permission`` on every repo (on the
         cluster, for ADMIN)."""
         if self.caller is None:
@@ -164,7 +174,7 @@ class AccessApi:
 
     def auth_deactivate(self) -> None:
         """Turn auth off: every token and role binding is dropped."""
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
             activation.require_active(conn)
             activation.deactivate(conn)
@@ -180,7 +190,7 @@ class AccessApi:
         """A new token for ``subject`` (a cluster admin's operation, or the caller's own)."""
         subject = parse_subject(subject)
         if subject != self._subject():
-            self._allow(Permission.ADMIN)
+            self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
             activation.require_active(conn)
             return tokens.issue(conn, subject, ttl_s)
@@ -190,7 +200,7 @@ class AccessApi:
         subject = parse_subject(robot if robot.startswith("robot:") else f"robot:{robot}")
         if not subject.startswith("robot:"):
             raise InvalidArgument(f"{robot!r} is not a robot name")
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
             activation.require_active(conn)
             return tokens.issue(conn, subject, ttl_s)
@@ -205,7 +215,7 @@ class AccessApi:
         if subject is not None:
             subject = parse_subject(subject)
             if subject != self._subject():
-                self._allow(Permission.ADMIN)
+                self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
             if token is not None:
                 return tokens.revoke_token(conn, token)
@@ -216,7 +226,7 @@ class AccessApi:
         """Make ``roles`` (comma-separated, or ``none``) what ``subject`` holds on ``repo``."""
         wanted = parse_roles(roles, on_cluster=False)
         subject = parse_subject(subject)
-        self._allow(Permission.OWN, repo)
+        self.authorize(Permission.OWN, repo)
         resource = bindings.repo_resource(repo)
         with self.pfs.db.write() as conn:
             activation.require_active(conn)
@@ -226,7 +236,7 @@ class AccessApi:
 
     def get_repo_roles(self, repo: str) -> RoleBindings:
         """Who holds which roles on ``repo``."""
-        self._allow(Permission.READ, repo)
+        self.authorize(Permission.READ, repo)
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             repo_row(conn, repo)
@@ -237,7 +247,7 @@ class AccessApi:
         on ``repo``."""
         who = self._subject() if subject is None else parse_subject(subject)
         if who != self._subject():
-            self._allow(Permission.OWN, repo)
+            self.authorize(Permission.OWN, repo)
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             repo_row(conn, repo)
@@ -255,14 +265,14 @@ class AccessApi:
         cluster."""
         wanted = parse_roles(roles, on_cluster=True)
         subject = parse_subject(subject)
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
             activation.require_active(conn)
             bindings.set_roles(conn, bindings.CLUSTER, subject, wanted)
             return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))
 
     def get_cluster_roles(self) -> RoleBindings:
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))

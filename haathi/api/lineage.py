@@ -19,7 +19,7 @@ class LineageApi:
 
     pps: PpsContext
 
-    def _allow(self, permission: Permission, *repos: str) -> None:  # AccessApi's
+    def authorize(self, permission: Permission, *repos: str) -> None:  # AccessApi's
         raise NotImplementedError
 
     @property
@@ -32,18 +32,18 @@ class LineageApi:
         """Upstream lineage of each file at ``target`` (a file, directory or glob), or with
         ``downstream`` the files derived from each, at the heads or in commit set ``at``."""
         spec = parse_file(target)
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         if downstream:
             nodes = lineage.downstream(self.pps, spec, at)
         else:
             nodes = lineage.upstream(self.pps, spec)
-        self._allow(Permission.READ, *dict.fromkeys(_repos(nodes)))  # the caller sees them all
+        self.authorize(Permission.READ, *dict.fromkeys(_repos(nodes)))  # the caller sees them all
         return nodes
 
     def reproduce(self, target: str) -> ReproduceReport:
         """Re-run the recorded datums that wrote the files at ``target`` and compare."""
         spec = parse_file(target)
-        self._allow(Permission.WRITE, spec.commit.repo)  # it runs the pipeline's code
+        self.authorize(Permission.WRITE, spec.commit.repo)  # it runs the pipeline's code
         return self._readable_report(
             reproduce.reproduce_files(self.pps, spec, self.runner.executor)
         )
@@ -53,14 +53,14 @@ class LineageApi:
     ) -> ReproduceReport:
         """Re-run the datums of output commit ``commit`` (or ``sample`` of them) and compare."""
         spec = parse_commit(commit)
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         return self._readable_report(reproduce.reproduce_commit(
             self.pps, spec, self.runner.executor, sample=sample, seed=seed
         ))
 
     def _readable_report(self, report: ReproduceReport) -> ReproduceReport:
         inputs = (i.partition("@")[0] for d in report.datums for i in d.inputs)
-        self._allow(Permission.READ, *dict.fromkeys(inputs))
+        self.authorize(Permission.READ, *dict.fromkeys(inputs))
         return report
 
 

@@ -91,7 +91,7 @@ class Api(AccessApi, LineageApi):
         return info
 
     def inspect_repo(self, name: str) -> RepoInfo:
-        self._allow(Permission.READ, name)
+        self.authorize(Permission.READ, name)
         return repos.inspect_repo(self.pfs, name)
 
     def list_repo(self) -> list[RepoInfo]:
@@ -100,11 +100,11 @@ class Api(AccessApi, LineageApi):
         return [r for r in repos.list_repo(self.pfs) if readable is None or r.name in readable]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
-        self._allow(Permission.WRITE, name)
+        self.authorize(Permission.WRITE, name)
         return repos.update_repo(self.pfs, name, description)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
-        self._allow(Permission.OWN, name)
+        self.authorize(Permission.OWN, name)
         with self.pfs.db.read() as conn:
             if records.find_pipeline(conn, name) is not None:
                 raise FailedPrecondition(
@@ -116,38 +116,38 @@ class Api(AccessApi, LineageApi):
 
     # branches
     def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         return repos.create_branch(self.pfs, spec, head)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
-        self._allow(Permission.READ, spec.repo)
+        self.authorize(Permission.READ, spec.repo)
         return repos.inspect_branch(self.pfs, spec)
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
-        self._allow(Permission.READ, repo)
+        self.authorize(Permission.READ, repo)
         return repos.list_branch(self.pfs, repo)
 
     def delete_branch(self, spec: CommitSpec) -> None:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         repos.delete_branch(self.pfs, spec)
 
     # commits
     def start_commit(
         self, spec: CommitSpec, parent: str | None = None, description: str = ""
     ) -> CommitInfo:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         cid = lifecycle.start_commit(self.pfs, spec, parent, description)
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def finish_commit(self, spec: CommitSpec, description: str | None = None) -> CommitInfo:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         cid = lifecycle.finish_commit(self.pfs, spec, description)
         return self.inspect_commit(CommitSpec(spec.repo, cid))
 
     def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
         """The commit with its children, direct and full provenance, subvenance and (output
         commits) spec version."""
-        self._allow(Permission.READ, spec.repo)
+        self.authorize(Permission.READ, spec.repo)
         with self.pfs.db.read() as conn:
             c = commits.resolve(conn, spec)
             info = c.info(commits.children_of(conn, c.repo_id, c.id))
@@ -163,7 +163,7 @@ class Api(AccessApi, LineageApi):
     def list_commit(
         self, repo: str, branch: str | None = None, number: int | None = None
     ) -> list[CommitInfo]:
-        self._allow(Permission.READ, repo)
+        self.authorize(Permission.READ, repo)
         with self.pfs.db.read() as conn:
             return [c.info() for c in commits.list_commits(conn, repo, branch, number)]
 
@@ -174,7 +174,7 @@ class Api(AccessApi, LineageApi):
             found = [c.info() for c in commits.commit_set(conn, commit_id)]
         if not found:
             raise NotFound(f"no commit with ID {commit_id}", commit=commit_id)
-        self._allow(Permission.READ, *(c.repo for c in found))
+        self.authorize(Permission.READ, *(c.repo for c in found))
         return found
 
     def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
@@ -188,16 +188,16 @@ class Api(AccessApi, LineageApi):
         return _wait(look, lambda i: i.finished is not None, timeout, f"{spec} to finish")
 
     def delete_commit(self, spec: CommitSpec) -> str:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         return lifecycle.delete_commit(self.pfs, spec)
 
     def squash_commit(self, spec: CommitSpec) -> str:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         return lifecycle.squash_commit(self.pfs, spec)
 
     def find_commit(self, spec: FileSpec, limit: int | None = None) -> list[CommitInfo]:
         """The commits in ``spec``'s history (newest first) that changed its path."""
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         return [c.info() for c in history.find_commits(self.pfs, spec, limit)]
 
     # metadata
@@ -206,7 +206,7 @@ class Api(AccessApi, LineageApi):
         items: Mapping[str, str] | Sequence[str],
     ) -> dict[str, str]:
         """Edit the key/value metadata of a repo, branch or commit; the new metadata."""
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         return metadata.edit_metadata(self.pfs, kind, spec, action, items)
 
     # files
@@ -219,47 +219,48 @@ class Api(AccessApi, LineageApi):
         progress: ProgressFn | None = None,
         description: str = "",
     ) -> str:
-        self._allow(Permission.WRITE, spec.repo)
+        self.authorize(Permission.WRITE, spec.repo)
         sources = {op.source.commit.repo for op in ops if isinstance(op, CopyOp)}
-        self._allow(Permission.READ, *sources)
+        self.authorize(Permission.READ, *sources)
         return modify.modify(
             self.pfs, spec, ops, parallelism=parallelism, progress=progress,
             description=description,
         )
 
     def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         commit, entry = files.file_entry(self.pfs, spec)
         return files.file_info(commit, entry), files.iter_content(self.pfs, entry)
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         return files.inspect_file(self.pfs, spec)
 
     def list_file(self, spec: FileSpec) -> list[FileInfo]:
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         return files.list_file(self.pfs, spec)
 
     def walk_file(self, spec: FileSpec) -> list[FileInfo]:
-        self._allow(Permission.READ, spec.commit.repo)
+        self.authorize(Permission.READ, spec.commit.repo)
         commit, entries = files.walk_files(self.pfs, spec)
         return [files.file_info(commit, e) for e in entries]
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
-        self._allow(Permission.READ, spec.repo)
+        self.authorize(Permission.READ, spec.repo)
         return files.glob_file(self.pfs, spec, pattern)
 
     def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
-        self._allow(Permission.READ, new.commit.repo, *(() if old is None else (old.commit.repo,)))
+        olds = () if old is None else (old.commit.repo,)
+        self.authorize(Permission.READ, new.commit.repo, *olds)
         return files.diff_file(self.pfs, new, old)
 
     # checks
     def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         return fsck.fsck(self.pfs, fast=fast, fix=fix)
 
     def gc(self, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> dict[str, int]:
-        self._allow(Permission.ADMIN)
+        self.authorize(Permission.ADMIN)
         return gc.gc(self.pfs, grace_s=grace_s, orphan_grace_s=orphan_grace_s).to_dict()
 
     def store_info(self) -> dict[str, Any]:
@@ -282,7 +283,7 @@ class Api(AccessApi, LineageApi):
         return {"spec": parsed.to_dict(), "notes": list(parsed.notes)}
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
-        self._allow(Permission.READ, name)
+        self.authorize(Permission.READ, name)
         return pipelines.inspect_pipeline(self.pps, name)
 
     def list_pipeline(self) -> list[PipelineInfo]:
@@ -292,32 +293,32 @@ class Api(AccessApi, LineageApi):
         return [p for p in found if readable is None or p.name in readable]
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
-        self._allow(Permission.OWN, name)
+        self.authorize(Permission.OWN, name)
         pipelines.delete_pipeline(self.pps, name, keep_repo=keep_repo)
         self._forget_pipeline(name, keep_repo=keep_repo)
 
     def stop_pipeline(self, name: str) -> None:
-        self._allow(Permission.WRITE, name)
+        self.authorize(Permission.WRITE, name)
         pipelines.stop_pipeline(self.pps, name)
 
     def start_pipeline(self, name: str) -> str | None:
-        self._allow(Permission.WRITE, name)
+        self.authorize(Permission.WRITE, name)
         return pipelines.start_pipeline(self.pps, name)
 
     def run_cron(self, name: str) -> list[str]:
-        self._allow(Permission.WRITE, name)
+        self.authorize(Permission.WRITE, name)
         return cron_ticks.run_cron(self.pps, name)
 
     def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
         """The datums a spec's input has now, without creating anything."""
         if self.caller is not None:
             inputs = pipelines.input_branches(parse_spec(spec))
-            self._allow(Permission.READ, *(repo for repo, _ in inputs))
+            self.authorize(Permission.READ, *(repo for repo, _ in inputs))
         return preview.preview_datums(self.pps, spec)
 
     # jobs and datums
     def _job(self, pipeline: str, job: str) -> records.JobRow:
-        self._allow(Permission.READ, pipeline)
+        self.authorize(Permission.READ, pipeline)
         with self.pfs.db.read() as conn:
             return records.find_job(conn, pipeline, job)
 
@@ -327,13 +328,17 @@ class Api(AccessApi, LineageApi):
     def list_job(
         self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
     ) -> list[JobInfo]:
+        """Jobs, newest first: of ``pipeline``, of commit set ``job``, or every one the caller
+        may read."""
         if pipeline is not None:
-            self._allow(Permission.READ, pipeline)
-        readable = self._readable()
+            self.authorize(Permission.READ, pipeline)
         with self.pfs.db.read() as conn:
             if pipeline is not None:
                 records.pipeline_row(conn, pipeline)
             rows = records.list_jobs(conn, pipeline=pipeline, commit_id=job, limit=limit)
+        if job is not None:  # a commit set's jobs, as its commits: all readable or none
+            self.authorize(Permission.READ, *(r.pipeline for r in rows))
+        readable = self._readable()
         return [self._job_info(r) for r in rows if readable is None or r.pipeline in readable]
 
     def inspect_job(self, pipeline: str, job: str) -> JobInfo:
@@ -355,7 +360,7 @@ class Api(AccessApi, LineageApi):
         return _wait(look, lambda i: i.state.terminal, timeout, f"job {job}")
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
-        self._allow(Permission.WRITE, pipeline)
+        self.authorize(Permission.WRITE, pipeline)
         return self._job_info(jobs.stop_job(self.pps, pipeline, job))
 
     def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:

@@ -545,10 +545,10 @@ def demo(
     run_demo(address)
 
 
-# registers the pipeline commands and `haathi serve`
-from haathi.cli import pps_commands, serve_command  # noqa: E402
+# registers the pipeline commands, `haathi serve` and `haathi auth`
+from haathi.cli import auth_commands, pps_commands, serve_command  # noqa: E402
 
-_ = pps_commands, serve_command
+_ = auth_commands, pps_commands, serve_command
 
 
 def run() -> None:

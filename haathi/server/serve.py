@@ -17,8 +17,8 @@ from haathi.server.app import create_app
 
 DEFAULT_BIND = "127.0.0.1:8650"
 OPEN_WARNING = (
-    "warning: {host} is not a loopback address and auth does not exist yet: anyone who can "
-    "reach it can read and write every repo"
+    "warning: {host} is not a loopback address and auth is off: anyone who can reach it can "
+    "read and write every repo (haathi auth activate turns auth on)"
 )
 
 
@@ -95,8 +95,10 @@ class Server:
 
     @property
     def warning(self) -> str | None:
-        """What to print when the bind is reachable from other hosts."""
-        return None if is_loopback(self.host) else OPEN_WARNING.format(host=self.host)
+        """What to print when the bind is reachable from other hosts and auth is off."""
+        if is_loopback(self.host) or self.api.auth_active():
+            return None
+        return OPEN_WARNING.format(host=self.host)
 
     def run(self) -> None:
         """Serve until interrupted (Ctrl-C / SIGTERM), then close the store."""
