@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from itertools import chain
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from haathi.models import paths
-from haathi.models.auth import Permission
 from haathi.models.refspec import CommitSpec, FileSpec, parse_commit, parse_file
 from haathi.models.wire import API_PREFIX, FILE_INFO_HEADER, ref_from_segment
 from haathi.server import upload
@@ -209,17 +206,13 @@ async def modify_file(
     api: ApiDep, settings: SettingsDep, request: Request, repo: str, ref: str
 ) -> Json:
     """Apply put/append/delete/copy ops as one atomic change. The body is framed (see
-    ``haathi.models.wire``): a JSON header of ops, then each put's bytes. A truncated or
-    oversized body commits nothing."""
+    ``haathi.models.wire``): a JSON header of ops, then each put's bytes, stored as they
+    arrive. A truncated or oversized body commits nothing."""
     spec = commit_spec(repo, ref)
-    await run_in_threadpool(api.authorize, Permission.WRITE, spec.repo)  # before the upload
-    with upload.spool_dir() as tmp:
-        ops, description = await upload.read_ops(
-            request.stream(), Path(tmp), limit=settings.max_upload_bytes
-        )
-        commit = await run_in_threadpool(
-            lambda: api.modify_file(spec, ops, description=description)
-        )
+    body = await upload.Upload.start(request.receive, limit=settings.max_upload_bytes)
+    commit = await body.apply(
+        lambda ops, description: api.modify_file(spec, ops, description=description)
+    )
     return {"commit": commit}
 
 
