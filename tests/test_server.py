@@ -113,6 +113,18 @@ def test_bad_requests_are_4xx_envelopes_never_500(
     envelope(r)
 
 
+def test_list_commit_with_a_number_out_of_range_is_invalid(http: httpx.Client) -> None:
+    # found by schemathesis: a negative number was a 500 (islice) on a branch, and unlimited
+    # (SQLite) or a 500 (PostgreSQL) on a repo
+    http.post("/v1/repos", json={"name": "r"})
+    cid = http.post("/v1/repos/r/commits/master/start", json={}).json()["id"]
+    http.post(f"/v1/repos/r/commits/{cid}/finish", json={})
+    for params in ({"number": -1, "branch": "master"}, {"number": -1}, {"number": 2**64}):
+        r = http.get("/v1/repos/r/commits", params=params)
+        assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", params
+    assert len(http.get("/v1/repos/r/commits", params={"number": 0}).json()) == 1
+
+
 def test_remote_client_raises_the_same_class_with_the_same_message(
     client: Client, remote: Client
 ) -> None:

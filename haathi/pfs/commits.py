@@ -193,6 +193,9 @@ def iter_ancestry(conn: Connection, head: CommitRow, batch: int = 256) -> Iterat
         parent = rows[-1]._mapping["parent"]
 
 
+MAX_LIMIT = 2**63 - 1  # a SQL BIGINT (and itertools.islice's bound)
+
+
 def ancestry_chain(conn: Connection, head: CommitRow, limit: int | None = None) -> list[CommitRow]:
     """``head`` and its ancestors, newest first."""
     return list(itertools.islice(iter_ancestry(conn, head), limit or None))
@@ -201,7 +204,10 @@ def ancestry_chain(conn: Connection, head: CommitRow, limit: int | None = None) 
 def list_commits(
     conn: Connection, repo: str, branch: str | None, limit: int | None
 ) -> list[CommitRow]:
-    """Commits of a branch (following parents from its head) or of a whole repo, newest first."""
+    """Commits of a branch (following parents from its head) or of a whole repo, newest first;
+    at most ``limit`` of them (None or 0: all)."""
+    if limit is not None and not 0 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"--number must be between 0 (all) and {MAX_LIMIT}, got {limit}")
     repo_id = repo_id_of(conn, repo)
     if branch is not None:
         head = resolve(conn, CommitSpec(repo, branch))
