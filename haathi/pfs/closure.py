@@ -10,9 +10,20 @@ the DAG cannot multiply rows.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, and_, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+)
 
 from haathi.meta.schema import commit_provenance, repos
 
@@ -26,14 +37,16 @@ def _ends(table: FromClause, upstream: bool) -> tuple[Pair, Pair]:
     return (here, there) if upstream else (there, here)
 
 
-def _walk(conn: Connection, repo_id: int, cid: str, *, upstream: bool) -> list[str]:
-    """``repo@commit`` of every commit reachable from (repo_id, cid), nearest first."""
+@functools.cache
+def _statement(upstream: bool) -> Select[Any]:
+    """The walk's query, built once per direction (building it costs ~20x running it on an
+    empty table): ``repo@commit`` rows reachable from the bound (repo_id, cid)."""
     (src_repo, src_commit), (dst_repo, dst_commit) = _ends(commit_provenance, upstream)
     seed = (
         select(
             dst_repo.label("repo_id"), dst_commit.label("commit_id"), literal(1).label("depth")
         )
-        .where(src_repo == repo_id, src_commit == cid)
+        .where(src_repo == bindparam("repo_id"), src_commit == bindparam("cid"))
         .cte("reach", recursive=True)
     )
     edge = commit_provenance.alias("edge")
@@ -44,12 +57,17 @@ def _walk(conn: Connection, repo_id: int, cid: str, *, upstream: bool) -> list[s
         )
     )
     depth = func.min(reach.c.depth).label("depth")
-    rows = conn.execute(
+    return (
         select(repos.c.name, reach.c.commit_id, depth)
         .join(repos, repos.c.id == reach.c.repo_id)
         .group_by(repos.c.name, reach.c.commit_id)
         .order_by(depth, repos.c.name, reach.c.commit_id)
     )
+
+
+def _walk(conn: Connection, repo_id: int, cid: str, *, upstream: bool) -> list[str]:
+    """``repo@commit`` of every commit reachable from (repo_id, cid), nearest first."""
+    rows = conn.execute(_statement(upstream), {"repo_id": repo_id, "cid": cid})
     return [f"{r[0]}@{r[1]}" for r in rows]
 
 
