@@ -496,6 +496,13 @@ def inspect_store(output: OutputOpt = Output.table) -> None:
     render.emit_json(info) if output == Output.json else render.store(info)
 
 
+@command("inspect", "cluster")
+def inspect_cluster(output: OutputOpt = Output.table) -> None:
+    """Show the store's configuration and the server's S3 endpoint (none for a directory)."""
+    info = client().inspect_cluster()
+    render.emit_json(info) if output == Output.json else render.cluster(info)
+
+
 @app.command("fsck")
 def fsck(
     fast: Annotated[bool, typer.Option("--fast", help="check sizes, not hashes")] = False,

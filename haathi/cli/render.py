@@ -182,6 +182,12 @@ def store(info: dict[str, Any]) -> None:
         out.print(f"{key:<16}{value}", markup=False)
 
 
+def cluster(info: dict[str, Any]) -> None:
+    """``inspect cluster``: the server and its S3 gateway, then the store's settings."""
+    store({"server": info["server"] or "none (a store directory)",
+           "s3_endpoint": info["s3_endpoint"] or "none", **info["store"]})  # fmt: skip
+
+
 def gc_report(report: dict[str, int]) -> None:
     out.print(
         f"deleted {report['packs_deleted']} packs ({size(report['bytes_deleted'])}) and "

@@ -26,6 +26,11 @@ def serve(
         str | None,
         typer.Option("--max-upload", help="Refuse uploads larger than this (e.g. 10G)."),
     ] = None,
+    s3_bind: Annotated[
+        str,
+        typer.Option("--s3-bind", help="host:port of the S3 gateway ('auto': the --bind host "
+                     "and port + 1; 'none': no gateway)."),
+    ] = "auto",
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run jobs here (workers run them).")
     ] = False,
@@ -39,7 +44,7 @@ def serve(
         raise InvalidArgument(f"{address} is a server: serve a store directory (--store DIR)")
     server = Server.for_store(
         address, state.overrides, bind, run_worker=not no_worker,
-        max_upload_bytes=units.parse_size(max_upload) if max_upload else None,
+        max_upload_bytes=units.parse_size(max_upload) if max_upload else None, s3_bind=s3_bind,
     )  # fmt: skip
     if server.warning:
         render.err.print(server.warning, markup=False)
@@ -47,4 +52,9 @@ def serve(
         f"haathi serving {address} at {server.url} (HAATHI_ADDRESS={server.url}; Ctrl-C stops)",
         markup=False,
     )
+    if server.s3_url:
+        render.err.print(
+            f"S3 gateway at {server.s3_url} (buckets BRANCH.REPO; e.g. aws --endpoint-url "
+            f"{server.s3_url} s3 ls)", markup=False,
+        )  # fmt: skip
     server.run()

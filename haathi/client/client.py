@@ -477,6 +477,14 @@ class Client(AuthMethods, LineageMethods):
         """The store's configuration (passwords and secret keys are never included)."""
         return self._api.store_info()
 
+    def inspect_cluster(self) -> dict[str, Any]:
+        """``server`` (its URL), ``s3_endpoint`` (where its S3 gateway listens) and ``store``
+        (:meth:`store_info`); the first two are None for a store directory, and
+        ``s3_endpoint`` for a server without a gateway."""
+        store = self._api.store_info()
+        server, gateway = store.pop("server", None), store.pop("s3_gateway", None)
+        return {"server": server, "s3_endpoint": gateway, "store": store}
+
 
 def connect(
     address: str | None = None, *, run_jobs: bool = True,

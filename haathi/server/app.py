@@ -23,10 +23,12 @@ def _version() -> str:
 
 
 def create_app(
-    api: Api, *, run_worker: bool = True, max_upload_bytes: int | None = None
+    api: Api, *, run_worker: bool = True, max_upload_bytes: int | None = None,
+    s3_endpoint: str | None = None,
 ) -> FastAPI:
     """The app serving ``api``. With ``run_worker`` a background thread runs queued jobs and
-    cron ticks while the app runs (started and stopped by the app's lifespan)."""
+    cron ticks while the app runs (started and stopped by the app's lifespan).
+    ``s3_endpoint``: where the server's S3 gateway listens (reported by ``/v1/store``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def create_app(
     )
     app.state.api = api
     app.state.settings = ServerSettings(max_upload_bytes=max_upload_bytes)
+    app.state.s3_endpoint = s3_endpoint
     envelope.install(app)
     app.include_router(routes_pfs.router)
     app.include_router(routes_pps.router)

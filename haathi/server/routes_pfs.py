@@ -282,5 +282,7 @@ def gc(api: ApiDep, body: Annotated[GcBody, Body()] = GcBody()) -> dict[str, int
 
 
 @router.get("/store", tags=["store"])
-def store_info(api: ApiDep) -> Json:
-    return api.store_info()
+def store_info(api: ApiDep, request: Request) -> Json:
+    """The store's configuration, and where this server's S3 gateway listens
+    (``s3_gateway``; null without one)."""
+    return {**api.store_info(), "s3_gateway": request.app.state.s3_endpoint}

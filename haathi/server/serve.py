@@ -14,6 +14,9 @@ from haathi.config import store_config
 from haathi.errors import InvalidArgument
 from haathi.runtime import open_store
 from haathi.server.app import create_app
+from haathi.server.ports import PortRouter, listen, url
+from haathi.server.s3.app import create_s3_app
+from haathi.server.s3.gateway import Gateway
 
 DEFAULT_BIND = "127.0.0.1:8650"
 OPEN_WARNING = (
@@ -37,6 +40,16 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host, number
 
 
+def parse_s3_bind(s3_bind: str | None, host: str, port: int) -> tuple[str, int] | None:
+    """Where the S3 gateway listens: ``auto`` (the server's host, its port + 1, or any free
+    port when the server's is 0), ``host:port``, or None / ``none`` / ``off`` for no gateway."""
+    if s3_bind is None or s3_bind.lower() in ("none", "off", ""):
+        return None
+    if s3_bind.lower() == "auto":
+        return host, port + 1 if port else 0
+    return parse_bind(s3_bind)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -47,35 +60,65 @@ def is_loopback(host: str) -> bool:
 
 
 class Server:
-    """The app serving ``api`` on a socket bound at construction (port 0: any free port)."""
+    """The app serving ``api`` on a socket bound at construction (port 0: any free port), and
+    its S3 gateway on a second socket (``s3_bind``: ``auto`` is the server's port + 1, any port
+    when that is 0; None or ``none`` serves no gateway)."""
 
     def __init__(
         self, api: Api, bind: str = DEFAULT_BIND, *, run_worker: bool = True,
         max_upload_bytes: int | None = None, log_level: str = "warning",
+        s3_bind: str | None = "auto",
     ) -> None:
         host, port = parse_bind(bind)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted connections inherit it: no Nagle delay between a response's head and body
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self.sock.bind((host, port))
-        except OSError as exc:
-            self.sock.close()
-            raise InvalidArgument(f"cannot bind {host}:{port}: {exc.strerror or exc}") from exc
-        self.sock.listen(1024)
+        self.sock = listen(host, port)
         self.host = host
         self.port = int(self.sock.getsockname()[1])
+        self.s3_sock: socket.socket | None = None
+        self.gateway: Gateway | None = None
+        try:
+            s3 = parse_s3_bind(s3_bind, host, port)
+            if s3 is not None:
+                try:
+                    self.s3_sock = listen(*s3)
+                except InvalidArgument as exc:
+                    raise InvalidArgument(
+                        f"S3 gateway: {exc} (--s3-bind HOST:PORT puts it elsewhere, --s3-bind "
+                        "none serves without it)"
+                    ) from exc
+                if self.s3_sock.getsockname()[1] == self.port:
+                    raise InvalidArgument("--s3-bind needs a port other than the server's")
+        except BaseException:
+            self._close_sockets()
+            raise
         self.api = api
-        app = create_app(api, run_worker=run_worker, max_upload_bytes=max_upload_bytes)
+        app: Any = create_app(
+            api, run_worker=run_worker, max_upload_bytes=max_upload_bytes,
+            s3_endpoint=self.s3_url,
+        )  # fmt: skip
+        if self.s3_sock is not None:
+            self.gateway = Gateway(api, max_upload_bytes=max_upload_bytes)
+            app = PortRouter(app, {self.s3_port: create_s3_app(self.gateway)})
         # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
         # never reuses a connection the server is closing
         config = uvicorn.Config(
-            app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30
-        )
+            app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30,
+            interface="asgi3",
+        )  # fmt: skip
         self.uvicorn = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+
+    def _sockets(self) -> list[socket.socket]:
+        return [s for s in (self.sock, self.s3_sock) if s is not None]
+
+    def _close_sockets(self) -> None:
+        for s in self._sockets():
+            s.close()
+
+    def _close(self) -> None:
+        self._close_sockets()
+        if self.gateway is not None:
+            self.gateway.close()
+        self.api.close()
 
     @classmethod
     def for_store(cls, address: str, overrides: dict[str, Any], bind: str, **kw: Any) -> Server:
@@ -88,10 +131,19 @@ class Server:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.host in ("0.0.0.0", "::"):
-            host = "127.0.0.1" if self.host == "0.0.0.0" else "[::1]"
-        return f"http://{host}:{self.port}"
+        return url(self.host, self.port)
+
+    @property
+    def s3_port(self) -> int:
+        assert self.s3_sock is not None
+        return int(self.s3_sock.getsockname()[1])
+
+    @property
+    def s3_url(self) -> str | None:
+        """The S3 gateway's endpoint (None when the server has none)."""
+        if self.s3_sock is None:
+            return None
+        return url(str(self.s3_sock.getsockname()[0]), self.s3_port)
 
     @property
     def warning(self) -> str | None:
@@ -103,15 +155,14 @@ class Server:
     def run(self) -> None:
         """Serve until interrupted (Ctrl-C / SIGTERM), then close the store."""
         try:
-            self.uvicorn.run(sockets=[self.sock])
+            self.uvicorn.run(sockets=self._sockets())
         finally:
-            self.sock.close()
-            self.api.close()
+            self._close()
 
     def start(self) -> Server:
         """Serve from a background thread; returns once the server accepts requests."""
         self._thread = threading.Thread(
-            target=self.uvicorn.run, kwargs={"sockets": [self.sock]}, daemon=True,
+            target=self.uvicorn.run, kwargs={"sockets": self._sockets()}, daemon=True,
             name=f"haathi-serve-{self.port}",
         )
         self._thread.start()
@@ -125,5 +176,4 @@ class Server:
         self.uvicorn.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self.sock.close()
-        self.api.close()
+        self._close()

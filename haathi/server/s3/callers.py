@@ -1,0 +1,84 @@
+"""Who an S3 request acts as.
+
+With auth off every request acts through the server's Api and signatures are not checked.
+With auth on, as in Pachyderm's S3 gateway, a user's haathi token is both their access key ID
+and their secret key: the access key names the caller (an unknown or revoked token is
+``InvalidAccessKeyId``), the request must be signed with it (``SignatureDoesNotMatch``
+otherwise; an unsigned request is ``AccessDenied``), and the request acts through the Api's view
+for that caller, whose operations check the caller's roles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from haathi.api import Api
+from haathi.errors import Unauthenticated
+from haathi.models.auth import Permission
+from haathi.server.s3 import sigv4
+from haathi.server.s3.errors import s3_error
+
+Headers = sigv4.Headers
+
+
+class _AuthApi(Protocol):
+    def auth_active(self) -> bool: ...
+
+    def caller_for_token(self, token: str) -> Any: ...
+
+    def as_caller(self, caller: Any) -> Api: ...
+
+
+def authorize_write(api: Api, repo: str) -> None:
+    """Refuse (PermissionDenied) before a body is received, unless the caller may write
+    ``repo`` (the write itself checks again)."""
+    authorize = getattr(api, "authorize", None)
+    if authorize is not None:
+        authorize(Permission.WRITE, repo)
+
+
+def _auth(api: Api) -> _AuthApi | None:
+    """The Api's auth operations (None while this Api has none)."""
+    if all(hasattr(api, m) for m in ("auth_active", "caller_for_token", "as_caller")):
+        return cast(_AuthApi, api)
+    return None
+
+
+@dataclass(frozen=True)
+class Access:
+    """The Api a request acts through, who it acts as (None with auth off), and the signature
+    chain of its aws-chunked body (when signed and auth is on)."""
+
+    api: Api
+    caller: object = None
+    chain: sigv4.ChunkChain | None = None
+
+
+def authenticate(
+    api: Api, method: str, raw_path: str, raw_query: str, headers: Headers
+) -> Access:
+    """The request's :class:`Access`, or an S3 error refusing it."""
+    auth = _auth(api)
+    if auth is None or not auth.auth_active():
+        return Access(api)
+    signed = sigv4.parse(headers, raw_query)
+    if signed is None:
+        raise s3_error(
+            "AccessDenied", "auth is on: sign requests with your haathi token as both the "
+            "access key ID and the secret access key",
+        )  # fmt: skip
+    token = signed.credential.access_key
+    try:
+        caller = auth.caller_for_token(token)
+    except Unauthenticated as exc:
+        raise s3_error(
+            "InvalidAccessKeyId", "the access key ID is not a valid haathi token"
+        ) from exc
+    key = sigv4.verify(method, raw_path, raw_query, headers, signed, token)
+    chain = (
+        sigv4.ChunkChain(key, signed)
+        if signed.payload_hash in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER)
+        else None
+    )
+    return Access(auth.as_caller(caller), caller, chain)

@@ -1,0 +1,134 @@
+"""Multipart upload requests: Create, UploadPart, Complete (one commit), Abort, ListParts
+and ListMultipartUploads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import BinaryIO, cast
+
+from starlette.responses import Response
+
+from haathi.models.ops import PutOp
+from haathi.server.s3 import xml
+from haathi.server.s3.body import receive, temporary_dir
+from haathi.server.s3.buckets import write_path
+from haathi.server.s3.callers import authorize_write
+from haathi.server.s3.errors import s3_error
+from haathi.server.s3.gateway import Call
+from haathi.server.s3.listing import max_keys
+from haathi.server.s3.multipart import Concatenated, Part, Upload, part_number
+from haathi.server.s3.objects import write
+from haathi.server.s3.responses import etag, xml_response
+
+
+def _too_large(limit: int) -> Exception:
+    return s3_error("EntityTooLarge", f"the upload's parts exceed the maximum allowed size "
+                    f"({limit} bytes); nothing was written", limit=limit)  # fmt: skip
+
+
+def _upload(call: Call) -> Upload:
+    upload_id = call.request.query_params.get("uploadId", "")
+    return call.gateway.uploads.get(upload_id, call.the_bucket, call.the_key, call.access.caller)
+
+
+async def create_upload(call: Call) -> Response:
+    bucket, key = call.the_bucket, call.the_key
+    bucket.require_writable()
+    path = write_path(key)
+    await call.snapshot()
+    await call.run(authorize_write, call.api, bucket.repo)
+    upload = call.gateway.uploads.create(bucket, key, path, call.access.caller)
+    body = xml.document("InitiateMultipartUploadResult",
+                        {"Bucket": bucket.name, "Key": key, "UploadId": upload.id})  # fmt: skip
+    return xml_response(body)
+
+
+async def upload_part(call: Call) -> Response:
+    if "x-amz-copy-source" in call.request.headers:
+        raise s3_error("NotImplemented", "UploadPartCopy is not supported by this gateway")
+    number = part_number(call.request.query_params.get("partNumber"))
+    upload = _upload(call)
+    limit = call.gateway.max_upload_bytes
+    room = None if limit is None else max(limit - upload.size_without(number), 0)
+    uploads = call.gateway.uploads
+    spool = uploads.spool_file(upload, number)
+    try:
+        got = await receive(call.request, spool, limit=room, chain=call.access.chain)
+    except BaseException:
+        spool.unlink(missing_ok=True)
+        raise
+    part = Part(number, spool, got.size, f'"{got.md5}"', datetime.now(UTC))
+    uploads.add_part(upload, part)
+    return Response(status_code=200, headers={"ETag": part.etag})
+
+
+async def complete_upload(call: Call) -> Response:
+    """Write the listed parts, in order, as the object: one commit."""
+    bucket, key = call.the_bucket, call.the_key
+    upload = _upload(call)
+    with temporary_dir() as tmp:
+        got = await receive(
+            call.request, tmp / "body", limit=xml.MAX_XML_BYTES, chain=call.access.chain
+        )
+        chosen = xml.parse_complete(got.path.read_bytes())
+    uploads = call.gateway.uploads
+    parts = uploads.start_completing(upload, chosen)
+    try:
+        total = sum(p.size for p in parts)
+        limit = call.gateway.max_upload_bytes
+        if limit is not None and total > limit:
+            raise _too_large(limit)
+        files = [p.file for p in parts]
+        op = PutOp(upload.path, lambda: cast(BinaryIO, Concatenated(files)), size_hint=total)
+        info = await call.run(
+            write, call.api, bucket, [op], upload.path,
+            f"CompleteMultipartUpload {key} ({len(parts)} parts)",
+        )  # fmt: skip
+    except BaseException:
+        uploads.resume(upload)
+        raise
+    uploads.finish(upload)
+    body = xml.document("CompleteMultipartUploadResult", {
+        "Location": f"/{bucket.name}/{key}", "Bucket": bucket.name, "Key": key,
+        "ETag": etag(info),
+    })  # fmt: skip
+    return xml_response(body)
+
+
+async def abort_upload(call: Call) -> Response:
+    call.gateway.uploads.finish(_upload(call))
+    return Response(status_code=204)
+
+
+async def list_parts(call: Call) -> Response:
+    upload = _upload(call)
+    query = call.request.query_params
+    try:
+        marker = int(query.get("part-number-marker") or 0)
+    except ValueError as exc:
+        raise s3_error("InvalidArgument", "part-number-marker must be an integer") from exc
+    most = max_keys(query.get("max-parts"), "max-parts")
+    after = [upload.parts[n] for n in sorted(upload.parts) if n > marker]
+    shown = after[:most]
+    body = xml.document("ListPartsResult", {
+        "Bucket": call.the_bucket.name, "Key": call.the_key, "UploadId": upload.id,
+        "PartNumberMarker": marker,
+        "NextPartNumberMarker": shown[-1].number if shown else marker,
+        "MaxParts": most, "IsTruncated": len(after) > len(shown),
+        "Part": [{"PartNumber": p.number, "LastModified": p.uploaded, "ETag": p.etag,
+                  "Size": p.size} for p in shown],
+    })  # fmt: skip
+    return xml_response(body)
+
+
+async def list_uploads(call: Call) -> Response:
+    """ListMultipartUploads: the caller's uploads in progress in this bucket."""
+    bucket = call.the_bucket
+    await call.snapshot()
+    mine = [u for u in call.gateway.uploads.of_bucket(bucket) if u.owner == call.access.caller]
+    body = xml.document("ListMultipartUploadsResult", {
+        "Bucket": bucket.name, "KeyMarker": "", "UploadIdMarker": "", "MaxUploads": 1000,
+        "IsTruncated": False,
+        "Upload": [{"Key": u.key, "UploadId": u.id, "Initiated": u.initiated} for u in mine],
+    })  # fmt: skip
+    return xml_response(body)
