@@ -125,6 +125,16 @@ def test_list_commit_with_a_number_out_of_range_is_invalid(http: httpx.Client) -
     assert len(http.get("/v1/repos/r/commits", params={"number": 0}).json()) == 1
 
 
+def test_gc_grace_out_of_range(http: httpx.Client) -> None:
+    # found by schemathesis: a grace of 1e124 s was a 500 (timedelta overflow); a negative
+    # orphan grace would delete the packs of writes in flight
+    for body in ({"grace_s": -1}, {"orphan_grace_s": -0.5}):
+        r = http.post("/v1/gc", json=body)
+        assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", body
+    r = http.post("/v1/gc", json={"grace_s": 2.5e124, "orphan_grace_s": 1e300})
+    assert r.status_code == 200 and r.json()["packs_deleted"] == 0, r.text
+
+
 def test_remote_client_raises_the_same_class_with_the_same_message(
     client: Client, remote: Client
 ) -> None:

@@ -18,12 +18,14 @@ and commits nothing. Packs that hold any live blob are kept whole (no repacking 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
+from haathi.errors import InvalidArgument
 from haathi.meta.blob_index import gc_epoch
 from haathi.meta.database import batches
 from haathi.meta.schema import blobs, gc_state, packs
@@ -69,8 +71,26 @@ def packs_of(conn: Connection, digests: list[bytes]) -> set[str]:
     return out
 
 
+MAX_GRACE_S = 100 * 365 * 86400.0  # longer is the same: nothing is that old
+
+
+def _grace(name: str, seconds: float) -> float:
+    """A grace period in seconds: at least 0 (a negative orphan grace would delete the packs of
+    writes in flight), longer ones (even infinite) capped at :data:`MAX_GRACE_S`."""
+    try:
+        value = float(seconds)
+    except OverflowError:
+        value = math.inf
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"gc {name} must be a number of seconds, got {seconds!r}") from exc
+    if math.isnan(value) or value < 0:
+        raise InvalidArgument(f"gc {name} must be at least 0 seconds, got {seconds!r}")
+    return min(value, MAX_GRACE_S)
+
+
 def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> GcReport:
     """Delete unreachable packs condemned at least ``grace_s`` ago; condemn newly found ones."""
+    grace_s, orphan_grace_s = _grace("grace", grace_s), _grace("orphan grace", orphan_grace_s)
     marker = Marker(ctx.nodes, strict=True)
     with ctx.db.read() as conn:
         snap = snapshot(conn)
