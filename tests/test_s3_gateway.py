@@ -4,6 +4,7 @@ both backend pairs: buckets are branches (``branch.repo``) and commits
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -37,11 +38,14 @@ def c(server: Server) -> Iterator[Client]:
         yield client
 
 
-def s3_client(endpoint: str, key: str = "any", secret: str = "any") -> BaseClient:
+def s3_client(
+    endpoint: str, key: str = "any", secret: str = "any", signature: str | None = None
+) -> BaseClient:
     return boto3.client(
         "s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                      signature_version=signature),
     )  # fmt: skip
 
 
@@ -595,3 +599,155 @@ def test_haathi_serve_prints_its_s3_endpoint(store: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# auth --------------------------------------------------------------------------------------
+
+
+class Secured:
+    """Auth on: user:alice owns repo ``data`` (one file); user:bob may read it; user:carol has
+    no role. Each one's token is their access key ID and their secret key."""
+
+    def __init__(self, server: Server) -> None:
+        assert server.s3_url is not None
+        self.endpoint = server.s3_url
+        with haathi.connect(server.url) as anon:
+            root_token = anon.auth_activate()
+        self.root = haathi.connect(server.url, token=root_token)
+        self.tokens = {u: self.root.get_auth_token(f"user:{u}") for u in ("alice", "bob", "carol")}
+        self.alice = haathi.connect(server.url, token=self.tokens["alice"])
+        self.alice.create_repo("data")
+        self.alice.put_file("data@master:/a.txt", b"alpha")
+        self.alice.set_repo_roles("data", "repoReader", "user:bob")
+
+    def s3(self, user: str, signature: str | None = None) -> BaseClient:
+        token = self.tokens[user]
+        return s3_client(self.endpoint, token, token, signature)
+
+    def close(self) -> None:
+        self.alice.close()
+        self.root.close()
+
+
+@pytest.fixture
+def secured(server: Server) -> Iterator[Secured]:
+    s = Secured(server)
+    yield s
+    s.close()
+
+
+def test_with_auth_on_the_token_is_access_key_and_secret(secured: Secured) -> None:
+    alice = secured.s3("alice")
+    alice.put_object(Bucket="master.data", Key="b.txt", Body=b"bravo")
+    assert secured.alice.inspect_commit("data@master").author == "user:alice"
+    assert alice.get_object(Bucket="master.data", Key="b.txt")["Body"].read() == b"bravo"
+    small_parts = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    big = os.urandom(6 * MiB)
+    alice.upload_fileobj(io.BytesIO(big), "master.data", "big", Config=small_parts)
+    assert secured.alice.get_file("data@master:/big") == big
+    keys = [o["Key"] for o in alice.list_objects_v2(Bucket="master.data")["Contents"]]
+    assert keys == ["a.txt", "b.txt", "big"]
+
+
+def test_with_auth_on_bad_credentials_are_refused(
+    secured: Secured, raw: httpx.Client
+) -> None:
+    before = commits(secured.alice)
+    assert s3_error(raw.get("/master.data/a.txt"))[:2] == (403, "AccessDenied")  # unsigned
+    assert s3_error(raw.put("/master.data/x", content=b"x"))[:2] == (403, "AccessDenied")
+    token = secured.tokens["alice"]
+    cases = [
+        (s3_client(secured.endpoint, "not-a-token", "not-a-token"), "InvalidAccessKeyId"),
+        (s3_client(secured.endpoint, token, "wrong-secret"), "SignatureDoesNotMatch"),
+        (s3_client(secured.endpoint, token, secured.tokens["bob"]), "SignatureDoesNotMatch"),
+    ]
+    for client, code in cases:
+        with pytest.raises(ClientError) as exc:
+            client.get_object(Bucket="master.data", Key="a.txt")
+        assert code_of(exc) == (403, code)
+        with pytest.raises(ClientError) as exc:
+            client.put_object(Bucket="master.data", Key="x", Body=b"x")
+        assert code_of(exc) == (403, code)
+    secured.root.revoke_token(secured.tokens["carol"])
+    with pytest.raises(ClientError) as exc:
+        secured.s3("carol").list_buckets()
+    assert code_of(exc) == (403, "InvalidAccessKeyId")
+    assert commits(secured.alice) == before
+
+
+def test_with_auth_on_roles_decide_what_a_caller_may_do(secured: Secured) -> None:
+    bob, carol = secured.s3("bob"), secured.s3("carol")
+    assert [b["Name"] for b in bob.list_buckets()["Buckets"]] == ["master.data"]
+    assert carol.list_buckets()["Buckets"] == []
+    assert bob.get_object(Bucket="master.data", Key="a.txt")["Body"].read() == b"alpha"
+    before = commits(secured.alice)
+    refused: list[Callable[[], Any]] = [
+        lambda: bob.put_object(Bucket="master.data", Key="x", Body=b"x"),
+        lambda: bob.delete_object(Bucket="master.data", Key="a.txt"),
+        lambda: bob.delete_objects(Bucket="master.data", Delete={"Objects": [{"Key": "a.txt"}]}),
+        lambda: bob.create_multipart_upload(Bucket="master.data", Key="x"),
+        lambda: bob.copy_object(Bucket="master.data", Key="x",
+                                CopySource={"Bucket": "master.data", "Key": "a.txt"}),
+        lambda: carol.get_object(Bucket="master.data", Key="a.txt"),
+        lambda: carol.list_objects_v2(Bucket="master.data"),
+    ]  # fmt: skip
+    for call in refused:
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert code_of(exc) == (403, "AccessDenied")
+    assert commits(secured.alice) == before
+    alice = secured.s3("alice")
+    up = alice.create_multipart_upload(Bucket="master.data", Key="m")["UploadId"]
+    secured.alice.set_repo_roles("data", "repoWriter", "user:bob")
+    with pytest.raises(ClientError) as exc:  # an upload is its starter's
+        bob.upload_part(Bucket="master.data", Key="m", UploadId=up, PartNumber=1, Body=b"x")
+    assert code_of(exc) == (403, "AccessDenied")
+
+
+def test_with_auth_on_presigned_urls_work_until_they_expire(secured: Secured) -> None:
+    v2 = secured.s3("alice").generate_presigned_url(  # boto3's default for S3: SigV2
+        "get_object", Params={"Bucket": "master.data", "Key": "a.txt"}, ExpiresIn=60
+    )
+    status, code, message = s3_error(httpx.get(v2))
+    assert (status, code) == (400, "AuthorizationQueryParametersError")
+    assert "signature_version='s3v4'" in message
+    alice = secured.s3("alice", "s3v4")
+    get = alice.generate_presigned_url(
+        "get_object", Params={"Bucket": "master.data", "Key": "a.txt"}, ExpiresIn=60
+    )
+    assert httpx.get(get).content == b"alpha"
+    assert s3_error(httpx.get(get.replace("a.txt", "b.txt")))[:2] == (
+        403, "SignatureDoesNotMatch"
+    )  # fmt: skip
+    put = alice.generate_presigned_url(
+        "put_object", Params={"Bucket": "master.data", "Key": "p.txt"}, ExpiresIn=60
+    )
+    assert httpx.put(put, content=b"presigned").status_code == 200
+    assert secured.alice.get_file("data@master:/p.txt") == b"presigned"
+    expired = alice.generate_presigned_url(
+        "get_object", Params={"Bucket": "master.data", "Key": "a.txt"}, ExpiresIn=1
+    )
+    time.sleep(2)
+    assert s3_error(httpx.get(expired))[:2] == (403, "AccessDenied")
+
+
+def test_with_auth_on_the_aws_cli_signs_with_the_token(
+    secured: Secured, server: Server, tmp_path: Path
+) -> None:
+    home = tmp_path / "aws-home"
+    home.mkdir()
+    aws = AwsCli(str(server.s3_url), home)
+    token = secured.tokens["alice"]
+    aws.env.update(AWS_ACCESS_KEY_ID=token, AWS_SECRET_ACCESS_KEY=token)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.txt").write_text("x")
+    (src / "big.bin").write_bytes(os.urandom(9 * MiB))
+    aws("s3", "sync", str(src), "s3://master.data/up")
+    assert secured.alice.get_file("data@master:/up/big.bin") == (src / "big.bin").read_bytes()
+    aws("s3", "cp", "--recursive", "s3://master.data/up", str(tmp_path / "out"))
+    assert _tree(tmp_path / "out") == _tree(src)
+    aws.env.update(AWS_SECRET_ACCESS_KEY="wrong")
+    proc = subprocess.run([AWS, "--endpoint-url", aws.endpoint, "s3", "ls", "s3://master.data"],
+                          env=aws.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode != 0 and "SignatureDoesNotMatch" in proc.stderr

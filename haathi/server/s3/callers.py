@@ -11,38 +11,18 @@ for that caller, whose operations check the caller's roles.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
 
 from haathi.api import Api
 from haathi.errors import Unauthenticated
-from haathi.models.auth import Permission
+from haathi.models.auth import Caller, Permission
 from haathi.server.s3 import sigv4
 from haathi.server.s3.errors import s3_error
-
-Headers = sigv4.Headers
-
-
-class _AuthApi(Protocol):
-    def auth_active(self) -> bool: ...
-
-    def caller_for_token(self, token: str) -> Any: ...
-
-    def as_caller(self, caller: Any) -> Api: ...
 
 
 def authorize_write(api: Api, repo: str) -> None:
     """Refuse (PermissionDenied) before a body is received, unless the caller may write
     ``repo`` (the write itself checks again)."""
-    authorize = getattr(api, "authorize", None)
-    if authorize is not None:
-        authorize(Permission.WRITE, repo)
-
-
-def _auth(api: Api) -> _AuthApi | None:
-    """The Api's auth operations (None while this Api has none)."""
-    if all(hasattr(api, m) for m in ("auth_active", "caller_for_token", "as_caller")):
-        return cast(_AuthApi, api)
-    return None
+    api.authorize(Permission.WRITE, repo)
 
 
 @dataclass(frozen=True)
@@ -51,16 +31,15 @@ class Access:
     chain of its aws-chunked body (when signed and auth is on)."""
 
     api: Api
-    caller: object = None
+    caller: Caller | None = None
     chain: sigv4.ChunkChain | None = None
 
 
 def authenticate(
-    api: Api, method: str, raw_path: str, raw_query: str, headers: Headers
+    api: Api, method: str, raw_path: str, raw_query: str, headers: sigv4.Headers
 ) -> Access:
     """The request's :class:`Access`, or an S3 error refusing it."""
-    auth = _auth(api)
-    if auth is None or not auth.auth_active():
+    if not api.auth_active():
         return Access(api)
     signed = sigv4.parse(headers, raw_query)
     if signed is None:
@@ -70,7 +49,7 @@ def authenticate(
         )  # fmt: skip
     token = signed.credential.access_key
     try:
-        caller = auth.caller_for_token(token)
+        caller = api.caller_for_token(token)
     except Unauthenticated as exc:
         raise s3_error(
             "InvalidAccessKeyId", "the access key ID is not a valid haathi token"
@@ -81,4 +60,4 @@ def authenticate(
         if signed.payload_hash in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER)
         else None
     )
-    return Access(auth.as_caller(caller), caller, chain)
+    return Access(api.as_caller(caller), caller, chain)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from haathi.models.auth import Caller
 from haathi.server.s3.buckets import Bucket
 from haathi.server.s3.errors import s3_error
 
@@ -38,7 +39,7 @@ class Upload:
     bucket: Bucket
     key: str
     path: str
-    owner: object  # who started it (None with auth off): only they may add to it
+    owner: Caller | None  # who started it (None with auth off): only they may add to it
     directory: Path
     initiated: datetime
     parts: dict[int, Part] = field(default_factory=dict)
@@ -68,7 +69,7 @@ class Uploads:
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
 
-    def create(self, bucket: Bucket, key: str, path: str, owner: object) -> Upload:
+    def create(self, bucket: Bucket, key: str, path: str, owner: Caller | None) -> Upload:
         upload_id = uuid.uuid4().hex
         directory = self.root / upload_id
         directory.mkdir()
@@ -77,7 +78,7 @@ class Uploads:
             self._uploads[upload_id] = upload
         return upload
 
-    def get(self, upload_id: str, bucket: Bucket, key: str, owner: object) -> Upload:
+    def get(self, upload_id: str, bucket: Bucket, key: str, owner: Caller | None) -> Upload:
         with self._lock:
             upload = self._uploads.get(upload_id)
         if upload is None or upload.bucket != bucket or upload.key != key or upload.completing:

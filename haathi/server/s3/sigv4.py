@@ -116,7 +116,7 @@ def _from_header(authorization: str, headers: Headers) -> Signed:
         raise s3_error(
             "AuthorizationHeaderMalformed",
             f"unsupported authorization {algorithm!r}: sign requests with AWS Signature "
-            "Version 4 (AWS4-HMAC-SHA256)",
+            "Version 4 (AWS4-HMAC-SHA256; boto3: Config(signature_version='s3v4'))",
         )
     fields: dict[str, str] = {}
     for item in rest.split(","):
@@ -186,6 +186,12 @@ def parse(headers: Headers, raw_query: str) -> Signed | None:
     query = dict(parse_query(raw_query))
     if "X-Amz-Algorithm" in query or "X-Amz-Signature" in query:
         return _from_query(query, headers)
+    if "AWSAccessKeyId" in query or "Signature" in query:
+        raise s3_error(
+            "AuthorizationQueryParametersError",
+            "Signature Version 2 URLs are not supported: presign with Signature Version 4 "
+            "(boto3: Config(signature_version='s3v4'))",
+        )
     return None
 
 
