@@ -11,7 +11,7 @@ import pytest
 
 from haathi.client import Client
 from haathi.client.sources import walk_dir
-from haathi.errors import FailedPrecondition, NotFound
+from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.internals import inner
 
 
@@ -42,6 +42,34 @@ def test_large_file_round_trips_through_many_chunks(repo: Client) -> None:
     with repo.open_file("r@master:/big.bin") as fh:
         assert fh.read(10) == data[:10]
         assert fh.read() == data[10:]
+
+
+def test_ranged_reads_read_only_the_chunks_holding_the_range(
+    repo: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(5 * 1024 * 1024)
+    repo.put_file("r@master:/big.bin", data)
+    for offset, length in [(0, 10), (123_457, 1_000_000), (len(data) - 5, None),
+                           (len(data) - 5, 100), (len(data), None), (len(data) + 9, 3),
+                           (4_000_000, 0), (0, None)]:  # fmt: skip
+        end = None if length is None else offset + length
+        got = repo.get_file("r@master:/big.bin", offset=offset, length=length)
+        assert got == data[offset:end], (offset, length)
+    with repo.open_file("r@master:/big.bin", offset=3_000_000) as fh:
+        assert fh.read(10) == data[3_000_000:3_000_010]
+        assert fh.read() == data[3_000_010:]
+    with pytest.raises(InvalidArgument):
+        repo.get_file("r@master:/big.bin", offset=-1)
+    blobs = inner(repo).pfs.blobs
+    read: list[object] = []
+    real = blobs.read_location
+    monkeypatch.setattr(blobs, "read_location", lambda loc: read.append(loc) or real(loc))
+    info = repo.inspect_file("r@master:/big.bin")
+    assert repo.get_file("r@master:/big.bin", offset=len(data) - 10) == data[-10:]
+    assert len(read) == 1 < info.chunks  # the last chunk only
+    read.clear()
+    assert repo.get_file("r@master:/big.bin") == data
+    assert len(read) == info.chunks
 
 
 def test_same_content_is_stored_once(repo: Client) -> None:

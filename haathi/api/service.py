@@ -227,10 +227,19 @@ class Api(AccessApi, LineageApi):
             description=description,
         )
 
-    def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
+    def read_file(
+        self, spec: FileSpec, *, offset: int = 0, length: int | None = None
+    ) -> tuple[FileInfo, Iterator[bytes]]:
+        """The file's info and its bytes; from ``offset``, at most ``length`` of them
+        (:meth:`FileInfo.span`), reading only the chunks that hold them."""
+        if offset < 0 or (length is not None and length < 0):
+            raise InvalidArgument("a read's offset and length cannot be negative")
         self.authorize(Permission.READ, spec.commit.repo)
         commit, entry = files.file_entry(self.pfs, spec)
-        return files.file_info(commit, entry), files.iter_content(self.pfs, entry)
+        info = files.file_info(commit, entry)
+        if offset == 0 and length is None:
+            return info, files.iter_content(self.pfs, entry)
+        return info, files.iter_range(self.pfs, entry, *info.span(offset, length))
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         self.authorize(Permission.READ, spec.commit.repo)

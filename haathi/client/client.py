@@ -351,16 +351,20 @@ class Client(AuthMethods, LineageMethods):
         )
 
     # files: reading
-    def get_file(self, target: str) -> bytes:
-        _, chunks = self._api.read_file(parse_file(target))
+    def get_file(self, target: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """The file's bytes (from ``offset``, at most ``length``: only the chunks holding them
+        are read)."""
+        _, chunks = self._api.read_file(parse_file(target), offset=offset, length=length)
         return b"".join(chunks)
 
-    def open_file(self, target: str) -> BinaryIO:
-        """A streaming reader over the file's bytes (verified chunk by chunk)."""
+    def open_file(self, target: str, *, offset: int = 0) -> BinaryIO:
+        """A streaming reader over the file's bytes from ``offset`` (verified chunk by
+        chunk)."""
         from haathi.client.reader import ChunkReader
 
-        info, chunks = self._api.read_file(parse_file(target))
-        return io.BufferedReader(ChunkReader(chunks, info.size_bytes))
+        info, chunks = self._api.read_file(parse_file(target), offset=offset)
+        start, end = info.span(offset)
+        return io.BufferedReader(ChunkReader(chunks, end - start))
 
     def inspect_file(self, target: str) -> FileInfo:
         return self._api.inspect_file(parse_file(target))

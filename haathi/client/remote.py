@@ -247,8 +247,13 @@ class RemoteApi:
                        headers={"Content-Type": "application/x-haathi-modify"})  # fmt: skip
         return str(d["commit"])
 
-    def read_file(self, spec: FileSpec) -> tuple[FileInfo, Iterator[bytes]]:
-        request = self._http.build_request("GET", file_path("files", spec))
+    def read_file(
+        self, spec: FileSpec, *, offset: int = 0, length: int | None = None
+    ) -> tuple[FileInfo, Iterator[bytes]]:
+        params: dict[str, int] = {} if offset == 0 else {"offset": offset}
+        if length is not None:
+            params["length"] = length
+        request = self._http.build_request("GET", file_path("files", spec), params=params)
         try:
             response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -258,9 +263,12 @@ class RemoteApi:
             response.close()
             _raise_for(response)
         info = FileInfo.from_dict(json.loads(response.headers[FILE_INFO_HEADER]))
-        return info, self._content(response, info)
+        start, end = info.span(offset, length)
+        return info, self._content(response, info, end - start)
 
-    def _content(self, response: httpx.Response, info: FileInfo) -> Iterator[bytes]:
+    def _content(
+        self, response: httpx.Response, info: FileInfo, expected: int
+    ) -> Iterator[bytes]:
         got = 0
         try:
             for chunk in response.iter_raw():
@@ -273,10 +281,10 @@ class RemoteApi:
             ) from exc
         finally:
             response.close()
-        if got != info.size_bytes:
+        if got != expected:
             raise StorageError(
                 f"reading {info.repo}@{info.commit}:{info.path} from the server stopped "
-                f"after {got} of {info.size_bytes} bytes"
+                f"after {got} of {expected} bytes"
             )
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:

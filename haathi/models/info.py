@@ -142,6 +142,12 @@ class FileInfo(_Info):
     chunks: int = 0
     datum: str | None = None
 
+    def span(self, offset: int = 0, length: int | None = None) -> tuple[int, int]:
+        """[start, end) of the bytes a read from ``offset`` of at most ``length`` bytes
+        returns (empty past the end of the file)."""
+        end = self.size_bytes if length is None else min(self.size_bytes, offset + length)
+        return min(offset, end), end
+
 
 @dataclass(frozen=True, slots=True)
 class DiffEntry(_Info):

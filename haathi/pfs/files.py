@@ -93,6 +93,31 @@ def iter_content(ctx: PfsContext, entry: FileEntry) -> Iterator[bytes]:
     return ctx.blobs.iter_blobs(d for d, _ in entry.chunk_list())
 
 
+def iter_range(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of the file, reading (and verifying) only the chunks that hold
+    them."""
+    wanted: list[bytes] = []
+    skip = 0
+    pos = 0
+    for digest, n in entry.chunk_list():
+        if pos >= end:
+            break
+        if pos + n > start:
+            if not wanted:
+                skip = start - pos
+            wanted.append(digest)
+        pos += n
+    left = max(end - start, 0)
+    for data in ctx.blobs.iter_blobs(wanted):
+        piece = data[skip : skip + left]
+        skip = 0
+        left -= len(piece)
+        if piece:
+            yield piece
+        if left <= 0:
+            return
+
+
 def inspect_file(ctx: PfsContext, spec: FileSpec) -> FileInfo:
     commit, root, entry = lookup(ctx, spec)
     return file_info(commit, entry) if entry else dir_info(ctx, commit, root, spec.path)

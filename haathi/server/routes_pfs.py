@@ -217,15 +217,20 @@ async def modify_file(
 
 
 @_file_routes("files", response_class=StreamingResponse, tags=["files"])
-def read_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> StreamingResponse:
-    """The file's bytes, streamed; its FileInfo is in the X-Haathi-File-Info header."""
-    info, chunks = api.read_file(file_spec(repo, ref, path))
+def read_file(
+    api: ApiDep, repo: str, ref: str, path: str | None = None,
+    offset: Annotated[int, Query(ge=0, description="first byte to read")] = 0,
+    length: Annotated[int | None, Query(ge=0, description="at most this many bytes")] = None,
+) -> StreamingResponse:
+    """The file's bytes (from ``offset``, at most ``length``), streamed; its FileInfo is in
+    the X-Haathi-File-Info header."""
+    info, chunks = api.read_file(file_spec(repo, ref, path), offset=offset, length=length)
     first = next(chunks, b"")  # errors before the first byte still travel as an envelope
     body: Iterator[bytes] = chain([first], chunks) if first else chunks
+    start, end = info.span(offset, length)
     return StreamingResponse(
         body, media_type="application/octet-stream",
-        headers={FILE_INFO_HEADER: json.dumps(info.to_dict()),
-                 "Content-Length": str(info.size_bytes)},
+        headers={FILE_INFO_HEADER: json.dumps(info.to_dict()), "Content-Length": str(end - start)},
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from haathi.server.s3.buckets import (
 from haathi.server.s3.callers import authorize_write
 from haathi.server.s3.errors import s3_error
 from haathi.server.s3.gateway import Call
-from haathi.server.s3.ranges import parse_range, slice_chunks
+from haathi.server.s3.ranges import parse_range
 from haathi.server.s3.responses import etag, object_headers, xml_response
 
 
@@ -75,8 +75,10 @@ async def get_object(call: Call, *, head: bool) -> Response:
     if head:
         return Response(status_code=status, headers=headers)
     assert path is not None
-    _, chunks = await call.run(call.api.read_file, snapshot.spec(path))
-    body = chunks if byte_range is None else slice_chunks(chunks, *byte_range)
+    offset = 0 if byte_range is None else byte_range[0]
+    _, body = await call.run(
+        lambda: call.api.read_file(snapshot.spec(path), offset=offset, length=length)
+    )  # only the chunks holding the range are read
     first_piece = await call.run(next, body, b"")  # errors before the first byte: S3 XML
     return StreamingResponse(chain([first_piece], body), status_code=status, headers=headers)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from haathi.server.s3.errors import s3_error
 
@@ -38,14 +37,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise _unsatisfiable(size)
     return first, min(int(last_text), size - 1) if last_text else size - 1
 
-
-def slice_chunks(chunks: Iterator[bytes], first: int, last: int) -> Iterator[bytes]:
-    """Bytes ``first`` to ``last`` (inclusive) of a stream of chunks."""
-    pos = 0
-    for chunk in chunks:
-        end = pos + len(chunk)
-        if end > first:
-            yield chunk[max(first - pos, 0) : last + 1 - pos]
-        pos = end
-        if pos > last:
-            return
