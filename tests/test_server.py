@@ -125,6 +125,14 @@ def test_list_commit_with_a_number_out_of_range_is_invalid(http: httpx.Client) -
     assert len(http.get("/v1/repos/r/commits", params={"number": 0}).json()) == 1
 
 
+def test_list_job_with_a_limit_out_of_range_is_invalid(http: httpx.Client) -> None:
+    # found by schemathesis: limit=-2553428656278587660304384 was a 500 (SQLite overflow)
+    for limit in (-1, 2**64):
+        r = http.get("/v1/jobs", params={"limit": limit})
+        assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", limit
+    assert http.get("/v1/jobs", params={"limit": 0}).json() == []
+
+
 def test_gc_grace_out_of_range(http: httpx.Client) -> None:
     # found by schemathesis: a grace of 1e124 s was a 500 (timedelta overflow); a negative
     # orphan grace would delete the packs of writes in flight

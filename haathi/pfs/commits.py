@@ -13,6 +13,7 @@ from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.schema import branches, commits, repos
 from haathi.models.ids import is_commit_id
 from haathi.models.info import CommitInfo, CommitState, Origin
+from haathi.models.limits import check_limit
 from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.pfs.context import as_utc, metadata_of
 
@@ -193,9 +194,6 @@ def iter_ancestry(conn: Connection, head: CommitRow, batch: int = 256) -> Iterat
         parent = rows[-1]._mapping["parent"]
 
 
-MAX_LIMIT = 2**63 - 1  # a SQL BIGINT (and itertools.islice's bound)
-
-
 def ancestry_chain(conn: Connection, head: CommitRow, limit: int | None = None) -> list[CommitRow]:
     """``head`` and its ancestors, newest first."""
     return list(itertools.islice(iter_ancestry(conn, head), limit or None))
@@ -206,8 +204,7 @@ def list_commits(
 ) -> list[CommitRow]:
     """Commits of a branch (following parents from its head) or of a whole repo, newest first;
     at most ``limit`` of them (None or 0: all)."""
-    if limit is not None and not 0 <= limit <= MAX_LIMIT:
-        raise InvalidArgument(f"--number must be between 0 (all) and {MAX_LIMIT}, got {limit}")
+    check_limit(limit, "--number")
     repo_id = repo_id_of(conn, repo)
     if branch is not None:
         head = resolve(conn, CommitSpec(repo, branch))

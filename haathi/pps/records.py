@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, select
 from haathi.errors import NotFound
 from haathi.meta.schema import datums, jobs, pipeline_versions, pipelines
 from haathi.models.info import DatumInfo, DatumState, JobInfo, JobState
+from haathi.models.limits import check_limit
 from haathi.pfs.context import as_utc
 
 
@@ -169,7 +170,8 @@ def list_jobs(
     conn: Connection, *, pipeline: str | None = None, commit_id: str | None = None,
     states: tuple[JobState, ...] = (), limit: int | None = None,
 ) -> list[JobRow]:
-    """Jobs, newest first."""
+    """Jobs, newest first; at most ``limit`` of them (None or 0: all)."""
+    check_limit(limit)
     q = job_query()
     if pipeline is not None:
         q = q.where(pipelines.c.name == pipeline)
