@@ -72,6 +72,26 @@ def test_ranged_reads_read_only_the_chunks_holding_the_range(
     assert len(read) == info.chunks
 
 
+def test_walk_pages_from_a_start_path(repo: Client) -> None:
+    with repo.start_commit("r@master") as c:
+        for name in ["a/1", "a/2", "a/b/3", "a0", "b/4", "b/5"]:
+            c.put_file("/" + name, name.encode())
+    every = [f.path for f in repo.walk_file("r@master:/")]
+    assert every == ["/a/1", "/a/2", "/a/b/3", "/a0", "/b/4", "/b/5"]
+    assert [f.path for f in repo.walk_file("r@master:/", start="/a/2", limit=2)] == [
+        "/a/2", "/a/b/3"
+    ]  # fmt: skip
+    assert [f.path for f in repo.walk_file("r@master:/", start="/a0")] == every[3:]
+    assert [f.path for f in repo.walk_file("r@master:/a", start="/a/b")] == ["/a/b/3"]
+    assert [f.path for f in repo.walk_file("r@master:/b", start="/a")] == ["/b/4", "/b/5"]
+    assert repo.walk_file("r@master:/a", start="/b") == []
+    assert repo.walk_file("r@master:/", limit=0) == []
+    assert [f.path for f in repo.walk_file("r@master:/b/4", start="/b/4")] == ["/b/4"]
+    assert repo.walk_file("r@master:/b/4", start="/b/5") == []
+    with pytest.raises(InvalidArgument):
+        repo.walk_file("r@master:/", limit=-1)
+
+
 def test_same_content_is_stored_once(repo: Client) -> None:
     data = os.urandom(3 * 1024 * 1024)
     objects = inner(repo).runtime.objects

@@ -314,6 +314,30 @@ def test_list_objects_contents_and_start_after(listed: Client, s3: BaseClient) -
     assert sorted(names) == expected("", "/")
 
 
+def test_a_page_reads_its_own_keys_not_the_whole_bucket(
+    c: Client, s3: BaseClient, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c.create_repo("data")
+    with c.start_commit("data@master") as commit:
+        for i in range(600):
+            commit.put_file(f"/d{i % 20:02d}/f{i:04d}", b"x")
+    walked: list[int] = []
+    real = server.api.walk_file
+    monkeypatch.setattr(server.api, "walk_file",
+                        lambda *a, **kw: walked.append(len(out := real(*a, **kw))) or out)
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket="master.data", PaginationConfig={"PageSize": 50}
+    ):  # fmt: skip
+        keys += [o["Key"] for o in page["Contents"]]
+    assert keys == sorted(f"d{i % 20:02d}/f{i:04d}" for i in range(600))
+    assert sum(walked) <= 600 + 12  # each file once (and one look past each page)
+    walked.clear()
+    top = s3.list_objects_v2(Bucket="master.data", Delimiter="/", MaxKeys=5)
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == [f"d{i:02d}/" for i in range(5)]
+    assert top["IsTruncated"] and len(walked) <= 6  # a seek per prefix, not a scan
+
+
 def test_an_empty_branch_is_an_empty_bucket(c: Client, s3: BaseClient) -> None:
     c.create_repo("data")
     c.create_branch("data@master")

@@ -6,6 +6,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any, TypeVar
 
 from haathi.api.access import AccessApi
@@ -249,10 +250,16 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.READ, spec.commit.repo)
         return files.list_file(self.pfs, spec)
 
-    def walk_file(self, spec: FileSpec) -> list[FileInfo]:
+    def walk_file(
+        self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        """Every file at or below the path, in path order: from the path ``start`` on (a
+        seek), at most ``limit`` of them."""
+        if limit is not None and limit < 0:
+            raise InvalidArgument("a walk's limit cannot be negative")
         self.authorize(Permission.READ, spec.commit.repo)
-        commit, entries = files.walk_files(self.pfs, spec)
-        return [files.file_info(commit, e) for e in entries]
+        commit, entries = files.walk_files(self.pfs, spec, start)
+        return [files.file_info(commit, e) for e in islice(entries, limit)]
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
         self.authorize(Permission.READ, spec.repo)

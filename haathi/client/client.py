@@ -372,8 +372,12 @@ class Client(AuthMethods, LineageMethods):
     def list_file(self, target: str) -> list[FileInfo]:
         return self._api.list_file(parse_file(target))
 
-    def walk_file(self, target: str) -> list[FileInfo]:
-        return self._api.walk_file(parse_file(target))
+    def walk_file(
+        self, target: str, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        """Every file at or below the path, in path order (from the path ``start`` on, at
+        most ``limit``: a page of a large directory)."""
+        return self._api.walk_file(parse_file(target), start=start, limit=limit)
 
     def glob_file(self, target: str) -> list[FileInfo]:
         """Files and directories matching ``repo@ref:pattern``."""

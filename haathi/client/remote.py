@@ -293,8 +293,12 @@ class RemoteApi:
     def list_file(self, spec: FileSpec) -> list[FileInfo]:
         return [FileInfo.from_dict(d) for d in self._call("GET", file_path("list", spec))]
 
-    def walk_file(self, spec: FileSpec) -> list[FileInfo]:
-        return [FileInfo.from_dict(d) for d in self._call("GET", file_path("walk", spec))]
+    def walk_file(
+        self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        params = {k: v for k, v in (("start", start), ("limit", limit)) if v is not None}
+        ds = self._call("GET", file_path("walk", spec), params=params)
+        return [FileInfo.from_dict(d) for d in ds]
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
         ds = self._call("GET", f"{commit_path(spec)}/glob", params={"pattern": pattern})

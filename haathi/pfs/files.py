@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import takewhile
 
 from haathi.errors import FailedPrecondition, NotFound
 from haathi.models import paths
@@ -146,12 +147,19 @@ def list_file(ctx: PfsContext, spec: FileSpec) -> list[FileInfo]:
     return out
 
 
-def walk_files(ctx: PfsContext, spec: FileSpec) -> tuple[CommitRow, Iterator[FileEntry]]:
-    """Every file at or below the path."""
+def walk_files(
+    ctx: PfsContext, spec: FileSpec, start: str | None = None
+) -> tuple[CommitRow, Iterator[FileEntry]]:
+    """Every file at or below the path (in path order; with ``start``, those whose path is
+    ``start`` or after it, found by a seek, not a scan)."""
     commit, root, entry = lookup(ctx, spec)
     if entry is not None:
-        return commit, iter([entry])
-    return commit, prolly.iter_prefix(root, paths.dir_prefix(spec.path), ctx.nodes)
+        return commit, iter([] if start is not None and entry.path < start else [entry])
+    prefix = paths.dir_prefix(spec.path)
+    if start is None or start <= prefix:
+        return commit, prolly.iter_prefix(root, prefix, ctx.nodes)
+    below = prolly.iter_from(root, start, ctx.nodes)
+    return commit, takewhile(lambda e: e.path.startswith(prefix), below)
 
 
 def glob_file(ctx: PfsContext, spec: CommitSpec, pattern: str) -> list[FileInfo]:

@@ -245,8 +245,13 @@ def list_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> list
 
 
 @_file_routes("walk", tags=["files"])
-def walk_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> list[Json]:
-    return [f.to_dict() for f in api.walk_file(file_spec(repo, ref, path))]
+def walk_file(
+    api: ApiDep, repo: str, ref: str, path: str | None = None,
+    start: Annotated[str | None, Query(description="the first path to include")] = None,
+    limit: Annotated[int | None, Query(ge=0, description="at most this many files")] = None,
+) -> list[Json]:
+    files = api.walk_file(file_spec(repo, ref, path), start=start, limit=limit)
+    return [f.to_dict() for f in files]
 
 
 @router.get(COMMIT + "/glob", tags=["files"])

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from haathi.api import Api
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
-from haathi.models.info import FileInfo, FileType
+from haathi.models.info import FileInfo
 from haathi.server.s3 import xml
 from haathi.server.s3.buckets import Snapshot
 from haathi.server.s3.errors import s3_error
@@ -31,7 +31,7 @@ from haathi.server.s3.responses import etag, xml_response
 
 MAX_KEYS = 1000
 
-Entry = tuple[str, FileInfo | None]  # (key, file), or (a directory's common prefix, None)
+Entry = tuple[str, FileInfo | None]  # (key, file), or (common prefix, None)
 
 
 @dataclass
@@ -58,7 +58,7 @@ def paginate(
             continue
         cut = key.find(delimiter, len(prefix)) if delimiter else -1
         name = key if cut < 0 else key[: cut + len(delimiter)]
-        # a directory's entry stands for every key below it: it is past ``after`` if any is
+        # a common prefix stands for every key below it: it is past ``after`` if any is
         last_key = key if info is not None else key + "\U0010ffff"
         if last_key <= after or name == after or name == page.last:
             continue
@@ -73,31 +73,52 @@ def paginate(
     return page
 
 
-def _files(api: Api, snapshot: Snapshot, prefix: str, delimiter: str) -> Iterator[Entry]:
-    """The snapshot's files that can be under ``prefix``, sorted by key: a directory's
-    children (subdirectories as common prefixes) when the delimiter is ``/`` and the prefix a
-    directory, else every file below the prefix's directory."""
+def _past(prefix: str) -> str:
+    """The least string after every string that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _entries(
+    api: Api, snapshot: Snapshot, prefix: str, delimiter: str, after: str, batch: int
+) -> Iterator[Entry]:
+    """The snapshot's keys under ``prefix`` after ``after``, in order, rolled up at the
+    delimiter. Files are walked in batches from a seek; past a common prefix the walk seeks
+    again, so a page costs its own keys and prefixes, not the keys before it or under them."""
     if snapshot.commit is None:
         return
     directory = prefix[: prefix.rfind("/") + 1]
     try:
-        path = paths.normalize("/" + directory)
-        if delimiter == "/" and directory == prefix:
-            for info in api.list_file(snapshot.spec(path)):
-                key = info.path[1:]
-                yield (key + "/", None) if info.type == FileType.DIR else (key, info)
+        spec = snapshot.spec(paths.normalize("/" + directory))
+    except InvalidArgument:
+        return  # a prefix no key can have: nothing under it
+    start = max(prefix, after + "\x00") if after else prefix
+    while True:
+        try:
+            files = api.walk_file(spec, start="/" + start, limit=batch)
+        except NotFound:
+            return  # no such directory
+        for info in files:
+            key = info.path[1:]
+            if not key.startswith(prefix):
+                return
+            cut = key.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                yield common, None
+                start = _past(common)
+                break
+            yield key, info
+            start = key + "\x00"  # the least string after the key
         else:
-            for info in api.walk_file(snapshot.spec(path)):
-                yield info.path[1:], info
-    except (NotFound, InvalidArgument):
-        return  # no such directory, or a prefix no key can have: nothing under it
+            if len(files) < batch:
+                return
 
 
 def list_objects(
     api: Api, snapshot: Snapshot, *, prefix: str, delimiter: str, after: str, max_keys: int
 ) -> Page:
     return paginate(
-        _files(api, snapshot, prefix, delimiter),
+        _entries(api, snapshot, prefix, delimiter, after, batch=min(max_keys, MAX_KEYS) + 1),
         prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys,
     )  # fmt: skip
 
