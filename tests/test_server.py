@@ -34,7 +34,7 @@ from haathi.models.wire import FRAME
 from haathi.server.envelope import error_response
 from haathi.server.serve import Server, parse_bind
 from tests import test_cli
-from tests.conftest import Cli
+from tests.conftest import Backends, Cli
 
 
 @pytest.fixture
@@ -141,6 +141,31 @@ def test_gc_grace_out_of_range(http: httpx.Client) -> None:
         assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", body
     r = http.post("/v1/gc", json={"grace_s": 2.5e124, "orphan_grace_s": 1e300})
     assert r.status_code == 200 and r.json()["packs_deleted"] == 0, r.text
+
+
+def test_a_nul_character_is_invalid_on_postgresql(backends: Backends, tmp_path: Path) -> None:
+    # found by schemathesis: PostgreSQL refuses NUL in text, which was a 503 storage error
+    store = tmp_path / "pg"
+    haathi.init(str(store), db=backends.start().pg.create_database()).close()
+    srv = Server.for_store(str(store), {}, "127.0.0.1:0", run_worker=False).start()
+    try:
+        with httpx.Client(base_url=srv.url) as h:
+            assert h.post("/v1/repos", json={"name": "r"}).status_code == 201
+            for method, path, kw in [
+                ("PATCH", "/v1/repos/r", {"json": {"description": "a\x00b"}}),
+                ("POST", "/v1/repos", {"json": {"name": "q", "description": "\x00"}}),
+                ("POST", "/v1/repos/r/commits/master/start", {"json": {"description": "\x00"}}),
+                ("GET", "/v1/repos/r/commits", {"params": {"branch": "ma\x00ster"}}),
+                ("GET", "/v1/repos/r/commits/ma%00ster/files/a", {}),
+                ("GET", "/v1/pipelines/p%00", {}),
+                ("GET", "/v1/jobs", {"params": {"job": "j\x00"}}),
+            ]:
+                r = h.request(method, path, **kw)  # type: ignore[arg-type]
+                assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", path
+            assert [r["name"] for r in h.get("/v1/repos").json()] == ["r"]
+            assert h.get("/v1/repos/r").json()["description"] == ""
+    finally:
+        srv.stop()
 
 
 def test_remote_client_raises_the_same_class_with_the_same_message(

@@ -233,7 +233,9 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **val
     return conn.execute(stmt.returning(table.c[conflict[0]])).first() is not None
 
 
-def _translate(exc: Exception) -> StorageError:
+def _translate(exc: Exception) -> StorageError | InvalidArgument:
     msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
+    if "cannot contain NUL" in msg:  # PostgreSQL text: the value is bad, not the database
+        return InvalidArgument("text with a NUL character (\\x00) is not a valid name or value")
     transient = any(s in msg.lower() for s in _TRANSIENT)
     return StorageError(f"metadata database error: {msg}", retryable=transient)
