@@ -587,6 +587,19 @@ def test_accept_return_code(client: Client) -> None:
     assert job_of(client, "picky", jid).state == JobState.FAILURE
 
 
+def test_output_with_a_nul_byte_is_logged_on_every_backend(client: Client) -> None:
+    # PostgreSQL cannot store NUL in text: a datum that printed one failed its job there
+    client.create_repo("raw")
+    client.put_file("raw@master:/f", b"x")
+    [jid] = client.create_pipeline({
+        "pipeline": {"name": "nul"},
+        "input": pfs("raw", "/*"),
+        "transform": sh("printf 'a\\000b\\n'", "cp /pfs/raw/f /pfs/out/f"),
+    })
+    assert job_of(client, "nul", jid).state == JobState.SUCCESS
+    assert [out for _, out in client.logs("nul")[1]] == ["a\ufffdb\n"]
+
+
 def test_transform_environment(client: Client) -> None:
     client.create_repo("inputs")
     cid = put_all(client, "inputs", {"/x.txt": "x\n", "/dir/y.txt": "y\n"})

@@ -243,8 +243,14 @@ def _run_err_cmd(
         tf.err_cmd, stdin=_stdin(tf.err_stdin), env=env, working_dir=tf.working_dir,
         timeout=task.datum_timeout, cancel=cancel,
     )
-    log.append(res.output.decode("utf-8", "replace"))
+    log.append(_output_text(res.output))
     return res.returncode == 0
+
+
+def _output_text(output: bytes) -> str:
+    """User code's output as log text: bad UTF-8 and NUL (PostgreSQL cannot store it in text)
+    become U+FFFD."""
+    return output.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def run_datum(
@@ -278,7 +284,7 @@ def run_datum(
             tf.cmd, stdin=_stdin(tf.stdin), env=run_env, working_dir=tf.working_dir,
             timeout=task.datum_timeout, cancel=cancel,
         )
-        log.append(res.output.decode("utf-8", "replace"))
+        log.append(_output_text(res.output))
         code = res.returncode
         if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
             entries, reason = _ingest_outputs(writer, sandbox.scratch, pfs, datum)
