@@ -419,6 +419,7 @@ def test_errors_are_s3_xml_with_their_status(data: Client, raw: httpx.Client) ->
     assert s3_error(raw.get("/master.data/nope"))[:2] == (404, "NoSuchKey")
     assert s3_error(raw.get("/master.data/dir"))[:2] == (404, "NoSuchKey")  # a directory
     assert s3_error(raw.get("/master.data/a.txt?acl"))[:2] == (501, "NotImplemented")
+    assert s3_error(raw.get("/master.data/a.txt?versionId=1"))[:2] == (501, "NotImplemented")
     assert s3_error(raw.delete("/master.data"))[:2] == (501, "NotImplemented")
     assert s3_error(raw.post("/master.data?delete", content=b"<Delete><Obj"))[:2] == (
         400, "MalformedXML"
@@ -600,6 +601,20 @@ def test_no_gateway_without_s3_bind(store: Path) -> None:
         assert server.s3_url is None
         with haathi.connect(server.url) as c:
             assert c.inspect_cluster()["s3_endpoint"] is None
+    finally:
+        server.stop()
+
+
+def test_an_open_s3_bind_warns_while_auth_is_off(store: Path) -> None:
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", s3_bind="0.0.0.0:0")
+    try:
+        assert server.warning is not None and "0.0.0.0 is not a loopback" in server.warning
+        assert server.s3_url is not None and server.s3_url.startswith("http://127.0.0.1:")
+    finally:
+        server.stop()
+    server = Server.for_store(str(store), {}, "127.0.0.1:0")
+    try:
+        assert server.warning is None
     finally:
         server.stop()
 

@@ -147,10 +147,15 @@ class Server:
 
     @property
     def warning(self) -> str | None:
-        """What to print when the bind is reachable from other hosts and auth is off."""
-        if is_loopback(self.host) or self.api.auth_active():
+        """What to print when the bind (or the S3 gateway's) is reachable from other hosts
+        and auth is off."""
+        hosts = [self.host]
+        if self.s3_sock is not None:
+            hosts.append(str(self.s3_sock.getsockname()[0]))
+        exposed = [h for h in dict.fromkeys(hosts) if not is_loopback(h)]
+        if not exposed or self.api.auth_active():
             return None
-        return OPEN_WARNING.format(host=self.host)
+        return OPEN_WARNING.format(host=" and ".join(exposed))
 
     def run(self) -> None:
         """Serve until interrupted (Ctrl-C / SIGTERM), then close the store."""

@@ -22,7 +22,7 @@ UNSUPPORTED = frozenset({
     "intelligent-tiering", "inventory", "legal-hold", "lifecycle", "logging", "metrics",
     "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
     "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
-    "tagging", "torrent", "versioning", "versions", "website",
+    "tagging", "torrent", "versionId", "versioning", "versions", "website",
 })  # fmt: skip
 
 
