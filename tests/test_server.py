@@ -144,7 +144,8 @@ def test_gc_grace_out_of_range(http: httpx.Client) -> None:
 
 
 def test_a_nul_character_is_invalid_on_postgresql(backends: Backends, tmp_path: Path) -> None:
-    # found by schemathesis: PostgreSQL refuses NUL in text, which was a 503 storage error
+    # found sending schemathesis-style NUL inputs to a server on PostgreSQL (the fuzz test runs
+    # on SQLite): PostgreSQL refuses NUL in text, which was a 503 storage error
     store = tmp_path / "pg"
     haathi.init(str(store), db=backends.start().pg.create_database()).close()
     srv = Server.for_store(str(store), {}, "127.0.0.1:0", run_worker=False).start()
