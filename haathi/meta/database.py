@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +58,59 @@ def engine_url(url: str) -> str:
     return url
 
 
+class _FairLock:
+    """A lock handed to its waiters in arrival order (``threading.Lock`` is not fair: under
+    contention a waiter can lose again and again)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the holder handing the lock over
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: by the next waiter now
+            else:
+                self._held = False
+
+
+class _LocalLocks:
+    """Named fair locks for the threads of one process (a lock exists while someone holds
+    or waits for it)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locks: dict[str, tuple[_FairLock, list[int]]] = {}
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        with self._mutex:
+            lock, users = self._locks.setdefault(name, (_FairLock(), [0]))
+            users[0] += 1
+        try:
+            lock.acquire()
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            with self._mutex:
+                users[0] -= 1
+                if not users[0]:
+                    del self._locks[name]
+
+
 class Database:
     """The metadata database: an engine plus read and write transactions.
 
@@ -79,6 +134,7 @@ class Database:
         except (ArgumentError, ImportError) as exc:
             msg = mask_url(str(exc).splitlines()[0])
             raise InvalidArgument(f"cannot use metadata database: {msg}") from exc
+        self._local_locks = _LocalLocks()
         if self.is_sqlite:
             _sqlite_setup(self.engine)
             self._read_options: dict[str, Any] = {}
@@ -109,26 +165,32 @@ class Database:
 
     @contextmanager
     def named_lock(self, name: str) -> Iterator[None]:
-        """Hold the lock ``name`` across transactions, for one process or host at a time.
+        """Hold the lock ``name`` across transactions: one thread of this process at a time
+        and, on PostgreSQL, one process or host at a time.
 
-        On PostgreSQL a session advisory lock (released if the process dies); SQLite already
-        serializes writers, so there it is a no-op.
+        Threads take turns on an in-process lock first (a server's request threads: waiting
+        there holds no database connection, so waiters cannot exhaust the pool that the
+        holder needs for its writes). On PostgreSQL the holder then takes a session advisory
+        lock (released if the process dies). SQLite has none across processes: its writers
+        are serialized by their write transactions, and callers check what they read.
         """
-        if self.is_sqlite:
-            yield
-            return
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") - 2**63
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
-                conn.commit()
-                try:
-                    yield
-                finally:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+        with self._local_locks.hold(name):
+            if self.is_sqlite:
+                yield
+                return
+            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+            key -= 2**63
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
                     conn.commit()
-        except (OperationalError, DBAPIError) as exc:
-            raise _translate(exc) from exc
+                    try:
+                        yield
+                    finally:
+                        conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                        conn.commit()
+            except (OperationalError, DBAPIError) as exc:
+                raise _translate(exc) from exc
 
     def retrying(self, fn: Callable[[], T], *, attempts: int = 5) -> T:
         """Run ``fn`` again when the database reports a transient failure."""

@@ -143,8 +143,9 @@ def commit_changes(
                 staging.stage(conn, repo_id, cur.id, changes)
             return open_commit.id
         assert branch is not None
-        # Writers of one branch take turns building on its head (PostgreSQL: an advisory
-        # lock; SQLite needs none), so concurrent writers rarely build a tree in vain.
+        # Writers of one branch take turns building on its head (threads of a process: a
+        # lock; processes on PostgreSQL: an advisory lock), so concurrent writers rarely
+        # build a tree in vain.
         with ctx.db.named_lock(f"branch/{repo_id}/{branch}"):
             cid = _commit_on_branch(
                 ctx, spec, repo_id, branch, changes, description, writer, since_epoch
