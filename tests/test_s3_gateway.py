@@ -150,6 +150,8 @@ def test_each_write_is_one_commit_and_reads_show_it(data: Client, s3: BaseClient
     assert finished is not None
     assert head["ContentLength"] == 10 and head["ETag"] == put["ETag"]
     assert abs(head["LastModified"].timestamp() - finished.timestamp()) < 1
+    listed = s3.list_objects_v2(Bucket="master.data", Prefix="new/")["Contents"][0]
+    assert abs(listed["LastModified"].timestamp() - finished.timestamp()) < 0.002  # ms
 
     s3.put_object(Bucket="master.data", Key="a.txt", Body=b"ALPHA")  # overwrite
     assert commits(data) == before + 2

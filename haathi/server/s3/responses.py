@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import mimetypes
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime
 
 from starlette.responses import Response
 
 from haathi.models.info import FileInfo
+from haathi.server.s3.xml import utc
 
 XML_TYPE = "application/xml"
 
 
 def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(body, status_code=status, media_type=XML_TYPE, headers=headers)
-
-
-def utc(when: datetime) -> datetime:
-    """``when`` in UTC (a naive time from the metadata DB is UTC)."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def http_date(when: datetime) -> str:

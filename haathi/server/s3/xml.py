@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from haathi.server.s3.errors import s3_error
@@ -20,8 +20,14 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 Fields = Mapping[str, Any]  # str | int | bool | datetime | None, or nested Fields or lists
 
 
+def utc(when: datetime) -> datetime:
+    """``when`` in UTC (a naive time from the metadata DB is UTC)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def iso_time(when: datetime) -> str:
     """``2024-05-01T12:00:00.000Z`` (the timestamp format of S3 listings)."""
+    when = utc(when)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
