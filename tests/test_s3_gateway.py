@@ -725,7 +725,10 @@ def test_with_auth_on_roles_decide_what_a_caller_may_do(secured: Secured) -> Non
     refused: list[Callable[[], Any]] = [
         lambda: bob.put_object(Bucket="master.data", Key="x", Body=b"x"),
         lambda: bob.delete_object(Bucket="master.data", Key="a.txt"),
+        lambda: bob.delete_object(Bucket="master.data", Key="never-was"),
         lambda: bob.delete_objects(Bucket="master.data", Delete={"Objects": [{"Key": "a.txt"}]}),
+        lambda: bob.delete_objects(Bucket="master.data",
+                                   Delete={"Objects": [{"Key": "never-was"}]}),
         lambda: bob.create_multipart_upload(Bucket="master.data", Key="x"),
         lambda: bob.copy_object(Bucket="master.data", Key="x",
                                 CopySource={"Bucket": "master.data", "Key": "a.txt"}),

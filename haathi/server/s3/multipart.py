@@ -45,9 +45,6 @@ class Upload:
     parts: dict[int, Part] = field(default_factory=dict)
     completing: bool = False
 
-    def size_without(self, number: int) -> int:
-        return sum(p.size for n, p in self.parts.items() if n != number)
-
 
 def part_number(text: str | None) -> int:
     try:
@@ -94,6 +91,15 @@ class Uploads:
         with self._lock:
             found = [u for u in self._uploads.values() if u.bucket == bucket and not u.completing]
         return sorted(found, key=lambda u: (u.key, u.initiated))
+
+    def parts(self, upload: Upload) -> list[Part]:
+        """The upload's parts now, by number."""
+        with self._lock:
+            return [upload.parts[n] for n in sorted(upload.parts)]
+
+    def size_without(self, upload: Upload, number: int) -> int:
+        """The bytes of the upload's parts but part ``number``."""
+        return sum(p.size for p in self.parts(upload) if p.number != number)
 
     def spool_file(self, upload: Upload, number: int) -> Path:
         """A fresh file to receive part ``number`` into (see :meth:`add_part`)."""

@@ -75,9 +75,9 @@ async def get_object(call: Call, *, head: bool) -> Response:
     if head:
         return Response(status_code=status, headers=headers)
     assert path is not None
-    offset = 0 if byte_range is None else byte_range[0]
+    offset, most = (0, None) if byte_range is None else (byte_range[0], length)
     _, body = await call.run(
-        lambda: call.api.read_file(snapshot.spec(path), offset=offset, length=length)
+        lambda: call.api.read_file(snapshot.spec(path), offset=offset, length=most)
     )  # only the chunks holding the range are read
     first_piece = await call.run(next, body, b"")  # errors before the first byte: S3 XML
     return StreamingResponse(chain([first_piece], body), status_code=status, headers=headers)
@@ -163,6 +163,7 @@ async def delete_object(call: Call) -> Response:
     bucket.require_writable()
     path = write_path(key)
     await call.snapshot()
+    await call.run(authorize_write, call.api, bucket.repo)  # even when there is nothing to do
     await call.run(delete_paths, call.api, bucket, [path], f"DeleteObject {key}")
     return Response(status_code=204)
 
@@ -173,13 +174,14 @@ async def delete_objects(call: Call) -> Response:
     deleted."""
     bucket = call.the_bucket
     bucket.require_writable()
+    await call.snapshot()
+    await call.run(authorize_write, call.api, bucket.repo)
     with temporary_dir() as tmp:
         got = await receive(
             call.request, tmp / "body", limit=xml.MAX_XML_BYTES, chain=call.access.chain
         )
         request = xml.parse_delete(got.path.read_bytes())
     paths = [write_path(k) for k in request.keys]
-    await call.snapshot()
     await call.run(
         delete_paths, call.api, bucket, paths, f"DeleteObjects ({len(request.keys)} keys)"
     )

@@ -49,8 +49,8 @@ async def upload_part(call: Call) -> Response:
     number = part_number(call.request.query_params.get("partNumber"))
     upload = _upload(call)
     limit = call.gateway.max_upload_bytes
-    room = None if limit is None else max(limit - upload.size_without(number), 0)
     uploads = call.gateway.uploads
+    room = None if limit is None else max(limit - uploads.size_without(upload, number), 0)
     spool = uploads.spool_file(upload, number)
     try:
         got = await receive(call.request, spool, limit=room, chain=call.access.chain)
@@ -108,7 +108,7 @@ async def list_parts(call: Call) -> Response:
     except ValueError as exc:
         raise s3_error("InvalidArgument", "part-number-marker must be an integer") from exc
     most = max_keys(query.get("max-parts"), "max-parts")
-    after = [upload.parts[n] for n in sorted(upload.parts) if n > marker]
+    after = [p for p in call.gateway.uploads.parts(upload) if p.number > marker]
     shown = after[:most]
     body = xml.document("ListPartsResult", {
         "Bucket": call.the_bucket.name, "Key": call.the_key, "UploadId": upload.id,
