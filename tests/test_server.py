@@ -13,6 +13,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from haathi.errors import (
     NotFound,
     TooLarge,
 )
+from haathi.models.ops import DeleteOp
 from haathi.models.wire import FRAME
 from haathi.server.envelope import error_response
 from haathi.server.serve import Server, parse_bind
@@ -336,6 +338,41 @@ def test_an_upload_over_the_limit_commits_nothing(store: Path) -> None:
             assert len(c.list_commit("r")) == 1
     finally:
         server.stop()
+
+
+def test_puts_of_one_upload_stream_in_order_with_the_other_ops(remote: Client) -> None:
+    """The server stores each put's bytes as they arrive (no spool): several puts of one
+    request, empty and larger than the server's read-ahead, land whole beside a delete."""
+    remote.create_repo("r")
+    remote.put_file("r@master:/old", b"old")
+    blobs = {
+        "/a": os.urandom(12 << 20), "/empty": b"", "/b": b"b" * 1000, "/c": os.urandom(3 << 20)
+    }
+    ops = [haathi.client.sources.bytes_op(data, path) for path, data in blobs.items()]
+    remote.modify_file("r@master", [*ops[:2], DeleteOp("/old"), *ops[2:]])
+    assert {f.path: f.size_bytes for f in remote.list_file("r@master:/")} == {
+        path: len(data) for path, data in blobs.items()
+    }
+    for path, data in blobs.items():
+        assert remote.get_file(f"r@master:{path}") == data
+
+
+def test_an_upload_refused_before_its_bytes_are_read_still_gets_its_error(
+    server: Server, remote: Client
+) -> None:
+    """A put to a missing repo fails before the server has read the body (puts are stored as
+    they arrive); a client that sends the whole body before it reads the answer (http.client,
+    curl) still gets the error, not a reset connection."""
+    body = _body({"ops": [{"op": "put", "path": "/big"}]}, os.urandom(32 << 20))
+    conn = HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+    try:
+        conn.request("POST", "/v1/repos/nope/commits/master/modify", body=body)
+        r = conn.getresponse()
+        assert r.status == 404 and json.loads(r.read())["code"] == "not_found"
+    finally:
+        conn.close()
+    with pytest.raises(NotFound, match="nope"):
+        remote.put_file("nope@master:/big", os.urandom(32 << 20))
 
 
 # the CLI against a server ----------------------------------------------------------------
