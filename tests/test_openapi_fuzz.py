@@ -32,7 +32,9 @@ from haathi.server.app import create_app
 from haathi.server.serve import Server
 from tests.conftest import put_all
 
-# a few per operation in CI; HAATHI_FUZZ_EXAMPLES=200 HAATHI_FUZZ_SEED=... explores further
+# A few per operation in CI (the bugs found so far needed more: each has a regression test in
+# tests/test_server.py). To explore: HAATHI_FUZZ_EXAMPLES=200 HAATHI_FUZZ_SEED=<n> (and
+# HAATHI_FUZZ_COVERAGE=0 to skip schemathesis's coverage phase).
 EXAMPLES_PER_OPERATION = int(os.environ.get("HAATHI_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("HAATHI_FUZZ_SEED", "6"))
 COVERAGE = os.environ.get("HAATHI_FUZZ_COVERAGE", "1") == "1"
