@@ -135,6 +135,16 @@ def test_list_job_with_a_limit_out_of_range_is_invalid(http: httpx.Client) -> No
     assert http.get("/v1/jobs", params={"limit": 0}).json() == []
 
 
+def test_walk_with_a_limit_out_of_range_is_invalid(http: httpx.Client, remote: Client) -> None:
+    # found by schemathesis: limit=7859237888865672368226304 was a 500 (islice)
+    remote.create_repo("r")
+    remote.put_file("r@master:/a/b", b"b")
+    for limit in (-1, 2**70):
+        r = http.get("/v1/repos/r/commits/master/walk", params={"limit": limit})
+        assert r.status_code == 400 and envelope(r)["code"] == "invalid_argument", limit
+    assert len(http.get("/v1/repos/r/commits/master/walk", params={"limit": 5}).json()) == 1
+
+
 def test_gc_grace_out_of_range(http: httpx.Client) -> None:
     # found by schemathesis: a grace of 1e124 s was a 500 (timedelta overflow); a negative
     # orphan grace would delete the packs of writes in flight

@@ -25,6 +25,7 @@ from haathi.models.info import (
     Problem,
     RepoInfo,
 )
+from haathi.models.limits import MAX_LIMIT
 from haathi.models.ops import CopyOp, Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import (
@@ -255,8 +256,8 @@ class Api(AccessApi, LineageApi):
     ) -> list[FileInfo]:
         """Every file at or below the path, in path order: from the path ``start`` on (a
         seek), at most ``limit`` of them."""
-        if limit is not None and limit < 0:
-            raise InvalidArgument("a walk's limit cannot be negative")
+        if limit is not None and not 0 <= limit <= MAX_LIMIT:
+            raise InvalidArgument(f"a walk's limit must be between 0 and {MAX_LIMIT}, got {limit}")
         self.authorize(Permission.READ, spec.commit.repo)
         commit, entries = files.walk_files(self.pfs, spec, start)
         return [files.file_info(commit, e) for e in islice(entries, limit)]
