@@ -186,7 +186,7 @@ def test_ls_info_find_glob_exists_on_nested_dirs(client: Client, fs: HaathiFileS
 
 
 def test_range_reads_and_seeks(client: Client, fs: HaathiFileSystem) -> None:
-    data = random.Random(6).randbytes(700_000)  # several chunks
+    data = random.Random(6).randbytes(2_500_000)  # several chunks
     client.create_repo("data")
     client.put_file("data@master:/blob.bin", data)
     p = "haathi://data@master/blob.bin"
@@ -196,19 +196,21 @@ def test_range_reads_and_seeks(client: Client, fs: HaathiFileSystem) -> None:
     assert fs.cat_file(p, 300_000, 300_123) == data[300_000:300_123]
     assert fs.cat_file(p, -50) == data[-50:]
     assert fs.cat_file(p, 10, -10) == data[10:-10]
-    assert fs.cat_file(p, 699_990, 800_000) == data[699_990:]
+    assert fs.cat_file(p, 2_499_990, 2_600_000) == data[2_499_990:]
     assert fs.cat_file(p, 5, 5) == b""
-    assert fs.cat_file(p, 800_000, 900_000) == b""
+    assert fs.cat_file(p, 2_600_000, 2_700_000) == b""
     assert fs.read_block(p, 100, 50) == data[100:150]
 
     with fs.open(p, "rb", block_size=4096) as f:
         assert f.size == len(data)
         assert f.read(5) == data[:5]
-        f.seek(600_000)
+        f.seek(600_000)  # ahead by less than SKIP_AHEAD: read through
         assert f.read(1000) == data[600_000:601_000]
+        f.seek(2_100_000)  # far ahead: a ranged read
+        assert f.read(1000) == data[2_100_000:2_101_000]
         f.seek(-20, 2)
         assert f.read() == data[-20:]
-        f.seek(12_345)  # backwards: the stream is reopened
+        f.seek(12_345)  # backwards: a ranged read
         assert f.read(10) == data[12_345:12_355]
         assert f.tell() == 12_355
         f.seek(0)

@@ -245,11 +245,9 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
-        """The file's bytes, or those in ``[start, end)`` (negative: from the end)."""
+        """The file's bytes, or those in ``[start, end)`` (negative: from the end); a range
+        reads only the chunks that hold it."""
         loc = locate(path)
-        if start is None and end is None:
-            with os_errors(IsADirectoryError):
-                return self.client.get_file(loc.target)
         start = start or 0
         if start < 0 or (end is not None and end < 0):
             size = int(self.info(path)["size"])
@@ -257,19 +255,15 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             end = max(0, size + end) if end is not None and end < 0 else end
         if end is not None and end <= start:
             return b""
-        with self._open_stream(loc.target) as stream:
-            skipped = 0
-            while skipped < start:
-                piece = self._read(stream, min(1 << 20, start - skipped))
-                if not piece:
-                    return b""
-                skipped += len(piece)
-            return self._read(stream, -1 if end is None else end - start)
-
-    def _open_stream(self, target: str) -> BinaryIO:
-        """A streaming reader of ``target`` (for :class:`HaathiFile`)."""
         with os_errors(IsADirectoryError):
-            return self.client.open_file(target)
+            return self.client.get_file(
+                loc.target, offset=start, length=None if end is None else end - start
+            )
+
+    def _open_stream(self, target: str, offset: int = 0) -> BinaryIO:
+        """A streaming reader of ``target`` from ``offset`` (for :class:`HaathiFile`)."""
+        with os_errors(IsADirectoryError):
+            return self.client.open_file(target, offset=offset)
 
     def _read(self, stream: BinaryIO, size: int) -> bytes:
         """Read from a stream of :meth:`_open_stream` (a failure is an OSError)."""

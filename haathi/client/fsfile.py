@@ -1,9 +1,10 @@
 """``HaathiFile``: the file object ``HaathiFileSystem.open`` returns.
 
 Reading, it streams the file from one commit (a branch is pinned to its head commit when the
-file is opened, so every read sees the same bytes). The Client has no ranged reads: a read at
-an offset continues the open stream when it lies ahead of it (sequential and forward reads
-cost nothing extra) and reopens the stream otherwise. Writing, the bytes are spooled to a
+file is opened, so every read sees the same bytes). A read continues the open stream when it
+starts at most :data:`SKIP_AHEAD` past where the stream is (sequential reads are one
+stream); otherwise it opens a new stream at its offset (a ranged read: only the chunks from
+there on are fetched). Writing, the bytes are spooled to a
 temporary file (in memory up to 8 MiB) and written as one commit when the file is closed;
 leaving a ``with`` block by an exception writes nothing.
 """
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from haathi.client.filesystem import HaathiFileSystem
 
 SPOOL_IN_MEMORY = 8 << 20
-SKIP_PIECE = 1 << 20
+SKIP_AHEAD = 1 << 20  # a forward gap up to this is read through, a longer one is a new stream
 
 
 class HaathiFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyped
@@ -43,16 +44,13 @@ class HaathiFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
         end = min(end, self.size)
         if start >= end:
             return b""
-        if self._stream is None or start < self._stream_at:
+        if self._stream is None or not 0 <= start - self._stream_at <= SKIP_AHEAD:
             self._drop_stream()
-            self._stream = self.fs._open_stream(self.target)
-            self._stream_at = 0
+            self._stream = self.fs._open_stream(self.target, start)
+            self._stream_at = start
         stream = self._stream
-        while self._stream_at < start:  # no ranged reads: skip ahead on the stream
-            skipped = len(self.fs._read(stream, min(SKIP_PIECE, start - self._stream_at)))
-            if not skipped:
-                break
-            self._stream_at += skipped
+        if start > self._stream_at:  # a short gap: read through it
+            self._stream_at += len(self.fs._read(stream, start - self._stream_at))
         data: bytes = self.fs._read(stream, end - start)
         self._stream_at += len(data)
         return data
