@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from haathi import allocator
 from haathi.cli import render, units
 from haathi.cli.render import Output
 from haathi.client import Client
@@ -560,6 +561,7 @@ _ = auth_commands, pps_commands, serve_command
 
 def run() -> None:
     """Entry point: one-line errors and meaningful exit codes, never a traceback."""
+    allocator.tune()
     try:
         result = app(standalone_mode=False)
         code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
