@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import chain
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
@@ -235,6 +238,22 @@ def _batched(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(batch)
 
 
+async def _read_ahead(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``pieces``, each next one read in a worker thread while this one is sent: reading the
+    store and the client's receiving overlap instead of taking turns."""
+
+    def fetch() -> bytes | None:
+        return next(pieces, None)
+
+    pending = asyncio.ensure_future(anyio.to_thread.run_sync(fetch))
+    try:
+        while (piece := await pending) is not None:
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(fetch))
+            yield piece
+    finally:
+        pending.cancel()  # the client went away: the read under way is dropped
+
+
 @_file_routes("files", response_class=StreamingResponse, tags=["files"])
 def read_file(
     api: ApiDep, repo: str, ref: str, path: str | None = None,
@@ -245,7 +264,7 @@ def read_file(
     the X-Haathi-File-Info header."""
     info, chunks = api.read_file(file_spec(repo, ref, path), offset=offset, length=length)
     first = next(chunks, b"")  # errors before the first byte still travel as an envelope
-    body = _batched(chain([first], chunks) if first else chunks)
+    body = _read_ahead(_batched(chain([first], chunks) if first else chunks))
     start, end = info.span(offset, length)
     return StreamingResponse(
         body, media_type="application/octet-stream",
