@@ -504,7 +504,9 @@ def test_output_of_one_datum_does_not_leak_into_the_next(box: Sandbox) -> None:
     first = go(box, ["sh", "-c", script])
     assert first.returncode == 0
     lines = first.output.decode().splitlines()
-    assert lines[-1] == "done" and set(lines) <= {"chatter", "done"}
+    # what the leftover loop prints before it is killed is this datum's (a loaded machine can
+    # let it print after "done"); none of it may reach the next datum
+    assert "done" in lines and set(lines) <= {"chatter", "done"}
     time.sleep(0.1)
     datum(box, {"in": {"x": "2"}})
     second = go(box, ["sh", "-c", "sleep 0.1; echo second"])
