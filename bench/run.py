@@ -9,7 +9,8 @@ result; W2 large-file throughput vs cp; W3 incremental storage after small edits
 latency; a 1,000,000-entry tree diff; peak memory of putting a 4 GiB file. The production
 backends (bench/backends.py, on SeaweedFS S3 and PostgreSQL servers started for the run): W1
 into S3+PostgreSQL vs the local store (s3w1), W2 into S3 vs aws s3 cp and boto3 (s3w2), one-off
-commit latency on PostgreSQL (pglatency).
+commit latency on PostgreSQL (pglatency). ``haathi serve`` (bench/server.py, ``--only server``):
+1 GiB put/get remote vs embedded, 32 concurrent committers, inspect commit at 200 requests/s.
 
 Data is generated deterministically (seeded) under ``--work`` (default bench/work/, git-ignored)
 and big data is deleted at the end. Results go to bench/results.json and a table is printed.
@@ -988,9 +989,12 @@ def install_peers(ctx: Ctx) -> None:
 
 
 WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency",
-             "w4", "datum_overhead", "sandbox", "parallel", "noop", "lineage")
+             "w4", "datum_overhead", "sandbox", "parallel", "noop", "lineage", "server_io",
+             "server_commits", "server_inspect")
 BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
 PIPELINE_WORKLOADS = ("w4", "datum_overhead", "sandbox", "parallel", "noop")  # bench/pipelines.py
+SERVER_WORKLOADS = ("server_io", "server_commits", "server_inspect")  # bench/server.py
+ALIASES = {"server": SERVER_WORKLOADS}
 
 
 def run_backends(ctx: Ctx, only: set[str]) -> bool:
@@ -1014,11 +1018,20 @@ def run_lineage(ctx: Ctx, only: set[str]) -> bool:
     return lineage.run(ctx, sys.modules[__name__], only)
 
 
+def run_server(ctx: Ctx, only: set[str]) -> bool:
+    """The issue-6 workloads (haathi serve: 1 GiB put/get over loopback, 32 concurrent
+    committers, inspect commit at 200 requests/s)."""
+    import server  # bench/server.py
+
+    return server.run(ctx, sys.modules[__name__], only)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a smaller version of every workload")
     ap.add_argument("--only", default=",".join(WORKLOADS),
-                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
+                    help=f"comma-separated subset of {','.join(WORKLOADS)} (server: the "
+                    "three server_* workloads)")
     ap.add_argument("--work", default=str(BENCH / "work"), help="where data is generated")
     ap.add_argument("--out", default=str(BENCH / "results.json"))
     ap.add_argument("--runs", type=int, help="runs per timed figure (median); default 3")
@@ -1036,6 +1049,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="write cProfile reports for every workload, not only missed targets")
     args = ap.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
+    for alias, names in ALIASES.items():
+        if alias in only:
+            only = (only - {alias}) | set(names)
     unknown = only - set(WORKLOADS)
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -1071,6 +1087,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("pipelines", lambda: run_pipelines(ctx, only)))
     if "lineage" in only:
         steps.append(("lineage", lambda: run_lineage(ctx, only)))
+    if only & set(SERVER_WORKLOADS):
+        steps.append(("server", lambda: run_server(ctx, only)))
     failed = False
     for name, step in steps:
         try:
