@@ -121,10 +121,13 @@ class AccessApi:
         """A new repo: its creator owns it (stale bindings of an earlier repo of that name
         go)."""
         with self.pfs.db.write() as conn:
-            bindings.drop(conn, resource=bindings.repo_resource(repo))
-            if self.caller is not None:
-                bindings.grant(conn, bindings.repo_resource(repo), self.caller.subject,
-                               Role.REPO_OWNER)
+            self._make_owner(conn, repo)
+
+    def _make_owner(self, conn: Connection, repo: str) -> None:
+        resource = bindings.repo_resource(repo)
+        bindings.drop(conn, resource=resource)
+        if self.caller is not None:
+            bindings.grant(conn, resource, self.caller.subject, Role.REPO_OWNER)
 
     def _forget_repo(self, repo: str) -> None:
         with self.pfs.db.write() as conn:
@@ -155,10 +158,7 @@ class AccessApi:
             if not activation.is_active(conn):
                 return
             if new:
-                bindings.drop(conn, resource=bindings.repo_resource(spec.name))
-                if self.caller is not None:
-                    bindings.grant(conn, bindings.repo_resource(spec.name),
-                                   self.caller.subject, Role.REPO_OWNER)
+                self._make_owner(conn, spec.name)
             _grant_pipeline_roles(conn, spec)
 
     # auth operations ------------------------------------------------------------------------

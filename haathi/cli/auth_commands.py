@@ -13,6 +13,7 @@ from haathi.cli.main import OutputOpt, app, client, state
 from haathi.cli.render import Output
 from haathi.cli.units import parse_duration
 from haathi.client import session
+from haathi.client.client import is_server_address
 from haathi.config import resolve_address
 from haathi.errors import InvalidArgument
 from haathi.models.auth import RoleBindings
@@ -40,7 +41,7 @@ def _ttl(ttl: str | None) -> float | None:
 
 def _server_address() -> str:
     address = resolve_address(state.address)
-    if not address.startswith(("http://", "https://")):
+    if not is_server_address(address):
         raise InvalidArgument(
             f"{address} is a store directory: log in to a server (--address http://HOST:PORT "
             "or HAATHI_ADDRESS); embedded access needs no token"
@@ -60,7 +61,7 @@ def activate(output: OutputOpt = Output.table) -> None:
     """Turn auth on. Prints the root token once (and, on a server, logs you in with it)."""
     token = client().auth_activate()
     address = resolve_address(state.address)
-    if address.startswith(("http://", "https://")):
+    if is_server_address(address):
         session.save_token(address, token)
     if output == Output.json:
         render.emit_json({"root_token": token})
