@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 import haathi
+from haathi.api.access import AUTH_OFF_TRUSTED_S
 from haathi.client import Client
 from haathi.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from haathi.meta.schema import auth_tokens
@@ -89,6 +90,37 @@ def test_auth_is_off_until_activated_and_the_root_token_is_shown_once(server: Se
         Unauthenticated, match="not valid"
     ):
         forged.list_repo()
+
+
+def test_activation_by_another_process_is_enforced_within_a_second(
+    server: Server, store: Path
+) -> None:
+    """A server reads that auth is off at most once a second (requests while it is off read
+    nothing for it); activation through the server itself takes effect at once (above)."""
+    with haathi.connect(server.url) as anon:
+        anon.create_repo("open")
+        assert server.api.auth_known_off()
+        with haathi.connect(str(store)) as other:  # another process on the same store
+            other.auth_activate()
+        deadline = time.monotonic() + AUTH_OFF_TRUSTED_S
+        try:
+            while True:
+                anon.list_repo()  # still served while the server trusts what it read
+                assert time.monotonic() < deadline + 0.5, "served open for too long"
+        except Unauthenticated:
+            pass
+        with pytest.raises(Unauthenticated):
+            anon.create_repo("later")
+    assert [r.name for r in server.api.list_repo()] == ["open"]
+
+
+def test_a_read_of_auth_off_begun_before_activation_is_not_trusted(server: Server) -> None:
+    api = server.api
+    generation = api.auth_off.generation()  # a request's read begins ...
+    api.auth_activate()  # ... activation commits ...
+    api.auth_off.seen_off(generation)  # ... and the read reports what it saw: dropped
+    assert not api.auth_known_off()
+    assert api.auth_active()
 
 
 def test_tokens_are_stored_hashed(team: Team) -> None:

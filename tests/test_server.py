@@ -209,7 +209,7 @@ def test_remote_client_raises_the_same_class_with_the_same_message(
 
 NOT_OVER_HTTP = {  # the server's own: who calls, and running jobs
     "close", "run_worker", "runner", "caller", "for_token", "as_caller", "auth_active",
-    "caller_for_token", "authorize",
+    "auth_known_off", "caller_for_token", "authorize",
 }
 
 

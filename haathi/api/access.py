@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Self
 
@@ -43,18 +46,62 @@ _NEEDS = {  # the least role that grants each permission, for error messages
 }
 
 
+AUTH_OFF_TRUSTED_S = 1.0  # how long a server trusts that auth is off before reading it again
+
+
+class AuthOffMemo:
+    """When this process last read that auth is off. A server trusts it for
+    :data:`AUTH_OFF_TRUSTED_S`, so that a request while auth is off reads nothing to learn
+    it: auth activated by another process on the same database is enforced here within that
+    time (activated through this process: at once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen_at = -math.inf
+        self._generation = 0  # bumped by activation here: older reads may no longer be true
+
+    def trusted(self) -> bool:
+        return time.monotonic() - self._seen_at < AUTH_OFF_TRUSTED_S
+
+    def generation(self) -> int:
+        return self._generation
+
+    def seen_off(self, generation: int) -> None:
+        """Auth read as off by a read that began at ``generation``."""
+        with self._lock:
+            if generation == self._generation:
+                self._seen_at = time.monotonic()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._seen_at = -math.inf
+
+
 class AccessApi:
     """Mixed into :class:`haathi.api.service.Api`."""
 
     pfs: PfsContext
     pps: PpsContext
     caller: Caller | None = None
+    auth_off: AuthOffMemo  # one per Api, shared by its callers' views
 
     # the caller -----------------------------------------------------------------------------
     def auth_active(self) -> bool:
         """Whether auth is activated (servers then check every request)."""
+        if self.auth_known_off():
+            return False
+        generation = self.auth_off.generation()
         with self.pfs.db.read() as conn:
-            return activation.is_active(conn)
+            active = activation.is_active(conn)
+        if not active:
+            self.auth_off.seen_off(generation)
+        return active
+
+    def auth_known_off(self) -> bool:
+        """Whether auth was read to be off less than :data:`AUTH_OFF_TRUSTED_S` ago (reads
+        nothing; see :class:`AuthOffMemo`)."""
+        return self.auth_off.trusted()
 
     def caller_for_token(self, token: str) -> Caller:
         """The holder of ``token``; Unauthenticated if it is unknown, revoked or expired."""
@@ -63,8 +110,12 @@ class AccessApi:
 
     def for_token(self, token: str | None) -> Self:
         """The Api as the token's holder sees it (itself while auth is off)."""
+        if self.auth_known_off():
+            return self
+        generation = self.auth_off.generation()
         with self.pfs.db.read() as conn:
             if not activation.is_active(conn):
+                self.auth_off.seen_off(generation)
                 return self
             if not token:
                 raise Unauthenticated("auth is on: log in (haathi auth login) or pass a token")
@@ -170,6 +221,7 @@ class AccessApi:
             for p in records.all_pipelines(conn):
                 spec, _ = pipelines.spec_of(conn, p)
                 _grant_pipeline_roles(conn, spec)
+        self.auth_off.forget()
         return token
 
     def auth_deactivate(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from haathi.api.access import AccessApi
+from haathi.api.access import AccessApi, AuthOffMemo
 from haathi.api.lineage import LineageApi
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.auth import Permission
@@ -77,6 +77,7 @@ class Api(AccessApi, LineageApi):
         self.pfs = runtime.pfs
         self.pps = runtime.pps
         self._runner: JobRunner | None = None
+        self.auth_off = AuthOffMemo()
 
     def _share_runner(self) -> None:
         self.runner  # noqa: B018 - made once, shared by every caller's view

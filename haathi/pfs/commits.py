@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, literal, select
+from sqlalchemy import Connection, Row, bindparam, literal, select
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.schema import branches, commits, repos
@@ -89,42 +89,48 @@ def _row(repo: str, r: Row[tuple[object, ...]]) -> CommitRow:
     )
 
 
+# the point lookups every resolve makes, built once (building a statement costs several
+# times running it on SQLite)
+_COMMIT = select(commits).where(
+    commits.c.repo_id == bindparam("repo_id"), commits.c.id == bindparam("cid")
+)
+_CHILDREN = (
+    select(commits.c.id)
+    .where(commits.c.repo_id == bindparam("repo_id"), commits.c.parent == bindparam("cid"))
+    .order_by(commits.c.seq)
+)
+_REPO_ID = select(repos.c.id).where(repos.c.name == bindparam("name"))
+_BRANCH_HEAD = select(branches.c.head).where(
+    branches.c.repo_id == bindparam("repo_id"), branches.c.name == bindparam("name")
+)
+
+
 def get_commit(conn: Connection, repo_id: int, repo: str, cid: str) -> CommitRow:
-    r = conn.execute(
-        select(commits).where(commits.c.repo_id == repo_id, commits.c.id == cid)
-    ).first()
-    if r is None:
+    found = find_commit(conn, repo_id, repo, cid)
+    if found is None:
         raise NotFound(f"commit {cid} not found in repo {repo}", repo=repo, commit=cid)
-    return _row(repo, r)
+    return found
 
 
 def find_commit(conn: Connection, repo_id: int, repo: str, cid: str) -> CommitRow | None:
-    r = conn.execute(
-        select(commits).where(commits.c.repo_id == repo_id, commits.c.id == cid)
-    ).first()
+    r = conn.execute(_COMMIT, {"repo_id": repo_id, "cid": cid}).first()
     return None if r is None else _row(repo, r)
 
 
 def children_of(conn: Connection, repo_id: int, cid: str) -> tuple[str, ...]:
-    rows = conn.execute(
-        select(commits.c.id)
-        .where(commits.c.repo_id == repo_id, commits.c.parent == cid)
-        .order_by(commits.c.seq)
-    )
+    rows = conn.execute(_CHILDREN, {"repo_id": repo_id, "cid": cid})
     return tuple(str(r[0]) for r in rows)
 
 
 def repo_id_of(conn: Connection, name: str) -> int:
-    r = conn.execute(select(repos.c.id).where(repos.c.name == name)).first()
+    r = conn.execute(_REPO_ID, {"name": name}).first()
     if r is None:
         raise NotFound(f"repo {name} not found", repo=name)
     return int(r[0])
 
 
 def _base_commit(conn: Connection, repo_id: int, repo: str, base: str) -> CommitRow:
-    b = conn.execute(
-        select(branches.c.head).where(branches.c.repo_id == repo_id, branches.c.name == base)
-    ).first()
+    b = conn.execute(_BRANCH_HEAD, {"repo_id": repo_id, "name": base}).first()
     if b is not None:
         if b[0] is None:
             raise NotFound(f"branch {base} of repo {repo} has no commits", repo=repo, branch=base)

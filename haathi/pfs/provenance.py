@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.meta.database import lock_rows
@@ -143,14 +143,20 @@ def propagate(conn: Connection, origin: BranchKey, cid: str) -> list[BranchKey]:
     return started
 
 
+_DIRECT = (  # built once: inspect commit runs it every time
+    select(repos.c.name, commit_provenance.c.from_commit_id)
+    .join(repos, repos.c.id == commit_provenance.c.from_repo_id)
+    .where(
+        commit_provenance.c.repo_id == bindparam("repo_id"),
+        commit_provenance.c.commit_id == bindparam("cid"),
+    )
+    .order_by(repos.c.name)
+)
+
+
 def direct_provenance(conn: Connection, repo_id: int, cid: str) -> list[tuple[str, str]]:
     """(repo, commit) pairs a commit is directly provenant on."""
-    rows = conn.execute(
-        select(repos.c.name, commit_provenance.c.from_commit_id)
-        .join(repos, repos.c.id == commit_provenance.c.from_repo_id)
-        .where(commit_provenance.c.repo_id == repo_id, commit_provenance.c.commit_id == cid)
-        .order_by(repos.c.name)
-    )
+    rows = conn.execute(_DIRECT, {"repo_id": repo_id, "cid": cid})
     return [(str(r[0]), str(r[1])) for r in rows]
 
 

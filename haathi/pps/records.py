@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from haathi.errors import NotFound
 from haathi.meta.schema import datums, jobs, pipeline_versions, pipelines
@@ -217,11 +217,14 @@ def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str
     return [(str(d), str(log)) for d, log in rows if log]
 
 
+_OUTPUT_VERSION = (  # built once: inspect commit runs it every time
+    select(jobs.c.version)
+    .join(pipelines, pipelines.c.id == jobs.c.pipeline_id)
+    .where(pipelines.c.name == bindparam("repo"), jobs.c.commit_id == bindparam("cid"))
+)
+
+
 def output_version(conn: Connection, repo: str, commit_id: str) -> int | None:
     """The pipeline spec version that made output commit ``repo@commit_id`` (None: not one)."""
-    row = conn.execute(
-        select(jobs.c.version)
-        .join(pipelines, pipelines.c.id == jobs.c.pipeline_id)
-        .where(pipelines.c.name == repo, jobs.c.commit_id == commit_id)
-    ).first()
+    row = conn.execute(_OUTPUT_VERSION, {"repo": repo, "cid": commit_id}).first()
     return None if row is None else int(row[0])

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from haathi.api import Api
-from haathi.server import envelope, routes_auth, routes_pfs, routes_pps
+from haathi.server import envelope, offload, routes_auth, routes_pfs, routes_pps
 from haathi.server.deps import ServerSettings
 
 
@@ -27,11 +27,13 @@ def create_app(
     s3_endpoint: str | None = None,
 ) -> FastAPI:
     """The app serving ``api``. With ``run_worker`` a background thread runs queued jobs and
-    cron ticks while the app runs (started and stopped by the app's lifespan).
+    cron ticks while the app runs (started and stopped by the app's lifespan, which also
+    gives the loop its pool of request threads).
     ``s3_endpoint``: where the server's S3 gateway listens (reported by ``/v1/store``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        requests = offload.install_executor()
         stop = threading.Event()
         worker: threading.Thread | None = None
         if run_worker:
@@ -46,6 +48,7 @@ def create_app(
             stop.set()
             if worker is not None:
                 worker.join(timeout=30)
+            requests.shutdown(wait=False)
 
     app = FastAPI(
         title="haathi",

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from haathi.api import Api
+from haathi.server.offload import in_thread
 
 
 @dataclass(frozen=True)
@@ -19,18 +20,22 @@ class ServerSettings:
 _bearer = HTTPBearer(auto_error=False, description="a haathi token (once auth is activated)")
 
 
-def get_api(
+async def get_api(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Api:
     """The Api as the request's caller may use it: with auth on, a view acting as the holder
-    of the bearer token (no or a bad token: Unauthenticated, 401)."""
+    of the bearer token (no or a bad token: Unauthenticated, 401). While auth is known to be
+    off (:meth:`Api.auth_known_off`) this reads nothing and stays on the event loop."""
     api = request.app.state.api
     assert isinstance(api, Api)
-    return api.for_token(None if credentials is None else credentials.credentials)
+    if api.auth_known_off():
+        return api
+    token = None if credentials is None else credentials.credentials
+    return await in_thread(api.for_token, token)  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     settings = request.app.state.settings
     assert isinstance(settings, ServerSettings)
     return settings

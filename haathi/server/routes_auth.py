@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from haathi.models.wire import API_PREFIX
 from haathi.server.deps import ApiDep
+from haathi.server.offload import OffloadingRouter
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+router = OffloadingRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 Json = dict[str, Any]
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
@@ -19,8 +19,9 @@ from haathi.models.refspec import CommitSpec, FileSpec, parse_commit, parse_file
 from haathi.models.wire import API_PREFIX, FILE_INFO_HEADER, ref_from_segment
 from haathi.server import upload
 from haathi.server.deps import ApiDep, SettingsDep
+from haathi.server.offload import OffloadingRouter
 
-router = APIRouter(prefix=API_PREFIX)
+router = OffloadingRouter(prefix=API_PREFIX)
 COMMIT = "/repos/{repo}/commits/{ref}"
 Json = dict[str, Any]
 

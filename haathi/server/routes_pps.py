@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from haathi.models.info import RunSummary
 from haathi.models.wire import API_PREFIX
 from haathi.server.deps import ApiDep
+from haathi.server.offload import OffloadingRouter
 
-router = APIRouter(prefix=API_PREFIX)
+router = OffloadingRouter(prefix=API_PREFIX)
 Json = dict[str, Any]
 OTHER_RUNNER = "running in another runner"
 
