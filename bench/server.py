@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -495,7 +496,7 @@ def inspect_child(spec: dict[str, Any]) -> None:
     lock = threading.Lock()
     records: list[tuple[float, float, float]] = []
     errors: list[str] = []
-    clients = [haathi.connect(url) for _ in range(spec["threads"])]
+    clients = [haathi.connect(url, token=spec["token"]) for _ in range(spec["threads"])]
     for c in clients:
         c.inspect_commit(target)  # connected and warm before the start
 
@@ -525,7 +526,61 @@ def inspect_child(spec: dict[str, Any]) -> None:
     print(json.dumps({"records": records, "errors": errors}))
 
 
+def _inspect_run(
+    ctx: Any, srv: ServeProcess, emb: Any, rem: Any, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """One open-loop run at spec's rate, with its baselines (the same call embedded and from
+    one client alone, 200 each): latencies and the server's CPU."""
+    base = {}
+    for name, c in (("embedded", emb), ("remote_alone", rem)):
+        times = []
+        for i in range(210):
+            t = time.perf_counter()
+            c.inspect_commit(spec["target"])
+            if i >= 10:
+                times.append(time.perf_counter() - t)
+        base[f"{name}_p50_ms"] = 1000 * _pct(times, 0.5)
+        base[f"{name}_p99_ms"] = 1000 * _pct(times, 0.99)
+    load, cpu = _load(), srv.cpu_s()
+    start_at = time.time() + 3.0
+    procs = spec["procs"]
+    children = [_spawn("inspect", {**spec, "proc": p, "start_at": start_at}) for p in range(procs)]
+    out = _collect(children)
+    errors = [e for r in out for e in r["errors"]]
+    if errors:
+        raise AssertionError(f"{len(errors)} requests failed: {errors[:3]}")
+    recs = [tuple(x) for r in out for x in r["records"]]
+    lat = [end - due for due, _, end in recs]
+    service = [end - start for _, start, end in recs]
+    lag = [start - due for due, start, _ in recs]
+    span = max(end for _, _, end in recs) - start_at
+    row = {
+        "requests": len(recs), "achieved_rate": len(recs) / span,
+        "p50_ms": 1000 * _pct(lat, 0.5), "p90_ms": 1000 * _pct(lat, 0.9),
+        "p99_ms": 1000 * _pct(lat, 0.99), "max_ms": 1000 * max(lat),
+        "service_p50_ms": 1000 * _pct(service, 0.5),
+        "send_lag_p99_ms": 1000 * _pct(lag, 0.99),
+        "server_cpu_per_s": (srv.cpu_s() - cpu) / span,
+        "server_cpu_ms_per_request": 1000 * (srv.cpu_s() - cpu) / len(recs),
+        **base, "load_start": load, "load_end": _load(),
+    }  # fmt: skip
+    return {key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}
+
+
+def _summarize(res: dict[str, Any]) -> list[float]:
+    """Medians of the runs into ``res``; the load range."""
+    runs = res["runs"]
+    for key in runs[0]:
+        if key not in ("load_start", "load_end", "requests"):
+            res[key] = round(float(statistics.median([r[key] for r in runs])), 3)
+    loads = [r[x] for r in runs for x in ("load_start", "load_end")]
+    res["load_range"] = [min(loads), max(loads)]
+    return res["load_range"]  # type: ignore[no-any-return]
+
+
 def server_inspect(ctx: Any, h: ModuleType) -> None:
+    """Open-loop ``inspect commit`` with auth off, then (the same server, auth activated
+    through it) as a user holding only ``repoReader`` on the repo."""
     import haathi
 
     rate, duration = 200.0, 5.0 if ctx.args.quick else 25.0
@@ -543,69 +598,48 @@ def server_inspect(ctx: Any, h: ModuleType) -> None:
                            "layout": f"{procs} processes x {threads} threads", "runs": []}
     ctx.results["server_inspect"] = res
     srv = ServeProcess(store, wd / "serve.log")
+    spec = {"url": srv.url, "target": target, "rate": rate, "duration": duration,
+            "procs": procs, "threads": threads, "token": None}
     try:
-        with haathi.connect(str(store)) as emb, haathi.connect(srv.url) as rem:
-            for k in range(ctx.runs):
-                # baselines: the same call embedded and from one client alone (200 each)
-                base = {}
-                for name, c in (("embedded", emb), ("remote_alone", rem)):
-                    times = []
-                    for i in range(210):
-                        t = time.perf_counter()
-                        c.inspect_commit(target)
-                        if i >= 10:
-                            times.append(time.perf_counter() - t)
-                    base[f"{name}_p50_ms"] = 1000 * _pct(times, 0.5)
-                    base[f"{name}_p99_ms"] = 1000 * _pct(times, 0.99)
-                load, cpu = _load(), srv.cpu_s()
-                start_at = time.time() + 3.0
-                children = [
-                    _spawn("inspect", {"url": srv.url, "target": target, "rate": rate,
-                                       "duration": duration, "proc": p, "procs": procs,
-                                       "threads": threads, "start_at": start_at})
-                    for p in range(procs)
-                ]  # fmt: skip
-                out = _collect(children)
-                errors = [e for r in out for e in r["errors"]]
-                if errors:
-                    raise AssertionError(f"{len(errors)} requests failed: {errors[:3]}")
-                recs = [tuple(x) for r in out for x in r["records"]]
-                lat = [end - due for due, _, end in recs]
-                service = [end - start for _, start, end in recs]
-                lag = [start - due for due, start, _ in recs]
-                span = max(end for _, _, end in recs) - start_at
-                row = {
-                    "requests": len(recs), "achieved_rate": len(recs) / span,
-                    "p50_ms": 1000 * _pct(lat, 0.5), "p90_ms": 1000 * _pct(lat, 0.9),
-                    "p99_ms": 1000 * _pct(lat, 0.99), "max_ms": 1000 * max(lat),
-                    "service_p50_ms": 1000 * _pct(service, 0.5),
-                    "send_lag_p99_ms": 1000 * _pct(lag, 0.99),
-                    "server_cpu_per_s": (srv.cpu_s() - cpu) / span,
-                    **base, "load_start": load, "load_end": _load(),
-                }
-                res["runs"].append({key: round(v, 3) if isinstance(v, float) else v
-                                    for key, v in row.items()})
-                ctx.log(f"server_inspect run {k}: {len(recs)} requests at "
-                        f"{row['achieved_rate']:.1f}/s, p50 {row['p50_ms']:.1f} ms, p90 "
-                        f"{row['p90_ms']:.1f}, p99 {row['p99_ms']:.1f} ms (one client alone "
-                        f"{base['remote_alone_p50_ms']:.1f}, embedded "
-                        f"{base['embedded_p50_ms']:.2f} ms); load {load}")
-                ctx.save()
+        with haathi.connect(str(store)) as emb:
+            phases: list[tuple[str, dict[str, Any], str | None]] = [("auth off", res, None)]
+            with haathi.connect(srv.url) as anon:
+                for k in range(ctx.runs):
+                    res["runs"].append(_inspect_run(ctx, srv, emb, anon, spec))
+                    _log_inspect(ctx, f"run {k}", res["runs"][-1])
+                    ctx.save()
+                root = anon.auth_activate()
+            with haathi.connect(srv.url, token=root) as admin:
+                reader = admin.get_auth_token("user:reader")
+                admin.set_repo_roles("data", "repoReader", "user:reader")
+            on: dict[str, Any] = {"caller": "user:reader (repoReader on data)", "runs": []}
+            res["auth_on"] = on
+            phases.append(("auth on (a repoReader's token)", on, reader))
+            with haathi.connect(srv.url, token=reader) as rem:
+                for k in range(ctx.runs):
+                    on["runs"].append(_inspect_run(ctx, srv, emb, rem, {**spec, "token": reader}))
+                    _log_inspect(ctx, f"auth on, run {k}", on["runs"][-1])
+                    ctx.save()
     finally:
         srv.stop()
-    runs = res["runs"]
-    for key in runs[0]:
-        if key not in ("load_start", "load_end", "requests"):
-            res[key] = round(float(h.median([r[key] for r in runs])), 3)
-    loads = [r[x] for r in runs for x in ("load_start", "load_end")]
-    res["load_range"] = [min(loads), max(loads)]
-    ctx.check(
-        f"inspect commit at {rate:.0f} requests/s for {duration:.0f} s: p50 (from the "
-        "scheduled time)", round(res["p50_ms"], 2), "ms", "< 10 ms", res["p50_ms"] < 10,
-        f"p90 {res['p90_ms']:.1f}, p99 {res['p99_ms']:.1f} ms at {res['achieved_rate']:.1f}/s; "
-        f"one client alone {res['remote_alone_p50_ms']:.2f} ms, embedded "
-        f"{res['embedded_p50_ms']:.2f} ms; load {min(loads)}-{max(loads)}",
-    )
+    for name, r, _ in phases:
+        loads = _summarize(r)
+        ctx.check(
+            f"inspect commit at {rate:.0f} requests/s for {duration:.0f} s, {name}: p50 (from "
+            "the scheduled time)", round(r["p50_ms"], 2), "ms", "< 10 ms", r["p50_ms"] < 10,
+            f"p90 {r['p90_ms']:.1f}, p99 {r['p99_ms']:.1f} ms at {r['achieved_rate']:.1f}/s; "
+            f"server CPU {r['server_cpu_ms_per_request']:.2f} ms per request; one client alone "
+            f"{r['remote_alone_p50_ms']:.2f} ms, embedded {r['embedded_p50_ms']:.2f} ms; load "
+            f"{loads[0]}-{loads[1]}",
+        )  # fmt: skip
+
+
+def _log_inspect(ctx: Any, what: str, row: dict[str, Any]) -> None:
+    ctx.log(f"server_inspect {what}: {row['requests']} requests at {row['achieved_rate']:.1f}/s, "
+            f"p50 {row['p50_ms']:.1f} ms, p90 {row['p90_ms']:.1f}, p99 {row['p99_ms']:.1f} ms; "
+            f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request (one client alone "
+            f"{row['remote_alone_p50_ms']:.1f}, embedded {row['embedded_p50_ms']:.2f} ms); "
+            f"load {row['load_start']}")
 
 
 # --------------------------------------------------------------------------------------------
