@@ -11,9 +11,11 @@ from haathi.errors import FailedPrecondition
 from haathi.meta.schema import auth_config, auth_tokens, role_bindings
 from haathi.models.auth import ROOT
 
+_ACTIVE = select(auth_config.c.id)  # built once: a server runs it for requests
+
 
 def is_active(conn: Connection) -> bool:
-    return conn.execute(select(auth_config.c.id)).first() is not None
+    return conn.execute(_ACTIVE).first() is not None
 
 
 def activate(conn: Connection) -> str:

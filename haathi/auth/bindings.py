@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select
 
 from haathi.meta.schema import role_bindings
 from haathi.models.auth import ROOT, Permission, Role
@@ -16,13 +16,15 @@ def repo_resource(repo: str) -> str:
     return f"repo:{repo}"
 
 
+_ROLES = select(role_bindings.c.role).where(  # built once: every authorized request runs it
+    role_bindings.c.subject == bindparam("subject"),
+    role_bindings.c.resource.in_(bindparam("resources", expanding=True)),
+)
+
+
 def roles_of(conn: Connection, subject: str, resources: Iterable[str]) -> set[Role]:
     """The roles ``subject`` holds on any of ``resources``."""
-    rows = conn.execute(
-        select(role_bindings.c.role).where(
-            role_bindings.c.subject == subject, role_bindings.c.resource.in_(list(resources))
-        )
-    ).all()
+    rows = conn.execute(_ROLES, {"subject": subject, "resources": list(resources)}).all()
     return {Role(r.role) for r in rows if r.role in _ROLE_NAMES}
 
 

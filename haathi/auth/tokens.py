@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from haathi.errors import InvalidArgument, Unauthenticated
 from haathi.meta.schema import auth_tokens
@@ -37,13 +37,14 @@ def issue(conn: Connection, subject: str, ttl_s: float | None = None) -> str:
     return token
 
 
+_SUBJECT = select(auth_tokens.c.subject, auth_tokens.c.expires_at).where(
+    auth_tokens.c.token_hash == bindparam("token_hash")
+)  # built once: every request with auth on runs it
+
+
 def subject_of(conn: Connection, token: str) -> str:
     """Who ``token`` belongs to; Unauthenticated if it is unknown, revoked or expired."""
-    row = conn.execute(
-        select(auth_tokens.c.subject, auth_tokens.c.expires_at).where(
-            auth_tokens.c.token_hash == hash_token(token)
-        )
-    ).first()
+    row = conn.execute(_SUBJECT, {"token_hash": hash_token(token)}).first()
     if row is None:
         raise Unauthenticated("the token is not valid (unknown or revoked): log in again")
     if row.expires_at is not None and _utc(row.expires_at) <= datetime.now(UTC):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from haathi.api import Api
-from haathi.server.offload import in_thread
+from haathi.server.offload import Deferred, in_thread, runs_in_thread
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,16 @@ async def get_api(
 ) -> Api:
     """The Api as the request's caller may use it: with auth on, a view acting as the holder
     of the bearer token (no or a bad token: Unauthenticated, 401). While auth is known to be
-    off (:meth:`Api.auth_known_off`) this reads nothing and stays on the event loop."""
+    off (:meth:`Api.auth_known_off`) that is the Api itself, and nothing is read. Otherwise
+    the token is checked in a worker thread: for an offloaded route, in the one that runs it
+    (a :class:`~haathi.server.offload.Deferred`, resolved before the route runs)."""
     api = request.app.state.api
     assert isinstance(api, Api)
     if api.auth_known_off():
         return api
     token = None if credentials is None else credentials.credentials
+    if runs_in_thread(request.scope):
+        return cast(Api, Deferred(api.for_token, token))
     return await in_thread(api.for_token, token)  # type: ignore[no-any-return]
 
 

@@ -5,7 +5,8 @@ the call and one to check the result against the return annotation, and each hop
 than a point lookup in the store. A route of an :class:`OffloadingRouter` is wrapped instead:
 the request's coroutine awaits one call in the loop's executor that runs the route and
 encodes its result (a :class:`~starlette.responses.Response` it returns is sent as it is).
-The dependencies are ``async`` and do not hop unless they must read the database.
+The dependencies are ``async``; one that must do blocking work (the caller's token is
+checked in the database) returns a :class:`Deferred` for such a route, done in the same hop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from starlette.types import Scope
 
 REQUEST_THREADS = 40  # as many as FastAPI's own pool (anyio's default)
 
@@ -46,15 +48,34 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(body.encode(), status_code=status_code, media_type="application/json")
 
 
+class Deferred:
+    """A dependency's value still to be computed by ``fn(*args)``: an offloaded route gets the
+    result, computed in the worker thread that runs it (see :func:`runs_in_thread`)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def resolve(self) -> Any:
+        return self.fn(*self.args)
+
+
+def runs_in_thread(scope: Scope) -> bool:
+    """Whether the request's route is offloaded, so its dependencies may return a
+    :class:`Deferred`."""
+    return getattr(scope.get("endpoint"), "__haathi_offloaded__", False) is True
+
+
 def _offloaded(route: Callable[..., Any], status_code: int | None) -> Callable[..., Any]:
     def call(kwargs: dict[str, Any]) -> Response:
-        result = route(**kwargs)
+        args = {k: v.resolve() if isinstance(v, Deferred) else v for k, v in kwargs.items()}
+        result = route(**args)
         return result if isinstance(result, Response) else json_response(result, status_code or 200)
 
     @functools.wraps(route)  # FastAPI reads the route's parameters through __wrapped__
     async def endpoint(**kwargs: Any) -> Response:
         return await in_thread(call, kwargs)  # type: ignore[no-any-return]
 
+    endpoint.__haathi_offloaded__ = True  # type: ignore[attr-defined]
     return endpoint
 
 
