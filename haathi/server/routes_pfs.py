@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import chain
 from typing import Annotated, Any, TypeVar
 
-import anyio
-import anyio.to_thread
 from fastapi import Body, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
@@ -19,7 +17,7 @@ from haathi.models.refspec import CommitSpec, FileSpec, parse_commit, parse_file
 from haathi.models.wire import API_PREFIX, FILE_INFO_HEADER, ref_from_segment
 from haathi.server import upload
 from haathi.server.deps import ApiDep, SettingsDep
-from haathi.server.offload import OffloadingRouter
+from haathi.server.offload import OffloadingRouter, in_thread
 
 router = OffloadingRouter(prefix=API_PREFIX)
 COMMIT = "/repos/{repo}/commits/{ref}"
@@ -246,10 +244,10 @@ async def _read_ahead(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
     def fetch() -> bytes | None:
         return next(pieces, None)
 
-    pending = asyncio.ensure_future(anyio.to_thread.run_sync(fetch))
+    pending = asyncio.ensure_future(in_thread(fetch))
     try:
         while (piece := await pending) is not None:
-            pending = asyncio.ensure_future(anyio.to_thread.run_sync(fetch))
+            pending = asyncio.ensure_future(in_thread(fetch))
             yield piece
     finally:
         pending.cancel()  # the client went away: the read under way is dropped
