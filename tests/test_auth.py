@@ -102,11 +102,12 @@ def test_activation_by_another_process_is_enforced_within_a_second(
         assert server.api.auth_known_off()
         with haathi.connect(str(store)) as other:  # another process on the same store
             other.auth_activate()
-        deadline = time.monotonic() + AUTH_OFF_TRUSTED_S
+        deadline = time.monotonic() + AUTH_OFF_TRUSTED_S  # the server read "off" before this
         try:
             while True:
-                anon.list_repo()  # still served while the server trusts what it read
-                assert time.monotonic() < deadline + 0.5, "served open for too long"
+                sent = time.monotonic()
+                anon.list_repo()  # still served while the server trusts what it read ...
+                assert sent < deadline, "served open for too long"  # ... and no longer
         except Unauthenticated:
             pass
         with pytest.raises(Unauthenticated):
