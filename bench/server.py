@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -159,6 +158,11 @@ def read_all(path: Path) -> float:
     return time.perf_counter() - t
 
 
+def _copy_out(client: Any, target: str, out: Path) -> None:
+    with client.open_file(target) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, 8 * MiB)
+
+
 def server_io(ctx: Any, h: ModuleType) -> None:
     import haathi
 
@@ -178,6 +182,20 @@ def server_io(ctx: Any, h: ModuleType) -> None:
     res: dict[str, Any] = {"bytes": size, "server_url": srv.url, "runs": []}
     ctx.results["server_io"] = res
     mib = size / MiB
+
+    def timed(run: dict[str, Any], k: int, mode: str, what: str, op: Any, *args: Any) -> None:
+        """``op(*args)`` timed into ``run`` as ``{mode}_{what}_*``: MiB/s, the server's CPU
+        seconds, the load at its start."""
+        load, cpu = _load(), srv.cpu_s()
+        t = time.perf_counter()
+        op(*args)
+        dt = time.perf_counter() - t
+        run[f"{mode}_{what}_mib_s"] = mib / dt
+        run[f"{mode}_{what}_server_cpu_s"] = srv.cpu_s() - cpu
+        run[f"{mode}_{what}_load"] = load
+        ctx.log(f"server_io run {k} {mode} {what}: {mib / dt:.0f} MiB/s ({dt:.2f} s, "
+                f"load {load})")
+
     try:
         clients = {"embedded": haathi.connect(str(store)), "remote": haathi.connect(srv.url)}
         for k in range(ctx.runs):
@@ -195,15 +213,7 @@ def server_io(ctx: Any, h: ModuleType) -> None:
                 c.create_repo(repo)
                 h.warm(path)
                 os.sync()
-                load, cpu = _load(), srv.cpu_s()
-                t = time.perf_counter()
-                c.put_file(f"{repo}@master:/big.bin", str(path))
-                dt = time.perf_counter() - t
-                run[f"{mode}_put_mib_s"] = mib / dt
-                run[f"{mode}_put_server_cpu_s"] = srv.cpu_s() - cpu
-                run[f"{mode}_put_load"] = load
-                ctx.log(f"server_io run {k} {mode} put: {mib / dt:.0f} MiB/s ({dt:.2f} s, "
-                        f"load {load})")
+                timed(run, k, mode, "put", c.put_file, f"{repo}@master:/big.bin", str(path))
                 os.sync()
             # baselines, after the puts (a put right after cp and the deletion of its copy ran
             # up to 3x faster than one that followed a put): reading the cached file, cp + sync
@@ -221,16 +231,7 @@ def server_io(ctx: Any, h: ModuleType) -> None:
                 path, want = files[mode]
                 c = clients[mode]
                 out = wd / f"out-{k}-{mode}.bin"
-                load, cpu = _load(), srv.cpu_s()
-                t = time.perf_counter()
-                with c.open_file(f"r{k}{mode[0]}@master:/big.bin") as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 8 * MiB)
-                dt = time.perf_counter() - t
-                run[f"{mode}_get_mib_s"] = mib / dt
-                run[f"{mode}_get_server_cpu_s"] = srv.cpu_s() - cpu
-                run[f"{mode}_get_load"] = load
-                ctx.log(f"server_io run {k} {mode} get: {mib / dt:.0f} MiB/s ({dt:.2f} s, "
-                        f"load {load})")
+                timed(run, k, mode, "get", _copy_out, c, f"r{k}{mode[0]}@master:/big.bin", out)
                 if file_digest(out) != want:
                     raise AssertionError(f"{mode} get of run {k}: the bytes differ")
                 out.unlink()
@@ -462,10 +463,7 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
             servers.stop()
     for backend in kinds:
         rs = rows[backend]
-        agg = {key: round(float(h.median([r[key] for r in rs])), 2)
-               for key in rs[0] if key not in ("load_start", "load_end")}
-        loads = [r[x] for r in rs for x in ("load_start", "load_end")]
-        agg["load_range"] = [min(loads), max(loads)]
+        agg = _medians(rs, h, digits=2)
         res[backend].update(agg)
         name = "local dir + SQLite" if backend == "local" else "SeaweedFS S3 + PostgreSQL"
         ctx.check(
@@ -478,7 +476,7 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
             agg["commits_per_s"], "commits/s", "reported", None,
             f"p50 {agg['p50_ms']:.0f} ms, p99 {agg['p99_ms']:.0f} ms per commit; one client "
             f"alone {agg['solo_commits_per_s']:.0f}/s (p50 {agg['solo_p50_ms']:.1f} ms); "
-            f"load {min(loads)}-{max(loads)}",
+            f"load {agg['load_range'][0]}-{agg['load_range'][1]}",
         )
 
 
@@ -526,9 +524,7 @@ def inspect_child(spec: dict[str, Any]) -> None:
     print(json.dumps({"records": records, "errors": errors}))
 
 
-def _inspect_run(
-    ctx: Any, srv: ServeProcess, emb: Any, rem: Any, spec: dict[str, Any]
-) -> dict[str, Any]:
+def _inspect_run(srv: ServeProcess, emb: Any, rem: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """One open-loop run at spec's rate, with its baselines (the same call embedded and from
     one client alone, 200 each): latencies and the server's CPU."""
     base = {}
@@ -567,15 +563,15 @@ def _inspect_run(
     return {key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}
 
 
-def _summarize(res: dict[str, Any]) -> list[float]:
-    """Medians of the runs into ``res``; the load range."""
-    runs = res["runs"]
-    for key in runs[0]:
-        if key not in ("load_start", "load_end", "requests"):
-            res[key] = round(float(statistics.median([r[key] for r in runs])), 3)
+def _medians(runs: list[dict[str, Any]], h: ModuleType, digits: int = 3) -> dict[str, Any]:
+    """Per figure, its median over the runs; and the load range the runs saw."""
+    out: dict[str, Any] = {
+        key: round(float(h.median([r[key] for r in runs])), digits)
+        for key in runs[0] if key not in ("load_start", "load_end", "requests")
+    }  # fmt: skip
     loads = [r[x] for r in runs for x in ("load_start", "load_end")]
-    res["load_range"] = [min(loads), max(loads)]
-    return res["load_range"]  # type: ignore[no-any-return]
+    out["load_range"] = [min(loads), max(loads)]
+    return out
 
 
 def server_inspect(ctx: Any, h: ModuleType) -> None:
@@ -605,7 +601,7 @@ def server_inspect(ctx: Any, h: ModuleType) -> None:
             phases: list[tuple[str, dict[str, Any], str | None]] = [("auth off", res, None)]
             with haathi.connect(srv.url) as anon:
                 for k in range(ctx.runs):
-                    res["runs"].append(_inspect_run(ctx, srv, emb, anon, spec))
+                    res["runs"].append(_inspect_run(srv, emb, anon, spec))
                     _log_inspect(ctx, f"run {k}", res["runs"][-1])
                     ctx.save()
                 root = anon.auth_activate()
@@ -617,13 +613,14 @@ def server_inspect(ctx: Any, h: ModuleType) -> None:
             phases.append(("auth on (a repoReader's token)", on, reader))
             with haathi.connect(srv.url, token=reader) as rem:
                 for k in range(ctx.runs):
-                    on["runs"].append(_inspect_run(ctx, srv, emb, rem, {**spec, "token": reader}))
+                    on["runs"].append(_inspect_run(srv, emb, rem, {**spec, "token": reader}))
                     _log_inspect(ctx, f"auth on, run {k}", on["runs"][-1])
                     ctx.save()
     finally:
         srv.stop()
     for name, r, _ in phases:
-        loads = _summarize(r)
+        r.update(_medians(r["runs"], h))
+        loads = r["load_range"]
         ctx.check(
             f"inspect commit at {rate:.0f} requests/s for {duration:.0f} s, {name}: p50 (from "
             "the scheduled time)", round(r["p50_ms"], 2), "ms", "< 10 ms", r["p50_ms"] < 10,
