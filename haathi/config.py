@@ -22,6 +22,7 @@ from typing import Any
 from haathi.errors import AlreadyExists, InvalidArgument
 
 ENV_ADDRESS = "HAATHI_ADDRESS"
+ENV_CONFIG_DIR = "HAATHI_CONFIG_DIR"
 DEFAULT_ADDRESS = "~/.haathi"
 CONFIG_FILE = "haathi.toml"
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
@@ -32,6 +33,7 @@ ENV_OVERRIDES = {
     "HAATHI_S3_REGION": "s3_region",
     "HAATHI_EXECUTOR": "executor",
     "HAATHI_SANDBOX": "sandbox",
+    "HAATHI_SANDBOX_PATHS": "sandbox_paths",
     "HAATHI_JOB_LEASE": "job_lease_s",
     "HAATHI_OPENLINEAGE_URL": "openlineage_url",
     "HAATHI_OPENLINEAGE_FILE": "openlineage_file",
@@ -56,6 +58,8 @@ class StoreConfig:
     cache_bytes: int = DEFAULT_CACHE_BYTES
     executor: str | None = None  # where datums run: None (local threads) or dask://host:port
     sandbox: str = "auto"  # how user code runs: auto | bwrap | none
+    # host paths user code may read besides the system and its programs (bwrap)
+    sandbox_paths: tuple[str, ...] = ()
     job_lease_s: float = 60.0  # a running job whose runner is silent this long is taken over
     # OpenLineage run events of jobs: POSTed to <url>/api/v1/lineage and/or appended to a file
     # as JSON lines (relative: in the store directory); neither set, none are made
@@ -116,6 +120,8 @@ class StoreConfig:
             out["cache_bytes"] = self.cache_bytes
         out["executor"] = self.executor or "local"
         out["sandbox"] = self.sandbox
+        if self.sandbox_paths:
+            out["sandbox_paths"] = list(self.sandbox_paths)
         if self.openlineage_url:
             out["openlineage_url"] = mask_url(self.openlineage_url)
         if self.openlineage_file:
@@ -157,6 +163,7 @@ _FILE_KEYS = {
     ("cache", "max_bytes"): "cache_bytes",
     ("pipelines", "executor"): "executor",
     ("pipelines", "sandbox"): "sandbox",
+    ("pipelines", "sandbox_paths"): "sandbox_paths",
     ("pipelines", "job_lease_s"): "job_lease_s",
     ("openlineage", "url"): "openlineage_url",
     ("openlineage", "file"): "openlineage_file",
@@ -208,6 +215,7 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
             f"unsupported OpenLineage endpoint {mask_url(cfg.openlineage_url)!r}: "
             "use http(s)://host[:port][/path]"
         )
+    object.__setattr__(cfg, "sandbox_paths", _paths(cfg.sandbox_paths))
     if isinstance(cfg.job_lease_s, str):
         object.__setattr__(cfg, "job_lease_s", _number(cfg.job_lease_s, "job_lease_s"))
     for name in ("cache_bytes", "s3_retry_timeout", "job_lease_s"):
@@ -215,6 +223,40 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         if not isinstance(value, int | float) or value < 0:
             raise InvalidArgument(f"store config: {name} must be a non-negative number")
     return cfg
+
+
+def _paths(value: object) -> tuple[str, ...]:
+    """``sandbox_paths``: a list of absolute paths, or one string of them joined by ``:``."""
+    items = value.split(":") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(p, str) for p in items):
+        raise InvalidArgument("store config: sandbox_paths must be a list of absolute paths")
+    paths = tuple(p for p in items if p)
+    for p in paths:
+        if not p.startswith("/") or "\x00" in p:
+            raise InvalidArgument(f"store config: sandbox_paths: {p!r} is not an absolute path")
+    return paths
+
+
+def user_config_dir() -> Path:
+    """haathi's per-user client config (saved tokens): ``$HAATHI_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/haathi``, else ``~/.config/haathi``."""
+    base = os.environ.get(ENV_CONFIG_DIR)
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")) / "haathi"
+
+
+def protected_paths(cfg: StoreConfig) -> tuple[str, ...]:
+    """Host paths user code must never see: the store (its directory, a SQLite database or
+    objects directory elsewhere, the OpenLineage file) and the user's haathi config."""
+    paths = [cfg.root, cfg.cache_dir, user_config_dir()]
+    if cfg.db_url.startswith("sqlite:///"):
+        paths.append(Path(cfg.db_url.removeprefix("sqlite:///")))
+    if not cfg.is_s3:
+        paths.append(cfg.objects_dir)
+    if cfg.openlineage_path is not None:
+        paths.append(cfg.openlineage_path)
+    return tuple(dict.fromkeys(str(p) for p in paths))
 
 
 def _number(text: str, name: str) -> float:
@@ -245,6 +287,8 @@ def store_config(address: str, overrides: dict[str, Any] | None = None) -> Store
 def _toml_value(value: object) -> str:
     if isinstance(value, bool | int | float):
         return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return json.dumps([str(v) for v in value])  # a JSON array of strings is valid TOML
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 

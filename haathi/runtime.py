@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from haathi.config import StoreConfig, check_no_store, write_config
+from haathi.config import StoreConfig, check_no_store, protected_paths, write_config
 from haathi.errors import StorageError
 from haathi.meta.blob_index import SqlBlobIndex
 from haathi.meta.database import Database
@@ -76,6 +76,8 @@ def open_store(config: StoreConfig) -> Runtime:
         remote_store=functools.partial(worker_store, config),
         executor=None if config.executor in (None, "local") else config.executor,
         sandbox=config.sandbox,
+        sandbox_paths=config.sandbox_paths,
+        protected_paths=protected_paths(config),
         job_lease_s=config.job_lease_s,
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
         lineage=_lineage(config),

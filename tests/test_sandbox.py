@@ -23,6 +23,7 @@ import pytest
 import haathi
 from haathi.client.sources import bytes_op
 from haathi.errors import InvalidArgument
+from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import (
     OUTPUT_CAP,
     RunResult,
@@ -184,6 +185,7 @@ def test_bwrap_inputs_are_read_only(scratch: Path) -> None:
 def host_dir() -> Iterator[Path]:
     """A directory on the host outside /tmp (which the sandbox replaces)."""
     path = Path(tempfile.mkdtemp(prefix="haathi-sandbox-test-", dir="/var/tmp"))
+    path.chmod(0o755)  # readable by anyone, as user code may run as nobody
     (path / "f").write_text("original\n")
     yield path
     for child in path.iterdir():
@@ -193,7 +195,7 @@ def host_dir() -> Iterator[Path]:
 
 def test_bwrap_host_files_are_read_only(scratch: Path, host_dir: Path) -> None:
     script = f"cat {host_dir}/f; echo changed > {host_dir}/f"
-    result = run(scratch, "bwrap", ["sh", "-c", script])
+    result = run(scratch, "bwrap", ["sh", "-c", script], view=HostView(show=(str(host_dir),)))
     assert result.returncode != 0
     assert result.output.startswith(b"original\n")  # visible, but not writable
     assert b"Read-only file system" in result.output
@@ -277,8 +279,10 @@ def test_bwrap_environment_is_exactly_the_mapping(scratch: Path) -> None:
 def test_bwrap_working_directory(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parent.parent
     assert run(scratch, "bwrap", ["pwd"], working_dir="/pfs/in").output == b"/pfs/in\n"
-    monkeypatch.chdir(repo)  # visible inside: kept
-    assert run(scratch, "bwrap", ["pwd"]).output == f"{repo}\n".encode()
+    monkeypatch.chdir(repo)
+    shown = HostView(show=(str(repo),))
+    assert run(scratch, "bwrap", ["pwd"], view=shown).output == f"{repo}\n".encode()
+    assert run(scratch, "bwrap", ["pwd"]).output == b"/\n"  # not shown: "/"
     monkeypatch.chdir(scratch.parent)  # under /tmp, which the sandbox replaces: "/"
     assert run(scratch, "bwrap", ["pwd"]).output == b"/\n"
 

@@ -76,7 +76,9 @@ def job(j: JobInfo) -> None:
     out.print(f"Created: {ago(j.created)}\nStarted: {ago(j.started)}\nDuration: {_duration(j)}")
     if j.context:
         out.print(
-            f"Executor: {j.context.get('executor')} (sandbox {j.context.get('sandbox')})"
+            f"Executor: {j.context.get('executor')} (sandbox {j.context.get('sandbox')}"
+            + (f": {j.context['sandbox_note']}" if j.context.get("sandbox_note") else "")
+            + ")"
         )
 
 
@@ -132,6 +134,7 @@ def job_line(p: JobProgress, console: Console = err) -> None:
         f"job {p.pipeline}@{_short(p.job)}: [{colour.get(p.state.value, 'white')}]"
         f"{p.state.value}[/] — {p.done - p.failed} processed, {p.skipped} skipped, "
         f"{p.failed} failed of {p.total}"
+        + (f", sandbox {p.sandbox}" if p.sandbox and p.done else "")
     )
     console.print(text + (f" ({escape(p.reason)})" if p.reason else ""))
 

@@ -10,16 +10,13 @@ import json
 import os
 from pathlib import Path
 
+from haathi.config import user_config_dir
+
 ENV_TOKEN = "HAATHI_TOKEN"
-ENV_CONFIG_DIR = "HAATHI_CONFIG_DIR"
 
 
 def tokens_file() -> Path:
-    base = os.environ.get(ENV_CONFIG_DIR)
-    if base:
-        return Path(base) / "tokens.json"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "haathi" / "tokens.json"
+    return user_config_dir() / "tokens.json"
 
 
 def _load() -> dict[str, str]:

@@ -252,6 +252,7 @@ class JobProgress:
     done: int = 0  # datums run so far (any outcome)
     failed: int = 0
     reason: str | None = None
+    sandbox: str = ""  # where its user code runs: "bwrap", or "none (why)"
 
 
 @dataclass

@@ -25,6 +25,8 @@ class PpsContext:
     remote_store: StoreOpener | None = None
     executor: str | None = None  # None: local threads; "dask://host:port"
     sandbox: str = "auto"  # "auto" | "bwrap" | "none"
+    sandbox_paths: tuple[str, ...] = ()  # host paths user code may also read (bwrap)
+    protected_paths: tuple[str, ...] = ()  # host paths user code never sees (the store, ...)
     job_lease_s: float = 60.0  # a silent runner's job is taken over after this long
     store_key: str = "local"  # names the store for workers (its address)
     runner_id: str = field(default="")

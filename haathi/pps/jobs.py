@@ -42,8 +42,8 @@ from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
+from haathi.pps.isolation import Isolation, isolation_for
 from haathi.pps.pipelines import RUNNING, input_branches, spec_of
-from haathi.pps.sandbox import resolve_sandbox
 from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
     DatumResult,
@@ -396,7 +396,9 @@ def _outputs_json(entries: Sequence[FileEntry]) -> str:
     return json.dumps([[e.path, e.hash.hex(), e.size] for e in entries])
 
 
-def job_context(ctx: PpsContext, spec: PipelineSpec, version: records.VersionRow) -> str:
+def job_context(
+    ctx: PpsContext, spec: PipelineSpec, version: records.VersionRow, isolation: Isolation
+) -> str:
     from importlib.metadata import version as pkg_version
 
     try:
@@ -405,7 +407,8 @@ def job_context(ctx: PpsContext, spec: PipelineSpec, version: records.VersionRow
         haathi_version = "unknown"
     return json.dumps({
         "executor": ctx.executor or "local",
-        "sandbox": resolve_sandbox(ctx.sandbox),
+        "sandbox": isolation.sandbox,
+        **({"sandbox_note": isolation.note} if isolation.note else {}),
         "spec_version": version.version,
         "spec_hash": version.spec_hash,
         "transform": spec.to_dict()["transform"],
@@ -509,6 +512,12 @@ def run_job(
 ) -> JobState:
     """Run a claimed job to its end; returns its final state."""
     report = progress or (lambda _p: None)
+    try:
+        isolation = isolation_for(ctx)
+    except HaathiError as exc:  # e.g. auth is on and no sandbox can run here
+        end_job(ctx, job, JobState.FAILURE, f"job failed: {exc}", root=base_root(ctx, job))
+        report(JobProgress(job.pipeline, job.commit_id, JobState.FAILURE, reason=str(exc)))
+        return JobState.FAILURE
     with ctx.pfs.db.read() as conn:
         version = records.version_row(conn, job.pipeline_id, job.version)
     spec, salt = parse_spec(version.spec), version.salt
@@ -526,11 +535,14 @@ def run_job(
         conn.execute(
             update(jobs).where(jobs.c.id == job.id).values(
                 data_total=total, data_skipped=len(plan.skipped),
-                context=job_context(ctx, spec, version),
+                context=job_context(ctx, spec, version, isolation),
             )
         )
     openlineage.job_started(ctx, job)
-    prog = JobProgress(job.pipeline, job.commit_id, JobState.RUNNING, total, len(plan.skipped))
+    prog = JobProgress(
+        job.pipeline, job.commit_id, JobState.RUNNING, total, len(plan.skipped),
+        sandbox=isolation.describe(),
+    )
     report(prog)
     by_id = {d.id: d for d in plan.run}
     outputs: dict[str, FileEntry] = {}
@@ -545,11 +557,11 @@ def run_job(
                 store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
                 pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
                 datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=resolve_sandbox(ctx.sandbox),
+                sandbox=isolation.sandbox, view=isolation.view,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
             )
-            for group in _sets(plan.run, spec.parallelism, resolve_sandbox(ctx.sandbox))
+            for group in _sets(plan.run, spec.parallelism, isolation.sandbox)
         ]
         for results in executor.map(run_datum_set, tasks, parallelism=spec.parallelism):
             rows = []

@@ -1,8 +1,10 @@
 """The launcher: PID 1 of a bwrap sandbox session, running each datum's command in turn.
 
 haathi starts one bubblewrap sandbox per datum set (see :mod:`haathi.pps.sandbox`) with this
-file's source as its command: ``python -I -S -c <source> FD`` (the host's interpreter, without
-site-packages) and ``--as-pid-1``. It must import nothing but the standard library, and as
+file's source as its command: ``python -I -S -c <source> FD [UID GID]`` (the host's interpreter,
+without site-packages) and ``--as-pid-1``. Given ``UID GID`` (haathi runs as root), it becomes
+that unprivileged user before it runs anything, dropping every capability: user code never
+runs as root. It must import nothing but the standard library, and as
 little of it as it can: its start-up time is paid once per datum set.
 
 ``FD`` is one end of a Unix stream socket to haathi. Every message, either way, is a 4-byte
@@ -39,6 +41,8 @@ def main() -> None:
     os.set_inheritable(fd, False)
     os.closerange(3, fd)  # nothing inherited from bwrap reaches user code
     os.closerange(fd + 1, 1 << 20)
+    if len(sys.argv) > 3:
+        _become(int(sys.argv[2]), int(sys.argv[3]))
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # PID 1: ignored from inside
     sock = _socket.socket(fileno=fd)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -56,6 +60,15 @@ def main() -> None:
                 os.close(f)
         data = marshal.dumps(reply)
         sock.sendall(len(data).to_bytes(4, "big") + data)
+
+
+def _become(uid: int, gid: int) -> None:
+    """Switch to ``uid``/``gid`` with no supplementary groups (and so no capabilities)."""
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:  # pragma: no cover - setuid lied
+        raise SystemExit("launcher: could not drop root")
 
 
 def _receive(

@@ -47,9 +47,9 @@ from haathi.pfs.commits import CommitRow, resolve
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
+from haathi.pps.isolation import Isolation, isolation_for
 from haathi.pps.jobs import MAX_SET
 from haathi.pps.lineage import WROTE, LineageWalk
-from haathi.pps.sandbox import resolve_sandbox
 from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
     DatumResult,
@@ -237,15 +237,15 @@ def _report(
     ctx: PpsContext, executor: Executor, target: str, commit: CommitRow,
     planned: list[_Planned], total: int, sample: int | None = None, seed: int | None = None,
 ) -> ReproduceReport:
-    sandbox = resolve_sandbox(ctx.sandbox)
-    results = _run(ctx, executor, planned, sandbox)
-    done = [_compare(p, results.get(p.datum), sandbox) for p in planned]
+    isolation = isolation_for(ctx)
+    results = _run(ctx, executor, planned, isolation)
+    done = [_compare(p, results.get(p.datum), isolation.sandbox) for p in planned]
     done.sort(key=lambda d: (min((f.path for f in d.files), default=""), d.datum))
     return ReproduceReport(target, f"{commit.repo}@{commit.id}", tuple(done), total, sample, seed)
 
 
 def _run(
-    ctx: PpsContext, executor: Executor, planned: list[_Planned], sandbox: str
+    ctx: PpsContext, executor: Executor, planned: list[_Planned], isolation: Isolation
 ) -> dict[str, DatumResult]:
     """Run the runnable datums, each with the spec version and job ID of the job that ran it."""
     by_source: dict[int, list[_Planned]] = {}
@@ -268,7 +268,8 @@ def _run(
                 store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
                 pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
                 datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=sandbox, scratch_root=None if ctx.executor else str(ctx.scratch_dir),
+                sandbox=isolation.sandbox, view=isolation.view,
+                scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(todo[i : i + size]),
             )
             for i in range(0, len(todo), size)

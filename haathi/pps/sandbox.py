@@ -10,14 +10,15 @@ written against Pachyderm's paths, ``/pfs/<input>`` and ``/pfs/out``; two sandbo
 
 ``bwrap`` (bubblewrap; no root, no Docker)
     One sandbox per datum set: :mod:`haathi.pps.launcher` runs in it as PID 1 and starts each
-    run, so a run costs a process start, not a sandbox start. The user code sees the host's
-    files read-only (its interpreters, virtualenvs and code work, ``HOME`` is readable), a
-    fresh ``/dev`` and ``/proc`` (its own PID namespace), a private writable ``/tmp``
-    (``S/tmp``), ``/pfs`` read-only showing ``S/pfs`` (the current datum's inputs only),
-    ``/pfs/out`` writable, and no network (its own network namespace has only a loopback
-    device). When haathi runs as root, root inside keeps Docker's default capabilities only
-    (no ``CAP_SYS_ADMIN``: it cannot undo the mounts). The working directory is
-    ``working_dir``, else the caller's if it is visible inside, else ``/``. ``PWD`` is set to
+    run, so a run costs a process start, not a sandbox start. The user code sees part of the
+    host read-only (the system, its interpreters and programs, listed paths; never the store,
+    haathi's config and tokens, or credentials: :mod:`haathi.pps.hostview`), a fresh ``/dev``
+    and ``/proc`` (its own PID namespace: it cannot see or signal haathi), a private writable
+    ``/tmp`` (``S/tmp``), ``/pfs`` read-only showing ``S/pfs`` (the current datum's inputs
+    only), ``/pfs/out`` writable, and no network (its own network namespace has only a
+    loopback device). When haathi runs as root, user code runs as :data:`UNPRIVILEGED`
+    (``nobody``) with no capabilities. The working directory is ``working_dir``, else the
+    caller's if it is visible inside, else ``/``. ``PWD`` is set to
     it; otherwise the environment is exactly the given mapping. When the command exits, every
     process it left behind is killed and reaped before the run returns.
 
@@ -64,8 +65,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from haathi.errors import InvalidArgument
+from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps import launcher
+from haathi.pps.hostview import HostView, Layout
 
 SANDBOXES = ("auto", "bwrap", "none")
 
@@ -85,23 +87,11 @@ EXIT_POLL = 0.005
 DRAIN_AFTER_EXIT = 1.0
 """Seconds to keep reading output after the command exits, for escaped processes (``none``)."""
 
-# Docker's default capabilities, minus CAP_MKNOD and CAP_NET_RAW: what root keeps inside.
-_ROOT_CAPS = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_SETFCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_AUDIT_WRITE",
-)
-# Top-level host entries the sandbox replaces with its own.
-_SHADOWED = ("dev", "proc", "tmp", "pfs")
+UNPRIVILEGED = (65534, 65534)
+"""The user and group (``nobody``/``nogroup``) user code runs as in a bwrap sandbox when
+haathi runs as root."""
+
+_EMPTY = ".empty"  # in the scratch directory: an empty directory that masks hidden ones
 # `/pfs` where it starts a path: not preceded by a path character, not followed by a name one.
 _PFS_RE = re.compile(r"(?<![\w.\-/~$})\]])/pfs(?![\w.\-])")
 _CHILD_PID_RE = re.compile(rb'"child-pid":\s*(\d+)')
@@ -153,11 +143,21 @@ def _probe_bwrap_uncached() -> tuple[str | None, str]:
     return found, ""
 
 
-def resolve_sandbox(requested: str) -> str:
-    """The sandbox to use: ``auto`` is ``bwrap`` when bubblewrap works here, else ``none``."""
+def resolve_sandbox(requested: str, *, isolate: bool = False) -> str:
+    """The sandbox to use: ``auto`` is ``bwrap`` when bubblewrap works here, else ``none``.
+
+    With ``isolate`` (auth is on: user code is not the store owner's), ``none`` is never the
+    answer: asking for it, or ``auto`` without a working bubblewrap, is FailedPrecondition.
+    """
     if requested not in SANDBOXES:
         raise InvalidArgument(
             f"unknown sandbox {requested!r} (expected one of {', '.join(SANDBOXES)})",
+            sandbox=requested,
+        )
+    if requested == "none" and isolate:
+        raise FailedPrecondition(
+            "auth is on, so user code must run in an isolating sandbox: sandbox none is "
+            "refused (use auto or bwrap)",
             sandbox=requested,
         )
     if requested == "none":
@@ -165,12 +165,21 @@ def resolve_sandbox(requested: str) -> str:
     path, why = _probe_bwrap()
     if path is not None:
         return "bwrap"
-    if requested == "auto":
+    if requested == "auto" and not isolate:
         return "none"
-    raise InvalidArgument(
-        f"bubblewrap (bwrap) is not installed or cannot create a sandbox here: {why}",
+    raise (FailedPrecondition if isolate else InvalidArgument)(
+        f"bubblewrap (bwrap) is not installed or cannot create a sandbox here: {why}"
+        + ("; auth is on, so user code does not run without a sandbox" if isolate else ""),
         sandbox=requested,
     )
+
+
+def sandbox_note(requested: str, chosen: str) -> str:
+    """Why ``requested`` became ``chosen``, when that is worth saying (``auto`` fell back to
+    no sandbox); else ``""``."""
+    if requested == "auto" and chosen == "none":
+        return f"no isolation: bubblewrap cannot run here ({_probe_bwrap()[1]})"
+    return ""
 
 
 def pfs_path(scratch: Path, sandbox: str) -> str:
@@ -197,83 +206,49 @@ def _check_input_names(input_names: Sequence[str]) -> None:
             raise InvalidArgument(f"bad input name for /pfs: {name!r}", input=name)
 
 
-def _bwrap_argv(bwrap: str, scratch: Path) -> list[str]:
+def _bwrap_argv(bwrap: str, scratch: Path, layout: Layout) -> list[str]:
     """bwrap and its options for a sandbox on ``scratch``; the command follows ``--``.
 
-    ``/pfs`` is a read-only view of ``S/pfs``, so the inputs the host puts there for each
-    datum show inside; ``/pfs/out`` is ``S/pfs/out`` (the host empties it in place: the mount
-    holds that directory).
+    The host shows through as ``layout`` says (:mod:`haathi.pps.hostview`). ``/pfs`` is a
+    read-only view of ``S/pfs``, so the inputs the host puts there for each datum show inside;
+    ``/pfs/out`` is ``S/pfs/out`` (the host empties it in place: the mount holds that
+    directory).
     """
-    argv = [bwrap, *_host_root_args()]
+    argv = [bwrap, *layout.base_args()]
     pfs = scratch / "pfs"
     argv += ["--dev", "/dev", "--proc", "/proc", "--bind", str(scratch / "tmp"), "/tmp"]
+    argv += layout.late_args(str(scratch / _EMPTY))
     argv += ["--ro-bind", str(pfs), "/pfs", "--bind", str(pfs / "out"), "/pfs/out"]
     argv += ["--remount-ro", "/"]
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     argv += ["--die-with-parent", "--as-pid-1", "--chdir", "/"]
-    if os.geteuid() == 0:
-        argv += ["--cap-drop", "ALL"]
-        for cap in _ROOT_CAPS:
-            argv += ["--cap-add", cap]
+    if os.geteuid() == 0:  # the launcher needs these to become UNPRIVILEGED, then has none
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     return argv
 
 
-_ROOT_ARGS: tuple[float, list[str]] | None = None
-ROOT_SCAN_TTL = 5.0
-"""Seconds a scan of the host's top-level entries is reused (~0.7 ms per sandbox started)."""
-
-
-def _host_root_args() -> list[str]:
-    """bwrap arguments showing the host's top-level entries read-only (cached briefly)."""
-    global _ROOT_ARGS
-    cached = _ROOT_ARGS
-    if cached is not None and time.monotonic() - cached[0] < ROOT_SCAN_TTL:
-        return cached[1]
-    args: list[str] = []
-    with os.scandir("/") as entries:
-        for entry in entries:
-            if entry.name in _SHADOWED:
-                continue
-            if entry.is_symlink():
-                args += ["--symlink", os.readlink(entry.path), entry.path]
-            elif entry.is_dir() and _is_empty_dir(entry.path):
-                args += ["--dir", entry.path]  # as seen, without the cost of a mount
-            elif entry.is_dir() or entry.is_file():
-                args += ["--ro-bind-try", entry.path, entry.path]
-    _ROOT_ARGS = (time.monotonic(), args)
-    return args
-
-
-def _is_empty_dir(path: str) -> bool:
-    try:
-        with os.scandir(path) as it:
-            return next(it, None) is None
-    except OSError:
-        return False
-
-
-def _sandbox_cwd(working_dir: str | None) -> str:
-    """The working directory inside the bwrap sandbox."""
+def _sandbox_cwd(working_dir: str | None, layout: Layout, as_user: bool) -> str:
+    """The working directory inside the bwrap sandbox: ``working_dir``, else the caller's when
+    the sandbox shows it (and, ``as_user``, :data:`UNPRIVILEGED` may enter it), else ``/``."""
     if working_dir:
         return working_dir
     try:
         cwd = os.getcwd()
+        enterable = not as_user or os.stat(cwd).st_mode & 0o001
     except OSError:
         return "/"
-    for top in _SHADOWED:
-        if cwd == f"/{top}" or cwd.startswith(f"/{top}/"):
-            return "/"
-    return cwd
+    return cwd if enterable and layout.visible(cwd) else "/"
 
 
 # ---------------------------------------------------------------------------------------------
 # Running
 
 
-def open_sandbox(sandbox: str, scratch: Path) -> Sandbox:
-    """A :class:`Sandbox` of the kind requested (``auto``, ``bwrap`` or ``none``) on ``scratch``."""
+def open_sandbox(sandbox: str, scratch: Path, view: HostView | None = None) -> Sandbox:
+    """A :class:`Sandbox` of the kind requested (``auto``, ``bwrap`` or ``none``) on ``scratch``,
+    showing the host as ``view`` says (bwrap)."""
     kind = resolve_sandbox(sandbox)
-    return Sandbox(kind, scratch, _probe_bwrap()[0] if kind == "bwrap" else None)
+    return Sandbox(kind, scratch, _probe_bwrap()[0] if kind == "bwrap" else None, view)
 
 
 def run_user_code(
@@ -287,11 +262,13 @@ def run_user_code(
     working_dir: str | None = None,
     timeout: float | None = None,
     cancel: threading.Event | None = None,
+    view: HostView | None = None,
 ) -> RunResult:
     """Run ``argv`` once, in a sandbox of its own, for the datum whose inputs are in ``scratch``
     (``S/pfs/<name>`` for each of ``input_names``); see :meth:`Sandbox.run`."""
     _check_input_names(input_names)
-    with open_sandbox(sandbox, scratch) as box:
+    view = (view or HostView()).with_programs(argv[:1], env.get("PATH", ""))
+    with open_sandbox(sandbox, scratch, view) as box:
         return box.run(
             argv, stdin=stdin, env=env, working_dir=working_dir, timeout=timeout, cancel=cancel
         )
@@ -304,9 +281,11 @@ class Sandbox:
     thread), and close it; it is a context manager. The scratch directory stays the caller's.
     """
 
-    def __init__(self, kind: str, scratch: Path, bwrap: str | None = None) -> None:
-        """``kind`` is ``bwrap`` (``bwrap`` is then its path) or ``none``; see
-        :func:`open_sandbox`."""
+    def __init__(
+        self, kind: str, scratch: Path, bwrap: str | None = None, view: HostView | None = None
+    ) -> None:
+        """``kind`` is ``bwrap`` (``bwrap`` is then its path, and ``view`` says what of the
+        host it shows) or ``none``; see :func:`open_sandbox`."""
         if kind not in ("bwrap", "none") or (kind == "bwrap") != (bwrap is not None):
             raise ValueError(f"bad sandbox kind {kind!r} (bwrap: {bwrap!r})")
         self.kind = kind
@@ -315,6 +294,14 @@ class Sandbox:
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
         self.pfs = "/pfs" if kind == "bwrap" else str(self.scratch / "pfs")
         """What ``/pfs`` is for the user code."""
+        self.layout = (view or HostView()).layout() if kind == "bwrap" else None
+        """What of the host the bwrap sandbox shows."""
+        self._as_user = os.geteuid() == 0 and kind == "bwrap"
+        if kind == "bwrap":
+            (self.scratch / _EMPTY).mkdir(mode=0o555, exist_ok=True)
+            if self._as_user:  # user code runs as UNPRIVILEGED: its /tmp and /pfs/out are its
+                for sub in ("tmp", "pfs/out"):
+                    os.chown(self.scratch / sub, *UNPRIVILEGED)
         self._bwrap = bwrap
         self._session: _Session | None = None
         if bwrap is not None:
@@ -426,7 +413,8 @@ class Sandbox:
         cancel: threading.Event | None,
     ) -> RunResult:
         """bwrap: a request to the launcher in this datum set's sandbox (started if need be)."""
-        cwd = _sandbox_cwd(working_dir)
+        assert self.layout is not None
+        cwd = _sandbox_cwd(working_dir, self.layout, self._as_user)
         stdin_bytes = None if stdin is None else stdin.encode()
         start = time.monotonic()
         if self._session is not None and not self._session.alive():
@@ -457,8 +445,9 @@ class Sandbox:
         return _result(out, code, timed_out, cancelled, start, note)
 
     def _start_session(self) -> _Session:
-        assert self._bwrap is not None
-        self._session = _Session(self._bwrap, self.scratch)
+        assert self._bwrap is not None and self.layout is not None
+        user = UNPRIVILEGED if self._as_user else None
+        self._session = _Session(self._bwrap, self.scratch, self.layout, user)
         return self._session
 
 
@@ -527,7 +516,9 @@ def _launcher_source() -> str:
 class _Session:
     """A bwrap sandbox on ``scratch`` with :mod:`haathi.pps.launcher` in it as PID 1."""
 
-    def __init__(self, bwrap: str, scratch: Path) -> None:
+    def __init__(
+        self, bwrap: str, scratch: Path, layout: Layout, user: tuple[int, int] | None
+    ) -> None:
         self.stopped = False  # killed from here (timeout, cancel, or broken)
         self._buf = bytearray()
         self._child_pid: int | None = None  # the launcher's, as the host sees it
@@ -542,8 +533,9 @@ class _Session:
             self._info_fd, info_w = os.pipe()  # bwrap writes the launcher's PID there
             on_error.callback(_close, self._info_fd)
             child_ends.callback(_close, info_w)
-            argv = [*_bwrap_argv(bwrap, scratch), "--info-fd", str(info_w), "--"]
+            argv = [*_bwrap_argv(bwrap, scratch, layout), "--info-fd", str(info_w), "--"]
             argv += [sys.executable, "-I", "-S", "-c", _launcher_source(), str(inside.fileno())]
+            argv += [str(n) for n in user or ()]
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

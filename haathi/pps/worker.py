@@ -24,6 +24,7 @@ from haathi.models.info import DatumState
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.pps.context import StoreOpener
+from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import RunResult, Sandbox, open_sandbox
 from haathi.pps.spec import Transform
 from haathi.storage.blobs import BlobWriter
@@ -40,6 +41,11 @@ HOST_ENV = (
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM",
     "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX", "LD_LIBRARY_PATH",
 )
+
+
+def host_env() -> dict[str, str]:
+    """The variables user code inherits from the process running it (:data:`HOST_ENV`)."""
+    return {k: os.environ[k] for k in HOST_ENV if k in os.environ}
 
 
 def cancel_event(job_id: str) -> threading.Event:
@@ -85,6 +91,7 @@ class DatumSetTask:
     sandbox: str
     scratch_root: str | None
     datums: tuple[DatumTask, ...]
+    view: HostView = field(default_factory=HostView)  # what of the host bwrap shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +270,7 @@ def run_datum(
     tf = task.transform
     pfs = sandbox.pfs
     env = datum_env(task, datum, pfs)
-    run_env = {k: os.environ[k] for k in HOST_ENV if k in os.environ} | env
+    run_env = host_env() | env
     log: list[str] = []
     reason: str | None = None
     ok_codes = {0, *tf.accept_return_code}
@@ -321,7 +328,10 @@ def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
     cancel = cancel_event(task.job_id)
     scratch = Path(tempfile.mkdtemp(prefix="datums-", dir=root))
     try:
-        with ctx.blobs.writer() as writer, open_sandbox(task.sandbox, scratch) as sandbox:
+        tf = task.transform
+        path = (host_env() | dict(tf.env)).get("PATH", "")
+        view = task.view.with_programs([*tf.cmd[:1], *tf.err_cmd[:1]], path)
+        with ctx.blobs.writer() as writer, open_sandbox(task.sandbox, scratch, view) as sandbox:
             for datum in task.datums:
                 if cancel.is_set():
                     break
