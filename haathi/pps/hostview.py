@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,20 +63,26 @@ class HostView:
         """The view that also shows where ``programs`` are installed."""
         return replace(self, programs=tuple(p for p in programs if p), path=path)
 
-    def layout(self) -> Layout:
-        """The host paths to show and to mask, resolved now."""
-        hidden = _hidden(self.hide)
+    def layout(self, *, unprivileged: bool = False) -> Layout:
+        """The host paths to show and to mask, resolved now. ``unprivileged``: user code runs
+        as another user, so a directory others may not enter is not shown (it would only
+        close off what is shown below it)."""
         shown = [p for p in (*self.show, *_interpreter_dirs(), *self._installs()) if p]
+        hidden = _hidden(self.hide, self.show)
         shown = sorted({_real(p) for p in shown if os.path.exists(p)}, key=len)
         shown = [
             p for p in shown
             if not _within(p, hidden) and not _within(p, SYSTEM_DIRS)
             and not _within(p, SANDBOX_OWN[1:]) and p != "/tmp"
+            and not (unprivileged and _closed(p))
         ]  # fmt: skip
         roots = [*SYSTEM_DIRS, *shown]
-        masks = sorted(
-            {h for h in hidden if os.path.lexists(h) and _within(h, roots)}, key=len
-        )
+        masks: list[str] = []
+        # a hidden symlink is harmless; what it points to is masked where it shows
+        hidden = [_real(h) if os.path.islink(h) else h for h in hidden]
+        for h in sorted({h for h in hidden if _within(h, roots)}, key=len):
+            if os.path.lexists(h) and not _within(h, masks):  # one mask hides what is below
+                masks.append(h)
         return Layout(tuple(shown), tuple(masks))
 
     def _installs(self) -> list[str]:
@@ -83,7 +90,7 @@ class HostView:
         for program in self.programs:
             where = _which(program, self.path)
             if where is not None:
-                found.append(_install_dir(where))
+                found += _install_dirs(where)
         return found
 
 
@@ -134,11 +141,11 @@ class Layout:
         return args
 
 
-def _hidden(extra: Iterable[str]) -> list[str]:
-    """Every host path to hide: ``extra`` (absolute and real), ``/etc``'s secrets and every
-    home directory's."""
+def _hidden(extra: Iterable[str], shown: Iterable[str]) -> list[str]:
+    """Every host path to hide: ``extra`` (absolute and real), ``/etc``'s secrets, and the
+    credentials of every home directory and of every ``shown`` one."""
     hidden = [os.path.join("/etc", s) for s in ETC_SECRETS]
-    for home in _homes():
+    for home in {*_homes(), *shown}:  # a shown directory may be someone's home too
         hidden += [os.path.join(home, s) for s in HOME_SECRETS]
     for path in extra:
         hidden += [os.path.abspath(path), _real(path)]
@@ -170,16 +177,31 @@ def _which(program: str, path: str) -> str | None:
     return None
 
 
-def _install_dir(program: str) -> str:
+def _install_dirs(program: str) -> list[str]:
     """What to show for ``program``: its virtualenv (or conda env) when it is in one, else the
-    file itself."""
-    bindir = os.path.dirname(program)
-    for base in (os.path.dirname(bindir), os.path.dirname(os.path.dirname(_real(program)))):
+    file itself; and where it really is, when it is a link (a virtualenv's ``python`` is a
+    link to the interpreter it was made from)."""
+    real = _real(program)
+    found = []
+    for base in (os.path.dirname(os.path.dirname(program)), os.path.dirname(os.path.dirname(real))):
         if os.path.isfile(os.path.join(base, "pyvenv.cfg")) or os.path.isdir(
             os.path.join(base, "conda-meta")
         ):
-            return base
-    return program
+            found.append(base)
+    if not found:
+        found.append(program)
+    if real != program:
+        found.append(os.path.dirname(os.path.dirname(real)) if found[0] != program else real)
+    return found
+
+
+def _closed(path: str) -> bool:
+    """A directory other users may not enter."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH
 
 
 def _parents(path: str) -> list[str]:

@@ -294,9 +294,11 @@ class Sandbox:
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
         self.pfs = "/pfs" if kind == "bwrap" else str(self.scratch / "pfs")
         """What ``/pfs`` is for the user code."""
-        self.layout = (view or HostView()).layout() if kind == "bwrap" else None
-        """What of the host the bwrap sandbox shows."""
         self._as_user = os.geteuid() == 0 and kind == "bwrap"
+        self.layout = (
+            (view or HostView()).layout(unprivileged=self._as_user) if kind == "bwrap" else None
+        )
+        """What of the host the bwrap sandbox shows."""
         if kind == "bwrap":
             (self.scratch / _EMPTY).mkdir(mode=0o555, exist_ok=True)
             if self._as_user:  # user code runs as UNPRIVILEGED: its /tmp and /pfs/out are its
