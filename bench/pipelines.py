@@ -262,13 +262,14 @@ def child_spawn(argvs: dict[str, list[str]], n: int, order: list[str]) -> dict[s
 def child_bwrap_argvs() -> dict[str, Any]:
     """The bwrap command line haathi builds for a one-input datum (read from haathi)."""
     from haathi.pps import sandbox
+    from haathi.pps.hostview import HostView
 
     scratch = Path(tempfile.mkdtemp(prefix="haathi-bench-bwrap-"))
-    for sub in ("pfs/in", "pfs/out", "tmp"):
+    for sub in ("pfs/in", "pfs/out", "tmp", sandbox._EMPTY):
         (scratch / sub).mkdir(parents=True)
     bwrap = shutil.which("bwrap")
     assert bwrap is not None
-    argv = sandbox._bwrap_argv(bwrap, scratch)
+    argv = sandbox._bwrap_argv(bwrap, scratch, HostView().layout())
     return {"scratch": str(scratch), "argv": [*argv, "--", "true"]}
 
 
