@@ -26,6 +26,7 @@ from functools import cached_property
 
 import blake3
 
+from haathi.models.glob import compile_input_glob
 from haathi.pps.spec import (
     CronInput,
     CrossInput,
@@ -34,7 +35,6 @@ from haathi.pps.spec import (
     JoinInput,
     PfsInput,
     UnionInput,
-    compile_input_glob,
 )
 
 __all__ = [
@@ -163,7 +163,7 @@ def _pfs_rows(inp: PfsInput, glob: GlobFn) -> list[Row]:
     rows: list[Row] = []
     for m in sorted(matches, key=lambda m: m.path):
         found = pattern.match(m.path.rstrip("/") or "/")
-        groups = [found.group(0), *(g or "" for g in found.groups())] if found else []
+        groups = [found.path, *(g or "" for g in found.groups())] if found else []
         rows.append((DatumInput(
             name=inp.name, repo=inp.repo, branch=inp.branch, commit=commit, path=m.path,
             hash=m.hash, size=m.size, is_dir=m.is_dir,

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from haathi.errors import InvalidArgument
-from haathi.models.glob import Glob, compile_glob
+from haathi.models.glob import compile_input_glob
 from haathi.models.ids import validate_branch_name, validate_repo_name
 from haathi.pps.cron import format_duration, parse_cron, parse_duration
 
@@ -204,62 +204,6 @@ def input_to_dict(inp: Input) -> dict[str, Any]:
             cron["start"] = inp.start
         return {"cron": cron}
     return {_KIND_OF[type(inp)]: [input_to_dict(child) for child in inp.inputs]}
-
-
-# --------------------------------------------------------------------------- globs
-
-
-class _ExtGlob(Glob):
-    """A glob whose pattern holds ``!(...)``: the literal prefix stops before the ``!``."""
-
-    __slots__ = ()
-
-    @property
-    def literal_prefix(self) -> str:
-        prefix = super().literal_prefix
-        cut = self.pattern.find("!(")
-        return prefix if cut < 0 else prefix[:cut]
-
-
-def compile_input_glob(pattern: str) -> Glob:
-    """:func:`compile_glob` plus ohmyglob's ``!(a|b)`` ("anything but") at a component's end.
-
-    ``!(...)`` is a capture group (as in ohmyglob) and must end a path component (be followed
-    by ``/`` or the end of the pattern); ``!(**)`` therefore matches nothing.
-    """
-    if "!(" not in pattern:
-        return compile_glob(pattern)
-    pieces: list[str] = []
-    negations: list[str] = []
-    pos = 0
-    while (start := pattern.find("!(", pos)) >= 0:
-        if start > 0 and pattern[start - 1] in "\\[":
-            pieces.append(pattern[pos : start + 2])
-            pos = start + 2
-            continue
-        end = pattern.find(")", start + 2)
-        if end < 0:
-            raise InvalidArgument(f"invalid glob {pattern!r}: unclosed '!('")
-        if pattern[end + 1 : end + 2] not in ("", "/"):
-            raise InvalidArgument(
-                f"invalid glob {pattern!r}: '!(...)' must end a path component"
-            )
-        negations.append(_negation(pattern, pattern[start + 2 : end]))
-        pieces.append(pattern[pos:start] + chr(0xE000 + len(negations) - 1))
-        pos = end + 1
-    pieces.append(pattern[pos:])
-    regex = compile_glob("".join(pieces)).regex.pattern
-    for i, negation in enumerate(negations):
-        regex = regex.replace(chr(0xE000 + i), negation)
-    return _ExtGlob("/" + pattern.strip("/"), re.compile(regex))
-
-
-def _negation(pattern: str, body: str) -> str:
-    if "(" in body:
-        raise InvalidArgument(f"invalid glob {pattern!r}: groups inside '!(...)'")
-    alts = [compile_glob(alt).regex.pattern[1:] if alt.strip("/") else "" for alt in
-            body.split("|")]
-    return "((?!(?:" + "|".join(alts) + ")(?:/|$))[^/]*)"
 
 
 # --------------------------------------------------------------------------- loading
