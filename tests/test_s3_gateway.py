@@ -428,11 +428,16 @@ def test_errors_are_s3_xml_with_their_status(data: Client, raw: httpx.Client) ->
     )  # fmt: skip
     head = raw.head("/master.data/nope")
     assert head.status_code == 404 and head.content == b""
+    assert s3_error(raw.put("/master.data/x%FF", content=b"x"))[:2] == (400, "InvalidURI")
+    assert s3_error(raw.get("/master.data/new%0Aline"))[:2] == (400, "InvalidArgument")
 
 
 @pytest.mark.parametrize("key", ["../escape", "a/../../b", "dir/\x01ctl", "a/./b", "a//b",
-                                 "star*", "dir/"])  # fmt: skip
+                                 "star*", "dir/", "tab\there", "new\nline", "glob?mark",
+                                 "cr\rx"])  # fmt: skip
 def test_bad_keys_are_refused_and_write_nothing(data: Client, s3: BaseClient, key: str) -> None:
+    """A key haathi paths cannot hold is refused, never stored as another key (a tab or a
+    newline was dropped, ``?`` stored as ``%3F``)."""
     before = commits(data)
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket="master.data", Key=key, Body=b"x")
@@ -444,10 +449,43 @@ def test_bad_keys_are_refused_and_write_nothing(data: Client, s3: BaseClient, ke
     with pytest.raises(ClientError) as exc:
         s3.delete_objects(Bucket="master.data",
                           Delete={"Objects": [{"Key": "a.txt"}, {"Key": key}]})  # fmt: skip
-    # (XML 1.0 cannot carry a control character: that document is not even XML)
-    assert code_of(exc) == (400, "MalformedXML" if "\x01" in key else "InvalidArgument")
+    # (XML 1.0 cannot carry most control characters: that document is not even XML)
+    assert code_of(exc)[0] == 400
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket="master.data", Key=key)
+    assert code_of(exc) == (400, "InvalidArgument")
     assert commits(data) == before
     assert set(files(data)) == {"/a.txt", "/dir/b.txt", "/dir/sub/c.txt"}
+
+
+# Keys that URLs must escape, each stored as exactly this haathi path ("/" + key)
+ODD_KEYS = [
+    "hash#tag", "back\\slash", "per%cent", "per%41", "plus+sign", "with space",
+    "ünïcødé/ключ/鍵", "quote'\"<&>", "eq=amp&semi;colon", "tilde~bang!(paren)", "a%2Fb",
+]
+
+
+def test_keys_round_trip_exactly_as_sent(data: Client, s3: BaseClient) -> None:
+    for key in ODD_KEYS:
+        s3.put_object(Bucket="master.data", Key=key, Body=key.encode())
+    ours = sorted(f"/{k}" for k in ODD_KEYS)
+    assert sorted(p for p in files(data) if p not in ("/a.txt", "/dir/b.txt", "/dir/sub/c.txt")) \
+        == ours
+    for key in ODD_KEYS:
+        assert s3.get_object(Bucket="master.data", Key=key)["Body"].read() == key.encode()
+        assert s3.head_object(Bucket="master.data", Key=key)["ContentLength"] == len(key.encode())
+    v2 = [o["Key"] for o in s3.list_objects_v2(Bucket="master.data")["Contents"]]
+    v1 = [o["Key"] for o in s3.list_objects(Bucket="master.data")["Contents"]]
+    assert v1 == v2 and sorted(set(v2) - {"a.txt", "dir/b.txt", "dir/sub/c.txt"}) == sorted(
+        ODD_KEYS
+    )  # fmt: skip
+    listed = s3.list_objects_v2(Bucket="master.data", Prefix="per%")["Contents"]
+    assert [o["Key"] for o in listed] == ["per%41", "per%cent"]
+    s3.copy_object(Bucket="master.data", Key="copy of hash#tag",
+                   CopySource={"Bucket": "master.data", "Key": "hash#tag"})  # fmt: skip
+    assert data.get_file("data@master:/copy of hash#tag") == b"hash#tag"
+    s3.delete_objects(Bucket="master.data", Delete={"Objects": [{"Key": k} for k in ODD_KEYS]})
+    assert set(files(data)) == {"/a.txt", "/dir/b.txt", "/dir/sub/c.txt", "/copy of hash#tag"}
 
 
 def test_a_body_that_does_not_match_its_digests_writes_nothing(
@@ -521,6 +559,15 @@ class AwsCli:
         assert proc.returncode == 0, f"aws {' '.join(args)}: {proc.stderr}"
         return proc.stdout
 
+    def fails(self, *args: str) -> str:
+        """The error output of a command that must fail."""
+        proc = subprocess.run(
+            [AWS, "--endpoint-url", self.endpoint, *args], env=self.env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode != 0, f"aws {' '.join(args)} succeeded: {proc.stdout}"
+        return proc.stderr
+
 
 @pytest.fixture
 def aws(server: Server, tmp_path: Path) -> AwsCli:
@@ -575,6 +622,33 @@ def test_aws_cli_copies_a_directory_in_and_out_and_syncs_only_changes(
 
     aws("s3", "sync", "s3://master.data/in", str(out))
     assert _tree(out)["f2.txt"] == b"changed\n"
+
+
+def test_aws_cli_keys_round_trip_exactly_and_a_tab_key_is_refused(
+    c: Client, aws: AwsCli, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    for key in ODD_KEYS:
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_text(key)
+    aws("s3", "mb", "s3://master.data")
+    aws("s3", "sync", str(src), "s3://master.data/")
+    assert files(c) == {f"/{k}": k.encode() for k in ODD_KEYS}
+    listing = aws("s3", "ls", "--recursive", "s3://master.data/")
+    assert sorted(line.split(maxsplit=3)[-1] for line in listing.splitlines()) == sorted(ODD_KEYS)
+    out = tmp_path / "out"
+    aws("s3", "sync", "s3://master.data/", str(out))
+    assert _tree(out) == _tree(src)
+    aws("s3", "cp", "s3://master.data/hash#tag", str(tmp_path / "one"))
+    assert (tmp_path / "one").read_text() == "hash#tag"
+
+    before = commits(c)
+    error = aws.fails("s3api", "put-object", "--bucket", "master.data", "--key", "tab\tkey",
+                      "--body", str(src / "hash#tag"))  # fmt: skip
+    assert "InvalidArgument" in error and "control character" in error
+    error = aws.fails("s3", "cp", str(src / "hash#tag"), "s3://master.data/glob?mark")
+    assert "InvalidArgument" in error
+    assert commits(c) == before
 
 
 # the server ------------------------------------------------------------------------------
@@ -688,6 +762,20 @@ def test_with_auth_on_the_token_is_access_key_and_secret(secured: Secured) -> No
     assert secured.alice.get_file("data@master:/big") == big
     keys = [o["Key"] for o in alice.list_objects_v2(Bucket="master.data")["Contents"]]
     assert keys == ["a.txt", "b.txt", "big"]
+
+
+def test_with_auth_on_keys_urls_must_escape_are_signed_and_stored_as_sent(
+    secured: Secured,
+) -> None:
+    alice = secured.s3("alice", "s3v4")
+    for key in ODD_KEYS:
+        alice.put_object(Bucket="master.data", Key=key, Body=key.encode())
+        assert alice.get_object(Bucket="master.data", Key=key)["Body"].read() == key.encode()
+        url = alice.generate_presigned_url(
+            "get_object", Params={"Bucket": "master.data", "Key": key}, ExpiresIn=60
+        )
+        assert httpx.get(url).content == key.encode()
+    assert {f"/{k}" for k in ODD_KEYS} <= set(files(secured.alice))
 
 
 def test_with_auth_on_bad_credentials_are_refused(

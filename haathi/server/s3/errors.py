@@ -43,6 +43,7 @@ CODES: dict[str, tuple[type[HaathiError], int]] = {
     "InvalidPartOrder": (InvalidArgument, 400),
     "InvalidRange": (InvalidArgument, 416),
     "InvalidRequest": (InvalidArgument, 400),
+    "InvalidURI": (InvalidArgument, 400),
     "MalformedXML": (InvalidArgument, 400),
     "MethodNotAllowed": (InvalidArgument, 405),
     "NoSuchBucket": (NotFound, 404),
