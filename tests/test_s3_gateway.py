@@ -468,9 +468,8 @@ ODD_KEYS = [
 def test_keys_round_trip_exactly_as_sent(data: Client, s3: BaseClient) -> None:
     for key in ODD_KEYS:
         s3.put_object(Bucket="master.data", Key=key, Body=key.encode())
-    ours = sorted(f"/{k}" for k in ODD_KEYS)
-    assert sorted(p for p in files(data) if p not in ("/a.txt", "/dir/b.txt", "/dir/sub/c.txt")) \
-        == ours
+    before = {"/a.txt", "/dir/b.txt", "/dir/sub/c.txt"}
+    assert sorted(set(files(data)) - before) == sorted(f"/{k}" for k in ODD_KEYS)
     for key in ODD_KEYS:
         assert s3.get_object(Bucket="master.data", Key=key)["Body"].read() == key.encode()
         assert s3.head_object(Bucket="master.data", Key=key)["ContentLength"] == len(key.encode())
