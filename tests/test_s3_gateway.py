@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 import haathi
 from haathi.client import Client
 from haathi.server.serve import Server
+from tests.raw_http import headers_only
 
 AWS = str(Path(sys.executable).with_name("aws"))
 MiB = 1024 * 1024
@@ -529,6 +530,29 @@ def test_uploads_over_the_limit_write_nothing(store: Path, tmp_path: Path) -> No
                 s3.upload_part(Bucket="master.data", Key="big", UploadId=up, PartNumber=2,
                                Body=b"x" * 600)  # fmt: skip
             assert code_of(exc) == (400, "EntityTooLarge")
+            assert commits(c) == before
+            # announced too large: refused from the headers, before a byte of the body
+            for path in ("/master.data/big", f"/master.data/big?partNumber=3&uploadId={up}"):
+                answer = headers_only(server.s3_url, "PUT", path,
+                                      {"Content-Length": str(50 << 30)})  # fmt: skip
+                assert answer.status == 400 and b"EntityTooLarge" in answer.body
+                assert answer.seconds < 5 and answer.headers["connection"] == "close"
+            # no length (chunked): counted as it streams
+            sent = 0
+
+            def endless() -> Iterator[bytes]:
+                nonlocal sent
+                while sent < 1 << 30:
+                    sent += 64 * 1024
+                    yield b"z" * (64 * 1024)
+
+            with httpx.Client(base_url=server.s3_url) as raw:
+                try:
+                    r = raw.put("/master.data/big", content=endless())
+                    assert s3_error(r)[:2] == (400, "EntityTooLarge")
+                except httpx.HTTPError:
+                    pass  # the server closed the connection while the client was still sending
+            assert sent < 64 << 20
             assert commits(c) == before
     finally:
         server.stop()

@@ -33,10 +33,12 @@ from haathi.errors import (
 )
 from haathi.models.ops import DeleteOp
 from haathi.models.wire import FRAME
+from haathi.server.body_limit import MAX_JSON_BYTES
 from haathi.server.envelope import error_response
 from haathi.server.serve import Server, parse_bind
 from tests import test_cli
 from tests.conftest import Backends, Cli
+from tests.raw_http import headers_only
 
 
 @pytest.fixture
@@ -348,6 +350,68 @@ def test_an_upload_over_the_limit_commits_nothing(store: Path) -> None:
             assert len(c.list_commit("r")) == 1
     finally:
         server.stop()
+
+
+def test_an_upload_announced_over_the_limit_is_refused_before_its_body_is_sent(
+    store: Path,
+) -> None:
+    """413 comes from the Content-Length, at once: the client sends headers only, and the
+    server closes the connection (the body is never read)."""
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", max_upload_bytes=64 * 1024).start()
+    try:
+        with haathi.connect(server.url) as c:
+            c.create_repo("r")
+            answer = headers_only(server.url, "POST", "/v1/repos/r/commits/master/modify",
+                                  {"Content-Length": str(50 << 30)})  # fmt: skip
+            assert answer.status == 413 and answer.seconds < 5
+            assert json.loads(answer.body)["code"] == "too_large"
+            assert answer.headers["connection"] == "close"
+            assert c.list_commit("r") == []
+    finally:
+        server.stop()
+
+
+def test_a_chunked_upload_is_refused_as_it_passes_the_limit(store: Path) -> None:
+    """Without a Content-Length the body is counted as it streams: the server stops reading
+    once it passes the limit, long before the client would have finished."""
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", max_upload_bytes=64 * 1024).start()
+    sent = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal sent
+        yield _body({"ops": [{"op": "put", "path": "/big"}]}, end=False)
+        while sent < 1 << 30:
+            frame = FRAME.pack(16 * 1024) + b"z" * (16 * 1024)
+            sent += len(frame)
+            yield frame
+
+    try:
+        with haathi.connect(server.url) as c, httpx.Client(base_url=server.url) as h:
+            c.create_repo("r")
+            try:
+                r = h.post("/v1/repos/r/commits/master/modify", content=endless())
+                assert r.status_code == 413 and envelope(r)["code"] == "too_large"
+            except httpx.HTTPError:
+                pass  # the server closed the connection while the client was still sending
+            assert sent < 64 << 20
+            assert c.list_commit("r") == []
+    finally:
+        server.stop()
+
+
+def test_a_json_body_is_bounded_even_without_an_upload_limit(
+    server: Server, http: httpx.Client, remote: Client
+) -> None:
+    """Routes other than uploads take a JSON document of at most MAX_JSON_BYTES: a larger
+    one is refused from its Content-Length, before the server holds it in memory."""
+    answer = headers_only(server.url, "POST", "/v1/repos",
+                          {"Content-Length": str(MAX_JSON_BYTES + 1),
+                           "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status == 413 and answer.seconds < 5
+    huge = b'{"name": "r", "description": "' + b"d" * MAX_JSON_BYTES + b'"}'
+    r = http.post("/v1/repos", content=iter([huge]), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and envelope(r)["code"] == "too_large"
+    assert remote.list_repo() == []
 
 
 def test_puts_of_one_upload_stream_in_order_with_the_other_ops(remote: Client) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from haathi.api import Api
 from haathi.server import envelope, offload, routes_auth, routes_pfs, routes_pps
+from haathi.server.body_limit import BodyLimit
 from haathi.server.deps import ServerSettings
 
 
@@ -62,6 +63,7 @@ def create_app(
     app.state.settings = ServerSettings(max_upload_bytes=max_upload_bytes)
     app.state.s3_endpoint = s3_endpoint
     envelope.install(app)
+    app.add_middleware(BodyLimit, max_upload_bytes=max_upload_bytes)
     app.include_router(routes_pfs.router)
     app.include_router(routes_pps.router)
     app.include_router(routes_auth.router)
