@@ -21,11 +21,14 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from haathi.client import Client
-from haathi.errors import FailedPrecondition, HaathiError, NotFound
+from haathi.errors import FailedPrecondition, HaathiError, InvalidArgument, NotFound
+from haathi.meta.schema import pipeline_versions
 from haathi.models.info import DatumInfo, DatumState, FileType, JobInfo, JobState
 from tests.conftest import put_all
+from tests.internals import inner
 
 PY = sys.executable
 
@@ -1010,6 +1013,27 @@ def test_cron_ticks(client: Client) -> None:
     assert "clock_tick" not in {r.name for r in client.list_repo()}
     with pytest.raises(NotFound):
         client.run_cron("clock")
+
+
+def test_specs_past_their_bounds_are_refused_and_stored_ones_keep_running(
+    client: Client,
+) -> None:
+    """A spec past a bound (a cron interval under 1s, a billion-fold parallelism) creates
+    nothing; a pipeline whose spec was stored before the bounds existed keeps working."""
+    repos = {r.name for r in client.list_repo()}
+    with pytest.raises(InvalidArgument, match=r"input\.cron\.spec: .*at least 1s"):
+        client.create_pipeline(cron_spec("fast", spec="@every 1ns"))
+    with pytest.raises(InvalidArgument, match=r"^parallelism_spec\.constant must be at most"):
+        client.create_pipeline({**cron_spec("wide"), "parallelism_spec": {"constant": 10**9}})
+    assert client.list_pipeline() == [] and {r.name for r in client.list_repo()} == repos
+
+    client.create_pipeline(cron_spec("old"))
+    old = {**cron_spec("old", spec="@every 100ms"), "parallelism_spec": {"constant": 5000}}
+    with inner(client).pfs.db.write() as conn:  # as an older haathi stored it
+        conn.execute(update(pipeline_versions).values(spec=json.dumps(old)))
+    assert client.inspect_pipeline("old").spec["parallelism_spec"] == {"constant": 5000}
+    [tick] = client.run_cron("old")
+    assert job_of(client, "old", tick).state == JobState.SUCCESS
 
 
 # ---- 11. list datum -f ---------------------------------------------------------------------

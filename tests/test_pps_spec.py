@@ -546,6 +546,31 @@ BAD: list[tuple[str, Any, str]] = [
      r"^input: repo 'p' is this pipeline's output repo"),
     ("cron field", _set("input", {"cron": {"name": "t", "spec": "@daily", "project": "x"}}),
      r"unsupported field 'input\.cron\.project'"),
+    # numbers past their bounds: each error names the field and the bound
+    ("parallelism 1e9", _set("parallelism_spec", {"constant": 1_000_000_000}),
+     r"^parallelism_spec\.constant must be at most 1024 \(datums a job runs at once\), "
+     r"got 1000000000$"),
+    ("parallelism text", _set("parallelismSpec", {"constant": "1025"}),
+     r"^parallelismSpec\.constant must be at most 1024"),
+    ("parallelism float", _set("parallelism_spec", {"constant": 1e9}),
+     r"^parallelism_spec\.constant must be an integer, got float$"),
+    ("tries", _set("datum_tries", 10**12), r"^datum_tries must be at most 100, got 10+$"),
+    ("timeout year", _set("datum_timeout", "8761h"),
+     r"^datum_timeout must be at most 31536000s \(a year\), got 31539600s$"),
+    ("timeout huge", _set("job_timeout", 10**30), r"^job_timeout must be at most 31536000s"),
+    ("timeout overflow", _set("job_timeout", 10**400), r"^job_timeout: invalid duration"),
+    ("every 1ns", _set("input", {"cron": {"name": "t", "spec": "@every 1ns"}}),
+     r"^input\.cron\.spec: invalid cron spec '@every 1ns': the interval must be at least 1s"),
+    ("every 999ms", _set("input", {"cron": {"name": "t", "spec": "@every 999ms"}}),
+     r"^input\.cron\.spec: .*at least 1s, got 0\.999s$"),
+    ("every century", _set("input", {"cron": {"name": "t", "spec": "@every 876000h"}}),
+     r"^input\.cron\.spec: .*the interval must be at most 31536000s"),
+    ("return code", _set("transform.accept_return_code", [1, 256]),
+     r"^transform\.accept_return_code\[1\] must be an exit code between 0 and 255, got 256$"),
+    ("return code negative", _set("transform.accept_return_code", [-1]),
+     r"^transform\.accept_return_code\[0\] must be an exit code"),
+    ("long description", _set("description", "d" * (64 * 1024 + 1)),
+     r"^description is too long: 65537 bytes, at most 65536$"),
 ]
 
 
@@ -557,6 +582,16 @@ def test_bad_specs_name_the_field(change: Any, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message) as info:
         parse_spec(doc)
     assert "\n" not in str(info.value)
+
+
+def test_numbers_at_their_bounds_are_accepted() -> None:
+    doc = copy.deepcopy(BASE)
+    doc.update(parallelism_spec={"constant": 1024}, datum_tries=100, datum_timeout="8760h",
+               job_timeout="1s", description="d" * 64 * 1024)  # fmt: skip
+    doc["transform"]["accept_return_code"] = [0, 255]
+    doc["input"] = {"cron": {"name": "t", "spec": "@every 1s"}}
+    spec = parse_spec(doc)
+    assert (spec.parallelism, spec.datum_tries, spec.datum_timeout) == (1024, 100, 8760 * 3600)
 
 
 def test_spec_must_be_an_object() -> None:
@@ -592,7 +627,8 @@ T0 = datetime(2024, 3, 5, 10, 17, 42, 500_000, tzinfo=UTC)
     [
         ("@every 10s", datetime(2024, 3, 5, 10, 17, 52, tzinfo=UTC)),
         ("@every 1m30s", datetime(2024, 3, 5, 10, 19, 12, tzinfo=UTC)),
-        ("@every 100ms", datetime(2024, 3, 5, 10, 17, 43, tzinfo=UTC)),
+        ("@every 1500ms", datetime(2024, 3, 5, 10, 17, 43, tzinfo=UTC)),  # whole seconds
+        ("@every 8760h", datetime(2025, 3, 5, 10, 17, 42, tzinfo=UTC)),
         ("@hourly", datetime(2024, 3, 5, 11, 0, tzinfo=UTC)),
         ("@daily", datetime(2024, 3, 6, 0, 0, tzinfo=UTC)),
         ("@midnight", datetime(2024, 3, 6, 0, 0, tzinfo=UTC)),
@@ -619,7 +655,8 @@ def test_cron_is_strictly_after_and_naive_means_utc() -> None:
 
 @pytest.mark.parametrize(
     "spec", ["", "every day", "@every", "@everyday", "@every -1s", "@fortnightly", "* * * *",
-             "0 0 * * * *", "61 * * * *", "0 0 32 * *"],
+             "0 0 * * * *", "61 * * * *", "0 0 32 * *", "@every 1ns", "@every 100ms",
+             "@every 0s", "@every 8761h", "@every 99999999999999h"],
 )
 def test_bad_cron_specs(spec: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid cron spec"):

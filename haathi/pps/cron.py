@@ -26,6 +26,7 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
+MAX_DURATION_S = 365 * 24 * 3600.0  # the longest timeout or cron interval: a year
 _PART_RE = re.compile(r"(\d+\.?\d*|\.\d+)([a-z\u00b5\u03bc]+)")
 _DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",
@@ -45,7 +46,10 @@ def parse_duration(text: str | int | float) -> float:
     """
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise InvalidArgument(f"invalid duration {text!r}: expected a string like '60s'")
-    seconds = float(text) if isinstance(text, int | float) else _parse_go_duration(text)
+    try:
+        seconds = float(text) if isinstance(text, int | float) else _parse_go_duration(text)
+    except OverflowError as exc:  # an integer too large for a float
+        raise InvalidArgument("invalid duration: too long") from exc
     if not math.isfinite(seconds):
         raise InvalidArgument(f"invalid duration {text!r}")
     if seconds < 0:
@@ -109,15 +113,18 @@ class CronSchedule:
         return nxt.astimezone(UTC)
 
 
-def parse_cron(spec: str) -> CronSchedule:
-    """Parse a cron input's ``spec``; a bad one raises InvalidArgument."""
+def parse_cron(spec: str, *, bounded: bool = True) -> CronSchedule:
+    """Parse a cron input's ``spec``; a bad one raises InvalidArgument. ``bounded``: an
+    ``@every`` interval must be 1s to a year (else, for a schedule stored before that bound,
+    a shorter one ticks every second and a longer one once a year)."""
     if not isinstance(spec, str) or not spec.strip():
         raise InvalidArgument(f"invalid cron spec {spec!r}: empty")
     text = " ".join(spec.split())
     if text in ("never", "@never"):
         return CronSchedule(spec, "never")
     if text.startswith("@every"):
-        return CronSchedule(spec, "every", every=_every_delay(spec, text[len("@every") :]))
+        every = _every_delay(spec, text[len("@every") :], bounded)
+        return CronSchedule(spec, "every", every=every)
     expr = _DESCRIPTORS.get(text.lower(), text)
     if expr.startswith("@"):
         raise InvalidArgument(f"invalid cron spec {spec!r}: unknown descriptor")
@@ -130,12 +137,25 @@ def parse_cron(spec: str) -> CronSchedule:
     return CronSchedule(spec, "cron", expr=expr)
 
 
-def _every_delay(spec: str, rest: str) -> float:
+def _every_delay(spec: str, rest: str, bounded: bool) -> float:
     if not rest.startswith(" "):
         raise InvalidArgument(f"invalid cron spec {spec!r}: expected '@every <duration>'")
     try:
         seconds = parse_duration(rest.strip())
     except InvalidArgument as exc:
         raise InvalidArgument(f"invalid cron spec {spec!r}: {exc}") from exc
-    # robfig/cron's Every(): whole seconds, at least one.
-    return float(max(1, int(seconds)))
+    if not bounded:
+        return float(min(max(1, int(seconds)), MAX_DURATION_S))
+    # robfig/cron's Every() rounds up to one second; here a shorter interval is refused
+    # rather than silently run at another rate (and whole seconds, as robfig/cron ticks)
+    if seconds < 1:
+        raise InvalidArgument(
+            f"invalid cron spec {spec!r}: the interval must be at least 1s, got "
+            f"{format_duration(seconds)}"
+        )
+    if seconds > MAX_DURATION_S:
+        raise InvalidArgument(
+            f"invalid cron spec {spec!r}: the interval must be at most "
+            f"{format_duration(MAX_DURATION_S)} (a year; @yearly ticks once a year)"
+        )
+    return float(int(seconds))

@@ -76,7 +76,7 @@ def tick_due(ctx: PpsContext) -> list[str]:
             if not isinstance(leaf, CronInput):
                 continue
             since = _last_tick(ctx, leaf.repo) or p.created_at
-            due = parse_cron(leaf.spec).next_after(since)
+            due = parse_cron(leaf.spec, bounded=False).next_after(since)
             if due is not None and due <= t:
                 made.append(tick(ctx, leaf, t))
     return made

@@ -520,7 +520,7 @@ def run_job(
         return JobState.FAILURE
     with ctx.pfs.db.read() as conn:
         version = records.version_row(conn, job.pipeline_id, job.version)
-    spec, salt = parse_spec(version.spec), version.salt
+    spec, salt = parse_spec(version.spec, stored=True), version.salt
     since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
     plan, index = plan_job(ctx, job, spec, salt)
     total = len(plan.skipped) + len(plan.run)

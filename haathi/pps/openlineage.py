@@ -199,7 +199,8 @@ def _snapshot(
         started=row.started_at or ended or now(), ended=ended,
         never_started=state is not None and row.started_at is None,
         spec_version=version.version, spec_hash=version.spec_hash,
-        spec=parse_spec(version.spec).to_dict(), context=row.context, counts=row.counts,
+        spec=parse_spec(version.spec, stored=True).to_dict(), context=row.context,
+        counts=row.counts,
         inputs=tuple(inputs), output_stats=stats,
     )
 

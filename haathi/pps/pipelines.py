@@ -41,7 +41,7 @@ RUNNING = "RUNNING"
 def spec_of(conn: Connection, p: records.PipelineRow) -> tuple[PipelineSpec, str]:
     """The pipeline's current spec and salt."""
     v = records.version_row(conn, p.id, p.version)
-    return parse_spec(v.spec), v.salt
+    return parse_spec(v.spec, stored=True), v.salt
 
 
 def input_branches(spec: PipelineSpec) -> list[tuple[str, str]]:

@@ -259,7 +259,7 @@ def _run(
         key = (job.pipeline_id, job.version)
         if key not in specs:
             with ctx.pfs.db.read() as conn:
-                specs[key] = parse_spec(records.version_row(conn, *key).spec)
+                specs[key] = parse_spec(records.version_row(conn, *key).spec, stored=True)
         spec = specs[key]
         todo = [p.task for p in group if p.task is not None]
         size = max(1, min(MAX_SET, math.ceil(len(todo) / max(1, spec.parallelism * 4))))

@@ -17,11 +17,17 @@ from typing import Any
 import yaml
 
 from haathi.errors import InvalidArgument
+from haathi.models.bounds import check_description
 from haathi.models.glob import compile_input_glob
 from haathi.models.ids import validate_branch_name, validate_repo_name
-from haathi.pps.cron import format_duration, parse_cron, parse_duration
+from haathi.pps.cron import MAX_DURATION_S, format_duration, parse_cron, parse_duration
 
 MAX_PIPELINE_NAME = 51
+# Bounds on the numbers of a spec, far above honest use: a value past one is a typo or an
+# attack (a billion threads, retries for ever, a timeout past what a timer can hold).
+MAX_PARALLELISM = 1024  # datums a job runs at once
+MAX_DATUM_TRIES = 100
+MAX_EXIT_CODE = 255  # exit statuses are 0-255
 _PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 REPROCESS_SPECS = ("until_success", "every_job")
@@ -339,7 +345,7 @@ class _Obj:
             raise InvalidArgument(f"{where} must be a list of strings")
         return tuple(value)
 
-    def duration(self, key: str) -> float | None:
+    def duration(self, key: str, bounded: bool = True) -> float | None:
         if key not in self.values:
             return None
         try:
@@ -348,6 +354,11 @@ class _Obj:
             raise InvalidArgument(f"{self.where(key)}: {exc}") from exc
         if seconds <= 0:
             raise InvalidArgument(f"{self.where(key)} must be a positive duration")
+        if bounded and seconds > MAX_DURATION_S:
+            raise InvalidArgument(
+                f"{self.where(key)} must be at most {format_duration(MAX_DURATION_S)} (a "
+                f"year), got {format_duration(seconds)}"
+            )
         return seconds
 
 
@@ -369,15 +380,21 @@ def _as_int(value: Any, where: str) -> int:
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_spec(doc: dict[str, Any]) -> PipelineSpec:
-    """Validate a pipeline spec object and apply Pachyderm's defaults."""
+def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
+    """Validate a pipeline spec object and apply Pachyderm's defaults.
+
+    ``stored``: a spec haathi recorded earlier (a pipeline's version); the bounds on the
+    numbers and sizes of new specs are not applied to it, so that a pipeline made before them
+    keeps working.
+    """
+    bounded = not stored
     top = _Obj(doc, "", _TOP_FIELDS)
     name = _pipeline_name(top)
-    transform = _parse_transform(top)
+    transform = _parse_transform(top, bounded)
     if not top.has("input"):
         raise InvalidArgument("input is required (spouts and services are not supported)")
     inp = _parse_input(top.values["input"], top.where("input"), name)
-    validate_input(inp)
+    validate_input(inp, bounded=bounded)
     if any(leaf.repo == name for leaf in walk_inputs(inp)):
         raise InvalidArgument(
             f"input: repo {name!r} is this pipeline's output repo (a pipeline cannot take "
@@ -385,13 +402,13 @@ def parse_spec(doc: dict[str, Any]) -> PipelineSpec:
         )
     return PipelineSpec(
         name=name,
-        description=top.get_str("description", "") or "",
+        description=_description(top, bounded),
         transform=transform,
         input=inp,
-        parallelism=_parallelism(top),
-        datum_tries=_datum_tries(top),
-        datum_timeout=top.duration("datum_timeout"),
-        job_timeout=top.duration("job_timeout"),
+        parallelism=_parallelism(top, bounded),
+        datum_tries=_datum_tries(top, bounded),
+        datum_timeout=top.duration("datum_timeout", bounded),
+        job_timeout=top.duration("job_timeout", bounded),
         output_branch=_output_branch(top),
         reprocess_spec=_reprocess_spec(top),
         salt=top.get_str("salt"),
@@ -436,7 +453,12 @@ def _pipeline_name(top: _Obj) -> str:
     return name
 
 
-def _parse_transform(top: _Obj) -> Transform:
+def _description(top: _Obj, bounded: bool) -> str:
+    text = top.get_str("description", "") or ""
+    return check_description(text, top.where("description")) if bounded else text
+
+
+def _parse_transform(top: _Obj, bounded: bool) -> Transform:
     if not top.has("transform"):
         raise InvalidArgument("transform is required")
     tf = _Obj(top.values["transform"], top.where("transform"), _TRANSFORM_FIELDS)
@@ -450,7 +472,7 @@ def _parse_transform(top: _Obj) -> Transform:
         image=tf.get_str("image"),
         err_cmd=tf.strs("err_cmd"),
         err_stdin=tf.strs("err_stdin"),
-        accept_return_code=_return_codes(tf),
+        accept_return_code=_return_codes(tf, bounded),
         working_dir=tf.get_str("working_dir"),
     )
 
@@ -464,15 +486,21 @@ def _env(tf: _Obj) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def _return_codes(tf: _Obj) -> tuple[int, ...]:
+def _return_codes(tf: _Obj, bounded: bool) -> tuple[int, ...]:
     codes = tf.values.get("accept_return_code", [])
     where = tf.where("accept_return_code")
     if not isinstance(codes, list):
         raise InvalidArgument(f"{where} must be a list of integers, got {_type_name(codes)}")
-    return tuple(_as_int(c, f"{where}[{i}]") for i, c in enumerate(codes))
+    out = tuple(_as_int(c, f"{where}[{i}]") for i, c in enumerate(codes))
+    for i, code in enumerate(out):
+        if bounded and not 0 <= code <= MAX_EXIT_CODE:
+            raise InvalidArgument(
+                f"{where}[{i}] must be an exit code between 0 and {MAX_EXIT_CODE}, got {code}"
+            )
+    return out
 
 
-def _parallelism(top: _Obj) -> int:
+def _parallelism(top: _Obj, bounded: bool) -> int:
     if not top.has("parallelism_spec"):
         return 1
     spec = _Obj(top.values["parallelism_spec"], top.where("parallelism_spec"),
@@ -480,13 +508,22 @@ def _parallelism(top: _Obj) -> int:
     constant = spec.get_int("constant", 0)
     if constant < 0:
         raise InvalidArgument(f"{spec.where('constant')} must be >= 0, got {constant}")
+    if bounded and constant > MAX_PARALLELISM:
+        raise InvalidArgument(
+            f"{spec.where('constant')} must be at most {MAX_PARALLELISM} (datums a job runs at "
+            f"once), got {constant}"
+        )
     return constant or 1
 
 
-def _datum_tries(top: _Obj) -> int:
+def _datum_tries(top: _Obj, bounded: bool) -> int:
     tries = top.get_int("datum_tries", 3)
     if tries < 1:
         raise InvalidArgument(f"{top.where('datum_tries')} must be >= 1, got {tries}")
+    if bounded and tries > MAX_DATUM_TRIES:
+        raise InvalidArgument(
+            f"{top.where('datum_tries')} must be at most {MAX_DATUM_TRIES}, got {tries}"
+        )
     return tries
 
 
@@ -577,18 +614,19 @@ def _parse_cron(obj: _Obj, pipeline: str | None) -> CronInput:
 # --------------------------------------------------------------------------- validation
 
 
-def validate_input(inp: Input) -> None:
-    """Check an input tree as Pachyderm's ``validateInput`` does (plus haathi's own rules)."""
-    _validate_node(inp, "input", None)
+def validate_input(inp: Input, *, bounded: bool = True) -> None:
+    """Check an input tree as Pachyderm's ``validateInput`` does (plus haathi's own rules;
+    ``bounded``: and the bounds of new specs, such as a cron interval of at least 1s)."""
+    _validate_node(inp, "input", None, bounded)
     _validate_names(inp, set(), "input")
 
 
-def _validate_node(inp: Input, path: str, keyed_by: str | None) -> None:
+def _validate_node(inp: Input, path: str, keyed_by: str | None, bounded: bool) -> None:
     """``keyed_by`` is "join" or "group" when an ancestor needs a key from every leaf."""
     if isinstance(inp, PfsInput):
         _validate_pfs(inp, f"{path}.pfs", keyed_by)
     elif isinstance(inp, CronInput):
-        _validate_cron(inp, f"{path}.cron", keyed_by)
+        _validate_cron(inp, f"{path}.cron", keyed_by, bounded)
     else:
         kind = _KIND_OF[type(inp)]
         if not inp.inputs:
@@ -596,7 +634,7 @@ def _validate_node(inp: Input, path: str, keyed_by: str | None) -> None:
         if kind in ("join", "group"):
             keyed_by = kind
         for i, child in enumerate(inp.inputs):
-            _validate_node(child, f"{path}.{kind}[{i}]", keyed_by)
+            _validate_node(child, f"{path}.{kind}[{i}]", keyed_by, bounded)
 
 
 def _validate_pfs(inp: PfsInput, path: str, keyed_by: str | None) -> None:
@@ -611,10 +649,10 @@ def _validate_pfs(inp: PfsInput, path: str, keyed_by: str | None) -> None:
         raise InvalidArgument(f"{path}.{key} is required: every input of a {keyed_by} needs it")
 
 
-def _validate_cron(inp: CronInput, path: str, keyed_by: str | None) -> None:
+def _validate_cron(inp: CronInput, path: str, keyed_by: str | None, bounded: bool) -> None:
     _validate_input_name(inp.name, f"{path}.name")
     _check(validate_repo_name, inp.repo, f"{path}.repo")
-    _check(parse_cron, inp.spec, f"{path}.spec")
+    _check(lambda spec: parse_cron(spec, bounded=bounded), inp.spec, f"{path}.spec")
     if inp.start is not None:
         try:
             datetime.fromisoformat(inp.start)
