@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Cli
 
@@ -100,3 +107,48 @@ def test_demo_runs_a_two_stage_pipeline_incrementally(cli: Cli, tmp_path: Path) 
     assert "job totals@" in res.out and "1 processed, 2 skipped, 0 failed of 3" in res.out
     lineage = res.out.split("Where did it come from?")[1]
     assert lineage.count("SKIPPED") == 2 and "sales@" in lineage
+
+
+def _stderr_on_a_terminal(cli: Cli, *args: str) -> str:
+    """What ``haathi ARGS`` shows on a 120-column terminal (its stderr is a pseudo-terminal),
+    the bar's successive frames one per line, escape codes removed."""
+    main, side = pty.openpty()
+    env = dict(os.environ, HAATHI_ADDRESS=str(cli.store), COLUMNS="120", TERM="xterm",
+               PYTHONIOENCODING="utf-8")  # fmt: skip
+    env.pop("FORCE_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haathi", *args], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=side, env=env, cwd=cli.cwd,
+    )  # fmt: skip
+    os.close(side)
+    shown = bytearray()
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the command closed its side
+            break
+        if not data:
+            break
+        shown += data
+    os.close(main)
+    assert proc.wait(timeout=120) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    return text.replace("\r", "\n")
+
+
+@pytest.mark.parametrize("backend", ["local"])
+def test_put_file_progress_counts_files_as_files_and_bytes_as_bytes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        (data / f"f{i}").write_bytes(b"x" * 1000)
+    cli("create", "repo", "r")
+    frames = [line.strip() for line in _stderr_on_a_terminal(
+        cli, "put", "file", "r@master:/", "-r", "-f", str(data)).splitlines()
+        if line.startswith("put file")]  # fmt: skip
+    assert frames, "no progress shown on a terminal"
+    last = frames[-1]
+    assert re.fullmatch(r"put file \S+ 3/3 files 3\.0/3\.0 kB [\d.]+ [kMG]?B/s", last), last
+    assert not any("bytes" in f for f in frames)  # ("3/3 bytes": the file count, as bytes)

@@ -340,7 +340,9 @@ def put_file(
         )
     if not ops:
         raise InvalidArgument("nothing to put: the sources hold no files")
-    with put_progress(len(ops)) as progress:
+    sizes = [op.size_hint for op in ops]
+    known = None if None in sizes else sum(s or 0 for s in sizes)
+    with put_progress(len(ops), known) as progress:
         client().modify_file(
             str(spec.commit), ops, parallelism=parallelism, progress=progress,
             description=message,
