@@ -1018,13 +1018,16 @@ def test_cron_ticks(client: Client) -> None:
 def test_specs_past_their_bounds_are_refused_and_stored_ones_keep_running(
     client: Client,
 ) -> None:
-    """A spec past a bound (a cron interval under 1s, a billion-fold parallelism) creates
-    nothing; a pipeline whose spec was stored before the bounds existed keeps working."""
+    """A spec past a bound (a cron interval under 1s, a billion-fold parallelism, a 64 KiB
+    description) creates nothing; a pipeline whose spec was stored before the bounds existed
+    keeps working."""
     repos = {r.name for r in client.list_repo()}
     with pytest.raises(InvalidArgument, match=r"input\.cron\.spec: .*at least 1s"):
         client.create_pipeline(cron_spec("fast", spec="@every 1ns"))
     with pytest.raises(InvalidArgument, match=r"^parallelism_spec\.constant must be at most"):
         client.create_pipeline({**cron_spec("wide"), "parallelism_spec": {"constant": 10**9}})
+    with pytest.raises(InvalidArgument, match=r"^description is too long: 65537 bytes"):
+        client.create_pipeline({**cron_spec("long"), "description": "d" * (64 * 1024 + 1)})
     assert client.list_pipeline() == [] and {r.name for r in client.list_repo()} == repos
 
     client.create_pipeline(cron_spec("old"))

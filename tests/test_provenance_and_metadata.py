@@ -357,6 +357,68 @@ def test_metadata_errors_change_nothing(client: Client) -> None:
         assert snapshot() == before, (kind, target, action, items)
 
 
+KiB = 1024
+
+
+def test_descriptions_past_64_kib_store_nothing(client: Client) -> None:
+    """Repo descriptions and commit messages are at most 64 KiB of UTF-8: a longer one is
+    InvalidArgument naming the bound, and nothing is stored."""
+    at_bound, over = "d" * 64 * KiB, "d" * (64 * KiB + 1)
+    wide = "é" * (32 * KiB + 1)  # 32 K characters, 64 KiB + 2 bytes: bytes are what count
+    for text in (over, wide):
+        with pytest.raises(InvalidArgument, match=r"^the description of repo r is too long: "
+                           r"6553[78] bytes, at most 65536$"):  # fmt: skip
+            client.create_repo("r", text)
+    assert client.list_repo() == []
+    client.create_repo("r", at_bound)
+    with pytest.raises(InvalidArgument, match="description of repo r is too long"):
+        client.update_repo("r", over)
+    assert client.inspect_repo("r").description == at_bound
+
+    with pytest.raises(InvalidArgument, match=r"^the commit message is too long: 65537 bytes"):
+        client.put_file("r@master:/a", b"a", description=over)
+    with pytest.raises(InvalidArgument, match="commit message is too long"):
+        client.start_commit("r@master", description=wide)
+    assert client.list_commit("r") == []
+    commit = client.start_commit("r@master", description=at_bound)
+    commit.put_file("/a", b"a")
+    with pytest.raises(InvalidArgument, match="commit message is too long"):
+        commit.finish(over)
+    assert client.inspect_commit("r@master").finished is None  # still open, message kept
+    assert commit.finish().description == at_bound
+    assert [c.description for c in client.list_commit("r")] == [at_bound]
+
+
+def test_metadata_past_its_bounds_stores_nothing(client: Client) -> None:
+    """A metadata key is at most 256 bytes, a value 64 KiB, an object's whole map 256 KiB."""
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"a")
+    client.edit_metadata("commit", "r@master", "add", {"k" * 256: "v" * 64 * KiB})
+    before = client.inspect_commit("r@master").metadata
+    cases: list[tuple[str, Any, str]] = [
+        ("add", {"k" * 257: "v"}, r"^metadata key 'k+'\.\.\. of commit r@\w+ is too long: 257 "
+         r"bytes, at most 256$"),
+        ("add", {"big": "v" * (64 * KiB + 1)}, r"^metadata value of 'big' on commit r@\w+ is too "
+         r"long: 65537 bytes, at most 65536$"),
+        ("edit", {"k" * 256: "ü" * (32 * KiB + 1)}, "metadata value of 'k+' on commit .* too long"),
+        ("add", {f"k{i}": "v" * 60 * KiB for i in range(4)},
+         r"^the metadata of commit r@\w+ would be too large: \d+ bytes, at most 262144$"),
+        ("replace", {f"k{i}": "v" * 60 * KiB for i in range(5)}, "would be too large"),
+    ]
+    for action, items, message in cases:
+        with pytest.raises(InvalidArgument, match=message):
+            client.edit_metadata("commit", "r@master", action, items)
+        assert client.inspect_commit("r@master").metadata == before, (action, message)
+    with pytest.raises(InvalidArgument, match=r"key 'k+'\.\.\. of repo r is too long"):
+        client.edit_metadata("repo", "r", "add", {"k" * 257: "v"})
+    with pytest.raises(InvalidArgument, match="value of 'v' on branch r@master is too long"):
+        client.edit_metadata("branch", "r@master", "replace", {"v": "v" * (64 * KiB + 1)})
+    assert client.inspect_repo("r").metadata == {}
+    assert client.inspect_branch("r@master").metadata == {}
+    client.edit_metadata("commit", "r@master", "delete", ["k" * 256])
+    assert client.inspect_commit("r@master").metadata == {}
+
+
 def test_concurrent_metadata_edits_lose_nothing(client: Client, store: Path) -> None:
     client.create_repo("r")
     errors: list[BaseException] = []

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, update
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.meta.blob_index import gc_epoch, keep_reused
 from haathi.meta.schema import branches, commit_provenance, commits
+from haathi.models.bounds import check_description
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
@@ -208,6 +209,7 @@ def start_commit(
     if parse_ancestry(branch).base != branch or is_commit_id(branch):
         raise InvalidArgument(f"start commit needs a branch, got {spec}")
     validate_branch_name(branch)
+    check_description(description, "the commit message")
     cid = new_commit_id()
     with ctx.db.write() as conn:
         repo_id = lock(conn, spec.repo)
@@ -250,6 +252,8 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
     Writes staged while the tree is being built are not lost: the commit is finished only if
     its staged changes are still those the tree was built from, else the tree is rebuilt.
     """
+    if description is not None:
+        check_description(description, "the commit message")
     for _ in range(CAS_ATTEMPTS):
         with ctx.db.read() as conn:
             commit = resolve(conn, spec)

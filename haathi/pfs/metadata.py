@@ -9,8 +9,10 @@ other's keys. Actions:
 - ``delete``: removes keys; fails if any does not exist;
 - ``replace``: the whole map (an empty one clears it).
 
-A failed edit changes nothing. Metadata is not content: a finished commit's metadata can be
-edited, and editing it never makes a commit or starts a job.
+A failed edit changes nothing. Keys, values and the whole map are bounded
+(:mod:`haathi.models.bounds`); a delete is always allowed. Metadata is not content: a
+finished commit's metadata can be edited, and editing it never makes a commit or starts a
+job.
 
 Stricter than Pachyderm, whose ``edit`` also creates a missing key and whose ``delete`` ignores
 one: here a typo in a key is an error, not a silent new key or a silent no-op.
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, update
 
 from haathi.errors import AlreadyExists, InvalidArgument, NotFound
 from haathi.meta.schema import branches, commits, repos
+from haathi.models.bounds import check_metadata
 from haathi.models.ids import validate_branch_name
 from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.pfs.commits import resolve
@@ -64,7 +67,9 @@ def apply_edit(current: dict[str, str], action: str, items: Items, what: str) ->
     if action not in ACTIONS:
         raise InvalidArgument(f"unknown metadata action {action!r}: use {', '.join(ACTIONS)}")
     if action == "replace":
-        return _pairs(action, items)
+        out = _pairs(action, items)
+        check_metadata(out, what)
+        return out
     if action == "delete":
         keys = _keys(items)
         if not keys:
@@ -87,7 +92,9 @@ def apply_edit(current: dict[str, str], action: str, items: Items, what: str) ->
             raise NotFound(
                 f"{what} has no metadata key {key!r} (use add to create it)", key=key
             )
-    return {**current, **pairs}
+    out = {**current, **pairs}
+    check_metadata(out, what)
+    return out
 
 
 def _encode(md: dict[str, str]) -> str:

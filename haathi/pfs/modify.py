@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from haathi.errors import NotFound
 from haathi.models import paths
+from haathi.models.bounds import check_description
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec
 from haathi.pfs import files, lifecycle, staging
@@ -68,6 +69,7 @@ def modify(
     Everything is validated and all bytes are stored before anything becomes visible: a
     failure (bad path, unreadable source) leaves the repo as it was.
     """
+    check_description(description, "the commit message")
     lifecycle.write_target(ctx, spec)
     for op in ops:
         if isinstance(op, (PutOp, CopyOp)):

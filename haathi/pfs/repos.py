@@ -14,6 +14,7 @@ from haathi.meta.schema import (
     repos,
     staged,
 )
+from haathi.models.bounds import check_description
 from haathi.models.ids import new_commit_id, validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
@@ -25,6 +26,7 @@ from haathi.pfs.context import PfsContext, as_utc, branch_row, metadata_of, now,
 def insert_repo(conn: Connection, name: str, description: str = "") -> int:
     """Create a repo in this transaction; its ID."""
     validate_repo_name(name)
+    check_description(description, f"the description of repo {name}")
     values = {"description": description, "created_at": now(), "metadata": "{}"}
     if not insert_ignore(conn, repos, ["name"], name=name, **values):
         raise AlreadyExists(f"repo {name} already exists", repo=name)
@@ -66,6 +68,7 @@ def list_repo(ctx: PfsContext) -> list[RepoInfo]:
 
 
 def update_repo(ctx: PfsContext, name: str, description: str) -> RepoInfo:
+    check_description(description, f"the description of repo {name}")
     with ctx.db.write() as conn:
         r = repo_row(conn, name)
         conn.execute(update(repos).where(repos.c.id == r.id).values(description=description))

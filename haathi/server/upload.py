@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from haathi.errors import HaathiError, InvalidArgument, TooLarge
 from haathi.models import paths
+from haathi.models.bounds import check_description
 from haathi.models.ops import CopyOp, DeleteOp, Op, PutOp
 from haathi.models.refspec import parse_file
 from haathi.models.wire import FRAME, MAX_FRAME, MAX_HEADER
@@ -238,7 +239,7 @@ class Upload:
         description = header.get("description", "")
         if not isinstance(description, str):
             raise InvalidArgument("upload description must be a string")
-        upload.description = description
+        upload.description = check_description(description, "the commit message")
         return upload
 
     def _opener(self, index: int) -> Callable[[], BinaryIO]:
