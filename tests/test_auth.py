@@ -293,6 +293,64 @@ def test_deactivating_drops_every_token_and_binding(team: Team) -> None:
             anon.get_repo_roles("data")
 
 
+# what the server tells a caller about itself, and running jobs -----------------------------
+
+
+def test_only_cluster_admins_see_where_the_store_lives(team: Team, store: Path) -> None:
+    """The store's directory, database URL and object store are for cluster admins; any other
+    caller learns where its code runs and where the S3 gateway listens."""
+    shown = team.root.store_info()
+    assert {"address", "metadata", "objects"} <= set(shown)
+    for user in (team.alice, team.bob):
+        assert set(user.store_info()) == {"sandbox", "note", "s3_gateway", "server"}
+        cluster = user.inspect_cluster()
+        assert cluster["s3_endpoint"] == team.server.s3_url
+        assert set(cluster["store"]) == {"sandbox", "note"}
+    bob = team.root.get_auth_token("user:bob")
+    r = httpx.get(f"{team.url}/v1/store", headers={"Authorization": f"Bearer {bob}"})
+    assert r.status_code == 200 and str(store) not in r.text and "sqlite" not in r.text
+    team.root.set_cluster_roles("clusterAdmin", "user:bob")
+    assert {"address", "metadata", "objects"} <= set(team.bob.store_info())
+
+
+def test_running_jobs_runs_and_names_only_those_the_caller_may_read(store: Path) -> None:
+    """``POST /v1/jobs/run`` (what a remote write calls to wait for its jobs) runs and reports
+    only the jobs of pipelines the caller may read; a cluster admin runs the whole queue.
+    Here no background runner takes the jobs, so who ran what shows."""
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", run_worker=False).start()
+    team = Team(server)
+    carol = team.user("carol")
+    try:
+        with haathi.connect(team.url, token=team.root.get_auth_token("user:alice"),
+                            run_jobs=False) as alice_queues:  # fmt: skip
+            alice_queues.put_file("data@master:/y.csv", b"y")  # queues copy's job, runs none
+        [queued] = [j for j in team.alice.list_job("copy") if j.state == JobState.CREATED]
+
+        assert team.bob.run_jobs().to_dict() == {"ran": {}, "waiting": {}}
+        assert team.alice.inspect_job(f"copy@{queued.id}").state == JobState.CREATED
+
+        carol.create_repo("notes")  # carol's remote writes run her jobs, and only hers
+        carol.create_pipeline({
+            "pipeline": {"name": "mine"}, "input": {"pfs": {"repo": "notes", "glob": "/*"}},
+            "transform": {"cmd": ["sh", "-c", "cp /pfs/notes/* /pfs/out/"]},
+        })  # fmt: skip
+        carol.put_file("notes@master:/n.txt", b"n")
+        assert carol.get_file("mine@master:/n.txt") == b"n"
+        assert all(k.startswith("mine@") for k in carol.last_run.ran)  # type: ignore[union-attr]
+        assert team.alice.inspect_job(f"copy@{queued.id}").state == JobState.CREATED
+
+        assert f"copy@{queued.id}" in team.alice.run_jobs().ran
+        assert team.alice.get_file("copy@master:/y.csv") == b"y"
+        with haathi.connect(team.url, token=team.root.get_auth_token("user:alice"),
+                            run_jobs=False) as alice_queues:  # fmt: skip
+            alice_queues.put_file("data@master:/z.csv", b"z")
+        assert any(k.startswith("copy@") for k in team.root.run_jobs().ran)  # an admin's run
+    finally:
+        carol.close()
+        team.close()
+        server.stop()
+
+
 # every route ---------------------------------------------------------------------------------
 
 # What each route of the OpenAPI spec is called with in the walk: path parameters name real
@@ -334,6 +392,14 @@ OPEN_TO_ANY_CALLER = {
     "POST /v1/jobs/queue": 200, "POST /v1/jobs/run": 200,
     "POST /v1/auth/activate": 412, "GET /v1/auth/whoami": 200,
     "GET /v1/auth/repos/{repo}/check": 200,
+}
+
+
+# What those open routes may tell bob, beyond empty lists: nothing of the store's whereabouts,
+# nothing of jobs he may not read.
+OPEN_ANSWERS: dict[str, Any] = {
+    "GET /v1/store": lambda body: set(body) == {"sandbox", "note", "s3_gateway"},
+    "POST /v1/jobs/run": lambda body: body == {"ran": {}, "waiting": {}},
 }
 
 
@@ -393,6 +459,8 @@ def test_every_route_refuses_no_token_and_a_caller_without_the_role(team: Team) 
                 assert r.status_code == OPEN_TO_ANY_CALLER[key], (key, r.status_code, r.text)
                 if r.status_code == 200 and isinstance(r.json(), list):
                     assert r.json() == [], key  # nothing bob may not read
+                if key in OPEN_ANSWERS:
+                    assert OPEN_ANSWERS[key](r.json()), (key, r.json())
             else:
                 assert r.status_code == 403, (key, r.status_code, r.text)
                 assert r.json()["code"] == "permission_denied"

@@ -156,6 +156,14 @@ class AccessApi:
                     subject=who, **({} if repo is None else {"repo": repo}),
                 )
 
+    def _is_admin(self) -> bool:
+        """Whether the caller is a cluster admin (the embedded client and a server while auth
+        is off act as root)."""
+        if self.caller is None:
+            return True
+        with self.pfs.db.read() as conn:
+            return Permission.ADMIN in bindings.permissions(conn, self.caller.subject, None)
+
     def _readable(self) -> set[str] | None:
         """The repos the caller may read; None: all of them."""
         if self.caller is None:

@@ -282,7 +282,16 @@ class Api(AccessApi, LineageApi):
         return gc.gc(self.pfs, grace_s=grace_s, orphan_grace_s=orphan_grace_s).to_dict()
 
     def store_info(self) -> dict[str, Any]:
-        return self.runtime.config.describe()
+        """The store's configuration. With auth on, only cluster admins see where the store
+        lives (its directory, database and object store URLs, credentials' whereabouts); other
+        callers see where their code runs (the sandbox) and a note saying so."""
+        info = self.runtime.config.describe()
+        if self._is_admin():
+            return info
+        return {
+            "sandbox": info["sandbox"],
+            "note": "only cluster admins see where the store lives (paths and URLs)",
+        }
 
     # pipelines
     def create_pipeline(
@@ -418,10 +427,16 @@ class Api(AccessApi, LineageApi):
         return jobs.ensure_jobs(self.pps) if jobs.any_pipelines(self.pps) else 0
 
     def run_jobs(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
-        """Run every runnable queued job in this process (embedded use)."""
+        """Run every runnable queued job in this process (embedded use), and say which wait
+        and why. With auth on, a caller who is not a cluster admin runs, and hears of, only
+        the jobs of pipelines whose output it may read: a remote write waits for the jobs it
+        started that its writer can see, never runs or names anyone else's."""
         if not jobs.any_pipelines(self.pps):
             return RunSummary()
-        return self.runner.run_pending(progress)
+        readable = self._readable()
+        return self.runner.run_pending(
+            progress, only=None if readable is None else readable.__contains__
+        )
 
     def run_worker(
         self, stop: threading.Event, progress: jobs.ProgressFn | None = None

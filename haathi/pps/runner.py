@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 
 from haathi.models.info import JobState, RunSummary
 from haathi.pps import cron_ticks, jobs, records
@@ -41,12 +42,17 @@ class JobRunner:
             self._executor.close()
             self._executor = None
 
-    def _next(self, summary: RunSummary) -> records.JobRow | None:
-        """The oldest runnable queued job (unrunnable ones are ended on the way)."""
+    def _next(
+        self, summary: RunSummary, only: Callable[[str], bool] | None = None
+    ) -> records.JobRow | None:
+        """The oldest runnable queued job (unrunnable ones are ended on the way); ``only``:
+        of the pipelines it accepts."""
         jobs.ensure_jobs(self.ctx)
         while True:  # scan again after ending an unrunnable job: its downstream may be next
             with self.ctx.pfs.db.read() as conn:
                 queued = records.list_jobs(conn, states=(JobState.CREATED, JobState.RUNNING))
+            if only is not None:
+                queued = [j for j in queued if only(j.pipeline)]
             summary.waiting.clear()
             for job in sorted(queued, key=lambda j: j.id):
                 key = f"{job.pipeline}@{job.commit_id}"
@@ -71,10 +77,13 @@ class JobRunner:
             else:
                 return None
 
-    def run_pending(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
-        """Run jobs until none is runnable; report those left waiting and why."""
+    def run_pending(
+        self, progress: jobs.ProgressFn | None = None, only: Callable[[str], bool] | None = None
+    ) -> RunSummary:
+        """Run jobs until none is runnable; report those left waiting and why. ``only``: the
+        jobs of the pipelines it accepts (by name), no others."""
         summary = RunSummary()
-        while (job := self._next(summary)) is not None:
+        while (job := self._next(summary, only)) is not None:
             try:
                 state = jobs.run_job(self.ctx, job, self.executor, progress)
             except KeyboardInterrupt:

@@ -95,7 +95,9 @@ def queue_jobs(api: ApiDep) -> Json:
 def run_jobs(api: ApiDep, timeout: float | None = None) -> Json:
     """Run the runnable queued jobs now, and wait for those the background runner has
     claimed: when this returns, every job the caller's writes started has ended or waits for
-    a reason it names (what the embedded client guarantees after a write)."""
+    a reason it names (what the embedded client guarantees after a write). With auth on, a
+    caller who is not a cluster admin runs, waits for and hears of only the jobs of pipelines
+    whose output it may read."""
     deadline = None if timeout is None else time.monotonic() + timeout
     total = RunSummary()
     delay = 0.02
