@@ -502,6 +502,11 @@ def test_cli_activate_login_whoami_logout(server: Server, tmp_path: Path) -> Non
     r = _haathi(url, cfg, "auth", "set", "repo", "data", "repoReader", "user:bob")
     assert "user:bob" in r.stdout and "repoReader" in r.stdout
     assert "may read, write, own" in _haathi(url, cfg, "auth", "check", "repo", "data").stdout
+    r = _haathi(url, cfg, "inspect", "cluster")  # the store's whereabouts: admins only
+    assert r.returncode == 0 and server.s3_url in r.stdout and "metadata" not in r.stdout
+    r = _haathi(url, cfg, "run", "worker")
+    assert r.returncode == 6 and "runs jobs itself" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
     r = _haathi(url, cfg, "auth", "get", "cluster")
     assert r.returncode == 7 and r.stderr.strip().startswith("error: user:alice is not author")
 

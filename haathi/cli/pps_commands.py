@@ -125,7 +125,9 @@ def run_worker(
     from haathi.cli.progress import job_progress
 
     c = client()
-    render.err.print(f"haathi worker: running jobs of {c.store_info()['address']} (Ctrl-C stops)")
+    info = c.store_info()  # (a server shows its address to cluster admins only)
+    where = info.get("address") or info.get("server") or "the store"
+    render.err.print(f"haathi worker: running jobs of {where} (Ctrl-C stops)")
     with job_progress() as progress:
         c.progress = progress
         if once:
