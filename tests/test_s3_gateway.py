@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 import haathi
 from haathi.client import Client
+from haathi.server.s3.multipart import UploadLimits
 from haathi.server.serve import Server
 from tests.raw_http import headers_only
 
@@ -554,6 +555,99 @@ def test_uploads_over_the_limit_write_nothing(store: Path, tmp_path: Path) -> No
                     pass  # the server closed the connection while the client was still sending
             assert sent < 64 << 20
             assert commits(c) == before
+    finally:
+        server.stop()
+
+
+def _slow_down(call: Callable[[], Any]) -> str:
+    """The message of the SlowDown (503) ``call`` must end in."""
+    with pytest.raises(ClientError) as exc:
+        call()
+    assert code_of(exc) == (503, "SlowDown")
+    return str(exc.value.response["Error"]["Message"])
+
+
+def test_multipart_uploads_in_progress_are_bounded(store: Path) -> None:
+    """At most so many uploads open, so many bytes of parts spooled (a part's room reserved
+    from its Content-Length, before its body is read): past that, SlowDown and nothing kept."""
+    limits = UploadLimits(max_uploads=3, max_spool_bytes=1000)
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", s3_uploads=limits).start()
+    try:
+        assert server.s3_url is not None and server.gateway is not None
+        s3 = s3_client(server.s3_url)
+        s3.create_bucket(Bucket="master.data")
+        ups = [s3.create_multipart_upload(Bucket="master.data", Key=f"k{i}")["UploadId"]
+               for i in range(3)]  # fmt: skip
+        message = _slow_down(lambda: s3.create_multipart_upload(Bucket="master.data", Key="k3"))
+        assert "3 multipart uploads in progress" in message
+        s3.abort_multipart_upload(Bucket="master.data", Key="k2", UploadId=ups[2])
+        ups[2] = s3.create_multipart_upload(Bucket="master.data", Key="k2")["UploadId"]
+
+        etag = s3.upload_part(Bucket="master.data", Key="k0", UploadId=ups[0], PartNumber=1,
+                              Body=b"a" * 600)["ETag"]  # fmt: skip
+        message = _slow_down(lambda: s3.upload_part(
+            Bucket="master.data", Key="k1", UploadId=ups[1], PartNumber=1, Body=b"b" * 600))
+        assert "at most 1000 bytes of multipart parts" in message
+        answer = headers_only(server.s3_url, "PUT", f"/master.data/k1?partNumber=1&uploadId="
+                              f"{ups[1]}", {"Content-Length": str(50 << 30)})  # fmt: skip
+        assert answer.status == 503 and b"SlowDown" in answer.body and answer.seconds < 5
+        assert server.gateway.uploads.spooled_bytes == 600
+        parts = s3.list_parts(Bucket="master.data", Key="k1", UploadId=ups[1]).get("Parts", [])
+        assert parts == []
+
+        s3.complete_multipart_upload(  # frees its room
+            Bucket="master.data", Key="k0", UploadId=ups[0],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+        )  # fmt: skip
+        assert server.gateway.uploads.spooled_bytes == 0
+        s3.upload_part(Bucket="master.data", Key="k1", UploadId=ups[1], PartNumber=1,
+                       Body=b"b" * 600)  # fmt: skip
+        with haathi.connect(server.url) as c:
+            assert files(c) == {"/k0": b"a" * 600}
+    finally:
+        server.stop()
+
+
+def test_each_caller_has_a_bound_on_uploads_in_progress(store: Path) -> None:
+    limits = UploadLimits(max_uploads=10, max_uploads_per_caller=2)
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", s3_uploads=limits).start()
+    secured = Secured(server)
+    try:
+        alice = secured.s3("alice")
+        for i in range(2):
+            alice.create_multipart_upload(Bucket="master.data", Key=f"a{i}")
+        message = _slow_down(lambda: alice.create_multipart_upload(Bucket="master.data",
+                                                                   Key="a2"))  # fmt: skip
+        assert "user:alice has 2 multipart uploads in progress" in message
+        secured.alice.set_repo_roles("data", "repoWriter", "user:bob")
+        secured.s3("bob").create_multipart_upload(Bucket="master.data", Key="b0")  # his own
+    finally:
+        secured.close()
+        server.stop()
+
+
+def test_an_abandoned_upload_expires_with_its_parts(store: Path) -> None:
+    """An upload with no new part for the idle limit (a day by default) is aborted: its
+    parts leave the disk, and using it is NoSuchUpload."""
+    limits = UploadLimits(idle_s=1.0)
+    server = Server.for_store(str(store), {}, "127.0.0.1:0", s3_uploads=limits).start()
+    try:
+        assert server.s3_url is not None and server.gateway is not None
+        s3 = s3_client(server.s3_url)
+        s3.create_bucket(Bucket="master.data")
+        up = s3.create_multipart_upload(Bucket="master.data", Key="k")["UploadId"]
+        s3.upload_part(Bucket="master.data", Key="k", UploadId=up, PartNumber=1, Body=b"x" * 99)
+        spool = server.gateway.uploads.root
+        assert any(spool.rglob("*.part"))
+        for _ in range(2):  # a new part keeps it alive
+            time.sleep(0.6)
+            s3.upload_part(Bucket="master.data", Key="k", UploadId=up, PartNumber=2, Body=b"y")
+        time.sleep(1.2)
+        assert s3.list_multipart_uploads(Bucket="master.data").get("Uploads", []) == []
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part(Bucket="master.data", Key="k", UploadId=up, PartNumber=3, Body=b"z")
+        assert code_of(exc) == (404, "NoSuchUpload")
+        assert not any(spool.rglob("*")) and server.gateway.uploads.spooled_bytes == 0
     finally:
         server.stop()
 

@@ -26,6 +26,11 @@ def serve(
         str | None,
         typer.Option("--max-upload", help="Refuse uploads larger than this (e.g. 10G)."),
     ] = None,
+    s3_spool: Annotated[
+        str | None,
+        typer.Option("--s3-spool", help="Bytes of S3 multipart parts held on disk at once, "
+                     "every upload together (default 64G, or --max-upload if larger)."),
+    ] = None,
     s3_bind: Annotated[
         str,
         typer.Option("--s3-bind", help="host:port of the S3 gateway ('auto': the --bind host "
@@ -37,6 +42,7 @@ def serve(
 ) -> None:
     """Serve the store over HTTP (REST, OpenAPI at /docs) and run its jobs in the background."""
     from haathi.client.client import is_server_address
+    from haathi.server.s3.multipart import UploadLimits
     from haathi.server.serve import Server
 
     address = resolve_address(store or state.address)
@@ -45,6 +51,7 @@ def serve(
     server = Server.for_store(
         address, state.overrides, bind, run_worker=not no_worker,
         max_upload_bytes=units.parse_size(max_upload) if max_upload else None, s3_bind=s3_bind,
+        s3_uploads=UploadLimits(max_spool_bytes=units.parse_size(s3_spool)) if s3_spool else None,
     )  # fmt: skip
     if server.warning:
         render.err.print(server.warning, markup=False)

@@ -17,6 +17,7 @@ from haathi.server.app import create_app
 from haathi.server.ports import PortRouter, listen, url
 from haathi.server.s3.app import create_s3_app
 from haathi.server.s3.gateway import Gateway
+from haathi.server.s3.multipart import DEFAULT_SPOOL_BYTES, UploadLimits
 
 DEFAULT_BIND = "127.0.0.1:8650"
 OPEN_WARNING = (
@@ -62,12 +63,13 @@ def is_loopback(host: str) -> bool:
 class Server:
     """The app serving ``api`` on a socket bound at construction (port 0: any free port), and
     its S3 gateway on a second socket (``s3_bind``: ``auto`` is the server's port + 1, any port
-    when that is 0; None or ``none`` serves no gateway)."""
+    when that is 0; None or ``none`` serves no gateway; ``s3_uploads``: the bounds on its
+    multipart uploads, by default with a spool at least as large as ``max_upload_bytes``)."""
 
     def __init__(
         self, api: Api, bind: str = DEFAULT_BIND, *, run_worker: bool = True,
         max_upload_bytes: int | None = None, log_level: str = "warning",
-        s3_bind: str | None = "auto",
+        s3_bind: str | None = "auto", s3_uploads: UploadLimits | None = None,
     ) -> None:
         host, port = parse_bind(bind)
         self.sock = listen(host, port)
@@ -96,7 +98,12 @@ class Server:
             s3_endpoint=self.s3_url,
         )  # fmt: skip
         if self.s3_sock is not None:
-            self.gateway = Gateway(api, max_upload_bytes=max_upload_bytes)
+            if s3_uploads is None:  # room on the spool for at least one upload of the most
+                spool = max(DEFAULT_SPOOL_BYTES, max_upload_bytes or 0)
+                s3_uploads = UploadLimits(max_spool_bytes=spool)
+            self.gateway = Gateway(
+                api, max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads
+            )
             app = PortRouter(app, {self.s3_port: create_s3_app(self.gateway)})
         # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
         # never reuses a connection the server is closing

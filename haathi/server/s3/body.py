@@ -116,6 +116,11 @@ def _declared_size(request: Request, chunked: bool) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+def declared_size(request: Request) -> int | None:
+    """The payload size the request announces (None: it does not say)."""
+    return _declared_size(request, is_chunked(request))
+
+
 def unread_body(request: Request) -> bool:
     """Whether the request has a body no one read (then its connection cannot carry another
     request: a client that asked ``Expect: 100-continue`` may never send it)."""

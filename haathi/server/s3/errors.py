@@ -54,6 +54,7 @@ CODES: dict[str, tuple[type[HaathiError], int]] = {
     "RequestTimeTooSkewed": (Unauthenticated, 403),
     "ServiceUnavailable": (StorageError, 503),
     "SignatureDoesNotMatch": (Unauthenticated, 403),
+    "SlowDown": (FailedPrecondition, 503),
     "XAmzContentSHA256Mismatch": (InvalidArgument, 400),
 }
 

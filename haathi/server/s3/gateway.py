@@ -12,7 +12,7 @@ from starlette.requests import Request
 from haathi.api import Api
 from haathi.server.s3.buckets import Bucket, Snapshot, open_bucket
 from haathi.server.s3.callers import Access
-from haathi.server.s3.multipart import Uploads
+from haathi.server.s3.multipart import UploadLimits, Uploads
 
 T = TypeVar("T")
 
@@ -21,10 +21,13 @@ class Gateway:
     """The S3 gateway of one server: its Api, its upload limit and the multipart uploads in
     progress."""
 
-    def __init__(self, api: Api, *, max_upload_bytes: int | None = None) -> None:
+    def __init__(
+        self, api: Api, *, max_upload_bytes: int | None = None,
+        upload_limits: UploadLimits | None = None,
+    ) -> None:
         self.api = api
         self.max_upload_bytes = max_upload_bytes
-        self.uploads = Uploads()
+        self.uploads = Uploads(upload_limits)
 
     def close(self) -> None:
         """Drop multipart uploads in progress and their spooled parts."""

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from haathi.models.ops import PutOp
 from haathi.server.s3 import xml
-from haathi.server.s3.body import receive, temporary_dir
+from haathi.server.s3.body import declared_size, receive, temporary_dir
 from haathi.server.s3.buckets import write_path
 from haathi.server.s3.callers import authorize_write
 from haathi.server.s3.errors import s3_error
@@ -51,12 +51,20 @@ async def upload_part(call: Call) -> Response:
     limit = call.gateway.max_upload_bytes
     uploads = call.gateway.uploads
     room = None if limit is None else max(limit - uploads.size_without(upload, number), 0)
+    declared = declared_size(call.request)
+    if room is not None and declared is not None and declared > room:
+        assert limit is not None
+        raise _too_large(limit)  # before a byte of it is read
+    reserved = uploads.reserve(upload, declared, room)
     spool = uploads.spool_file(upload, number)
     try:
-        got = await receive(call.request, spool, limit=room, chain=call.access.chain)
+        got = await receive(call.request, spool, limit=reserved if room is None
+                            else min(room, reserved), chain=call.access.chain)  # fmt: skip
     except BaseException:
         spool.unlink(missing_ok=True)
         raise
+    finally:
+        uploads.release(reserved)
     part = Part(number, spool, got.size, f'"{got.md5}"', datetime.now(UTC))
     uploads.add_part(upload, part)
     return Response(status_code=200, headers={"ETag": part.etag})
