@@ -6,11 +6,12 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from haathi.config import StoreConfig, check_no_store, protected_paths, write_config
+from haathi.config import StoreConfig, check_no_store, mask_url, protected_paths, write_config
 from haathi.errors import StorageError
 from haathi.meta.blob_index import SqlBlobIndex
 from haathi.meta.database import Database
 from haathi.pfs.context import PfsContext
+from haathi.pfs.identity import StoreParts, open_identity
 from haathi.pps.context import PpsContext
 from haathi.pps.openlineage import LineageSink
 from haathi.storage.blobs import BlobStore, remove_stale_spools
@@ -28,6 +29,7 @@ class Runtime:
     objects: LocalObjectStore | S3ObjectStore
     pfs: PfsContext
     pps: PpsContext
+    store_id: str
 
     def close(self) -> None:
         if self.pps.lineage is not None:
@@ -36,7 +38,8 @@ class Runtime:
         self.db.dispose()
 
 
-def _objects(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
+def object_store(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
+    """The store's object store (a local directory, or a bucket and prefix in S3)."""
     if not config.is_s3:
         return LocalObjectStore(config.objects_dir)
     from haathi.storage.s3 import S3ObjectStore  # only S3 stores pay for importing obstore
@@ -54,16 +57,23 @@ def _objects(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
 
 
 def open_store(config: StoreConfig) -> Runtime:
-    """Open (creating the schema on first use) the store ``config`` describes."""
+    """Open (creating it on first use) the store ``config`` describes, once its metadata and
+    objects are known to be one store's (:mod:`haathi.pfs.identity`)."""
     try:
         config.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create store {config.root}: {exc.strerror}") from exc
     db = Database(config.db_url)
+    objects: LocalObjectStore | S3ObjectStore | None = None
     try:
-        db.ensure_schema()
-        objects = _objects(config)
+        objects = object_store(config)
+        store_id = open_identity(StoreParts(
+            db, objects, config.spool_dir, mask_url(config.db_url),
+            config.objects_url if config.is_s3 else str(config.objects_dir),
+        ))  # fmt: skip
     except BaseException:
+        if objects is not None:
+            objects.close()
         db.dispose()
         raise
     cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
@@ -82,7 +92,7 @@ def open_store(config: StoreConfig) -> Runtime:
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
         lineage=_lineage(config),
     )
-    return Runtime(config, db, objects, pfs, pps)
+    return Runtime(config, db, objects, pfs, pps, store_id)
 
 
 def _lineage(config: StoreConfig) -> LineageSink | None:

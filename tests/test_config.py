@@ -84,9 +84,13 @@ def test_environment_overrides_the_config_file(
     cli("init", "--db", live.pg.create_database())
     cli("create", "repo", "in_config_db")
     monkeypatch.setenv("HAATHI_DB", live.pg.create_database())
+    # an empty database with this store's objects is refused (see test_store_identity.py)
+    assert "missing or empty" in cli.fails("list", "repo").err
+    monkeypatch.setenv("HAATHI_OBJECTS", str(tmp_path / "env-objects"))
     assert cli("list", "repo", "-o", "json").json() == []
     cli("create", "repo", "in_env_db")
     monkeypatch.delenv("HAATHI_DB")
+    monkeypatch.delenv("HAATHI_OBJECTS")
     assert [r["name"] for r in cli("list", "repo", "-o", "json").json()] == ["in_config_db"]
 
 

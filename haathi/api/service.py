@@ -285,7 +285,7 @@ class Api(AccessApi, LineageApi):
         """The store's configuration. With auth on, only cluster admins see where the store
         lives (its directory, database and object store URLs, credentials' whereabouts); other
         callers see where their code runs (the sandbox) and a note saying so."""
-        info = self.runtime.config.describe()
+        info = {**self.runtime.config.describe(), "store_id": self.runtime.store_id}
         if self._is_admin():
             return info
         return {

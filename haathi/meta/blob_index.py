@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from haathi.errors import Conflict
 from haathi.meta.database import Database, batches, param_marks
@@ -109,3 +109,16 @@ def keep_reused(conn: Connection, since_epoch: int, digests: Collection[bytes]) 
         conn.execute(
             update(packs).where(packs.c.id.in_(revive)).values(state="live", condemned_at=None)
         )
+
+
+def pack_count(conn: Connection) -> int:
+    """How many packs the index records."""
+    return int(conn.execute(select(func.count()).select_from(packs)).scalar_one())
+
+
+def any_pack_known(conn: Connection, ids: Sequence[str]) -> bool:
+    """Whether the index records any of the packs ``ids``."""
+    return any(
+        conn.execute(select(packs.c.id).where(packs.c.id.in_(part)).limit(1)).first()
+        for part in batches(ids)
+    )

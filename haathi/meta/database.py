@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from haathi.config import mask_url
-from haathi.errors import IncompatibleStore, InvalidArgument, StorageError
+from haathi.errors import Corrupt, IncompatibleStore, InvalidArgument, StorageError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -218,6 +218,15 @@ class Database:
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
             return str(row[0]) if row else None
 
+    def is_empty(self) -> bool:
+        """Whether the database holds no haathi schema yet. Creates nothing: a SQLite file that
+        does not exist is empty without being opened."""
+        if self.is_sqlite:
+            path = self.engine.url.database
+            if path and path != ":memory:" and not Path(path).exists():
+                return True
+        return self.stored_revision() is None
+
     def ensure_schema(self) -> None:
         """Create or upgrade the schema; refuse a store written by a newer haathi."""
         if self.stored_revision() == head_revision():
@@ -295,9 +304,17 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **val
     return conn.execute(stmt.returning(table.c[conflict[0]])).first() is not None
 
 
-def _translate(exc: Exception) -> StorageError | InvalidArgument:
+_DAMAGED = ("database disk image is malformed", "file is not a database", "invalid page in block")
+
+
+def _translate(exc: Exception) -> StorageError | InvalidArgument | Corrupt:
     msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
     if "cannot contain NUL" in msg:  # PostgreSQL text: the value is bad, not the database
         return InvalidArgument("text with a NUL character (\\x00) is not a valid name or value")
+    if any(s in msg for s in _DAMAGED):
+        return Corrupt(
+            f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore it "
+            "from a backup)"
+        )
     transient = any(s in msg.lower() for s in _TRANSIENT)
     return StorageError(f"metadata database error: {msg}", retryable=transient)

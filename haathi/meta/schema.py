@@ -242,3 +242,13 @@ role_bindings = Table(
     Column("subject", String(200), primary_key=True),
     Column("role", String(32), primary_key=True),
 )
+
+# The store's identity (one row, id 1): a random ID also written beside the packs in the object
+# store (``store-id``), so that metadata and objects of different stores are never mixed.
+store_info = Table(
+    "store_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("store_id", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -14,6 +14,9 @@ gc runs in three steps, each safe against writers running at the same time:
 
 A write still running when a pack it reused is swept fails at commit time with a clear error
 and commits nothing. Packs that hold any live blob are kept whole (no repacking yet).
+
+gc first checks that the metadata and the object store record the same store ID (and again
+before deleting objects no pack row names): objects it cannot account for are never deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from haathi.meta.blob_index import gc_epoch
 from haathi.meta.database import batches
 from haathi.meta.schema import blobs, gc_state, packs
 from haathi.pfs.context import PfsContext, now
+from haathi.pfs.identity import verify_identity
 from haathi.pfs.reach import Marker, Snapshot, snapshot
 from haathi.storage.blobs import pack_key
 
@@ -91,6 +95,7 @@ def _grace(name: str, seconds: float) -> float:
 def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> GcReport:
     """Delete unreachable packs condemned at least ``grace_s`` ago; condemn newly found ones."""
     grace_s, orphan_grace_s = _grace("grace", grace_s), _grace("orphan grace", orphan_grace_s)
+    verify_identity(ctx.db, ctx.blobs.objects, "gc")  # never judge objects by foreign metadata
     marker = Marker(ctx.nodes, strict=True)
     with ctx.db.read() as conn:
         snap = snapshot(conn)
@@ -147,6 +152,7 @@ def _delete_orphans(ctx: PfsContext, min_age_s: float) -> int:
     }
     if not old:
         return 0
+    verify_identity(ctx.db, ctx.blobs.objects, "gc")  # again, just before deleting unnamed objects
     # Under gc's lock: a writer indexing one of these packs either already has (its row is
     # found below) or will find the object gone when it checks, and fail cleanly.
     with ctx.db.write() as conn:

@@ -86,6 +86,10 @@ class LocalObjectStore:
             fsync_dir(dest.parent)
         except OSError as exc:
             raise StorageError(f"cannot store object {key}: {exc.strerror or exc}") from exc
+        with self._lock:  # a handle cached for a replaced object reads the old file
+            cached = self._handles.pop(key, None)
+            if cached is not None:
+                cached.close()
 
     def _handle(self, key: str) -> BinaryIO:
         fh = self._handles.get(key)
