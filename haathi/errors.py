@@ -114,7 +114,8 @@ class StorageError(HaathiError):
 
 
 class IncompatibleStore(FailedPrecondition):
-    """The store was written by a newer haathi, or is not a haathi store."""
+    """The store was written by a newer haathi, is not a haathi store, or its metadata and
+    objects are not one store's (missing, empty or foreign metadata: see pfs/identity.py)."""
 
     code = "incompatible_store"
 

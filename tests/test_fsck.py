@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
+
+import haathi
 from haathi.client import Client
+from haathi.config import store_config
+from haathi.meta.database import engine_url
 from haathi.storage.blobs import pack_key
 from tests.conftest import Cli
 from tests.internals import inner
+from tests.servers import Postgres
 from tests.test_bad_input import _chunks_of, flip_byte
 
 
@@ -73,3 +82,96 @@ def test_fix_drops_a_corrupt_unused_blob_so_new_writes_store_a_good_copy(
     client.put_file("r@master:/again", data)  # not deduplicated against the corrupt copy
     assert client.get_file("r@master:/again") == data
     assert client.fsck() == []
+
+
+# The metadata database itself: its engine's integrity check runs first, and damage that makes
+# ordinary queries fail is reported as a problem, not raised.
+
+
+def damage_sqlite_page(db: Path, table: str) -> None:
+    """Zero the first page of ``table`` in a closed SQLite database, as a failing disk would."""
+    conn = sqlite3.connect(db)
+    (root,) = conn.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+    ).fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with open(db, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(bytes(page_size))
+
+
+@pytest.mark.parametrize("table", ["repos", "auth_tokens"])
+def test_fsck_reports_a_damaged_sqlite_database(tmp_path: Path, table: str) -> None:
+    store = tmp_path / "store"
+    cli = Cli(store, tmp_path)
+    with haathi.connect(str(store)) as c:
+        c.create_repo("r")
+        c.put_file("r@master:/a", b"a")
+    damage_sqlite_page(store / "meta.db", table)
+
+    if table == "repos":  # what the damage breaks fails with a one-line error naming it
+        res = cli.fails("list", "repo")
+        assert res.code == 9 and "metadata database is damaged" in res.err
+    for args in (("fsck",), ("fsck", "--fast"), ("fsck", "--fix")):
+        res = cli(*args, ok=False)
+        assert res.code == 1 and "Traceback" not in res.err, res.err
+        assert "error: the metadata database is damaged" in res.err
+        assert "no problems found" not in res.out
+    with haathi.connect(str(store)) as c:
+        problems = c.fsck()
+    assert problems[0].kind == "corrupt_metadata" and problems[0].severity == "error"
+
+
+@pytest.fixture
+def own_pg() -> Iterator[Postgres]:
+    """A PostgreSQL server of this test's own (it is stopped to damage its files)."""
+    server = Postgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def garble_page_header(path: Path) -> None:
+    with open(path, "r+b") as fh:
+        fh.write(b"\x5a" * 24)  # page 0's header: offsets past the end of the page
+
+
+def test_fsck_checks_a_postgresql_database(own_pg: Postgres, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    haathi.init(str(store), db=own_pg.create_database()).close()
+    cli = Cli(store, tmp_path)
+    with haathi.connect(str(store)) as c:
+        c.create_repo("r")
+        c.put_file("r@master:/a", b"a")
+        assert c.fsck() == []
+    engine = create_engine(engine_url(store_config(str(store)).db_url))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION amcheck"))  # used when installed, never installed
+        heap, index = (
+            conn.execute(text(f"SELECT pg_relation_filepath('{name}')")).scalar_one()
+            for name in ("repos", "ix_commits_repo_seq")
+        )
+    engine.dispose()
+    assert cli("fsck").out.strip() == "no problems found"  # with amcheck's checks too
+
+    own_pg.stop(remove=False)
+    garble_page_header(own_pg.data / heap)  # a table: any read of it fails
+    garble_page_header(own_pg.data / index)  # an index only amcheck reads
+    own_pg.restart()
+
+    res = cli.fails("list", "repo")
+    assert res.code == 9 and "metadata database is damaged: invalid page" in res.err
+    res = cli("fsck", ok=False)
+    assert res.code == 1 and "Traceback" not in res.err
+    assert "reading table repos: invalid page in block 0" in res.err
+    assert "amcheck of index ix_commits_repo_seq" in res.err
+
+    engine = create_engine(engine_url(store_config(str(store)).db_url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE role_bindings"))
+    engine.dispose()
+    res = cli("fsck", "--fast", ok=False)  # fast: only that every table is there
+    assert res.code == 1 and "table role_bindings is missing" in res.err
+    assert "reading table" not in res.err and "amcheck" not in res.err

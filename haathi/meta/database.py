@@ -313,8 +313,8 @@ def _translate(exc: Exception) -> StorageError | InvalidArgument | Corrupt:
         return InvalidArgument("text with a NUL character (\\x00) is not a valid name or value")
     if any(s in msg for s in _DAMAGED):
         return Corrupt(
-            f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore it "
-            "from a backup)"
+            f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore the "
+            "database from a backup)"
         )
     transient = any(s in msg.lower() for s in _TRANSIENT)
     return StorageError(f"metadata database error: {msg}", retryable=transient)

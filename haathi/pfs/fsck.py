@@ -1,4 +1,5 @@
-"""Checking a store: every index row, pack, tree node and chunk a commit needs is sound.
+"""Checking a store: the metadata database is sound, and so is every index row, pack, tree
+node and chunk a commit needs.
 
 With ``fix``, what is safely repairable is repaired: index rows of blobs that are missing,
 truncated or corrupt are dropped when nothing reaches them (so no new write reuses a bad
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select
 
 from haathi.errors import HaathiError
 from haathi.meta.database import batches
+from haathi.meta.integrity import check_database
 from haathi.meta.schema import blobs, branches, commits, packs, repos
 from haathi.models.info import Problem
 from haathi.pfs.context import PfsContext
@@ -25,7 +27,34 @@ from haathi.tree.entry import FileEntry
 
 
 def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Problem]:
-    """Every problem found (each marked ``fixed`` in ``extra`` when ``fix`` repaired it)."""
+    """Every problem found (each marked ``fixed`` in ``extra`` when ``fix`` repaired it).
+
+    The metadata database is checked first, by its engine. When it is damaged nothing is
+    repaired, and what its damage keeps from being read is reported, not raised."""
+    found = [
+        Problem(
+            "error" if f.damage else "warning", "corrupt_metadata", "metadata database",
+            f"the metadata database is damaged: {f.message}" if f.damage else f.message,
+            "restore the metadata database from a backup (`haathi fsck --fix` does not "
+            "repair it)" if f.damage else "",
+        )
+        for f in check_database(ctx.db, fast=fast)
+    ]  # fmt: skip
+    damaged = any(p.severity == "error" for p in found)
+    try:
+        return found + _check_store(ctx, fast=fast, fix=fix and not damaged)
+    except HaathiError as exc:
+        if not damaged:
+            raise
+        return [*found, Problem(
+            "error", "unchecked", "store",
+            f"the blob index, packs, trees and branch heads could not be checked: {exc}",
+            "restore the metadata database from a backup, then run `haathi fsck` again",
+        )]  # fmt: skip
+
+
+def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
+    """Problems of the blob index, packs, trees and branch heads."""
     with ctx.db.read() as conn:
         pack_rows = {str(r.id): int(r.size) for r in conn.execute(select(packs))}
         blob_rows = [
