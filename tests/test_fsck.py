@@ -81,6 +81,11 @@ def test_fix_drops_a_corrupt_unused_blob_so_new_writes_store_a_good_copy(
     client.create_repo("r")
     client.put_file("r@master:/again", data)  # not deduplicated against the corrupt copy
     assert client.get_file("r@master:/again") == data
+    # the damaged copy is still in its pack, which nothing uses: a warning until gc deletes it
+    assert [(p.kind, p.severity, p.subject) for p in client.fsck()] == [
+        ("corrupt_unused_blob", "warning", digest.hex())
+    ]
+    client.gc(grace_s=0)
     assert client.fsck() == []
 
 
@@ -175,3 +180,47 @@ def test_fsck_checks_a_postgresql_database(own_pg: Postgres, tmp_path: Path) -> 
     res = cli("fsck", "--fast", ok=False)  # fast: only that every table is there
     assert res.code == 1 and "table role_bindings is missing" in res.err
     assert "reading table" not in res.err and "amcheck" not in res.err
+
+
+# Every byte of a pack: not only its blobs, but its header, the footer listing its blobs and
+# its trailer (verified by fsck, not by --fast, which reads no data).
+
+
+def test_full_fsck_names_a_pack_damaged_outside_its_blobs(client: Client, tmp_path: Path) -> None:
+    client.create_repo("r")
+    objects = inner(client).runtime.objects
+    damaged = {}
+    for where in ("header", "footer", "footer length", "trailer"):  # one pack each
+        client.put_file(f"r@master:/{where}", os.urandom(100_000))
+        pack = pack_of(client, f"r@master:/{where}")
+        size = objects.size(pack_key(pack))
+        offset = {"header": 3, "footer": size - 16 - 3, "footer length": size - 9,
+                  "trailer": size - 2}[where]  # fmt: skip
+        flip_byte(objects, pack_key(pack), offset, tmp_path)
+        damaged[pack] = where
+
+    assert client.fsck(fast=True) == []  # same sizes, and --fast reads no data
+    problems = client.fsck()
+    assert {p.subject for p in problems} == set(damaged)
+    assert {(p.kind, p.severity) for p in problems} == {("corrupt_pack", "error")}
+    header = next(p.message for p in problems if damaged[p.subject] == "header")
+    assert "its header (bytes 0-7) is not the pack magic" in header
+    for where in damaged.values():  # no blob was hit: reads still work
+        client.get_file(f"r@master:/{where}")
+
+
+def test_fsck_names_a_pack_whose_size_is_not_what_was_written(
+    client: Client, tmp_path: Path
+) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/f", os.urandom(100_000))
+    pack = pack_of(client, "r@master:/f")
+    objects = inner(client).runtime.objects
+    raw = objects.get_range(pack_key(pack), 0, objects.size(pack_key(pack)))
+    (tmp_path / "longer").write_bytes(raw + b"\0")
+    objects.put_file(pack_key(pack), tmp_path / "longer")
+    for fast in (True, False):
+        messages = [p.message for p in client.fsck(fast=fast) if p.kind == "corrupt_pack"]
+        assert f"pack {pack} is damaged: it is {len(raw) + 1} bytes, {len(raw)} were written" in (
+            messages
+        )

@@ -22,7 +22,12 @@ from haathi.models.info import Problem
 from haathi.pfs.context import PfsContext
 from haathi.pfs.gc import bump_epoch, recheck
 from haathi.pfs.reach import Marker, Snapshot, snapshot
-from haathi.storage.blobs import BlobLocation, pack_key, remove_stale_spools
+from haathi.storage.blobs import (
+    BlobLocation,
+    check_pack_layout,
+    pack_key,
+    remove_stale_spools,
+)
 from haathi.tree.entry import FileEntry
 
 
@@ -80,7 +85,7 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
             "restore the pack from a backup; `haathi fsck --fix` drops its index rows if "
             "nothing needs its blobs",
         ))  # fmt: skip
-    bad = dict(_check_blobs(ctx, blob_rows, sizes, fast, problems))
+    bad = dict(_check_blobs(ctx, blob_rows, sizes, pack_rows, fast, problems))
 
     indexed = {b.digest for b in blob_rows}
 
@@ -125,19 +130,25 @@ def _size(ctx: PfsContext, pack: str) -> int | None:
 
 
 def _check_blobs(
-    ctx: PfsContext, rows: list[BlobLocation], sizes: dict[str, int | None], fast: bool,
-    problems: list[Problem],
+    ctx: PfsContext, rows: list[BlobLocation], sizes: dict[str, int | None],
+    recorded: dict[str, int], fast: bool, problems: list[Problem],
 ) -> Iterator[tuple[bytes, str]]:
-    """Check each indexed blob, reading each pack once; yields (digest, pack) of bad ones."""
+    """Check each indexed blob and each pack as a whole (its size; unless ``fast``, every
+    byte), reading each pack once; yields (digest, pack) of bad indexed blobs."""
     by_pack: dict[str, list[BlobLocation]] = {}
     for loc in rows:
         by_pack.setdefault(loc.pack, []).append(loc)
-    for pack, locs in sorted(by_pack.items()):
-        size = sizes[pack]
+    for pack, size in sizes.items():
+        locs = by_pack.get(pack, [])
         if size is None:
             yield from ((loc.digest, pack) for loc in locs)
             continue
+        if pack in recorded and size != recorded[pack]:
+            written = f"it is {size} bytes, {recorded[pack]} were written"
+            problems.append(_damaged_pack(pack, written))
         data = b"" if fast else ctx.blobs.objects.get_range(pack_key(pack), 0, size)
+        if not fast:
+            problems.extend(_check_pack(ctx, pack, data, locs))
         for loc in locs:
             if loc.offset + loc.length > size:
                 problems.append(Problem(
@@ -157,6 +168,51 @@ def _check_blobs(
                     "restore the pack from a backup; the files using this blob cannot be read",
                 ))  # fmt: skip
                 yield loc.digest, pack
+
+
+def _damaged_pack(pack: str, what: str) -> Problem:
+    return Problem(
+        "error", "corrupt_pack", pack, f"pack {pack} is damaged: {what}",
+        "blobs of the pack that check out still read correctly; restore the pack from a "
+        "backup (`haathi gc` deletes it once nothing uses its blobs)",
+    )
+
+
+def _check_pack(
+    ctx: PfsContext, pack: str, data: bytes, indexed: list[BlobLocation]
+) -> list[Problem]:
+    """The bytes of a pack outside its indexed blobs: its layout (magic, footer, trailer, no
+    gaps), the footer's agreement with the index, and the blobs only the footer lists (copies
+    the index does not use) against their hashes."""
+    listed, issues = check_pack_layout(pack, data)
+    problems = [_damaged_pack(pack, issue) for issue in issues]
+    if issues:
+        return problems  # what the footer says cannot be trusted
+    by_offset = {loc.offset: loc for loc in indexed}
+    for loc in listed:
+        used = by_offset.pop(loc.offset, None)
+        if used is not None:  # checked against its hash with the index's blobs
+            if used != loc:
+                problems.append(_damaged_pack(
+                    pack, f"its footer's entry for the blob at byte {loc.offset} does not "
+                    f"match the index (blob {used.digest.hex()})",
+                ))  # fmt: skip
+            continue
+        try:
+            ctx.blobs.read_stored(loc, data[loc.offset : loc.offset + loc.length])
+        except HaathiError as exc:
+            problems.append(Problem(
+                "warning", "corrupt_unused_blob", loc.digest.hex(),
+                f"{exc} (a copy the index does not use: no file reads it)",
+                "nothing to repair for your data; `haathi gc` deletes the pack once nothing "
+                "uses its blobs",
+            ))  # fmt: skip
+    for loc in by_offset.values():
+        problems.append(_damaged_pack(
+            pack, f"the index places blob {loc.digest.hex()} at byte {loc.offset}, where its "
+            "footer lists no blob",
+        ))  # fmt: skip
+    return problems
 
 
 def _fix(

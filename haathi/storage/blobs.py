@@ -377,6 +377,47 @@ class BlobStore:
             raise Corrupt(f"pack {pack} has an unreadable footer", pack=pack) from exc
 
 
+def check_pack_layout(pack: str, data: bytes) -> tuple[list[BlobLocation], list[str]]:
+    """The blobs a whole pack lists in its footer, and every way ``data`` departs from the
+    layout a pack is written in: the magic, the blobs back to back, the footer listing them
+    (byte for byte as ``seal`` wrote it), then the trailer (footer length and magic). With the
+    listed blobs' hashes checked too, every byte of the pack is verified."""
+    issues: list[str] = []
+    head, size = len(PACK_MAGIC), len(data)
+    if data[:head] != PACK_MAGIC:
+        issues.append(f"its header (bytes 0-{head - 1}) is not the pack magic")
+    if size < head + FOOTER.size:
+        return [], [*issues, f"it is {size} bytes, too short to be a pack"]
+    footer_len, magic = FOOTER.unpack(data[size - FOOTER.size :])
+    if magic != PACK_MAGIC:
+        tail = f"bytes {size - len(PACK_MAGIC)}-{size - 1}"
+        issues.append(f"its trailer ({tail}) is not the pack magic")
+    start = size - FOOTER.size - footer_len
+    if start < head:
+        return [], [*issues, f"its trailer gives an impossible footer length ({footer_len})"]
+    raw = data[start : size - FOOTER.size]
+    where = f"bytes {start}-{size - FOOTER.size - 1}"
+    try:
+        rows = msgpack.unpackb(raw)
+        listed = [
+            BlobLocation(bytes(r[0]), pack, int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+            for r in rows
+        ]
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException):
+        return [], [*issues, f"its footer ({where}, the list of its blobs) cannot be read"]
+    if msgpack.packb(rows) != raw:
+        issues.append(f"its footer ({where}, the list of its blobs) is not as written")
+    pos = head
+    for loc in sorted(listed, key=lambda b: b.offset):
+        if loc.offset != pos:
+            what = "overlap" if loc.offset < pos else "are in no blob"
+            issues.append(f"bytes {min(pos, loc.offset)}-{max(pos, loc.offset) - 1} {what}")
+        pos = max(pos, loc.offset + loc.length)
+    if pos != start:
+        issues.append(f"its blobs end at byte {pos} but its footer starts at byte {start}")
+    return listed, issues
+
+
 def remove_stale_spools(spool_dir: Path, max_age_s: float = 3600.0) -> int:
     """Delete temp pack files older than ``max_age_s`` (left by killed writers)."""
     removed = 0
