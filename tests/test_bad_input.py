@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import haathi
 from haathi.client import Client
-from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
+from haathi.errors import Corrupt, FailedPrecondition, InvalidArgument, NotFound
 from haathi.storage.blobs import pack_key
 from haathi.storage.objects import LocalObjectStore, ObjectStore
 from tests.conftest import Cli
@@ -109,8 +110,6 @@ def test_corrupt_blob_is_named_on_read_and_by_fsck(
     entry_chunks = _chunks_of(client, "r@master:/f")
     loc = rt.pfs.blobs.locate([entry_chunks[0]])[entry_chunks[0]]
     flip_byte(rt.objects, pack_key(loc.pack), loc.offset + loc.length // 2, tmp_path)
-    from haathi.errors import Corrupt
-
     with pytest.raises(Corrupt, match=entry_chunks[0].hex()):
         client.get_file("r@master:/f")
     problems = client.fsck()
@@ -192,3 +191,68 @@ def test_finished_commit_write_error_type(client: Client) -> None:
     with pytest.raises(FailedPrecondition):
         client.delete_file(f"r@{cid}:/a")
     assert client.get_file(f"r@{cid}:/a") == b"1"
+
+
+# Reading damaged data: `get file` fails before it writes anything.
+
+
+def replace_object(objects: ObjectStore, key: str, data: bytes, tmp: Path) -> None:
+    (tmp / "replacement").write_bytes(data)
+    objects.put_file(key, tmp / "replacement")
+
+
+def three_mb_file(client: Client) -> tuple[bytes, str]:
+    """``r@master:/big`` (about a dozen chunks, alone in its pack with its first tree) and
+    ``/small`` in a later commit, whose tree is in another pack; (big's bytes, its pack)."""
+    data = os.urandom(3_000_000)
+    client.create_repo("r")
+    client.put_file("r@master:/big", data)
+    client.put_file("r@master:/small", b"small")
+    digest = _chunks_of(client, "r@master:/big")[0]
+    return data, inner(client).pfs.blobs.locate([digest])[digest].pack
+
+
+def test_get_file_of_a_truncated_pack_writes_nothing(store: Path, cli: Cli, tmp_path: Path) -> None:
+    with haathi.connect(str(store)) as c:
+        _, pack = three_mb_file(c)
+        objects = inner(c).runtime.objects
+        replace_object(objects, pack_key(pack), objects.get_range(pack_key(pack), 0, 2_000_000),
+                       tmp_path)  # fmt: skip
+
+    res = cli.fails("get", "file", "r@master:/big")
+    assert res.code == 9 and res.raw == b""  # Corrupt, and not one byte on stdout
+    assert f"pack {pack} is truncated (2000000 bytes" in res.err
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    res = cli.fails("get", "file", "r@master:/big", "-o", str(out_dir / "big"))
+    assert f"pack {pack} is truncated" in res.err
+    assert list(out_dir.iterdir()) == []  # no file, no temp file
+    assert cli("get", "file", "r@master:/small").raw == b"small"
+
+
+def test_get_file_to_stdout_verifies_a_file_before_writing_it(
+    store: Path, cli: Cli, tmp_path: Path
+) -> None:
+    with haathi.connect(str(store)) as c:
+        _, pack = three_mb_file(c)
+        last = _chunks_of(c, "r@master:/big")[-1]
+        loc = inner(c).pfs.blobs.locate([last])[last]
+        flip_byte(inner(c).runtime.objects, pack_key(pack), loc.offset + 7, tmp_path)
+
+    res = cli.fails("get", "file", "r@master:/big")  # same size: found only by reading it
+    assert res.code == 9 and res.raw == b""
+    assert last.hex() in res.err and "hash mismatch" in res.err
+
+
+def test_reading_a_file_whose_pack_is_truncated_fails_before_the_first_byte(
+    client: Client, tmp_path: Path
+) -> None:
+    data, pack = three_mb_file(client)
+    objects = inner(client).runtime.objects
+    replace_object(objects, pack_key(pack), objects.get_range(pack_key(pack), 0, 2_000_000),
+                   tmp_path)  # fmt: skip
+    with pytest.raises(Corrupt, match=f"pack {pack} is truncated"):
+        client.open_file("r@master:/big")
+    with pytest.raises(Corrupt, match=f"pack {pack} is truncated"):
+        client.get_file("r@master:/big", offset=1_000_000)
+    assert client.get_file("r@master:/big", length=1_000_000) == data[:1_000_000]

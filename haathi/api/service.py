@@ -240,9 +240,7 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.READ, spec.commit.repo)
         commit, entry = files.file_entry(self.pfs, spec)
         info = files.file_info(commit, entry)
-        if offset == 0 and length is None:
-            return info, files.iter_content(self.pfs, entry)
-        return info, files.iter_range(self.pfs, entry, *info.span(offset, length))
+        return info, files.read_content(self.pfs, entry, *info.span(offset, length))
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         self.authorize(Permission.READ, spec.commit.repo)

@@ -374,10 +374,16 @@ def get_file(
     if output_path:
         _copy_out(c, target, Path(output_path))
         return
-    with c.open_file(target) as fh:
+    with c.open_file(target) as fh:  # fails before any byte if data is missing or truncated
+        sys.stdout.buffer.write(fh.read(STDOUT_HOLD))  # read (and verified) before written
         while block := fh.read(1 << 20):
             sys.stdout.buffer.write(block)
     sys.stdout.buffer.flush()
+
+
+# `get file` to stdout holds back this much: a file up to this size is written only once all
+# of it has been read and verified; a larger one streams on, and damage found later ends it.
+STDOUT_HOLD = 16 << 20
 
 
 def _copy_out(c: Client, target: str, dest: Path) -> None:

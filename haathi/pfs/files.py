@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import takewhile
+from itertools import chain, takewhile
 
 from haathi.errors import FailedPrecondition, NotFound
 from haathi.models import paths
@@ -89,14 +89,13 @@ def file_entry(ctx: PfsContext, spec: FileSpec) -> tuple[CommitRow, FileEntry]:
     return commit, entry
 
 
-def iter_content(ctx: PfsContext, entry: FileEntry) -> Iterator[bytes]:
-    """The file's bytes, chunk by chunk, each verified against its hash."""
-    return ctx.blobs.iter_blobs(d for d, _ in entry.chunk_list())
+def read_content(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of the file, reading (and verifying) only the chunks that hold them.
 
-
-def iter_range(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Iterator[bytes]:
-    """Bytes [start, end) of the file, reading (and verifying) only the chunks that hold
-    them."""
+    Before it returns, every chunk after the first is located and its pack checked to hold it
+    (no data read), and the first chunk is read and verified: a file whose data is missing or
+    truncated fails here, before any of its bytes goes out (a chunk damaged in place, same
+    size, is only found when it is read)."""
     wanted: list[bytes] = []
     skip = 0
     pos = 0
@@ -108,8 +107,15 @@ def iter_range(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Itera
                 skip = start - pos
             wanted.append(digest)
         pos += n
-    left = max(end - start, 0)
-    for data in ctx.blobs.iter_blobs(wanted):
+    ctx.blobs.check_readable(wanted[1:])
+    pieces = _slice(ctx.blobs.iter_blobs(wanted), skip, max(end - start, 0))
+    first = next(pieces, None)
+    return iter(()) if first is None else chain([first], pieces)
+
+
+def _slice(chunks: Iterator[bytes], skip: int, left: int) -> Iterator[bytes]:
+    """``left`` bytes of the concatenated ``chunks`` after the first ``skip``."""
+    for data in chunks:
         piece = data[skip : skip + left]
         skip = 0
         left -= len(piece)

@@ -343,6 +343,29 @@ class BlobStore:
         """Read one blob, verified."""
         return self.read_location(self.locate([digest])[digest])
 
+    def check_readable(self, digests: Sequence[bytes], *, batch: int = 256) -> None:
+        """Corrupt unless every blob is indexed and its pack is there and long enough to hold
+        it (or the local cache holds it): what can be known without reading data."""
+        sizes: dict[str, int] = {}
+        for i in range(0, len(digests), batch):
+            for loc in self.locate(list(dict.fromkeys(digests[i : i + batch]))).values():
+                if self.cache is not None and self.cache.has(loc.digest):
+                    continue
+                if loc.pack not in sizes:
+                    try:
+                        sizes[loc.pack] = self.objects.size(pack_key(loc.pack))
+                    except NotFound as exc:
+                        raise Corrupt(
+                            f"blob {loc.digest.hex()} is unreadable: pack {loc.pack} is missing "
+                            "from the object store", blob=loc.digest.hex(), pack=loc.pack,
+                        ) from exc  # fmt: skip
+                if loc.offset + loc.length > sizes[loc.pack]:
+                    raise Corrupt(
+                        f"blob {loc.digest.hex()} is unreadable: pack {loc.pack} is truncated "
+                        f"({sizes[loc.pack]} bytes; the blob needs bytes {loc.offset}-"
+                        f"{loc.offset + loc.length - 1})", blob=loc.digest.hex(), pack=loc.pack,
+                    )  # fmt: skip
+
     def iter_blobs(self, digests: Iterable[bytes], *, batch: int = 256) -> Iterator[bytes]:
         """Read many blobs in order, verified, looking up locations in batches."""
         buf: list[bytes] = []

@@ -38,6 +38,10 @@ class BlobCache:
             os.utime(path)  # recency for eviction
         return data
 
+    def has(self, digest: bytes) -> bool:
+        """Whether an entry for ``digest`` is there (not whether it is sound)."""
+        return self._path(digest).is_file()
+
     def put(self, digest: bytes, payload: bytes) -> None:
         if self.max_bytes <= 0 or len(payload) > self.max_bytes // 8:
             return
