@@ -64,7 +64,13 @@ def open_identity(parts: StoreParts) -> str:
                 "the store at the metadata and objects of one store"
             )
         return recorded
-    _check_accounts_for(parts, recorded, marker)
+    try:
+        _check_accounts_for(parts, recorded, marker)
+    except IncompatibleStore:
+        agreed = _agreed(parts)  # another process may have just made a new store here
+        if agreed is None:
+            raise
+        return agreed
     with parts.db.write() as conn:
         store_id = claim_id(conn, recorded or marker or uuid.uuid4().hex)
     if marker is None:
@@ -75,6 +81,14 @@ def open_identity(parts: StoreParts) -> str:
             f"object store {parts.objects_where} to store {marker}; {_UNCHANGED}"
         )
     return store_id
+
+
+def _agreed(parts: StoreParts) -> str | None:
+    """The store ID, if the metadata and the objects now both record the same one."""
+    marker = read_marker(parts.objects)
+    with parts.db.read() as conn:
+        recorded = stored_id(conn)
+    return recorded if recorded is not None and recorded == marker else None
 
 
 def _check_accounts_for(parts: StoreParts, recorded: str | None, marker: str | None) -> None:
