@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
+import haathi
 from haathi.client import Client
 from haathi.errors import InvalidArgument, NotFound
-from haathi.models.reproduce import ReproduceReport
+from haathi.meta.schema import datums
+from haathi.models.reproduce import EnvChange, ReproduceReport
 from tests.conftest import Cli, put_all
+from tests.internals import inner
 
 UPPER = {
     "pipeline": {"name": "upper"},
@@ -68,6 +72,95 @@ def test_a_deterministic_pipeline_reproduces(data: Client) -> None:
     assert d.files[0].stored_hash == d.files[0].reproduced_hash == stored.hash
     assert data.reproduce("upper@master:/").ok  # a directory: both datums
     assert len(data.reproduce("upper@master:/*.env").datums) == 2  # a glob
+
+
+# Whole-repo inputs (glob "/"): the datum's input is a directory, recorded by a content hash
+# over its files. A parameters repo crossed with the data, and a reduce over a whole repo.
+WITH_PARAMS = {
+    "pipeline": {"name": "scaled"},
+    "input": {"cross": [
+        {"pfs": {"repo": "data", "glob": "/*"}},
+        {"pfs": {"repo": "params", "glob": "/"}},
+    ]},
+    "transform": {"cmd": ["sh", "-c", """
+for f in /pfs/data/*; do
+  n=$(basename $f)
+  { cat $f /pfs/params/scale /pfs/params/sub/offset; echo "$data $params"; } > /pfs/out/$n
+done"""]},
+}
+REDUCE = {
+    "pipeline": {"name": "total"},
+    "input": {"pfs": {"repo": "data", "glob": "/"}},
+    "transform": {"cmd": ["sh", "-c", "cat /pfs/data/* | wc -l > /pfs/out/lines"]},
+}
+
+
+@pytest.fixture
+def params(data: Client) -> Client:
+    data.create_repo("params")
+    put_all(data, "params", {"/scale": "2\n", "/sub/offset": "7\n"})
+    return data
+
+
+def test_whole_repo_inputs_reproduce(params: Client) -> None:
+    params.create_pipeline(WITH_PARAMS)
+    params.create_pipeline(REDUCE)
+    assert params.get_file("scaled@master:/a.txt") == b"apple\n2\n7\n/pfs/data/a.txt /pfs/params\n"
+    cross = params.reproduce_commit("scaled@master")
+    assert cross.ok and len(cross.datums) == 2, cross.to_dict()
+    p = params.inspect_commit("params@master").id
+    assert all(d.inputs[1] == f"params@{p}:/" for d in cross.datums)
+    reduce = params.reproduce("total@master:/lines")
+    assert reduce.ok and [f.status for f in reduce.files] == ["match"], reduce.to_dict()
+    # a directory below the root is a directory input too
+    params.create_pipeline({**REDUCE, "pipeline": {"name": "sub"},
+                            "input": {"pfs": {"repo": "params", "glob": "/sub"}}})
+    assert params.reproduce_commit("sub@master").ok
+    assert all(d.env_changes == () for r in (cross, reduce) for d in r.datums)
+
+
+def test_a_whole_repo_input_whose_recorded_content_differs_is_not_rerun(params: Client) -> None:
+    """The check still works: a directory input whose files are not the ones recorded (here
+    the recorded content hash is altered, as a store restored from another copy might) is
+    named, and the datum is not re-run."""
+    params.create_pipeline(WITH_PARAMS)
+    db = inner(params).pfs.db
+    with db.write() as conn:
+        for job, did, raw in conn.execute(
+            select(datums.c.job_id, datums.c.datum_id, datums.c.inputs)
+        ).all():
+            recorded = json.loads(raw)
+            recorded[1]["hash"] = "0" * 64
+            conn.execute(update(datums).where(datums.c.job_id == job, datums.c.datum_id == did)
+                         .values(inputs=json.dumps(recorded)))
+    report = params.reproduce("scaled@master:/a.txt")
+    [d] = report.datums
+    p = params.inspect_commit("params@master").id
+    assert not report.ok and d.state == "UNRUNNABLE"
+    assert d.reason == f"input params@{p}:/ no longer has the recorded content"
+    assert mismatched(report) == {"/a.txt"}
+
+
+def test_the_environment_warning_names_only_what_really_differs(tmp_path: Path) -> None:
+    """Without bwrap, /pfs is a scratch directory that differs from run to run: that is not a
+    difference. A re-run in another sandbox than the recorded one is, and is named."""
+    store = str(tmp_path / "store")
+    with haathi.connect(store, sandbox="none") as c:
+        c.create_repo("data")
+        c.create_repo("params")
+        put_all(c, "data", {"/a.txt": "apple\n"})
+        put_all(c, "params", {"/scale": "2\n", "/sub/offset": "7\n"})
+        cmd = "cat $data /pfs/params/scale > /pfs/out/o"  # writes no path: /pfs varies
+        c.create_pipeline({**WITH_PARAMS, "transform": {"cmd": ["sh", "-c", cmd]}})
+        same = c.reproduce_commit("scaled@master")
+        assert same.ok and same.datums[0].sandbox == "none"
+        assert same.datums[0].env_changes == () and same.datums[0].env_differs == ()
+    with haathi.connect(store, sandbox="bwrap") as c:
+        other = c.reproduce_commit("scaled@master")
+    [d] = other.datums
+    assert other.ok and d.env_changes == (EnvChange("sandbox", "none", "bwrap", variable=False),)
+    assert str(d.env_changes[0]) == "sandbox was 'none', now 'bwrap'"
+    assert ReproduceReport.from_dict(other.to_dict()) == other
 
 
 def test_a_pipeline_writing_the_time_does_not_reproduce_and_names_the_file(data: Client) -> None:
@@ -209,6 +302,8 @@ def test_cli_reproduce(cli: Cli, tmp_path: Path) -> None:
     assert "✓" in good.out and "✗" not in good.out and "/a.txt.env" in good.out
     assert "reproduce" in good.out
     assert cli("reproduce", "file", "upper@master:/", "-o", "json").json()["ok"] is True
+
+    assert "environment" not in good.out
 
     bad = cli("reproduce", "stamp@master:/a.txt", ok=False)
     assert bad.code == 1 and "✗" in bad.out and "/a.txt.time" in bad.out

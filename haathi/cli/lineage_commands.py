@@ -205,9 +205,9 @@ def _print_report(report: ReproduceReport) -> None:
         if d.log_tail:
             out.print(escape(d.log_tail), style="dim")
     for d in report.datums:
-        if d.env_differs:
+        if d.env_changes:
             out.print(f"[yellow]datum {d.datum[:12]}: the environment differs from the recorded "
-                      f"run in {escape(', '.join(d.env_differs))}[/]")
+                      f"run: {escape('; '.join(map(str, d.env_changes)))}[/]")
     if report.sampled:
         seed = "" if report.seed is None else f" (seed {report.seed})"
         out.print(f"\n[dim]a random sample of {len(report.datums)} of {report.datums_total} "

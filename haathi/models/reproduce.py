@@ -53,6 +53,34 @@ class FileCheck:
 
 
 @dataclass(frozen=True)
+class EnvChange:
+    """What differs between the recorded run and the re-run of a datum, other than its files:
+    a variable user code saw (``recorded`` / ``reproduced`` None: unset in that run), or the
+    sandbox it ran in (``name`` ``sandbox``, ``variable`` False)."""
+
+    name: str
+    recorded: str | None
+    reproduced: str | None
+    variable: bool = True
+
+    def __str__(self) -> str:
+        what = f"${self.name}" if self.variable else self.name
+        return f"{what} was {_shown(self.recorded)}, now {_shown(self.reproduced)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "recorded": self.recorded, "reproduced": self.reproduced,
+                "variable": self.variable}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EnvChange:
+        return cls(d["name"], d.get("recorded"), d.get("reproduced"), d.get("variable", True))
+
+
+def _shown(value: str | None) -> str:
+    return "unset" if value is None else repr(value)
+
+
+@dataclass(frozen=True)
 class DatumReproduction:
     """One datum re-run: the job that originally ran it (``pipeline@id``, whose ID the re-run
     sees as ``PACH_JOB_ID``), the spec version and input files it ran with, how the re-run
@@ -69,7 +97,12 @@ class DatumReproduction:
     log_tail: str = ""  # the end of the user code's output, when the re-run did not succeed
     duration_s: float = 0.0
     sandbox: str = ""
-    env_differs: tuple[str, ...] = ()  # variables whose value differs from the recorded run's
+    env_changes: tuple[EnvChange, ...] = ()  # how the re-run's environment differs
+
+    @property
+    def env_differs(self) -> tuple[str, ...]:
+        """The names of the variables (and ``sandbox``) that differ from the recorded run."""
+        return tuple(c.name for c in self.env_changes)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +117,8 @@ class DatumReproduction:
             "datum": self.datum, "job": self.job, "spec_version": self.spec_version,
             "inputs": list(self.inputs), "state": self.state, "attempts": self.attempts,
             "reason": self.reason, "log_tail": self.log_tail, "duration_s": self.duration_s,
-            "sandbox": self.sandbox, "env_differs": list(self.env_differs), "ok": self.ok,
+            "sandbox": self.sandbox, "env_differs": list(self.env_differs),
+            "env_changes": [c.to_dict() for c in self.env_changes], "ok": self.ok,
             "files": [f.to_dict() for f in self.files],
         }
 
@@ -96,7 +130,8 @@ class DatumReproduction:
             files=tuple(FileCheck.from_dict(f) for f in d.get("files", ())),
             attempts=d.get("attempts", 0), reason=d.get("reason"),
             log_tail=d.get("log_tail", ""), duration_s=d.get("duration_s", 0.0),
-            sandbox=d.get("sandbox", ""), env_differs=tuple(d.get("env_differs", ())),
+            sandbox=d.get("sandbox", ""),
+            env_changes=tuple(EnvChange.from_dict(c) for c in d.get("env_changes", ())),
         )
 
 

@@ -78,15 +78,19 @@ def glob_commit(
     for path in sorted(hits):
         files = hits[path]
         is_dir = not (len(files) == 1 and files[0].path == path)
-        if is_dir:
-            h = blake3.blake3()
-            for f in files:
-                h.update(f.path[len(path):].encode() + b"\0" + f.hash)
-            digest = h.hexdigest()
-        else:
-            digest = files[0].hash.hex()
+        digest = dir_hash(path, files) if is_dir else files[0].hash.hex()
         matches.append(Match(path, digest, sum(f.size for f in files), is_dir))
     return matches, hits
+
+
+def dir_hash(path: str, files: Iterable[FileEntry]) -> str:
+    """The content hash of directory ``path`` holding ``files`` (sorted by path): BLAKE3 over
+    each file's path after ``path`` (so ``a.txt`` below the root ``/``, ``/a.txt`` below
+    ``/d``: the form datum hashes have always used) and its content hash."""
+    h = blake3.blake3()
+    for f in files:
+        h.update(f.path[len(path):].encode() + b"\0" + f.hash)
+    return h.hexdigest()
 
 
 def glob_fn(ctx: PfsContext, index: GlobIndex) -> Callable[[PfsInput], tuple[str, list[Match]]]:

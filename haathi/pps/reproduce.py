@@ -29,17 +29,16 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import blake3
 from sqlalchemy import Connection, select
 
 from haathi.errors import FailedPrecondition, HaathiError, InvalidArgument, NotFound
 from haathi.meta.schema import datums
-from haathi.models import paths
 from haathi.models.info import DatumState, Origin
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import (
     UNRUNNABLE,
     DatumReproduction,
+    EnvChange,
     FileCheck,
     ReproduceReport,
 )
@@ -47,6 +46,7 @@ from haathi.pfs.commits import CommitRow, resolve
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
+from haathi.pps.inputs import dir_hash
 from haathi.pps.isolation import Isolation, isolation_for
 from haathi.pps.jobs import MAX_SET
 from haathi.pps.lineage import WROTE, LineageWalk
@@ -59,6 +59,7 @@ from haathi.pps.worker import (
     cancel_event,
     run_datum_set,
 )
+from haathi.tree.entry import FileEntry
 
 _LOG_TAIL_LINES = 40
 _LOG_TAIL_CHARS = 4000
@@ -219,15 +220,11 @@ def _task_input(ctx: PpsContext, walk: LineageWalk, i: dict[str, Any]) -> TaskIn
     )
 
 
-def _content_hash(path: str, is_dir: bool, entries: Sequence[Any]) -> str | None:
+def _content_hash(path: str, is_dir: bool, entries: Sequence[FileEntry]) -> str | None:
     """The content hash a glob match records (:func:`haathi.pps.inputs.glob_commit`)."""
     if not is_dir:
         return entries[0].hash.hex() if len(entries) == 1 else None
-    h = blake3.blake3()
-    skip = len(paths.dir_prefix(path)) - 1
-    for e in entries:
-        h.update(e.path[skip:].encode() + b"\0" + e.hash)
-    return h.hexdigest()
+    return dir_hash(path, entries)
 
 
 # ---- running and comparing -----------------------------------------------------------------
@@ -305,13 +302,40 @@ def _compare(p: _Planned, r: DatumResult | None, sandbox: str) -> DatumReproduct
         )
         for path in sorted(p.stored.keys() | made.keys())
     )
-    differs = tuple(sorted(k for k in p.env.keys() | r.env.keys() if p.env.get(k) != r.env.get(k)))
     ok = r.state == DatumState.SUCCESS
     return DatumReproduction(
         p.datum, job, version, inputs, r.state.value, files, attempts=r.attempts,
         reason=r.reason, log_tail="" if ok else _tail(r.log), duration_s=r.duration,
-        sandbox=sandbox, env_differs=differs,
+        sandbox=sandbox, env_changes=_env_changes(p, r.env, sandbox),
     )
+
+
+def _env_changes(p: _Planned, env: dict[str, str], sandbox: str) -> tuple[EnvChange, ...]:
+    """The variables whose value differs between the recorded run and the re-run, and the
+    sandbox if it differs. An input's variable (``$<input>``, its path under ``/pfs``) is
+    compared as user code's ``/pfs`` view: without bwrap, ``/pfs`` is a scratch directory
+    that differs from run to run."""
+    was, now = _pfs_view(p.inputs, p.env), _pfs_view(p.inputs, env)
+    out = [
+        EnvChange(k, was.get(k), now.get(k))
+        for k in sorted(was.keys() | now.keys()) if was.get(k) != now.get(k)
+    ]
+    recorded = p.source.context.get("sandbox")
+    if recorded and recorded != sandbox:
+        out.append(EnvChange("sandbox", str(recorded), sandbox, variable=False))
+    return tuple(out)
+
+
+def _pfs_view(inputs: list[dict[str, Any]], env: dict[str, str]) -> dict[str, str]:
+    """``env`` with each input's variable as ``/pfs/<input>/<path>`` wherever ``/pfs`` was."""
+    out = dict(env)
+    for i in inputs:
+        name = i["name"]
+        view = f"/pfs/{name}" + ("" if i["path"] == "/" else i["path"])
+        value = env.get(name)
+        if value is not None and value != view and value.endswith(view):
+            out[name] = view
+    return out
 
 
 def _tail(log: str) -> str:
