@@ -99,6 +99,32 @@ def test_cli_tour(cli: Cli, tmp_path: Path) -> None:
     assert cli("list", "repo", "-o", "json").json() == []
 
 
+def test_cli_tour_history_editing_keeps_every_branch_content(cli: Cli, tmp_path: Path) -> None:
+    """The README tour's last lines: a branch made at master's head gets a commit, so master's
+    head has a child on dev. Squashing master's head is refused (master would lose /a.png);
+    the tour squashes a commit inside the history and deletes dev's newest commit."""
+    (tmp_path / "a.png").write_bytes(b"png")
+    cli("create", "repo", "images")
+    cli("put", "file", "images@master:/photos/cat.png", "-f", str(tmp_path / "a.png"))
+    cli("put", "file", "images@master:/a.png", "-f", str(tmp_path / "a.png"))
+    cli("create", "branch", "images@dev", "--head", "master")
+    cli("copy", "file", "images@master:/photos", "images@dev:/copy")
+    master = cli("list", "file", "images@master:/", "-o", "json").json()
+
+    refused = cli.fails("squash", "commit", "images@master")
+    assert refused.code == 6 and "head of branch master" in refused.err
+    assert cli("list", "file", "images@master:/", "-o", "json").json() == master
+
+    cli("squash", "commit", "images@master^")
+    cli("delete", "commit", "images@dev")
+    assert cli("list", "file", "images@master:/", "-o", "json").json() == master
+    assert cli("get", "file", "images@master:/a.png").out == "png"
+    head = cli("inspect", "commit", "images@master", "-o", "json").json()
+    assert head["parent"] is None and len(cli("list", "commit", "images", "-o", "json").json()) == 1
+    assert cli("inspect", "branch", "images@dev", "-o", "json").json()["head"] == head["id"]
+    assert cli("fsck", "-o", "json").json() == []
+
+
 def test_demo_runs_a_two_stage_pipeline_incrementally(cli: Cli, tmp_path: Path) -> None:
     """The README's first command: data in, a DAG runs, results and lineage, one change."""
     res = cli("demo", "--store", str(tmp_path / "demo"))

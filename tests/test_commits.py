@@ -183,3 +183,73 @@ def test_squash_newest_commit_merges_it_with_its_parent(client: Client) -> None:
     assert client.get_file("r@master:/a") == b"1"
     with pytest.raises(FailedPrecondition):
         client.squash_commit("r@master")  # nothing left to squash into
+
+
+def history(client: Client, branch: str) -> list[str]:
+    return [c.id for c in client.list_commit(branch)]
+
+
+def test_a_branch_head_is_never_squashed_away(client: Client) -> None:
+    """The README's tour: master's newest commit gets a child on another branch. Squashing it
+    would take its content out of master; it is refused (as Pachyderm refuses a head) and
+    nothing changes. A commit inside the history still folds into its child."""
+    client.create_repo("images")
+    first = client.put_file("images@master:/photos/cat.png", b"cat")
+    head = client.put_file("images@master:/a.png", b"a")
+    client.create_branch("images@dev", head="master")
+    on_dev = client.copy_file("images@master:/photos", "images@dev:/copy")
+    assert client.inspect_commit(f"images@{on_dev}").parent == head
+    before = {b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
+              for b in ("master", "dev")}
+    with pytest.raises(FailedPrecondition, match=f"images@{head}: it is the head of branch "
+                       "master would lose its content"):
+        client.squash_commit("images@master")
+    assert {b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
+            for b in ("master", "dev")} == before
+    assert client.get_file("images@master:/a.png") == b"a"
+    # inside the history (no branch's head): folded into its child, content kept
+    client.squash_commit(f"images@{first}")
+    assert history(client, "images@master") == [head]
+    assert history(client, "images@dev") == [on_dev, head]
+    assert client.get_file("images@master:/photos/cat.png") == b"cat"
+
+
+def test_squashing_a_newest_commit_into_a_parent_that_heads_a_branch_is_refused(
+    client: Client,
+) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    base = client.put_file("r@master:/b", b"2")
+    client.create_branch("r@release", head="master")  # a bookmark on master's head
+    newest = client.put_file("r@master:/c", b"3")
+    with pytest.raises(FailedPrecondition, match=f"r@{newest} into its parent {base}: the "
+                       "parent is the head of branch release"):
+        client.squash_commit("r@master")
+    assert client.inspect_commit("r@release").id == base
+    assert history(client, "r@master")[:2] == [newest, base]
+
+
+def test_a_commit_with_an_open_child_is_not_squashed(client: Client) -> None:
+    """An open commit is built on its parent's files: removing the parent would drop them."""
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    middle = client.put_file("r@master:/b", b"2")
+    with client.start_commit("r@master") as open_commit:
+        open_commit.put_file("/c", b"3")
+        with pytest.raises(FailedPrecondition, match=f"open child commit {open_commit.id}"):
+            client.squash_commit(f"r@{middle}")
+    assert {f.path for f in client.list_file("r@master:/")} == {"/a", "/b", "/c"}
+
+
+def test_deleting_a_commit_that_heads_two_branches_is_refused(client: Client) -> None:
+    """Deleting it would silently move the other branch back too."""
+    client.create_repo("r")
+    first = client.put_file("r@master:/a", b"1")
+    second = client.put_file("r@master:/b", b"2")
+    client.create_branch("r@dev", head="master")
+    with pytest.raises(FailedPrecondition, match="head of branches dev, master"):
+        client.delete_commit("r@dev")
+    assert client.inspect_commit("r@master").id == client.inspect_commit("r@dev").id == second
+    client.create_branch("r@dev", head=first)  # move the other branch: then it can go
+    client.delete_commit("r@master")
+    assert client.inspect_commit("r@master").id == first

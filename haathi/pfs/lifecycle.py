@@ -31,7 +31,14 @@ from haathi.pfs.provenance import (
     provenance_of,
     subvenance,
 )
-from haathi.pfs.rows import branch_head, cas_head, ensure_branch, insert_commit, lock
+from haathi.pfs.rows import (
+    branch_head,
+    branches_at,
+    cas_head,
+    ensure_branch,
+    insert_commit,
+    lock,
+)
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
@@ -344,6 +351,15 @@ def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
                 repo=spec.repo,
                 commit=commit.id,
             )
+        heads = branches_at(conn, commit.repo_id, commit.id)
+        if len(heads) > 1:
+            raise FailedPrecondition(
+                f"commit {commit.id} is the head of branches {', '.join(heads)}: deleting it "
+                "would move all of them back; move or delete the other branches first (create "
+                "branch --head, delete branch)",
+                repo=spec.repo,
+                commit=commit.id,
+            )
         _drop(conn, commit)
         if commit.origin == Origin.USER.value and not commit.finished:
             drop_open_auto_commits(conn, commit.id)  # the set it started goes with it
@@ -351,11 +367,14 @@ def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:
 
 
 def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
-    """Remove a commit from history, keeping every other commit's content.
+    """Remove a commit from history, keeping every branch's and every other commit's content.
 
     A commit with children is folded into them (as Pachyderm's squash). The newest commit of a
     branch (no children) is merged with its parent: the parent leaves the history and the
-    newest commit, with its content unchanged, takes the parent's place.
+    newest commit, with its content unchanged, takes the parent's place. The commit that
+    leaves must not be a branch's head (the branch would lose its content; Pachyderm refuses
+    to squash one too) and its children must be finished (an open commit is built on its
+    parent's files): else FailedPrecondition, and nothing changes.
     """
     with ctx.db.write() as conn:
         lock(conn, spec.repo)
@@ -364,6 +383,7 @@ def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
             raise FailedPrecondition(f"commit {commit.id} is open: finish it before squashing")
         _check_no_subvenance(conn, commit, "squashed")
         if children_of(conn, commit.repo_id, commit.id):
+            _check_squashable(conn, commit, f"{spec.repo}@{commit.id}", "it")
             _reparent(conn, commit)
             _drop(conn, commit)
             return commit.id
@@ -372,8 +392,34 @@ def squash_commit(ctx: PfsContext, spec: CommitSpec) -> str:
                 f"commit {commit.id} has no parent and no children: nothing to squash into"
             )
         parent = get_commit(conn, commit.repo_id, commit.repo, commit.parent)
+        _check_no_subvenance(conn, parent, "squashed")
+        _check_squashable(
+            conn, parent, f"{spec.repo}@{commit.id} into its parent {parent.id}", "the parent"
+        )
         _reparent(conn, parent)
         _drop(conn, parent)
         if find_commit(conn, commit.repo_id, commit.repo, commit.id) is None:
             raise NotFound(f"commit {commit.id} vanished while squashing")
     return commit.id
+
+
+def _check_squashable(conn: Connection, leaving: CommitRow, what: str, who: str) -> None:
+    """``leaving`` may leave history: it heads no branch and its children are finished."""
+    heads = branches_at(conn, leaving.repo_id, leaving.id)
+    if heads:
+        which = "branch {} would lose its" if len(heads) == 1 else "branches {} would lose their"
+        raise FailedPrecondition(
+            f"cannot squash {what}: {who} is the head of "
+            f"{which.format(', '.join(heads))} content; only a commit inside a branch's history "
+            "can be squashed (delete commit drops a branch's newest commit)",
+            repo=leaving.repo,
+            commit=leaving.id,
+        )
+    for kid in children_of(conn, leaving.repo_id, leaving.id):
+        if not get_commit(conn, leaving.repo_id, leaving.repo, kid).finished:
+            raise FailedPrecondition(
+                f"cannot squash {what}: {who} has an open child commit {kid}, which is built "
+                "on its files; finish it first",
+                repo=leaving.repo,
+                commit=leaving.id,
+            )

@@ -30,6 +30,16 @@ def branch_head(conn: Connection, repo_id: int, name: str) -> tuple[bool, str | 
     return row is not None, None if row is None or row[0] is None else str(row[0])
 
 
+def branches_at(conn: Connection, repo_id: int, cid: str) -> tuple[str, ...]:
+    """The branches whose head is commit ``cid``, by name."""
+    rows = conn.execute(
+        select(branches.c.name)
+        .where(branches.c.repo_id == repo_id, branches.c.head == cid)
+        .order_by(branches.c.name)
+    )
+    return tuple(str(r[0]) for r in rows)
+
+
 def ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
     """The branch's head (creating the branch if needed)."""
     exists, head = branch_head(conn, repo_id, name)
