@@ -415,3 +415,38 @@ def test_bad_requests_are_one_line_errors_and_create_nothing(cli: Cli, tmp_path:
     assert res.code == 3
     res = cli.fails("wait", "job", "0123456789abcdef0123456789abcdef")
     assert res.code == 3
+
+
+def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything is checked before anything is written: an update whose job cannot run here
+    (the sandbox or executor it asks for cannot start) exits non-zero and leaves the spec
+    version and the jobs as they were; the next update works."""
+    images(cli, tmp_path, "a.txt")
+    spec = write(tmp_path, "copy.json", copy_spec("copy"))
+    cli("create", "pipeline", "-f", spec)
+    before = cli("list", "job", "-o", "json").json()
+    assert [j["state"] for j in before] == ["SUCCESS"]
+
+    empty = tmp_path / "no-bwrap"
+    empty.mkdir()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(empty))  # bubblewrap is not found
+        res = cli.fails("--sandbox", "bwrap", "update", "pipeline", "-f", spec)
+    assert res.code == 2 and "bubblewrap (bwrap)" in res.err
+    res = cli.fails("--executor", "carrier-pigeon://coop", "update", "pipeline", "-f", spec)
+    assert res.code == 2 and "carrier-pigeon" in res.err
+    res = cli.fails("--sandbox", "bwrap", "--executor", "bogus://x", "create", "pipeline", "-f",
+                    write(tmp_path, "new.json", copy_spec("new")))
+    assert res.code == 2
+    assert cli("inspect", "pipeline", "copy", "-o", "json").json()["version"] == 1
+    assert cli("list", "job", "-o", "json").json() == before
+    assert [p["name"] for p in cli("list", "pipeline", "-o", "json").json()] == ["copy"]
+    assert "new" not in {r["name"] for r in cli("list", "repo", "-o", "json").json()}
+
+    res = cli("update", "pipeline", "-f", spec, "--reprocess")
+    assert "queued" not in res.err
+    assert cli("inspect", "pipeline", "copy", "-o", "json").json()["version"] == 2
+    assert newest_job(cli, "copy")["state"] == "SUCCESS"
+    assert newest_job(cli, "copy")["data_processed"] == 1

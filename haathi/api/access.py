@@ -210,15 +210,14 @@ class AccessApi:
                     self._check(conn, Permission.WRITE, [spec.name])
         return new
 
-    def _grant_pipeline(self, spec: PipelineSpec, *, new: bool) -> None:
-        """After creating or updating ``spec``: its own identity reads its inputs and writes
-        its output; the creator of a new pipeline owns its output repo."""
-        with self.pfs.db.write() as conn:
-            if not activation.is_active(conn):
-                return
-            if new:
-                self._make_owner(conn, spec.name)
-            _grant_pipeline_roles(conn, spec)
+    def _grant_pipeline(self, conn: Connection, spec: PipelineSpec, *, new: bool) -> None:
+        """In the transaction creating or updating ``spec``: its own identity reads its inputs
+        and writes its output; the creator of a new pipeline owns its output repo."""
+        if not activation.is_active(conn):
+            return
+        if new:
+            self._make_owner(conn, spec.name)
+        _grant_pipeline_roles(conn, spec)
 
     # auth operations ------------------------------------------------------------------------
     def auth_activate(self) -> str:

@@ -295,12 +295,19 @@ class Api(AccessApi, LineageApi):
     def create_pipeline(
         self, spec: dict[str, Any], *, update: bool = False, reprocess: bool = False
     ) -> str:
-        """Create (or update) a pipeline from a Pachyderm spec; the ID of the job it starts."""
+        """Create (or update) a pipeline from a Pachyderm spec; the ID of the job it starts.
+
+        Everything is checked before anything is written: the spec, the caller's access, and
+        that this store's jobs can run here (its sandbox and executor start); then the
+        pipeline, its version, its job and its role bindings are written in one transaction.
+        """
         parsed = parse_spec(spec)
         new = self._check_pipeline(parsed)
-        job = pipelines.create_pipeline(self.pps, parsed, is_update=update, reprocess=reprocess)
-        self._grant_pipeline(parsed, new=new)
-        return job
+        self.runner.check()
+        return pipelines.create_pipeline(
+            self.pps, parsed, is_update=update, reprocess=reprocess,
+            then=lambda conn: self._grant_pipeline(conn, parsed, new=new),
+        )
 
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The effective spec (defaults applied) and notes, or InvalidArgument."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -567,9 +569,24 @@ from haathi.cli import auth_commands, pps_commands, serve_command  # noqa: E402
 _ = auth_commands, pps_commands, serve_command
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the command unwinds as on Ctrl-C, so it gives back what it holds (a job it
+    was running goes back to the queue at once) before it exits."""
+
+
+_terminated: list[bool] = []  # set by the SIGTERM handler (typer turns the exception into 130)
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _terminated.append(True)
+    raise Terminated
+
+
 def run() -> None:
     """Entry point: one-line errors and meaningful exit codes, never a traceback."""
     allocator.tune()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = app(standalone_mode=False)
         code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
@@ -604,4 +621,7 @@ def run() -> None:
     finally:
         if state.client is not None:
             state.client.close()
+    if _terminated:
+        render.err.print("terminated")
+        code = 128 + signal.SIGTERM
     sys.exit(code)

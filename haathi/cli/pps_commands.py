@@ -131,7 +131,9 @@ def run_worker(
     with job_progress() as progress:
         c.progress = progress
         if once:
-            c.run_jobs()
+            summary = c.run_jobs()
+            for key, why in summary.waiting.items():
+                render.err.print(f"job {key} is queued: {why}", markup=False)
             return
         stop = threading.Event()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -64,4 +65,7 @@ def serve(
             f"S3 gateway at {server.s3_url} (buckets BRANCH.REPO; e.g. aws --endpoint-url "
             f"{server.s3_url} s3 ls)", markup=False,
         )  # fmt: skip
+    # uvicorn shuts down gracefully on SIGTERM itself (the job runner gives its job back);
+    # the CLI's own SIGTERM handling would interrupt its start-up instead
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     server.run()

@@ -14,7 +14,7 @@ import math
 import platform
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,11 +196,11 @@ def claim(ctx: PpsContext, job: records.JobRow) -> bool:
     return True
 
 
-def release(ctx: PpsContext, job: records.JobRow) -> None:
-    """Give a claimed job back to the queue (this runner is stopping)."""
-    cancel_event(job.commit_id).set()
+def release(ctx: PpsContext, job: records.JobRow) -> bool:
+    """Give a job this runner holds back to the queue at once (no lease left to expire) and
+    cancel its datums running in this process; False if it holds no such job (it ended)."""
     with ctx.pfs.db.write() as conn:
-        conn.execute(
+        res = conn.execute(
             update(jobs)
             .where(
                 jobs.c.id == job.id,
@@ -209,6 +209,10 @@ def release(ctx: PpsContext, job: records.JobRow) -> None:
             )
             .values(state=JobState.CREATED.value, runner=None, lease_until=None)
         )
+    if res.rowcount != 1:
+        return False
+    cancel_event(job.commit_id).set()
+    return True
 
 
 def end_job(
@@ -420,34 +424,49 @@ def job_context(
     })
 
 
-class _Watch:
-    """Renews the job's lease; notices a stop request or the job timeout; cancels datums."""
+RUNNER_STOPPED = "the runner stopped"
+"""Why a job went back to the queue: its runner was asked to stop (it releases its jobs)."""
 
-    def __init__(self, ctx: PpsContext, job: records.JobRow, timeout: float | None) -> None:
+
+class _Watch:
+    """Renews the job's lease; notices a stop request, the job timeout, or its runner
+    stopping (``stop``); cancels datums."""
+
+    def __init__(
+        self, ctx: PpsContext, job: records.JobRow, stop: threading.Event | None = None
+    ) -> None:
         self.ctx, self.job = ctx, job
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.deadline: float | None = None
         self.reason: str | None = None
         self.stopped = threading.Event()
+        self.runner_stop = stop
         self.cancel = cancel_event(job.commit_id)
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, daemon=True, name=f"haathi-job-watch-{job.commit_id}"
+        )
         self.thread.start()
+
+    def time_out_after(self, timeout: float | None) -> None:
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def _end(self, reason: str) -> None:
+        self.reason = reason
+        self.cancel.set()
 
     def _run(self) -> None:
         last_renew = time.monotonic()
         while not self.stopped.wait(0.2):
+            if self.runner_stop is not None and self.runner_stop.is_set():
+                return self._end(RUNNER_STOPPED)
             if self.deadline is not None and time.monotonic() > self.deadline:
-                self.reason = "job timed out"
-                self.cancel.set()
-                return
+                return self._end("job timed out")
             try:
                 with self.ctx.pfs.db.read() as conn:
                     state = conn.execute(
                         select(jobs.c.state).where(jobs.c.id == self.job.id)
                     ).scalar()
                 if state != JobState.RUNNING.value:
-                    self.reason = "job stopped"
-                    self.cancel.set()
-                    return
+                    return self._end("job stopped")
                 if time.monotonic() - last_renew > self.ctx.job_lease_s / 4:
                     with self.ctx.pfs.db.write() as conn:
                         conn.execute(
@@ -508,50 +527,108 @@ def _assemble(
 
 
 def run_job(
-    ctx: PpsContext, job: records.JobRow, executor: Executor, progress: ProgressFn | None = None
+    ctx: PpsContext, job: records.JobRow, executor: Executor, progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
 ) -> JobState:
-    """Run a claimed job to its end; returns its final state."""
+    """Run a claimed job to its end; returns its final state.
+
+    Whatever happens, the job does not stay claimed by a runner that no longer runs it: an
+    error of haathi's (a corrupt blob, a store that went away) fails the job with the reason;
+    anything else (a bug, KeyboardInterrupt, SIGTERM in the CLI) gives it back to the queue at
+    once (lease cleared) and is re-raised, as does ``stop`` being set (the runner is stopping;
+    then the state returned is CREATED). The lease watch ends in every case.
+    """
     report = progress or (lambda _p: None)
+    watch = _Watch(ctx, job, stop)
+    run = _Run(ctx, job, report, watch)
     try:
-        isolation = isolation_for(ctx)
-    except HaathiError as exc:  # e.g. auth is on and no sandbox can run here
-        end_job(ctx, job, JobState.FAILURE, f"job failed: {exc}", root=base_root(ctx, job))
-        report(JobProgress(job.pipeline, job.commit_id, JobState.FAILURE, reason=str(exc)))
+        return run.to_end(executor)
+    except HaathiError as exc:
+        try:
+            end_job(ctx, job, JobState.FAILURE, f"job failed: {exc}", root=run.base_root())
+        except BaseException:
+            release(ctx, job)
+            raise
+        run.prog.state, run.prog.reason = JobState.FAILURE, str(exc)
+        report(run.prog)
         return JobState.FAILURE
-    with ctx.pfs.db.read() as conn:
-        version = records.version_row(conn, job.pipeline_id, job.version)
-    spec, salt = parse_spec(version.spec, stored=True), version.salt
-    since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
-    plan, index = plan_job(ctx, job, spec, salt)
-    total = len(plan.skipped) + len(plan.run)
-    with ctx.pfs.db.write() as conn:
-        if plan.skipped:
-            conn.execute(insert(datums), [
-                _datum_row(job.id, d, plan.hashes[d.id], state=DatumState.SKIPPED.value,
-                           outputs=outs, source_job=source)
-                for d, outs, source in plan.skipped
-            ])
-        _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
-        conn.execute(
-            update(jobs).where(jobs.c.id == job.id).values(
-                data_total=total, data_skipped=len(plan.skipped),
-                context=job_context(ctx, spec, version, isolation),
+    except BaseException:
+        watch.cancel.set()  # datums running in this process stop
+        release(ctx, job)
+        raise
+    finally:
+        watch.close()
+
+
+class _Run:
+    """One run of a claimed job (see :func:`run_job`)."""
+
+    def __init__(
+        self, ctx: PpsContext, job: records.JobRow, report: ProgressFn, watch: _Watch
+    ) -> None:
+        self.ctx, self.job, self.report, self.watch = ctx, job, report, watch
+        self.plan: Plan | None = None
+        self.prog = JobProgress(job.pipeline, job.commit_id, JobState.RUNNING, 0, 0)
+
+    def base_root(self) -> bytes | None:
+        """The output tree the job builds on (a failed job's output commit keeps it)."""
+        return self.plan.base_root if self.plan is not None else base_root(self.ctx, self.job)
+
+    def to_end(self, executor: Executor) -> JobState:
+        ctx, job, watch = self.ctx, self.job, self.watch
+        isolation = isolation_for(ctx)  # fails the job when auth is on and no sandbox can run
+        with ctx.pfs.db.read() as conn:
+            version = records.version_row(conn, job.pipeline_id, job.version)
+        spec, salt = parse_spec(version.spec, stored=True), version.salt
+        watch.time_out_after(spec.job_timeout)
+        since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
+        self.plan, index = plan_job(ctx, job, spec, salt)
+        self._start(spec, version, isolation)
+        outputs, keep, failed, collision = self._run_datums(executor, spec, isolation, index)
+        if watch.reason == RUNNER_STOPPED:
+            release(ctx, job)
+            return JobState.CREATED
+        return self._finish(outputs, keep, failed, collision, since_epoch)
+
+    def _start(
+        self, spec: PipelineSpec, version: records.VersionRow, isolation: Isolation
+    ) -> None:
+        """Record the skipped datums, the inputs every datum reads, and the job's context."""
+        ctx, job, plan = self.ctx, self.job, self.plan
+        assert plan is not None
+        total = len(plan.skipped) + len(plan.run)
+        with ctx.pfs.db.write() as conn:
+            if plan.skipped:
+                conn.execute(insert(datums), [
+                    _datum_row(job.id, d, plan.hashes[d.id], state=DatumState.SKIPPED.value,
+                               outputs=outs, source_job=source)
+                    for d, outs, source in plan.skipped
+                ])
+            _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
+            conn.execute(
+                update(jobs).where(jobs.c.id == job.id).values(
+                    data_total=total, data_skipped=len(plan.skipped),
+                    context=job_context(ctx, spec, version, isolation),
+                )
             )
-        )
-    openlineage.job_started(ctx, job)
-    prog = JobProgress(
-        job.pipeline, job.commit_id, JobState.RUNNING, total, len(plan.skipped),
-        sandbox=isolation.describe(),
-    )
-    report(prog)
-    by_id = {d.id: d for d in plan.run}
-    outputs: dict[str, FileEntry] = {}
-    collision: str | None = None
-    keep: set[bytes] = set()
-    counts = {s: 0 for s in DatumState}
-    failed: list[str] = []
-    watch = _Watch(ctx, job, spec.job_timeout)
-    try:
+        openlineage.job_started(ctx, job)
+        self.prog.total, self.prog.skipped = total, len(plan.skipped)
+        self.prog.sandbox = isolation.describe()
+        self.report(self.prog)
+
+    def _run_datums(
+        self, executor: Executor, spec: PipelineSpec, isolation: Isolation, index: GlobIndex
+    ) -> tuple[dict[str, FileEntry], set[bytes], list[str], str | None]:
+        """Run the plan's datums; (outputs by path, blobs to keep, failed datums, the first
+        collision between two datums' outputs)."""
+        ctx, job, plan, prog = self.ctx, self.job, self.plan, self.prog
+        assert plan is not None
+        by_id = {d.id: d for d in plan.run}
+        outputs: dict[str, FileEntry] = {}
+        collision: str | None = None
+        keep: set[bytes] = set()
+        counts = {s: 0 for s in DatumState}
+        failed: list[str] = []
         tasks = [
             DatumSetTask(
                 store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
@@ -563,62 +640,71 @@ def run_job(
             )
             for group in _sets(plan.run, spec.parallelism, isolation.sandbox)
         ]
-        for results in executor.map(run_datum_set, tasks, parallelism=spec.parallelism):
-            rows = []
-            for r in results:
-                counts[r.state] += 1
-                if r.state == DatumState.FAILED:
-                    failed.append(r.datum_id)
-                keep.update(r.digests)
-                for e in r.outputs:
-                    other = outputs.get(e.path)
-                    if other is not None and collision is None:
-                        collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
-                    outputs[e.path] = e
-                rows.append(_result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r))
-            with ctx.pfs.db.write() as conn:
-                if rows:
-                    conn.execute(insert(datums), rows)
-                conn.execute(
-                    update(jobs).where(jobs.c.id == job.id).values(
-                        data_processed=counts[DatumState.SUCCESS],
-                        data_failed=counts[DatumState.FAILED],
-                        data_recovered=counts[DatumState.RECOVERED],
-                    )
-                )
-            prog.done += len(results)
-            prog.failed = counts[DatumState.FAILED]
-            report(prog)
-    except HaathiError as exc:
-        watch.close()
-        end_job(ctx, job, JobState.FAILURE, f"job failed: {exc}", root=plan.base_root)
-        prog.state, prog.reason = JobState.FAILURE, str(exc)
-        report(prog)
-        return JobState.FAILURE
-    watch.close()
-    if watch.reason is not None:
-        state, reason, root = JobState.KILLED, watch.reason, plan.base_root
-        end_job(ctx, job, state, reason, root=root, only_if_running=False)
-    else:
-        collision = collision or _collisions(ctx, plan, outputs)
-        state, reason, root = JobState.SUCCESS, None, plan.base_root
-        if collision is not None:
-            state, reason = JobState.FAILURE, f"output path collision: {collision}"
-        else:
-            root, nodes = _assemble(ctx, plan, outputs)
-            keep.update(nodes)
-            if failed:
-                state = JobState.FAILURE
-                reason = f"{len(failed)} datum(s) failed: " + ", ".join(sorted(failed)[:3])
+        results_of_sets = executor.map(run_datum_set, tasks, parallelism=spec.parallelism)
         try:
-            end_job(ctx, job, state, reason, root=root, keep=sorted(keep),
-                    since_epoch=since_epoch)
-        except Conflict as exc:
-            state, reason = JobState.FAILURE, str(exc)
-            end_job(ctx, job, state, reason, root=plan.base_root)
-    prog.state, prog.reason = state, reason
-    report(prog)
-    return state
+            for results in results_of_sets:
+                rows = []
+                for r in results:
+                    counts[r.state] += 1
+                    if r.state == DatumState.FAILED:
+                        failed.append(r.datum_id)
+                    keep.update(r.digests)
+                    for e in r.outputs:
+                        other = outputs.get(e.path)
+                        if other is not None and collision is None:
+                            collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
+                        outputs[e.path] = e
+                    rows.append(
+                        _result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r)
+                    )
+                with ctx.pfs.db.write() as conn:
+                    if rows:
+                        conn.execute(insert(datums), rows)
+                    conn.execute(
+                        update(jobs).where(jobs.c.id == job.id).values(
+                            data_processed=counts[DatumState.SUCCESS],
+                            data_failed=counts[DatumState.FAILED],
+                            data_recovered=counts[DatumState.RECOVERED],
+                        )
+                    )
+                prog.done += len(results)
+                prog.failed = counts[DatumState.FAILED]
+                self.report(prog)
+        finally:
+            if isinstance(results_of_sets, Generator):
+                results_of_sets.close()  # sets not started yet are dropped
+        return outputs, keep, failed, collision
+
+    def _finish(
+        self, outputs: dict[str, FileEntry], keep: set[bytes], failed: list[str],
+        collision: str | None, since_epoch: int,
+    ) -> JobState:
+        """End the job: its output commit is the base plus the new outputs, or an error."""
+        ctx, job, plan, watch = self.ctx, self.job, self.plan, self.watch
+        assert plan is not None
+        if watch.reason is not None:
+            state, reason, root = JobState.KILLED, watch.reason, plan.base_root
+            end_job(ctx, job, state, reason, root=root, only_if_running=False)
+        else:
+            collision = collision or _collisions(ctx, plan, outputs)
+            state, reason, root = JobState.SUCCESS, None, plan.base_root
+            if collision is not None:
+                state, reason = JobState.FAILURE, f"output path collision: {collision}"
+            else:
+                root, nodes = _assemble(ctx, plan, outputs)
+                keep.update(nodes)
+                if failed:
+                    state = JobState.FAILURE
+                    reason = f"{len(failed)} datum(s) failed: " + ", ".join(sorted(failed)[:3])
+            try:
+                end_job(ctx, job, state, reason, root=root, keep=sorted(keep),
+                        since_epoch=since_epoch)
+            except Conflict as exc:
+                state, reason = JobState.FAILURE, str(exc)
+                end_job(ctx, job, state, reason, root=plan.base_root)
+        self.prog.state, self.prog.reason = state, reason
+        self.report(self.prog)
+        return state
 
 
 def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -105,11 +106,14 @@ def _start_output_commit(
 
 
 def create_pipeline(
-    ctx: PpsContext, spec: PipelineSpec, *, is_update: bool = False, reprocess: bool = False
+    ctx: PpsContext, spec: PipelineSpec, *, is_update: bool = False, reprocess: bool = False,
+    then: Callable[[Connection], None] | None = None,
 ) -> str:
     """Create (or with ``is_update`` replace) a pipeline; the ID of the job it starts.
 
-    As with pachctl, updating a pipeline that does not exist creates it.
+    As with pachctl, updating a pipeline that does not exist creates it. One transaction:
+    a failure anywhere (a missing input repo, ``then``, which the caller uses for its own
+    writes) changes nothing.
     """
     t = now()
     with ctx.pfs.db.write() as conn:
@@ -154,7 +158,10 @@ def create_pipeline(
         _store_version(conn, p.id, version, spec, salt)
         out = (out_repo, spec.output_branch)
         provenance.set_provenance(conn, out, inputs)
-        return _start_output_commit(conn, p.id, version, out)
+        job = _start_output_commit(conn, p.id, version, out)
+        if then is not None:
+            then(conn)
+        return job
 
 
 def _output_key(conn: Connection, name: str, spec: PipelineSpec) -> provenance.BranchKey:

@@ -18,7 +18,8 @@ from haathi.models.info import JobState, RunSummary
 from haathi.pps import cron_ticks, jobs, records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor, make_executor
-from haathi.pps.worker import register_store
+from haathi.pps.sandbox import resolve_sandbox
+from haathi.pps.worker import forget_job, register_store
 
 __all__ = ["JobRunner", "RunSummary"]
 
@@ -42,11 +43,18 @@ class JobRunner:
             self._executor.close()
             self._executor = None
 
+    def _claim(self, job: records.JobRow, held: list[records.JobRow]) -> bool:
+        if not jobs.claim(self.ctx, job):
+            return False
+        held.append(job)  # until run_job has it (see run_pending)
+        return True
+
     def _next(
-        self, summary: RunSummary, only: Callable[[str], bool] | None = None
+        self, summary: RunSummary, held: list[records.JobRow],
+        only: Callable[[str], bool] | None = None,
     ) -> records.JobRow | None:
-        """The oldest runnable queued job (unrunnable ones are ended on the way); ``only``:
-        of the pipelines it accepts."""
+        """The oldest runnable queued job, claimed and added to ``held`` (unrunnable ones are
+        ended on the way); ``only``: of the pipelines it accepts."""
         jobs.ensure_jobs(self.ctx)
         while True:  # scan again after ending an unrunnable job: its downstream may be next
             with self.ctx.pfs.db.read() as conn:
@@ -57,7 +65,7 @@ class JobRunner:
             for job in sorted(queued, key=lambda j: j.id):
                 key = f"{job.pipeline}@{job.commit_id}"
                 if job.state == JobState.RUNNING:
-                    if jobs.claim(self.ctx, job):  # its runner's lease expired
+                    if self._claim(job, held):  # its runner's lease expired
                         return job
                     summary.waiting[key] = "running in another runner"
                     continue
@@ -71,32 +79,57 @@ class JobRunner:
                     ):
                         summary.ran[key] = JobState.UNRUNNABLE
                     break
-                if r.ready and jobs.claim(self.ctx, job):
+                if r.ready and self._claim(job, held):
                     return job
                 summary.waiting[key] = r.why
             else:
                 return None
 
+    def check(self) -> None:
+        """Raise the error that keeps this runner from running jobs here (its sandbox or its
+        executor cannot start), if any; the executor is made once, shared by every thread
+        that runs jobs."""
+        resolve_sandbox(self.ctx.sandbox)
+        self.executor  # noqa: B018
+
     def run_pending(
-        self, progress: jobs.ProgressFn | None = None, only: Callable[[str], bool] | None = None
+        self, progress: jobs.ProgressFn | None = None, only: Callable[[str], bool] | None = None,
+        stop: threading.Event | None = None,
     ) -> RunSummary:
-        """Run jobs until none is runnable; report those left waiting and why. ``only``: the
-        jobs of the pipelines it accepts (by name), no others."""
+        """Run jobs until none is runnable (or ``stop`` is set); report those left waiting
+        and why. ``only``: the jobs of the pipelines it accepts (by name), no others.
+
+        Every job this claims is ended or given back to the queue before this returns or
+        raises (KeyboardInterrupt, SIGTERM in the CLI, a bug), so no job waits for a lease
+        to expire."""
         summary = RunSummary()
-        while (job := self._next(summary, only)) is not None:
+        executor = self.executor  # one that cannot start fails here, before any claim
+        while stop is None or not stop.is_set():
+            held: list[records.JobRow] = []
             try:
-                state = jobs.run_job(self.ctx, job, self.executor, progress)
-            except KeyboardInterrupt:
-                jobs.release(self.ctx, job)  # queued again: the next runner starts it afresh
+                job = self._next(summary, held, only)
+                if job is None:
+                    break
+                state = jobs.run_job(self.ctx, job, executor, progress, stop)
+            except BaseException:
+                for j in held:  # run_job gives back what it ran; this, a claim it never got
+                    if jobs.release(self.ctx, j):
+                        forget_job(j.commit_id)
                 raise
-            summary.ran[f"{job.pipeline}@{job.commit_id}"] = state
+            key = f"{job.pipeline}@{job.commit_id}"
+            if state == JobState.CREATED:  # given back: the runner is stopping
+                summary.waiting[key] = jobs.RUNNER_STOPPED
+                break
+            summary.ran[key] = state
         return summary
 
     def run_forever(
         self, stop: threading.Event, progress: jobs.ProgressFn | None = None, poll: float = 0.5
     ) -> None:
-        """Run jobs and tick cron inputs until ``stop`` is set."""
+        """Run jobs and tick cron inputs until ``stop`` is set; a job running then goes
+        back to the queue at once. Raises at once if this runner cannot run jobs here."""
+        self.check()
         while not stop.is_set():
             cron_ticks.tick_due(self.ctx)
-            self.run_pending(progress)
+            self.run_pending(progress, stop=stop)
             stop.wait(poll)
