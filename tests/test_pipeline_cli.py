@@ -434,7 +434,9 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
     with monkeypatch.context() as m:
         m.setenv("PATH", str(empty))  # bubblewrap is not found
         res = cli.fails("--sandbox", "bwrap", "update", "pipeline", "-f", spec)
-    assert res.code == 2 and "bubblewrap (bwrap)" in res.err
+        assert res.code == 2 and "bubblewrap (bwrap)" in res.err
+        # a worker that cannot run jobs here says so and exits, claiming nothing
+        assert cli("--sandbox", "bwrap", "run", "worker", ok=False).code == 2
     res = cli.fails("--executor", "carrier-pigeon://coop", "update", "pipeline", "-f", spec)
     assert res.code == 2 and "carrier-pigeon" in res.err
     res = cli.fails("--sandbox", "bwrap", "--executor", "bogus://x", "create", "pipeline", "-f",
@@ -450,3 +452,12 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
     assert cli("inspect", "pipeline", "copy", "-o", "json").json()["version"] == 2
     assert newest_job(cli, "copy")["state"] == "SUCCESS"
     assert newest_job(cli, "copy")["data_processed"] == 1
+
+    # a write is not refused for it: it commits, and the job it starts fails, saying why
+    with monkeypatch.context() as m:
+        m.setenv("PATH", str(empty))
+        cli("--sandbox", "bwrap", "put", "file", "images@master:/b.txt", "-f", "-",
+            input=b"b\n", ok=False)
+    assert cli("get", "file", "images@master:/b.txt").out == "b\n"
+    job = newest_job(cli, "copy")
+    assert job["state"] == "FAILURE" and "bubblewrap (bwrap)" in job["reason"]

@@ -38,7 +38,7 @@ def create_app(
         stop = threading.Event()
         worker: threading.Thread | None = None
         if run_worker:
-            api.runner.executor  # noqa: B018 - made once, before threads share it
+            api.runner.check()  # its sandbox and executor start here (made once, shared)
             worker = threading.Thread(
                 target=api.run_worker, args=(stop,), name="haathi-job-runner", daemon=True
             )

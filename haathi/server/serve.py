@@ -71,6 +71,8 @@ class Server:
         max_upload_bytes: int | None = None, log_level: str = "warning",
         s3_bind: str | None = "auto", s3_uploads: UploadLimits | None = None,
     ) -> None:
+        if run_worker:
+            api.runner.check()  # a server whose jobs cannot run here does not start
         host, port = parse_bind(bind)
         self.sock = listen(host, port)
         self.host = host
