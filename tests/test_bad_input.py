@@ -256,3 +256,40 @@ def test_reading_a_file_whose_pack_is_truncated_fails_before_the_first_byte(
     with pytest.raises(Corrupt, match=f"pack {pack} is truncated"):
         client.get_file("r@master:/big", offset=1_000_000)
     assert client.get_file("r@master:/big", length=1_000_000) == data[:1_000_000]
+
+
+def test_names_ending_in_a_newline_are_refused(client: Client, cli: Cli) -> None:
+    # a regex ending in `$` also matches before a final "\n": names are matched whole
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    client.put_file("r@master:/b", b"2")
+    before = state(client)
+    for name in ("bad\n", "bad\r\n", "bad\nx"):
+        with pytest.raises(InvalidArgument, match="invalid repo name"):
+            client.create_repo(name)
+        with pytest.raises(InvalidArgument):
+            client.create_branch(f"r@{name}")
+        with pytest.raises(InvalidArgument):
+            client.put_file(f"r@{name}:/c", b"3")  # a write to a new branch makes it
+        with pytest.raises(InvalidArgument):
+            client.start_commit(f"r@{name}")
+    with pytest.raises(InvalidArgument):
+        client.create_branch("r@" + "0" * 32 + "\n")  # a commit ID's shape, and a newline
+    # "master^\n" read as "master^" (a `$` before the final newline): now a bad ref
+    with pytest.raises(InvalidArgument, match="control characters"):
+        client.inspect_commit("r@master^\n")
+    spec = {
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+    }
+    with pytest.raises(InvalidArgument, match=r"pipeline\.name"):
+        client.create_pipeline(spec | {"pipeline": {"name": "p\n"}})
+    with pytest.raises(InvalidArgument, match=r"input\.pfs\.name"):
+        client.create_pipeline(spec | {"input": {"pfs": {"repo": "r", "glob": "/*",
+                                                         "name": "in\n"}}})  # fmt: skip
+    assert state(client) == before
+    assert [b.name for b in client.list_branch("r")] == ["master"]
+    assert client.list_pipeline() == []
+    assert cli.fails("create", "repo", "bad\n").code == InvalidArgument.exit_code
+

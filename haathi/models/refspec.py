@@ -13,7 +13,8 @@ from haathi.errors import InvalidArgument
 from haathi.models import paths
 from haathi.models.ids import validate_repo_name
 
-_ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)$")
+_ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,10 @@ def parse_commit(text: str) -> CommitSpec:
     validate_repo_name(repo)
     if sep and not ref:
         raise InvalidArgument(f"{text!r}: missing branch or commit after '@'")
+    if ref and _CONTROL.search(ref):
+        raise InvalidArgument(
+            f"invalid branch or commit {ref!r}: control characters are not allowed"
+        )
     return CommitSpec(repo, ref or None)
 
 

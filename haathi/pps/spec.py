@@ -28,8 +28,8 @@ MAX_PIPELINE_NAME = 51
 MAX_PARALLELISM = 1024  # datums a job runs at once
 MAX_DATUM_TRIES = 100
 MAX_EXIT_CODE = 255  # exit statuses are 0-255
-_PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # whole names: fullmatch
+_INPUT_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 REPROCESS_SPECS = ("until_success", "every_job")
 _COMPOSITES = ("cross", "union", "join", "group")
 
@@ -437,7 +437,7 @@ def _pipeline_name(top: _Obj) -> str:
             f"{pipe.where('name')} {name!r} is too long: {len(name)} characters, "
             f"at most {MAX_PIPELINE_NAME}"
         )
-    if not _PIPELINE_NAME_RE.match(name):
+    if not _PIPELINE_NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"{pipe.where('name')} {name!r} is invalid: use letters, digits, '_' and '-', "
             "starting with a letter or digit"
@@ -674,7 +674,7 @@ def _validate_input_name(name: str, where: str) -> None:
         raise InvalidArgument(f"{where} is required")
     if name in ("out", ".env"):
         raise InvalidArgument(f"{where}: an input cannot be named {name!r}")
-    if not _INPUT_NAME_RE.match(name):
+    if not _INPUT_NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"{where} {name!r} is invalid: use letters, digits, '_' and '-'"
         )
