@@ -1,8 +1,9 @@
 """File paths inside a commit: normalization and validation.
 
 Paths are absolute (``/a/b.txt``), use ``/`` as separator, and never contain ``..``, ``.``
-components, NUL or other control characters. Paths that are written must also be free of glob
-characters, so that every stored path can be matched literally by a glob.
+components, NUL or other control characters, or lone surrogates (they are not Unicode). Paths
+that are written must also be free of glob characters, so that every stored path can be
+matched literally by a glob.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 
 from haathi.errors import InvalidArgument
+from haathi.models.text import check_text
 
 GLOB_CHARS = frozenset("*?[]{}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -28,6 +30,7 @@ def normalize(path: str) -> str:
     """Return the canonical form of ``path`` (``/`` for the root) or raise InvalidArgument."""
     if not isinstance(path, str):
         raise InvalidArgument(f"invalid path {path!r}: not a string")
+    check_text(path, f"path {_shown(path)}")
     _check_chars(path)
     parts = []
     for part in path.split("/"):
@@ -51,6 +54,11 @@ def normalize_for_write(path: str) -> str:
     if norm == "/":
         raise InvalidArgument("invalid path '/': a file needs a name")
     return norm
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """``text`` quoted, its middle elided when long (an error message stays one line)."""
+    return repr(text) if len(text) <= most else repr(text[: most // 2] + "..." + text[-most // 2 :])
 
 
 def join(directory: str, name: str) -> str:

@@ -15,6 +15,7 @@ from haathi.models.bounds import check_description
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
+from haathi.models.text import check_text
 from haathi.pfs import staging
 from haathi.pfs.commits import (
     CommitRow,
@@ -209,6 +210,7 @@ def start_commit(
     if parse_ancestry(branch).base != branch or is_commit_id(branch):
         raise InvalidArgument(f"start commit needs a branch, got {spec}")
     validate_branch_name(branch)
+    check_text(description, "the commit message")
     check_description(description, "the commit message")
     cid = new_commit_id()
     with ctx.db.write() as conn:
@@ -253,6 +255,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
     its staged changes are still those the tree was built from, else the tree is rebuilt.
     """
     if description is not None:
+        check_text(description, "the commit message")
         check_description(description, "the commit message")
     for _ in range(CAS_ATTEMPTS):
         with ctx.db.read() as conn:

@@ -10,6 +10,7 @@ from haathi.models import paths
 from haathi.models.bounds import check_description
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec
+from haathi.models.text import check_text
 from haathi.pfs import files, lifecycle, staging
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
@@ -69,6 +70,7 @@ def modify(
     Everything is validated and all bytes are stored before anything becomes visible: a
     failure (bad path, unreadable source) leaves the repo as it was.
     """
+    check_text(description, "the commit message")
     check_description(description, "the commit message")
     lifecycle.write_target(ctx, spec)
     for op in ops:

@@ -20,6 +20,7 @@ from haathi.errors import InvalidArgument
 from haathi.models.bounds import check_description
 from haathi.models.glob import compile_input_glob
 from haathi.models.ids import validate_branch_name, validate_repo_name
+from haathi.models.text import check_texts
 from haathi.pps.cron import MAX_DURATION_S, format_duration, parse_cron, parse_duration
 
 MAX_PIPELINE_NAME = 51
@@ -388,6 +389,7 @@ def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
     keeps working.
     """
     bounded = not stored
+    check_texts(doc, "the pipeline spec")
     top = _Obj(doc, "", _TOP_FIELDS)
     name = _pipeline_name(top)
     transform = _parse_transform(top, bounded)
@@ -422,6 +424,7 @@ def parse_input(doc: dict[str, Any], pipeline: str | None = None) -> Input:
     A cron input's repo defaults to ``<pipeline>_<name>``, so it must be given when
     ``pipeline`` is None.
     """
+    check_texts(doc, "input")
     inp = _parse_input(doc, "input", pipeline)
     validate_input(inp)
     return inp
