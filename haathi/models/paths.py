@@ -3,7 +3,10 @@
 Paths are absolute (``/a/b.txt``), use ``/`` as separator, and never contain ``..``, ``.``
 components, NUL or other control characters, or lone surrogates (they are not Unicode). Paths
 that are written must also be free of glob characters, so that every stored path can be
-matched literally by a glob.
+matched literally by a glob, and fit every common file system: each name at most
+:data:`MAX_NAME_BYTES` bytes of UTF-8 (Linux's NAME_MAX) and the whole path at most
+:data:`MAX_PATH_BYTES` (Linux's PATH_MAX less its terminating NUL), so ``get file -r`` can
+restore what was stored. Names are kept byte for byte (no Unicode normalization).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from haathi.models.text import check_text
 GLOB_CHARS = frozenset("*?[]{}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB = re.compile(r"[*?\[\]{}]")
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
 
 
 def _check_chars(path: str) -> None:
@@ -53,7 +58,28 @@ def normalize_for_write(path: str) -> str:
         )
     if norm == "/":
         raise InvalidArgument("invalid path '/': a file needs a name")
+    check_length(norm)
     return norm
+
+
+def check_length(path: str) -> str:
+    """``path`` (normalized) unless a name in it or the whole of it is too long to restore."""
+    if len(path) * 4 <= MAX_NAME_BYTES:  # a code point is at most 4 bytes of UTF-8
+        return path
+    for name in path.split("/"):
+        size = len(name.encode())
+        if size > MAX_NAME_BYTES:
+            raise InvalidArgument(
+                f"invalid path {_shown(path)}: the name {_shown(name)} is {size} bytes long "
+                f"(UTF-8); a file or directory name can be at most {MAX_NAME_BYTES} bytes"
+            )
+    size = len(path.encode())
+    if size > MAX_PATH_BYTES:
+        raise InvalidArgument(
+            f"invalid path {_shown(path)}: it is {size} bytes long (UTF-8); a path can be at "
+            f"most {MAX_PATH_BYTES} bytes"
+        )
+    return path
 
 
 def _shown(text: str, most: int = 40) -> str:
