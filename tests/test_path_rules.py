@@ -213,6 +213,38 @@ def test_a_path_of_more_than_4095_bytes_is_refused(client: Client) -> None:
 # ---- trees of older stores ---------------------------------------------------------------
 
 
+def test_fsck_reports_what_writes_now_refuse_in_old_trees(client: Client, cli: Cli) -> None:
+    client.create_repo("r")
+    client.put_file("r@master:/ok", b"fine")
+    old = plant_commit(client, "r", {
+        "/e": b"a file", "/e/f": b"and a file below it", f"/{NFC}": b"1", f"/{NFD}": b"2",
+        "/" + "n" * 300: b"long",
+    })  # fmt: skip
+    found = {(p.kind, p.severity, p.subject) for p in client.fsck()}
+    assert found == {
+        ("path_collision", "error", f"r@{old}:/e"),
+        ("path_spelling", "warning", f"r@{old}:/{min(NFC, NFD)}"),
+        ("long_path", "error", f"r@{old}:/{'n' * 300}"),
+    }
+    collision = next(p for p in client.fsck() if p.kind == "path_collision")
+    assert "/e is a file and a directory (/e/f is a file in it)" in collision.message
+    assert "haathi delete file r@master:/e" in collision.repair
+    res = cli("fsck", ok=False)
+    assert res.code != 0 and "/e is a file and a directory" in res.err
+
+    # restoring that commit fails with one line, not an internal error
+    res = cli.fails("get", "file", "-r", f"r@{old}:/", "-o", str(cli.cwd / "out"))
+    assert "cannot write" in res.err and "internal error" not in res.err
+
+    # writes elsewhere still work; the repair is a new commit without the collision
+    client.put_file("r@master:/other", b"x")
+    client.delete_file("r@master:/e")
+    assert "/e/f" in files(client)
+    assert {p.subject for p in client.fsck()} == {  # the old commits keep theirs
+        f"r@{old}:/e", f"r@{old}:/{min(NFC, NFD)}", f"r@{old}:/{'n' * 300}",
+    }
+
+
 def test_an_open_commit_of_an_older_haathi_cannot_finish_with_a_collision(
     client: Client,
 ) -> None:
