@@ -3,8 +3,9 @@ in two Unicode spellings.
 
 A tree maps paths to files and directories are implied, so nothing in the tree itself stops
 ``/e`` and ``/e/f`` from both being files; no file system can hold them (``get file -r`` would
-fail). Every write is checked before anything is stored, as Pachyderm refuses such a commit
-("file / directory path collision"). Names are kept byte for byte, as written; but a name
+fail). Pachyderm fails such a commit when it is finished ("file / directory path
+collision"); here the write itself is refused, before anything is stored. Names are kept byte
+for byte, as written; but a name
 whose NFC and NFD spellings differ (``é`` as one code point, or ``e`` and a combining accent)
 is refused beside its other spelling: the two look alike, and macOS's file systems take them
 for one file.
