@@ -13,3 +13,41 @@ def inner(client: Client) -> Api:
     api = getattr(client, "server_api", None) or client._api
     assert isinstance(api, Api)
     return api
+
+
+def plant_commit(
+    client: Client, repo: str, content: dict[str, bytes], *, staged_into: str | None = None
+) -> str:
+    """A commit holding ``content`` as an older haathi, which checked no paths, could have
+    written it: a new finished commit on ``repo@master``, or (``staged_into``) changes staged
+    into that open commit. Returns the commit's ID."""
+    import io
+
+    from haathi.models.ids import new_commit_id
+    from haathi.models.info import CommitState
+    from haathi.pfs import staging
+    from haathi.pfs.ingest import ingest_stream
+    from haathi.pfs.rows import cas_head, ensure_branch, insert_commit, lock
+    from haathi.tree import prolly
+
+    pfs = inner(client).pfs
+    with pfs.blobs.writer() as writer:
+        entries = sorted(
+            (ingest_stream(writer, p, io.BytesIO(data)) for p, data in content.items()),
+            key=lambda e: e.path,
+        )
+        root = prolly.build(entries, pfs.nodes, writer)
+    with pfs.db.write() as conn:
+        repo_id = lock(conn, repo)
+        if staged_into is not None:
+            changes = [staging.Change(staging.PUT, e.path, e) for e in entries]
+            staging.stage(conn, repo_id, staged_into, changes)
+            return staged_into
+        head = ensure_branch(conn, repo_id, "master")
+        cid = new_commit_id()
+        insert_commit(
+            conn, repo_id, cid, branch="master", parent=head, state=CommitState.FINISHED,
+            description="planted", root=root, totals=prolly.totals(root, pfs.nodes),
+        )
+        assert cas_head(conn, repo_id, "master", head, cid)
+    return cid

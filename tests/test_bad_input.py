@@ -256,3 +256,87 @@ def test_reading_a_file_whose_pack_is_truncated_fails_before_the_first_byte(
     with pytest.raises(Corrupt, match=f"pack {pack} is truncated"):
         client.get_file("r@master:/big", offset=1_000_000)
     assert client.get_file("r@master:/big", length=1_000_000) == data[:1_000_000]
+
+
+def test_names_ending_in_a_newline_are_refused(client: Client, cli: Cli) -> None:
+    # a regex ending in `$` also matches before a final "\n": names are matched whole
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    client.put_file("r@master:/b", b"2")
+    before = state(client)
+    for name in ("bad\n", "bad\r\n", "bad\nx"):
+        with pytest.raises(InvalidArgument, match="invalid repo name"):
+            client.create_repo(name)
+        with pytest.raises(InvalidArgument):
+            client.create_branch(f"r@{name}")
+        with pytest.raises(InvalidArgument):
+            client.put_file(f"r@{name}:/c", b"3")  # a write to a new branch makes it
+        with pytest.raises(InvalidArgument):
+            client.start_commit(f"r@{name}")
+    with pytest.raises(InvalidArgument):
+        client.create_branch("r@" + "0" * 32 + "\n")  # a commit ID's shape, and a newline
+    # "master^\n" read as "master^" (a `$` before the final newline): now a bad ref
+    with pytest.raises(InvalidArgument, match="control characters"):
+        client.inspect_commit("r@master^\n")
+    spec = {
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+    }
+    with pytest.raises(InvalidArgument, match=r"pipeline\.name"):
+        client.create_pipeline(spec | {"pipeline": {"name": "p\n"}})
+    with pytest.raises(InvalidArgument, match=r"input\.pfs\.name"):
+        client.create_pipeline(spec | {"input": {"pfs": {"repo": "r", "glob": "/*",
+                                                         "name": "in\n"}}})  # fmt: skip
+    assert state(client) == before
+    assert [b.name for b in client.list_branch("r")] == ["master"]
+    assert client.list_pipeline() == []
+    assert cli.fails("create", "repo", "bad\n").code == InvalidArgument.exit_code
+
+
+LONE = "\ud800"  # a lone surrogate: a str can hold it, UTF-8 (and so the store) cannot
+
+
+def test_text_that_is_not_unicode_is_invalid_and_stores_nothing(client: Client) -> None:
+    # was an internal UnicodeEncodeError (a 500 over HTTP); every field says which it is
+    client.create_repo("r")
+    client.put_file("r@master:/a", b"1")
+    before = state(client)
+    spec = {"pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
+            "transform": {"cmd": ["echo", LONE]}}  # fmt: skip
+    for name, call in {
+        "the description of repo q": lambda: client.create_repo("q", description=LONE),
+        "the description of repo r": lambda: client.update_repo("r", f"x{LONE}"),
+        "branch or commit": lambda: client.create_branch(f"r@b{LONE}"),
+        "head": lambda: client.create_branch("r@b", head=f"master{LONE}"),
+        "the commit message": lambda: client.start_commit("r@dev", description=LONE),
+        "metadata key": lambda: client.edit_metadata("repo", "r", "add", {LONE: "v"}),
+        "metadata value": lambda: client.edit_metadata("repo", "r", "add", {"k": LONE}),
+        "path": lambda: client.put_file(f"r@master:/{LONE}", b"1"),
+        "the commit message ": lambda: client.put_file("r@master:/b", b"1", description=LONE),
+        "path ": lambda: client.copy_file("r@master:/a", f"r@master:/c{LONE}"),
+        "path  ": lambda: client.get_file(f"r@master:/{LONE}"),
+        "glob pattern": lambda: client.glob_file(f"r@master:/{LONE}*"),
+        "the pipeline spec.transform.cmd[1]": lambda: client.create_pipeline(spec),
+        "": lambda: client.inspect_pipeline(LONE),
+        " ": lambda: client.list_job(LONE),
+    }.items():
+        with pytest.raises(InvalidArgument, match="not valid Unicode text") as exc:
+            call()
+        assert name.strip() in str(exc.value)
+    assert state(client) == before
+    assert client.inspect_repo("r").description == "" and client.inspect_repo("r").metadata == {}
+
+
+def test_put_of_a_file_name_that_is_not_utf8_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    # os.listdir gives such a name as a lone surrogate ("bad\udcff")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good").write_bytes(b"1")
+    with open(os.path.join(os.fsencode(src), b"bad\xff"), "wb") as fh:
+        fh.write(b"2")
+    cli("create", "repo", "r")
+    res = cli.fails("put", "file", "-r", "r@master:/d", "-f", str(src))
+    assert res.code == InvalidArgument.exit_code and "not valid Unicode text" in res.err
+    assert "\\udcff" in res.err
+    assert cli("list", "commit", "r", "-o", "json").json() == []

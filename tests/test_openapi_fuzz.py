@@ -10,6 +10,7 @@ names replaced by ones that exist there, so that requests also reach past the lo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -142,3 +144,58 @@ def test_no_operation_answers_5xx(
     case.call_and_validate(base_url=fuzz_server.url, checks=[not_a_server_error], timeout=60)
     if _replace_names(case, seeded.known()):
         case.call_and_validate(base_url=fuzz_server.url, checks=[not_a_server_error], timeout=60)
+
+
+LONE = "\ud800"  # what a JSON "\ud800" escape decodes to: no UTF-8 for it
+
+
+def _with_lone_surrogates(schema: dict[str, Any], components: dict[str, Any]) -> Any:
+    """A value of ``schema`` with a lone surrogate in every string (and in the keys of
+    free-form objects)."""
+    if "$ref" in schema:
+        return _with_lone_surrogates(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            option = next(s for s in schema[key] if s.get("type") != "null")
+            return _with_lone_surrogates(option, components)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties")
+        if not props:
+            return {f"k{LONE}": f"v{LONE}"}
+        return {k: _with_lone_surrogates(v, components) for k, v in props.items()}
+    if kind == "array":
+        return [_with_lone_surrogates(schema.get("items", {}), components)]
+    if kind in ("integer", "number"):
+        return 0
+    if kind == "boolean":
+        return False
+    return f"x{LONE}"
+
+
+def test_a_lone_surrogate_in_any_json_field_is_invalid_never_5xx(fuzz_server: Server) -> None:
+    # Hypothesis generates no surrogates; JSON's "\ud800" escape sends one. Auth is on, so
+    # the auth routes read their bodies too.
+    with haathi.connect(fuzz_server.url) as c:
+        token = c.auth_activate()
+    doc = _openapi()
+    components = doc["components"]["schemas"]
+    params = {"repo": "data", "ref": "master", "kind": "repo"}
+    sent = 0
+    with httpx.Client(base_url=fuzz_server.url, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as h:  # fmt: skip
+        for path, operations in doc["paths"].items():
+            for method, op in operations.items():
+                schema = op.get("requestBody", {}).get("content", {}).get("application/json")
+                if schema is None:
+                    continue
+                body = _with_lone_surrogates(schema["schema"], components)
+                content = json.dumps(body).encode()  # escaped: "\ud800"
+                if b"\\ud800" not in content:
+                    continue  # no string field (fsck, gc)
+                r = h.request(method.upper(), path.format(**params), content=content,
+                              headers={"Content-Type": "application/json"})  # fmt: skip
+                assert r.status_code == 400, (method, path, body, r.text)
+                assert r.json()["code"] == "invalid_argument", r.text
+                sent += 1
+    assert sent >= 15

@@ -748,6 +748,44 @@ def test_file_and_directory_at_one_path_fail_the_job(client: Client) -> None:
     assert client.inspect_commit(f"filedir@{jid}").error
 
 
+def test_a_new_datum_writing_below_a_kept_output_file_fails_the_job(client: Client) -> None:
+    # The job's merged output counts: datum a's /x (kept from the first job) and datum b's
+    # /x/y (new in the second) would make /x a file and a directory.
+    client.create_repo("inputs")
+    client.put_file("inputs@master:/a", b"a\n")
+    client.create_pipeline({
+        "pipeline": {"name": "filedir"},
+        "input": pfs("inputs", "/*"),
+        "transform": sh(
+            'if [ "$(basename "$inputs")" = a ]; then echo 1 > /pfs/out/x;',
+            "else mkdir /pfs/out/x; echo 2 > /pfs/out/x/y; fi",
+        ),
+    })
+    assert files(client, "filedir@master") == {"/x": b"1\n"}
+    cid = client.put_file("inputs@master:/b", b"b\n")
+    job = job_of(client, "filedir", cid)
+    assert job.state == JobState.FAILURE
+    assert job.reason is not None
+    assert "file / directory path collision: /x is a file and a directory" in job.reason
+    ids = [d.id for d in client.list_datum(f"filedir@{cid}")]
+    assert all(i in job.reason for i in ids)
+    assert client.inspect_commit(f"filedir@{cid}").error
+    assert files(client, "filedir@master") == {"/x": b"1\n"}
+
+
+def test_two_spellings_of_one_name_fail_the_job(client: Client) -> None:
+    client.create_repo("inputs")
+    put_all(client, "inputs", {"/nfc": "caf\u00e9", "/nfd": "cafe\u0301"})
+    [jid] = client.create_pipeline({
+        "pipeline": {"name": "spell"},
+        "input": pfs("inputs", "/*"),
+        "transform": sh('touch "/pfs/out/$(cat "$inputs")"'),  # each datum writes one name
+    })
+    job = job_of(client, "spell", jid)
+    assert job.state == JobState.FAILURE
+    assert job.reason is not None and "two Unicode spellings (NFD and NFC)" in job.reason
+
+
 # ---- symlinks in /pfs/out (Pachyderm's shuffle example) ---------------------------------
 
 

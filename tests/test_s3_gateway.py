@@ -12,6 +12,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +416,40 @@ def test_multipart_parts_list_replace_complete_and_abort(data: Client, s3: BaseC
 
 
 # errors and bad input --------------------------------------------------------------------
+
+
+def test_a_key_cannot_be_an_object_and_hold_objects(data: Client, s3: BaseClient) -> None:
+    """Keys are file paths: ``a.txt`` is an object, so ``a.txt/x`` cannot be one, and
+    ``dir/`` holds objects, so ``dir`` cannot be one (a tree no file system could hold).
+    PutObject, CopyObject and CompleteMultipartUpload refuse them and write nothing."""
+    before, content = commits(data), files(data)
+
+    def refused(write: Callable[[], object]) -> str:
+        with pytest.raises(ClientError) as exc:
+            write()
+        assert code_of(exc) == (400, "InvalidRequest")
+        return str(exc.value.response["Error"]["Message"])
+
+    for key in ("a.txt/x", "dir", "dir/sub"):
+        message = refused(partial(s3.put_object, Bucket="master.data", Key=key, Body=b"x"))
+        assert "file / directory path collision" in message
+    refused(lambda: s3.copy_object(Bucket="master.data", Key="a.txt/copy",
+                                   CopySource={"Bucket": "master.data", "Key": "dir/b.txt"}))
+    up = s3.create_multipart_upload(Bucket="master.data", Key="dir/sub")["UploadId"]
+    etag = s3.upload_part(Bucket="master.data", Key="dir/sub", UploadId=up, PartNumber=1,
+                          Body=b"part")["ETag"]  # fmt: skip
+    refused(lambda: s3.complete_multipart_upload(
+        Bucket="master.data", Key="dir/sub", UploadId=up,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    ))  # fmt: skip
+    # a name longer than a file system's (255 bytes) cannot be restored: refused too
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="master.data", Key="dir/" + "n" * 256, Body=b"x")
+    assert code_of(exc) == (400, "InvalidArgument")
+    assert "is 256 bytes long" in exc.value.response["Error"]["Message"]
+    assert commits(data) == before and files(data) == content
+
+
 
 
 def test_errors_are_s3_xml_with_their_status(data: Client, raw: httpx.Client) -> None:

@@ -183,6 +183,49 @@ def test_a_nul_character_is_invalid_on_postgresql(backends: Backends, tmp_path: 
         srv.stop()
 
 
+LONE = "\ud800"  # what a JSON "\ud800" escape decodes to: not Unicode text, no UTF-8 for it
+
+
+def test_text_that_is_not_unicode_is_invalid_never_500(http: httpx.Client) -> None:
+    # was a 500 UnicodeEncodeError: a lone surrogate in any string field of a JSON body
+    assert http.post("/v1/repos", json={"name": "r"}).status_code == 201
+    cid = http.post("/v1/repos/r/commits/dev/start", json={}).json()["id"]
+    spec = {"pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
+            "transform": {"cmd": ["echo", LONE]}}  # fmt: skip
+    header = json.dumps({"description": "", "ops": [{"op": "put", "path": f"/a{LONE}"}]})
+    framed = b"%d\n" % len(header) + header.encode() + FRAME.pack(0)
+    described = json.dumps({"description": LONE, "ops": []})
+    framed_described = b"%d\n" % len(described) + described.encode()
+    for method, path, body in [
+        ("POST", "/v1/repos", {"name": "q", "description": LONE}),
+        ("POST", "/v1/repos", {"name": f"q{LONE}"}),
+        ("PATCH", "/v1/repos/r", {"description": f"a{LONE}"}),
+        ("POST", "/v1/repos/r/branches", {"branch": f"b{LONE}"}),
+        ("POST", "/v1/repos/r/branches", {"branch": "b", "head": f"master{LONE}"}),
+        ("POST", "/v1/repos/r/commits/master/start", {"description": LONE}),
+        ("POST", f"/v1/repos/r/commits/{cid}/finish", {"description": LONE}),
+        ("POST", "/v1/repos/r/metadata/repo/~", {"action": "add", "items": {LONE: "v"}}),
+        ("POST", "/v1/repos/r/metadata/repo/~", {"action": "add", "items": {"k": LONE}}),
+        ("POST", "/v1/pipelines", {"spec": spec}),
+        ("POST", "/v1/pipelines/validate", {"spec": spec}),
+        ("POST", "/v1/pipelines/preview", {"spec": {"pfs": {"repo": "r", "glob": LONE}}}),
+        ("POST", "/v1/reproduce", {"target": f"r@master:/{LONE}"}),
+        ("POST", "/v1/repos/r/commits/master/modify", framed),
+        ("POST", "/v1/repos/r/commits/master/modify", framed_described),
+    ]:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()  # escaped
+        assert b"\\ud800" in content
+        r = http.request(method, path, content=content,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+        assert r.status_code == 400, (path, body, r.text)
+        assert envelope(r)["code"] == "invalid_argument", (path, r.text)
+        assert "\\ud800" in envelope(r)["message"], r.text  # the field, quoted
+    assert [x["name"] for x in http.get("/v1/repos").json()] == ["r"]
+    assert http.get("/v1/repos/r").json()["description"] == ""
+    assert [b["name"] for b in http.get("/v1/repos/r/branches").json()] == ["dev"]
+    assert http.get("/v1/pipelines").json() == []
+
+
 def test_remote_client_raises_the_same_class_with_the_same_message(
     client: Client, remote: Client
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from haathi import allocator
 from haathi.cli import render, units
 from haathi.cli.render import Output
 from haathi.client import Client
-from haathi.errors import HaathiError, InvalidArgument
+from haathi.errors import FailedPrecondition, HaathiError, InvalidArgument
 
 app = typer.Typer(
     help="haathi: version control for data, with Pachyderm's commands (pachctl -> haathi).",
@@ -370,8 +371,14 @@ def get_file(
         for f in c.walk_file(target):
             rel = f.path[len(base) :].lstrip("/") if f.path != spec.path else Path(f.path).name
             dest = Path(output_path) / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _copy_out(c, f"{f.repo}@{f.commit}:{f.path}", dest)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _copy_out(c, f"{f.repo}@{f.commit}:{f.path}", dest)
+            except OSError as exc:  # e.g. a path too long here, or a tree of an older haathi
+                raise FailedPrecondition(  # holding a file and a directory at one path
+                    f"cannot write {dest} ({f.path} of {f.repo}@{f.commit}): "
+                    f"{exc.strerror or exc}"
+                ) from exc
         return
     if output_path:
         _copy_out(c, target, Path(output_path))
@@ -389,9 +396,10 @@ STDOUT_HOLD = 16 << 20
 
 
 def _copy_out(c: Client, target: str, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.haathi-tmp")
+    # a short name: the file's own may already be as long as a name can be
+    tmp = dest.with_name(f".haathi-{secrets.token_hex(8)}.tmp")
     try:
-        with c.open_file(target) as src, open(tmp, "wb") as fh:
+        with c.open_file(target) as src, open(tmp, "xb") as fh:
             while block := src.read(1 << 20):
                 fh.write(block)
         os.replace(tmp, dest)

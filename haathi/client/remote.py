@@ -44,6 +44,7 @@ from haathi.models.lineage import LineageNode
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
+from haathi.models.text import check_text, not_unicode
 from haathi.models.wire import (
     API_PREFIX,
     FILE_INFO_HEADER,
@@ -59,7 +60,7 @@ Json = Any
 
 
 def _q(name: str) -> str:
-    return quote(name, safe="")
+    return quote(check_text(name, repr(name)), safe="")
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -125,6 +126,9 @@ class RemoteApi:
         self._http.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> Json:
+        if "json" in kw:  # escaped (ASCII): the server names a field that is not Unicode
+            kw["content"] = json.dumps(kw.pop("json")).encode()
+            kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
         try:
             try:
                 response = self._http.request(method, path, **kw)
@@ -136,6 +140,8 @@ class RemoteApi:
             raise StorageError(
                 f"cannot reach the haathi server at {self.url}: {exc}", retryable=True
             ) from exc
+        except UnicodeEncodeError as exc:  # a query parameter
+            raise not_unicode(exc, "a name or value of the request") from exc
         _raise_for(response)
         return None if response.status_code == 204 else response.json()
 
@@ -301,6 +307,7 @@ class RemoteApi:
         return [FileInfo.from_dict(d) for d in ds]
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
+        check_text(pattern, f"glob pattern {pattern!r}")  # a URL cannot carry it to the server
         ds = self._call("GET", f"{commit_path(spec)}/glob", params={"pattern": pattern})
         return [FileInfo.from_dict(d) for d in ds]
 

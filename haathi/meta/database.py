@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from haathi.config import mask_url
 from haathi.errors import Corrupt, IncompatibleStore, InvalidArgument, StorageError
+from haathi.models.text import not_unicode
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -151,6 +152,8 @@ class Database:
                     yield conn
         except (OperationalError, DBAPIError) as exc:
             raise _translate(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise not_unicode(exc, "a name or value in the request") from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -162,6 +165,8 @@ class Database:
                     yield conn
         except (OperationalError, DBAPIError) as exc:
             raise _translate(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise not_unicode(exc, "a name or value in the request") from exc
 
     @contextmanager
     def named_lock(self, name: str) -> Iterator[None]:

@@ -85,6 +85,8 @@ staged = Table(
     Column("path", Text, nullable=False),
     Column("payload", LargeBinary, nullable=True),
     Index("ix_staged_commit", "repo_id", "commit_id", "seq"),
+    # on PostgreSQL over ``path COLLATE "C"`` (migration 0008): paths compare byte for byte
+    Index("ix_staged_path", "repo_id", "commit_id", "path"),
 )
 
 packs = Table(

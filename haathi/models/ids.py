@@ -11,8 +11,8 @@ import blake3
 from haathi.errors import InvalidArgument
 
 DIGEST_SIZE = 32
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # whole names: fullmatch
+_HEX32_RE = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -52,12 +52,12 @@ def new_commit_id() -> str:
 
 def is_commit_id(text: str) -> bool:
     """True if ``text`` has the shape of a full commit ID."""
-    return bool(_HEX32_RE.match(text))
+    return bool(isinstance(text, str) and _HEX32_RE.fullmatch(text))
 
 
 def validate_repo_name(name: str) -> str:
     """Repo names: letters, digits, ``_`` and ``-``, starting alphanumeric, at most 63 chars."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"invalid repo name {name!r}: use letters, digits, '_' and '-' (start with a "
             "letter or digit, at most 63 characters)"
@@ -67,7 +67,7 @@ def validate_repo_name(name: str) -> str:
 
 def validate_branch_name(name: str) -> str:
     """Branch names follow repo names and must not look like a commit ID."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"invalid branch name {name!r}: use letters, digits, '_' and '-' (start with a "
             "letter or digit, at most 63 characters)"

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from haathi.errors import InvalidArgument
 from haathi.models import paths
 from haathi.models.ids import validate_repo_name
+from haathi.models.text import check_text
 
-_ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)$")
+_ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,12 @@ def parse_commit(text: str) -> CommitSpec:
     validate_repo_name(repo)
     if sep and not ref:
         raise InvalidArgument(f"{text!r}: missing branch or commit after '@'")
+    if ref:
+        check_text(ref, f"branch or commit {ref!r}")
+        if _CONTROL.search(ref):
+            raise InvalidArgument(
+                f"invalid branch or commit {ref!r}: control characters are not allowed"
+            )
     return CommitSpec(repo, ref or None)
 
 

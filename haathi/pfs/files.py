@@ -10,6 +10,7 @@ from haathi.models import paths
 from haathi.models.glob import compile_glob
 from haathi.models.info import ChangeKind, DiffEntry, FileInfo, FileType
 from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.models.text import check_text
 from haathi.pfs import staging
 from haathi.pfs.commits import CommitRow, get_commit, resolve
 from haathi.pfs.context import PfsContext
@@ -170,7 +171,7 @@ def walk_files(
 
 def glob_file(ctx: PfsContext, spec: CommitSpec, pattern: str) -> list[FileInfo]:
     """Files and directories whose path matches a Pachyderm glob."""
-    g = compile_glob(pattern)
+    g = compile_glob(check_text(pattern, f"glob pattern {pattern!r}"))
     commit, root = open_tree(ctx, spec)
     literal = g.literal_prefix
     scan_from = literal[: literal.rfind("/") + 1] or "/"

@@ -14,11 +14,13 @@ from dataclasses import replace
 
 from sqlalchemy import delete, select
 
-from haathi.errors import HaathiError
+from haathi.errors import HaathiError, InvalidArgument
 from haathi.meta.database import batches
 from haathi.meta.integrity import check_database
 from haathi.meta.schema import blobs, branches, commits, packs, repos
-from haathi.models.info import Problem
+from haathi.models import paths
+from haathi.models.info import CommitState, Problem
+from haathi.pfs.collisions import ChangeView, Clash, find_clashes
 from haathi.pfs.context import PfsContext
 from haathi.pfs.gc import bump_epoch, recheck
 from haathi.pfs.reach import Marker, Snapshot, snapshot
@@ -28,6 +30,7 @@ from haathi.storage.blobs import (
     pack_key,
     remove_stale_spools,
 )
+from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
 
 
@@ -116,8 +119,63 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
                 f"branch {repo}@{name} points at commit {head}, which does not exist",
                 f"move the branch: `haathi create branch {repo}@{name} --head <commit>`",
             ))  # fmt: skip
+    problems.extend(tree_path_problems(ctx))
     if fix:
         problems = _fix(ctx, problems, bad, set(missing_packs), snap, marker)
+    return problems
+
+
+def tree_path_problems(ctx: PfsContext) -> list[Problem]:
+    """Paths that writes now refuse, in trees of older stores: a file that is also a
+    directory, a name in two Unicode spellings, a name or path too long to restore.
+
+    Each commit is compared with its parent (equal subtrees skipped), so a problem is reported
+    at the commits that made or changed it, and the cost follows the history's changes.
+    """
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            select(repos.c.name, commits.c.repo_id, commits.c.id, commits.c.branch,
+                   commits.c.parent, commits.c.root)
+            .join(repos, repos.c.id == commits.c.repo_id)
+            .where(commits.c.state == CommitState.FINISHED.value)
+        ).all()  # fmt: skip
+    roots = {(r.repo_id, r.id): r.root for r in rows}
+    problems: list[Problem] = []
+    for r in rows:
+        where = f"{r.name}@{r.id}"
+        branch = f"{r.name}@{r.branch or r.id}"
+        before = roots.get((r.repo_id, r.parent)) if r.parent else None
+        try:
+            changed = [p for p, _, new in prolly.diff(before, r.root, ctx.nodes) if new]
+            clashes: dict[object, Clash] = {}  # one per file that is a directory too, and
+            for c in find_clashes(ChangeView(r.root, [], ctx.nodes), changed):  # per pair of
+                key = frozenset((c.upper, c.other)) if c.spelling else c.upper  # spellings
+                clashes.setdefault(key, c)
+        except HaathiError:
+            continue  # an unreadable tree node: the reachability check reports it
+        for path in changed:
+            try:
+                paths.check_length(path)
+            except InvalidArgument as exc:
+                problems.append(Problem(
+                    "error", "long_path", f"{where}:{path}", f"{where}: {exc}",
+                    f"`get file -r` cannot restore it: move it to a shorter path in a new "
+                    f"commit (haathi copy file, then delete file {branch}:{path})",
+                ))  # fmt: skip
+        for c in clashes.values():
+            if c.spelling:
+                problems.append(Problem(
+                    "warning", "path_spelling", f"{where}:{c.upper}", f"{where}: {c.message}",
+                    f"keep one spelling: delete the other in a new commit (haathi delete file "
+                    f"-r {branch}:<path>)",
+                ))  # fmt: skip
+            else:
+                problems.append(Problem(
+                    "error", "path_collision", f"{where}:{c.upper}", f"{where}: {c.message}",
+                    f"`get file -r` cannot restore it: keep one of them in a new commit on each "
+                    f"branch that has both, e.g. `haathi delete file {branch}:{c.upper}` (copy "
+                    "it to another path first to keep it; the files in the directory stay)",
+                ))  # fmt: skip
     return problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, update
 
@@ -15,7 +16,8 @@ from haathi.models.bounds import check_description
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
-from haathi.pfs import staging
+from haathi.models.text import check_text
+from haathi.pfs import collisions, staging
 from haathi.pfs.commits import (
     CommitRow,
     children_of,
@@ -122,6 +124,36 @@ def gc_epoch_now(ctx: PfsContext) -> int:
         return gc_epoch(conn, lock=None)
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What :func:`check_paths` checked changes against: a branch's head commit (None: an
+    empty branch), or an open commit with its changes staged up to ``staged_upto``."""
+
+    commit: str | None
+    staged_upto: int | None = None
+
+
+def check_paths(
+    ctx: PfsContext, spec: CommitSpec, changes: Sequence[staging.Change]
+) -> Checked:
+    """Refuse ``changes`` (entries not needed) that would make a path collision where they
+    go: a check before their bytes are stored. :func:`commit_changes` checks again only if
+    what they go to changed since."""
+    repo_id, branch, open_commit = write_target(ctx, spec)
+    with ctx.db.read() as conn:
+        if open_commit is not None:
+            base = staging.open_base(conn, open_commit)
+            collisions.check_staged(conn, repo_id, open_commit.id, base, changes, ctx.nodes)
+            return Checked(open_commit.id, staging.last_seq(conn, repo_id, open_commit.id))
+        assert branch is not None
+        head_id = branch_head(conn, repo_id, branch)[1]
+        head = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
+    if head is not None and not head.finished:
+        return Checked("")  # opened meanwhile: commit_changes checks against it
+    collisions.check_changes(head.root if head else None, changes, ctx.nodes)
+    return Checked(head_id)
+
+
 def commit_changes(
     ctx: PfsContext,
     spec: CommitSpec,
@@ -129,6 +161,7 @@ def commit_changes(
     description: str,
     writer: BlobWriter,
     since_epoch: int,
+    checked: Checked | None = None,
 ) -> str:
     """Apply ``changes`` atomically to ``spec``: staged into an open commit or as a new commit.
 
@@ -148,6 +181,10 @@ def commit_changes(
                 cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
                 if cur.finished:
                     continue
+                if checked != Checked(cur.id, staging.last_seq(conn, repo_id, cur.id)):
+                    collisions.check_staged(
+                        conn, repo_id, cur.id, staging.open_base(conn, cur), changes, ctx.nodes
+                    )
                 staging.stage(conn, repo_id, cur.id, changes)
             return open_commit.id
         assert branch is not None
@@ -156,7 +193,7 @@ def commit_changes(
         # build a tree in vain.
         with ctx.db.named_lock(f"branch/{repo_id}/{branch}"):
             cid = _commit_on_branch(
-                ctx, spec, repo_id, branch, changes, description, writer, since_epoch
+                ctx, spec, repo_id, branch, changes, description, writer, since_epoch, checked
             )
         if cid is None:
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
@@ -174,6 +211,7 @@ def _commit_on_branch(
     description: str,
     writer: BlobWriter,
     since_epoch: int,
+    checked: Checked | None,
 ) -> str | None:
     """One attempt at a one-off commit on ``branch``'s head; None if the head moved first."""
     with ctx.db.read() as conn:
@@ -182,6 +220,8 @@ def _commit_on_branch(
     if base is not None and not base.finished:
         return None
     root = base.root if base else None
+    if checked != Checked(head_id):
+        collisions.check_changes(root, changes, ctx.nodes)
     edits = staging.edits_for(root, changes, ctx.nodes)
     new_root = prolly.apply(root, edits, ctx.nodes, writer)
     writer.flush()
@@ -216,6 +256,7 @@ def start_commit(
     if parse_ancestry(branch).base != branch or is_commit_id(branch):
         raise InvalidArgument(f"start commit needs a branch, got {spec}")
     validate_branch_name(branch)
+    check_text(description, "the commit message")
     check_description(description, "the commit message")
     cid = new_commit_id()
     with ctx.db.write() as conn:
@@ -260,6 +301,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
     its staged changes are still those the tree was built from, else the tree is rebuilt.
     """
     if description is not None:
+        check_text(description, "the commit message")
         check_description(description, "the commit message")
     for _ in range(CAS_ATTEMPTS):
         with ctx.db.read() as conn:
@@ -274,6 +316,11 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
             base, changes = staging.open_commit_state(conn, commit)
             staged_upto = staging.last_seq(conn, commit.repo_id, commit.id)
             since_epoch = gc_epoch(conn, lock=None)
+        # staged changes were checked as they came; a commit opened by an older haathi may
+        # still hold a collision
+        collisions.check_changes(
+            base, changes, ctx.nodes, f"commit {commit.id} stays open: delete one, then finish it"
+        )
         writer = ctx.blobs.writer()
         with writer:
             edits = staging.edits_for(base, changes, ctx.nodes)

@@ -30,6 +30,7 @@ from haathi.meta.schema import branches, commits, repos
 from haathi.models.bounds import check_metadata
 from haathi.models.ids import validate_branch_name
 from haathi.models.refspec import CommitSpec, parse_ancestry
+from haathi.models.text import check_text
 from haathi.pfs.commits import resolve
 from haathi.pfs.context import PfsContext, branch_row, metadata_of, repo_row
 
@@ -42,7 +43,7 @@ Items = Mapping[str, str] | Sequence[str]
 def _check_key(key: object) -> str:
     if not isinstance(key, str) or not key.strip():
         raise InvalidArgument("metadata keys must be non-empty strings")
-    return key
+    return check_text(key, f"metadata key {key!r}")
 
 
 def _pairs(action: str, items: Items) -> dict[str, str]:
@@ -52,7 +53,7 @@ def _pairs(action: str, items: Items) -> dict[str, str]:
     for key, value in items.items():
         if not isinstance(value, str):
             raise InvalidArgument(f"metadata value of {key!r} must be a string")
-        out[_check_key(key)] = value
+        out[_check_key(key)] = check_text(value, f"metadata value of {key!r}")
     return out
 
 

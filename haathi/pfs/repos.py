@@ -18,6 +18,7 @@ from haathi.models.bounds import check_description
 from haathi.models.ids import new_commit_id, validate_branch_name, validate_repo_name
 from haathi.models.info import BranchInfo, RepoInfo
 from haathi.models.refspec import CommitSpec
+from haathi.models.text import check_text
 from haathi.pfs import provenance
 from haathi.pfs.commits import get_commit, resolve
 from haathi.pfs.context import PfsContext, as_utc, branch_row, metadata_of, now, repo_row
@@ -26,6 +27,7 @@ from haathi.pfs.context import PfsContext, as_utc, branch_row, metadata_of, now,
 def insert_repo(conn: Connection, name: str, description: str = "") -> int:
     """Create a repo in this transaction; its ID."""
     validate_repo_name(name)
+    check_text(description, f"the description of repo {name}")
     check_description(description, f"the description of repo {name}")
     values = {"description": description, "created_at": now(), "metadata": "{}"}
     if not insert_ignore(conn, repos, ["name"], name=name, **values):
@@ -68,6 +70,7 @@ def list_repo(ctx: PfsContext) -> list[RepoInfo]:
 
 
 def update_repo(ctx: PfsContext, name: str, description: str) -> RepoInfo:
+    check_text(description, f"the description of repo {name}")
     check_description(description, f"the description of repo {name}")
     with ctx.db.write() as conn:
         r = repo_row(conn, name)
@@ -129,6 +132,7 @@ def create_branch(ctx: PfsContext, spec: CommitSpec, head: str | None) -> Branch
         r = repo_row(conn, spec.repo, lock=True)
         head_id = None
         if head is not None:
+            check_text(head, f"head {head!r}")
             target = resolve(conn, CommitSpec(spec.repo, head))
             head_id = target.id
         existing = conn.execute(

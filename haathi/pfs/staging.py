@@ -6,12 +6,13 @@ A change is (op, path, entry): ``put`` replaces a file, ``append`` adds chunks t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import msgpack
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select
 
+from haathi.meta.database import batches
 from haathi.meta.schema import staged
 from haathi.models import paths
 from haathi.pfs.commits import CommitRow, get_commit
@@ -69,14 +70,16 @@ def edits_for(
     return sorted(overlay.items())
 
 
+def open_base(conn: Connection, commit: CommitRow) -> bytes | None:
+    """The tree an open commit's staged changes apply to: its parent's."""
+    if commit.parent is None:
+        return None
+    return get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
+
+
 def open_commit_state(conn: Connection, commit: CommitRow) -> tuple[bytes | None, list[Change]]:
     """An open commit's base (its parent's tree) and its staged changes, in order."""
-    base = (
-        get_commit(conn, commit.repo_id, commit.repo, commit.parent).root
-        if commit.parent
-        else None
-    )
-    return base, staged_changes(conn, commit.repo_id, commit.id)
+    return open_base(conn, commit), staged_changes(conn, commit.repo_id, commit.id)
 
 
 def last_seq(conn: Connection, repo_id: int, commit_id: str) -> int | None:
@@ -118,6 +121,36 @@ def staged_changes(conn: Connection, repo_id: int, commit_id: str) -> list[Chang
         )
         for r in rows
     ]
+
+
+def staged_near(
+    conn: Connection, repo_id: int, commit_id: str, exact: Collection[str],
+    below: Collection[str],
+) -> list[Change]:
+    """The commit's staged changes, in order and without their entries, whose path is one of
+    ``exact`` or lies below one of the directories ``below``: by index lookups, or all of
+    them when the commit has few (about as cheap, and a superset)."""
+    where = (staged.c.repo_id == repo_id, staged.c.commit_id == commit_id)
+    cap = 4 * (len(exact) + len(below)) + 64
+    few = select(staged.c.seq).where(*where).limit(cap).subquery()
+    count = conn.execute(select(func.count()).select_from(few)).scalar_one()
+    if count == 0:
+        return []
+    cols = (staged.c.seq, staged.c.op, staged.c.path)
+    if count < cap:
+        rows = conn.execute(select(*cols).where(*where).order_by(staged.c.seq))
+        return [Change(r.op, r.path) for r in rows]
+    # byte order, as the tree's (PostgreSQL's default collation may sort '/' elsewhere)
+    path = staged.c.path.collate("C") if conn.dialect.name == "postgresql" else staged.c.path
+    found: dict[int, Change] = {}
+    for part in batches(sorted(exact)):
+        for r in conn.execute(select(*cols).where(*where, staged.c.path.in_(part))):
+            found[r.seq] = Change(r.op, r.path)
+    for part in batches(sorted(below), 100):
+        inside = or_(*(and_(path >= d + "/", path < d + "0") for d in part))
+        for r in conn.execute(select(*cols).where(*where, inside)):
+            found[r.seq] = Change(r.op, r.path)
+    return [found[seq] for seq in sorted(found)]
 
 
 def clear(conn: Connection, repo_id: int, commit_id: str) -> None:

@@ -35,8 +35,10 @@ from haathi.models.info import (
     Origin,
 )
 from haathi.pfs import lifecycle, provenance
+from haathi.pfs.collisions import ChangeView, find_clashes
 from haathi.pfs.commits import CommitRow, find_commit, repo_id_of
 from haathi.pfs.context import now
+from haathi.pfs.staging import DELETE, PUT, Change
 from haathi.pps import openlineage, records
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
@@ -485,7 +487,8 @@ class _Watch:
 
 
 def _collisions(ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]) -> str | None:
-    """Two datums writing one path, or a file where another datum has a directory."""
+    """Two datums writing one path, a file where another datum has a directory, or one name
+    in two Unicode spellings (see :mod:`haathi.pfs.collisions`)."""
     stale = set(plan.stale)
     nodes = ctx.pfs.nodes
 
@@ -498,21 +501,20 @@ def _collisions(ctx: PpsContext, plan: Plan, outputs: dict[str, FileEntry]) -> s
         old = None if path in stale else prolly.get(plan.base_root, path, nodes)
         if old is not None and old.datum != e.datum:
             return f"datums {old.datum} and {e.datum} both wrote {path}"
-        parts = path.split("/")
-        for i in range(2, len(parts)):
-            other = kept("/".join(parts[:i]))
-            if other is not None:
-                return (
-                    f"file / directory path collision: {other.path} (datum {other.datum}) "
-                    f"and {path} (datum {e.datum})"
-                )
-        for below in prolly.iter_prefix(plan.base_root, path + "/", nodes):
-            if below.path not in stale:
-                return (
-                    f"file / directory path collision: {path} (datum {e.datum}) and "
-                    f"{below.path} (datum {below.datum})"
-                )
-    return None
+    changes = [Change(DELETE, p) for p in plan.stale] + [Change(PUT, p) for p in outputs]
+    view = ChangeView(plan.base_root, changes, nodes)
+    clash = next(find_clashes(view, sorted(outputs)), None)
+    if clash is None:
+        return None
+    upper, other = kept(clash.upper), kept(clash.other)
+    if upper is None:  # a spelling of a directory: name a file below it
+        below = view.file_below(clash.upper)
+        upper = kept(below) if below is not None else None
+    if other is None:
+        below = view.file_below(clash.other)
+        other = kept(below) if below is not None else None
+    datums = sorted({e.datum for e in (upper, other) if e is not None and e.datum})
+    return f"{clash.message} (written by datums {' and '.join(datums)})"
 
 
 def _assemble(

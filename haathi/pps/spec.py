@@ -20,6 +20,7 @@ from haathi.errors import InvalidArgument
 from haathi.models.bounds import check_description
 from haathi.models.glob import compile_input_glob
 from haathi.models.ids import validate_branch_name, validate_repo_name
+from haathi.models.text import check_texts
 from haathi.pps.cron import MAX_DURATION_S, format_duration, parse_cron, parse_duration
 
 MAX_PIPELINE_NAME = 51
@@ -28,8 +29,8 @@ MAX_PIPELINE_NAME = 51
 MAX_PARALLELISM = 1024  # datums a job runs at once
 MAX_DATUM_TRIES = 100
 MAX_EXIT_CODE = 255  # exit statuses are 0-255
-_PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_INPUT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # whole names: fullmatch
+_INPUT_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 REPROCESS_SPECS = ("until_success", "every_job")
 _COMPOSITES = ("cross", "union", "join", "group")
 
@@ -388,6 +389,7 @@ def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
     keeps working.
     """
     bounded = not stored
+    check_texts(doc, "the pipeline spec")
     top = _Obj(doc, "", _TOP_FIELDS)
     name = _pipeline_name(top)
     transform = _parse_transform(top, bounded)
@@ -422,6 +424,7 @@ def parse_input(doc: dict[str, Any], pipeline: str | None = None) -> Input:
     A cron input's repo defaults to ``<pipeline>_<name>``, so it must be given when
     ``pipeline`` is None.
     """
+    check_texts(doc, "input")
     inp = _parse_input(doc, "input", pipeline)
     validate_input(inp)
     return inp
@@ -437,7 +440,7 @@ def _pipeline_name(top: _Obj) -> str:
             f"{pipe.where('name')} {name!r} is too long: {len(name)} characters, "
             f"at most {MAX_PIPELINE_NAME}"
         )
-    if not _PIPELINE_NAME_RE.match(name):
+    if not _PIPELINE_NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"{pipe.where('name')} {name!r} is invalid: use letters, digits, '_' and '-', "
             "starting with a letter or digit"
@@ -674,7 +677,7 @@ def _validate_input_name(name: str, where: str) -> None:
         raise InvalidArgument(f"{where} is required")
     if name in ("out", ".env"):
         raise InvalidArgument(f"{where}: an input cannot be named {name!r}")
-    if not _INPUT_NAME_RE.match(name):
+    if not _INPUT_NAME_RE.fullmatch(name):
         raise InvalidArgument(
             f"{where} {name!r} is invalid: use letters, digits, '_' and '-'"
         )

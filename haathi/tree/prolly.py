@@ -15,7 +15,7 @@ import bisect
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import msgpack
@@ -34,10 +34,10 @@ Entry = FileEntry | NodeRef
 class Node:
     level: int
     entries: tuple[Entry, ...]
+    keys: list[str] = field(init=False, repr=False, compare=False)  # for bisection
 
-    @property
-    def keys(self) -> list[str]:
-        return [e.key for e in self.entries]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", [e.key for e in self.entries])
 
     @property
     def last_key(self) -> str:
@@ -287,6 +287,21 @@ def get(root: bytes | None, key: str, store: NodeStore) -> FileEntry | None:
         assert isinstance(e, FileEntry)
         return e
     return None
+
+
+def first_from(root: bytes | None, start: str, store: NodeStore) -> FileEntry | None:
+    """The first entry with key >= ``start`` (a seek: one node per level)."""
+    if root is None:
+        return None
+    found = _locate(store, root, 0, start, strict=False)
+    assert found is not None
+    node, _ = found
+    i = bisect.bisect_left(node.keys, start)
+    if i == len(node.entries):
+        return None  # only in the rightmost leaf: ``start`` is after every key
+    e = node.entries[i]
+    assert isinstance(e, FileEntry)
+    return e
 
 
 def iter_from(root: bytes | None, start: str, store: NodeStore) -> Iterator[FileEntry]:

@@ -1,0 +1,75 @@
+"""The path collision check (``haathi.pfs.collisions``) answers about the tree a write would
+make without building it: checked against brute force on random trees and change lists, on
+tall trees (tiny fanouts) as well as the real one."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haathi.pfs import staging
+from haathi.pfs.collisions import ChangeView, find_clashes
+from haathi.tree import prolly
+from tests.test_tree import FANOUTS, PROPERTY, MemorySink, fanout, make_entry
+
+# few names, so that random trees are dense; "a-" and "a0" sort around "a/" (a naive
+# prefix scan or skip trips on them)
+NAMES = ["a", "a-", "a0"]
+UNIVERSE = sorted(
+    "/" + "/".join(p) for n in (1, 2, 3) for p in itertools.product(NAMES, repeat=n)
+)
+OPS = [staging.PUT, staging.APPEND, staging.DELETE, staging.RDELETE]
+
+
+def apply(files: set[str], changes: list[staging.Change]) -> set[str]:
+    """What the changes make of a set of file paths (the semantics of ``edits_for``)."""
+    out = set(files)
+    for ch in changes:
+        if ch.op in (staging.PUT, staging.APPEND):
+            out.add(ch.path)
+        elif ch.op == staging.DELETE:
+            out.discard(ch.path)
+        else:
+            out = {p for p in out if p != ch.path and not p.startswith(ch.path + "/")}
+    return out
+
+
+@pytest.mark.parametrize("bits", FANOUTS)
+@settings(PROPERTY, max_examples=400)
+@given(data=st.data())
+def test_the_view_answers_as_the_tree_the_changes_make(
+    bits: int | None, data: st.DataObject
+) -> None:
+    with fanout(bits):
+        base = data.draw(st.sets(st.sampled_from(UNIVERSE), max_size=16), label="base")
+        changes = [
+            staging.Change(op, path)
+            for op, path in data.draw(
+                st.lists(st.tuples(st.sampled_from(OPS), st.sampled_from(UNIVERSE)),
+                         max_size=8), label="changes")
+        ]
+        sink = MemorySink()
+        store = sink.store()
+        root = prolly.build([make_entry(p) for p in sorted(base)], store, sink)
+        final = apply(base, changes)
+        view = ChangeView(root, changes, store)
+        for path in UNIVERSE:
+            assert view.is_file(path) == (path in final), path
+            below = view.file_below(path)
+            holds = [p for p in final if p.startswith(path + "/")]
+            assert (below in holds) if holds else below is None, path
+            first = prolly.first_from(root, path, store)
+            at_or_after = [p for p in sorted(base) if p >= path]
+            assert (first.path if first else None) == (at_or_after[0] if at_or_after else None)
+        written = {ch.path for ch in changes if ch.op in (staging.PUT, staging.APPEND)}
+        clashes = list(find_clashes(view, sorted(written)))
+        expected = {
+            (f, g) for f in final for g in final
+            if g.startswith(f + "/") and (f in written or g in written)
+        }  # fmt: skip
+        assert bool(clashes) == bool(expected)
+        for c in clashes:
+            assert c.upper in final and c.other in final and c.other.startswith(c.upper + "/")
