@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,3 +236,33 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+
+
+@contextlib.contextmanager
+def haathi_serve(
+    store: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, str | None]]:
+    """``haathi serve`` of ``store`` in its own process on a free loopback port (a stalled or
+    attacked server cannot stall the test): the process, its URL and its S3 gateway's (None
+    with ``--s3-bind none``). Stopped at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
+         "127.0.0.1:0", *args], stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        url = first.split(" at ", 1)[1].split()[0] if " at " in first else ""
+        assert url.startswith("http://"), first
+        s3 = None
+        if "none" not in args:
+            second = proc.stderr.readline()
+            s3 = second.split("S3 gateway at ", 1)[1].split()[0]
+        yield proc, url, s3
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +30,7 @@ from haathi.models.glob import (
 )
 from tests import glob_oracle
 from tests.conftest import Cli
+from tests.servers import haathi_serve
 
 DEEP = "/" + "/".join(["abc"] * 30)  # a 30-level path
 STARS_500 = "**/" * 500 + "x"  # froze the server for minutes before
@@ -317,20 +315,9 @@ def backend() -> str:
 def served(store: Path) -> Iterator[tuple[str, str]]:
     """``haathi serve`` of the store in its own process (a stalled server cannot stall the
     test): its URL and its S3 gateway's. Killed at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
-         "127.0.0.1:0"], stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        lines = [proc.stderr.readline() for _ in range(2)]
-        url = re.search(r" at (http://\S+)", lines[0])
-        s3 = re.search(r"S3 gateway at (http://\S+)", lines[1])
-        assert url and s3, lines
-        yield url.group(1), s3.group(1)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    with haathi_serve(store) as (_proc, url, s3):
+        assert s3 is not None
+        yield url, s3
 
 
 @pytest.mark.parametrize(

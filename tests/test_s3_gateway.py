@@ -29,6 +29,7 @@ from haathi.client import Client
 from haathi.server.s3.multipart import UploadLimits
 from haathi.server.serve import Server
 from tests.raw_http import headers_only
+from tests.servers import haathi_serve
 
 AWS = str(Path(sys.executable).with_name("aws"))
 MiB = 1024 * 1024
@@ -848,24 +849,14 @@ def test_an_open_s3_bind_warns_while_auth_is_off(store: Path) -> None:
 
 
 def test_haathi_serve_prints_its_s3_endpoint(store: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
-         "127.0.0.1:0"], stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        lines = [proc.stderr.readline() for _ in range(2)]
-        endpoint = lines[1].split("S3 gateway at ", 1)[1].split()[0]
+    with haathi_serve(store) as (_proc, server_url, endpoint):
+        assert endpoint is not None and endpoint.startswith("http://127.0.0.1:")
         s3 = s3_client(endpoint)
         s3.create_bucket(Bucket="master.data")
         s3.put_object(Bucket="master.data", Key="k", Body=b"v")
-        server_url = lines[0].split(" at ", 1)[1].split()[0]
         with haathi.connect(server_url) as c:
             assert c.get_file("data@master:/k") == b"v"
             assert c.inspect_cluster()["s3_endpoint"] == endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # auth --------------------------------------------------------------------------------------

@@ -19,11 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import haathi
@@ -32,7 +30,7 @@ from haathi.models.info import JobState
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import run_user_code
 from haathi.server.serve import Server
-from tests.servers import free_port
+from tests.servers import haathi_serve
 
 CODE_ROOT = str(Path(haathi.__file__).resolve().parent.parent)
 
@@ -85,27 +83,6 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def serve(store: Path, home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, HOME=str(home))
-    env.pop("HAATHI_CONFIG_DIR", None)
-    env.pop("XDG_CONFIG_HOME", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
-         f"127.0.0.1:{port}", "--s3-bind", "none"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/repos", timeout=2)
-            return proc
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("haathi serve did not start")
-
-
 def test_a_pipeline_of_a_user_without_roles_cannot_escape_on_a_server_with_auth_on(
     home: Path,
 ) -> None:
@@ -115,10 +92,11 @@ def test_a_pipeline_of_a_user_without_roles_cannot_escape_on_a_server_with_auth_
     (store / "haathi.toml").write_text(
         f'[pipelines]\nsandbox = "bwrap"\nsandbox_paths = ["{home}", "{CODE_ROOT}"]\n'
     )
-    port = free_port()
-    proc = serve(store, home, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    env = dict(os.environ, HOME=str(home))  # the server's own tokens and credentials are there
+    env.pop("HAATHI_CONFIG_DIR", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    with haathi_serve(store, "--s3-bind", "none", env=env) as (proc, url, _):
+        port = int(url.rsplit(":", 1)[1])
         with haathi.connect(url) as anon:
             root = haathi.connect(url, token=anon.auth_activate())
         root.create_repo("secret")
@@ -126,14 +104,14 @@ def test_a_pipeline_of_a_user_without_roles_cannot_escape_on_a_server_with_auth_
         alice = haathi.connect(url, token=root.get_auth_token("user:alice"))
         alice.create_repo("mine")
         alice.put_file("mine@master:/a.txt", b"alice's data\n")
-        env = {"STORE": str(store), "HOMEDIR": str(home), "PY": sys.executable,
-               "SERVER_PID": str(proc.pid), "PORT": str(port)}  # fmt: skip
+        probe_env = {"STORE": str(store), "HOMEDIR": str(home), "PY": sys.executable,
+                     "SERVER_PID": str(proc.pid), "PORT": str(port)}  # fmt: skip
         alice.create_pipeline({
             "pipeline": {"name": "escape"},
             "input": {"pfs": {"repo": "mine", "glob": "/"}},
             "transform": {
                 "cmd": ["sh", "-c", PROBES + "\ncp /pfs/mine/a.txt /pfs/out/a.txt"],
-                "env": env,
+                "env": probe_env,
             },
         })
         job = alice.list_job("escape")[0]
@@ -151,9 +129,6 @@ def test_a_pipeline_of_a_user_without_roles_cannot_escape_on_a_server_with_auth_
         assert proc.poll() is None
         alice.close()
         root.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert (store / "meta.db").stat().st_size > 0
 
 
@@ -205,7 +180,7 @@ def test_with_auth_on_sandbox_none_is_refused_and_the_job_says_why(store: Path) 
         root.put_file("data@master:/x", b"x")
         root.create_pipeline(COPY)
         job = root.list_job("copy")[0]
-        assert job.state == JobState.FAILURE
+        assert job.state == JobState.FAILURE, job.reason
         reason = job.reason or ""
         assert "auth is on" in reason and "sandbox none is refused" in reason
         assert root.list_file("copy@master:/") == []  # nothing ran
