@@ -56,8 +56,12 @@ def lose_metadata(store: Path, backend: str) -> None:
 
 
 def make_old(store: Path) -> None:
-    """Turn the store into one made before store IDs: no ID in its metadata, no marker."""
-    run_sql(store, "DROP TABLE store_info", "UPDATE alembic_version SET version_num = '0006'")
+    """Turn the store into one made before store IDs (schema 0006: no ID in its metadata, no
+    marker, nor what later migrations add)."""
+    run_sql(
+        store, "DROP TABLE store_info", "DROP INDEX ix_staged_path",
+        "UPDATE alembic_version SET version_num = '0006'",
+    )
     object_store(store_config(str(store))).delete(MARKER_KEY)
 
 
