@@ -275,18 +275,8 @@ def apply(
 
 def get(root: bytes | None, key: str, store: NodeStore) -> FileEntry | None:
     """Point lookup."""
-    if root is None:
-        return None
-    found = _locate(store, root, 0, key, strict=False)
-    assert found is not None
-    node, _ = found
-    keys = node.keys
-    i = bisect.bisect_left(keys, key)
-    if i < len(keys) and keys[i] == key:
-        e = node.entries[i]
-        assert isinstance(e, FileEntry)
-        return e
-    return None
+    e = first_from(root, key, store)
+    return e if e is not None and e.path == key else None
 
 
 def first_from(root: bytes | None, start: str, store: NodeStore) -> FileEntry | None:
