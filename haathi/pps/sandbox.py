@@ -282,31 +282,40 @@ class Sandbox:
     """
 
     def __init__(
-        self, kind: str, scratch: Path, bwrap: str | None = None, view: HostView | None = None
+        self,
+        kind: str,
+        scratch: Path,
+        bwrap: str | None = None,
+        view: HostView | None = None,
+        launch: Launch | None = None,
     ) -> None:
         """``kind`` is ``bwrap`` (``bwrap`` is then its path, and ``view`` says what of the
-        host it shows) or ``none``; see :func:`open_sandbox`."""
-        if kind not in ("bwrap", "none") or (kind == "bwrap") != (bwrap is not None):
+        host it shows) or ``none``; see :func:`open_sandbox`. With ``launch`` (a container of
+        an image, :mod:`haathi.pps.containers`), ``kind`` names its runtime and ``launch``
+        starts it."""
+        if launch is None and (
+            kind not in ("bwrap", "none") or (kind == "bwrap") != (bwrap is not None)
+        ):
             raise ValueError(f"bad sandbox kind {kind!r} (bwrap: {bwrap!r})")
         self.kind = kind
         self.scratch = Path(os.path.abspath(scratch))
         for sub in ("tmp", "pfs/out"):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
-        self.pfs = "/pfs" if kind == "bwrap" else str(self.scratch / "pfs")
+        if launch is None and bwrap is not None:
+            as_user = os.geteuid() == 0
+            layout = (view or HostView()).layout(unprivileged=as_user)
+            launch = _HostLaunch(bwrap, layout, UNPRIVILEGED if as_user else None)
+        self.launch = launch
+        """How the sandbox's launcher starts (None: no sandbox, ``none``)."""
+        self.pfs = "/pfs" if launch is not None else str(self.scratch / "pfs")
         """What ``/pfs`` is for the user code."""
-        self._as_user = os.geteuid() == 0 and kind == "bwrap"
-        self.layout = (
-            (view or HostView()).layout(unprivileged=self._as_user) if kind == "bwrap" else None
-        )
-        """What of the host the bwrap sandbox shows."""
-        if kind == "bwrap":
+        if launch is not None:
             (self.scratch / _EMPTY).mkdir(mode=0o555, exist_ok=True)
-            if self._as_user:  # user code runs as UNPRIVILEGED: its /tmp and /pfs/out are its
-                for sub in ("tmp", "pfs/out"):
-                    os.chown(self.scratch / sub, *UNPRIVILEGED)
-        self._bwrap = bwrap
+            if launch.owner is not None and os.geteuid() == 0:
+                for sub in ("tmp", "pfs/out"):  # user code's own: it runs as launch.owner
+                    os.chown(self.scratch / sub, *launch.owner)
         self._session: _Session | None = None
-        if bwrap is not None:
+        if launch is not None:
             # Start now: the launcher boots while the caller prepares the first datum. If it
             # cannot start, the first run says why.
             with contextlib.suppress(OSError):
@@ -363,7 +372,7 @@ class Sandbox:
         """
         if not argv:
             raise InvalidArgument("the command (transform.cmd) is empty")
-        if self.kind == "bwrap":
+        if self.launch is not None:
             return self._run_inside(argv, stdin, env, working_dir, timeout, cancel)
         return self._run_here(argv, stdin, env, working_dir, timeout, cancel)
 
@@ -414,9 +423,9 @@ class Sandbox:
         timeout: float | None,
         cancel: threading.Event | None,
     ) -> RunResult:
-        """bwrap: a request to the launcher in this datum set's sandbox (started if need be)."""
-        assert self.layout is not None
-        cwd = _sandbox_cwd(working_dir, self.layout, self._as_user)
+        """A request to the launcher in this datum set's sandbox (started if need be)."""
+        assert self.launch is not None
+        cwd = self.launch.cwd(working_dir)
         stdin_bytes = None if stdin is None else stdin.encode()
         start = time.monotonic()
         if self._session is not None and not self._session.alive():
@@ -424,7 +433,7 @@ class Sandbox:
         try:
             session = self._session or self._start_session()
         except OSError as exc:
-            note = f"haathi: cannot start the bwrap sandbox: {exc}\n"
+            note = f"haathi: cannot start the {self.kind} sandbox: {exc}\n"
             return _result(_Output(), None, False, False, start, note)
         run = _LauncherRun(session)
         with _Pipes(stdin_bytes is not None) as pipes:
@@ -447,10 +456,63 @@ class Sandbox:
         return _result(out, code, timed_out, cancelled, start, note)
 
     def _start_session(self) -> _Session:
-        assert self._bwrap is not None and self.layout is not None
-        user = UNPRIVILEGED if self._as_user else None
-        self._session = _Session(self._bwrap, self.scratch, self.layout, user)
+        assert self.launch is not None
+        self._session = _Session(self.launch, self.scratch)
         return self._session
+
+
+class Launch:
+    """How a sandbox session starts its launcher (:mod:`haathi.pps.launcher`) and stops it.
+
+    The host sandbox (:class:`_HostLaunch`) and the containers of images
+    (:mod:`haathi.pps.containers`) differ only here; a session (:class:`_Session`) and the
+    launcher protocol are the same for all.
+    """
+
+    kind = ""
+    owner: tuple[int, int] | None = None
+    """Who user code runs as, host-side: ``S/tmp`` and ``S/pfs/out`` are given to it."""
+    info_fd = True
+    """The command reports the launcher's PID on ``--info-fd`` (bwrap); else :meth:`stop`
+    ends it."""
+
+    def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
+        """The command that starts the launcher, talking on ``sock_fd``."""
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        """The command's environment."""
+        return {}
+
+    def cwd(self, working_dir: str | None) -> str:
+        """The working directory of a run asking for ``working_dir``."""
+        return working_dir or "/"
+
+    def stop(self) -> None:
+        """Kill everything in the sandbox from outside (when there is no launcher PID)."""
+
+
+class _HostLaunch(Launch):
+    """bwrap showing the host as ``layout`` says, the host's Python running the launcher."""
+
+    kind = "bwrap"
+
+    def __init__(self, bwrap: str, layout: Layout, user: tuple[int, int] | None) -> None:
+        self.bwrap, self.layout, self.user = bwrap, layout, user
+        self.owner = user
+
+    def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
+        argv = [*_bwrap_argv(self.bwrap, scratch, self.layout), "--info-fd", str(info_fd), "--"]
+        return argv + launcher_argv(sys.executable, sock_fd, self.user)
+
+    def cwd(self, working_dir: str | None) -> str:
+        return _sandbox_cwd(working_dir, self.layout, self.user is not None)
+
+
+def launcher_argv(python: str, sock_fd: int, user: tuple[int, int] | None) -> list[str]:
+    """``python`` running the launcher on ``sock_fd``, becoming ``user`` first if given."""
+    argv = [python, "-I", "-S", "-c", _launcher_source(), str(sock_fd)]
+    return argv + [str(n) for n in user or ()]
 
 
 def _remove(entry: os.DirEntry[str]) -> None:
@@ -518,16 +580,15 @@ def _launcher_source() -> str:
 class _Session:
     """A bwrap sandbox on ``scratch`` with :mod:`haathi.pps.launcher` in it as PID 1."""
 
-    def __init__(
-        self, bwrap: str, scratch: Path, layout: Layout, user: tuple[int, int] | None
-    ) -> None:
+    def __init__(self, launch: Launch, scratch: Path) -> None:
+        self.launch = launch
         self.stopped = False  # killed from here (timeout, cancel, or broken)
         self._buf = bytearray()
         self._child_pid: int | None = None  # the launcher's, as the host sees it
         with contextlib.ExitStack() as on_error, contextlib.ExitStack() as child_ends:
-            # bubblewrap's own messages, and the launcher's if it fails
+            # the sandbox's own messages, and the launcher's if it fails
             self._log: IO[bytes] = on_error.enter_context(
-                tempfile.TemporaryFile(prefix="haathi-bwrap-")
+                tempfile.TemporaryFile(prefix="haathi-sandbox-")
             )
             self.sock, inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             on_error.callback(self.sock.close)
@@ -535,15 +596,14 @@ class _Session:
             self._info_fd, info_w = os.pipe()  # bwrap writes the launcher's PID there
             on_error.callback(_close, self._info_fd)
             child_ends.callback(_close, info_w)
-            argv = [*_bwrap_argv(bwrap, scratch, layout), "--info-fd", str(info_w), "--"]
-            argv += [sys.executable, "-I", "-S", "-c", _launcher_source(), str(inside.fileno())]
-            argv += [str(n) for n in user or ()]
+            if not launch.info_fd:
+                self._info_fd = _close(self._info_fd)
             self.proc = subprocess.Popen(
-                argv,
+                launch.argv(scratch, inside.fileno(), info_w),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=self._log,
-                env={},
+                env=launch.env(),
                 pass_fds=(inside.fileno(), info_w),
                 start_new_session=True,
             )
@@ -592,6 +652,10 @@ class _Session:
         self.stopped = True
         if self.proc.poll() is not None:
             return
+        if not self.launch.info_fd:
+            self.launch.stop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(KILL_GRACE)
         pid = self._launcher_pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -629,7 +693,7 @@ class _Session:
         code = self.proc.returncode
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         return (
-            f"haathi: the bwrap sandbox stopped unexpectedly (bwrap {how})"
+            f"haathi: the {self.launch.kind} sandbox stopped unexpectedly ({how})"
             + (f"; it said:\n{said}" if said else "")
             + "\n"
         )
