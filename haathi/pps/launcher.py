@@ -2,7 +2,9 @@
 
 haathi starts one bubblewrap sandbox per datum set (see :mod:`haathi.pps.sandbox`) with this
 file's source as its command: ``python -I -S -c <source> FD [UID GID]`` (the host's interpreter,
-without site-packages) and ``--as-pid-1``. Given ``UID GID`` (haathi runs as root), it becomes
+without site-packages) and ``--as-pid-1``; in a container of an image
+(:mod:`haathi.pps.containers`), the host's interpreter is mounted in and ``FD`` may be the path
+of a Unix socket haathi listens on. Given ``UID GID`` (haathi runs as root), it becomes
 that unprivileged user before it runs anything, dropping every capability: user code never
 runs as root. It must import nothing but the standard library, and as
 little of it as it can: its start-up time is paid once per datum set.
@@ -37,14 +39,20 @@ _CHUNK = 1 << 16
 
 
 def main() -> None:
-    fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)
-    os.closerange(3, fd)  # nothing inherited from bwrap reaches user code
-    os.closerange(fd + 1, 1 << 20)
+    where = sys.argv[1]
+    if where.startswith("/"):  # a container: haathi listens on a socket mounted there
+        os.closerange(3, 1 << 20)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.connect(where)
+    else:
+        fd = int(where)
+        os.set_inheritable(fd, False)
+        os.closerange(3, fd)  # nothing inherited from bwrap reaches user code
+        os.closerange(fd + 1, 1 << 20)
+        sock = _socket.socket(fileno=fd)
     if len(sys.argv) > 3:
         _become(int(sys.argv[2]), int(sys.argv[3]))
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # PID 1: ignored from inside
-    sock = _socket.socket(fileno=fd)
     devnull = os.open(os.devnull, os.O_RDONLY)
     while True:
         request = _receive(sock)

@@ -92,6 +92,9 @@ UNPRIVILEGED = (65534, 65534)
 haathi runs as root."""
 
 _EMPTY = ".empty"  # in the scratch directory: an empty directory that masks hidden ones
+_SOCKET_DIR = ".sock"  # in the scratch directory: where a container's launcher connects
+START_TIMEOUT = 120.0
+"""Seconds a container's launcher has to connect (the runtime starting the container)."""
 # `/pfs` where it starts a path: not preceded by a path character, not followed by a name one.
 _PFS_RE = re.compile(r"(?<![\w.\-/~$})\]])/pfs(?![\w.\-])")
 _CHILD_PID_RE = re.compile(rb'"child-pid":\s*(\d+)')
@@ -435,9 +438,10 @@ class Sandbox:
         except OSError as exc:
             note = f"haathi: cannot start the {self.kind} sandbox: {exc}\n"
             return _result(_Output(), None, False, False, start, note)
+        connected = session.connect()
         run = _LauncherRun(session)
         with _Pipes(stdin_bytes is not None) as pipes:
-            if session.send(argv, {**env, "PWD": cwd}, cwd, pipes.child_fds()):
+            if connected and session.send(argv, {**env, "PWD": cwd}, cwd, pipes.child_fds()):
                 pipes.close_child_ends()
                 out, timed_out, cancelled = _supervise(
                     run, pipes, stdin_bytes, start, timeout, cancel
@@ -472,6 +476,9 @@ class Launch:
     kind = ""
     owner: tuple[int, int] | None = None
     """Who user code runs as, host-side: ``S/tmp`` and ``S/pfs/out`` are given to it."""
+    listens = False
+    """The launcher connects to ``S/.sock/launcher.sock`` (a container), instead of inheriting
+    its end of a socket pair."""
     info_fd = True
     """The command reports the launcher's PID on ``--info-fd`` (bwrap); else :meth:`stop`
     ends it."""
@@ -503,15 +510,16 @@ class _HostLaunch(Launch):
 
     def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
         argv = [*_bwrap_argv(self.bwrap, scratch, self.layout), "--info-fd", str(info_fd), "--"]
-        return argv + launcher_argv(sys.executable, sock_fd, self.user)
+        return argv + launcher_argv([sys.executable], str(sock_fd), self.user)
 
     def cwd(self, working_dir: str | None) -> str:
         return _sandbox_cwd(working_dir, self.layout, self.user is not None)
 
 
-def launcher_argv(python: str, sock_fd: int, user: tuple[int, int] | None) -> list[str]:
-    """``python`` running the launcher on ``sock_fd``, becoming ``user`` first if given."""
-    argv = [python, "-I", "-S", "-c", _launcher_source(), str(sock_fd)]
+def launcher_argv(python: Sequence[str], sock: str, user: tuple[int, int] | None) -> list[str]:
+    """``python`` (a command) running the launcher on ``sock`` (an inherited descriptor's
+    number, or a socket's path), becoming ``user`` first if given."""
+    argv = [*python, "-I", "-S", "-c", _launcher_source(), sock]
     return argv + [str(n) for n in user or ()]
 
 
@@ -590,9 +598,16 @@ class _Session:
             self._log: IO[bytes] = on_error.enter_context(
                 tempfile.TemporaryFile(prefix="haathi-sandbox-")
             )
+            self._listener: socket.socket | None = None
             self.sock, inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             on_error.callback(self.sock.close)
             child_ends.callback(inside.close)
+            pass_fds = [inside.fileno()]
+            if launch.listens:  # a container: its launcher connects to a socket mounted in
+                self.sock.close()  # replaced by the accepted connection (connect())
+                self._listener = _listen(scratch / _SOCKET_DIR / "launcher.sock")
+                on_error.callback(self._listener.close)
+                pass_fds = []
             self._info_fd, info_w = os.pipe()  # bwrap writes the launcher's PID there
             on_error.callback(_close, self._info_fd)
             child_ends.callback(_close, info_w)
@@ -604,13 +619,29 @@ class _Session:
                 stdout=self._log,
                 stderr=self._log,
                 env=launch.env(),
-                pass_fds=(inside.fileno(), info_w),
+                pass_fds=(*pass_fds, info_w),
                 start_new_session=True,
             )
             on_error.pop_all()
 
     def alive(self) -> bool:
         return not self.stopped and self.proc.poll() is None
+
+    def connect(self) -> bool:
+        """Wait for a container's launcher to connect (at most :data:`START_TIMEOUT`); False
+        if it stopped or never came."""
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return True
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if _readable(listener, 0.05):
+                    self.sock = listener.accept()[0]
+                    return True
+        finally:
+            listener.close()
+        return False
 
     def send(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, fds: list[int]) -> bool:
         """Ask the launcher to run ``argv`` with ``fds`` (see :mod:`haathi.pps.launcher`);
@@ -699,8 +730,13 @@ class _Session:
         )
 
     def close(self) -> None:
-        """End the session and everything in it (killing the idle launcher is the quickest)."""
+        """End the session and everything in it (killing the idle launcher is the quickest;
+        a container's runtime is given a moment to see it exit and clean up)."""
         try:
+            if not self.launch.info_fd and not self.stopped and self.proc.poll() is None:
+                self.sock.close()  # the launcher exits at end of file
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(KILL_GRACE)
             self.kill()
         finally:
             self.sock.close()
@@ -808,6 +844,29 @@ class _Pipes:
         self.close_child_ends()
         self.close_stdin()
         self.out_r = _close(self.out_r)
+
+
+def _listen(path: Path) -> socket.socket:
+    """A Unix socket listening at ``path`` (its directory made), open to any user: the
+    launcher may run as another one."""
+    path.parent.mkdir(mode=0o755, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o777)
+        sock.listen(1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _readable(sock: socket.socket, wait: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ)
+        return bool(sel.select(wait))
 
 
 def _close(fd: int) -> int:
