@@ -4,7 +4,8 @@ A store is addressed by its directory (``--address`` / ``HAATHI_ADDRESS``, defau
 ``~/.haathi``). The directory may hold ``haathi.toml``, written by ``haathi init``, naming the
 metadata database and the object store; without it the store is embedded (SQLite and packs in
 the directory itself). ``HAATHI_DB``, ``HAATHI_OBJECTS``, ``HAATHI_S3_ENDPOINT`` and
-``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX`` for pipelines,
+``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX``, ``HAATHI_RUNTIME``,
+``HAATHI_IMAGE_PULL_POLICY``, ``HAATHI_ALLOW_NETWORK`` for pipelines,
 ``HAATHI_OPENLINEAGE_URL``, ``HAATHI_OPENLINEAGE_FILE``, ``HAATHI_OPENLINEAGE_NAMESPACE`` for
 OpenLineage run events) override the file, and explicit overrides (CLI flags) override both.
 """
@@ -34,6 +35,9 @@ ENV_OVERRIDES = {
     "HAATHI_EXECUTOR": "executor",
     "HAATHI_SANDBOX": "sandbox",
     "HAATHI_SANDBOX_PATHS": "sandbox_paths",
+    "HAATHI_RUNTIME": "runtime",
+    "HAATHI_IMAGE_PULL_POLICY": "image_pull_policy",
+    "HAATHI_ALLOW_NETWORK": "allow_network",
     "HAATHI_JOB_LEASE": "job_lease_s",
     "HAATHI_OPENLINEAGE_URL": "openlineage_url",
     "HAATHI_OPENLINEAGE_FILE": "openlineage_file",
@@ -60,6 +64,9 @@ class StoreConfig:
     sandbox: str = "auto"  # how user code runs: auto | bwrap | none
     # host paths user code may read besides the system and its programs (bwrap)
     sandbox_paths: tuple[str, ...] = ()
+    runtime: str = "auto"  # how a pipeline with an image runs: auto | bwrap | podman | docker
+    image_pull_policy: str = "IfNotPresent"  # IfNotPresent | Always | Never
+    allow_network: bool = False  # containers get the host's network (else none)
     job_lease_s: float = 60.0  # a running job whose runner is silent this long is taken over
     # OpenLineage run events of jobs: POSTed to <url>/api/v1/lineage and/or appended to a file
     # as JSON lines (relative: in the store directory); neither set, none are made
@@ -122,6 +129,9 @@ class StoreConfig:
         out["sandbox"] = self.sandbox
         if self.sandbox_paths:
             out["sandbox_paths"] = list(self.sandbox_paths)
+        out["runtime"] = self.runtime
+        out["image_pull_policy"] = self.image_pull_policy
+        out["allow_network"] = self.allow_network
         if self.openlineage_url:
             out["openlineage_url"] = mask_url(self.openlineage_url)
         if self.openlineage_file:
@@ -164,6 +174,9 @@ _FILE_KEYS = {
     ("pipelines", "executor"): "executor",
     ("pipelines", "sandbox"): "sandbox",
     ("pipelines", "sandbox_paths"): "sandbox_paths",
+    ("pipelines", "runtime"): "runtime",
+    ("pipelines", "image_pull_policy"): "image_pull_policy",
+    ("pipelines", "allow_network"): "allow_network",
     ("pipelines", "job_lease_s"): "job_lease_s",
     ("openlineage", "url"): "openlineage_url",
     ("openlineage", "file"): "openlineage_file",
@@ -202,6 +215,23 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         raise InvalidArgument(f"object store {cfg.objects_url} names no bucket")
     if cfg.sandbox not in ("auto", "bwrap", "none"):
         raise InvalidArgument(f"unknown sandbox {cfg.sandbox!r}: use auto, bwrap or none")
+    if cfg.runtime not in ("auto", "bwrap", "podman", "docker"):
+        raise InvalidArgument(
+            f"unknown runtime {cfg.runtime!r}: use auto, bwrap, podman or docker"
+        )
+    if cfg.image_pull_policy not in ("IfNotPresent", "Always", "Never"):
+        raise InvalidArgument(
+            f"unknown image pull policy {cfg.image_pull_policy!r}: use IfNotPresent, Always or "
+            "Never"
+        )
+    if isinstance(cfg.allow_network, str):
+        flag = cfg.allow_network.strip().lower()
+        if flag not in ("1", "0", "true", "false", "yes", "no", ""):
+            raise InvalidArgument(f"store config: allow_network must be true or false, not "
+                                  f"{cfg.allow_network!r}")
+        object.__setattr__(cfg, "allow_network", flag in ("1", "true", "yes"))
+    if not isinstance(cfg.allow_network, bool):
+        raise InvalidArgument("store config: allow_network must be true or false")
     if cfg.executor is not None and not cfg.executor.startswith(("dask://", "tcp://", "local")):
         raise InvalidArgument(
             f"unknown executor {cfg.executor!r}: use local or dask://host:port"

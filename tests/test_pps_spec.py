@@ -216,13 +216,39 @@ def test_defaults() -> None:
     assert spec.description == "A pipeline that aggregates the total counts for each word."
 
 
-def test_image_is_recorded_with_a_visible_note() -> None:
+def test_image_user_and_resource_limits_are_parsed() -> None:
     spec = one(EDGES)
-    assert spec.transform.image == "pachyderm/opencv:1.0"
-    assert spec.notes == (
-        "transform.image 'pachyderm/opencv:1.0' is recorded but ignored: haathi runs commands "
-        "on the host (containers come later)",
-    )
+    assert spec.transform.image == "pachyderm/opencv:1.0" and spec.notes == ()
+    doc = {
+        "pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"image": "x:1", "cmd": ["sh"], "user": "worker"},
+        "resource_limits": {"cpu": "500m", "memory": "64Mi"},
+        "resource_requests": {"cpu": 2},
+    }
+    spec = parse_spec(doc)
+    assert spec.transform.user == "worker"
+    assert (spec.resources.cpu, spec.resources.memory) == (0.5, 64 << 20)  # limits win
+    assert parse_spec(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"gpu": {"type": "nvidia.com/gpu", "number": 1}}, "gpu is not supported"),
+        ({"memory": "lots"}, "must be a memory size"),
+        ({"memory": "1k"}, "at least 4Mi"),
+        ({"cpu": 0}, "number of CPUs above 0"),
+        ({"cpu": "x"}, "number of CPUs above 0"),
+        ({"cpus": 1}, "unsupported field 'resource_limits.cpus'"),
+    ],
+)
+def test_bad_resource_limits_are_refused(limits: dict[str, object], message: str) -> None:
+    doc = {
+        "pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"image": "x:1", "cmd": ["sh"]}, "resource_limits": limits,
+    }
+    with pytest.raises(InvalidArgument, match=message):
+        parse_spec(doc)
 
 
 @pytest.mark.parametrize("text", EXAMPLES, ids=["edges", "montage", "reduce", "join", "group"])
@@ -434,9 +460,9 @@ def _pfs(**kw: Any) -> dict[str, Any]:
 
 BAD: list[tuple[str, Any, str]] = [
     # unsupported fields, by name, at every level
-    ("top", _set("resource_requests", {"cpu": 1}),
-     r"^unsupported field 'resource_requests' in pipeline spec$"),
-    ("top camel", _set("resourceRequests", {"cpu": 1}), r"unsupported field 'resourceRequests'"),
+    ("top", _set("spout", {"overwrite": True}),
+     r"^unsupported field 'spout' in pipeline spec$"),
+    ("top camel", _set("podPatch", "[]"), r"unsupported field 'podPatch'"),
     ("spout", _set("spout", {}), r"unsupported field 'spout'"),
     ("pfs.s3", _set("input.pfs.s3", True), r"unsupported field 'input\.pfs\.s3'"),
     ("pfs trigger", _set("input.pfs.trigger", {}), r"unsupported field 'input\.pfs\.trigger'"),

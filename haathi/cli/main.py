@@ -90,11 +90,18 @@ def main(
         str | None,
         typer.Option("--sandbox", help="How user code runs: auto (bwrap if usable), bwrap, none."),
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="How a pipeline with an image runs: auto, bwrap (daemonless), podman, docker.",
+        ),
+    ] = None,
 ) -> None:
     state.address = address
     state.overrides = {
         "db_url": db, "objects_url": objects, "s3_endpoint": s3_endpoint,
-        "executor": executor, "sandbox": sandbox,
+        "executor": executor, "sandbox": sandbox, "runtime": runtime,
     }  # fmt: skip
 
 

@@ -75,11 +75,14 @@ def job(j: JobInfo) -> None:
     )
     out.print(f"Created: {ago(j.created)}\nStarted: {ago(j.started)}\nDuration: {_duration(j)}")
     if j.context:
-        out.print(
-            f"Executor: {j.context.get('executor')} (sandbox {j.context.get('sandbox')}"
-            + (f": {j.context['sandbox_note']}" if j.context.get("sandbox_note") else "")
-            + ")"
-        )
+        c = j.context
+        note = f": {c['sandbox_note']}" if c.get("sandbox_note") else ""
+        if c.get("runtime"):
+            out.print(f"Executor: {c.get('executor')} (runtime {c['runtime']}{note})")
+            out.print(f"Image: {c.get('image')} {c.get('image_digest')} (image ID "
+                      f"{c.get('image_id')})")
+        else:
+            out.print(f"Executor: {c.get('executor')} (sandbox {c.get('sandbox')}{note})")
 
 
 def datums(items: Sequence[DatumInfo]) -> None:

@@ -45,6 +45,7 @@ from pathlib import Path
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps import images
 from haathi.pps.images import Image
+from haathi.pps.spec import Resources
 from haathi.pps.sandbox import (
     _SOCKET_DIR,
     UNPRIVILEGED,
@@ -61,14 +62,6 @@ NPROC = 4096
 """The most processes a podman/docker container may have (some hosts refuse more)."""
 HOST = "/.haathi/host"
 """Where the host's Python (and the libraries it needs) shows inside a container."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resources:
-    """Container limits from ``resource_limits`` (else ``resource_requests``)."""
-
-    cpus: float | None = None
-    memory: int | None = None  # bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,8 +323,8 @@ class _Cli(Launch):
             argv += ["-v", f"{path}:{HOST}{path}:ro"]
         if spec.user is not None:
             argv += ["--user", spec.user]
-        if spec.resources.cpus:
-            argv += ["--cpus", f"{spec.resources.cpus:g}"]
+        if spec.resources.cpu:
+            argv += ["--cpus", f"{spec.resources.cpu:g}"]
         if spec.resources.memory:
             argv += ["--memory", str(spec.resources.memory)]
         python = _host_python().argv

@@ -26,6 +26,9 @@ class PpsContext:
     executor: str | None = None  # None: local threads; "dask://host:port"
     sandbox: str = "auto"  # "auto" | "bwrap" | "none"
     sandbox_paths: tuple[str, ...] = ()  # host paths user code may also read (bwrap)
+    runtime: str = "auto"  # how a pipeline with an image runs: auto | bwrap | podman | docker
+    image_pull_policy: str = "IfNotPresent"
+    allow_network: bool = False  # containers get the host's network
     protected_paths: tuple[str, ...] = ()  # host paths user code never sees (the store, ...)
     job_lease_s: float = 60.0  # a silent runner's job is taken over after this long
     store_key: str = "local"  # names the store for workers (its address)

@@ -20,11 +20,13 @@ shared read-only by every datum set that runs it. Both tools come from the distr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -47,6 +49,8 @@ _INDEX_TYPES = (
 )
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
          "s390x": "s390x"}  # fmt: skip
+_NOISE_RE = re.compile(r'^(Error parsing image name|Error reading manifest [^ ]+ in [^ ]+|'
+                       r'initializing source) "?[^"]*"?: |reference "\[[^\]]*\][^"]*" ')
 _DONE = "image.json"  # in a cache entry: written last, so its presence means complete
 
 
@@ -201,7 +205,9 @@ def _tool(argv: list[str]) -> bytes | str:
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
         said = lines[-1].strip() if lines else f"exit status {done.returncode}"
-        return said.removeprefix('time="').split('msg="', 1)[-1].rstrip('"')
+        if 'msg="' in said:  # logrus: time="..." level=fatal msg="..."
+            said = said.split('msg="', 1)[1].removesuffix('"').replace('\\"', '"')
+        return _NOISE_RE.sub("", said)
     return done.stdout
 
 
@@ -224,6 +230,21 @@ def cached_rootfs(digest: str, root: Path | None = None) -> Path | None:
     it."""
     entry = (root or cache_root()) / _hex(digest)
     return entry / "rootfs" if (entry / _DONE).is_file() else None
+
+
+def cached_image(digest: str, root: Path | None = None) -> Image | None:
+    """The image with this manifest digest as this host's cache has it (unpacked earlier),
+    whatever its tag names now; None if it is not here."""
+    entry = (root or cache_root()) / _hex(digest)
+    try:
+        doc = json.loads((entry / _DONE).read_text())
+        conf = doc["config"]
+        config = ImageConfig(
+            tuple((str(k), str(v)) for k, v in conf["env"]), conf["working_dir"], conf["user"]
+        )
+        return Image(doc["image"], doc["source"], doc["image_digest"], doc["image_id"], config)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def unpack(image: Image, root: Path | None = None) -> tuple[Path, bool]:
@@ -272,7 +293,8 @@ def _unpack_into(image: Image, root: Path) -> None:
         os.chmod(entry / "rootfs", 0o755)
         done = entry / _DONE
         with open(f"{done}.tmp", "w") as f:
-            json.dump({**image.to_dict(), "source": image.source}, f)
+            json.dump({**image.to_dict(), "source": image.source,
+                       "config": dataclasses.asdict(image.config)}, f)
             f.flush()
             os.fsync(f.fileno())
         os.rename(f"{done}.tmp", done)

@@ -1,11 +1,20 @@
-"""How a job's user code is isolated: the sandbox, and what of the host it shows.
+"""How a job's user code is isolated: the sandbox or container, and what of the host it shows.
 
-Chosen per job (and per ``reproduce``) from the store's settings and whether auth is on. With
-auth on, pipelines come from users who are not the store's owner, so their code runs only in a
-real sandbox (never ``none``: a job that cannot get one fails with the reason) and sees only
-the system, its programs and the operator's ``sandbox_paths``. With auth off it also sees the
-working directory of the process running the job. It never sees the store or haathi's
-config, tokens and credentials (:mod:`haathi.pps.hostview`).
+Chosen per job (and per ``reproduce``) from the store's settings, the pipeline's spec and
+whether auth is on.
+
+A spec with ``transform.image`` runs in a container of that image (:mod:`haathi.pps.containers`):
+the runtime is resolved (``auto`` says what it chose and why), and the image is resolved to its
+manifest digest at the job's start: every datum of the job runs that digest, whatever the tag
+does meanwhile, and the job records it. A job that cannot get its image or a runtime fails with
+the reason; it never falls back to the host.
+
+Without an image, user code runs in the host sandbox. With auth on, pipelines come from users
+who are not the store's owner, so their code runs only in a real sandbox (never ``none``: a job
+that cannot get one fails with the reason) and sees only the system, its programs and the
+operator's ``sandbox_paths``. With auth off it also sees the working directory of the process
+running the job. It never sees the store or haathi's config, tokens and credentials
+(:mod:`haathi.pps.hostview`).
 """
 
 from __future__ import annotations
@@ -13,32 +22,58 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from haathi.auth import activation
+from haathi.errors import FailedPrecondition
+from haathi.pps import containers, images
+from haathi.pps.containers import ContainerSpec
 from haathi.pps.context import PpsContext
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import resolve_sandbox, sandbox_note
+from haathi.pps.spec import PipelineSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Isolation:
-    """The sandbox a job's datums run in (``bwrap`` or ``none``), what of the host it shows,
-    and a note when ``auto`` had to fall back to no isolation."""
+    """Where a job's datums run: the sandbox (``bwrap`` or ``none``) and what of the host it
+    shows, or a ``container``; and a note when ``auto`` chose for a reason worth saying."""
 
     sandbox: str
     view: HostView
     note: str = ""
+    container: ContainerSpec | None = None
 
     def describe(self) -> str:
-        """For output: ``bwrap``, or ``none (no isolation: ...)``."""
+        """For output: ``bwrap``, ``none (no isolation: ...)``, or the runtime and image."""
+        if self.container is not None:
+            image = self.container.image
+            what = f"{self.container.runtime} container of {image.ref} ({image.digest[:19]})"
+            return f"{what}; {self.note}" if self.note else what
         return f"{self.sandbox} ({self.note})" if self.note else self.sandbox
 
+    def record(self) -> dict[str, Any]:
+        """What a job's context records of it."""
+        out: dict[str, Any] = {"sandbox": self.sandbox}
+        if self.note:
+            out["sandbox_note"] = self.note
+        if self.container is not None:
+            out["runtime"] = self.container.runtime
+            out.update(self.container.image.to_dict())
+        return out
 
-def isolation_for(ctx: PpsContext) -> Isolation:
-    """The isolation a job of this store gets now; FailedPrecondition when auth is on and no
-    isolating sandbox can run here."""
+
+def isolation_for(
+    ctx: PpsContext, spec: PipelineSpec | None = None, *, digest: str | None = None
+) -> Isolation:
+    """The isolation a job of ``spec`` gets now on this store; FailedPrecondition when it
+    cannot have what it needs (no runtime or image for an image; auth on and no isolating
+    sandbox). ``digest``: run exactly that image (``reproduce``), not what the tag names now.
+    """
     with ctx.pfs.db.read() as conn:
         auth_on = activation.is_active(conn)
+    if spec is not None and spec.transform.image is not None:
+        return _container(ctx, spec, digest)
     sandbox = resolve_sandbox(ctx.sandbox, isolate=auth_on)
     show = list(ctx.sandbox_paths)
     if not auth_on:
@@ -46,3 +81,42 @@ def isolation_for(ctx: PpsContext) -> Isolation:
             show.append(os.getcwd())
     view = HostView(show=tuple(show), hide=ctx.protected_paths)
     return Isolation(sandbox, view, sandbox_note(ctx.sandbox, sandbox))
+
+
+def _container(ctx: PpsContext, spec: PipelineSpec, digest: str | None) -> Isolation:
+    ref = spec.transform.image
+    assert ref is not None
+    runtime, note = containers.resolve_runtime(ctx.runtime)
+    image = _pinned(runtime, ref, ctx.image_pull_policy, digest)
+    container = ContainerSpec(
+        runtime, image, user=spec.transform.user, network=ctx.allow_network,
+        resources=spec.resources,
+    )  # fmt: skip
+    if runtime == "bwrap":  # unpack (once per host) and check the user before any datum runs
+        rootfs, _ = images.unpack(image)
+        images.user_ids(rootfs, spec.transform.user or image.config.user)
+    if ctx.runtime == "auto":
+        note = f"auto chose {runtime}" + (f" ({note})" if note else "")
+    return Isolation(runtime, HostView(), note, container)
+
+
+def _pinned(runtime: str, ref: str, pull_policy: str, digest: str | None) -> images.Image:
+    """The image ``ref`` names now; with ``digest``, the image with that digest, and a clear
+    error when it is gone (saying where the tag points now)."""
+    try:
+        now = containers.resolve_image(runtime, ref, pull_policy)
+    except FailedPrecondition as exc:
+        if digest is None:
+            raise
+        now, why_now = None, str(exc)
+    if digest is None or (now is not None and now.digest == digest):
+        assert now is not None
+        return now
+    kept = images.cached_image(digest) if runtime == "bwrap" else None
+    if kept is not None:
+        return kept
+    where = f"the tag now points to {now.digest}" if now is not None else why_now
+    raise FailedPrecondition(
+        f"image {ref} changed: the job ran {digest}, {where}, and {digest} is no longer "
+        "available here", image=ref,
+    )  # fmt: skip

@@ -366,10 +366,10 @@ def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
 
 def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum]]:
     """Datum sets: about four per worker; under bwrap at least three datums each (a set
-    starts one sandbox, ~25 ms) unless that would leave a worker idle."""
+    starts one sandbox or container, 25-200 ms) unless that would leave a worker idle."""
     workers = max(1, parallelism)
     size = max(1, min(MAX_SET, math.ceil(len(items) / (workers * 4))))
-    if sandbox == "bwrap":
+    if sandbox != "none":
         size = max(size, min(3, math.ceil(len(items) / workers)))
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -413,12 +413,11 @@ def job_context(
         haathi_version = "unknown"
     return json.dumps({
         "executor": ctx.executor or "local",
-        "sandbox": isolation.sandbox,
-        **({"sandbox_note": isolation.note} if isolation.note else {}),
         "spec_version": version.version,
         "spec_hash": version.spec_hash,
         "transform": spec.to_dict()["transform"],
         "image": spec.transform.image,
+        **isolation.record(),
         "haathi": haathi_version,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -578,10 +577,12 @@ class _Run:
 
     def to_end(self, executor: Executor) -> JobState:
         ctx, job, watch = self.ctx, self.job, self.watch
-        isolation = isolation_for(ctx)  # fails the job when auth is on and no sandbox can run
         with ctx.pfs.db.read() as conn:
             version = records.version_row(conn, job.pipeline_id, job.version)
         spec, salt = parse_spec(version.spec, stored=True), version.salt
+        # fails the job when its image or a runtime is missing, or auth is on and no sandbox
+        # can run
+        isolation = isolation_for(ctx, spec)
         watch.time_out_after(spec.job_timeout)
         since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
         self.plan, index = plan_job(ctx, job, spec, salt)
@@ -636,7 +637,7 @@ class _Run:
                 store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
                 pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
                 datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=isolation.sandbox, view=isolation.view,
+                sandbox=isolation.sandbox, view=isolation.view, container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
             )

@@ -47,7 +47,7 @@ from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import dir_hash
-from haathi.pps.isolation import Isolation, isolation_for
+from haathi.pps.isolation import isolation_for
 from haathi.pps.jobs import MAX_SET
 from haathi.pps.lineage import WROTE, LineageWalk
 from haathi.pps.spec import PipelineSpec, parse_spec
@@ -77,6 +77,7 @@ class _Planned:
     env: dict[str, str] = field(default_factory=dict)
     task: DatumTask | None = None
     problem: str | None = None  # why it cannot be re-run
+    sandbox: str = ""  # where it was re-run (the sandbox, or the container's runtime)
 
 
 # ---- entry points --------------------------------------------------------------------------
@@ -234,17 +235,15 @@ def _report(
     ctx: PpsContext, executor: Executor, target: str, commit: CommitRow,
     planned: list[_Planned], total: int, sample: int | None = None, seed: int | None = None,
 ) -> ReproduceReport:
-    isolation = isolation_for(ctx)
-    results = _run(ctx, executor, planned, isolation)
-    done = [_compare(p, results.get(p.datum), isolation.sandbox) for p in planned]
+    results = _run(ctx, executor, planned)
+    done = [_compare(p, results.get(p.datum)) for p in planned]
     done.sort(key=lambda d: (min((f.path for f in d.files), default=""), d.datum))
     return ReproduceReport(target, f"{commit.repo}@{commit.id}", tuple(done), total, sample, seed)
 
 
-def _run(
-    ctx: PpsContext, executor: Executor, planned: list[_Planned], isolation: Isolation
-) -> dict[str, DatumResult]:
-    """Run the runnable datums, each with the spec version and job ID of the job that ran it."""
+def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[str, DatumResult]:
+    """Run the runnable datums, each with the spec version, job ID and image (by its recorded
+    digest) of the job that ran it."""
     by_source: dict[int, list[_Planned]] = {}
     for p in planned:
         if p.task is not None:
@@ -258,6 +257,16 @@ def _run(
             with ctx.pfs.db.read() as conn:
                 specs[key] = parse_spec(records.version_row(conn, *key).spec, stored=True)
         spec = specs[key]
+        try:
+            isolation = isolation_for(ctx, spec, digest=job.context.get("image_digest"))
+        except FailedPrecondition as exc:
+            if spec.transform.image is None:
+                raise
+            for p in group:  # its image is gone: these datums cannot be re-run
+                p.task, p.problem = None, str(exc)
+            continue
+        for p in group:
+            p.sandbox = isolation.sandbox
         todo = [p.task for p in group if p.task is not None]
         size = max(1, min(MAX_SET, math.ceil(len(todo) / max(1, spec.parallelism * 4))))
         tasks = [
@@ -265,7 +274,7 @@ def _run(
                 store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
                 pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
                 datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=isolation.sandbox, view=isolation.view,
+                sandbox=isolation.sandbox, view=isolation.view, container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(todo[i : i + size]),
             )
@@ -284,7 +293,7 @@ def _run(
     return out
 
 
-def _compare(p: _Planned, r: DatumResult | None, sandbox: str) -> DatumReproduction:
+def _compare(p: _Planned, r: DatumResult | None) -> DatumReproduction:
     job, version = _ref(p.source), p.source.version
     inputs = tuple(f"{i['repo']}@{i['commit']}:{i['path']}" for i in p.inputs)
     if r is None:
@@ -306,7 +315,7 @@ def _compare(p: _Planned, r: DatumResult | None, sandbox: str) -> DatumReproduct
     return DatumReproduction(
         p.datum, job, version, inputs, r.state.value, files, attempts=r.attempts,
         reason=r.reason, log_tail="" if ok else _tail(r.log), duration_s=r.duration,
-        sandbox=sandbox, env_changes=_env_changes(p, r.env, sandbox),
+        sandbox=p.sandbox, env_changes=_env_changes(p, r.env, p.sandbox),
     )
 
 

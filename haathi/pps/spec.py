@@ -36,14 +36,21 @@ _COMPOSITES = ("cross", "union", "join", "group")
 
 _TOP_FIELDS = frozenset(
     {"pipeline", "description", "transform", "input", "parallelism_spec", "datum_tries",
-     "datum_timeout", "job_timeout", "output_branch", "reprocess_spec", "salt"}
+     "datum_timeout", "job_timeout", "output_branch", "reprocess_spec", "salt",
+     "resource_limits", "resource_requests"}
 )
 _PIPELINE_FIELDS = frozenset({"name", "project"})
 _PROJECT_FIELDS = frozenset({"name"})
 _PARALLELISM_FIELDS = frozenset({"constant"})
 _TRANSFORM_FIELDS = frozenset(
-    {"cmd", "stdin", "env", "image", "err_cmd", "err_stdin", "accept_return_code", "working_dir"}
+    {"cmd", "stdin", "env", "image", "err_cmd", "err_stdin", "accept_return_code", "working_dir",
+     "user"}
 )
+_RESOURCE_FIELDS = frozenset({"cpu", "memory", "gpu", "disk"})
+_QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[kMGTPE])?")
+_QUANTITY_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+                   "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+                   "Pi": 2**50, "Ei": 2**60}  # fmt: skip
 _INPUT_FIELDS = frozenset({"pfs", "cron", *_COMPOSITES})
 _PFS_FIELDS = frozenset(
     {"name", "repo", "branch", "glob", "join_on", "outer_join", "group_by", "lazy", "empty_files"}
@@ -114,7 +121,8 @@ _CLASS_OF: dict[str, type[Composite]] = {v: k for k, v in _KIND_OF.items()}
 
 @dataclass(frozen=True)
 class Transform:
-    """What to run per datum. ``image`` is recorded but ignored (commands run on the host)."""
+    """What to run per datum: ``cmd`` in a container of ``image`` (as ``user``, if given), or
+    in the host sandbox when there is no ``image``."""
 
     cmd: tuple[str, ...]
     stdin: tuple[str, ...] = ()
@@ -124,6 +132,7 @@ class Transform:
     err_stdin: tuple[str, ...] = ()
     accept_return_code: tuple[int, ...] = ()
     working_dir: str | None = None
+    user: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The transform in Pachyderm's snake_case JSON shape (empty fields left out)."""
@@ -135,8 +144,25 @@ class Transform:
             out["env"] = dict(self.env)
         if self.image is not None:
             out["image"] = self.image
-        if self.working_dir is not None:
-            out["working_dir"] = self.working_dir
+        for key in ("working_dir", "user"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True)
+class Resources:
+    """``resource_limits`` (else ``resource_requests``): the limits of a container."""
+
+    cpu: float | None = None
+    memory: int | None = None  # bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.cpu is not None:
+            out["cpu"] = self.cpu
+        if self.memory is not None:
+            out["memory"] = str(self.memory)
         return out
 
 
@@ -155,6 +181,7 @@ class PipelineSpec:
     output_branch: str = "master"
     reprocess_spec: str = "until_success"
     salt: str | None = None
+    resources: Resources = field(default=Resources())
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,6 +201,8 @@ class PipelineSpec:
         out["reprocess_spec"] = self.reprocess_spec
         if self.salt is not None:
             out["salt"] = self.salt
+        if self.resources != Resources():
+            out["resource_limits"] = self.resources.to_dict()
         return out
 
     def pfs_inputs(self) -> list[PfsInput | CronInput]:
@@ -414,7 +443,8 @@ def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
         output_branch=_output_branch(top),
         reprocess_spec=_reprocess_spec(top),
         salt=top.get_str("salt"),
-        notes=_notes(transform),
+        resources=_resources(top, transform),
+        notes=_notes(top, transform),
     )
 
 
@@ -477,6 +507,7 @@ def _parse_transform(top: _Obj, bounded: bool) -> Transform:
         err_stdin=tf.strs("err_stdin"),
         accept_return_code=_return_codes(tf, bounded),
         working_dir=tf.get_str("working_dir"),
+        user=tf.get_str("user"),
     )
 
 
@@ -548,13 +579,54 @@ def _reprocess_spec(top: _Obj) -> str:
     return value
 
 
-def _notes(transform: Transform) -> tuple[str, ...]:
-    if transform.image is None:
-        return ()
-    return (
-        f"transform.image {transform.image!r} is recorded but ignored: haathi runs commands "
-        "on the host (containers come later)",
-    )
+def _notes(top: _Obj, transform: Transform) -> tuple[str, ...]:
+    notes = []
+    for key in ("resource_limits", "resource_requests"):
+        if isinstance(top.values.get(key), dict) and "disk" in top.values[key]:
+            notes.append(f"{top.where(key)}.disk is not enforced (containers write only "
+                         "/pfs/out and /tmp, in the scratch directory)")
+    if transform.image is None and (top.has("resource_limits") or top.has("resource_requests")):
+        notes.append("resource limits apply only to a pipeline with transform.image (a "
+                     "container)")
+    return tuple(notes)
+
+
+def _resources(top: _Obj, transform: Transform) -> Resources:
+    """``resource_limits``, else ``resource_requests`` (a container's limits: haathi reserves
+    nothing, so a request is the closest thing to a limit it can enforce)."""
+    if transform.user is not None and not transform.user.strip():
+        raise InvalidArgument(f"{top.where('transform')}.user must not be empty")
+    key = "resource_limits" if top.has("resource_limits") else "resource_requests"
+    if not top.has(key):
+        return Resources()
+    obj = _Obj(top.values[key], top.where(key), _RESOURCE_FIELDS)
+    if obj.has("gpu"):
+        raise InvalidArgument(f"{obj.where('gpu')} is not supported: haathi runs no GPU "
+                              "containers")
+    cpu = memory = None
+    if obj.has("cpu"):
+        value = obj.values["cpu"]
+        try:
+            cpu = float(value[:-1]) / 1000 if isinstance(value, str) and value.endswith("m") \
+                else float(value)
+        except (TypeError, ValueError):
+            cpu = -1.0
+        if isinstance(value, bool) or not 0 < cpu <= 1024:
+            raise InvalidArgument(f"{obj.where('cpu')} must be a number of CPUs above 0 "
+                                  f"(e.g. 0.5, 2 or \"500m\"), got {value!r}")
+    if obj.has("memory"):
+        memory = _quantity(obj.values["memory"], obj.where("memory"))
+    return Resources(cpu, memory)
+
+
+def _quantity(value: Any, where: str) -> int:
+    """A Kubernetes memory quantity (``512Mi``, ``1G``, ``1000``) in bytes."""
+    text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    found = _QUANTITY_RE.fullmatch(text) if isinstance(text, str) else None
+    if found is None or float(found.group(1)) * _QUANTITY_UNITS[found.group(2)] < 4 << 20:
+        raise InvalidArgument(f"{where} must be a memory size of at least 4Mi, like 512Mi or "
+                              f"1G, got {value!r}")
+    return int(float(found.group(1)) * _QUANTITY_UNITS[found.group(2)])
 
 
 def _parse_input(doc: Any, path: str, pipeline: str | None) -> Input:

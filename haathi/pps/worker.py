@@ -23,6 +23,7 @@ from haathi.models import paths
 from haathi.models.info import DatumState
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
+from haathi.pps.containers import ContainerSpec, open_container
 from haathi.pps.context import StoreOpener
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import RunResult, Sandbox, open_sandbox
@@ -92,6 +93,7 @@ class DatumSetTask:
     scratch_root: str | None
     datums: tuple[DatumTask, ...]
     view: HostView = field(default_factory=HostView)  # what of the host bwrap shows
+    container: ContainerSpec | None = None  # run in a container of an image, not the host
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +272,7 @@ def run_datum(
     tf = task.transform
     pfs = sandbox.pfs
     env = datum_env(task, datum, pfs)
-    run_env = host_env() | env
+    run_env = (task.container.env() if task.container else host_env()) | env
     log: list[str] = []
     reason: str | None = None
     ok_codes = {0, *tf.accept_return_code}
@@ -328,10 +330,7 @@ def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
     cancel = cancel_event(task.job_id)
     scratch = Path(tempfile.mkdtemp(prefix="datums-", dir=root))
     try:
-        tf = task.transform
-        path = (host_env() | dict(tf.env)).get("PATH", "")
-        view = task.view.with_programs([*tf.cmd[:1], *tf.err_cmd[:1]], path)
-        with ctx.blobs.writer() as writer, open_sandbox(task.sandbox, scratch, view) as sandbox:
+        with ctx.blobs.writer() as writer, _open(task, scratch) as sandbox:
             for datum in task.datums:
                 if cancel.is_set():
                     break
@@ -339,6 +338,16 @@ def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results
+
+
+def _open(task: DatumSetTask, scratch: Path) -> Sandbox:
+    """The datum set's container, or its host sandbox showing the transform's programs."""
+    if task.container is not None:
+        return open_container(task.container, scratch)
+    tf = task.transform
+    path = (host_env() | dict(tf.env)).get("PATH", "")
+    view = task.view.with_programs([*tf.cmd[:1], *tf.err_cmd[:1]], path)
+    return open_sandbox(task.sandbox, scratch, view)
 
 
 def register_store(key: str, ctx: PfsContext) -> None:
