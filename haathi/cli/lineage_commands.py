@@ -80,6 +80,8 @@ def _label(n: LineageNode) -> str:
     text += f"[dim]{n.hash[:12]} {render.size(n.size_bytes)}"
     if n.datum is not None:
         text += f"  datum {n.datum[:12]}  job {n.job or '?'}  spec v{n.spec_version or '?'}"
+        if n.image:
+            text += f"  image {n.image}"
     else:
         text += "  user commit"
     return text + "[/]"

@@ -26,6 +26,7 @@ class LineageNode:
     datum: str | None = None
     job: str | None = None
     spec_version: int | None = None
+    image: str | None = None  # image@sha256:... the job ran in (None: the host sandbox)
     inputs: tuple[LineageNode, ...] = ()
     derived: tuple[LineageNode, ...] = ()
 
@@ -40,6 +41,8 @@ class LineageNode:
         }
         if self.datum is not None:
             out |= {"datum": self.datum, "job": self.job, "spec_version": self.spec_version}
+            if self.image is not None:
+                out["image"] = self.image
         out["inputs"] = [n.to_dict() for n in self.inputs]
         out["derived"] = [n.to_dict() for n in self.derived]
         return out
@@ -49,7 +52,7 @@ class LineageNode:
         return cls(
             repo=d["repo"], commit=d["commit"], path=d["path"], hash=d["hash"],
             size_bytes=d["size_bytes"], origin=d["origin"], datum=d.get("datum"),
-            job=d.get("job"), spec_version=d.get("spec_version"),
+            job=d.get("job"), spec_version=d.get("spec_version"), image=d.get("image"),
             inputs=tuple(cls.from_dict(n) for n in d.get("inputs", ())),
             derived=tuple(cls.from_dict(n) for n in d.get("derived", ())),
         )
@@ -85,7 +88,7 @@ class LineageGraph:
             for n in root.walk():
                 nodes.setdefault(n.ref, LineageNode(
                     n.repo, n.commit, n.path, n.hash, n.size_bytes, n.origin, n.datum, n.job,
-                    n.spec_version,
+                    n.spec_version, n.image,
                 ))
                 edges.update({(i.ref, n.ref): None for i in n.inputs})
                 edges.update({(n.ref, d.ref): None for d in n.derived})

@@ -39,13 +39,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps import images
 from haathi.pps.images import Image
-from haathi.pps.spec import Resources
 from haathi.pps.sandbox import (
     _SOCKET_DIR,
     UNPRIVILEGED,
@@ -54,6 +53,7 @@ from haathi.pps.sandbox import (
     _probe_bwrap,
     launcher_argv,
 )
+from haathi.pps.spec import Resources
 
 RUNTIMES = ("auto", "bwrap", "podman", "docker")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -72,7 +72,7 @@ class ContainerSpec:
     image: Image
     user: str | None = None  # transform.user; None: the image's
     network: bool = False
-    resources: Resources = Resources()
+    resources: Resources = field(default_factory=Resources)
 
     def env(self) -> dict[str, str]:
         """The image's environment, with a default ``PATH``."""

@@ -167,6 +167,7 @@ class LineageWalk:
                 e.datum,
                 f"{ran.pipeline}@{ran.commit_id}",
                 ran.version,
+                image=_image_of(ran),
                 inputs=tuple(inputs),
             )
         self.ups[key] = node
@@ -196,16 +197,18 @@ class LineageWalk:
         node = self.downs[key] = _leaf(commit, e, *self.writer(commit, e), derived=tuple(derived))
         return node
 
-    def writer(self, commit: CommitRow, e: FileEntry) -> tuple[str | None, str | None, int | None]:
-        """(datum, job, spec version) of an output file; Nones for a user file."""
+    def writer(
+        self, commit: CommitRow, e: FileEntry
+    ) -> tuple[str | None, str | None, int | None, str | None]:
+        """(datum, job, spec version, image) of an output file; Nones for a user file."""
         if commit.origin != Origin.AUTO.value or e.datum is None:
-            return None, None, None
+            return None, None, None, None
         job = self.job(commit.repo, commit.id)
         rec = self.datum_record(job, e.datum) if job is not None else None
         if job is None or rec is None:
-            return e.datum, None, None
+            return e.datum, None, None, None
         ran = self.job_by_pk(rec["source_job"] or job.id)
-        return e.datum, f"{ran.pipeline}@{ran.commit_id}", ran.version
+        return e.datum, f"{ran.pipeline}@{ran.commit_id}", ran.version, _image_of(ran)
 
     def pipelines_reading(self, commit: CommitRow) -> list[tuple[str, str]]:
         """Output branches provenant on the commit's branch (or on any branch of its repo)."""
@@ -248,12 +251,19 @@ def _ancestors(path: str) -> list[str]:
     return ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def _image_of(job: records.JobRow) -> str | None:
+    """``image@sha256:...``: the image a job ran in, by the digest it resolved to."""
+    digest = job.context.get("image_digest")
+    return f"{job.context.get('image')}@{digest}" if digest else None
+
+
 def _leaf(
     commit: CommitRow,
     e: FileEntry,
     datum: str | None = None,
     job: str | None = None,
     version: int | None = None,
+    image: str | None = None,
     *,
     inputs: tuple[LineageNode, ...] = (),
     derived: tuple[LineageNode, ...] = (),
@@ -268,6 +278,7 @@ def _leaf(
         datum,
         job,
         version,
+        image,
         inputs=inputs,
         derived=derived,
     )

@@ -100,6 +100,9 @@ FACETS_SCHEMA: dict[str, Any] = {
                         "specVersion": {"type": "integer", "minimum": 1},
                         "executor": {"type": "string"},
                         "sandbox": {"type": "string"},
+                        "runtime": {"type": "string"},
+                        "image": {"type": "string"},
+                        "imageDigest": {"type": "string"},
                         "runner": {"type": "string"},
                         "haathi": {"description": "haathi's version", "type": "string"},
                         "python": {"type": "string"},
@@ -382,6 +385,8 @@ def _event(snap: JobSnapshot, namespace: str, state: JobState | None) -> RunEven
             job=f"{snap.pipeline}@{snap.commit_id}", state=shown.value, reason=snap.reason,
             specVersion=snap.spec_version,
             executor=ctx.get("executor"), sandbox=ctx.get("sandbox"),
+            runtime=ctx.get("runtime"), image=ctx.get("image"),
+            imageDigest=ctx.get("image_digest"),
             runner=ctx.get("runner") or None, haathi=ctx.get("haathi") or _version("haathi"),
             python=ctx.get("python") or platform.python_version(),
             platform=ctx.get("platform"),
@@ -486,6 +491,9 @@ def _custom_facets() -> tuple[Any, Any]:
         reason: str | None = None
         executor: str | None = None
         sandbox: str | None = None
+        runtime: str | None = None
+        image: str | None = None
+        imageDigest: str | None = None
         runner: str | None = None
         haathi: str | None = None
         python: str | None = None
