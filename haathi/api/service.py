@@ -41,7 +41,7 @@ from haathi.pfs import (
     provenance,
     repos,
 )
-from haathi.pps import cron_ticks, jobs, pipelines, preview, records
+from haathi.pps import cron_ticks, isolation, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
@@ -312,7 +312,8 @@ class Api(AccessApi, LineageApi):
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The effective spec (defaults applied) and notes, or InvalidArgument."""
         parsed = parse_spec(spec)
-        return {"spec": parsed.to_dict(), "notes": list(parsed.notes)}
+        notes = [*parsed.notes, *isolation.preflight(self.pps, parsed)]
+        return {"spec": parsed.to_dict(), "notes": notes}
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
         self.authorize(Permission.READ, name)

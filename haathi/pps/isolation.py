@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from haathi.auth import activation
-from haathi.errors import FailedPrecondition
+from haathi.errors import FailedPrecondition, HaathiError
 from haathi.pps import containers, images
 from haathi.pps.containers import ContainerSpec
 from haathi.pps.context import PpsContext
@@ -81,6 +81,20 @@ def isolation_for(
             show.append(os.getcwd())
     view = HostView(show=tuple(show), hide=ctx.protected_paths)
     return Isolation(sandbox, view, sandbox_note(ctx.sandbox, sandbox))
+
+
+def preflight(ctx: PpsContext, spec: PipelineSpec) -> tuple[str, ...]:
+    """Warnings for ``create pipeline`` / ``validate pipeline``: why this spec's jobs would
+    fail here now (no runtime for its image, or the image cannot be found)."""
+    ref = spec.transform.image
+    if ref is None:
+        return ()
+    try:
+        containers.resolve_runtime(ctx.runtime)
+        images.resolve(ref, ctx.image_pull_policy)  # where it is now; nothing is pulled
+    except HaathiError as exc:
+        return (f"its jobs will fail until this is fixed: {exc}",)
+    return ()
 
 
 def _container(ctx: PpsContext, spec: PipelineSpec, digest: str | None) -> Isolation:

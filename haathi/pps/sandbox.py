@@ -92,6 +92,7 @@ UNPRIVILEGED = (65534, 65534)
 haathi runs as root."""
 
 _EMPTY = ".empty"  # in the scratch directory: an empty directory that masks hidden ones
+_PATH_ARGS = 8  # leading words of a command checked for host files the sandbox hides
 _SOCKET_DIR = ".sock"  # in the scratch directory: where a container's launcher connects
 START_TIMEOUT = 120.0
 """Seconds a container's launcher has to connect (the runtime starting the container)."""
@@ -429,6 +430,15 @@ class Sandbox:
         """A request to the launcher in this datum set's sandbox (started if need be)."""
         assert self.launch is not None
         cwd = self.launch.cwd(working_dir)
+        hidden = self.launch.hidden(argv)
+        if hidden:
+            message = (
+                f"haathi: {hidden} is on the host, but the sandbox does not show it (it shows "
+                "the system, the programs' installs and [pipelines] sandbox_paths; the host's "
+                "/tmp and home directories are hidden): move it, list it in sandbox_paths, or "
+                "run the pipeline in an image that has it\n"
+            )
+            return RunResult(127, False, False, 0.0, message.encode())
         stdin_bytes = None if stdin is None else stdin.encode()
         start = time.monotonic()
         if self._session is not None and not self._session.alive():
@@ -498,6 +508,10 @@ class Launch:
     def stop(self) -> None:
         """Kill everything in the sandbox from outside (when there is no launcher PID)."""
 
+    def hidden(self, argv: Sequence[str]) -> str:
+        """A file the command names that exists on the host but not inside (``""``: none)."""
+        return ""
+
 
 class _HostLaunch(Launch):
     """bwrap showing the host as ``layout`` says, the host's Python running the launcher."""
@@ -514,6 +528,13 @@ class _HostLaunch(Launch):
 
     def cwd(self, working_dir: str | None) -> str:
         return _sandbox_cwd(working_dir, self.layout, self.user is not None)
+
+    def hidden(self, argv: Sequence[str]) -> str:
+        for arg in argv[:_PATH_ARGS]:
+            if arg.startswith("/") and not arg.startswith("/pfs") and os.path.exists(arg):
+                if not self.layout.visible(os.path.normpath(arg)):
+                    return arg
+        return ""
 
 
 def launcher_argv(python: Sequence[str], sock: str, user: tuple[int, int] | None) -> list[str]:
