@@ -531,9 +531,9 @@ class _HostLaunch(Launch):
 
     def hidden(self, argv: Sequence[str]) -> str:
         for arg in argv[:_PATH_ARGS]:
-            if arg.startswith("/") and not arg.startswith("/pfs") and os.path.exists(arg):
-                if not self.layout.visible(os.path.normpath(arg)):
-                    return arg
+            on_host = arg.startswith("/") and not arg.startswith("/pfs") and os.path.exists(arg)
+            if on_host and not self.layout.visible(os.path.normpath(arg)):
+                return arg
         return ""
 
 
