@@ -133,6 +133,10 @@ def test_demo_runs_a_two_stage_pipeline_incrementally(cli: Cli, tmp_path: Path) 
     assert "job totals@" in res.out and "1 processed, 2 skipped, 0 failed of 3" in res.out
     lineage = res.out.split("Where did it come from?")[1]
     assert lineage.count("SKIPPED") == 2 and "sales@" in lineage
+    # scripts/test installs busybox-static, umoci, skopeo and bubblewrap: the pipelines ran in
+    # a BusyBox image built on the spot, and the job names its digest
+    assert "The pipelines run in a BusyBox container image built just now: oci:" in res.out
+    assert re.search(r"Image: oci:\S+:demo sha256:[0-9a-f]{64}", lineage)
 
 
 def _stderr_on_a_terminal(cli: Cli, *args: str) -> str:

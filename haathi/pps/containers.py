@@ -213,7 +213,7 @@ def _host_python() -> _HostPython:
     loader, with the host's library directories, all under :data:`HOST`."""
     exe = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     prefix = os.path.realpath(sys.base_prefix)
-    loader = _elf_interpreter(exe)
+    loader = elf_interpreter(exe)
     libdirs = [os.path.dirname(os.path.realpath(loader)), os.path.join(prefix, "lib")]
     for d in ("/lib64", "/usr/lib64", "/lib", "/usr/lib"):
         for sub in (d, os.path.join(d, os.path.basename(libdirs[0]))):
@@ -229,7 +229,7 @@ def _host_python() -> _HostPython:
     )
 
 
-def _elf_interpreter(exe: str) -> str:
+def elf_interpreter(exe: str) -> str:
     """The dynamic loader an ELF executable names (PT_INTERP)."""
     with open(exe, "rb") as f:
         head = f.read(64)
