@@ -55,8 +55,10 @@ class FileCheck:
 @dataclass(frozen=True)
 class EnvChange:
     """What differs between the recorded run and the re-run of a datum, other than its files:
-    a variable user code saw (``recorded`` / ``reproduced`` None: unset in that run), or the
-    sandbox it ran in (``name`` ``sandbox``, ``variable`` False)."""
+    a variable user code saw (``recorded`` / ``reproduced`` None: unset in that run), the
+    sandbox it ran in (``name`` ``sandbox``, ``variable`` False), or the image its tag names
+    (``name`` ``image <tag>``: the re-run used the recorded digest, the tag now names
+    another)."""
 
     name: str
     recorded: str | None

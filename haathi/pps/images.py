@@ -247,6 +247,18 @@ def cached_image(digest: str, root: Path | None = None) -> Image | None:
         return None
 
 
+def kept_image(runtime: str, ref: str, digest: str, image_id: str | None) -> Image | None:
+    """The image with this manifest digest, if this host still has it though no tag names it:
+    unpacked in the cache (``bwrap``), or by its image ID in podman's storage (``podman``)."""
+    if runtime == "bwrap":
+        return cached_image(digest)
+    if runtime == "podman" and image_id and _podman_storage():
+        found = _inspect(ref, f"containers-storage:{_hex(image_id)}")
+        if isinstance(found, Image) and found.digest == digest:
+            return found
+    return None
+
+
 def unpack(image: Image, root: Path | None = None) -> tuple[Path, bool]:
     """The image's root filesystem, unpacked into the cache if it is not there yet; returns
     (path, whether this call unpacked it). Safe against concurrent callers (one unpacks, the

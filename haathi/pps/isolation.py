@@ -43,6 +43,9 @@ class Isolation:
     view: HostView
     note: str = ""
     container: ContainerSpec | None = None
+    tag_now: str = ""
+    """For a re-run by recorded digest: the digest the image's tag names now, when it differs
+    (the re-run still used the recorded one)."""
 
     def describe(self) -> str:
         """For output: ``bwrap``, ``none (no isolation: ...)``, or the runtime and image."""
@@ -64,16 +67,17 @@ class Isolation:
 
 
 def isolation_for(
-    ctx: PpsContext, spec: PipelineSpec | None = None, *, digest: str | None = None
+    ctx: PpsContext, spec: PipelineSpec | None = None, *, ran: dict[str, Any] | None = None
 ) -> Isolation:
     """The isolation a job of ``spec`` gets now on this store; FailedPrecondition when it
     cannot have what it needs (no runtime or image for an image; auth on and no isolating
-    sandbox). ``digest``: run exactly that image (``reproduce``), not what the tag names now.
+    sandbox). ``ran``: a job's recorded context; its image is run by the recorded digest
+    (``reproduce``), not by what the tag names now.
     """
     with ctx.pfs.db.read() as conn:
         auth_on = activation.is_active(conn)
     if spec is not None and spec.transform.image is not None:
-        return _container(ctx, spec, digest)
+        return _container(ctx, spec, ran or {})
     sandbox = resolve_sandbox(ctx.sandbox, isolate=auth_on)
     show = list(ctx.sandbox_paths)
     if not auth_on:
@@ -97,11 +101,11 @@ def preflight(ctx: PpsContext, spec: PipelineSpec) -> tuple[str, ...]:
     return ()
 
 
-def _container(ctx: PpsContext, spec: PipelineSpec, digest: str | None) -> Isolation:
+def _container(ctx: PpsContext, spec: PipelineSpec, ran: dict[str, Any]) -> Isolation:
     ref = spec.transform.image
     assert ref is not None
     runtime, note = containers.resolve_runtime(ctx.runtime)
-    image = _pinned(runtime, ref, ctx.image_pull_policy, digest)
+    image, tag_now = _pinned(runtime, ref, ctx.image_pull_policy, ran)
     container = ContainerSpec(
         runtime, image, user=spec.transform.user, network=ctx.allow_network,
         resources=spec.resources,
@@ -111,12 +115,16 @@ def _container(ctx: PpsContext, spec: PipelineSpec, digest: str | None) -> Isola
         images.user_ids(rootfs, spec.transform.user or image.config.user)
     if ctx.runtime == "auto":
         note = f"auto chose {runtime}" + (f" ({note})" if note else "")
-    return Isolation(runtime, HostView(), note, container)
+    return Isolation(runtime, HostView(), note, container, tag_now)
 
 
-def _pinned(runtime: str, ref: str, pull_policy: str, digest: str | None) -> images.Image:
-    """The image ``ref`` names now; with ``digest``, the image with that digest, and a clear
-    error when it is gone (saying where the tag points now)."""
+def _pinned(
+    runtime: str, ref: str, pull_policy: str, ran: dict[str, Any]
+) -> tuple[images.Image, str]:
+    """The image ``ref`` names now; for a job that ``ran``, the image with its recorded
+    digest, and a clear error when that is gone (saying where the tag points now). Also the
+    digest the tag names now when that differs (``""`` when not)."""
+    digest = ran.get("image_digest")
     try:
         now = containers.resolve_image(runtime, ref, pull_policy)
     except FailedPrecondition as exc:
@@ -125,10 +133,10 @@ def _pinned(runtime: str, ref: str, pull_policy: str, digest: str | None) -> ima
         now, why_now = None, str(exc)
     if digest is None or (now is not None and now.digest == digest):
         assert now is not None
-        return now
-    kept = images.cached_image(digest) if runtime == "bwrap" else None
+        return now, ""
+    kept = images.kept_image(runtime, ref, digest, ran.get("image_id"))
     if kept is not None:
-        return kept
+        return kept, now.digest if now is not None else "(gone)"
     where = f"the tag now points to {now.digest}" if now is not None else why_now
     raise FailedPrecondition(
         f"image {ref} changed: the job ran {digest}, {where}, and {digest} is no longer "

@@ -78,6 +78,7 @@ class _Planned:
     task: DatumTask | None = None
     problem: str | None = None  # why it cannot be re-run
     sandbox: str = ""  # where it was re-run (the sandbox, or the container's runtime)
+    tag_now: str = ""  # the digest the image's tag names now, when not the recorded one
 
 
 # ---- entry points --------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
                 specs[key] = parse_spec(records.version_row(conn, *key).spec, stored=True)
         spec = specs[key]
         try:
-            isolation = isolation_for(ctx, spec, digest=job.context.get("image_digest"))
+            isolation = isolation_for(ctx, spec, ran=job.context)
         except FailedPrecondition as exc:
             if spec.transform.image is None:
                 raise
@@ -266,7 +267,7 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
                 p.task, p.problem = None, str(exc)
             continue
         for p in group:
-            p.sandbox = isolation.sandbox
+            p.sandbox, p.tag_now = isolation.sandbox, isolation.tag_now
         todo = [p.task for p in group if p.task is not None]
         size = max(1, min(MAX_SET, math.ceil(len(todo) / max(1, spec.parallelism * 4))))
         tasks = [
@@ -332,6 +333,10 @@ def _env_changes(p: _Planned, env: dict[str, str], sandbox: str) -> tuple[EnvCha
     recorded = p.source.context.get("sandbox")
     if recorded and recorded != sandbox:
         out.append(EnvChange("sandbox", str(recorded), sandbox, variable=False))
+    if p.tag_now:  # re-ran the recorded image; say that its tag has moved on
+        ctx = p.source.context
+        out.append(EnvChange(f"image {ctx.get('image')}", ctx.get("image_digest"), p.tag_now,
+                             variable=False))
     return tuple(out)
 
 
