@@ -25,6 +25,7 @@ import pytest
 import haathi
 from haathi.client import Client
 from haathi.server.serve import Server
+from tests.images import busybox_image, imagemagick_image, opencv_image, python_image  # noqa: F401
 from tests.servers import Postgres, SeaweedS3
 
 BUCKET = "haathi-tests"
