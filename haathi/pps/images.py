@@ -43,6 +43,9 @@ TRANSPORTS = (
     "docker-daemon:",
 )  # fmt: skip
 TOOL_TIMEOUT = 600.0  # seconds a skopeo or umoci call may take (a pull of a large image)
+PATH_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
+"""Sources that read a path on this host (refused while auth is on: any user could read any
+image the server can)."""
 _INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",

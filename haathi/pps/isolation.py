@@ -77,6 +77,12 @@ def isolation_for(
     with ctx.pfs.db.read() as conn:
         auth_on = activation.is_active(conn)
     if spec is not None and spec.transform.image is not None:
+        if auth_on and spec.transform.image.startswith(images.PATH_TRANSPORTS):
+            raise FailedPrecondition(
+                f"image {spec.transform.image!r}: auth is on, so an image is named (podman's "
+                "storage or a registry), not read from a path on this host",
+                image=spec.transform.image,
+            )
         return _container(ctx, spec, ran or {})
     sandbox = resolve_sandbox(ctx.sandbox, isolate=auth_on)
     show = list(ctx.sandbox_paths)
