@@ -189,6 +189,27 @@ def test_with_auth_on_sandbox_none_is_refused_and_the_job_says_why(store: Path) 
         server.stop()
 
 
+@pytest.mark.parametrize("image", ["oci-archive:/etc/shadow", "oci:/root", "docker-archive:/x"])
+def test_with_auth_on_an_image_is_never_read_from_a_path_on_the_server(
+    store: Path, image: str
+) -> None:
+    """Any user could otherwise run (or probe) any image file the server's user can read."""
+    server = Server.for_store(str(store), {}, "127.0.0.1:0").start()
+    try:
+        with haathi.connect(server.url) as anon:
+            root = haathi.connect(server.url, token=anon.auth_activate())
+        root.create_repo("data")
+        root.put_file("data@master:/x", b"x")
+        root.create_pipeline({**COPY, "transform": {**COPY["transform"], "image": image}})
+        job = root.list_job("copy")[0]
+        assert job.state == JobState.FAILURE, job.reason
+        assert f"image {image!r}: auth is on, so an image is named" in (job.reason or "")
+        assert root.list_file("copy@master:/") == []  # nothing ran
+        root.close()
+    finally:
+        server.stop()
+
+
 def test_auto_says_when_it_falls_back_to_no_sandbox_and_auth_on_refuses_that(
     tmp_path: Path,
 ) -> None:
