@@ -625,3 +625,29 @@ def test_a_pipeline_under_bwrap_runs_each_datum_with_its_own_input(tmp_path: Pat
         c.create_pipeline(spec)
         for i in range(n):
             assert c.get_file(f"p@master:/f{i:02d}") == f"f{i:02d}\n".encode()
+
+
+def test_a_script_in_the_hosts_tmp_fails_naming_it_not_as_cant_open_file(tmp_path: Path) -> None:
+    """The host's /tmp is hidden (the sandbox has its own): a pipeline whose command runs a
+    script left there fails with the path and what to do, not with python's "can't open file"
+    or an empty SUCCESS."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as host_tmp:
+        script = Path(host_tmp) / "edges.py"
+        script.write_text("open('/pfs/out/x', 'w').write('x')\n")
+        spec = {
+            "pipeline": {"name": "edges"},
+            "input": {"pfs": {"repo": "images", "glob": "/*"}},
+            "transform": {"cmd": ["python3", str(script)]},
+            "datum_tries": 1,
+        }
+        with haathi.connect(str(tmp_path / "store"), sandbox="bwrap") as c:
+            c.create_repo("images")
+            c.put_file("images@master:/a.png", b"png")
+            c.create_pipeline(spec)
+            job = c.list_job("edges")[0]
+            assert job.state.value == "FAILURE"
+            (d,) = c.list_datum(f"edges@{job.id}")
+            log = "".join(text for _, text in c.logs("edges", datum=d.id)[1])
+            assert f"haathi: {script} is on the host, but the sandbox does not show it" in log
+            assert "can't open file" not in log
+            assert c.list_file("edges@master:/") == []

@@ -92,7 +92,7 @@ UNPRIVILEGED = (65534, 65534)
 haathi runs as root."""
 
 _EMPTY = ".empty"  # in the scratch directory: an empty directory that masks hidden ones
-_PATH_ARGS = 8  # leading words of a command checked for host files the sandbox hides
+_PATH_ARGS = 2  # a command's program and its script: checked for host files the sandbox hides
 _SOCKET_DIR = ".sock"  # in the scratch directory: where a container's launcher connects
 START_TIMEOUT = 120.0
 """Seconds a container's launcher has to connect (the runtime starting the container)."""
