@@ -118,7 +118,7 @@ EDGES = {
     "pipeline": {"name": "edges"},
     "description": "edge detection without OpenCV",
     "input": pfs("images", "/*"),
-    "transform": {"cmd": [PY, "-c", EDGES_PY], "image": "pachyderm/opencv:1.0"},
+    "transform": {"cmd": [PY, "-c", EDGES_PY]},
 }
 MONTAGE = {
     "pipeline": {"name": "montage"},
