@@ -1,4 +1,5 @@
-"""Running user code for datums: the bubblewrap sandbox and the unsandboxed fallback.
+"""Running user code for datums: the bubblewrap sandbox, the unsandboxed fallback, and (the
+datum-set tests, ``box``) containers of an image under each runtime.
 
 Everything here runs real processes. bubblewrap must work on the test machine: a missing or
 broken ``bwrap`` fails these tests rather than skipping them.
@@ -23,6 +24,8 @@ import pytest
 import haathi
 from haathi.client.sources import bytes_op
 from haathi.errors import InvalidArgument
+from haathi.pps import containers
+from haathi.pps.containers import ContainerSpec, _BwrapImage, open_container
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import (
     OUTPUT_CAP,
@@ -419,13 +422,26 @@ def test_a_signal_that_ends_the_command_is_128_plus_n(scratch: Path) -> None:
 
 @pytest.fixture
 def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    """A datum set's sandbox (``request.param``: bwrap or none) on an empty scratch dir."""
-    with open_sandbox(request.param, tmp_path / "set") as sandbox:
+    """A datum set's sandbox on an empty scratch dir (``request.param``): the host sandbox
+    (``bwrap`` or ``none``), or a container of the busybox test image (``image-bwrap``: the
+    daemonless runtime, ``podman``). Every kind passes the same tests: one launcher protocol,
+    several ways to start it."""
+    kind = request.param
+    if kind in CONTAINERS:
+        image = request.getfixturevalue("busybox_image")
+        runtime = CONTAINERS[kind]
+        spec = ContainerSpec(runtime, containers.resolve_image(runtime, image.name, "Never"))
+        with open_container(spec, tmp_path / "set") as sandbox:
+            yield sandbox
+        return
+    with open_sandbox(kind, tmp_path / "set") as sandbox:
         yield sandbox
 
 
-BOX_BOTH = pytest.mark.parametrize("box", ["bwrap", "none"], indirect=True)
-BOX_BWRAP = pytest.mark.parametrize("box", ["bwrap"], indirect=True)
+CONTAINERS = {"image-bwrap": "bwrap", "podman": "podman"}
+ISOLATED = ["bwrap", *CONTAINERS]
+BOX_BOTH = pytest.mark.parametrize("box", ["none", *ISOLATED], indirect=True)
+BOX_BWRAP = pytest.mark.parametrize("box", ISOLATED, indirect=True)
 
 
 def datum(box: Sandbox, inputs: dict[str, dict[str, str]]) -> None:
@@ -438,12 +454,21 @@ def datum(box: Sandbox, inputs: dict[str, dict[str, str]]) -> None:
 
 
 def go(box: Sandbox, argv: list[str], **kwargs: object) -> RunResult:
-    return box.run(argv, stdin=kwargs.pop("stdin", None), env=ENV, **kwargs)  # type: ignore[arg-type]
+    env = ENV if box.kind != "podman" and not isinstance(box.launch, _BwrapImage) else IMAGE_ENV
+    return box.run(argv, stdin=kwargs.pop("stdin", None), env=env, **kwargs)  # type: ignore[arg-type]
+
+
+IMAGE_ENV = {"PATH": "/bin", "LANG": "C.UTF-8"}  # in a container: the busybox image's PATH
 
 
 def launcher_pid(box: Sandbox) -> int:
+    """The host PID of the sandbox's launcher (its PID 1)."""
     session = box._session
     assert session is not None
+    name = getattr(box.launch, "name", None)
+    if name is not None:  # a podman container: its PID 1, as podman knows it
+        argv = [*containers._cli("podman"), "inspect", "--format", "{{.State.Pid}}", name]
+        return int(subprocess.run(argv, capture_output=True, check=True, text=True).stdout)
     pid = session._launcher_pid()
     assert pid is not None
     return pid
@@ -558,7 +583,8 @@ def test_a_launcher_that_dies_mid_run_fails_the_run_clearly_then_a_new_one_start
     timer.join()
     assert (result.returncode, result.timed_out, result.cancelled) == (None, False, False)
     assert result.duration < 10
-    assert result.output.startswith(b"before\nhaathi: the bwrap sandbox stopped unexpectedly")
+    stopped = f"before\nhaathi: the {box.kind} sandbox stopped unexpectedly".encode()
+    assert result.output.startswith(stopped), result.output
     assert processes_with(nap) == []
     assert my_zombies() == []
     datum(box, {"in": {"x": "2"}})
