@@ -75,9 +75,10 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
 
     def env(self) -> dict[str, str]:
-        """The image's environment, with a default ``PATH``."""
+        """The image's environment, with a default ``PATH`` and ``HOME`` (``/``)."""
         env = dict(self.image.config.env)
         env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("HOME", "/")
         return env
 
 
