@@ -127,11 +127,45 @@ def resolve(ref: str, pull_policy: str = "IfNotPresent") -> Image:
         raise FailedPrecondition(f"cannot look up image {ref!r}: {why}")
     tried: list[str] = []
     for source in _sources(ref, pull_policy):
+        if source.startswith("docker://") and pull_policy == "IfNotPresent":
+            pulled = _pulled(ref)  # present: pulled into this host's cache before
+            if pulled is not None:
+                return pulled
         found = _inspect(ref, source)
         if isinstance(found, Image):
+            if source.startswith("docker://") and not ref.startswith(TRANSPORTS):
+                _remember(found)
             return found
         tried.append(f"{source}: {found}")
     raise FailedPrecondition(f"image {ref!r} not found ({'; '.join(tried)})", image=ref)
+
+
+def _tag_file(ref: str) -> Path:
+    return cache_root() / "tags" / hashlib.sha256(ref.encode()).hexdigest()
+
+
+def _remember(image: Image) -> None:
+    """Note which digest a registry name had when it was last looked up (``IfNotPresent``
+    then uses the unpacked copy without asking the registry again, as a local tag)."""
+    path = _tag_file(image.ref)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"ref": image.ref, "digest": image.digest}))
+        os.replace(tmp, path)
+
+
+def _pulled(ref: str) -> Image | None:
+    """The image a registry name named when this host last pulled it, if it is still
+    unpacked here."""
+    try:
+        doc = json.loads(_tag_file(ref).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("ref") != ref:
+        return None
+    found = cached_image(str(doc.get("digest")))
+    return None if found is None else dataclasses.replace(found, ref=ref)
 
 
 def _sources(ref: str, pull_policy: str) -> list[str]:
@@ -238,15 +272,15 @@ def cached_rootfs(digest: str, root: Path | None = None) -> Path | None:
 def cached_image(digest: str, root: Path | None = None) -> Image | None:
     """The image with this manifest digest as this host's cache has it (unpacked earlier),
     whatever its tag names now; None if it is not here."""
-    entry = (root or cache_root()) / _hex(digest)
     try:
+        entry = (root or cache_root()) / _hex(digest)
         doc = json.loads((entry / _DONE).read_text())
         conf = doc["config"]
         config = ImageConfig(
             tuple((str(k), str(v)) for k, v in conf["env"]), conf["working_dir"], conf["user"]
         )
         return Image(doc["image"], doc["source"], doc["image_digest"], doc["image_id"], config)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
         return None
 
 
