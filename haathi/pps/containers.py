@@ -151,6 +151,8 @@ def resolve_image(runtime: str, ref: str, pull_policy: str) -> Image:
             f"image {ref!r} is in {image.source.split(':', 1)[0]}, not in docker's storage: "
             "docker load it, or use the podman or bwrap runtime"
         )
+    if not isinstance(_run_cli(runtime, "image", "inspect", image.image_id), str):
+        return image  # already there, under whatever name: run by its ID, change nothing
     pulled = _run_cli(runtime, "pull", "--quiet", image.source)
     if isinstance(pulled, str):
         raise FailedPrecondition(f"{runtime} cannot pull image {ref!r}: {pulled}", image=ref)

@@ -137,6 +137,8 @@ def resolve(ref: str, pull_policy: str = "IfNotPresent") -> Image:
                 _remember(found)
             return found
         tried.append(f"{source}: {found}")
+    if ref.startswith(TRANSPORTS):  # one place, which has no (readable) image
+        raise FailedPrecondition(f"cannot read image {tried[0]}", image=ref)
     raise FailedPrecondition(f"image {ref!r} not found ({'; '.join(tried)})", image=ref)
 
 
@@ -323,9 +325,14 @@ def _unpack_into(image: Image, root: Path) -> None:
         copied = _skopeo("copy", "--quiet", image.source, layout)
         if isinstance(copied, str):
             raise FailedPrecondition(f"cannot copy image {image.ref!r}: {copied}", image=image.ref)
+        # The copy may re-encode the config (docker-archive to OCI): the same image has the
+        # same layers and settings, whatever the bytes.
         config = _skopeo("inspect", "--config", "--raw", layout)
-        if isinstance(config, str) or "sha256:" + hashlib.sha256(config).hexdigest() != (
-            image.image_id
+        source = _skopeo("inspect", "--config", "--raw", image.source)
+        if (
+            isinstance(config, str) or isinstance(source, str)
+            or "sha256:" + hashlib.sha256(source).hexdigest() != image.image_id
+            or _layers_and_settings(config) != _layers_and_settings(source)
         ):
             raise FailedPrecondition(
                 f"image {image.ref!r} changed while it was being copied (its tag moved?): "
@@ -347,6 +354,15 @@ def _unpack_into(image: Image, root: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.rename(f"{done}.tmp", done)
+
+
+def _layers_and_settings(config: bytes) -> tuple[Any, ImageConfig] | None:
+    """What of an image config decides what runs: its layers' diff IDs and its settings."""
+    try:
+        doc = json.loads(config)
+        return doc["rootfs"]["diff_ids"], ImageConfig.from_oci(doc)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _hex(digest: str) -> str:

@@ -703,6 +703,10 @@ class _Session:
         """Kill the launcher, so everything in the sandbox; returns once all of it is gone."""
         self.stopped = True
         if self.proc.poll() is not None:
+            pid = self._launcher_pid()  # it may outlive bwrap (see _LauncherRun.broken)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
             return
         if not self.launch.info_fd:
             self.launch.stop()
@@ -777,6 +781,11 @@ class _LauncherRun:
         done, self.reply = self.session.receive()
         return done
 
+    def broken(self) -> bool:
+        # bwrap gone: as root, the launcher's setuid cleared --die-with-parent, so it may
+        # live on, holding the socket; the run is over all the same
+        return self.session.proc.poll() is not None
+
     def stop(self, sig: signal.Signals) -> None:
         self.session.kill()  # the whole sandbox, at once
 
@@ -799,6 +808,8 @@ class _Child(Protocol):
 
     def exited(self) -> bool: ...
 
+    def broken(self) -> bool: ...  # it can no longer exit normally (its sandbox is gone)
+
     def stop(self, sig: signal.Signals) -> None: ...
 
     def after_exit(self) -> None: ...  # kill what it left behind
@@ -815,6 +826,9 @@ class _Process:
 
     def exited(self) -> bool:
         return _exited(self.proc.pid)
+
+    def broken(self) -> bool:
+        return False
 
     def stop(self, sig: signal.Signals) -> None:
         _signal_group(self.proc.pid, sig)
@@ -874,13 +888,18 @@ def _listen(path: Path) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # bound through a descriptor of its directory: a socket's path may have 107 bytes at most,
+    # and the scratch directory may be deeper than that
+    where = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
     try:
-        sock.bind(str(path))
+        sock.bind(f"/proc/self/fd/{where}/{path.name}")
         os.chmod(path, 0o777)
         sock.listen(1)
     except OSError:
         sock.close()
         raise
+    finally:
+        os.close(where)
     return sock
 
 
@@ -941,6 +960,8 @@ def _supervise(
             if child.exit_fd is None:
                 wait = EXIT_POLL if wait is None else min(wait, EXIT_POLL)
                 exited = child.exited()
+            if not exited and child.broken():
+                exited = child.exited() or True  # a reply sent just before still counts
             for key, _ in sel.select(wait):
                 if key.data == "exit":
                     exited = child.exited() or exited
