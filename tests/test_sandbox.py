@@ -596,6 +596,29 @@ def test_a_launcher_that_dies_mid_run_fails_the_run_clearly_then_a_new_one_start
 
 
 @BOX_BWRAP
+def test_when_haathi_goes_away_mid_run_the_command_dies_at_once(box: Sandbox) -> None:
+    """haathi's end of the session socket closing (haathi died) ends the sandbox and what runs
+    in it, not only once the command finishes: nothing of a dead job runs on."""
+    nap = unique_sleep()
+    datum(box, {"in": {"x": "1"}})
+    session = box._session
+    assert session is not None and go(box, ["true"]).returncode == 0
+    results: list[RunResult] = []
+    runner = threading.Thread(target=lambda: results.append(go(box, ["sleep", nap])))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not processes_with(nap) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(nap), "the command did not start"
+    session.sock.shutdown(socket.SHUT_WR)  # as if haathi died: the launcher reads end of file
+    while processes_with(nap) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(nap) == []
+    runner.join(10)
+    assert results and results[0].returncode is None  # the run failed: its sandbox is gone
+
+
+@BOX_BWRAP
 def test_a_launcher_that_died_between_runs_is_replaced(box: Sandbox) -> None:
     datum(box, {"in": {"x": "1"}})
     assert go(box, ["true"]).returncode == 0

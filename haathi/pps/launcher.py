@@ -32,6 +32,7 @@ import _signal
 import _socket
 import marshal
 import os
+import select
 import sys
 
 _MAX_FDS = 2
@@ -62,7 +63,7 @@ def main() -> None:
         out = fds[0]
         stdin = fds[1] if len(fds) > 1 else devnull
         try:
-            reply = _run(argv, env, cwd, out, stdin)
+            reply = _run(argv, env, cwd, out, stdin, sock)
         finally:
             for f in fds:
                 os.close(f)
@@ -104,7 +105,8 @@ def _receive(
 
 
 def _run(
-    argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, out: int, stdin: int
+    argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, out: int, stdin: int,
+    sock: _socket.socket,
 ) -> tuple[str | int | None, ...]:
     try:
         os.chdir(cwd)  # the command inherits it
@@ -121,6 +123,7 @@ def _run(
         return ("exec", exc.errno, exc.strerror)
     except ValueError as exc:  # e.g. a NUL byte in an argument
         return ("exec", 0, str(exc))
+    _wait(pid, sock)
     status = os.waitpid(pid, 0)[1]
     _kill_the_rest()
     code = os.waitstatus_to_exitcode(status)
@@ -156,6 +159,30 @@ def _spawnp(argv: list[bytes], env: dict[bytes, bytes], actions: list[tuple[int,
         except (FileNotFoundError, NotADirectoryError) as exc:
             last = exc
     raise denied or last or FileNotFoundError(2, "No such file or directory")
+
+
+def _wait(pid: int, sock: _socket.socket) -> None:
+    """Wait until the command exits; if haathi goes away meanwhile (end of file on the socket:
+    it died, so nothing will ever read this run's result), kill everything and exit now rather
+    than when the command ends (a launcher that changed user has lost bwrap's
+    ``--die-with-parent``)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3: wait as before
+        return
+    try:
+        watched = [pidfd, sock.fileno()]
+        while True:
+            ready = select.select(watched, [], [])[0]
+            if pidfd in ready:
+                return
+            if sock.recv(1, _socket.MSG_PEEK):  # a request (never sent mid run): stop watching
+                watched = [pidfd]
+            else:
+                _kill_the_rest()
+                raise SystemExit(0)
+    finally:
+        os.close(pidfd)
 
 
 def _kill_the_rest() -> None:
