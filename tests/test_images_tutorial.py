@@ -48,6 +48,11 @@ SPECS = Path(__file__).parent / "data" / "tutorial"
 TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagemagick:7.1.0-23"}
 
 
+# One worker runs this module (scripts/test: --dist loadgroup): its tutorial fixture unpacks
+# the 1.2 GB OpenCV image and runs the tutorial once per runtime, for all its tests.
+pytestmark = pytest.mark.xdist_group("images_tutorial")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """This module's own unpack cache for the daemonless runtime (deleted afterwards: an

@@ -51,7 +51,7 @@ def lineage(
     for root in roots:
         tree = Tree(_label(root))
         _grow(tree, root, downstream, set())
-        render.out.print(tree)
+        render.out.print(tree, soft_wrap=False)
 
 
 @draw_app.command("lineage")

@@ -288,10 +288,13 @@ def cached_image(digest: str, root: Path | None = None) -> Image | None:
 
 def kept_image(runtime: str, ref: str, digest: str, image_id: str | None) -> Image | None:
     """The image with this manifest digest, if this host still has it though no tag names it:
-    unpacked in the cache (``bwrap``), or by its image ID in podman's storage (``podman``)."""
+    unpacked in the cache (``bwrap``), or by its image ID in podman's storage (``podman``, and
+    ``bwrap``, which unpacks it from there again)."""
     if runtime == "bwrap":
-        return cached_image(digest)
-    if runtime == "podman" and image_id and _podman_storage():
+        cached = cached_image(digest)
+        if cached is not None:
+            return cached
+    if runtime in ("bwrap", "podman") and image_id and _podman_storage():
         found = _inspect(ref, f"containers-storage:{_hex(image_id)}")
         if isinstance(found, Image) and found.digest == digest:
             return found
