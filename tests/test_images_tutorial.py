@@ -27,10 +27,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import struct
 import subprocess
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +39,10 @@ import haathi
 from haathi.client import Client
 from haathi.models.info import DatumState, FileType, JobInfo, JobState
 from haathi.models.reproduce import EnvChange
+from tests import png
 from tests.conftest import Cli, put_all
 from tests.images import PODMAN, BusyboxImage, Image
+from tests.test_pipeline_examples import REDUCE as PACHYDERMS_REDUCE
 
 SPECS = Path(__file__).parent / "data" / "tutorial"
 TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagemagick:7.1.0-23"}
@@ -86,83 +86,6 @@ SKY_BLUE = (135, 206, 235)
 
 
 @dataclass(frozen=True)
-class Picture:
-    """A decoded PNG: ``pixels[y][x]`` is a tuple of 8-bit samples (RGB for a palette)."""
-
-    width: int
-    height: int
-    pixels: list[list[tuple[int, ...]]]
-
-    def __getitem__(self, xy: tuple[int, int]) -> tuple[int, ...]:
-        return self.pixels[xy[1]][xy[0]]
-
-
-def write_png(width: int, height: int, gray: bytes) -> bytes:
-    """An 8-bit grayscale PNG of ``gray`` (row by row)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    rows = b"".join(b"\0" + gray[y * width : (y + 1) * width] for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )  # fmt: skip
-
-
-def read_png(data: bytes) -> Picture:
-    """Decode a non-interlaced PNG of 8- or 16-bit samples (16-bit ones keep their high
-    byte), checking every chunk's CRC: what OpenCV and ImageMagick write."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    chunks: dict[bytes, bytes] = {}
-    while pos < len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
-        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
-        if kind == b"IDAT":
-            idat += body
-        chunks.setdefault(kind, body)
-        pos += 12 + length
-    assert b"IEND" in chunks, "truncated PNG"
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    assert depth in (8, 16) and interlace == 0, f"depth {depth}, interlace {interlace}"
-    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
-    step = channels * depth // 8  # bytes per pixel
-    stride = width * step
-    raw = zlib.decompress(idat)
-    assert len(raw) == height * (stride + 1)
-    prev, rows = bytearray(stride), []
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 :][:stride])
-        for i in range(stride) if kind else ():  # undo the row's filter
-            a = line[i - step] if i >= step else 0
-            b = prev[i]
-            if kind == 1:
-                line[i] = (line[i] + a) & 255
-            elif kind == 2:
-                line[i] = (line[i] + b) & 255
-            elif kind == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            else:  # Paeth
-                c = prev[i - step] if i >= step else 0
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        samples = line[:: depth // 8]
-        row = [tuple(samples[x * channels : (x + 1) * channels]) for x in range(width)]
-        if colour == 3:
-            palette = chunks[b"PLTE"]
-            row = [tuple(palette[3 * p[0] : 3 * p[0] + 3]) for p in row]
-        rows.append(row)
-        prev = line
-    return Picture(width, height, rows)
-
-
-@dataclass(frozen=True)
 class Rectangle:
     """A SIZE x SIZE black picture with a white rectangle: columns x0..x1-1, rows y0..y1-1."""
 
@@ -177,7 +100,7 @@ class Rectangle:
 
     def png(self) -> bytes:
         gray = bytes(self.gray(x, y) for y in range(SIZE) for x in range(SIZE))
-        return write_png(SIZE, SIZE, gray)
+        return png.write(SIZE, SIZE, gray)
 
 
 SQUARE = Rectangle("square", 8, 8, 22, 22)
@@ -185,11 +108,11 @@ TALL = Rectangle("tall", 12, 2, 18, 28)
 WIDE = Rectangle("wide", 3, 10, 27, 20)
 
 
-def assert_edges_of(shape: Rectangle, png: bytes) -> None:
-    """``png`` is the picture of ``shape``'s edges: a grayscale picture of its size whose white
+def assert_edges_of(shape: Rectangle, data: bytes) -> None:
+    """``data`` is the picture of ``shape``'s edges: a grayscale picture of its size whose white
     pixels all lie on the rectangle's border (on the last pixel inside or the first outside)
     and cover each side along its whole length (Canny cuts the corners a little)."""
-    picture = read_png(png)
+    picture = png.read(data)
     assert (picture.width, picture.height) == (SIZE, SIZE)
     values = {picture[x, y] for y in range(SIZE) for x in range(SIZE)}
     assert values == {(0,), (255,)}, values  # black, and white edges
@@ -204,13 +127,13 @@ def assert_edges_of(shape: Rectangle, png: bytes) -> None:
         assert edges & {(x, y0 - 1), (x, y0)} and edges & {(x, y1 - 1), (x, y1)}, x
 
 
-def assert_montage_of(tiles: list[Picture], png: bytes) -> None:
-    """``png`` is ``montage -shadow -background SkyBlue -geometry 300x300+2+2`` of ``tiles``:
+def assert_montage_of(tiles: list[png.Picture], data: bytes) -> None:
+    """``data`` is ``montage -shadow -background SkyBlue -geometry 300x300+2+2`` of ``tiles``:
     a grid of ceil(sqrt(n)) columns of 300x300 tiles (each picture scaled up 10 times) with a
     2-pixel SkyBlue margin and a shadow, 304 pixels apart across and 308 down; every 10x10
     block of each tile has its source pixel's gray (give or take the blur of scaling one-pixel
     lines up), and the margins are SkyBlue."""
-    montage = read_png(png)
+    montage = png.read(data)
     columns = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / columns)
     assert (montage.width, montage.height) == (304 * columns + 4, 308 * rows)
@@ -315,8 +238,8 @@ def test_the_montage_shows_every_picture_and_its_edges(tutorial: Tutorial) -> No
         ran_on = dict(ref.split("@") for ref in job.inputs)
         output = files(c, job.output_commit)
         assert sorted(output) == ["/montage.png"]
-        edges = [read_png(c.get_file(f"edges@{ran_on['edges']}:/{s.name}.png")) for s in shown]
-        assert_montage_of(edges + [read_png(s.png()) for s in shown], output["/montage.png"])
+        edges = [png.read(c.get_file(f"edges@{ran_on['edges']}:/{s.name}.png")) for s in shown]
+        assert_montage_of(edges + [png.read(s.png()) for s in shown], output["/montage.png"])
 
 
 def test_adding_a_picture_runs_exactly_one_edges_datum(tutorial: Tutorial) -> None:
@@ -487,20 +410,7 @@ MAP = [  # one file per word and document: /pfs/out/<datum>/<word> holds its cou
     "'{ for (i = 1; i <= NF; i++) n[$i]++ } END { for (w in n) print n[w] > (out \"/\" w) }'"
     ' "$docs"',
 ]
-# Pachyderm's examples/word_count/pipelines/reduce.pipeline.json, verbatim.
-REDUCE = [
-    "mkdir /tmp/out",
-    "set -x",
-    "FILES=/pfs/map/*/*",
-    "for f in $FILES",
-    "do",
-    "out=`basename $f`",
-    "cat $f >> /tmp/out/${out}",
-    "done",
-    "find /tmp/out/ -name '*' | while read count; do cat $count | awk '{ sum+=$1} END "
-    "{print sum}' >/tmp/count; mv /tmp/count /pfs/out/`basename $count`; echo `basename "
-    "$count`; done",
-]
+REDUCE = PACHYDERMS_REDUCE["transform"]["stdin"]  # examples/word_count, verbatim
 
 
 def word_counts(*docs: str) -> dict[str, bytes]:

@@ -18,13 +18,13 @@ import struct
 import subprocess
 import sys
 import uuid
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import png
 from tests.images import (
     BUSYBOX_RECIPE,
     DEBIAN_PATH,
@@ -69,21 +69,6 @@ def run(image: Image, *argv: str, stdin: str = "", mounts: dict[str, Path] | Non
     return proc.stdout.decode()
 
 
-def png(width: int, height: int, pixels: bytes) -> bytes:
-    """An 8-bit grayscale PNG of ``pixels`` (row by row)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\0" + pixels[y * width : (y + 1) * width] for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )  # fmt: skip
-
-
 def png_header(data: bytes) -> tuple[int, int, int, int]:
     """(width, height, bit depth, colour type) of a PNG file."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
@@ -92,7 +77,7 @@ def png_header(data: bytes) -> tuple[int, int, int, int]:
 
 
 # A 32x24 black picture with a white 16x12 rectangle at x 8..23, y 6..17.
-SQUARE = png(32, 24, bytes(
+SQUARE = png.write(32, 24, bytes(
     255 if 8 <= x < 24 and 6 <= y < 18 else 0 for y in range(24) for x in range(32)
 ))  # fmt: skip
 
