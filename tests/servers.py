@@ -266,3 +266,129 @@ def haathi_serve(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@dataclass
+class Registry:
+    """A container registry on a loopback port: the CNCF distribution registry v2 (Debian's
+    ``docker-registry``), plain HTTP, no auth, its images on disk in its temp directory.
+
+    Plain HTTP needs the containers tools' consent: :meth:`env` is the environment under which
+    skopeo and podman reach this registry (and no other registry differently). It names a
+    registries.conf of its own (``insecure = true`` for this registry) two ways, because the
+    tools read different things: podman honours ``CONTAINERS_REGISTRIES_CONF``; skopeo 1.9
+    (Debian 12) ignores that variable and reads ``$HOME/.config/containers/registries.conf``
+    (which podman reads too when the variable is unset), so ``HOME`` is a directory holding that
+    file. ``XDG_DATA_HOME`` keeps its value (a rootless podman keeps its storage).
+
+    Every request is logged (``requests()``), so a test can tell whether a tool asked the
+    registry for anything.
+    """
+
+    workdir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-registry-"))
+    )
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``: the registry part of an image name."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def start(self) -> Registry:
+        self.port = free_port()
+        (self.workdir / "data").mkdir(exist_ok=True)
+        config = {  # YAML, written as JSON (a subset of it)
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": False}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.workdir / "data")},
+                "delete": {"enabled": True},
+            },
+            "http": {"addr": self.host, "secret": uuid.uuid4().hex},
+        }
+        (self.workdir / "config.yml").write_text(json.dumps(config, indent=1))
+        conf = self.registries_conf
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(f'[[registry]]\nlocation = "{self.host}"\ninsecure = true\n')
+        self.restart()
+        return self
+
+    @property
+    def registries_conf(self) -> Path:
+        return self.workdir / "home" / ".config" / "containers" / "registries.conf"
+
+    def restart(self) -> None:
+        """(Re)start the registry on the same port and storage."""
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+        with (
+            open(self.workdir / "access.log", "ab") as access,
+            open(self.workdir / "registry.log", "ab") as log,
+        ):
+            self.proc = subprocess.Popen(
+                [binary, "serve", str(self.workdir / "config.yml")], stdout=access, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        _wait(self._ready, f"the container registry on port {self.port}", timeout=30)
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"docker-registry exited: {(self.workdir / 'registry.log').read_text()[-2000:]}"
+            )
+        with urllib.request.urlopen(f"{self.url}/v2/", timeout=5) as resp:
+            return bool(resp.status == 200)
+
+    def requests(self) -> list[str]:
+        """The requests served so far, as ``METHOD PATH`` (oldest first)."""
+        path = self.workdir / "access.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [ln.split('"')[1].rsplit(" ", 1)[0] for ln in lines if ln.count('"') >= 2]
+
+    def kill(self) -> None:
+        """Stop the registry at once (SIGKILL), as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the registry (SIGTERM, then SIGKILL after 3 s) and remove its directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def env(self) -> dict[str, str]:
+        """The environment under which skopeo and podman may reach this registry over plain
+        HTTP (see the class docstring)."""
+        data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+        return {
+            "CONTAINERS_REGISTRIES_CONF": str(self.registries_conf),
+            "HOME": str(self.workdir / "home"),
+            "XDG_DATA_HOME": data,
+        }
+
+
+@contextlib.contextmanager
+def registry() -> Iterator[Registry]:
+    """A :class:`Registry`, started, and stopped (its directory removed) at the end."""
+    reg = Registry()
+    try:
+        yield reg.start()
+    finally:
+        reg.stop()
