@@ -469,6 +469,17 @@ def test_reproduce_after_the_tag_moved_runs_the_recorded_digest_until_it_is_gone
         shutil.rmtree(image_cache / first.removeprefix("sha256:"))
     else:  # gone from podman's storage (it has no name left: the tag moved)
         run(*PODMAN, "rmi", first_id.removeprefix("sha256:"))
+    # The registry still has the recorded manifest, by digest: fetched again from there.
+    report = client.reproduce("copy@master:/")
+    assert report.ok and all(d.env_changes == (change,) for d in report.datums)
+
+    # Gone from the registry too (and from this host again): nothing can run it.
+    repository = name.rsplit(":", 1)[0]
+    run("skopeo", "delete", "--tls-verify=false", f"docker://{repository}@{first}")
+    if runtime == "bwrap":
+        shutil.rmtree(image_cache / first.removeprefix("sha256:"))
+    else:
+        run(*PODMAN, "rmi", first_id.removeprefix("sha256:"))
     report = client.reproduce("copy@master:/")
     assert not report.ok
     assert [d.state for d in report.datums] == ["UNRUNNABLE", "UNRUNNABLE"]

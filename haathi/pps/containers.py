@@ -143,19 +143,26 @@ def resolve_runtime(requested: str) -> tuple[str, str]:
 def resolve_image(runtime: str, ref: str, pull_policy: str) -> Image:
     """The image ``ref`` names now, as ``runtime`` will run it: for podman and docker, in
     their own storage (pulled or loaded there first if need be)."""
-    image = images.resolve(ref, pull_policy)
+    return ensure_local(runtime, images.resolve(ref, pull_policy))
+
+
+def ensure_local(runtime: str, image: Image) -> Image:
+    """``image``, in podman's or docker's own storage (pulled or loaded there first if need
+    be) when ``runtime`` is one of them: they run it by its image ID."""
     if runtime == "bwrap" or image.source.startswith(f"{_STORAGE[runtime]}:"):
         return image
     if runtime == "docker" and not image.source.startswith("docker://"):
         raise FailedPrecondition(
-            f"image {ref!r} is in {image.source.split(':', 1)[0]}, not in docker's storage: "
-            "docker load it, or use the podman or bwrap runtime"
+            f"image {image.ref!r} is in {image.source.split(':', 1)[0]}, not in docker's "
+            "storage: docker load it, or use the podman or bwrap runtime"
         )
     if not isinstance(_run_cli(runtime, "image", "inspect", image.image_id), str):
         return image  # already there, under whatever name: run by its ID, change nothing
     pulled = _run_cli(runtime, "pull", "--quiet", image.source)
     if isinstance(pulled, str):
-        raise FailedPrecondition(f"{runtime} cannot pull image {ref!r}: {pulled}", image=ref)
+        raise FailedPrecondition(
+            f"{runtime} cannot pull image {image.ref!r}: {pulled}", image=image.ref
+        )
     return image
 
 

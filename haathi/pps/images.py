@@ -139,6 +139,11 @@ def resolve(ref: str, pull_policy: str = "IfNotPresent") -> Image:
         tried.append(f"{source}: {found}")
     if ref.startswith(TRANSPORTS):  # one place, which has no (readable) image
         raise FailedPrecondition(f"cannot read image {tried[0]}", image=ref)
+    if pull_policy == "Never":
+        pulled = _pulled(ref)  # local too: pulled into this host before
+        if pulled is not None:
+            return pulled
+        tried.append("image_pull_policy is Never: no registry was asked, nothing was pulled")
     raise FailedPrecondition(f"image {ref!r} not found ({'; '.join(tried)})", image=ref)
 
 
@@ -153,20 +158,28 @@ def _remember(image: Image) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"ref": image.ref, "digest": image.digest}))
+        tmp.write_text(json.dumps({"ref": image.ref, "digest": image.digest,
+                                   "image_id": image.image_id}))  # fmt: skip
         os.replace(tmp, path)
 
 
 def _pulled(ref: str) -> Image | None:
-    """The image a registry name named when this host last pulled it, if it is still
-    unpacked here."""
+    """The image a registry name named when this host last pulled it, if this host still has
+    it: unpacked, or in podman's storage by its image ID (an image podman already had under
+    another name is run as it is, never pulled, so podman does not know the registry's name)."""
     try:
         doc = json.loads(_tag_file(ref).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("ref") != ref:
         return None
-    found = cached_image(str(doc.get("digest")))
+    digest, image_id = str(doc.get("digest")), doc.get("image_id")
+    found = cached_image(digest)
+    if found is None and isinstance(image_id, str) and _podman_storage():
+        with contextlib.suppress(InvalidArgument):
+            local = _inspect(ref, f"containers-storage:{_hex(image_id)}")
+            if isinstance(local, Image) and local.image_id == image_id:
+                found = dataclasses.replace(local, digest=digest)  # as the registry named it
     return None if found is None else dataclasses.replace(found, ref=ref)
 
 
@@ -229,8 +242,11 @@ def _platform_entry(index: dict[str, Any]) -> str:
 
 
 def _skopeo(*args: str) -> bytes | str:
-    """skopeo's standard output, or its last line of error as a string."""
-    return _tool(["skopeo", *args])
+    """skopeo's standard output, or its last line of error as a string. skopeo is given the
+    registries.conf that ``CONTAINERS_REGISTRIES_CONF`` names, which podman reads (skopeo
+    1.9, Debian 12's, ignores the variable): both then agree on which registries are insecure."""
+    conf = os.environ.get("CONTAINERS_REGISTRIES_CONF")
+    return _tool(["skopeo", *(["--registries-conf", conf] if conf else []), *args])
 
 
 def _tool(argv: list[str]) -> bytes | str:
@@ -287,9 +303,10 @@ def cached_image(digest: str, root: Path | None = None) -> Image | None:
 
 
 def kept_image(runtime: str, ref: str, digest: str, image_id: str | None) -> Image | None:
-    """The image with this manifest digest, if this host still has it though no tag names it:
-    unpacked in the cache (``bwrap``), or by its image ID in podman's storage (``podman``, and
-    ``bwrap``, which unpacks it from there again)."""
+    """The image with this manifest digest though no tag names it any more, if it can still be
+    had: unpacked in this host's cache (``bwrap``), by its image ID in podman's storage
+    (``podman``, and ``bwrap``, which unpacks it from there again), or from the registry by
+    digest (``name@sha256:...``: a registry keeps a manifest when its tag moves on)."""
     if runtime == "bwrap":
         cached = cached_image(digest)
         if cached is not None:
@@ -298,7 +315,18 @@ def kept_image(runtime: str, ref: str, digest: str, image_id: str | None) -> Ima
         found = _inspect(ref, f"containers-storage:{_hex(image_id)}")
         if isinstance(found, Image) and found.digest == digest:
             return found
+    if not ref.startswith(TRANSPORTS):
+        found = _inspect(ref, f"docker://{_repository(ref)}@{digest}")
+        if isinstance(found, Image) and found.digest == digest:
+            return found
     return None
+
+
+def _repository(ref: str) -> str:
+    """A name without its tag or digest: ``host:5000/a/b:1`` is ``host:5000/a/b``."""
+    name = ref.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
 
 
 def unpack(image: Image, root: Path | None = None) -> tuple[Path, bool]:

@@ -142,7 +142,7 @@ def _pinned(
         return now, ""
     kept = images.kept_image(runtime, ref, digest, ran.get("image_id"))
     if kept is not None:
-        return kept, now.digest if now is not None else "(gone)"
+        return containers.ensure_local(runtime, kept), now.digest if now is not None else "(gone)"
     where = f"the tag now points to {now.digest}" if now is not None else why_now
     raise FailedPrecondition(
         f"image {ref} changed: the job ran {digest}, {where}, and {digest} is no longer "
