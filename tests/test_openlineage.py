@@ -29,6 +29,7 @@ from haathi.client import Client
 from haathi.errors import InvalidArgument
 from haathi.models.info import JobInfo, JobState
 from haathi.pps.openlineage import FACETS_SCHEMA, FLUSH_S
+from tests.images import BusyboxImage
 
 SPEC_DIR = Path(__file__).parent / "data" / "openlineage"
 RUN_EVENT = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -186,6 +187,24 @@ def test_jobs_append_start_and_complete_to_a_file(store: Path, tmp_path: Path) -
     assert kinds(down) == ["START", "COMPLETE"]
     assert [i["name"] for i in down[1]["inputs"]] == [f"clean@{cid}"]
     assert len({e["run"]["runId"] for e in events}) == 4  # one run per job
+
+
+def test_a_job_in_an_image_names_its_runtime_and_digest(
+    store: Path, tmp_path: Path, busybox_image: BusyboxImage
+) -> None:
+    log = tmp_path / "events.jsonl"
+    in_image = {**CLEAN, "transform": {**CLEAN["transform"], "image": busybox_image.name}}
+    with connect(store, openlineage_file=str(log), runtime="bwrap") as client:
+        raw_repo(client)
+        client.create_pipeline(in_image)
+        (job,) = client.list_job("clean")
+        assert job.state == JobState.SUCCESS, job.reason
+    (done,) = [e for e in read_events(log) if e["eventType"] == "COMPLETE"]
+    validate(done)
+    facet = done["run"]["facets"]["haathi_job"]
+    assert (facet["runtime"], facet["image"], facet["imageDigest"]) == (
+        "bwrap", busybox_image.name, busybox_image.digest
+    )
 
 
 def test_a_job_killed_before_it_ran_starts_and_aborts(store: Path, tmp_path: Path) -> None:
