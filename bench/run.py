@@ -990,11 +990,12 @@ def install_peers(ctx: Ctx) -> None:
 
 WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency",
              "w4", "datum_overhead", "sandbox", "parallel", "noop", "lineage", "server_io",
-             "server_commits", "server_inspect")
+             "server_commits", "server_inspect", "img_datums", "img_start", "img_unpack", "img_w4")
 BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
 PIPELINE_WORKLOADS = ("w4", "datum_overhead", "sandbox", "parallel", "noop")  # bench/pipelines.py
 SERVER_WORKLOADS = ("server_io", "server_commits", "server_inspect")  # bench/server.py
-ALIASES = {"server": SERVER_WORKLOADS}
+IMAGE_WORKLOADS = ("img_datums", "img_start", "img_unpack", "img_w4")  # bench/images.py
+ALIASES = {"server": SERVER_WORKLOADS, "images": IMAGE_WORKLOADS}
 
 
 def run_backends(ctx: Ctx, only: set[str]) -> bool:
@@ -1026,12 +1027,20 @@ def run_server(ctx: Ctx, only: set[str]) -> bool:
     return server.run(ctx, sys.modules[__name__], only)
 
 
+def run_images(ctx: Ctx, only: set[str]) -> bool:
+    """The issue-15 workloads (pipelines in container images: per-datum time in a container,
+    start of a datum set, first unpack vs a second job, W4 in an image vs DVC)."""
+    import images  # bench/images.py
+
+    return images.run(ctx, sys.modules[__name__], only)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a smaller version of every workload")
     ap.add_argument("--only", default=",".join(WORKLOADS),
                     help=f"comma-separated subset of {','.join(WORKLOADS)} (server: the "
-                    "three server_* workloads)")
+                    "three server_* workloads; images: the four img_* workloads)")
     ap.add_argument("--work", default=str(BENCH / "work"), help="where data is generated")
     ap.add_argument("--out", default=str(BENCH / "results.json"))
     ap.add_argument("--runs", type=int, help="runs per timed figure (median); default 3")
@@ -1089,6 +1098,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(("lineage", lambda: run_lineage(ctx, only)))
     if only & set(SERVER_WORKLOADS):
         steps.append(("server", lambda: run_server(ctx, only)))
+    if only & set(IMAGE_WORKLOADS):
+        steps.append(("images", lambda: run_images(ctx, only)))
     failed = False
     for name, step in steps:
         try:
