@@ -20,12 +20,13 @@
   ``bench/pipelines.py``).
 
 Images: ``localhost/haathi-test/busybox:1`` and ``localhost/haathi-test/python:1`` (built by the
-test fixtures, ``tests/images.py``) are tagged ``localhost/haathi-bench/<name>:1`` for the run,
-so that a rebuild of the test images during the run cannot move the tag under the bench; a
-missing busybox image is built here (``/bin/busybox`` + applet links, ``podman import``); with
-no python image, ``img_unpack`` and ``img_w4`` use the busybox image (noted). The bwrap runtime's
-cache is the bench's own (``HAATHI_IMAGE_CACHE`` under ``--work``), unpacked before any timing;
-the runner checks that every job ran the digest it resolved at the start.
+test fixtures, ``tests/images.py``) are copied to ``localhost/haathi-bench/<name>:1`` for the
+run (``FROM`` them plus a label: an image of its own, so that neither a rebuild of the test
+images nor a push of them, which adds a manifest podman then reports, changes its digest
+during the run); a missing busybox image is built here (``/bin/busybox`` + applet links,
+``podman import``); with no python image, ``img_unpack`` and ``img_w4`` use the busybox image
+(noted). The bwrap runtime's cache is the bench's own (``HAATHI_IMAGE_CACHE`` under ``--work``),
+unpacked before any timing; every job is checked to have run the digest resolved at the start.
 
 Every haathi measurement runs in a child process (``images.py child '<json>'``), as in
 ``bench/pipelines.py``, whose helpers it reuses; the runner module is passed in as ``h``.
@@ -462,6 +463,19 @@ def _build_busybox(ref: str) -> None:
             raise RuntimeError(f"podman import of the busybox image failed: {done.stderr[-500:]}")
 
 
+def _copy_image(source: str, ref: str) -> None:
+    """``ref``: ``source`` plus a label, so an image of its own in podman's storage. (A second
+    tag of ``source`` would share its manifests: when the test suites push ``source`` to their
+    registries, podman stores the pushed manifest with it and ``containers-storage:`` then
+    reports that one, so the digest would change under the bench.)"""
+    with tempfile.TemporaryDirectory(prefix="haathi-bench-image-") as tmp:
+        (Path(tmp) / "Containerfile").write_text(
+            f"FROM {source}\nLABEL haathi.bench.copy-of={source}\n")
+        done = _podman("build", "-q", "--pull=never", "-t", ref, tmp)
+        if done.returncode != 0:
+            raise RuntimeError(f"podman build of {ref} from {source}: {done.stderr[-300:]}")
+
+
 def prepare(ctx: Any) -> Images | None:
     """Tag (or build) the images, resolve them, unpack them into the run's bwrap cache."""
     meta = ctx.results.setdefault("images_meta", {})
@@ -472,9 +486,7 @@ def prepare(ctx: Any) -> Images | None:
     for name, source in SOURCES.items():
         ref = BENCH_TAG.format(name)
         if _podman("image", "exists", source).returncode == 0:
-            done = _podman("tag", source, ref)
-            if done.returncode != 0:
-                raise RuntimeError(f"podman tag {source} {ref}: {done.stderr[-300:]}")
+            _copy_image(source, ref)
             meta[f"{name}_from"] = source
         elif name == "busybox":
             _build_busybox(ref)
@@ -509,8 +521,7 @@ def prepare(ctx: Any) -> Images | None:
 
 
 def cleanup(ctx: Any, imgs: Images) -> None:
-    """Drop the run's bwrap cache and the bench tags (podman keeps an image another tag
-    names)."""
+    """Drop the run's bwrap cache and the bench's images."""
     shutil.rmtree(imgs.cache, ignore_errors=True)
     for ref in imgs.refs.values():
         _podman("rmi", ref)
