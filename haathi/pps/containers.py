@@ -96,13 +96,14 @@ def _why_not_cached(runtime: str) -> str:
     tool = shutil.which(runtime)
     if tool is None:
         return f"{runtime} is not on PATH (install the {runtime} package)"
-    try:
+    try:  # `version` asks the engine too (docker's daemon, podman's storage): ~50 ms, where
+        # `info` took 300-600 ms of every CLI job's start (bench/README.md)
         done = subprocess.run(
-            [*_cli(runtime), "info"], capture_output=True, timeout=60, check=False,
+            [*_cli(runtime), "version"], capture_output=True, timeout=60, check=False,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{runtime} info: {exc}"
+        return f"{runtime} version: {exc}"
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         return f"{runtime} cannot run containers here: {lines[-1] if lines else done.returncode}"

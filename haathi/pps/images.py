@@ -313,8 +313,8 @@ def kept_image(runtime: str, ref: str, digest: str, image_id: str | None) -> Ima
             return cached
     if runtime in ("bwrap", "podman") and image_id and _podman_storage():
         found = _inspect(ref, f"containers-storage:{_hex(image_id)}")
-        if isinstance(found, Image) and found.digest == digest:
-            return found
+        if isinstance(found, Image) and found.image_id == image_id:  # the same image, whatever
+            return dataclasses.replace(found, digest=digest)  # manifest podman shows for it
     if not ref.startswith(TRANSPORTS):
         found = _inspect(ref, f"docker://{_repository(ref)}@{digest}")
         if isinstance(found, Image) and found.digest == digest:

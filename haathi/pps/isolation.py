@@ -20,6 +20,7 @@ running the job. It never sees the store or haathi's config, tokens and credenti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +141,10 @@ def _pinned(
     if digest is None or (now is not None and now.digest == digest):
         assert now is not None
         return now, ""
+    if now is not None and now.image_id == ran.get("image_id"):
+        # the same image (its config, so its layers' contents) under another manifest: podman
+        # keeps a registry's manifest beside its own when the image is pulled back
+        return dataclasses.replace(now, digest=digest), ""
     kept = images.kept_image(runtime, ref, digest, ran.get("image_id"))
     if kept is not None:
         return containers.ensure_local(runtime, kept), now.digest if now is not None else "(gone)"
