@@ -394,11 +394,7 @@ CHILD_OPS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def child_main(arg: str) -> int:
-    req = json.loads(arg)
-    op = req.pop("op")
-    res = CHILD_OPS[op](**req)
-    print("RESULT " + json.dumps(res), flush=True)
-    return 0
+    return P.child_main(arg, CHILD_OPS)
 
 
 # ============================================================================================

@@ -394,10 +394,12 @@ CHILD_OPS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def child_main(arg: str) -> int:
+def child_main(arg: str, ops: dict[str, Callable[..., dict[str, Any]]] | None = None) -> int:
+    """Run the child operation ``arg`` names (JSON: ``op`` and its arguments) from ``ops``
+    (default: this module's) and print its result for the runner."""
     req = json.loads(arg)
     op = req.pop("op")
-    res = CHILD_OPS[op](**req)
+    res = (ops or CHILD_OPS)[op](**req)
     print("RESULT " + json.dumps(res), flush=True)
     return 0
 

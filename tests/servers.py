@@ -63,8 +63,35 @@ def _weed_binary() -> str:
     return found
 
 
+class _Daemon:
+    """A server process the tests start in its own process group, with its data in
+    ``workdir``."""
+
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 3 s); with ``remove=False`` its data
+        directory is kept, so that ``restart()`` brings the same server back."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @dataclass
-class SeaweedS3:
+class SeaweedS3(_Daemon):
     """A SeaweedFS server (master, volume, filer, S3 gateway) with one access key."""
 
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-weed-")))
@@ -143,25 +170,6 @@ class SeaweedS3:
                 raise
             return False
         return True
-
-    def kill(self) -> None:
-        """Stop the server at once (SIGKILL), as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, *, remove: bool = True) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 3 s); with ``remove=False`` its data
-        directory is kept, so that ``restart()`` brings the same server back."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if remove:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         return {
@@ -269,7 +277,7 @@ def haathi_serve(
 
 
 @dataclass
-class Registry:
+class Registry(_Daemon):
     """A container registry on a loopback port: the CNCF distribution registry v2 (Debian's
     ``docker-registry``), plain HTTP, no auth, its images on disk in its temp directory.
 
@@ -354,24 +362,6 @@ class Registry:
         path = self.workdir / "access.log"
         lines = path.read_text().splitlines() if path.exists() else []
         return [ln.split('"')[1].rsplit(" ", 1)[0] for ln in lines if ln.count('"') >= 2]
-
-    def kill(self) -> None:
-        """Stop the registry at once (SIGKILL), as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, *, remove: bool = True) -> None:
-        """Stop the registry (SIGTERM, then SIGKILL after 3 s) and remove its directory."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if remove:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         """The environment under which skopeo and podman may reach this registry over plain
