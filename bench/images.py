@@ -130,14 +130,22 @@ def child_datums(store: str, n: int, kind: str, image: str | None,
                  digest: str | None) -> dict[str, Any]:
     with _connect(store, kind) as c:
         put_s = P._fill(c, n)
-        os.sync()
-        t0 = time.perf_counter()
-        c.create_pipeline(_in_image(P.true_spec("p"), image))
-        create_s = time.perf_counter() - t0
-        job = P._job(c, "p")
-        P._expect(job, processed=n, skipped=0)
-        ran = _ran(c, "p", job, digest)
+        create_s, job, ran = _true_job(c, n, image, digest)
     return {"put_s": put_s, "create_s": create_s, "job": job, "ran": ran}
+
+
+def _true_job(
+    c: Any, n: int, image: str | None, digest: str | None
+) -> tuple[float, Any, dict[str, Any]]:
+    """Create the pipeline of ``true`` over the store's ``n`` files (in ``image``): the
+    seconds it took (it returns after the job), the job, and what the job recorded it ran."""
+    os.sync()
+    t0 = time.perf_counter()
+    c.create_pipeline(_in_image(P.true_spec("p"), image))
+    create_s = time.perf_counter() - t0
+    job = P._job(c, "p")
+    P._expect(job, processed=n, skipped=0)
+    return create_s, job, _ran(c, "p", job, digest)
 
 
 def _open_box(kind: str, specs: dict[str, Any], scratch: Path) -> tuple[Any, dict[str, str]]:
@@ -286,13 +294,7 @@ def child_timers(store: str, n: int, kind: str, image: str | None,
     with _connect(store, kind) as c:
         P._fill(c, n)
         t = _job_timers()
-        os.sync()
-        t0 = time.perf_counter()
-        c.create_pipeline(_in_image(P.true_spec("p"), image))
-        create_s = time.perf_counter() - t0
-        job = P._job(c, "p")
-        P._expect(job, processed=n, skipped=0)
-        _ran(c, "p", job, digest)
+        create_s, job, _ = _true_job(c, n, image, digest)
     return {"create_s": create_s, "job": job, "totals_s": t.totals, "counts": t.counts}
 
 
@@ -952,26 +954,10 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
                       ("img_datums", img_datums), ("img_w4", img_w4)):
         if name_ in only:
             steps.append((name_, functools.partial(fn, ctx, h, sc, imgs)))
-    ok = True
     try:
-        for name_, step in steps:
-            load = ctx.results["meta"].setdefault("loadavg_1m", {})
-            load[f"{name_}_start"] = round(os.getloadavg()[0], 2)
-            t0 = time.perf_counter()
-            try:
-                step()
-            except Exception as exc:  # report and go on with the other workloads
-                import traceback
-
-                traceback.print_exc()
-                ctx.note(f"workload {name_} failed: {type(exc).__name__}: {str(exc)[:500]}")
-                ok = False
-            load[f"{name_}_end"] = round(os.getloadavg()[0], 2)
-            meta[f"{name_}_wall_s"] = round(time.perf_counter() - t0, 1)
-            ctx.save()
+        return P.run_steps(ctx, steps, walls=meta)
     finally:
         cleanup(ctx, imgs)
-    return ok
 
 
 if __name__ == "__main__":

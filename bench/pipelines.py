@@ -1042,10 +1042,20 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
         steps.append(("sandbox", lambda: sandbox_bench(ctx, h, sc)))
     if "parallel" in only:
         steps.append(("parallel", lambda: parallel(ctx, h, sc)))
+    return run_steps(ctx, steps)
+
+
+def run_steps(
+    ctx: Any, steps: list[tuple[str, Callable[[], None]]], walls: dict[str, Any] | None = None
+) -> bool:
+    """Run each workload, noting the load average before and after it (and, given ``walls``,
+    its wall time there); a failed one is reported and the others still run. False if one
+    failed."""
     ok = True
     for name_, fn in steps:
         load = ctx.results["meta"].setdefault("loadavg_1m", {})
         load[f"{name_}_start"] = round(os.getloadavg()[0], 2)
+        t0 = time.perf_counter()
         try:
             fn()
         except Exception as exc:  # report and go on with the other workloads
@@ -1055,6 +1065,8 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
             ctx.note(f"workload {name_} failed: {type(exc).__name__}: {str(exc)[:500]}")
             ok = False
         load[f"{name_}_end"] = round(os.getloadavg()[0], 2)
+        if walls is not None:
+            walls[f"{name_}_wall_s"] = round(time.perf_counter() - t0, 1)
         ctx.save()
     return ok
 
