@@ -121,9 +121,7 @@ class Servers:
         }
 
 
-def make_store(
-    srv: Servers, store: Path, repo: str, *, objects: str | None = None
-) -> None:
+def make_store(srv: Servers, store: Path, repo: str, *, objects: str | None = None) -> None:
     """A new store at ``store``: metadata in a new PostgreSQL database, objects in ``objects``
     (``s3://bucket/prefix``; default: the store directory), holding an empty ``repo``."""
     import haathi
@@ -157,7 +155,7 @@ def s3w1(ctx: Any, h: ModuleType, srv: Servers) -> None:
     tools = ["local", "s3pg", "pg"]
     rows: dict[str, list[dict[str, float]]] = {t: [] for t in tools}
     for k in range(ctx.runs):
-        order = tools[k % len(tools):] + tools[: k % len(tools)]
+        order = tools[k % len(tools) :] + tools[: k % len(tools)]
         for tool in order:
             store = out / f"{tool}-{k}"
             prefix = f"w1-{k}"
@@ -176,15 +174,16 @@ def s3w1(ctx: Any, h: ModuleType, srv: Servers) -> None:
             extra = ""
             if tool == "s3pg":
                 n, size = srv.objects(bucket, prefix)
-                row.update(objects=n, object_bytes=size,
-                           objects_per_4mib=n / (nbytes / (4 * MiB)))
+                row.update(objects=n, object_bytes=size, objects_per_4mib=n / (nbytes / (4 * MiB)))
                 extra = f", {n} objects ({size / MiB:.1f} MiB) under s3://{bucket}/{prefix}/"
             rows[tool].append(row)
             ctx.log(f"S3W1 run {k} {tool}: {dt:.2f} s, rss {rss / MiB:.0f} MiB{extra}")
     for tool, rs in rows.items():
         res["runs"][tool] = rs
-        res[tool] = {"median_s": h.median([r["s"] for r in rs]),
-                     "peak_rss_mib": max(r["rss"] for r in rs) / MiB}
+        res[tool] = {
+            "median_s": h.median([r["s"] for r in rs]),
+            "peak_rss_mib": max(r["rss"] for r in rs) / MiB,
+        }
     s3 = res["s3pg"]
     s3["objects"] = max(r["objects"] for r in rows["s3pg"])
     s3["object_bytes"] = rows["s3pg"][-1]["object_bytes"]
@@ -193,22 +192,43 @@ def s3w1(ctx: Any, h: ModuleType, srv: Servers) -> None:
     ratio = s3["median_s"] / local
     res["ratio_s3pg_local"] = ratio
     res["ratio_pg_local"] = pg / local
-    ctx.check("S3W1 ingest time, SeaweedFS+PostgreSQL / local", ratio, "x", "<= 3.0",
-              ratio <= 3.0, f"S3+PG {s3['median_s']:.2f} s, local {local:.2f} s, "
-              f"PG+local dir {pg:.2f} s")
-    ctx.check("S3W1 PostgreSQL+local dir / local (informative)", pg / local, "x", "-", None,
-              "splits the S3+PG cost: metadata on PostgreSQL alone")
+    ctx.check(
+        "S3W1 ingest time, SeaweedFS+PostgreSQL / local",
+        ratio,
+        "x",
+        "<= 3.0",
+        ratio <= 3.0,
+        f"S3+PG {s3['median_s']:.2f} s, local {local:.2f} s, PG+local dir {pg:.2f} s",
+    )
+    ctx.check(
+        "S3W1 PostgreSQL+local dir / local (informative)",
+        pg / local,
+        "x",
+        "-",
+        None,
+        "splits the S3+PG cost: metadata on PostgreSQL alone",
+    )
     per = s3["objects_per_4mib"]
-    ctx.check("S3W1 objects written per 4 MiB of data", per, "", "<= 1", per <= 1.0,
-              f"{s3['objects']} objects ({s3['object_bytes'] / MiB:.1f} MiB) for "
-              f"{sc.w1_files:,} files, {nbytes / MiB:.1f} MiB")
+    ctx.check(
+        "S3W1 objects written per 4 MiB of data",
+        per,
+        "",
+        "<= 1",
+        per <= 1.0,
+        f"{s3['objects']} objects ({s3['object_bytes'] / MiB:.1f} MiB) for "
+        f"{sc.w1_files:,} files, {nbytes / MiB:.1f} MiB",
+    )
     if ratio > 3.0 or ctx.args.profile_all:
         store = out / "profile-api"
         make_store(srv, store, "w1", objects=f"s3://{bucket}/profile-api")
         h.warm(src)
-        h.profile_call(ctx, "s3w1_ingest_api", lambda: h.api_put(ctx, store, "w1", src, 1),
-                       note="S3W1 ingest through the Python API in-process, parallelism=1, "
-                            "SeaweedFS + PostgreSQL (cProfile sees only the main thread)")
+        h.profile_call(
+            ctx,
+            "s3w1_ingest_api",
+            lambda: h.api_put(ctx, store, "w1", src, 1),
+            note="S3W1 ingest through the Python API in-process, parallelism=1, "
+            "SeaweedFS + PostgreSQL (cProfile sees only the main thread)",
+        )
         store = out / "profile-process"
         make_store(srv, store, "w1", objects=f"s3://{bucket}/profile-process")
         h.profile_put_process(ctx, "s3w1_ingest_process", store, "w1", src)
@@ -232,13 +252,17 @@ def s3w2(ctx: Any, h: ModuleType, srv: Servers) -> None:
     buckets = {t: f"bench-s3w2-{t}" for t in tools}
     for b in buckets.values():
         srv.new_bucket(b)
-    res: dict[str, Any] = {"files": sc.w2_files, "file_mib": sc.w2_size // MiB, "bytes": total,
-                           "runs": {}}
+    res: dict[str, Any] = {
+        "files": sc.w2_files,
+        "file_mib": sc.w2_size // MiB,
+        "bytes": total,
+        "runs": {},
+    }
     ctx.results["s3w2"] = res
     rows: dict[str, list[dict[str, float]]] = {t: [] for t in tools}
     try:
         for k in range(ctx.runs):
-            order = tools[k % len(tools):] + tools[: k % len(tools)]
+            order = tools[k % len(tools) :] + tools[: k % len(tools)]
             for tool in order:
                 bucket, prefix = buckets[tool], f"run-{k}"
                 if tool == "haathi":
@@ -255,23 +279,38 @@ def s3w2(ctx: Any, h: ModuleType, srv: Servers) -> None:
                         "--endpoint-url", srv.endpoint, str(src), f"s3://{bucket}/{prefix}/",
                     ])  # fmt: skip
                 else:
-                    dt, rss = h.run_proc([h.PY, str(BENCH / "boto3_upload.py"), srv.endpoint,
-                                          bucket, prefix, str(src)])
+                    dt, rss = h.run_proc(
+                        [
+                            h.PY,
+                            str(BENCH / "boto3_upload.py"),
+                            srv.endpoint,
+                            bucket,
+                            prefix,
+                            str(src),
+                        ]
+                    )
                 ts = h.timed_sync()
                 n, size = srv.objects(bucket, prefix)
-                rows[tool].append({"s": dt, "s_sync": dt + ts, "rss": rss, "objects": n,
-                                   "object_bytes": size})
-                ctx.log(f"S3W2 run {k} {tool}: {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
-                        f"+sync {ts:.2f} s, rss {rss / MiB:.0f} MiB, {n} objects "
-                        f"({size / MiB:.0f} MiB)")
+                rows[tool].append(
+                    {"s": dt, "s_sync": dt + ts, "rss": rss, "objects": n, "object_bytes": size}
+                )
+                ctx.log(
+                    f"S3W2 run {k} {tool}: {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
+                    f"+sync {ts:.2f} s, rss {rss / MiB:.0f} MiB, {n} objects "
+                    f"({size / MiB:.0f} MiB)"
+                )
                 if tool != "haathi" and size != total:
                     ctx.note(f"S3W2 {tool} run {k} stored {size} bytes, expected {total}")
         for tool, rs in rows.items():
             res["runs"][tool] = rs
             s = h.median([r["s"] for r in rs])
-            res[tool] = {"median_s": s, "mb_s": total / s / 1e6,
-                         "peak_rss_mib": max(r["rss"] for r in rs) / MiB,
-                         "objects": rs[-1]["objects"], "object_mib": rs[-1]["object_bytes"] / MiB}
+            res[tool] = {
+                "median_s": s,
+                "mb_s": total / s / 1e6,
+                "peak_rss_mib": max(r["rss"] for r in rs) / MiB,
+                "objects": rs[-1]["objects"],
+                "object_mib": rs[-1]["object_bytes"] / MiB,
+            }
         hs = res["haathi"]["mb_s"]
         best = max(("awscli", "boto3"), key=lambda t: res[t]["mb_s"])
         ratio = hs / res[best]["mb_s"]
@@ -280,17 +319,27 @@ def s3w2(ctx: Any, h: ModuleType, srv: Servers) -> None:
         ok: bool | None = ratio >= 0.5
         if ctx.args.quick:  # 16 MiB files: process start-up dominates
             ok = None
-        ctx.check(f"S3W2 throughput haathi / {best} (the faster peer)", ratio, "x", ">= 0.5", ok,
-                  f"haathi {hs:.0f} MB/s, aws s3 cp {res['awscli']['mb_s']:.0f} MB/s, "
-                  f"boto3 upload_file {res['boto3']['mb_s']:.0f} MB/s")
+        ctx.check(
+            f"S3W2 throughput haathi / {best} (the faster peer)",
+            ratio,
+            "x",
+            ">= 0.5",
+            ok,
+            f"haathi {hs:.0f} MB/s, aws s3 cp {res['awscli']['mb_s']:.0f} MB/s, "
+            f"boto3 upload_file {res['boto3']['mb_s']:.0f} MB/s",
+        )
         if ok is False or ctx.args.profile_all:
             store = out / "profile-api"
             make_store(srv, store, "w2", objects=f"s3://{buckets['haathi']}/profile-api")
             h.warm(src)
-            h.profile_call(ctx, "s3w2_ingest_api", lambda: h.api_put(ctx, store, "w2", src, 1),
-                           note="S3W2 ingest through the Python API in-process, parallelism=1 "
-                                "(cProfile sees only the main thread; packs are uploaded by a "
-                                "background thread)")
+            h.profile_call(
+                ctx,
+                "s3w2_ingest_api",
+                lambda: h.api_put(ctx, store, "w2", src, 1),
+                note="S3W2 ingest through the Python API in-process, parallelism=1 "
+                "(cProfile sees only the main thread; packs are uploaded by a "
+                "background thread)",
+            )
             store = out / "profile-process"
             make_store(srv, store, "w2", objects=f"s3://{buckets['haathi']}/profile-process")
             h.profile_put_process(ctx, "s3w2_ingest_process", store, "w2", src)
@@ -318,9 +367,11 @@ def pglatency(ctx: Any, h: ModuleType, srv: Servers) -> None:
     bucket = "bench-pglatency"
     srv.new_bucket(bucket)
     rng = random.Random(int(h.SEED) + 4)
-    configs = {"local": "embedded (SQLite + local packs)",
-               "pg_s3": "PostgreSQL + SeaweedFS",
-               "pg_dir": "PostgreSQL + local packs"}
+    configs = {
+        "local": "embedded (SQLite + local packs)",
+        "pg_s3": "PostgreSQL + SeaweedFS",
+        "pg_dir": "PostgreSQL + local packs",
+    }
     clients: dict[str, Any] = {}
     times: dict[str, list[float]] = {k: [] for k in configs}
     round_medians: dict[str, list[float]] = {k: [] for k in configs}
@@ -340,7 +391,7 @@ def pglatency(ctx: Any, h: ModuleType, srv: Servers) -> None:
                 clients[name].put_file(f"lat@master:/warm{i}.bin", rng.randbytes(KiB))
         names = list(configs)
         for k in range(ctx.runs):
-            for name in names[k % len(names):] + names[: k % len(names)]:
+            for name in names[k % len(names) :] + names[: k % len(names)]:
                 c = clients[name]
                 ts: list[float] = []
                 for i in range(n):
@@ -350,21 +401,33 @@ def pglatency(ctx: Any, h: ModuleType, srv: Servers) -> None:
                     ts.append(time.perf_counter() - t0)
                 times[name] += ts
                 round_medians[name].append(h.median(ts) * 1000)
-                ctx.log(f"pglatency round {k} {name}: median {h.median(ts) * 1000:.1f} ms, "
-                        f"p95 {h.pct(ts, 0.95) * 1000:.1f} ms")
+                ctx.log(
+                    f"pglatency round {k} {name}: median {h.median(ts) * 1000:.1f} ms, "
+                    f"p95 {h.pct(ts, 0.95) * 1000:.1f} ms"
+                )
         for name, ts in times.items():
-            res[name] = {"what": configs[name], "n": len(ts), "median_ms": h.median(ts) * 1000,
-                         "p95_ms": h.pct(ts, 0.95) * 1000, "max_ms": max(ts) * 1000,
-                         "mean_ms": statistics.fmean(ts) * 1000,
-                         "round_medians_ms": round_medians[name]}
+            res[name] = {
+                "what": configs[name],
+                "n": len(ts),
+                "median_ms": h.median(ts) * 1000,
+                "p95_ms": h.pct(ts, 0.95) * 1000,
+                "max_ms": max(ts) * 1000,
+                "mean_ms": statistics.fmean(ts) * 1000,
+                "round_medians_ms": round_medians[name],
+            }
         base = res["local"]["median_ms"]
         for name in ("pg_s3", "pg_dir"):
             r = res[name]
-            ctx.check(f"one-off put_file 1 KiB commit latency, {configs[name]}, median",
-                      r["median_ms"], "ms", "< 50 ms", r["median_ms"] < 50,
-                      f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.0f} ms; "
-                      f"{r['median_ms'] / base:.1f}x the embedded store's median "
-                      f"({base:.1f} ms); {r['n']} commits")
+            ctx.check(
+                f"one-off put_file 1 KiB commit latency, {configs[name]}, median",
+                r["median_ms"],
+                "ms",
+                "< 50 ms",
+                r["median_ms"] < 50,
+                f"p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.0f} ms; "
+                f"{r['median_ms'] / base:.1f}x the embedded store's median "
+                f"({base:.1f} ms); {r['n']} commits",
+            )
         for name in ("pg_s3", "pg_dir"):
             if res[name]["median_ms"] >= 50 or ctx.args.profile_all:
                 c = clients[name]
@@ -373,8 +436,12 @@ def pglatency(ctx: Any, h: ModuleType, srv: Servers) -> None:
                     for i in range(50):
                         c.put_file(f"lat@master:/p/f{i:04d}.bin", rng.randbytes(KiB))
 
-                h.profile_call(ctx, f"pglatency_{name}", more,
-                               note=f"50 one-off put_file commits, {configs[name]}")
+                h.profile_call(
+                    ctx,
+                    f"pglatency_{name}",
+                    more,
+                    note=f"50 one-off put_file commits, {configs[name]}",
+                )
     finally:
         for c in clients.values():
             c.close()
@@ -389,7 +456,8 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
     """Start the servers, run the selected backend workloads (each on its own), stop them.
     Returns False when a workload failed (it is reported in the notes)."""
     steps: list[tuple[str, Callable[[Any, ModuleType, Servers], None]]] = [
-        (name, fn) for name, fn in (("s3w1", s3w1), ("s3w2", s3w2), ("pglatency", pglatency))
+        (name, fn)
+        for name, fn in (("s3w1", s3w1), ("s3w2", s3w2), ("pglatency", pglatency))
         if name in only
     ]
     if not steps:

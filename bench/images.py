@@ -103,8 +103,11 @@ def _in_image(spec: dict[str, Any], image: str | None) -> dict[str, Any]:
 def _ran(c: Any, pipeline: str, job: dict[str, Any], digest: str | None) -> dict[str, Any]:
     """The job's recorded runtime and image digest; AssertionError if not the one expected."""
     ctx = c.inspect_job(f"{pipeline}@{job['id']}").context
-    got = {"sandbox": ctx.get("sandbox"), "runtime": ctx.get("runtime"),
-           "image_digest": ctx.get("image_digest")}
+    got = {
+        "sandbox": ctx.get("sandbox"),
+        "runtime": ctx.get("runtime"),
+        "image_digest": ctx.get("image_digest"),
+    }
     if got["image_digest"] != digest:
         raise AssertionError(f"job {job['id']} ran image {got['image_digest']}, not {digest}")
     return got
@@ -126,8 +129,9 @@ def child_unpack(ref: str) -> dict[str, Any]:
     return {"rootfs": str(rootfs), "unpacked": made, "s": time.perf_counter() - t0}
 
 
-def child_datums(store: str, n: int, kind: str, image: str | None,
-                 digest: str | None) -> dict[str, Any]:
+def child_datums(
+    store: str, n: int, kind: str, image: str | None, digest: str | None
+) -> dict[str, Any]:
     with _connect(store, kind) as c:
         put_s = P._fill(c, n)
         create_s, job, ran = _true_job(c, n, image, digest)
@@ -163,8 +167,9 @@ def _open_box(kind: str, specs: dict[str, Any], scratch: Path) -> tuple[Any, dic
     return containers.open_container(spec, scratch), spec.env()
 
 
-def _container_specs(kinds: list[str], refs: dict[str, str],
-                     digests: dict[str, str]) -> dict[str, Any]:
+def _container_specs(
+    kinds: list[str], refs: dict[str, str], digests: dict[str, str]
+) -> dict[str, Any]:
     """A resolved ``ContainerSpec`` per ``RUNTIME:IMAGE`` kind (checked against ``digests``)."""
     from haathi.pps import containers, images
 
@@ -182,13 +187,15 @@ def _container_specs(kinds: list[str], refs: dict[str, str],
     return specs
 
 
-def child_start(kinds: list[str], reps: int, refs: dict[str, str], digests: dict[str, str],
-                root: str) -> dict[str, Any]:
+def child_start(
+    kinds: list[str], reps: int, refs: dict[str, str], digests: dict[str, str], root: str
+) -> dict[str, Any]:
     """Per kind, ``reps`` times (after one warm-up, kinds alternated): open the sandbox or
     container, make the first datum's ``/pfs``, run ``true``; then close it. Milliseconds."""
     specs = _container_specs(kinds, refs, digests)
-    out: dict[str, dict[str, list[float]]] = {k: {"first_exit_ms": [], "close_ms": []}
-                                              for k in kinds}
+    out: dict[str, dict[str, list[float]]] = {
+        k: {"first_exit_ms": [], "close_ms": []} for k in kinds
+    }
     for rep in range(reps + 1):
         for kind in P.rotated(kinds, rep):
             scratch = Path(tempfile.mkdtemp(prefix="start-", dir=root))
@@ -211,8 +218,9 @@ def child_start(kinds: list[str], reps: int, refs: dict[str, str], digests: dict
     return out
 
 
-def child_roundtrip(kinds: list[str], n: int, refs: dict[str, str], digests: dict[str, str],
-                    root: str) -> dict[str, Any]:
+def child_roundtrip(
+    kinds: list[str], n: int, refs: dict[str, str], digests: dict[str, str], root: str
+) -> dict[str, Any]:
     """Per kind: one open sandbox or container, then ``n`` x (``new_datum`` + ``run(true)``);
     milliseconds per round trip (the open is not counted)."""
     specs = _container_specs(kinds, refs, digests)
@@ -288,8 +296,9 @@ def _job_timers() -> _Timers:
     return t
 
 
-def child_timers(store: str, n: int, kind: str, image: str | None,
-                 digest: str | None) -> dict[str, Any]:
+def child_timers(
+    store: str, n: int, kind: str, image: str | None, digest: str | None
+) -> dict[str, Any]:
     """``child_datums`` with :func:`_job_timers`; seconds per step, summed."""
     with _connect(store, kind) as c:
         P._fill(c, n)
@@ -324,15 +333,15 @@ UNPACK = "unpack (skopeo copy + umoci unpack + rename)"
 CONNECT = "  per set: wait for a container's launcher (connect, in the first run)"
 
 
-def child_unpack_job(store: str, pipeline: str, image: str, digest: str,
-                     first: bool) -> dict[str, Any]:
+def child_unpack_job(
+    store: str, pipeline: str, image: str, digest: str, first: bool
+) -> dict[str, Any]:
     """A pipeline of one ``true`` datum in ``image`` under bwrap (``first``: the store is new
     and gets its input repo): create_pipeline time, its job, and the unpacks it made."""
     from haathi.pps import images
 
     timers = _tool_timers()
-    entries_before = sorted(os.listdir(images.cache_root())) \
-        if images.cache_root().exists() else []
+    entries_before = sorted(os.listdir(images.cache_root())) if images.cache_root().exists() else []
     with _connect(store, "bwrap") as c:
         if first:
             c.create_repo("in")
@@ -344,12 +353,19 @@ def child_unpack_job(store: str, pipeline: str, image: str, digest: str,
         job = P._job(c, pipeline)
         P._expect(job, processed=1, skipped=0)
         ran = _ran(c, pipeline, job, digest)
-    return {"create_s": create_s, "job": job, "ran": ran, "cache_entries_before": entries_before,
-            "timers_s": timers.totals, "calls": timers.counts}
+    return {
+        "create_s": create_s,
+        "job": job,
+        "ran": ran,
+        "cache_entries_before": entries_before,
+        "timers_s": timers.totals,
+        "calls": timers.counts,
+    }
 
 
-def child_w4_full(store: str, n: int, iterations: int, kind: str, image: str | None,
-                  digest: str | None) -> dict[str, Any]:
+def child_w4_full(
+    store: str, n: int, iterations: int, kind: str, image: str | None, digest: str | None
+) -> dict[str, Any]:
     """W4's first full run (``pipelines.child_w4_full``) with the pipeline in ``image``."""
     with _connect(store, kind) as c:
         put_s = P._fill(c, n)
@@ -389,9 +405,15 @@ def child_w4_add(store: str, n: int, i: int, kind: str, digest: str | None) -> d
 
 
 CHILD_OPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "resolve": child_resolve, "unpack": child_unpack, "datums": child_datums,
-    "start": child_start, "roundtrip": child_roundtrip, "timers": child_timers,
-    "unpack_job": child_unpack_job, "w4_full": child_w4_full, "w4_add": child_w4_add,
+    "resolve": child_resolve,
+    "unpack": child_unpack,
+    "datums": child_datums,
+    "start": child_start,
+    "roundtrip": child_roundtrip,
+    "timers": child_timers,
+    "unpack_job": child_unpack_job,
+    "w4_full": child_w4_full,
+    "w4_add": child_w4_add,
 }
 
 
@@ -419,14 +441,18 @@ class Images:
 def child(op: str, env: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
     """Run one child measurement; its result dict (raises with its stderr on failure)."""
     arg = json.dumps({"op": op, **kw})
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "child", arg],
-                       capture_output=True, text=True, cwd=str(PROJECT),
-                       env=os.environ | (env or {}))
+    p = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "child", arg],
+        capture_output=True,
+        text=True,
+        cwd=str(PROJECT),
+        env=os.environ | (env or {}),
+    )
     if p.returncode != 0:
         raise RuntimeError(f"child {op} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     for line in reversed(p.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return dict(json.loads(line[len("RESULT "):]))
+            return dict(json.loads(line[len("RESULT ") :]))
     raise RuntimeError(f"child {op} printed no result:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
 
 
@@ -449,9 +475,10 @@ def _build_busybox(ref: str) -> None:
                 info = tarfile.TarInfo(f"bin/{applet}")
                 info.type, info.linkname = tarfile.SYMTYPE, "busybox"
                 tf.addfile(info)
-            for name, text in (("passwd", "root:x:0:0:root:/:/bin/sh\n"
-                                          "nobody:x:65534:65534:nobody:/:/bin/false\n"),
-                               ("group", "root:x:0:\nnogroup:x:65534:\n")):
+            for name, text in (
+                ("passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"),
+                ("group", "root:x:0:\nnogroup:x:65534:\n"),
+            ):
                 data = text.encode()
                 info = tarfile.TarInfo(f"etc/{name}")
                 info.size, info.mode = len(data), 0o644
@@ -468,7 +495,8 @@ def _copy_image(source: str, ref: str) -> None:
     reports that one, so the digest would change under the bench.)"""
     with tempfile.TemporaryDirectory(prefix="haathi-bench-image-") as tmp:
         (Path(tmp) / "Containerfile").write_text(
-            f"FROM {source}\nLABEL haathi.bench.copy-of={source}\n")
+            f"FROM {source}\nLABEL haathi.bench.copy-of={source}\n"
+        )
         done = _podman("build", "-q", "--pull=never", "-t", ref, tmp)
         if done.returncode != 0:
             raise RuntimeError(f"podman build of {ref} from {source}: {done.stderr[-300:]}")
@@ -490,8 +518,10 @@ def prepare(ctx: Any) -> Images | None:
             _build_busybox(ref)
             meta["busybox_from"] = "built by the bench (/bin/busybox + applet links)"
         else:
-            ctx.note(f"images: {source} is not in podman storage (the test fixtures build it, "
-                     "tests/images.py): img_unpack and img_w4 use the busybox image")
+            ctx.note(
+                f"images: {source} is not in podman storage (the test fixtures build it, "
+                "tests/images.py): img_unpack and img_w4 use the busybox image"
+            )
             continue
         refs[name] = ref
     python = "python" if "python" in refs else "busybox"
@@ -505,16 +535,20 @@ def prepare(ctx: Any) -> Images | None:
         u = child("unpack", env=imgs.env(), ref=ref)
         meta[name]["rootfs_bytes"] = _du(Path(u["rootfs"]))
         meta[name]["rootfs_files"] = sum(len(fs) for _, _, fs in os.walk(u["rootfs"]))
-        ctx.log(f"images: {ref} = {r['image_digest'][:19]} (image ID {r['image_id'][:19]}), "
-                f"unpacked for bwrap in {u['s']:.1f} s: {meta[name]['rootfs_files']} files, "
-                f"{meta[name]['rootfs_bytes'] / 2**20:.0f} MiB")
+        ctx.log(
+            f"images: {ref} = {r['image_digest'][:19]} (image ID {r['image_id'][:19]}), "
+            f"unpacked for bwrap in {u['s']:.1f} s: {meta[name]['rootfs_files']} files, "
+            f"{meta[name]['rootfs_bytes'] / 2**20:.0f} MiB"
+        )
     meta["python_image_used"] = imgs.refs[python]
     meta["bwrap_cache"] = str(cache)
     meta["podman"] = _podman("version", "--format", "{{.Client.Version}}").stdout.strip()
-    meta["skopeo"] = subprocess.run(["skopeo", "--version"], capture_output=True,
-                                    text=True).stdout.strip()
-    meta["umoci"] = subprocess.run(["umoci", "--version"], capture_output=True,
-                                   text=True).stdout.strip()
+    meta["skopeo"] = subprocess.run(
+        ["skopeo", "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    meta["umoci"] = subprocess.run(
+        ["umoci", "--version"], capture_output=True, text=True
+    ).stdout.strip()
     return imgs
 
 
@@ -536,6 +570,7 @@ def _du(path: Path) -> int:
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     """Every path under ``root`` (itself included): (inode, size, mtime in ns)."""
+
     def walk() -> Iterator[tuple[str, os.stat_result]]:
         yield ".", os.lstat(root)
         for d, dirs, fs in os.walk(root):
@@ -555,8 +590,12 @@ def med(xs: list[float]) -> float:
 
 
 DATUM_KINDS = ["none", "host_bwrap", "bwrap", "podman"]
-KIND_LABEL = {"none": "no image, sandbox none", "host_bwrap": "no image, host sandbox bwrap",
-              "bwrap": "busybox image, runtime bwrap", "podman": "busybox image, podman"}
+KIND_LABEL = {
+    "none": "no image, sandbox none",
+    "host_bwrap": "no image, host sandbox bwrap",
+    "bwrap": "busybox image, runtime bwrap",
+    "podman": "busybox image, podman",
+}
 
 
 def img_datums(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
@@ -564,59 +603,92 @@ def img_datums(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     n = sc.datums
-    res: dict[str, Any] = {"datums": n, "cmd": ["true"], "image": imgs.refs["busybox"],
-                           "parallelism": 1, "runs": []}
+    res: dict[str, Any] = {
+        "datums": n,
+        "cmd": ["true"],
+        "image": imgs.refs["busybox"],
+        "parallelism": 1,
+        "runs": [],
+    }
     ctx.results["img_datums"] = res
     rt_kinds = ["host_bwrap", "bwrap:busybox", "podman:busybox"]
     kinds = [*DATUM_KINDS, "roundtrip"]
     for k in range(ctx.runs):
-        row: dict[str, Any] = {"order": P.rotated(kinds, k),
-                               "loadavg_1m": round(os.getloadavg()[0], 2)}
+        row: dict[str, Any] = {
+            "order": P.rotated(kinds, k),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
         for kind in row["order"]:
             if kind == "roundtrip":
-                r = child("roundtrip", env=imgs.env(), kinds=P.rotated(rt_kinds, k),
-                          n=sc.roundtrips, refs=imgs.refs, digests=imgs.digests, root=str(out))
+                r = child(
+                    "roundtrip",
+                    env=imgs.env(),
+                    kinds=P.rotated(rt_kinds, k),
+                    n=sc.roundtrips,
+                    refs=imgs.refs,
+                    digests=imgs.digests,
+                    root=str(out),
+                )
                 row.update({f"roundtrip_{key.split(':')[0]}_ms": v for key, v in r.items()})
-                ctx.log(f"img_datums run {k}: bare round trip in a running sandbox/container "
-                        f"(new_datum + run true, ms): " + ", ".join(
-                            f"{key} {v:.2f}" for key, v in r.items()))
+                ctx.log(
+                    f"img_datums run {k}: bare round trip in a running sandbox/container "
+                    f"(new_datum + run true, ms): "
+                    + ", ".join(f"{key} {v:.2f}" for key, v in r.items())
+                )
                 continue
             store = out / f"{kind}-{k}"
             image = imgs.refs["busybox"] if kind in ("bwrap", "podman") else None
             digest = imgs.digests["busybox"] if image else None
-            r = child("datums", env=imgs.env(), store=str(store), n=n, kind=kind, image=image,
-                      digest=digest)
+            r = child(
+                "datums",
+                env=imgs.env(),
+                store=str(store),
+                n=n,
+                kind=kind,
+                image=image,
+                digest=digest,
+            )
             row[f"{kind}_ms_per_datum"] = r["job"]["job_s"] / n * 1000
             row[f"{kind}_create_s"] = r["create_s"]
-            ctx.log(f"img_datums run {k} {kind}: job {r['job']['job_s']:.1f} s for {n} datums "
-                    f"= {row[f'{kind}_ms_per_datum']:.2f} ms/datum ({r['ran']})")
+            ctx.log(
+                f"img_datums run {k} {kind}: job {r['job']['job_s']:.1f} s for {n} datums "
+                f"= {row[f'{kind}_ms_per_datum']:.2f} ms/datum ({r['ran']})"
+            )
             h.rm_paths(store)
             P.settle(ctx, f"img_datums run {k}: {kind} store deleted")
         res["runs"].append(row)
         ctx.save()
     runs = res["runs"]
     keys = [f"{kd}_ms_per_datum" for kd in DATUM_KINDS] + [
-        f"roundtrip_{kd.split(':')[0]}_ms" for kd in rt_kinds]
+        f"roundtrip_{kd.split(':')[0]}_ms" for kd in rt_kinds
+    ]
     for key in keys:
         res[key] = med([r[key] for r in runs])
     for rt in ("bwrap", "podman"):
-        res[f"{rt}_over_none_per_run"] = [r[f"{rt}_ms_per_datum"] - r["none_ms_per_datum"]
-                                          for r in runs]
+        res[f"{rt}_over_none_per_run"] = [
+            r[f"{rt}_ms_per_datum"] - r["none_ms_per_datum"] for r in runs
+        ]
         res[f"{rt}_over_host_bwrap_per_run"] = [
-            r[f"{rt}_ms_per_datum"] - r["host_bwrap_ms_per_datum"] for r in runs]
+            r[f"{rt}_ms_per_datum"] - r["host_bwrap_ms_per_datum"] for r in runs
+        ]
     missed = False
     for rt in ("bwrap", "podman"):
         v = res[f"{rt}_ms_per_datum"]
         missed |= v >= 5
         ctx.check(
-            f"per-datum time in a container, {n:,} x true, parallelism 1, runtime {rt}", v,
-            "ms/datum", "< 5 ms", v < 5,
-            "per run " + "/".join(f"{r[f'{rt}_ms_per_datum']:.2f}" for r in runs)
+            f"per-datum time in a container, {n:,} x true, parallelism 1, runtime {rt}",
+            v,
+            "ms/datum",
+            "< 5 ms",
+            v < 5,
+            "per run "
+            + "/".join(f"{r[f'{rt}_ms_per_datum']:.2f}" for r in runs)
             + f"; same job with no image: sandbox none {res['none_ms_per_datum']:.2f}, host "
             f"bwrap {res['host_bwrap_ms_per_datum']:.2f} ms/datum (+"
             + "/".join(f"{x:.2f}" for x in res[f"{rt}_over_none_per_run"])
             + f" ms over none per run); bare round trip in a running {rt} container "
-            f"{res[f'roundtrip_{rt}_ms']:.2f} ms")
+            f"{res[f'roundtrip_{rt}_ms']:.2f} ms",
+        )
     if missed or ctx.args.profile_all:
         for kind in ("none", "bwrap", "podman"):
             profile_datums(ctx, sc, imgs, kind)
@@ -632,8 +704,15 @@ def profile_datums(ctx: Any, sc: IScale, imgs: Images, kind: str) -> None:
     image = imgs.refs["busybox"] if kind in ("bwrap", "podman") else None
     P.settle(ctx, f"img_datums profile ({kind}): before the timed job")
     try:
-        t = child("timers", env=imgs.env(), store=str(store), n=n, kind=kind, image=image,
-                  digest=imgs.digests["busybox"] if image else None)
+        t = child(
+            "timers",
+            env=imgs.env(),
+            store=str(store),
+            n=n,
+            kind=kind,
+            image=image,
+            digest=imgs.digests["busybox"] if image else None,
+        )
     except RuntimeError as exc:
         ctx.note(f"timing the {kind} datum path failed: {str(exc)[-600:]}")
         return
@@ -642,32 +721,47 @@ def profile_datums(ctx: Any, sc: IScale, imgs: Images, kind: str) -> None:
     steps = {label: round(v / n * 1000, 3) for label, v in t["totals_s"].items()}
     steps["job, per datum (started -> finished)"] = round(t["job"]["job_s"] / n * 1000, 3)
     sets = t["counts"].get("datum sets, total (run_datum_set)", 0)
-    per_call = {label: round(v / t["counts"][label] * 1000, 3)
-                for label, v in t["totals_s"].items()}
+    per_call = {
+        label: round(v / t["counts"][label] * 1000, 3) for label, v in t["totals_s"].items()
+    }
     ctx.results.setdefault("images_meta", {})[f"timers_{kind}"] = {
-        "datums": n, "datum_sets": sets, "ms_per_datum": steps, "ms_per_call": per_call,
-        "calls": t["counts"]}
-    text = [f"true x {n} datums ({KIND_LABEL[kind]}), parallelism 1, {sets} datum sets.",
-            "Wall-clock timers (no profiler): ms per datum, ms per call, calls", ""]
+        "datums": n,
+        "datum_sets": sets,
+        "ms_per_datum": steps,
+        "ms_per_call": per_call,
+        "calls": t["counts"],
+    }
+    text = [
+        f"true x {n} datums ({KIND_LABEL[kind]}), parallelism 1, {sets} datum sets.",
+        "Wall-clock timers (no profiler): ms per datum, ms per call, calls",
+        "",
+    ]
     for label, v in steps.items():
-        extra = (f"{per_call[label]:10.3f} {t['counts'][label]:7d}"
-                 if label in per_call else "")
+        extra = f"{per_call[label]:10.3f} {t['counts'][label]:7d}" if label in per_call else ""
         text.append(f"  {v:8.3f} {extra}  {label}")
     pdir = Path(ctx.args.out).resolve().parent / "profiles"
     pdir.mkdir(exist_ok=True)
     name = f"images_datum_path_{kind}"
     (pdir / f"{name}.txt").write_text("\n".join(text) + "\n")
     ctx.profiles[name] = P.shown(pdir / f"{name}.txt")
-    ctx.log(f"timed steps of the {kind} datum path ({n} datums, ms/datum): " + "; ".join(
-        f"{k.strip()} {v:.2f}" for k, v in steps.items()))
+    ctx.log(
+        f"timed steps of the {kind} datum path ({n} datums, ms/datum): "
+        + "; ".join(f"{k.strip()} {v:.2f}" for k, v in steps.items())
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # start of a datum set
 
 
-START_KINDS = ["none", "host_bwrap", "bwrap:busybox", "bwrap:python", "podman:busybox",
-               "podman:python"]
+START_KINDS = [
+    "none",
+    "host_bwrap",
+    "bwrap:busybox",
+    "bwrap:python",
+    "podman:busybox",
+    "podman:python",
+]
 
 
 def img_start(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
@@ -679,17 +773,28 @@ def img_start(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
     ctx.results["img_start"] = res
     for k in range(ctx.runs):
         os.sync()
-        r = child("start", env=imgs.env(), kinds=P.rotated(kinds, k), reps=sc.start_reps,
-                  refs=imgs.refs, digests=imgs.digests, root=str(out))
+        r = child(
+            "start",
+            env=imgs.env(),
+            kinds=P.rotated(kinds, k),
+            reps=sc.start_reps,
+            refs=imgs.refs,
+            digests=imgs.digests,
+            root=str(out),
+        )
         row: dict[str, Any] = {"loadavg_1m": round(os.getloadavg()[0], 2)}
         for kind, v in r.items():
             row[f"{kind}_first_exit_ms"] = med(v["first_exit_ms"])
             row[f"{kind}_close_ms"] = med(v["close_ms"])
             row[f"{kind}_first_exit_ms_all"] = [round(x, 1) for x in v["first_exit_ms"]]
         res["runs"].append(row)
-        ctx.log(f"img_start run {k}: open -> first exit / close, median ms: " + ", ".join(
-            f"{kind} {row[f'{kind}_first_exit_ms']:.0f}/{row[f'{kind}_close_ms']:.0f}"
-            for kind in kinds))
+        ctx.log(
+            f"img_start run {k}: open -> first exit / close, median ms: "
+            + ", ".join(
+                f"{kind} {row[f'{kind}_first_exit_ms']:.0f}/{row[f'{kind}_close_ms']:.0f}"
+                for kind in kinds
+            )
+        )
         ctx.save()
     runs = res["runs"]
     for kind in kinds:
@@ -699,21 +804,33 @@ def img_start(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
     def per_run(kind: str) -> str:
         return "/".join(f"{r[f'{kind}_first_exit_ms']:.0f}" for r in runs)
 
-    base = (f"host sandbox bwrap {res['host_bwrap_first_exit_ms']:.0f} ms, none "
-            f"{res['none_first_exit_ms']:.0f} ms")
+    base = (
+        f"host sandbox bwrap {res['host_bwrap_first_exit_ms']:.0f} ms, none "
+        f"{res['none_first_exit_ms']:.0f} ms"
+    )
     for name in imgs.refs:
         v = res[f"bwrap:{name}_first_exit_ms"]
-        ctx.check(f"start of a datum set, runtime bwrap, {name} image unpacked: open to first "
-                  "exit", v, "ms", "< 100 ms", v < 100,
-                  f"median of {sc.start_reps} opens x {ctx.runs} runs (per run "
-                  f"{per_run(f'bwrap:{name}')}); "
-                  f"close {res[f'bwrap:{name}_close_ms']:.0f} ms; {base}")
+        ctx.check(
+            f"start of a datum set, runtime bwrap, {name} image unpacked: open to first exit",
+            v,
+            "ms",
+            "< 100 ms",
+            v < 100,
+            f"median of {sc.start_reps} opens x {ctx.runs} runs (per run "
+            f"{per_run(f'bwrap:{name}')}); "
+            f"close {res[f'bwrap:{name}_close_ms']:.0f} ms; {base}",
+        )
     for name in imgs.refs:
         v = res[f"podman:{name}_first_exit_ms"]
-        ctx.check(f"start of a datum set, podman, {name} image: open to first exit", v, "ms",
-                  "- (recorded)", None,
-                  f"per run {per_run(f'podman:{name}')}; close (container gone) "
-                  f"{res[f'podman:{name}_close_ms']:.0f} ms; {base}")
+        ctx.check(
+            f"start of a datum set, podman, {name} image: open to first exit",
+            v,
+            "ms",
+            "- (recorded)",
+            None,
+            f"per run {per_run(f'podman:{name}')}; close (container gone) "
+            f"{res[f'podman:{name}_close_ms']:.0f} ms; {base}",
+        )
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -733,63 +850,104 @@ def img_unpack(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
         cache, store = out / f"cache-{k}", out / f"store-{k}"
         env = {"HAATHI_IMAGE_CACHE": str(cache)}
         os.sync()
-        a = child("unpack_job", env=env, store=str(store), pipeline="first", image=ref,
-                  digest=digest, first=True)
+        a = child(
+            "unpack_job",
+            env=env,
+            store=str(store),
+            pipeline="first",
+            image=ref,
+            digest=digest,
+            first=True,
+        )
         snap_a = snapshot(cache)
         time.sleep(1)  # a rewrite would show in the mtimes
-        b = child("unpack_job", env=env, store=str(store), pipeline="second", image=ref,
-                  digest=digest, first=False)
+        b = child(
+            "unpack_job",
+            env=env,
+            store=str(store),
+            pipeline="second",
+            image=ref,
+            digest=digest,
+            first=False,
+        )
         snap_b = snapshot(cache)
-        changed = sorted(p for p in snap_a.keys() | snap_b.keys()
-                         if snap_a.get(p) != snap_b.get(p))
+        changed = sorted(p for p in snap_a.keys() | snap_b.keys() if snap_a.get(p) != snap_b.get(p))
         unpack_label = UNPACK
         row = {
-            "first_create_s": a["create_s"], "first_job_s": a["job"]["job_s"],
+            "first_create_s": a["create_s"],
+            "first_job_s": a["job"]["job_s"],
             "first_unpacks": a["calls"].get(unpack_label, 0),
             "first_unpack_s": a["timers_s"].get(unpack_label, 0.0),
-            "first_timers_s": a["timers_s"], "first_calls": a["calls"],
-            "second_create_s": b["create_s"], "second_job_s": b["job"]["job_s"],
+            "first_timers_s": a["timers_s"],
+            "first_calls": a["calls"],
+            "second_create_s": b["create_s"],
+            "second_job_s": b["job"]["job_s"],
             "second_unpacks": b["calls"].get(unpack_label, 0),
-            "second_timers_s": b["timers_s"], "second_calls": b["calls"],
+            "second_timers_s": b["timers_s"],
+            "second_calls": b["calls"],
             "cache_entries_before_first": a["cache_entries_before"],
             "cache_entries_before_second": b["cache_entries_before"],
-            "cache_paths": len(snap_b), "cache_changed": changed[:20],
-            "cache_changed_count": len(changed), "cache_bytes": _du(cache),
+            "cache_paths": len(snap_b),
+            "cache_changed": changed[:20],
+            "cache_changed_count": len(changed),
+            "cache_bytes": _du(cache),
         }
         res["runs"].append(row)
-        ctx.log(f"img_unpack run {k}: first job (cold cache) {a['create_s']:.2f} s, of which "
-                f"unpack {row['first_unpack_s']:.2f} s ({row['first_unpacks']} unpack); second "
-                f"pipeline, fresh process: {b['create_s'] * 1000:.0f} ms ({row['second_unpacks']} "
-                f"unpacks); cache paths {len(snap_b)}, changed {len(changed)}")
+        ctx.log(
+            f"img_unpack run {k}: first job (cold cache) {a['create_s']:.2f} s, of which "
+            f"unpack {row['first_unpack_s']:.2f} s ({row['first_unpacks']} unpack); second "
+            f"pipeline, fresh process: {b['create_s'] * 1000:.0f} ms ({row['second_unpacks']} "
+            f"unpacks); cache paths {len(snap_b)}, changed {len(changed)}"
+        )
         ctx.save()
         h.rm_paths(cache, store)
         P.settle(ctx, f"img_unpack run {k}: cache and store deleted")
     runs = res["runs"]
-    for key in ("first_create_s", "first_job_s", "first_unpack_s", "second_create_s",
-                "second_job_s"):
+    for key in (
+        "first_create_s",
+        "first_job_s",
+        "first_unpack_s",
+        "second_create_s",
+        "second_job_s",
+    ):
         res[key] = med([r[key] for r in runs])
     tools: dict[str, float] = {}
     for label in runs[0]["first_timers_s"]:
         tools[label.strip()] = med([r["first_timers_s"].get(label, 0.0) for r in runs])
     res["first_tools_s"] = tools
-    ok = all(r["first_unpacks"] == 1 and r["second_unpacks"] == 0 and not r["cache_changed"]
-             for r in runs)
+    ok = all(
+        r["first_unpacks"] == 1 and r["second_unpacks"] == 0 and not r["cache_changed"]
+        for r in runs
+    )
     v = res["second_create_s"]
-    ctx.check(f"second job in the same image ({name}, bwrap): unpacks nothing", v * 1000, "ms",
-              "no unpack, cache unchanged", ok,
-              f"create_pipeline + its 1-datum job in a fresh process; unpack calls "
-              f"{'/'.join(str(r['second_unpacks']) for r in runs)}, cache paths changed "
-              f"{'/'.join(str(r['cache_changed_count']) for r in runs)} of "
-              f"{runs[0]['cache_paths']:,} (inode, size, mtime); per run "
-              + "/".join(f"{r['second_create_s'] * 1000:.0f}" for r in runs) + " ms")
-    ctx.check(f"first job in the {name} image, empty cache (cold unpack, bwrap)",
-              res["first_create_s"], "s", "- (recorded)", None,
-              f"unpack {res['first_unpack_s']:.2f} s of it ("
-              + ", ".join(f"{label} {s:.2f} s" for label, s in tools.items()
-                          if not label.startswith("unpack"))
-              + f"); {runs[0]['cache_bytes'] / 2**20:.0f} MiB unpacked; per run "
-              + "/".join(f"{r['first_create_s']:.2f}" for r in runs) + " s; the second job "
-              f"{v / res['first_create_s'] * 100:.0f}% of it")
+    ctx.check(
+        f"second job in the same image ({name}, bwrap): unpacks nothing",
+        v * 1000,
+        "ms",
+        "no unpack, cache unchanged",
+        ok,
+        f"create_pipeline + its 1-datum job in a fresh process; unpack calls "
+        f"{'/'.join(str(r['second_unpacks']) for r in runs)}, cache paths changed "
+        f"{'/'.join(str(r['cache_changed_count']) for r in runs)} of "
+        f"{runs[0]['cache_paths']:,} (inode, size, mtime); per run "
+        + "/".join(f"{r['second_create_s'] * 1000:.0f}" for r in runs)
+        + " ms",
+    )
+    ctx.check(
+        f"first job in the {name} image, empty cache (cold unpack, bwrap)",
+        res["first_create_s"],
+        "s",
+        "- (recorded)",
+        None,
+        f"unpack {res['first_unpack_s']:.2f} s of it ("
+        + ", ".join(
+            f"{label} {s:.2f} s" for label, s in tools.items() if not label.startswith("unpack")
+        )
+        + f"); {runs[0]['cache_bytes'] / 2**20:.0f} MiB unpacked; per run "
+        + "/".join(f"{r['first_create_s']:.2f}" for r in runs)
+        + " s; the second job "
+        f"{v / res['first_create_s'] * 100:.0f}% of it",
+    )
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -810,14 +968,22 @@ def img_w4(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
     name = imgs.python
     ref, digest = imgs.refs[name], imgs.digests[name]
     if dvc is None:
-        ctx.note("img_w4: dvc is not installed (bench/run.py --install-peers): only haathi's "
-                 "side is measured")
-    res: dict[str, Any] = {"files": n, "loop_iterations": iters, "image": ref,
-                           "cmd_cpu_ms": cal["w4_cmd_cpu_ms"],
-                           "dvc": str(dvc) if dvc else None, "runs": []}
+        ctx.note(
+            "img_w4: dvc is not installed (bench/run.py --install-peers): only haathi's "
+            "side is measured"
+        )
+    res: dict[str, Any] = {
+        "files": n,
+        "loop_iterations": iters,
+        "image": ref,
+        "cmd_cpu_ms": cal["w4_cmd_cpu_ms"],
+        "dvc": str(dvc) if dvc else None,
+        "runs": [],
+    }
     if dvc is not None:
-        res["dvc_version"] = subprocess.run([str(dvc), "version"], capture_output=True,
-                                            text=True).stdout.splitlines()[0]
+        res["dvc_version"] = subprocess.run(
+            [str(dvc), "version"], capture_output=True, text=True
+        ).stdout.splitlines()[0]
     ctx.results["img_w4"] = res
     tools = [*W4_KINDS, "dvc"] if dvc else list(W4_KINDS)
     try:
@@ -828,8 +994,20 @@ def img_w4(ctx: Any, h: ModuleType, sc: IScale, imgs: Images) -> None:
     w4_check(ctx, res, n, dvc, name)
 
 
-def w4_run(ctx: Any, h: ModuleType, res: dict[str, Any], out: Path, k: int, order: list[str],
-           n: int, iters: int, dvc: Path | None, ref: str, digest: str, imgs: Images) -> None:
+def w4_run(
+    ctx: Any,
+    h: ModuleType,
+    res: dict[str, Any],
+    out: Path,
+    k: int,
+    order: list[str],
+    n: int,
+    iters: int,
+    dvc: Path | None,
+    ref: str,
+    digest: str,
+    imgs: Images,
+) -> None:
     row: dict[str, Any] = {"order": order, "loadavg_1m": round(os.getloadavg()[0], 2)}
     droot = out / f"dvc-{k}"
     stores = {t: out / f"{t}-{k}" for t in W4_KINDS}
@@ -844,11 +1022,21 @@ def w4_run(ctx: Any, h: ModuleType, res: dict[str, Any], out: Path, k: int, orde
             ctx.log(f"img_w4 run {k} dvc first full repro: {dt:.1f} s")
             continue
         kind, in_image = W4_KINDS[tool]
-        r = child("w4_full", env=imgs.env(), store=str(stores[tool]), n=n, iterations=iters,
-                  kind=kind, image=ref if in_image else None, digest=digest if in_image else None)
+        r = child(
+            "w4_full",
+            env=imgs.env(),
+            store=str(stores[tool]),
+            n=n,
+            iterations=iters,
+            kind=kind,
+            image=ref if in_image else None,
+            digest=digest if in_image else None,
+        )
         row[f"{tool}_full_s"] = r["create_s"]
-        ctx.log(f"img_w4 run {k} haathi {tool} first full run: {r['create_s']:.1f} s for {n} "
-                f"datums ({r['create_s'] / n * 1000:.1f} ms/datum)")
+        ctx.log(
+            f"img_w4 run {k} haathi {tool} first full run: {r['create_s']:.1f} s for {n} "
+            f"datums ({r['create_s'] / n * 1000:.1f} ms/datum)"
+        )
     for tool in order:  # then add one file: time to the finished output
         P.settle(ctx, f"img_w4 run {k}: before the {tool} one-file add")
         if tool == "dvc":
@@ -862,18 +1050,33 @@ def w4_run(ctx: Any, h: ModuleType, res: dict[str, Any], out: Path, k: int, orde
             continue
         kind, in_image = W4_KINDS[tool]
         h.warm(stores[tool])
-        r = child("w4_add", env=imgs.env(), store=str(stores[tool]), n=n, i=n, kind=kind,
-                  digest=digest if in_image else None)
+        r = child(
+            "w4_add",
+            env=imgs.env(),
+            store=str(stores[tool]),
+            n=n,
+            i=n,
+            kind=kind,
+            digest=digest if in_image else None,
+        )
         job = r["add_job"]
-        row.update({f"{tool}_add_s": r["add_s"], f"{tool}_add_job_s": job["job_s"],
-                    f"{tool}_add_processed": job["processed"],
-                    f"{tool}_add_skipped": job["skipped"], f"{tool}_add_warm_s": r["add_warm_s"],
-                    f"{tool}_add_warm_job_s": r["add_warm_job"]["job_s"],
-                    f"{tool}_add_timers_ms": _ms(r["add_timers_s"]),
-                    f"{tool}_add_warm_timers_ms": _ms(r["add_warm_timers_s"])})
-        ctx.log(f"img_w4 run {k} haathi {tool} add 1 file: {r['add_s'] * 1000:.0f} ms (job "
-                f"{job['job_s'] * 1000:.0f} ms, {job['processed']} processed, {job['skipped']} "
-                f"skipped); a second add in the same process {r['add_warm_s'] * 1000:.0f} ms")
+        row.update(
+            {
+                f"{tool}_add_s": r["add_s"],
+                f"{tool}_add_job_s": job["job_s"],
+                f"{tool}_add_processed": job["processed"],
+                f"{tool}_add_skipped": job["skipped"],
+                f"{tool}_add_warm_s": r["add_warm_s"],
+                f"{tool}_add_warm_job_s": r["add_warm_job"]["job_s"],
+                f"{tool}_add_timers_ms": _ms(r["add_timers_s"]),
+                f"{tool}_add_warm_timers_ms": _ms(r["add_warm_timers_s"]),
+            }
+        )
+        ctx.log(
+            f"img_w4 run {k} haathi {tool} add 1 file: {r['add_s'] * 1000:.0f} ms (job "
+            f"{job['job_s'] * 1000:.0f} ms, {job['processed']} processed, {job['skipped']} "
+            f"skipped); a second add in the same process {r['add_warm_s'] * 1000:.0f} ms"
+        )
     res["runs"].append(row)
     ctx.save()
     h.rm_paths(droot, *stores.values())
@@ -902,36 +1105,53 @@ def w4_check(ctx: Any, res: dict[str, Any], n: int, dvc: Path | None, name: str)
             res[f"{tool}_{what}"] = med([r[f"{tool}_{what}"] for r in runs])
         for what in ("add_timers_ms", "add_warm_timers_ms"):
             labels = {label for r in runs for label in r[f"{tool}_{what}"]}
-            res[f"{tool}_{what}"] = {label: med([r[f"{tool}_{what}"].get(label, 0.0)
-                                                 for r in runs]) for label in sorted(labels)}
+            res[f"{tool}_{what}"] = {
+                label: med([r[f"{tool}_{what}"].get(label, 0.0) for r in runs])
+                for label in sorted(labels)
+            }
     if dvc is not None:
         for what in ("full_s", "add_s"):
             res[f"dvc_{what}"] = med([r[f"dvc_{what}"] for r in runs])
     host = res["host_add_s"]
     for tool in ("bwrap", "podman"):
         v = res[f"{tool}_add_s"]
-        detail = (f"haathi in the image, {tool}: {v * 1000:.0f} ms (job "
-                  f"{res[f'{tool}_add_job_s'] * 1000:.0f} ms; a second add in the same process "
-                  f"{res[f'{tool}_add_warm_s'] * 1000:.0f} ms; of the first: " + ", ".join(
-                      f"{key} {res[f'{tool}_add_timers_ms'].get(label, 0.0):.0f}"
-                      for key, label in W4_STEPS.items()) + " ms; per run "
-                  + "/".join(f"{r[f'{tool}_add_s'] * 1000:.0f}" for r in runs)
-                  + f"); the same pipeline on the host (no image, sandbox none) "
-                  f"{host * 1000:.0f} ms; first full run {res[f'{tool}_full_s']:.1f} s "
-                  f"(host {res['host_full_s']:.1f} s)")
+        detail = (
+            f"haathi in the image, {tool}: {v * 1000:.0f} ms (job "
+            f"{res[f'{tool}_add_job_s'] * 1000:.0f} ms; a second add in the same process "
+            f"{res[f'{tool}_add_warm_s'] * 1000:.0f} ms; of the first: "
+            + ", ".join(
+                f"{key} {res[f'{tool}_add_timers_ms'].get(label, 0.0):.0f}"
+                for key, label in W4_STEPS.items()
+            )
+            + " ms; per run "
+            + "/".join(f"{r[f'{tool}_add_s'] * 1000:.0f}" for r in runs)
+            + f"); the same pipeline on the host (no image, sandbox none) "
+            f"{host * 1000:.0f} ms; first full run {res[f'{tool}_full_s']:.1f} s "
+            f"(host {res['host_full_s']:.1f} s)"
+        )
         if dvc is None:
-            ctx.check(f"W4 in the {name} image ({tool}): add 1 of {n:,} files, put to "
-                      "finished output", v * 1000, "ms", "-", None, detail + "; dvc not installed")
+            ctx.check(
+                f"W4 in the {name} image ({tool}): add 1 of {n:,} files, put to finished output",
+                v * 1000,
+                "ms",
+                "-",
+                None,
+                detail + "; dvc not installed",
+            )
             continue
         per_run = [r["dvc_add_s"] / r[f"{tool}_add_s"] for r in runs]
         res[f"ratio_dvc_{tool}_per_run"] = per_run
         ratio = med(per_run)
         res[f"ratio_dvc_{tool}"] = ratio
-        ctx.check(f"W4 in the {name} image ({tool}): add 1 of {n:,} files, dvc repro / haathi",
-                  ratio, "x", ">= 50" if not ctx.args.quick else ">= 50 (not judged with --quick)",
-                  ratio >= 50 if not ctx.args.quick else None,
-                  detail + f"; dvc repro after the add {res['dvc_add_s']:.1f} s (first "
-                  f"{res['dvc_full_s']:.1f} s); per run " + "/".join(f"{x:.0f}" for x in per_run))
+        ctx.check(
+            f"W4 in the {name} image ({tool}): add 1 of {n:,} files, dvc repro / haathi",
+            ratio,
+            "x",
+            ">= 50" if not ctx.args.quick else ">= 50 (not judged with --quick)",
+            ratio >= 50 if not ctx.args.quick else None,
+            detail + f"; dvc repro after the add {res['dvc_add_s']:.1f} s (first "
+            f"{res['dvc_full_s']:.1f} s); per run " + "/".join(f"{x:.0f}" for x in per_run),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -950,8 +1170,12 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
     if imgs is None:
         return True
     steps: list[tuple[str, Callable[[], None]]] = []
-    for name_, fn in (("img_start", img_start), ("img_unpack", img_unpack),
-                      ("img_datums", img_datums), ("img_w4", img_w4)):
+    for name_, fn in (
+        ("img_start", img_start),
+        ("img_unpack", img_unpack),
+        ("img_datums", img_datums),
+        ("img_w4", img_w4),
+    ):
         if name_ in only:
             steps.append((name_, functools.partial(fn, ctx, h, sc, imgs)))
     try:

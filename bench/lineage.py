@@ -64,8 +64,10 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
             job = c.list_job(name)[0]
             assert job.data_processed == n, (name, job)
         res["setup_pipelines_s"] = round(time.perf_counter() - t, 2)
-        ctx.log(f"lineage: {n:,} files x 4 stages ready in "
-                f"{res['setup_put_s'] + res['setup_pipelines_s']:.0f} s")
+        ctx.log(
+            f"lineage: {n:,} files x 4 stages ready in "
+            f"{res['setup_put_s'] + res['setup_pipelines_s']:.0f} s"
+        )
         picks = [f"/f{random.Random(k).randrange(n):05d}" for k in range(CALLS)]
         it = iter(picks * 4)
 
@@ -88,8 +90,12 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
             it = iter(picks)
             fn()
         figures = {}
-        for key, fn in (("one_hop", one_hop), ("full_3_stages", full),
-                        ("downstream", down), ("inspect_file", lookup)):
+        for key, fn in (
+            ("one_hop", one_hop),
+            ("full_3_stages", full),
+            ("downstream", down),
+            ("inspect_file", lookup),
+        ):
             it = iter(picks)
             figures[key], times = _median_ms(fn, CALLS)
             res[f"{key}_ms"] = round(figures[key], 2)
@@ -101,7 +107,13 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
         ("downstream", "lineage: --downstream of one raw file", 1000.0),
     ):
         v = figures[key]
-        ctx.check(f"{label} ({n:,} files per stage)", round(v, 2), "ms", f"< {limit:.0f} ms",
-                  v < limit, f"{v / base:.1f}x an inspect file ({base:.2f} ms) in the same run")
+        ctx.check(
+            f"{label} ({n:,} files per stage)",
+            round(v, 2),
+            "ms",
+            f"< {limit:.0f} ms",
+            v < limit,
+            f"{v / base:.1f}x an inspect file ({base:.2f} ms) in the same run",
+        )
     shutil.rmtree(store, ignore_errors=True)
     return True

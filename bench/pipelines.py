@@ -81,7 +81,7 @@ def name(i: int) -> str:
 def per_file_spec(pipeline: str, iterations: int, parallelism: int) -> dict[str, Any]:
     """The pipeline that runs PER_FILE on each input file: ``sh`` reading one line from stdin,
     which runs the same ``sh -c PER_FILE sh IN OUT`` as the DVC stage does per file."""
-    line = f"sh -c '{PER_FILE.format(n=iterations)}' sh \"$in\" \"/pfs/out/${{in##*/}}\""
+    line = f'sh -c \'{PER_FILE.format(n=iterations)}\' sh "$in" "/pfs/out/${{in##*/}}"'
     return {
         "pipeline": {"name": pipeline},
         "input": {"pfs": {"repo": "in", "glob": "/*"}},
@@ -122,8 +122,12 @@ def _fill(c: Any, n: int) -> float:
 def _job(c: Any, pipeline: str) -> dict[str, Any]:
     j = c.list_job(pipeline)[0]  # newest first
     return {
-        "id": j.id, "state": j.state.value, "total": j.data_total,
-        "processed": j.data_processed, "skipped": j.data_skipped, "failed": j.data_failed,
+        "id": j.id,
+        "state": j.state.value,
+        "total": j.data_total,
+        "processed": j.data_processed,
+        "skipped": j.data_skipped,
+        "failed": j.data_failed,
         "job_s": (j.finished - j.started).total_seconds() if j.finished and j.started else None,
     }
 
@@ -187,9 +191,7 @@ def child_check(store: str, n: int, i: int) -> dict[str, Any]:
     return {"job": job}
 
 
-def child_overhead(
-    store: str, n: int, sandbox: str, tmpfs: bool, noop: bool
-) -> dict[str, Any]:
+def child_overhead(store: str, n: int, sandbox: str, tmpfs: bool, noop: bool) -> dict[str, Any]:
     shm = _scratch_on_tmpfs(store) if tmpfs else None
     try:
         with _connect(store, sandbox) as c:
@@ -242,8 +244,12 @@ def child_parallel(store: str, n: int, iterations: int, parallelism: int) -> dic
         durations = [d.duration_s for d in c.list_datum(f"p@{job['id']}")]
     busy = sum(durations)
     # concurrency: datum time per second of job (2.0 = both slots busy throughout)
-    return {"create_s": create_s, "job": job, "datum_mean_ms": busy / len(durations) * 1000,
-            "concurrency": busy / job["job_s"]}
+    return {
+        "create_s": create_s,
+        "job": job,
+        "datum_mean_ms": busy / len(durations) * 1000,
+        "concurrency": busy / job["job_s"],
+    }
 
 
 def child_spawn(argvs: dict[str, list[str]], n: int, order: list[str]) -> dict[str, Any]:
@@ -253,8 +259,13 @@ def child_spawn(argvs: dict[str, list[str]], n: int, order: list[str]) -> dict[s
         argv = argvs[key]
         t0 = time.perf_counter()
         for _ in range(n):
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, check=True)
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
         out[key] = (time.perf_counter() - t0) / n
     return out
 
@@ -275,6 +286,7 @@ def child_bwrap_argvs() -> dict[str, Any]:
 
 def child_pool(argv: list[str], n: int, workers: int) -> dict[str, Any]:
     """``argv`` run ``n`` times from a pool of ``workers`` threads: wall seconds."""
+
     def one(_: int) -> None:
         subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, check=True)
 
@@ -387,10 +399,18 @@ def child_profile_skip(store: str, n: int, which: str, out: str) -> dict[str, An
 
 
 CHILD_OPS: dict[str, Callable[..., dict[str, Any]]] = {
-    "w4_full": child_w4_full, "w4_add": child_w4_add, "check": child_check,
-    "overhead": child_overhead, "noop": child_noop, "parallel": child_parallel,
-    "spawn": child_spawn, "bwrap_argvs": child_bwrap_argvs, "pool": child_pool,
-    "profile": child_profile, "timers": child_timers, "profile_skip": child_profile_skip,
+    "w4_full": child_w4_full,
+    "w4_add": child_w4_add,
+    "check": child_check,
+    "overhead": child_overhead,
+    "noop": child_noop,
+    "parallel": child_parallel,
+    "spawn": child_spawn,
+    "bwrap_argvs": child_bwrap_argvs,
+    "pool": child_pool,
+    "profile": child_profile,
+    "timers": child_timers,
+    "profile_skip": child_profile_skip,
 }
 
 
@@ -411,13 +431,17 @@ def child_main(arg: str, ops: dict[str, Callable[..., dict[str, Any]]] | None = 
 def child(op: str, **kw: Any) -> dict[str, Any]:
     """Run one child measurement; its result dict (raises with its stderr on failure)."""
     arg = json.dumps({"op": op, **kw})
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "child", arg],
-                       capture_output=True, text=True, cwd=str(PROJECT))
+    p = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "child", arg],
+        capture_output=True,
+        text=True,
+        cwd=str(PROJECT),
+    )
     if p.returncode != 0:
         raise RuntimeError(f"child {op} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     for line in reversed(p.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return dict(json.loads(line[len("RESULT "):]))
+            return dict(json.loads(line[len("RESULT ") :]))
     raise RuntimeError(f"child {op} printed no result:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
 
 
@@ -434,7 +458,7 @@ def med(xs: list[float]) -> float:
 
 
 def rotated(items: list[str], k: int) -> list[str]:
-    return items[k % len(items):] + items[: k % len(items)]
+    return items[k % len(items) :] + items[: k % len(items)]
 
 
 def settle(ctx: Any, why: str) -> None:
@@ -467,12 +491,15 @@ def calibrate(ctx: Any, work: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     src, dst = work / "calib-in", work / "calib-out"
     src.write_bytes(content(0))
-    check20 = [cpu_of(["sh", "-c", PER_FILE.format(n=n20), "sh", str(src), str(dst)])
-               for _ in range(15)]
-    check150 = [cpu_of(["sh", "-c", PER_FILE.format(n=n150), "sh", str(src), str(dst)])
-                for _ in range(5)]
+    check20 = [
+        cpu_of(["sh", "-c", PER_FILE.format(n=n20), "sh", str(src), str(dst)]) for _ in range(15)
+    ]
+    check150 = [
+        cpu_of(["sh", "-c", PER_FILE.format(n=n150), "sh", str(src), str(dst)]) for _ in range(5)
+    ]
     cal = {
-        "probe_iterations": probe, "probe_cpu_ms": [round(c * 1000, 2) for c in cpus],
+        "probe_iterations": probe,
+        "probe_cpu_ms": [round(c * 1000, 2) for c in cpus],
         "iterations_per_cpu_ms": round(per_ms, 1),
         "w4_iterations": n20,
         "w4_cmd_cpu_ms": round(med([c for _, c in check20]) * 1000, 2),
@@ -482,9 +509,11 @@ def calibrate(ctx: Any, work: Path) -> dict[str, Any]:
         "parallel_cmd_wall_ms": round(med([w for w, _ in check150]) * 1000, 1),
     }
     ctx.results.setdefault("pipelines_meta", {})["calibration"] = cal
-    ctx.log(f"calibration: {per_ms:.0f} loop iterations per CPU ms; the W4 command ({n20} "
-            f"iterations + cat) takes {cal['w4_cmd_cpu_ms']} ms CPU, {cal['w4_cmd_wall_ms']} ms "
-            f"wall; the parallel one ({n150}) {cal['parallel_cmd_cpu_ms']} ms CPU")
+    ctx.log(
+        f"calibration: {per_ms:.0f} loop iterations per CPU ms; the W4 command ({n20} "
+        f"iterations + cat) takes {cal['w4_cmd_cpu_ms']} ms CPU, {cal['w4_cmd_wall_ms']} ms "
+        f"wall; the parallel one ({n150}) {cal['parallel_cmd_cpu_ms']} ms CPU"
+    )
     return cal
 
 
@@ -509,12 +538,12 @@ def dvc_setup(dvc: Path, root: Path, n: int, iterations: int) -> None:
         (root / "data" / name(i)).write_bytes(content(i))
     env = dict(os.environ) | dvc_env()
     subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=root, env=env, check=True)
-    subprocess.run([str(dvc), "config", "core.analytics", "false"], cwd=root, env=env,
-                   check=True)
+    subprocess.run([str(dvc), "config", "core.analytics", "false"], cwd=root, env=env, check=True)
     per_file = PER_FILE.format(n=iterations)
     # (no "${" in it: DVC would read it as a template variable)
-    cmd = (f"mkdir -p out && cd data && for f in *; do sh -c '{per_file}' sh \"$f\" "
-           f"\"../out/$f\"; done")
+    cmd = (
+        f'mkdir -p out && cd data && for f in *; do sh -c \'{per_file}\' sh "$f" "../out/$f"; done'
+    )
     stage = {"stages": {"process": {"cmd": cmd, "deps": ["data"], "outs": ["out"]}}}
     (root / "dvc.yaml").write_text(json.dumps(stage, indent=2) + "\n")  # JSON is YAML
 
@@ -540,14 +569,21 @@ def w4(ctx: Any, h: ModuleType, sc: PScale) -> None:
     iters, n = cal["w4_iterations"], sc.w4_files
     dvc = dvc_bin(ctx, h)
     if dvc is None:
-        ctx.note("W4: dvc is not installed (bench/run.py --install-peers, or pip install dvc "
-                 "into .venv): only haathi's side is measured")
-    res: dict[str, Any] = {"files": n, "loop_iterations": iters,
-                           "cmd_cpu_ms": cal["w4_cmd_cpu_ms"], "dvc": str(dvc) if dvc else None,
-                           "runs": []}
+        ctx.note(
+            "W4: dvc is not installed (bench/run.py --install-peers, or pip install dvc "
+            "into .venv): only haathi's side is measured"
+        )
+    res: dict[str, Any] = {
+        "files": n,
+        "loop_iterations": iters,
+        "cmd_cpu_ms": cal["w4_cmd_cpu_ms"],
+        "dvc": str(dvc) if dvc else None,
+        "runs": [],
+    }
     if dvc is not None:
-        res["dvc_version"] = subprocess.run([str(dvc), "version"], capture_output=True,
-                                            text=True).stdout.splitlines()[0]
+        res["dvc_version"] = subprocess.run(
+            [str(dvc), "version"], capture_output=True, text=True
+        ).stdout.splitlines()[0]
     ctx.results["w4"] = res
     tools = ["haathi", "dvc"] if dvc else ["haathi"]
     try:
@@ -558,8 +594,14 @@ def w4(ctx: Any, h: ModuleType, sc: PScale) -> None:
 
 
 def w4_runs(
-    ctx: Any, h: ModuleType, res: dict[str, Any], out: Path, n: int, iters: int,
-    dvc: Path | None, tools: list[str],
+    ctx: Any,
+    h: ModuleType,
+    res: dict[str, Any],
+    out: Path,
+    n: int,
+    iters: int,
+    dvc: Path | None,
+    tools: list[str],
 ) -> None:
     for k in range(ctx.runs):
         order = rotated(tools, k)
@@ -568,10 +610,15 @@ def w4_runs(
         for tool in order:  # first full runs
             if tool == "haathi":
                 r = child("w4_full", store=str(store), n=n, iterations=iters)
-                row.update(haathi_full_s=r["create_s"], haathi_full_job_s=r["job"]["job_s"],
-                           haathi_fill_s=r["put_s"])
-                ctx.log(f"W4 run {k} haathi first full run: {r['create_s']:.1f} s for {n} "
-                        f"datums ({r['create_s'] / n * 1000:.1f} ms/datum)")
+                row.update(
+                    haathi_full_s=r["create_s"],
+                    haathi_full_job_s=r["job"]["job_s"],
+                    haathi_fill_s=r["put_s"],
+                )
+                ctx.log(
+                    f"W4 run {k} haathi first full run: {r['create_s']:.1f} s for {n} "
+                    f"datums ({r['create_s'] / n * 1000:.1f} ms/datum)"
+                )
             else:
                 assert dvc is not None
                 dvc_setup(dvc, droot, n, iters)
@@ -586,15 +633,20 @@ def w4_runs(
                 h.warm(store)
                 r = child("w4_add", store=str(store), n=n, i=n)
                 job = r["add_job"]
-                row.update(haathi_add_s=r["add_s"], haathi_add_job_s=job["job_s"],
-                           haathi_add_processed=job["processed"],
-                           haathi_add_skipped=job["skipped"],
-                           haathi_add_warm_s=r["add_warm_s"],
-                           haathi_add_warm_job_s=r["add_warm_job"]["job_s"])
-                ctx.log(f"W4 run {k} haathi add 1 file: {r['add_s'] * 1000:.0f} ms "
-                        f"(job {job['job_s'] * 1000:.0f} ms, {job['processed']} processed, "
-                        f"{job['skipped']} skipped); a second add in the same process "
-                        f"{r['add_warm_s'] * 1000:.0f} ms")
+                row.update(
+                    haathi_add_s=r["add_s"],
+                    haathi_add_job_s=job["job_s"],
+                    haathi_add_processed=job["processed"],
+                    haathi_add_skipped=job["skipped"],
+                    haathi_add_warm_s=r["add_warm_s"],
+                    haathi_add_warm_job_s=r["add_warm_job"]["job_s"],
+                )
+                ctx.log(
+                    f"W4 run {k} haathi add 1 file: {r['add_s'] * 1000:.0f} ms "
+                    f"(job {job['job_s'] * 1000:.0f} ms, {job['processed']} processed, "
+                    f"{job['skipped']} skipped); a second add in the same process "
+                    f"{r['add_warm_s'] * 1000:.0f} ms"
+                )
                 if not Path(h.HAATHI_BIN).exists():
                     continue
                 # informative: the same through the CLI, interpreter start-up included
@@ -602,7 +654,8 @@ def w4_runs(
                 src.write_bytes(content(n + 2))
                 dt, _ = h.run_proc(
                     [h.HAATHI_BIN, "put", "file", f"in@master:/{name(n + 2)}", "-f", src],
-                    env={"HAATHI_ADDRESS": str(store), "HAATHI_SANDBOX": "none"})
+                    env={"HAATHI_ADDRESS": str(store), "HAATHI_SANDBOX": "none"},
+                )
                 child("check", store=str(store), n=n + 2, i=n + 2)
                 row["haathi_cli_add_s"] = dt
             else:
@@ -626,20 +679,35 @@ def w4_check(ctx: Any, res: dict[str, Any], n: int, dvc: Path | None) -> None:
         xs = [r[key] for r in runs if key in r]
         return med(xs) if xs else None
 
-    for key in ("haathi_full_s", "haathi_add_s", "haathi_add_job_s", "haathi_add_warm_s",
-                "haathi_cli_add_s", "dvc_full_s", "dvc_add_s"):
+    for key in (
+        "haathi_full_s",
+        "haathi_add_s",
+        "haathi_add_job_s",
+        "haathi_add_warm_s",
+        "haathi_cli_add_s",
+        "dvc_full_s",
+        "dvc_add_s",
+    ):
         res[key] = m(key)
     ha = res["haathi_add_s"]
     cli = res["haathi_cli_add_s"]
-    detail = (f"haathi {ha * 1000:.0f} ms (1 datum run, {n} skipped; a second add in the same "
-              f"process {res['haathi_add_warm_s'] * 1000:.0f} ms"
-              + (f"; CLI process {cli:.2f} s" if cli is not None else "")
-              + f"); first full run haathi {res['haathi_full_s']:.1f} s")
+    detail = (
+        f"haathi {ha * 1000:.0f} ms (1 datum run, {n} skipped; a second add in the same "
+        f"process {res['haathi_add_warm_s'] * 1000:.0f} ms"
+        + (f"; CLI process {cli:.2f} s" if cli is not None else "")
+        + f"); first full run haathi {res['haathi_full_s']:.1f} s"
+    )
     if ctx.args.profile_all or (dvc is not None and res["dvc_add_s"] / ha < 50):
         profile_skip_path(ctx, n, "add")
     if dvc is None:
-        ctx.check("W4 add 1 file: haathi put to finished output", ha * 1000, "ms", "-", None,
-                  detail + "; dvc not installed")
+        ctx.check(
+            "W4 add 1 file: haathi put to finished output",
+            ha * 1000,
+            "ms",
+            "-",
+            None,
+            detail + "; dvc not installed",
+        )
         return
     # the figure: the median of the per-run ratios, as for the other pipeline workloads
     res["ratio_per_run"] = [r["dvc_add_s"] / r["haathi_add_s"] for r in runs]
@@ -648,12 +716,16 @@ def w4_check(ctx: Any, res: dict[str, Any], n: int, dvc: Path | None) -> None:
     res["ratio_of_medians"] = res["dvc_add_s"] / ha
     res["ratio_full_dvc_haathi"] = res["dvc_full_s"] / res["haathi_full_s"]
     # --quick (200 files): DVC's re-run is 10x shorter, so the ratio is not judged
-    ctx.check(f"W4 add 1 of {n:,} files: dvc repro / haathi time", ratio, "x",
-              ">= 50" if not ctx.args.quick else ">= 50 (not judged with --quick)",
-              ratio >= 50 if not ctx.args.quick else None,
-              detail + f", dvc {res['dvc_full_s']:.1f} s; dvc repro after the add "
-              f"{res['dvc_add_s']:.1f} s (ratio of medians {res['ratio_of_medians']:.0f}x; per "
-              "run " + "/".join(f"{x:.0f}" for x in res["ratio_per_run"]) + ")")
+    ctx.check(
+        f"W4 add 1 of {n:,} files: dvc repro / haathi time",
+        ratio,
+        "x",
+        ">= 50" if not ctx.args.quick else ">= 50 (not judged with --quick)",
+        ratio >= 50 if not ctx.args.quick else None,
+        detail + f", dvc {res['dvc_full_s']:.1f} s; dvc repro after the add "
+        f"{res['dvc_add_s']:.1f} s (ratio of medians {res['ratio_of_medians']:.0f}x; per "
+        "run " + "/".join(f"{x:.0f}" for x in res["ratio_per_run"]) + ")",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -678,31 +750,44 @@ def ten_k(ctx: Any, h: ModuleType, sc: PScale, overhead: bool, noop: bool) -> No
             if kind == "spawn":
                 r = child("spawn", argvs={"true": ["true"]}, n=n, order=["true"])
                 row["spawn_ms"] = r["true"] * 1000
-                ctx.log(f"datums run {k}: subprocess.run(['true']) x {n}: "
-                        f"{row['spawn_ms']:.2f} ms each")
+                ctx.log(
+                    f"datums run {k}: subprocess.run(['true']) x {n}: {row['spawn_ms']:.2f} ms each"
+                )
                 continue
             store = out / f"{kind}-{k}"
-            r = child("overhead", store=str(store), n=n, sandbox="none",
-                      tmpfs=kind == "haathi_tmpfs", noop=noop and kind == "haathi")
+            r = child(
+                "overhead",
+                store=str(store),
+                n=n,
+                sandbox="none",
+                tmpfs=kind == "haathi_tmpfs",
+                noop=noop and kind == "haathi",
+            )
             row[f"{kind}_create_s"] = r["create_s"]
             row[f"{kind}_job_s"] = r["job"]["job_s"]
             row[f"{kind}_ms_per_datum"] = r["job"]["job_s"] / n * 1000
             row["fill_s"] = r["put_s"]
-            ctx.log(f"datums run {k} {kind}: job {r['job']['job_s']:.1f} s for {n} datums = "
-                    f"{row[f'{kind}_ms_per_datum']:.2f} ms/datum (create_pipeline call "
-                    f"{r['create_s']:.1f} s; {n} files put in {r['put_s']:.2f} s)")
+            ctx.log(
+                f"datums run {k} {kind}: job {r['job']['job_s']:.1f} s for {n} datums = "
+                f"{row[f'{kind}_ms_per_datum']:.2f} ms/datum (create_pipeline call "
+                f"{r['create_s']:.1f} s; {n} files put in {r['put_s']:.2f} s)"
+            )
             if "noop_s" in r:
-                nrow = {"noop_same_process_s": r["noop_s"],
-                        "noop_job_s": r["noop_job"]["job_s"],
-                        "skipped": r["noop_job"]["skipped"]}
+                nrow = {
+                    "noop_same_process_s": r["noop_s"],
+                    "noop_job_s": r["noop_job"]["job_s"],
+                    "skipped": r["noop_job"]["skipped"],
+                }
                 settle(ctx, "noop: before the fresh-process update")
                 h.warm(store)
                 r2 = child("noop", store=str(store), n=n)
                 nrow.update(noop_fresh_process_s=r2["noop_s"], open_s=r2["open_s"])
                 noop_res["runs"].append(nrow)
-                ctx.log(f"noop run {k}: update_pipeline (same spec, {n} datums skipped) "
-                        f"{r['noop_s'] * 1000:.0f} ms in the job's process, "
-                        f"{r2['noop_s'] * 1000:.0f} ms in a fresh process")
+                ctx.log(
+                    f"noop run {k}: update_pipeline (same spec, {n} datums skipped) "
+                    f"{r['noop_s'] * 1000:.0f} ms in the job's process, "
+                    f"{r2['noop_s'] * 1000:.0f} ms in a fresh process"
+                )
             h.rm_paths(store)
             settle(ctx, f"datums run {k}: {kind} store deleted")
         if overhead:
@@ -710,15 +795,25 @@ def ten_k(ctx: Any, h: ModuleType, sc: PScale, overhead: bool, noop: bool) -> No
         ctx.save()
     if overhead:
         runs = res["runs"]
-        for key in ("haathi_ms_per_datum", "haathi_tmpfs_ms_per_datum", "spawn_ms",
-                    "haathi_create_s", "haathi_job_s"):
+        for key in (
+            "haathi_ms_per_datum",
+            "haathi_tmpfs_ms_per_datum",
+            "spawn_ms",
+            "haathi_create_s",
+            "haathi_job_s",
+        ):
             res[key] = med([r[key] for r in runs])
         v, base = res["haathi_ms_per_datum"], res["spawn_ms"]
         res["beyond_spawn_ms"] = v - base
-        ctx.check(f"per-datum overhead, {n:,} x true, sandbox none, parallelism 1", v,
-                  "ms/datum", "< 20 ms", v < 20,
-                  f"spawn baseline {base:.2f} ms (haathi {v / base:.1f}x, +{v - base:.2f} ms); "
-                  f"scratch on tmpfs {res['haathi_tmpfs_ms_per_datum']:.2f} ms/datum")
+        ctx.check(
+            f"per-datum overhead, {n:,} x true, sandbox none, parallelism 1",
+            v,
+            "ms/datum",
+            "< 20 ms",
+            v < 20,
+            f"spawn baseline {base:.2f} ms (haathi {v / base:.1f}x, +{v - base:.2f} ms); "
+            f"scratch on tmpfs {res['haathi_tmpfs_ms_per_datum']:.2f} ms/datum",
+        )
         if v >= 20 or ctx.args.profile_all:
             profile_datums(ctx, sc, "none")
     if noop:
@@ -726,9 +821,15 @@ def ten_k(ctx: Any, h: ModuleType, sc: PScale, overhead: bool, noop: bool) -> No
         for key in ("noop_same_process_s", "noop_fresh_process_s"):
             noop_res[key] = med([r[key] for r in nr])
         v = max(noop_res["noop_same_process_s"], noop_res["noop_fresh_process_s"])
-        ctx.check(f"no-change update_pipeline, {n:,} datums all skipped", v, "s", "< 3 s",
-                  v < 3, f"fresh process {noop_res['noop_fresh_process_s'] * 1000:.0f} ms, "
-                  f"in the job's process {noop_res['noop_same_process_s'] * 1000:.0f} ms")
+        ctx.check(
+            f"no-change update_pipeline, {n:,} datums all skipped",
+            v,
+            "s",
+            "< 3 s",
+            v < 3,
+            f"fresh process {noop_res['noop_fresh_process_s'] * 1000:.0f} ms, "
+            f"in the job's process {noop_res['noop_same_process_s'] * 1000:.0f} ms",
+        )
         if v >= 3 or ctx.args.profile_all:
             profile_skip_path(ctx, n, "noop")
     shutil.rmtree(out, ignore_errors=True)
@@ -743,8 +844,11 @@ def drop_binds(argv: list[str], keep: set[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(argv):
-        if argv[i] == "--ro-bind-try" and argv[i + 1] not in keep and \
-                not argv[i + 2].startswith("/pfs"):
+        if (
+            argv[i] == "--ro-bind-try"
+            and argv[i + 1] not in keep
+            and not argv[i + 2].startswith("/pfs")
+        ):
             i += 3
             continue
         out.append(argv[i])
@@ -772,8 +876,19 @@ def sandbox_bench(ctx: Any, h: ModuleType, sc: PScale) -> None:
         "bwrap_haathi_no_netns": [a for a in bw["argv"] if a != "--unshare-net"],
         # the same with only /usr of the host's top-level entries bound (the mount list's cost)
         "bwrap_haathi_usr_only": drop_binds(bw["argv"], keep={"/usr"}),
-        "bwrap_minimal": [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                          "--unshare-pid", "--", "true"],
+        "bwrap_minimal": [
+            bwrap,
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-pid",
+            "--",
+            "true",
+        ],
     }
     kinds = ["none", "bwrap", "spawn"]
     for k in range(ctx.runs):
@@ -782,12 +897,13 @@ def sandbox_bench(ctx: Any, h: ModuleType, sc: PScale) -> None:
             if kind == "spawn":
                 r = child("spawn", argvs=argvs, n=n, order=rotated(list(argvs), k))
                 row.update({f"spawn_{key}_ms": v * 1000 for key, v in r.items()})
-                ctx.log(f"sandbox run {k}: bare spawns (ms): " + ", ".join(
-                    f"{key} {v * 1000:.2f}" for key, v in r.items()))
+                ctx.log(
+                    f"sandbox run {k}: bare spawns (ms): "
+                    + ", ".join(f"{key} {v * 1000:.2f}" for key, v in r.items())
+                )
                 continue
             store = out / f"{kind}-{k}"
-            r = child("overhead", store=str(store), n=n, sandbox=kind, tmpfs=False,
-                      noop=False)
+            r = child("overhead", store=str(store), n=n, sandbox=kind, tmpfs=False, noop=False)
             row[f"{kind}_ms_per_datum"] = r["job"]["job_s"] / n * 1000
             ctx.log(f"sandbox run {k} {kind}: {row[f'{kind}_ms_per_datum']:.2f} ms/datum")
             h.rm_paths(store)
@@ -797,22 +913,31 @@ def sandbox_bench(ctx: Any, h: ModuleType, sc: PScale) -> None:
         ctx.save()
     shutil.rmtree(bw["scratch"], ignore_errors=True)
     runs = res["runs"]
-    for key in ("none_ms_per_datum", "bwrap_ms_per_datum", "extra_ms", *(
-            f"spawn_{a}_ms" for a in argvs)):
+    for key in (
+        "none_ms_per_datum",
+        "bwrap_ms_per_datum",
+        "extra_ms",
+        *(f"spawn_{a}_ms" for a in argvs),
+    ):
         res[key] = med([r[key] for r in runs])
     # the figure: the median of the per-run differences (each run's pair is adjacent in time)
     extra = res["extra_ms"]
     res["extra_ms_of_medians"] = res["bwrap_ms_per_datum"] - res["none_ms_per_datum"]
     bare = res["spawn_bwrap_haathi_ms"] - res["spawn_true_ms"]
-    ctx.check(f"sandbox overhead, bwrap vs none ({n:,} x true)", extra, "ms/datum", "< 10 ms",
-              extra < 10,
-              "median of per-run differences "
-              + "/".join(f"{r['extra_ms']:.2f}" for r in runs)
-              + f"; medians: bwrap {res['bwrap_ms_per_datum']:.2f}, none "
-              f"{res['none_ms_per_datum']:.2f} ms/datum; bare spawn: "
-              f"bwrap with haathi's argv (once per datum set) +{bare:.2f} ms over true, "
-              f"minimal bwrap "
-              f"+{res['spawn_bwrap_minimal_ms'] - res['spawn_true_ms']:.2f} ms")
+    ctx.check(
+        f"sandbox overhead, bwrap vs none ({n:,} x true)",
+        extra,
+        "ms/datum",
+        "< 10 ms",
+        extra < 10,
+        "median of per-run differences "
+        + "/".join(f"{r['extra_ms']:.2f}" for r in runs)
+        + f"; medians: bwrap {res['bwrap_ms_per_datum']:.2f}, none "
+        f"{res['none_ms_per_datum']:.2f} ms/datum; bare spawn: "
+        f"bwrap with haathi's argv (once per datum set) +{bare:.2f} ms over true, "
+        f"minimal bwrap "
+        f"+{res['spawn_bwrap_minimal_ms'] - res['spawn_true_ms']:.2f} ms",
+    )
     if extra >= 10 or ctx.args.profile_all:
         profile_datums(ctx, sc, "bwrap")
     shutil.rmtree(out, ignore_errors=True)
@@ -828,8 +953,12 @@ def parallel(ctx: Any, h: ModuleType, sc: PScale) -> None:
     out.mkdir(parents=True)
     cal = calibrate(ctx, out)
     iters, n = cal["parallel_iterations"], sc.parallel_n
-    res: dict[str, Any] = {"datums": n, "loop_iterations": iters,
-                           "cmd_cpu_ms": cal["parallel_cmd_cpu_ms"], "runs": []}
+    res: dict[str, Any] = {
+        "datums": n,
+        "loop_iterations": iters,
+        "cmd_cpu_ms": cal["parallel_cmd_cpu_ms"],
+        "runs": [],
+    }
     ctx.results["parallel"] = res
     src, dst = out / "in-file", out / "out-file"
     src.write_bytes(content(0))
@@ -838,8 +967,10 @@ def parallel(ctx: Any, h: ModuleType, sc: PScale) -> None:
     runs = max(ctx.runs, 5)  # cheap, and the noisiest figure on a shared machine
     res["n_runs"] = runs
     for k in range(runs):
-        row: dict[str, Any] = {"order": rotated(kinds, k),
-                               "loadavg_1m": round(os.getloadavg()[0], 2)}
+        row: dict[str, Any] = {
+            "order": rotated(kinds, k),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
         for kind in row["order"]:
             os.sync()
             time.sleep(1)
@@ -847,8 +978,9 @@ def parallel(ctx: Any, h: ModuleType, sc: PScale) -> None:
                 row[f"{kind}_s"] = child("pool", argv=argv, n=n, workers=int(kind[-1]))["s"]
             else:
                 store = out / f"{kind}-{k}"
-                r = child("parallel", store=str(store), n=n, iterations=iters,
-                          parallelism=int(kind[-1]))
+                r = child(
+                    "parallel", store=str(store), n=n, iterations=iters, parallelism=int(kind[-1])
+                )
                 row[f"{kind}_s"] = r["job"]["job_s"]
                 row[f"{kind}_create_s"] = r["create_s"]
                 row[f"{kind}_datum_mean_ms"] = r["datum_mean_ms"]
@@ -856,16 +988,25 @@ def parallel(ctx: Any, h: ModuleType, sc: PScale) -> None:
                 h.rm_paths(store)
         row["speedup"] = row["p1_s"] / row["p2_s"]
         row["baseline_speedup"] = row["pool1_s"] / row["pool2_s"]
-        ctx.log(f"parallel run {k}: haathi p1 {row['p1_s']:.2f} s, p2 {row['p2_s']:.2f} s "
-                f"({row['speedup']:.2f}x); bare spawns 1 thread {row['pool1_s']:.2f} s, "
-                f"2 threads {row['pool2_s']:.2f} s ({row['baseline_speedup']:.2f}x); mean datum "
-                f"p1 {row['p1_datum_mean_ms']:.0f} ms, p2 {row['p2_datum_mean_ms']:.0f} ms; "
-                f"p2 concurrency {row['p2_concurrency']:.2f}; load {row['loadavg_1m']}")
+        ctx.log(
+            f"parallel run {k}: haathi p1 {row['p1_s']:.2f} s, p2 {row['p2_s']:.2f} s "
+            f"({row['speedup']:.2f}x); bare spawns 1 thread {row['pool1_s']:.2f} s, "
+            f"2 threads {row['pool2_s']:.2f} s ({row['baseline_speedup']:.2f}x); mean datum "
+            f"p1 {row['p1_datum_mean_ms']:.0f} ms, p2 {row['p2_datum_mean_ms']:.0f} ms; "
+            f"p2 concurrency {row['p2_concurrency']:.2f}; load {row['loadavg_1m']}"
+        )
         res["runs"].append(row)
         ctx.save()
     runs = res["runs"]
-    for key in ("p1_s", "p2_s", "pool1_s", "pool2_s", "p1_datum_mean_ms", "p2_datum_mean_ms",
-                "p2_concurrency"):
+    for key in (
+        "p1_s",
+        "p2_s",
+        "pool1_s",
+        "pool2_s",
+        "p1_datum_mean_ms",
+        "p2_datum_mean_ms",
+        "p2_concurrency",
+    ):
         res[key] = med([r[key] for r in res["runs"]])
     # the figure: the median of the per-run ratios (each run's p1 and p2 are adjacent in time)
     res["speedup_per_run"] = [r["speedup"] for r in res["runs"]]
@@ -875,14 +1016,19 @@ def parallel(ctx: Any, h: ModuleType, sc: PScale) -> None:
     res["speedup"], res["baseline_speedup"] = sp, base
     res["speedup_of_medians"] = res["p1_s"] / res["p2_s"]
     shutil.rmtree(out, ignore_errors=True)
-    ctx.check(f"parallelism 2 vs 1 speedup ({n} x ~{cal['parallel_cmd_cpu_ms']:.0f} ms CPU)",
-              sp, "x", ">= 1.7", sp >= 1.7,
-              f"median of per-run ratios; medians: p1 {res['p1_s']:.2f} s, p2 {res['p2_s']:.2f} s "
-              f"= {res['speedup_of_medians']:.2f}x (p2 datum concurrency "
-              f"{res['p2_concurrency']:.2f}, mean datum {res['p1_datum_mean_ms']:.0f} -> "
-              f"{res['p2_datum_mean_ms']:.0f} ms); the same commands spawned from 1 vs 2 "
-              f"threads: {base:.2f}x (median per run); per run " +
-              "/".join(f"{x:.2f}" for x in res["speedup_per_run"]))
+    ctx.check(
+        f"parallelism 2 vs 1 speedup ({n} x ~{cal['parallel_cmd_cpu_ms']:.0f} ms CPU)",
+        sp,
+        "x",
+        ">= 1.7",
+        sp >= 1.7,
+        f"median of per-run ratios; medians: p1 {res['p1_s']:.2f} s, p2 {res['p2_s']:.2f} s "
+        f"= {res['speedup_of_medians']:.2f}x (p2 datum concurrency "
+        f"{res['p2_concurrency']:.2f}, mean datum {res['p1_datum_mean_ms']:.0f} -> "
+        f"{res['p2_datum_mean_ms']:.0f} ms); the same commands spawned from 1 vs 2 "
+        f"threads: {base:.2f}x (median per run); per run "
+        + "/".join(f"{x:.2f}" for x in res["speedup_per_run"]),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -926,8 +1072,10 @@ def profile_datums(ctx: Any, sc: PScale, sandbox: str) -> None:
     job_ms = t["job"]["job_s"] / n * 1000
     steps["job, per datum (started -> finished)"] = round(job_ms, 3)
     meta[f"timers_{sandbox}"] = {"datums": n, "ms_per_datum": steps, "calls": t["counts"]}
-    ctx.log(f"timed steps of the {sandbox} datum path ({n} datums, ms/datum): " + "; ".join(
-        f"{k.strip()} {v:.2f}" for k, v in steps.items()))
+    ctx.log(
+        f"timed steps of the {sandbox} datum path ({n} datums, ms/datum): "
+        + "; ".join(f"{k.strip()} {v:.2f}" for k, v in steps.items())
+    )
     shutil.rmtree(store, ignore_errors=True)
     settle(ctx, f"profile ({sandbox}): before cProfile")
     raw = ctx.work / f"pipelines-{sandbox}.pstats"
@@ -939,17 +1087,24 @@ def profile_datums(ctx: Any, sc: PScale, sandbox: str) -> None:
     st = pstats.Stats(str(raw))
     breakdown: dict[str, float] = {}
     for label, (fname, func) in BREAKDOWN.items():
-        total = sum(v[3] for key, v in st.stats.items()  # type: ignore[attr-defined]
-                    if key[0].endswith(fname) and key[2] == func)
+        total = sum(
+            v[3]
+            for key, v in st.stats.items()  # type: ignore[attr-defined]
+            if key[0].endswith(fname) and key[2] == func
+        )
         breakdown[label] = round(total / n * 1000, 3)
     s = io.StringIO()
-    s.write(f"true x {n} datums, sandbox {sandbox}, parallelism 1.\n\nWall-clock timers (no "
-            f"profiler), ms per datum:\n")
+    s.write(
+        f"true x {n} datums, sandbox {sandbox}, parallelism 1.\n\nWall-clock timers (no "
+        f"profiler), ms per datum:\n"
+    )
     for label, v in steps.items():
         s.write(f"  {v:8.3f}  {label}\n")
-    s.write(f"\nUnder cProfile (main thread and datum threads merged): create_pipeline "
-            f"{r['create_s']:.2f} s, job {r['job']['job_s']:.2f} s\n\nms per datum "
-            f"(cumulative, under the profiler):\n")
+    s.write(
+        f"\nUnder cProfile (main thread and datum threads merged): create_pipeline "
+        f"{r['create_s']:.2f} s, job {r['job']['job_s']:.2f} s\n\nms per datum "
+        f"(cumulative, under the profiler):\n"
+    )
     for label, v in breakdown.items():
         s.write(f"  {v:8.3f}  {label}\n")
     s.write("\n")
@@ -961,7 +1116,9 @@ def profile_datums(ctx: Any, sc: PScale, sandbox: str) -> None:
     (pdir / f"{name_}.txt").write_text(s.getvalue())
     ctx.profiles[name_] = shown(pdir / f"{name_}.txt")
     ctx.results.setdefault("pipelines_meta", {})[f"profile_{sandbox}"] = {
-        "datums": n, "create_s": r["create_s"], "job_s": r["job"]["job_s"],
+        "datums": n,
+        "create_s": r["create_s"],
+        "job_s": r["job"]["job_s"],
         "ms_per_datum_under_profiler": breakdown,
     }
     ctx.log(f"profile of the {sandbox} datum path written to {pdir / (name_ + '.txt')}")
@@ -995,13 +1152,18 @@ def profile_skip_path(ctx: Any, n: int, which: str) -> None:
     st = pstats.Stats(str(raw))
     breakdown = {}
     for label, (fname, func) in SKIP_BREAKDOWN.items():
-        total = sum(v[3] for key, v in st.stats.items()  # type: ignore[attr-defined]
-                    if key[0].endswith(fname) and key[2] == func)
+        total = sum(
+            v[3]
+            for key, v in st.stats.items()  # type: ignore[attr-defined]
+            if key[0].endswith(fname) and key[2] == func
+        )
         breakdown[label] = round(total * 1000, 1)
     what = "put_file of 1 new file" if which == "add" else "update_pipeline, same spec"
     s = io.StringIO()
-    s.write(f"{what} with {n} datums already processed (`true`), under cProfile: "
-            f"{r['s'] * 1000:.0f} ms, job {r['job']['job_s'] * 1000:.0f} ms\n\nms (cumulative):\n")
+    s.write(
+        f"{what} with {n} datums already processed (`true`), under cProfile: "
+        f"{r['s'] * 1000:.0f} ms, job {r['job']['job_s'] * 1000:.0f} ms\n\nms (cumulative):\n"
+    )
     for label, v in breakdown.items():
         s.write(f"  {v:8.1f}  {label}\n")
     s.write("\n")
@@ -1015,7 +1177,10 @@ def profile_skip_path(ctx: Any, n: int, which: str) -> None:
     (pdir / f"{name_}.txt").write_text(s.getvalue())
     ctx.profiles[name_] = shown(pdir / f"{name_}.txt")
     ctx.results.setdefault("pipelines_meta", {})[f"profile_skip_{which}"] = {
-        "datums": n, "s_under_profiler": r["s"], "ms_under_profiler": breakdown}
+        "datums": n,
+        "s_under_profiler": r["s"],
+        "ms_under_profiler": breakdown,
+    }
     ctx.log(f"profile of the skip path ({which}) written to {pdir / (name_ + '.txt')}")
     raw.unlink(missing_ok=True)
     shutil.rmtree(store, ignore_errors=True)
@@ -1029,15 +1194,22 @@ def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
     sc = QUICK if ctx.args.quick else FULL
     meta = ctx.results.setdefault("pipelines_meta", {})
     meta["scale"] = sc.__dict__
-    meta["bwrap"] = (subprocess.run(["bwrap", "--version"], capture_output=True, text=True)
-                     .stdout.strip() if shutil.which("bwrap") else "not installed")
+    meta["bwrap"] = (
+        subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("bwrap")
+        else "not installed"
+    )
     meta["sh"] = os.path.realpath("/bin/sh")
     steps: list[tuple[str, Callable[[], None]]] = []
     if "w4" in only:
         steps.append(("w4", lambda: w4(ctx, h, sc)))
     if "datum_overhead" in only or "noop" in only:
-        steps.append(("datum_overhead/noop", lambda: ten_k(
-            ctx, h, sc, "datum_overhead" in only, "noop" in only)))
+        steps.append(
+            (
+                "datum_overhead/noop",
+                lambda: ten_k(ctx, h, sc, "datum_overhead" in only, "noop" in only),
+            )
+        )
     if "sandbox" in only:
         steps.append(("sandbox", lambda: sandbox_bench(ctx, h, sc)))
     if "parallel" in only:

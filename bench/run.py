@@ -97,12 +97,23 @@ class Ctx:
         self.notes.append(msg)
 
     def check(
-        self, name: str, value: float | None, unit: str, target: str,
-        ok: bool | None, detail: str = "",
+        self,
+        name: str,
+        value: float | None,
+        unit: str,
+        target: str,
+        ok: bool | None,
+        detail: str = "",
     ) -> None:
         self.checks.append(
-            {"name": name, "value": value, "unit": unit, "target": target, "pass": ok,
-             "detail": detail}
+            {
+                "name": name,
+                "value": value,
+                "unit": unit,
+                "target": target,
+                "pass": ok,
+                "detail": detail,
+            }
         )
         self.save()
 
@@ -181,9 +192,7 @@ def timed_sync() -> float:
 
 def warm(path: Path) -> None:
     """Read every file below ``path`` so a warm run finds it in the page cache."""
-    paths = [path] if path.is_file() else [
-        Path(d) / f for d, _, fs in os.walk(path) for f in fs
-    ]
+    paths = [path] if path.is_file() else [Path(d) / f for d, _, fs in os.walk(path) for f in fs]
     buf = bytearray(4 * MiB)
     for p in paths:
         with open(p, "rb", buffering=0) as fh:
@@ -284,8 +293,10 @@ def profile_put_process(ctx: Ctx, name: str, store: Path, repo: str, src: Path) 
     prof.unlink()
     pdir = Path(ctx.args.out).resolve().parent / "profiles"
     pdir.mkdir(exist_ok=True)
-    head = (f"{' '.join(cmd)}\nwhole process under python -m cProfile (main thread only; "
-            f"the -p {ctx.args.parallelism} reader threads are not seen)\n")
+    head = (
+        f"{' '.join(cmd)}\nwhole process under python -m cProfile (main thread only; "
+        f"the -p {ctx.args.parallelism} reader threads are not seen)\n"
+    )
     (pdir / f"{name}.txt").write_text(head + s.getvalue())
     ctx.profiles[name] = shown(pdir / f"{name}.txt")
     ctx.log(f"profile of {name} written to {pdir / f'{name}.txt'}")
@@ -302,7 +313,9 @@ def detect_cli(mode: str) -> bool:
     if HAATHI_BIN.exists():
         try:
             out = subprocess.run(
-                [str(HAATHI_BIN), "put", "file", "--help"], capture_output=True, text=True,
+                [str(HAATHI_BIN), "put", "file", "--help"],
+                capture_output=True,
+                text=True,
                 timeout=60,
             )
             ok = out.returncode == 0 and "-r" in out.stdout
@@ -354,9 +367,11 @@ def run_put(
         if not (ctx.cli and src.is_dir() and ctx.dir_dest == "/" and "needs a name" in str(exc)):
             raise
         why = str(exc).strip().splitlines()[-1]
-        ctx.note(f"the CLI rejects `put file {repo}@master:/ -r -f DIR` ({why})"
-                 f"; using `put file {repo}@master -r -f DIR` instead, which puts the files under "
-                 f"/{src.name}/ (lists and diffs below use that directory as the root)")
+        ctx.note(
+            f"the CLI rejects `put file {repo}@master:/ -r -f DIR` ({why})"
+            f"; using `put file {repo}@master -r -f DIR` instead, which puts the files under "
+            f"/{src.name}/ (lists and diffs below use that directory as the root)"
+        )
         ctx.dir_dest = "/" + src.name
         os.sync()
         warm(src)
@@ -423,8 +438,7 @@ def w1(ctx: Ctx) -> None:
     out = ctx.work / "out-w1"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    res: dict[str, Any] = {"files": sc.w1_files, "dirs": sc.w1_dirs, "bytes": nbytes,
-                           "runs": {}}
+    res: dict[str, Any] = {"files": sc.w1_files, "dirs": sc.w1_dirs, "bytes": nbytes, "runs": {}}
     ctx.results["w1"] = res
 
     restic = shutil.which("restic")
@@ -435,14 +449,16 @@ def w1(ctx: Ctx) -> None:
     if DVC_BIN.exists() and not ctx.args.no_dvc:
         tools.append("dvc")
     elif not ctx.args.no_dvc:
-        ctx.note(f"dvc not found at {DVC_BIN}: W1 has no dvc figure "
-                 "(python3 -m venv /tmp/dvcenv && /tmp/dvcenv/bin/pip install dvc)")
+        ctx.note(
+            f"dvc not found at {DVC_BIN}: W1 has no dvc figure "
+            "(python3 -m venv /tmp/dvcenv && /tmp/dvcenv/bin/pip install dvc)"
+        )
     rows: dict[str, list[dict[str, float]]] = {t: [] for t in tools}
     restic_env = {"RESTIC_PASSWORD": "bench"}
     dvc_project = ctx.work / "w1"
 
     for k in range(ctx.runs):
-        order = tools[k % len(tools):] + tools[: k % len(tools)]
+        order = tools[k % len(tools) :] + tools[: k % len(tools)]
         for tool in order:
             env: dict[str, str] = {}
             cwd = None
@@ -464,14 +480,23 @@ def w1(ctx: Ctx) -> None:
                 # dvc: a project around the data with a new, empty cache dir and state (site
                 # cache) dir per run; nothing big is deleted here (deletions slow the disk)
                 target = out / f"dvc-cache-{k}"
-                env = {"DVC_NO_ANALYTICS": "1",
-                       "DVC_SITE_CACHE_DIR": str(out / f"dvc-site-{k}")}
+                env = {"DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(out / f"dvc-site-{k}")}
                 rm_paths(dvc_project / "data.dvc")
                 if not (dvc_project / ".dvc").exists():
-                    subprocess.run([str(DVC_BIN), "init", "--no-scm", "-q"], cwd=dvc_project,
-                                   env=dict(os.environ, **env), check=True, capture_output=True)
-                subprocess.run([str(DVC_BIN), "cache", "dir", str(target)], cwd=dvc_project,
-                               env=dict(os.environ, **env), check=True, capture_output=True)
+                    subprocess.run(
+                        [str(DVC_BIN), "init", "--no-scm", "-q"],
+                        cwd=dvc_project,
+                        env=dict(os.environ, **env),
+                        check=True,
+                        capture_output=True,
+                    )
+                subprocess.run(
+                    [str(DVC_BIN), "cache", "dir", str(target)],
+                    cwd=dvc_project,
+                    env=dict(os.environ, **env),
+                    check=True,
+                    capture_output=True,
+                )
                 cmd = [str(DVC_BIN), "add", "-q", "data"]
                 cwd = dvc_project
             os.sync()
@@ -484,8 +509,10 @@ def w1(ctx: Ctx) -> None:
             ts = timed_sync()
             size = dir_bytes(target, skip_tmp=False)
             rows[tool].append({"s": dt, "s_sync": dt + ts, "rss": rss, "bytes": size})
-            ctx.log(f"W1 run {k} {tool}: {dt:.2f} s (+sync {ts:.2f} s), "
-                    f"rss {rss / MiB:.0f} MiB, out {size / MiB:.1f} MiB")
+            ctx.log(
+                f"W1 run {k} {tool}: {dt:.2f} s (+sync {ts:.2f} s), "
+                f"rss {rss / MiB:.0f} MiB, out {size / MiB:.1f} MiB"
+            )
     for tool, rs in rows.items():
         res["runs"][tool] = rs
         res[tool] = {
@@ -499,9 +526,15 @@ def w1(ctx: Ctx) -> None:
     if "restic" in res:
         ratio = h / res["restic"]["median_s"]
         res["ratio_haathi_restic"] = ratio
-        ctx.check("W1 ingest haathi/restic time", ratio, "x", "<= 1.0", ratio <= 1.0,
-                  f"haathi {h:.2f} s, restic {res['restic']['median_s']:.2f} s, "
-                  f"cp {res['cp']['median_s']:.2f} s")
+        ctx.check(
+            "W1 ingest haathi/restic time",
+            ratio,
+            "x",
+            "<= 1.0",
+            ratio <= 1.0,
+            f"haathi {h:.2f} s, restic {res['restic']['median_s']:.2f} s, "
+            f"cp {res['cp']['median_s']:.2f} s",
+        )
     res["ratio_haathi_cp"] = h / res["cp"]["median_s"]
     if "dvc" in res:
         res["ratio_haathi_dvc"] = h / res["dvc"]["median_s"]
@@ -512,9 +545,13 @@ def w1(ctx: Ctx) -> None:
         shutil.rmtree(store, ignore_errors=True)
         new_store(ctx, store, "w1")
         warm(src)
-        profile_call(ctx, "w1_ingest_api", lambda: api_put(ctx, store, "w1", src, 1),
-                     note="W1 ingest through the Python API in-process, parallelism=1 "
-                          "(cProfile sees only the main thread)")
+        profile_call(
+            ctx,
+            "w1_ingest_api",
+            lambda: api_put(ctx, store, "w1", src, 1),
+            note="W1 ingest through the Python API in-process, parallelism=1 "
+            "(cProfile sees only the main thread)",
+        )
         store = out / "profile-store-2"
         if ctx.cli:
             new_store(ctx, store, "w1")
@@ -533,8 +570,10 @@ def w1_list_diff(ctx: Ctx, store: Path, src: Path, res: dict[str, Any]) -> None:
     base = ctx.dir_dest.rstrip("/")  # "" when the data is at the repo's root
     root = base or "/"
     with haathi.connect(str(store)) as c:
-        ops = [sources.bytes_op(rng.randbytes(rng.randint(KiB, 8 * KiB)), f"{base}/{p}")
-               for p in picked]
+        ops = [
+            sources.bytes_op(rng.randbytes(rng.randint(KiB, 8 * KiB)), f"{base}/{p}")
+            for p in picked
+        ]
         c.modify_file("w1@master", ops)
     a_dir = f"{base}/" + files[len(files) // 2].split("/")[0]
     queries: dict[str, Callable[[Any], list[Any]]] = {
@@ -556,8 +595,10 @@ def w1_list_diff(ctx: Ctx, store: Path, src: Path, res: dict[str, Any]) -> None:
                 q(c)
                 warm_t.append(time.perf_counter() - t0)
         out[name] = {"cold_s": median(cold), "warm_s": median(warm_t), "results": n}
-        ctx.log(f"W1 {name}: {n} results, cold {median(cold) * 1000:.1f} ms, "
-                f"warm {median(warm_t) * 1000:.1f} ms")
+        ctx.log(
+            f"W1 {name}: {n} results, cold {median(cold) * 1000:.1f} ms, "
+            f"warm {median(warm_t) * 1000:.1f} ms"
+        )
     t0 = time.perf_counter()
     haathi.connect(str(store)).close()
     out["connect_s"] = time.perf_counter() - t0
@@ -579,19 +620,28 @@ def w1_list_diff(ctx: Ctx, store: Path, src: Path, res: dict[str, Any]) -> None:
             except RuntimeError as exc:
                 ctx.note(f"W1 {name} failed: {str(exc)[:300]}")
     res["list_diff"] = out
-    for name, label in (("list_dir", f"list file {a_dir} ({out['list_dir']['results']} files)"),
-                        ("list_root", f"list file {root} ({out['list_root']['results']} dirs)"),
-                        ("diff_10", f"diff file, 10 changed of {ctx.scale.w1_files:,}")):
+    for name, label in (
+        ("list_dir", f"list file {a_dir} ({out['list_dir']['results']} files)"),
+        ("list_root", f"list file {root} ({out['list_root']['results']} dirs)"),
+        ("diff_10", f"diff file, 10 changed of {ctx.scale.w1_files:,}"),
+    ):
         v = out[name]["cold_s"]
         extra = ""
         if f"cli_{name}" in out:
             extra = f"; CLI process {out['cli_' + name]['s'] * 1000:.0f} ms"
-        ctx.check(f"W1 {label} (API, cold)", v * 1000, "ms", "< 1000 ms", v < 1.0,
-                  f"warm {out[name]['warm_s'] * 1000:.1f} ms{extra}")
+        ctx.check(
+            f"W1 {label} (API, cold)",
+            v * 1000,
+            "ms",
+            "< 1000 ms",
+            v < 1.0,
+            f"warm {out[name]['warm_s'] * 1000:.1f} ms{extra}",
+        )
         if f"cli_{name}" in out:
             cv = out[f"cli_{name}"]["s"]
             ctx.check(f"W1 {label} (CLI process)", cv * 1000, "ms", "< 1000 ms", cv < 1.0)
         if v >= 1.0 or ctx.args.profile_all:
+
             def run_q(q: Callable[[Any], list[Any]] = queries[name]) -> None:
                 with haathi.connect(str(store)) as c:
                     q(c)
@@ -654,19 +704,25 @@ def w2_w3(ctx: Ctx, do_w2: bool, do_w3: bool) -> None:
             else:
                 dt, rss = run_proc(["cp", "-r", str(src), str(target)])
             ts = timed_sync()
-            rows[tool].append({"s": dt, "s_sync": dt + ts, "rss": rss,
-                               "bytes": dir_bytes(target)})
-            ctx.log(f"W2 run {k} {tool}: {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
-                    f"+sync {ts:.2f} s, rss {rss / MiB:.0f} MiB")
+            rows[tool].append({"s": dt, "s_sync": dt + ts, "rss": rss, "bytes": dir_bytes(target)})
+            ctx.log(
+                f"W2 run {k} {tool}: {dt:.2f} s ({total / dt / 1e6:.0f} MB/s), "
+                f"+sync {ts:.2f} s, rss {rss / MiB:.0f} MiB"
+            )
     for tool, rs in rows.items():
         if not rs:
             continue
         res["runs"][tool] = rs
         s = median([r["s"] for r in rs])
         s2 = median([r["s_sync"] for r in rs])
-        res[tool] = {"median_s": s, "median_s_sync": s2, "mb_s": total / s / 1e6,
-                     "mb_s_sync": total / s2 / 1e6, "peak_rss_mib": max(r["rss"] for r in rs) / MiB,
-                     "out_mib": rs[-1]["bytes"] / MiB}
+        res[tool] = {
+            "median_s": s,
+            "median_s_sync": s2,
+            "mb_s": total / s / 1e6,
+            "mb_s_sync": total / s2 / 1e6,
+            "peak_rss_mib": max(r["rss"] for r in rs) / MiB,
+            "out_mib": rs[-1]["bytes"] / MiB,
+        }
     if do_w2:
         h, cp = res["haathi"], res["cp"]
         res["ratio_vs_cp"] = h["mb_s"] / cp["mb_s"]
@@ -674,18 +730,33 @@ def w2_w3(ctx: Ctx, do_w2: bool, do_w3: bool) -> None:
         ok: bool | None = res["ratio_vs_cp_sync"] >= 0.5
         if ctx.args.quick:  # 16 MiB files: the ~0.5 s interpreter start-up dominates
             ok = None
-        ctx.check("W2 throughput haathi / (cp -r + sync)", res["ratio_vs_cp_sync"], "x", ">= 0.5",
-                  ok, f"haathi {h['mb_s_sync']:.0f} MB/s, cp+sync {cp['mb_s_sync']:.0f} MB/s")
-        ctx.check("W2 throughput haathi / cp -r (page cache only)", res["ratio_vs_cp"], "x",
-                  ">= 0.5 (informative)", None if ctx.args.quick else res["ratio_vs_cp"] >= 0.5,
-                  f"haathi {h['mb_s']:.0f} MB/s, cp {cp['mb_s']:.0f} MB/s")
+        ctx.check(
+            "W2 throughput haathi / (cp -r + sync)",
+            res["ratio_vs_cp_sync"],
+            "x",
+            ">= 0.5",
+            ok,
+            f"haathi {h['mb_s_sync']:.0f} MB/s, cp+sync {cp['mb_s_sync']:.0f} MB/s",
+        )
+        ctx.check(
+            "W2 throughput haathi / cp -r (page cache only)",
+            res["ratio_vs_cp"],
+            "x",
+            ">= 0.5 (informative)",
+            None if ctx.args.quick else res["ratio_vs_cp"] >= 0.5,
+            f"haathi {h['mb_s']:.0f} MB/s, cp {cp['mb_s']:.0f} MB/s",
+        )
         if ok is False or ctx.args.profile_all:
             store = out / "profile-store"
             new_store(ctx, store, "w2")
             warm(src)
-            profile_call(ctx, "w2_ingest_api", lambda: api_put(ctx, store, "w2", src, 1),
-                         note="W2 ingest through the Python API in-process, parallelism=1 "
-                              "(cProfile sees only the main thread)")
+            profile_call(
+                ctx,
+                "w2_ingest_api",
+                lambda: api_put(ctx, store, "w2", src, 1),
+                note="W2 ingest through the Python API in-process, parallelism=1 "
+                "(cProfile sees only the main thread)",
+            )
             shutil.rmtree(store, ignore_errors=True)
             if ctx.cli:
                 new_store(ctx, store, "w2")
@@ -720,10 +791,17 @@ def w3(ctx: Ctx, store: Path, src: Path) -> None:
         meta = store_meta_bytes(store) - meta0
         with haathi.connect(str(store)) as c:
             changed = [d for d in c.diff_file("w2@master", "w2@master^")]
-        r = {"objects_growth_bytes": grow, "meta_growth_bytes": meta, "put_s": dt,
-             "rss_mib": rss / MiB, "changed_files": len(changed)}
-        ctx.log(f"W3 {label}: objects +{grow / MiB:.2f} MiB, meta.db +{meta / KiB:.0f} KiB, "
-                f"re-put of {sc.w2_files} files {dt:.2f} s, {len(changed)} file(s) changed")
+        r = {
+            "objects_growth_bytes": grow,
+            "meta_growth_bytes": meta,
+            "put_s": dt,
+            "rss_mib": rss / MiB,
+            "changed_files": len(changed),
+        }
+        ctx.log(
+            f"W3 {label}: objects +{grow / MiB:.2f} MiB, meta.db +{meta / KiB:.0f} KiB, "
+            f"re-put of {sc.w2_files} files {dt:.2f} s, {len(changed)} file(s) changed"
+        )
         return r
 
     # (a) overwrite 1 MiB in the middle of one file
@@ -738,12 +816,20 @@ def w3(ctx: Ctx, store: Path, src: Path) -> None:
     f1.write_bytes(stream_bytes("w3-b", 100) + body)
     del body
     res["b_insert_100b_start"] = put_again("(b) 100 B inserted at the start")
-    for key, label in (("a_overwrite_1mib_middle", "W3a 1 MiB overwritten mid-file: new storage"),
-                       ("b_insert_100b_start", "W3b 100 B inserted at start: new storage")):
+    for key, label in (
+        ("a_overwrite_1mib_middle", "W3a 1 MiB overwritten mid-file: new storage"),
+        ("b_insert_100b_start", "W3b 100 B inserted at start: new storage"),
+    ):
         g = res[key]["objects_growth_bytes"]
-        ctx.check(label, g / MiB, "MiB", "< 4 MiB", g < 4 * MiB,
-                  f"meta.db +{res[key]['meta_growth_bytes'] / KiB:.0f} KiB; re-put of the "
-                  f"{sc.w2_files} files took {res[key]['put_s']:.2f} s")
+        ctx.check(
+            label,
+            g / MiB,
+            "MiB",
+            "< 4 MiB",
+            g < 4 * MiB,
+            f"meta.db +{res[key]['meta_growth_bytes'] / KiB:.0f} KiB; re-put of the "
+            f"{sc.w2_files} files took {res[key]['put_s']:.2f} s",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -767,15 +853,29 @@ def latency(ctx: Ctx) -> None:
             t0 = time.perf_counter()
             c.put_file(f"lat@master:/f{i:04d}.bin", data)
             times.append(time.perf_counter() - t0)
-        res = {"n": n, "median_ms": median(times) * 1000, "p95_ms": pct(times, 0.95) * 1000,
-               "min_ms": min(times) * 1000, "max_ms": max(times) * 1000,
-               "mean_ms": statistics.fmean(times) * 1000}
+        res = {
+            "n": n,
+            "median_ms": median(times) * 1000,
+            "p95_ms": pct(times, 0.95) * 1000,
+            "min_ms": min(times) * 1000,
+            "max_ms": max(times) * 1000,
+            "mean_ms": statistics.fmean(times) * 1000,
+        }
         ctx.results["latency"] = res
-        ctx.log(f"latency: median {res['median_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms, "
-                f"max {res['max_ms']:.1f} ms over {n} one-off commits")
-        ctx.check("one-off put_file 1 KiB commit latency, median", res["median_ms"], "ms",
-                  "< 20 ms", res["median_ms"] < 20, f"p95 {res['p95_ms']:.1f} ms")
+        ctx.log(
+            f"latency: median {res['median_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms, "
+            f"max {res['max_ms']:.1f} ms over {n} one-off commits"
+        )
+        ctx.check(
+            "one-off put_file 1 KiB commit latency, median",
+            res["median_ms"],
+            "ms",
+            "< 20 ms",
+            res["median_ms"] < 20,
+            f"p95 {res['p95_ms']:.1f} ms",
+        )
         if res["median_ms"] >= 20 or ctx.args.profile_all:
+
             def more() -> None:
                 for i in range(50):
                     c.put_file(f"lat@master:/p{i:04d}.bin", rng.randbytes(KiB))
@@ -807,8 +907,9 @@ def big_tree(ctx: Ctx) -> None:
         def entry(i: int, salt: str = "") -> FileEntry:
             h = blake3.blake3(f"{salt}{i}".encode()).digest()
             size = 1024 + (i * 7919) % 65536
-            return FileEntry(f"/d{i // 1000:04d}/f{i % 1000:04d}.bin", size, h,
-                             pack_chunks([(h, size)]))
+            return FileEntry(
+                f"/d{i // 1000:04d}/f{i % 1000:04d}.bin", size, h, pack_chunks([(h, size)])
+            )
 
         t0 = time.perf_counter()
         entries = [entry(i) for i in range(n)]
@@ -851,20 +952,29 @@ def big_tree(ctx: Ctx) -> None:
         res["diff_cold_s"] = median(cold)
         res["diff_warm_s"] = median(warm_t)
         res["diff_results"] = got
-        ctx.log(f"big tree: {n} entries built in {res['build_s']:.1f} s "
-                f"(entries made in {res['make_entries_s']:.1f} s), 10 edits applied in "
-                f"{res['apply_10_s'] * 1000:.0f} ms; cold diff {res['diff_cold_s'] * 1000:.1f} ms "
-                f"({res['nodes_read_cold']} nodes read, {got} results), "
-                f"warm {res['diff_warm_s'] * 1000:.1f} ms")
+        ctx.log(
+            f"big tree: {n} entries built in {res['build_s']:.1f} s "
+            f"(entries made in {res['make_entries_s']:.1f} s), 10 edits applied in "
+            f"{res['apply_10_s'] * 1000:.0f} ms; cold diff {res['diff_cold_s'] * 1000:.1f} ms "
+            f"({res['nodes_read_cold']} nodes read, {got} results), "
+            f"warm {res['diff_warm_s'] * 1000:.1f} ms"
+        )
         if got != 10:
             ctx.note(f"big tree diff returned {got} entries, expected 10")
-        ctx.check(f"tree diff, {n:,} entries, 10 edits (cold cache)", res["diff_cold_s"] * 1000,
-                  "ms", "< 1000 ms", res["diff_cold_s"] < 1.0,
-                  f"build {res['build_s']:.1f} s, apply 10 edits "
-                  f"{res['apply_10_s'] * 1000:.0f} ms")
+        ctx.check(
+            f"tree diff, {n:,} entries, 10 edits (cold cache)",
+            res["diff_cold_s"] * 1000,
+            "ms",
+            "< 1000 ms",
+            res["diff_cold_s"] < 1.0,
+            f"build {res['build_s']:.1f} s, apply 10 edits {res['apply_10_s'] * 1000:.0f} ms",
+        )
         if res["diff_cold_s"] >= 1.0 or ctx.args.profile_all:
-            profile_call(ctx, "tree_diff",
-                         lambda: list(prolly.diff(root1, root2, NodeStore(rt.pfs.blobs.get))))
+            profile_call(
+                ctx,
+                "tree_diff",
+                lambda: list(prolly.diff(root1, root2, NodeStore(rt.pfs.blobs.get))),
+            )
     remove(ctx, store, settle=False)
 
 
@@ -891,13 +1001,26 @@ def memory(ctx: Ctx) -> None:
     time.sleep(2)
     warm(big)
     dt, rss = run_put(ctx, store, "mem", big, create=True)
-    res = {"file_gib": size / GiB, "peak_rss_mib": rss / MiB, "put_s": dt,
-           "mb_s": size / dt / 1e6, "via": "CLI" if ctx.cli else "Python API subprocess"}
+    res = {
+        "file_gib": size / GiB,
+        "peak_rss_mib": rss / MiB,
+        "put_s": dt,
+        "mb_s": size / dt / 1e6,
+        "via": "CLI" if ctx.cli else "Python API subprocess",
+    }
     ctx.results["memory"] = res
-    ctx.log(f"memory: put of {size / GiB:.2f} GiB took {dt:.1f} s "
-            f"({res['mb_s']:.0f} MB/s), peak RSS {rss / MiB:.0f} MiB")
-    ctx.check(f"put file of {size / GiB:.2g} GiB: peak RSS", rss / MiB, "MiB", "< 500 MiB",
-              rss < 500 * MiB, f"{dt:.1f} s, {res['mb_s']:.0f} MB/s")
+    ctx.log(
+        f"memory: put of {size / GiB:.2f} GiB took {dt:.1f} s "
+        f"({res['mb_s']:.0f} MB/s), peak RSS {rss / MiB:.0f} MiB"
+    )
+    ctx.check(
+        f"put file of {size / GiB:.2g} GiB: peak RSS",
+        rss / MiB,
+        "MiB",
+        "< 500 MiB",
+        rss < 500 * MiB,
+        f"{dt:.1f} s, {res['mb_s']:.0f} MB/s",
+    )
     remove(ctx, big, store, d)
 
 
@@ -923,24 +1046,40 @@ def machine_meta(ctx: Ctx) -> dict[str, Any]:
             return "not installed"
 
     try:
-        commit = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(PROJECT), "status", "--porcelain", "haathi"],
-                               capture_output=True, text=True).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(PROJECT), "status", "--porcelain", "haathi"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            != ""
+        )
     except OSError:
         commit, dirty = "", False
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpus": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem / GiB, 1),
-        "python": platform.python_version(), "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem / GiB, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
         "haathi_commit": commit + ("+dirty" if dirty else ""),
-        "haathi_via": "CLI (haathi put file -r)" if ctx.cli else "Python API subprocess "
-                      "(bench/haathi_put.py; CLI not available)",
+        "haathi_via": "CLI (haathi put file -r)"
+        if ctx.cli
+        else "Python API subprocess (bench/haathi_put.py; CLI not available)",
         "parallelism": ctx.args.parallelism,
         "restic": version(["restic", "version"]),
-        "dvc": version([str(DVC_BIN), "version"]).splitlines()[0] if DVC_BIN.exists() else
-        "not installed",
-        "mode": "quick" if ctx.args.quick else "full", "runs": ctx.runs, "settle_s": ctx.settle,
+        "dvc": version([str(DVC_BIN), "version"]).splitlines()[0]
+        if DVC_BIN.exists()
+        else "not installed",
+        "mode": "quick" if ctx.args.quick else "full",
+        "runs": ctx.runs,
+        "settle_s": ctx.settle,
         "scale": ctx.scale.__dict__,
     }
 
@@ -982,15 +1121,37 @@ def install_peers(ctx: Ctx) -> None:
         ctx.log("installing dvc into /tmp/dvcenv (pip)")
         r = subprocess.run(["python3", "-m", "venv", "/tmp/dvcenv"], capture_output=True)
         if r.returncode == 0:
-            r = subprocess.run(["/tmp/dvcenv/bin/pip", "install", "-q", "dvc"],
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                ["/tmp/dvcenv/bin/pip", "install", "-q", "dvc"], capture_output=True, text=True
+            )
         if r.returncode != 0:
             ctx.note("installing dvc failed: " + (r.stderr or "")[-300:])
 
 
-WORKLOADS = ("w1", "w2", "w3", "latency", "tree", "memory", "s3w1", "s3w2", "pglatency",
-             "w4", "datum_overhead", "sandbox", "parallel", "noop", "lineage", "server_io",
-             "server_commits", "server_inspect", "img_datums", "img_start", "img_unpack", "img_w4")
+WORKLOADS = (
+    "w1",
+    "w2",
+    "w3",
+    "latency",
+    "tree",
+    "memory",
+    "s3w1",
+    "s3w2",
+    "pglatency",
+    "w4",
+    "datum_overhead",
+    "sandbox",
+    "parallel",
+    "noop",
+    "lineage",
+    "server_io",
+    "server_commits",
+    "server_inspect",
+    "img_datums",
+    "img_start",
+    "img_unpack",
+    "img_w4",
+)
 BACKEND_WORKLOADS = ("s3w1", "s3w2", "pglatency")  # in bench/backends.py
 PIPELINE_WORKLOADS = ("w4", "datum_overhead", "sandbox", "parallel", "noop")  # bench/pipelines.py
 SERVER_WORKLOADS = ("server_io", "server_commits", "server_inspect")  # bench/server.py
@@ -1038,24 +1199,43 @@ def run_images(ctx: Ctx, only: set[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a smaller version of every workload")
-    ap.add_argument("--only", default=",".join(WORKLOADS),
-                    help=f"comma-separated subset of {','.join(WORKLOADS)} (server: the "
-                    "three server_* workloads; images: the four img_* workloads)")
+    ap.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (server: the "
+        "three server_* workloads; images: the four img_* workloads)",
+    )
     ap.add_argument("--work", default=str(BENCH / "work"), help="where data is generated")
     ap.add_argument("--out", default=str(BENCH / "results.json"))
     ap.add_argument("--runs", type=int, help="runs per timed figure (median); default 3")
-    ap.add_argument("--settle", type=float,
-                    help="seconds to wait after mass deletions (default 30, 5 with --quick)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        help="seconds to wait after mass deletions (default 30, 5 with --quick)",
+    )
     ap.add_argument("-p", "--parallelism", type=int, default=4, help="haathi put -p")
-    ap.add_argument("--cli", choices=("auto", "yes", "no"), default="auto",
-                    help="run haathi ingests through the CLI (auto: when it exists)")
+    ap.add_argument(
+        "--cli",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="run haathi ingests through the CLI (auto: when it exists)",
+    )
     ap.add_argument("--no-dvc", action="store_true", help="skip the dvc peer")
-    ap.add_argument("--install-peers", action="store_true",
-                    help="apt-get install restic and pip install dvc into /tmp/dvcenv if missing")
-    ap.add_argument("--markdown", action="store_true",
-                    help="also print the results table as Markdown (for bench/README.md)")
-    ap.add_argument("--profile-all", action="store_true",
-                    help="write cProfile reports for every workload, not only missed targets")
+    ap.add_argument(
+        "--install-peers",
+        action="store_true",
+        help="apt-get install restic and pip install dvc into /tmp/dvcenv if missing",
+    )
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print the results table as Markdown (for bench/README.md)",
+    )
+    ap.add_argument(
+        "--profile-all",
+        action="store_true",
+        help="write cProfile reports for every workload, not only missed targets",
+    )
     args = ap.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
     for alias, names in ALIASES.items():
@@ -1067,17 +1247,26 @@ def main(argv: list[str] | None = None) -> int:
     scale = QUICK if args.quick else FULL
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(args, scale, work, args.runs or 3,
-              args.settle if args.settle is not None else (5.0 if args.quick else 30.0),
-              detect_cli(args.cli))
+    ctx = Ctx(
+        args,
+        scale,
+        work,
+        args.runs or 3,
+        args.settle if args.settle is not None else (5.0 if args.quick else 30.0),
+        detect_cli(args.cli),
+    )
     if args.install_peers:
         install_peers(ctx)
     if TIME_BIN is None:
-        ctx.note("/usr/bin/time is missing (apt-get install -y time): peak RSS figures "
-                 "include the runner's own RSS and over-report")
+        ctx.note(
+            "/usr/bin/time is missing (apt-get install -y time): peak RSS figures "
+            "include the runner's own RSS and over-report"
+        )
     ctx.results["meta"] = machine_meta(ctx)
-    ctx.log(f"haathi via {ctx.results['meta']['haathi_via']}; runs={ctx.runs}; "
-            f"settle={ctx.settle:.0f} s; work dir {work}")
+    ctx.log(
+        f"haathi via {ctx.results['meta']['haathi_via']}; runs={ctx.runs}; "
+        f"settle={ctx.settle:.0f} s; work dir {work}"
+    )
     t_start = time.perf_counter()
     steps: list[tuple[str, Callable[[], object]]] = []
     if "w1" in only:

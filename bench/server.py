@@ -173,8 +173,7 @@ def server_io(ctx: Any, h: ModuleType) -> None:
     need = size * (6 + 2 * ctx.runs) + 4 * GiB
     free = shutil.disk_usage(wd).free
     if free < need:
-        ctx.note(f"server_io skipped: {free / GiB:.1f} GiB free under {wd}, needs "
-                 f"{need / GiB:.1f}")
+        ctx.note(f"server_io skipped: {free / GiB:.1f} GiB free under {wd}, needs {need / GiB:.1f}")
         return
     store = wd / "store"
     haathi.init(str(store)).close()
@@ -193,8 +192,7 @@ def server_io(ctx: Any, h: ModuleType) -> None:
         run[f"{mode}_{what}_mib_s"] = mib / dt
         run[f"{mode}_{what}_server_cpu_s"] = srv.cpu_s() - cpu
         run[f"{mode}_{what}_load"] = load
-        ctx.log(f"server_io run {k} {mode} {what}: {mib / dt:.0f} MiB/s ({dt:.2f} s, "
-                f"load {load})")
+        ctx.log(f"server_io run {k} {mode} {what}: {mib / dt:.0f} MiB/s ({dt:.2f} s, load {load})")
 
     try:
         clients = {"embedded": haathi.connect(str(store)), "remote": haathi.connect(srv.url)}
@@ -247,8 +245,9 @@ def server_io(ctx: Any, h: ModuleType) -> None:
             run["put_ratio"] = run["remote_put_mib_s"] / run["embedded_put_mib_s"]
             run["get_ratio"] = run["remote_get_mib_s"] / run["embedded_get_mib_s"]
             run["read_ratio"] = run["remote_read_mib_s"] / run["embedded_read_mib_s"]
-            res["runs"].append({key: round(v, 3) if isinstance(v, float) else v
-                                for key, v in run.items()})
+            res["runs"].append(
+                {key: round(v, 3) if isinstance(v, float) else v for key, v in run.items()}
+            )
             ctx.save()
         for c in clients.values():
             c.close()
@@ -260,19 +259,34 @@ def server_io(ctx: Any, h: ModuleType) -> None:
     def med(key: str) -> float:
         return float(h.median([r[key] for r in runs]))
 
-    for key in ("read_mib_s", "cp_mib_s", "cp_sync_mib_s", "embedded_put_mib_s",
-                "remote_put_mib_s", "embedded_get_mib_s", "remote_get_mib_s", "put_ratio",
-                "get_ratio", "embedded_read_mib_s", "remote_read_mib_s", "read_ratio"):
+    for key in (
+        "read_mib_s",
+        "cp_mib_s",
+        "cp_sync_mib_s",
+        "embedded_put_mib_s",
+        "remote_put_mib_s",
+        "embedded_get_mib_s",
+        "remote_get_mib_s",
+        "put_ratio",
+        "get_ratio",
+        "embedded_read_mib_s",
+        "remote_read_mib_s",
+        "read_ratio",
+    ):
         res[key] = round(med(key), 3)
-    loads = [r[f"{m}_{op}_load"] for r in runs for m in ("embedded", "remote")
-             for op in ("put", "get")]
+    loads = [
+        r[f"{m}_{op}_load"] for r in runs for m in ("embedded", "remote") for op in ("put", "get")
+    ]
     res["load_range"] = [min(loads), max(loads)]
     what = f"{size / GiB:g} GiB" if size >= GiB else f"{size / MiB:g} MiB"
     for op in ("put", "get"):
         ratio = res[f"{op}_ratio"]
         ctx.check(
-            f"remote / embedded {op} file of {what} (median of per-run ratios)", round(ratio, 2),
-            "x", ">= 0.5", ratio >= 0.5,
+            f"remote / embedded {op} file of {what} (median of per-run ratios)",
+            round(ratio, 2),
+            "x",
+            ">= 0.5",
+            ratio >= 0.5,
             f"remote {res[f'remote_{op}_mib_s']:.0f} MiB/s, embedded "
             f"{res[f'embedded_{op}_mib_s']:.0f} MiB/s; cp+sync {res['cp_sync_mib_s']:.0f}, "
             f"cp {res['cp_mib_s']:.0f}, read {res['read_mib_s']:.0f} MiB/s; "
@@ -307,9 +321,7 @@ def _collect(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     return out
 
 
-def commit_round(
-    url: str, repo: str, procs: int, threads: int, per_client: int
-) -> dict[str, Any]:
+def commit_round(url: str, repo: str, procs: int, threads: int, per_client: int) -> dict[str, Any]:
     """``procs`` x ``threads`` clients, each ``per_client`` one-off commits to repo@master."""
     start_at = time.time() + 3.0 + 0.3 * procs  # after every child has connected
     children = [
@@ -322,8 +334,12 @@ def commit_round(
     errors = [e for r in results for e in r["errors"]]
     first = min(r["first_start"] for r in results)
     last = max(r["last_end"] for r in results)
-    return {"latency_s": lat, "errors": errors, "wall_s": last - first,
-            "late_start_s": max(0.0, first - start_at)}
+    return {
+        "latency_s": lat,
+        "errors": errors,
+        "wall_s": last - first,
+        "late_start_s": max(0.0, first - start_at),
+    }
 
 
 def commits_child(spec: dict[str, Any]) -> None:
@@ -360,8 +376,16 @@ def commits_child(spec: dict[str, Any]) -> None:
         th.start()
     for th in pool:
         th.join()
-    print(json.dumps({"latency_s": [x for ls in latency for x in ls], "errors": errors,
-                      "first_start": min(starts), "last_end": max(ends)}))
+    print(
+        json.dumps(
+            {
+                "latency_s": [x for ls in latency for x in ls],
+                "errors": errors,
+                "first_start": min(starts),
+                "last_end": max(ends),
+            }
+        )
+    )
 
 
 def _verify_commits(url: str, repo: str, procs: int, threads: int, n: int) -> None:
@@ -370,14 +394,20 @@ def _verify_commits(url: str, repo: str, procs: int, threads: int, n: int) -> No
     with haathi.connect(url) as c:
         commits = c.list_commit(f"{repo}@master")
         if len(commits) != procs * threads * n:
-            raise AssertionError(f"{repo}@master has {len(commits)} commits, want "
-                                 f"{procs * threads * n}")
+            raise AssertionError(
+                f"{repo}@master has {len(commits)} commits, want {procs * threads * n}"
+            )
         files = {f.path for f in c.walk_file(f"{repo}@master:/") if f.type == "file"}
-        want = {f"/p{p}/t{t:02d}/f{i:03d}" for p in range(procs) for t in range(threads)
-                for i in range(n)}
+        want = {
+            f"/p{p}/t{t:02d}/f{i:03d}"
+            for p in range(procs)
+            for t in range(threads)
+            for i in range(n)
+        }
         if files != want:
-            raise AssertionError(f"{repo}@master: {len(want - files)} files missing, "
-                                 f"{len(files - want)} unexpected")
+            raise AssertionError(
+                f"{repo}@master: {len(want - files)} files missing, {len(files - want)} unexpected"
+            )
 
 
 def _solo(url: str, repo: str, n: int) -> list[float]:
@@ -401,8 +431,11 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
     procs, threads = 4, 8
     per_client = 5 if ctx.args.quick else 50
     total = procs * threads * per_client
-    res: dict[str, Any] = {"clients": procs * threads, "commits_per_client": per_client,
-                           "layout": f"{procs} processes x {threads} threads"}
+    res: dict[str, Any] = {
+        "clients": procs * threads,
+        "commits_per_client": per_client,
+        "layout": f"{procs} processes x {threads} threads",
+    }
     ctx.results["server_commits"] = res
     wd = ctx.work / "server_commits"
     shutil.rmtree(wd, ignore_errors=True)
@@ -422,8 +455,12 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
                     servers = bk.Servers().start()
                     res["backend_versions"] = servers.versions()
                 servers.new_bucket("bench-serve")
-                haathi.init(str(store), db=servers.pg.create_database(),
-                            objects="s3://bench-serve/store", s3_endpoint=servers.endpoint).close()
+                haathi.init(
+                    str(store),
+                    db=servers.pg.create_database(),
+                    objects="s3://bench-serve/store",
+                    s3_endpoint=servers.endpoint,
+                ).close()
             serves[backend] = ServeProcess(store, wd / f"serve-{backend}.log")
         rows: dict[str, list[dict[str, Any]]] = {b: [] for b in kinds}
         for k in range(ctx.runs):
@@ -440,20 +477,29 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
                 _verify_commits(srv.url, f"c{k}", procs, threads, per_client)
                 lat = r["latency_s"]
                 row = {
-                    "commits_per_s": total / r["wall_s"], "wall_s": r["wall_s"],
-                    "p50_ms": 1000 * _pct(lat, 0.5), "p90_ms": 1000 * _pct(lat, 0.9),
-                    "p99_ms": 1000 * _pct(lat, 0.99), "max_ms": 1000 * max(lat),
-                    "solo_p50_ms": 1000 * _pct(solo, 0.5), "solo_p99_ms": 1000 * _pct(solo, 0.99),
+                    "commits_per_s": total / r["wall_s"],
+                    "wall_s": r["wall_s"],
+                    "p50_ms": 1000 * _pct(lat, 0.5),
+                    "p90_ms": 1000 * _pct(lat, 0.9),
+                    "p99_ms": 1000 * _pct(lat, 0.99),
+                    "max_ms": 1000 * max(lat),
+                    "solo_p50_ms": 1000 * _pct(solo, 0.5),
+                    "solo_p99_ms": 1000 * _pct(solo, 0.99),
                     "solo_commits_per_s": len(solo) / sum(solo),
-                    "late_start_s": r["late_start_s"], "server_cpu_s": srv.cpu_s() - cpu,
-                    "load_start": load, "load_end": _load(),
+                    "late_start_s": r["late_start_s"],
+                    "server_cpu_s": srv.cpu_s() - cpu,
+                    "load_start": load,
+                    "load_end": _load(),
                 }
-                rows[backend].append({key: round(v, 3) if isinstance(v, float) else v
-                                      for key, v in row.items()})
-                ctx.log(f"server_commits run {k} {backend}: {total} commits in "
-                        f"{r['wall_s']:.1f} s = {row['commits_per_s']:.0f}/s, p50 "
-                        f"{row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms; one client "
-                        f"alone p50 {row['solo_p50_ms']:.1f} ms; load {load}")
+                rows[backend].append(
+                    {key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}
+                )
+                ctx.log(
+                    f"server_commits run {k} {backend}: {total} commits in "
+                    f"{r['wall_s']:.1f} s = {row['commits_per_s']:.0f}/s, p50 "
+                    f"{row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms; one client "
+                    f"alone p50 {row['solo_p50_ms']:.1f} ms; load {load}"
+                )
                 res[backend] = {"runs": rows[backend]}
                 ctx.save()
     finally:
@@ -468,12 +514,19 @@ def server_commits(ctx: Any, h: ModuleType, kinds: list[str]) -> None:
         name = "local dir + SQLite" if backend == "local" else "SeaweedFS S3 + PostgreSQL"
         ctx.check(
             f"{procs * threads} clients x {per_client} one-off commits, one branch ({name}): "
-            "errors / missing commits / missing files", 0, "", "0 / 0 / 0", True,
+            "errors / missing commits / missing files",
+            0,
+            "",
+            "0 / 0 / 0",
+            True,
             f"{total:,} commits and files verified each run",
         )
         ctx.check(
             f"{procs * threads} clients x {per_client} commits ({name}): throughput",
-            agg["commits_per_s"], "commits/s", "reported", None,
+            agg["commits_per_s"],
+            "commits/s",
+            "reported",
+            None,
             f"p50 {agg['p50_ms']:.0f} ms, p99 {agg['p99_ms']:.0f} ms per commit; one client "
             f"alone {agg['solo_commits_per_s']:.0f}/s (p50 {agg['solo_p50_ms']:.1f} ms); "
             f"load {agg['load_range'][0]}-{agg['load_range'][1]}",
@@ -590,12 +643,24 @@ def server_inspect(ctx: Any, h: ModuleType) -> None:
         c.create_repo("data")
         for i in range(200):
             c.put_file(f"data@master:/f{i:04d}", f"{i}\n".encode())
-    res: dict[str, Any] = {"rate": rate, "duration_s": duration, "target": target,
-                           "layout": f"{procs} processes x {threads} threads", "runs": []}
+    res: dict[str, Any] = {
+        "rate": rate,
+        "duration_s": duration,
+        "target": target,
+        "layout": f"{procs} processes x {threads} threads",
+        "runs": [],
+    }
     ctx.results["server_inspect"] = res
     srv = ServeProcess(store, wd / "serve.log")
-    spec = {"url": srv.url, "target": target, "rate": rate, "duration": duration,
-            "procs": procs, "threads": threads, "token": None}
+    spec = {
+        "url": srv.url,
+        "target": target,
+        "rate": rate,
+        "duration": duration,
+        "procs": procs,
+        "threads": threads,
+        "token": None,
+    }
     try:
         with haathi.connect(str(store)) as emb:
             phases: list[tuple[str, dict[str, Any], str | None]] = [("auth off", res, None)]
@@ -632,11 +697,13 @@ def server_inspect(ctx: Any, h: ModuleType) -> None:
 
 
 def _log_inspect(ctx: Any, what: str, row: dict[str, Any]) -> None:
-    ctx.log(f"server_inspect {what}: {row['requests']} requests at {row['achieved_rate']:.1f}/s, "
-            f"p50 {row['p50_ms']:.1f} ms, p90 {row['p90_ms']:.1f}, p99 {row['p99_ms']:.1f} ms; "
-            f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request (one client alone "
-            f"{row['remote_alone_p50_ms']:.1f}, embedded {row['embedded_p50_ms']:.2f} ms); "
-            f"load {row['load_start']}")
+    ctx.log(
+        f"server_inspect {what}: {row['requests']} requests at {row['achieved_rate']:.1f}/s, "
+        f"p50 {row['p50_ms']:.1f} ms, p90 {row['p90_ms']:.1f}, p99 {row['p99_ms']:.1f} ms; "
+        f"server CPU {row['server_cpu_ms_per_request']:.2f} ms/request (one client alone "
+        f"{row['remote_alone_p50_ms']:.1f}, embedded {row['embedded_p50_ms']:.2f} ms); "
+        f"load {row['load_start']}"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -216,9 +216,7 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
     if cfg.sandbox not in ("auto", "bwrap", "none"):
         raise InvalidArgument(f"unknown sandbox {cfg.sandbox!r}: use auto, bwrap or none")
     if cfg.runtime not in ("auto", "bwrap", "podman", "docker"):
-        raise InvalidArgument(
-            f"unknown runtime {cfg.runtime!r}: use auto, bwrap, podman or docker"
-        )
+        raise InvalidArgument(f"unknown runtime {cfg.runtime!r}: use auto, bwrap, podman or docker")
     if cfg.image_pull_policy not in ("IfNotPresent", "Always", "Never"):
         raise InvalidArgument(
             f"unknown image pull policy {cfg.image_pull_policy!r}: use IfNotPresent, Always or "
@@ -227,15 +225,14 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
     if isinstance(cfg.allow_network, str):
         flag = cfg.allow_network.strip().lower()
         if flag not in ("1", "0", "true", "false", "yes", "no", ""):
-            raise InvalidArgument(f"store config: allow_network must be true or false, not "
-                                  f"{cfg.allow_network!r}")
+            raise InvalidArgument(
+                f"store config: allow_network must be true or false, not {cfg.allow_network!r}"
+            )
         object.__setattr__(cfg, "allow_network", flag in ("1", "true", "yes"))
     if not isinstance(cfg.allow_network, bool):
         raise InvalidArgument("store config: allow_network must be true or false")
     if cfg.executor is not None and not cfg.executor.startswith(("dask://", "tcp://", "local")):
-        raise InvalidArgument(
-            f"unknown executor {cfg.executor!r}: use local or dask://host:port"
-        )
+        raise InvalidArgument(f"unknown executor {cfg.executor!r}: use local or dask://host:port")
     for name in ("openlineage_url", "openlineage_file", "openlineage_namespace"):
         value = getattr(cfg, name)
         if value is not None and not (isinstance(value, str) and value.strip()):
@@ -350,4 +347,3 @@ def write_config(cfg: StoreConfig) -> Path:
     with os.fdopen(fd, "w") as fh:
         fh.write(body)
     return path
-

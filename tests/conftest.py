@@ -151,11 +151,17 @@ class Cli:
         env = dict(os.environ, HAATHI_ADDRESS=str(self.store), COLUMNS="200")
         proc = subprocess.run(
             [sys.executable, "-m", "haathi", *args],
-            input=input, capture_output=True, env=env, cwd=self.cwd, timeout=120,
+            input=input,
+            capture_output=True,
+            env=env,
+            cwd=self.cwd,
+            timeout=120,
         )
         res = Result(
-            proc.returncode, proc.stdout.decode(errors="replace"),
-            proc.stderr.decode(errors="replace"), proc.stdout,
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+            proc.stdout,
         )
         if ok and res.code != 0:
             raise AssertionError(f"haathi {' '.join(args)} failed ({res.code}): {res.err}")

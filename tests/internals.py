@@ -46,8 +46,15 @@ def plant_commit(
         head = ensure_branch(conn, repo_id, "master")
         cid = new_commit_id()
         insert_commit(
-            conn, repo_id, cid, branch="master", parent=head, state=CommitState.FINISHED,
-            description="planted", root=root, totals=prolly.totals(root, pfs.nodes),
+            conn,
+            repo_id,
+            cid,
+            branch="master",
+            parent=head,
+            state=CommitState.FINISHED,
+            description="planted",
+            root=root,
+            totals=prolly.totals(root, pfs.nodes),
         )
         assert cas_head(conn, repo_id, "master", head, cid)
     return cid

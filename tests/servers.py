@@ -245,7 +245,6 @@ class Postgres:
         return self.url(name)
 
 
-
 @contextlib.contextmanager
 def haathi_serve(
     store: Path, *args: str, env: dict[str, str] | None = None
@@ -293,9 +292,7 @@ class Registry(_Daemon):
     registry for anything.
     """
 
-    workdir: Path = field(
-        default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-registry-"))
-    )
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="haathi-registry-")))
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
 

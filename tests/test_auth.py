@@ -86,8 +86,9 @@ def test_auth_is_off_until_activated_and_the_root_token_is_shown_once(server: Se
         assert [r.name for r in root.list_repo()] == ["open"]
         with pytest.raises(FailedPrecondition, match="already activated"):
             root.auth_activate()
-    with haathi.connect(server.url, token="0" * 64) as forged, pytest.raises(
-        Unauthenticated, match="not valid"
+    with (
+        haathi.connect(server.url, token="0" * 64) as forged,
+        pytest.raises(Unauthenticated, match="not valid"),
     ):
         forged.list_repo()
 
@@ -186,7 +187,10 @@ def test_each_repo_role_permits_what_it_names(team: Team) -> None:
     with pytest.raises(PermissionDenied, match="user:bob is not authorized to read repo data"):
         bob.get_file("data@master:/x.csv")
     assert bob.check_repo("data").to_dict() == {
-        "subject": "user:bob", "repo": "data", "roles": [], "permissions": []
+        "subject": "user:bob",
+        "repo": "data",
+        "roles": [],
+        "permissions": [],
     }
 
     alice.set_repo_roles("data", "repoReader", "user:bob")
@@ -245,7 +249,8 @@ def test_a_pipeline_runs_as_its_own_identity_and_needs_read_on_its_inputs(team: 
     alice = team.alice
     assert alice.get_repo_roles("data").bindings["pipeline:copy"] == ["repoReader"]
     assert alice.get_repo_roles("copy").bindings == {
-        "pipeline:copy": ["repoWriter"], "user:alice": ["repoOwner"]
+        "pipeline:copy": ["repoWriter"],
+        "user:alice": ["repoOwner"],
     }
     assert alice.get_file("copy@master:/x.csv") == b"a,b\n1,2\n"
 
@@ -356,8 +361,13 @@ def test_running_jobs_runs_and_names_only_those_the_caller_may_read(store: Path)
 # What each route of the OpenAPI spec is called with in the walk: path parameters name real
 # objects (so a refusal is about the role, not a missing object), and bodies are valid.
 PATH_VALUES = {
-    "repo": "data", "ref": "master", "branch": "master", "path": "x.csv", "kind": "commit",
-    "name": "copy", "pipeline": "copy",
+    "repo": "data",
+    "ref": "master",
+    "branch": "master",
+    "path": "x.csv",
+    "kind": "commit",
+    "name": "copy",
+    "pipeline": "copy",
 }
 QUERY: dict[str, dict[str, Any]] = {
     "/v1/repos/{repo}/commits/{ref}/glob": {"pattern": "*"},
@@ -371,7 +381,8 @@ BODIES: dict[str, Any] = {
     "POST /v1/repos/{repo}/commits/{ref}/start": {},
     "POST /v1/repos/{repo}/commits/{ref}/finish": {},
     "POST /v1/repos/{repo}/metadata/{kind}/{ref}": {"action": "add", "items": ["k=v"]},
-    "POST /v1/fsck": {}, "POST /v1/gc": {},
+    "POST /v1/fsck": {},
+    "POST /v1/gc": {},
     "POST /v1/pipelines": {"spec": COPY, "update": True},
     "POST /v1/pipelines/validate": {"spec": COPY},
     "POST /v1/pipelines/preview": {"spec": COPY},
@@ -387,10 +398,16 @@ BODIES: dict[str, Any] = {
 # they answer bob: his own identity and access, empty lists, checks of what he sends, or an
 # error that is not about roles. Every other route must answer him 403.
 OPEN_TO_ANY_CALLER = {
-    "GET /v1/repos": 200, "POST /v1/repos": 409, "GET /v1/store": 200,
-    "GET /v1/pipelines": 200, "POST /v1/pipelines/validate": 200, "GET /v1/jobs": 200,
-    "POST /v1/jobs/queue": 200, "POST /v1/jobs/run": 200,
-    "POST /v1/auth/activate": 412, "GET /v1/auth/whoami": 200,
+    "GET /v1/repos": 200,
+    "POST /v1/repos": 409,
+    "GET /v1/store": 200,
+    "GET /v1/pipelines": 200,
+    "POST /v1/pipelines/validate": 200,
+    "GET /v1/jobs": 200,
+    "POST /v1/jobs/queue": 200,
+    "POST /v1/jobs/run": 200,
+    "POST /v1/auth/activate": 412,
+    "GET /v1/auth/whoami": 200,
     "GET /v1/auth/repos/{repo}/check": 200,
 }
 
@@ -445,9 +462,12 @@ def test_every_route_refuses_no_token_and_a_caller_without_the_role(team: Team) 
     routes = _routes(team.url)
     assert len(routes) > 60
     open_seen = set()
-    with httpx.Client(base_url=team.url, timeout=30) as anon, httpx.Client(
-        base_url=team.url, timeout=30, headers={"Authorization": f"Bearer {bob_token}"}
-    ) as bob:
+    with (
+        httpx.Client(base_url=team.url, timeout=30) as anon,
+        httpx.Client(
+            base_url=team.url, timeout=30, headers={"Authorization": f"Bearer {bob_token}"}
+        ) as bob,
+    ):
         for method, path in routes:
             key = f"{method} {path}"
             r = _request(anon, method, path, ids)
@@ -475,8 +495,12 @@ def _haathi(url: str, config: Path, *args: str, input: str | None = None) -> Any
     env = dict(os.environ, HAATHI_ADDRESS=url, HAATHI_CONFIG_DIR=str(config), COLUMNS="200")
     env.pop("HAATHI_TOKEN", None)
     return subprocess.run(
-        [sys.executable, "-m", "haathi", *args], input=input, capture_output=True, text=True,
-        env=env, timeout=120,
+        [sys.executable, "-m", "haathi", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -521,7 +545,10 @@ def test_cli_activate_login_whoami_logout(server: Server, tmp_path: Path) -> Non
     env_token = dict(os.environ, HAATHI_TOKEN=root_token)
     r = subprocess.run(
         [sys.executable, "-m", "haathi", "--address", url, "auth", "revoke", "--token", alice],
-        capture_output=True, text=True, env=env_token, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env_token,
+        timeout=120,
     )
     assert r.returncode == 0 and "Revoked 1 token." in r.stdout, r.stderr
 

@@ -25,8 +25,19 @@ def state(client: Client) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-BAD_PATHS = ["/a/../b", "../x", "/x/..", "/nul\x00byte", "/tab\there", "/del\x7f", "/new\nline",
-             "/star*", "/q?", "/br[ack]et", "/{a,b}"]
+BAD_PATHS = [
+    "/a/../b",
+    "../x",
+    "/x/..",
+    "/nul\x00byte",
+    "/tab\there",
+    "/del\x7f",
+    "/new\nline",
+    "/star*",
+    "/q?",
+    "/br[ack]et",
+    "/{a,b}",
+]
 
 
 @pytest.mark.parametrize("path", BAD_PATHS)
@@ -54,8 +65,12 @@ def test_one_bad_path_fails_the_whole_request(client: Client, tmp_path: Path) ->
 def test_unknown_repo_branch_commit_file(client: Client) -> None:
     client.create_repo("r")
     client.put_file("r@master:/a", b"1")
-    for target in ["ghost@master:/a", "r@nobranch:/a", "r@0123456789abcdef0123456789abcdef:/a",
-                   "r@master:/nofile"]:
+    for target in [
+        "ghost@master:/a",
+        "r@nobranch:/a",
+        "r@0123456789abcdef0123456789abcdef:/a",
+        "r@master:/nofile",
+    ]:
         with pytest.raises(NotFound):
             client.get_file(target)
     with pytest.raises(NotFound):

@@ -39,8 +39,19 @@ def test_cli_tour(cli: Cli, tmp_path: Path) -> None:
     cli("put", "file", "images@master:/extra/", "-f", str(extra1), "-f", str(extra2))
     commits = cli("list", "commit", "images@master", "-o", "json").json()
     assert len(commits) == 2
-    assert set(commits[0]) >= {"id", "repo", "branch", "parent", "state", "size_bytes",
-                               "file_count", "started", "finished", "origin", "description"}
+    assert set(commits[0]) >= {
+        "id",
+        "repo",
+        "branch",
+        "parent",
+        "state",
+        "size_bytes",
+        "file_count",
+        "started",
+        "finished",
+        "origin",
+        "description",
+    }
 
     diff = cli("diff", "file", "images@master", "--name-only").out.split()
     assert diff == ["/extra/e1.txt", "/extra/e2.txt"]

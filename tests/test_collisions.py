@@ -18,9 +18,7 @@ from tests.test_tree import FANOUTS, PROPERTY, MemorySink, fanout, make_entry
 # few names, so that random trees are dense; "a-" and "a0" sort around "a/" (a naive
 # prefix scan or skip trips on them)
 NAMES = ["a", "a-", "a0"]
-UNIVERSE = sorted(
-    "/" + "/".join(p) for n in (1, 2, 3) for p in itertools.product(NAMES, repeat=n)
-)
+UNIVERSE = sorted("/" + "/".join(p) for n in (1, 2, 3) for p in itertools.product(NAMES, repeat=n))
 OPS = [staging.PUT, staging.APPEND, staging.DELETE, staging.RDELETE]
 
 
@@ -48,8 +46,9 @@ def test_the_view_answers_as_the_tree_the_changes_make(
         changes = [
             staging.Change(op, path)
             for op, path in data.draw(
-                st.lists(st.tuples(st.sampled_from(OPS), st.sampled_from(UNIVERSE)),
-                         max_size=8), label="changes")
+                st.lists(st.tuples(st.sampled_from(OPS), st.sampled_from(UNIVERSE)), max_size=8),
+                label="changes",
+            )
         ]
         sink = MemorySink()
         store = sink.store()

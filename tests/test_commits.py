@@ -199,13 +199,19 @@ def test_a_branch_head_is_never_squashed_away(client: Client) -> None:
     client.create_branch("images@dev", head="master")
     on_dev = client.copy_file("images@master:/photos", "images@dev:/copy")
     assert client.inspect_commit(f"images@{on_dev}").parent == head
-    before = {b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
-              for b in ("master", "dev")}
-    with pytest.raises(FailedPrecondition, match=f"images@{head}: it is the head of branch "
-                       "master would lose its content"):
+    before = {
+        b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
+        for b in ("master", "dev")
+    }
+    with pytest.raises(
+        FailedPrecondition,
+        match=f"images@{head}: it is the head of branch master would lose its content",
+    ):
         client.squash_commit("images@master")
-    assert {b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
-            for b in ("master", "dev")} == before
+    assert {
+        b: (history(client, f"images@{b}"), client.list_file(f"images@{b}:/"))
+        for b in ("master", "dev")
+    } == before
     assert client.get_file("images@master:/a.png") == b"a"
     # inside the history (no branch's head): folded into its child, content kept
     client.squash_commit(f"images@{first}")
@@ -222,8 +228,10 @@ def test_squashing_a_newest_commit_into_a_parent_that_heads_a_branch_is_refused(
     base = client.put_file("r@master:/b", b"2")
     client.create_branch("r@release", head="master")  # a bookmark on master's head
     newest = client.put_file("r@master:/c", b"3")
-    with pytest.raises(FailedPrecondition, match=f"r@{newest} into its parent {base}: the "
-                       "parent is the head of branch release"):
+    with pytest.raises(
+        FailedPrecondition,
+        match=f"r@{newest} into its parent {base}: the parent is the head of branch release",
+    ):
         client.squash_commit("r@master")
     assert client.inspect_commit("r@release").id == base
     assert history(client, "r@master")[:2] == [newest, base]

@@ -78,7 +78,8 @@ def test_sigkill_mid_put_file(client: Client, store: Path, tmp_path: Path) -> No
     for delay in (0.4, 0.9, 1.6):
         _kill_after(
             [sys.executable, "-m", "haathi", "put", "file", "r@master:/big", "-f", str(big)],
-            store, delay,
+            store,
+            delay,
         )
         _assert_sound(store, before)
         with haathi.connect(str(store)) as c:

@@ -67,7 +67,8 @@ class Repos:
         pattern = compile_input_glob(inp.glob)
         root_glob = pattern.pattern == "/"
         hits = [
-            m for m in self.entries[inp.repo]
+            m
+            for m in self.entries[inp.repo]
             if (m.path == "/") == root_glob and pattern.match(m.path.rstrip("/") or "/")
         ]
         return self.commit(inp.repo), hits
@@ -97,7 +98,8 @@ IN2 = pfs("/foo*2", "b")
 IN3 = UnionInput((IN1, IN2))
 IN4 = CrossInput((IN1, IN2))
 CROSS_4 = [
-    f"{x}{y}" for x in ("/foo11", "/foo21", "/foo31", "/foo41")
+    f"{x}{y}"
+    for x in ("/foo11", "/foo21", "/foo31", "/foo41")
     for y in ("/foo12", "/foo2", "/foo22", "/foo32", "/foo42")
 ]
 
@@ -112,8 +114,17 @@ def test_basic() -> None:
 
 
 def test_union_concatenates_children_in_order() -> None:
-    expected = ["/foo11", "/foo12", "/foo2", "/foo21", "/foo22", "/foo31", "/foo32", "/foo41",
-                "/foo42"]
+    expected = [
+        "/foo11",
+        "/foo12",
+        "/foo2",
+        "/foo21",
+        "/foo22",
+        "/foo31",
+        "/foo32",
+        "/foo41",
+        "/foo42",
+    ]
     got = paths(IN3)
     assert stable(got) == stable(expected)
     assert got == paths(IN1) + paths(IN2)
@@ -137,39 +148,71 @@ def test_nested_empty_cross() -> None:
 
 
 def test_join_keys_by_capture_groups() -> None:
-    in10 = JoinInput((
-        pfs("/foo(?)(?)", "a", join_on="$1$2"), pfs("/foo(?)(?)", "b", join_on="$2$1")
-    ))
+    in10 = JoinInput(
+        (pfs("/foo(?)(?)", "a", join_on="$1$2"), pfs("/foo(?)(?)", "b", join_on="$2$1"))
+    )
     assert paths(in10) == [
-        "/foo11/foo11", "/foo12/foo21", "/foo13/foo31", "/foo14/foo41",
-        "/foo21/foo12", "/foo22/foo22", "/foo23/foo32", "/foo24/foo42",
-        "/foo31/foo13", "/foo32/foo23", "/foo33/foo33", "/foo34/foo43",
-        "/foo41/foo14", "/foo42/foo24", "/foo43/foo34", "/foo44/foo44",
+        "/foo11/foo11",
+        "/foo12/foo21",
+        "/foo13/foo31",
+        "/foo14/foo41",
+        "/foo21/foo12",
+        "/foo22/foo22",
+        "/foo23/foo32",
+        "/foo24/foo42",
+        "/foo31/foo13",
+        "/foo32/foo23",
+        "/foo33/foo33",
+        "/foo34/foo43",
+        "/foo41/foo14",
+        "/foo42/foo24",
+        "/foo43/foo34",
+        "/foo44/foo44",
     ]
     first = form_datums(in10, DATA.glob)[1]
     assert [(i.name, i.join_on) for i in first.inputs] == [("a", "12"), ("b", "12")]
 
 
 def test_outer_join_keeps_unmatched_outer_datums() -> None:
-    in13 = JoinInput((
-        pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
-        pfs("/foo(?)1", "b", join_on="$1", outer_join=True),
-    ))
+    in13 = JoinInput(
+        (
+            pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
+            pfs("/foo(?)1", "b", join_on="$1", outer_join=True),
+        )
+    )
     assert paths(in13) == [
-        "/foo10", "/foo11/foo11", "/foo12/foo21", "/foo13/foo31", "/foo14/foo41",
-        "/foo15", "/foo16", "/foo17", "/foo18", "/foo19",
+        "/foo10",
+        "/foo11/foo11",
+        "/foo12/foo21",
+        "/foo13/foo31",
+        "/foo14/foo41",
+        "/foo15",
+        "/foo16",
+        "/foo17",
+        "/foo18",
+        "/foo19",
     ]
 
 
 def test_join_only_outer_side_survives() -> None:
-    inner = JoinInput((
-        pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
-        pfs("/foo(?)1", "b", join_on="$1"),
-    ))
+    inner = JoinInput(
+        (
+            pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
+            pfs("/foo(?)1", "b", join_on="$1"),
+        )
+    )
     got = form_datums(inner, DATA.glob)
     assert paths(inner) == [
-        "/foo10", "/foo11/foo11", "/foo12/foo21", "/foo13/foo31", "/foo14/foo41",
-        "/foo15", "/foo16", "/foo17", "/foo18", "/foo19",
+        "/foo10",
+        "/foo11/foo11",
+        "/foo12/foo21",
+        "/foo13/foo31",
+        "/foo14/foo41",
+        "/foo15",
+        "/foo16",
+        "/foo17",
+        "/foo18",
+        "/foo19",
     ]
     assert {i.name for d in got if len(d.inputs) == 1 for i in d.inputs} == {"a"}
     neither = JoinInput((pfs("/foo1(?)", "a", join_on="$1"), pfs("/foo(?)1", "b", join_on="$1")))
@@ -187,9 +230,9 @@ def test_group_single() -> None:
 
 
 def test_group_doubles_merges_keys_across_children() -> None:
-    in18 = GroupInput((
-        pfs("/foo(?)(?)", "a", group_by="$1"), pfs("/foo(?)(?)", "b", group_by="$2")
-    ))
+    in18 = GroupInput(
+        (pfs("/foo(?)(?)", "a", group_by="$1"), pfs("/foo(?)(?)", "b", group_by="$2"))
+    )
     assert paths(in18) == [
         "/foo10/foo20/foo30/foo40",
         "/foo10/foo11/foo12/foo13/foo14/foo15/foo16/foo17/foo18/foo19/foo11/foo21/foo31/foo41",
@@ -208,10 +251,12 @@ def test_group_doubles_merges_keys_across_children() -> None:
 
 
 def test_group_of_join() -> None:
-    in21 = JoinInput((
-        pfs("/foo(?)(?)", "a", join_on="$1$2", group_by="$1"),
-        pfs("/foo(?)(?)", "b", join_on="$2$1", group_by="$2"),
-    ))
+    in21 = JoinInput(
+        (
+            pfs("/foo(?)(?)", "a", join_on="$1$2", group_by="$1"),
+            pfs("/foo(?)(?)", "b", join_on="$2$1", group_by="$2"),
+        )
+    )
     assert paths(GroupInput((in21,))) == [
         "/foo11/foo11/foo12/foo21/foo13/foo31/foo14/foo41",
         "/foo21/foo12/foo22/foo22/foo23/foo32/foo24/foo42",
@@ -233,10 +278,12 @@ def test_union_of_group() -> None:
 def test_join_trailing_slash(glob: str) -> None:
     files = {f"/foo-{j}": b"bar" for j in range(10)}
     repos = Repos({"r0": files, "r1": files})
-    join = JoinInput((
-        PfsInput(name="r0", repo="r0", glob=glob, join_on="$1"),
-        PfsInput(name="r1", repo="r1", glob=glob, join_on="$1"),
-    ))
+    join = JoinInput(
+        (
+            PfsInput(name="r0", repo="r0", glob=glob, join_on="$1"),
+            PfsInput(name="r1", repo="r1", glob=glob, join_on="$1"),
+        )
+    )
     assert paths(join, repos) == [f"/foo-{j}/foo-{j}" for j in range(10)]
 
 
@@ -265,7 +312,8 @@ def test_directory_capture_groups_ignore_trailing_slash() -> None:
     inp = PfsInput(name="t", repo="t", glob="/(*)", group_by="$1", join_on="x$1")
     got = form_datums(inp, TREE.glob)
     assert [(i.path, i.group_by, i.join_on) for d in got for i in d.inputs] == [
-        ("/a/", "a", "xa"), ("/e.txt", "e.txt", "xe.txt")
+        ("/a/", "a", "xa"),
+        ("/e.txt", "e.txt", "xe.txt"),
     ]
 
 
@@ -313,8 +361,16 @@ def test_expand_template() -> None:
 
 
 def _input(path: str = "/a", content: str = "h1", **kw: object) -> DatumInput:
-    base = DatumInput(name="in", repo="r", branch="master", commit="c" * 32, path=path,
-                      hash=_hash(content.encode()), size=1, is_dir=False)
+    base = DatumInput(
+        name="in",
+        repo="r",
+        branch="master",
+        commit="c" * 32,
+        path=path,
+        hash=_hash(content.encode()),
+        size=1,
+        is_dir=False,
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 

@@ -138,7 +138,9 @@ def test_put_directory_recursively_in_one_commit(repo: Client, tmp_path: Path) -
     repo.modify_file("r@master", list(walk_dir(d, "/data")), parallelism=4)
     assert len(repo.list_commit("r")) == 1
     assert [f.path for f in repo.list_file("r@master:/data")] == [
-        "/data/sub0", "/data/sub1", "/data/sub2"
+        "/data/sub0",
+        "/data/sub1",
+        "/data/sub2",
     ]
     assert repo.get_file("r@master:/data/sub2/f3.txt") == b"2-3"
     assert repo.inspect_file("r@master:/data").size_bytes == 12 * 3
@@ -150,7 +152,9 @@ def test_list_and_inspect_dirs(repo: Client) -> None:
             c.put_file(p, b"12")
     listing = repo.list_file("r@master:/")
     assert [(f.path, f.type.value, f.size_bytes) for f in listing] == [
-        ("/a.txt", "file", 2), ("/a", "dir", 6), ("/b", "file", 2)
+        ("/a.txt", "file", 2),
+        ("/a", "dir", 6),
+        ("/b", "file", 2),
     ]  # sorted by key: '.' sorts before '/', as in Pachyderm
     assert [f.path for f in repo.list_file("r@master:/a")] == ["/a/b", "/a/x", "/a/y"]
     assert repo.inspect_file("r@master:/a/b").type.value == "dir"
@@ -230,9 +234,10 @@ def test_copy_file_is_metadata_only(repo: Client) -> None:
     assert sum(o.size for o in objects.list_objects()) - before < 32 * 1024
     assert repo.get_file("dst@master:/copied/big") == data
     assert repo.get_file("r@master:/small-copy") == b"s"
-    assert repo.inspect_file("dst@master:/copied/big").hash == repo.inspect_file(
-        "r@master:/src/big"
-    ).hash
+    assert (
+        repo.inspect_file("dst@master:/copied/big").hash
+        == repo.inspect_file("r@master:/src/big").hash
+    )
 
 
 def test_untar_and_multiple_sources(client: Client, cli: object, tmp_path: Path) -> None:

@@ -30,9 +30,7 @@ def pack_of(client: Client, target: str) -> str:
     return inner(client).pfs.blobs.locate([digest])[digest].pack
 
 
-def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(
-    client: Client, tmp_path: Path
-) -> None:
+def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(client: Client, tmp_path: Path) -> None:
     client.create_repo("r")
     client.put_file("r@master:/f", os.urandom(100_000))
     digest = _chunks_of(client, "r@master:/f")[0]
@@ -96,9 +94,7 @@ def test_fix_drops_a_corrupt_unused_blob_so_new_writes_store_a_good_copy(
 def damage_sqlite_page(db: Path, table: str) -> None:
     """Zero the first page of ``table`` in a closed SQLite database, as a failing disk would."""
     conn = sqlite3.connect(db)
-    (root,) = conn.execute(
-        "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
-    ).fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
     conn.close()
     with open(db, "r+b") as fh:

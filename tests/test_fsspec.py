@@ -96,9 +96,7 @@ def test_pandas_uses_haathi_address_without_storage_options(
     assert client.get_file("data@master:/sub/t.csv") == FRAME.to_csv(index=False).encode()
 
 
-def test_pandas_on_an_unknown_repo_or_file_is_file_not_found(
-    client: Client, address: str
-) -> None:
+def test_pandas_on_an_unknown_repo_or_file_is_file_not_found(client: Client, address: str) -> None:
     opts = {"address": address}
     with pytest.raises(FileNotFoundError, match="repo nope not found"):
         pd.read_csv("haathi://nope@master/x.csv", storage_options=opts)
@@ -145,13 +143,18 @@ def test_ls_info_find_glob_exists_on_nested_dirs(client: Client, fs: HaathiFileS
 
     info = fs.info("haathi://data@master/a/b/two.csv")
     assert (info["name"], info["type"], info["size"], info["commit"]) == (
-        "data@master/a/b/two.csv", "file", 3, head,
+        "data@master/a/b/two.csv",
+        "file",
+        3,
+        head,
     )
     assert fs.info("data@master/a/b")["type"] == "directory"
     assert fs.info("data@master")["size"] == 1 + 2 + 3 + 4
 
     assert fs.find("data@master/a") == [
-        "data@master/a/b/c/three.txt", "data@master/a/b/two.csv", "data@master/a/one.csv",
+        "data@master/a/b/c/three.txt",
+        "data@master/a/b/two.csv",
+        "data@master/a/one.csv",
     ]
     assert fs.find("data@master/a", maxdepth=2, withdirs=True) == [
         "data@master/a", "data@master/a/b", "data@master/a/b/c", "data@master/a/b/two.csv",
@@ -160,7 +163,8 @@ def test_ls_info_find_glob_exists_on_nested_dirs(client: Client, fs: HaathiFileS
     assert fs.find("data@master/a/one.csv") == ["data@master/a/one.csv"]
     assert fs.find("data@master/nothing") == []
     assert fs.glob("haathi://data@master/**/*.csv") == [
-        "data@master/a/b/two.csv", "data@master/a/one.csv",
+        "data@master/a/b/two.csv",
+        "data@master/a/one.csv",
     ]
     assert fs.glob("data@master/a/*") == ["data@master/a/b", "data@master/a/one.csv"]
     assert fs.glob("data/*.txt") == ["data/top.txt"]
@@ -271,9 +275,7 @@ def test_an_error_while_writing_commits_nothing(client: Client, fs: HaathiFileSy
     assert not fs.exists("data@master/x.bin")
 
 
-def test_pipe_put_get_copy_and_mkdir(
-    client: Client, fs: HaathiFileSystem, tmp_path: Path
-) -> None:
+def test_pipe_put_get_copy_and_mkdir(client: Client, fs: HaathiFileSystem, tmp_path: Path) -> None:
     client.create_repo("data")
     fs.pipe_file("data@master/p.txt", b"piped")
     local = tmp_path / "local.bin"

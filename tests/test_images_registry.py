@@ -461,9 +461,7 @@ def test_reproduce_after_the_tag_moved_runs_the_recorded_digest_until_it_is_gone
     assert all(d.env_changes == (change,) for d in report.datums)
     assert str(change) == f"image {name} was '{first}', now '{moved}'"
     shown = cli("reproduce", "copy@master:/")  # exit status 0: it reproduced
-    assert f"the environment differs from the recorded run: {change}" in " ".join(
-        shown.out.split()
-    )
+    assert f"the environment differs from the recorded run: {change}" in " ".join(shown.out.split())
 
     if runtime == "bwrap":  # gone from the unpack cache
         shutil.rmtree(image_cache / first.removeprefix("sha256:"))

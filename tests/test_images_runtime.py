@@ -297,7 +297,9 @@ def test_tmp_is_writable_and_the_datum_sets_own(probed: Probed) -> None:
     # a and b ran in one datum set, one after the other: the second saw the first's file
     listings = sorted(probed.check("image", "tmp").values(), key=len)
     assert listings == ["seen-a\n", "seen-a\nseen-b\n"] or listings == [
-        "seen-b\n", "seen-a\nseen-b\n"]
+        "seen-b\n",
+        "seen-a\nseen-b\n",
+    ]
     # the next job (only c is new) starts with an empty /tmp
     assert probed.out["image+c"]["c"]["tmp"] == "seen-c\n"
 
@@ -381,8 +383,11 @@ def with_data(c: Client) -> Client:
 
 def oci_manifest_digest(layout: Path, tag: str = "1") -> str:
     index = json.loads((layout / "index.json").read_text())
-    [entry] = [m for m in index["manifests"]
-               if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    [entry] = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    ]
     return str(entry["digest"])
 
 
@@ -492,8 +497,11 @@ def test_a_job_records_its_runtime_and_image_and_a_second_job_unpacks_nothing(
     cli("put", "file", "data@master:/a", "-f", "-", input=b"A")
     made = cli("create", "pipeline", "-f", write_spec(tmp_path, spec("echo", BUSYBOX, ECHO)))
     # runtime auto (the default) says what it chose, on the job's end line
-    assert re.search(r"SUCCESS .* sandbox bwrap container of localhost/haathi-test/busybox:1 "
-                     r"\(sha256:[0-9a-f]{12}\); auto chose bwrap", made.err), made.err
+    assert re.search(
+        r"SUCCESS .* sandbox bwrap container of localhost/haathi-test/busybox:1 "
+        r"\(sha256:[0-9a-f]{12}\); auto chose bwrap",
+        made.err,
+    ), made.err
     [job] = cli("list", "job", "-p", "echo", "-o", "json").json()
     text = cli("inspect", "job", f"echo@{job['id']}").out
     assert "Executor: local (runtime bwrap: auto chose bwrap)\n" in text
@@ -565,7 +573,8 @@ def test_an_unknown_image_is_named_up_front_and_fails_the_job(
     with haathi.connect(str(cli.store)) as c:
         job = failed_cleanly(c, "ghost", before)
         assert job.reason is not None and job.reason.startswith(
-            "job failed: image 'localhost/haathi-test/no-such-image:1' not found (")
+            "job failed: image 'localhost/haathi-test/no-such-image:1' not found ("
+        )
         c.create_pipeline(spec("ghost", BUSYBOX, ECHO), update=True)
         fixed(c, "ghost")
 
@@ -628,7 +637,11 @@ ARCHIVES = pytest.mark.parametrize("kind", ["oci-archive", "docker-archive"])
 @RUNTIMES
 @ARCHIVES
 def test_a_corrupt_image_archive_fails_the_job_naming_the_archive(
-    runtime: str, kind: str, busybox_image: BusyboxImage, own_image: OwnImage, tmp_path: Path,
+    runtime: str,
+    kind: str,
+    busybox_image: BusyboxImage,
+    own_image: OwnImage,
+    tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # (podman pulls the mended archive into its storage: this module's own image, not the
@@ -665,7 +678,8 @@ def test_a_user_the_image_lacks(
         job = failed_cleanly(c, "echo", before)
         if runtime == "bwrap":
             assert job.reason == (
-                "job failed: user 'alice' does not exist in the image (/etc/passwd)")
+                "job failed: user 'alice' does not exist in the image (/etc/passwd)"
+            )
             assert job.data_total == 0
         else:
             assert job.data_failed == 2
@@ -784,7 +798,8 @@ def test_a_gpu_is_refused_before_anything_is_made(
     for command in ("validate", "create"):
         res = cli_here.fails(command, "pipeline", "-f", path)
         assert res.err == (
-            "error: resource_limits.gpu is not supported: haathi runs no GPU containers\n")
+            "error: resource_limits.gpu is not supported: haathi runs no GPU containers\n"
+        )
     assert cli_here("list", "pipeline", "-o", "json").json() == []
     assert [r["name"] for r in cli_here("list", "repo", "-o", "json").json()] == ["data"]
 
@@ -842,7 +857,9 @@ def test_image_pipelines_run_in_containers_on_dask_workers(
         assert (job.data_processed, job.data_failed) == (8, 0)
         assert job.context["executor"] == dask_address
         assert (job.context["runtime"], job.context["image_digest"]) == (
-            "bwrap", busybox_image.digest)
+            "bwrap",
+            busybox_image.digest,
+        )
 
 
 # ---- 6. through haathi serve ---------------------------------------------------------------

@@ -174,8 +174,10 @@ def tutorial_spec(pipeline: str, image: Image, out: Path) -> Path:
 
 @pytest.fixture(scope="module", params=["bwrap", "podman"])
 def tutorial(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-    opencv_image: Image, imagemagick_image: Image,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    opencv_image: Image,
+    imagemagick_image: Image,
 ) -> Iterator[Tutorial]:
     """The tutorial's steps, through the CLI under the runtime given (``--runtime``)."""
     runtime = str(request.param)
@@ -297,16 +299,19 @@ def test_cli_lineage_shows_each_files_image_in_full(
     characters, and it is wrapped, never cut short (the digest is the provenance)."""
     words = tutorial.cli("lineage", "montage@master:/montage.png").out.split()
     images = [words[i + 1] for i, word in enumerate(words) if word == "image"]
-    assert images == [f"{imagemagick_image.name}@{imagemagick_image.digest}"] + [
-        f"{opencv_image.name}@{opencv_image.digest}"
-    ] * 3
+    assert (
+        images
+        == [f"{imagemagick_image.name}@{imagemagick_image.digest}"]
+        + [f"{opencv_image.name}@{opencv_image.digest}"] * 3
+    )
 
 
 # ---- 2. a join and a group, by literal paths ---------------------------------------------
 
 # Pachyderm's examples/joins: purchases joined with their store on the store ID in the names.
 STORES = {  # name,zipcode
-    "/STOREID1.txt": "Mission,94107\n", "/STOREID2.txt": "Chelsea,10001\n",
+    "/STOREID1.txt": "Mission,94107\n",
+    "/STOREID2.txt": "Chelsea,10001\n",
     "/STOREID3.txt": "Loop,60601\n",
 }
 PURCHASES = {
@@ -398,7 +403,8 @@ def test_a_group_reads_and_writes_by_literal_paths(
     assert counts(client.inspect_job(f"group_by_hospital@{cid}")) == (JobState.SUCCESS, 3, 1, 2)
     out = files(client, "group_by_hospital@master")
     assert {path: out[path] for path in out if path.startswith("/99X/")} == {
-        "/99X/HB-patient4-CLIA99X.txt": b"hb 4\n", "/99X/HB-patient5-CLIA99X.txt": b"hb 5\n",
+        "/99X/HB-patient4-CLIA99X.txt": b"hb 4\n",
+        "/99X/HB-patient5-CLIA99X.txt": b"hb 5\n",
     }
 
 
@@ -406,7 +412,7 @@ def test_a_group_reads_and_writes_by_literal_paths(
 
 MAP = [  # one file per word and document: /pfs/out/<datum>/<word> holds its count
     'mkdir -p "/pfs/out/$PACH_DATUM_ID"',
-    "awk -v out=\"/pfs/out/$PACH_DATUM_ID\" "
+    'awk -v out="/pfs/out/$PACH_DATUM_ID" '
     "'{ for (i = 1; i <= NF; i++) n[$i]++ } END { for (w in n) print n[w] > (out \"/\" w) }'"
     ' "$docs"',
 ]

@@ -21,33 +21,58 @@ from haathi.models.info import DatumState
 from haathi.models.lineage import LineageNode
 from tests.conftest import Cli, put_all
 
-RAW = {"/a-1.csv": "1\n", "/a-2.csv": "2\n", "/b-1.csv": "3\n", "/b-2.csv": "4\n",
-       "/c-1.csv": "5\n"}
+RAW = {
+    "/a-1.csv": "1\n",
+    "/a-2.csv": "2\n",
+    "/b-1.csv": "3\n",
+    "/b-2.csv": "4\n",
+    "/c-1.csv": "5\n",
+}
 LABELS = {"/a.txt": "apple\n", "/b.txt": "banana\n", "/d.txt": "date\n"}
 
 CLEAN = {
     "pipeline": {"name": "clean"},
     "input": {"pfs": {"repo": "raw", "glob": "/*"}},
-    "transform": {"cmd": ["sh", "-c", "for f in /pfs/raw/*; do tr -d ' ' < $f > "
-                          "/pfs/out/$(basename $f); done"]},
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            "for f in /pfs/raw/*; do tr -d ' ' < $f > /pfs/out/$(basename $f); done",
+        ]
+    },
 }
 FEATURES = {
     "pipeline": {"name": "features"},
-    "input": {"join": [
-        {"pfs": {"repo": "clean", "glob": "/(*)-*", "join_on": "$1"}},
-        {"pfs": {"repo": "labels", "glob": "/(*).txt", "join_on": "$1"}},
-    ]},
-    "transform": {"cmd": ["sh", "-c", "for f in /pfs/clean/*; do cat $f /pfs/labels/* > "
-                          "/pfs/out/$(basename $f .csv).feat; done"]},
+    "input": {
+        "join": [
+            {"pfs": {"repo": "clean", "glob": "/(*)-*", "join_on": "$1"}},
+            {"pfs": {"repo": "labels", "glob": "/(*).txt", "join_on": "$1"}},
+        ]
+    },
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            "for f in /pfs/clean/*; do cat $f /pfs/labels/* > "
+            "/pfs/out/$(basename $f .csv).feat; done",
+        ]
+    },
 }
 MODEL = {
     "pipeline": {"name": "model"},
-    "input": {"cross": [
-        {"group": [{"pfs": {"repo": "features", "glob": "/(*)-*", "group_by": "$1"}}]},
-        {"pfs": {"repo": "params", "glob": "/"}},
-    ]},
-    "transform": {"cmd": ["sh", "-c", "cat /pfs/features/* /pfs/params/* > "
-                          "/pfs/out/model-$PACH_DATUM_features_GROUP_BY"]},
+    "input": {
+        "cross": [
+            {"group": [{"pfs": {"repo": "features", "glob": "/(*)-*", "group_by": "$1"}}]},
+            {"pfs": {"repo": "params", "glob": "/"}},
+        ]
+    },
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            "cat /pfs/features/* /pfs/params/* > /pfs/out/model-$PACH_DATUM_features_GROUP_BY",
+        ]
+    },
 }
 
 
@@ -90,7 +115,9 @@ def test_each_hop_names_datum_job_spec_and_input_versions(dag: Client) -> None:
     assert model_a.job == f"model@{head.id}" and model_a.spec_version == 1
     datum = dag.inspect_datum(model_a.job, model_a.datum or "")
     assert {(i["repo"], i["path"]) for i in datum.inputs} == {
-        ("features", "/a-1.feat"), ("features", "/a-2.feat"), ("params", "/"),
+        ("features", "/a-1.feat"),
+        ("features", "/a-2.feat"),
+        ("params", "/"),
     }
     by_repo = {n.repo: n for n in model_a.inputs}
     assert set(by_repo) == {"features", "params"}
@@ -191,7 +218,9 @@ def test_cli_lineage(cli: Cli, tmp_path: Path) -> None:
 
     down = cli("lineage", "raw@master:/b-2.csv", "--downstream", "-o", "json").json()
     assert derived(LineageNode.from_dict(down[0])) == {
-        "clean:/b-2.csv", "features:/b-2.feat", "model:/model-b",
+        "clean:/b-2.csv",
+        "features:/b-2.feat",
+        "model:/model-b",
     }
 
     graph: dict[str, Any] = cli(
@@ -206,4 +235,3 @@ def test_cli_lineage(cli: Cli, tmp_path: Path) -> None:
     err = cli.fails("lineage", "raw@master:/missing.csv").err
     assert err.startswith("error:") and "missing.csv" in err
     cli.fails("lineage", "raw@master:/a/../b")
-

@@ -203,7 +203,9 @@ def test_a_job_in_an_image_names_its_runtime_and_digest(
     validate(done)
     facet = done["run"]["facets"]["haathi_job"]
     assert (facet["runtime"], facet["image"], facet["imageDigest"]) == (
-        "bwrap", busybox_image.name, busybox_image.digest
+        "bwrap",
+        busybox_image.name,
+        busybox_image.digest,
     )
 
 
@@ -255,9 +257,7 @@ class Collector:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(outer.delay)
-                outer.posts.append(
-                    (self.path, self.headers["Content-Type"], json.loads(body))
-                )
+                outer.posts.append((self.path, self.headers["Content-Type"], json.loads(body)))
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -241,7 +241,9 @@ def test_fsck_reports_what_writes_now_refuse_in_old_trees(client: Client, cli: C
     client.delete_file("r@master:/e")
     assert "/e/f" in files(client)
     assert {p.subject for p in client.fsck()} == {  # the old commits keep theirs
-        f"r@{old}:/e", f"r@{old}:/{min(NFC, NFD)}", f"r@{old}:/{'n' * 300}",
+        f"r@{old}:/e",
+        f"r@{old}:/{min(NFC, NFD)}",
+        f"r@{old}:/{'n' * 300}",
     }
 
 

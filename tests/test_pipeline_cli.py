@@ -133,7 +133,9 @@ def test_create_and_update_pipeline_from_json(cli: Cli, tmp_path: Path) -> None:
     two = json.dumps(copy_spec("c1")) + "\n" + json.dumps(copy_spec("c2"))
     cli("create", "pipeline", "-f", write(tmp_path, "two.json", two))
     assert [p["name"] for p in cli("list", "pipeline", "-o", "json").json()] == [
-        "c1", "c2", "copy",
+        "c1",
+        "c2",
+        "copy",
     ]
     # Creating an existing pipeline is refused; update replaces it (datums skipped).
     res = cli.fails("create", "pipeline", "-f", write(tmp_path, "copy.json", spec))
@@ -188,12 +190,14 @@ def test_jobs_datums_and_logs(cli: Cli, tmp_path: Path) -> None:
     assert table.count("SUCCESS") == 4 and cid in table
     jobs = cli("list", "job", "-o", "json").json()
     assert [(j["pipeline"], j["state"]) for j in jobs[:2]] == [
-        ("montage", "SUCCESS"), ("edges", "SUCCESS"),
+        ("montage", "SUCCESS"),
+        ("edges", "SUCCESS"),
     ]
     edges_jobs = cli("list", "job", "-p", "edges", "-o", "json").json()
     assert len(edges_jobs) == 2 and edges_jobs[0]["id"] == cid
     assert {j["pipeline"] for j in cli("list", "job", cid, "-o", "json").json()} == {
-        "edges", "montage",
+        "edges",
+        "montage",
     }
 
     text = cli("inspect", "job", f"edges@{cid}").out
@@ -205,18 +209,23 @@ def test_jobs_datums_and_logs(cli: Cli, tmp_path: Path) -> None:
 
     waited = cli("wait", "job", cid, "-o", "json").json()
     assert {(j["pipeline"], j["state"]) for j in waited} == {
-        ("edges", "SUCCESS"), ("montage", "SUCCESS"),
+        ("edges", "SUCCESS"),
+        ("montage", "SUCCESS"),
     }
     commits = cli("wait", "commit", cid, "-o", "json").json()
     assert {(c["repo"], c["state"]) for c in commits if c["id"] == cid} == {
-        ("images", "FINISHED"), ("edges", "FINISHED"), ("montage", "FINISHED"),
+        ("images", "FINISHED"),
+        ("edges", "FINISHED"),
+        ("montage", "FINISHED"),
     }
     in_set = cli("list", "commit", cid, "-o", "json").json()
     assert {c["repo"] for c in in_set if c["id"] == cid} == {"images", "edges", "montage"}
 
     datums = cli("list", "datum", f"edges@{cid}", "-o", "json").json()
     assert sorted((d["inputs"][0]["path"], d["state"]) for d in datums) == [
-        ("/a.txt", "SKIPPED"), ("/b.txt", "SKIPPED"), ("/c.txt", "SUCCESS"),
+        ("/a.txt", "SKIPPED"),
+        ("/b.txt", "SKIPPED"),
+        ("/c.txt", "SUCCESS"),
     ]
     table = cli("list", "datum", f"edges@{cid}").out
     assert "SKIPPED" in table and "SUCCESS" in table and "/c.txt" in table
@@ -225,7 +234,10 @@ def test_jobs_datums_and_logs(cli: Cli, tmp_path: Path) -> None:
     assert info["id"] == new["id"] and info["attempts"] == 1 and info["state"] == "SUCCESS"
     [inp] = info["inputs"]
     assert (inp["name"], inp["repo"], inp["commit"], inp["path"]) == (
-        "images", "images", cid, "/c.txt",
+        "images",
+        "images",
+        cid,
+        "/c.txt",
     )
     assert inp["hash"]
     assert info["env"]["PACH_JOB_ID"] == cid and info["env"]["images"] == "/pfs/images/c.txt"
@@ -265,21 +277,22 @@ def test_failed_job_through_the_cli(cli: Cli, tmp_path: Path) -> None:
 
 def test_put_file_no_wait_shows_the_queued_jobs(cli: Cli, tmp_path: Path) -> None:
     dag(cli, tmp_path)
-    res = cli("put", "file", "images@master:/c.txt", "-f", write(tmp_path, "c.txt", "c\n"),
-              "--no-wait")
+    res = cli(
+        "put", "file", "images@master:/c.txt", "-f", write(tmp_path, "c.txt", "c\n"), "--no-wait"
+    )
     assert "queued" in res.err
     cid = cli("inspect", "commit", "images@master", "-o", "json").json()["id"]
     queued = cli("list", "job", cid, "-o", "json").json()
     assert {(j["pipeline"], j["state"]) for j in queued} == {
-        ("edges", "CREATED"), ("montage", "CREATED"),
+        ("edges", "CREATED"),
+        ("montage", "CREATED"),
     }
     assert "CREATED" in cli("list", "job").out
 
 
 def test_no_wait_then_run_worker_once(cli: Cli, tmp_path: Path) -> None:
     images(cli, tmp_path, "a.txt")
-    res = cli("create", "pipeline", "-f", write(tmp_path, "c.json", copy_spec("copy")),
-              "--no-wait")
+    res = cli("create", "pipeline", "-f", write(tmp_path, "c.json", copy_spec("copy")), "--no-wait")
     assert "queued" in res.err and "run worker" in res.err
     [job] = cli("list", "job", "-o", "json").json()
     assert job["state"] == "CREATED"
@@ -288,8 +301,7 @@ def test_no_wait_then_run_worker_once(cli: Cli, tmp_path: Path) -> None:
         "FINISHED"
     )
 
-    cli("put", "file", "images@master:/b.txt", "-f", write(tmp_path, "b.txt", "b\n"),
-        "--no-wait")
+    cli("put", "file", "images@master:/b.txt", "-f", write(tmp_path, "b.txt", "b\n"), "--no-wait")
     cid = cli("inspect", "commit", "images@master", "-o", "json").json()["id"]
     res = cli("run", "worker", "--once")
     assert "SUCCESS" in res.err
@@ -321,8 +333,11 @@ def test_stop_a_running_job(cli: Cli, tmp_path: Path) -> None:
     env = dict(os.environ, HAATHI_ADDRESS=str(cli.store))
     t0 = time.monotonic()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "haathi", "run", "worker", "--once"], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "haathi", "run", "worker", "--once"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         while cli("inspect", "job", f"slow@{jid}", "-o", "json").json()["state"] != "RUNNING":
@@ -346,7 +361,8 @@ def test_stop_start_and_delete_pipeline(cli: Cli, tmp_path: Path) -> None:
     assert cli("inspect", "pipeline", "copy", "-o", "json").json()["state"] == "PAUSED"
     cli("put", "file", "images@master:/b.txt", "-f", write(tmp_path, "b.txt", "b\n"))
     assert [j["state"] for j in cli("list", "job", "-p", "copy", "-o", "json").json()] in (
-        ["SUCCESS"], ["CREATED", "SUCCESS"],
+        ["SUCCESS"],
+        ["CREATED", "SUCCESS"],
     )
     cli.fails("get", "file", "copy@master:/b.txt")
     cli("start", "pipeline", "copy")
@@ -436,8 +452,16 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
         assert cli("--sandbox", "bwrap", "run", "worker", ok=False).code == 2
     res = cli.fails("--executor", "carrier-pigeon://coop", "update", "pipeline", "-f", spec)
     assert res.code == 2 and "carrier-pigeon" in res.err
-    res = cli.fails("--sandbox", "bwrap", "--executor", "bogus://x", "create", "pipeline", "-f",
-                    write(tmp_path, "new.json", copy_spec("new")))
+    res = cli.fails(
+        "--sandbox",
+        "bwrap",
+        "--executor",
+        "bogus://x",
+        "create",
+        "pipeline",
+        "-f",
+        write(tmp_path, "new.json", copy_spec("new")),
+    )
     assert res.code == 2
     assert cli("inspect", "pipeline", "copy", "-o", "json").json()["version"] == 1
     assert cli("list", "job", "-o", "json").json() == before
@@ -453,8 +477,17 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
     # a write is not refused for it: it commits, and the job it starts fails, saying why
     with monkeypatch.context() as m:
         m.setenv("PATH", str(empty))
-        cli("--sandbox", "bwrap", "put", "file", "images@master:/b.txt", "-f", "-",
-            input=b"b\n", ok=False)
+        cli(
+            "--sandbox",
+            "bwrap",
+            "put",
+            "file",
+            "images@master:/b.txt",
+            "-f",
+            "-",
+            input=b"b\n",
+            ok=False,
+        )
     assert cli("get", "file", "images@master:/b.txt").out == "b\n"
     job = newest_job(cli, "copy")
     assert job["state"] == "FAILURE" and "bubblewrap (bwrap)" in job["reason"]

@@ -33,8 +33,11 @@ def dask_address() -> Iterator[str]:
     (as workers of a real deployment would)."""
     cluster = DaskCluster(workers=2)
     with pytest.MonkeyPatch.context() as env:
-        for key, value in {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             env.setenv(key, value)
         address = cluster.start()
     try:
@@ -53,8 +56,10 @@ def test_datums_run_on_dask_workers(store: Path, dask_address: str) -> None:
         job = c.list_job("who")[0]
         assert (job.state.value, job.data_processed) == ("SUCCESS", 16), job.reason
         assert job.context["executor"].startswith("dask://")
-        outputs = {f.path: c.get_file(f"who@master:{f.path}").decode().split()
-                   for f in c.list_file("who@master:/")}
+        outputs = {
+            f.path: c.get_file(f"who@master:{f.path}").decode().split()
+            for f in c.list_file("who@master:/")
+        }
         assert sorted(outputs) == [f"/f{i:02d}" for i in range(16)]
         assert all(words[0] == f"v{int(path[2:])}" for path, words in outputs.items())
         pids = {words[1] for words in outputs.values()}  # one per dask worker

@@ -64,7 +64,10 @@ def datums_by_input(client: Client, job: JobInfo) -> dict[frozenset[tuple[str, s
 def counts(job: JobInfo) -> tuple[int, int, int, int, int]:
     """(total, processed, skipped, failed, recovered)."""
     return (
-        job.data_total, job.data_processed, job.data_skipped, job.data_failed,
+        job.data_total,
+        job.data_processed,
+        job.data_skipped,
+        job.data_failed,
         job.data_recovered,
     )
 
@@ -101,12 +104,15 @@ def edge_detect(pgm: str) -> str:
     return f"P2\n{w} {h}\n{maxval}\n" + "\n".join(rows) + "\n"
 
 
-EDGES_PY = inspect.getsource(edge_detect) + """
+EDGES_PY = (
+    inspect.getsource(edge_detect)
+    + """
 import os, pathlib
 src = pathlib.Path(os.environ["images"])
 pathlib.Path("/pfs/out", src.name).write_text(edge_detect(src.read_text()))
 print("edges of", src.name)
 """
+)
 
 
 def pgm(seed: int, w: int = 5, h: int = 4) -> str:
@@ -202,8 +208,7 @@ def test_edges_and_montage(client: Client) -> None:
     assert client.get_file("montage@master:/montage") == expected_montage(images)
     # Unchanged outputs keep the datum that wrote them in the first job.
     assert client.inspect_file("edges@master:/img0.pgm").datum == next(
-        d.id for d in client.list_datum(f"edges@{cid}")
-        if d.inputs[0]["path"] == "/img0.pgm"
+        d.id for d in client.list_datum(f"edges@{cid}") if d.inputs[0]["path"] == "/img0.pgm"
     )
 
 
@@ -214,7 +219,7 @@ MAP = {
     "input": pfs("docs", "/*"),
     "transform": sh(
         'mkdir -p "/pfs/out/$PACH_DATUM_ID"',
-        "awk -v out=\"/pfs/out/$PACH_DATUM_ID\" "
+        'awk -v out="/pfs/out/$PACH_DATUM_ID" '
         "'{ for (i = 1; i <= NF; i++) n[$i]++ } END { for (w in n) print n[w] > (out \"/\" w) }'"
         ' "$docs"',
     ),
@@ -283,14 +288,16 @@ def test_word_count_map_reduce(client: Client) -> None:
 
 STORES = {"/STOREID1.txt": "store 1\n", "/STOREID2.txt": "store 2\n", "/STOREID3.txt": "store 3\n"}
 PURCHASES = {
-    "/P1_STOREID1.txt": "p1\n", "/P2_STOREID1.txt": "p2\n", "/P3_STOREID2.txt": "p3\n",
+    "/P1_STOREID1.txt": "p1\n",
+    "/P2_STOREID1.txt": "p2\n",
+    "/P3_STOREID2.txt": "p3\n",
     "/P4_STOREID4.txt": "p4\n",
 }
 JOIN_TRANSFORM = sh(
     'key="$PACH_DATUM_stores_JOIN_ON"',
     'echo "stores=${PACH_DATUM_stores_JOIN_ON:-none} '
     'purchases=${PACH_DATUM_purchases_JOIN_ON:-none}"',
-    'if [ -d /pfs/purchases ]; then',
+    "if [ -d /pfs/purchases ]; then",
     "  for p in /pfs/purchases/*; do",
     '    { cat /pfs/stores/*; cat "$p"; echo "key=$PACH_DATUM_purchases_JOIN_ON"; }'
     ' > "/pfs/out/$(basename "$p")"',
@@ -301,16 +308,23 @@ JOIN_TRANSFORM = sh(
 )
 
 
-def join_spec(name: str, *, outer_stores: bool = False, outer_purchases: bool = False) -> dict[
-    str, Any
-]:
+def join_spec(
+    name: str, *, outer_stores: bool = False, outer_purchases: bool = False
+) -> dict[str, Any]:
     return {
         "pipeline": {"name": name},
         "input": {
             "join": [
                 pfs("stores", "/STOREID(*).txt", join_on="$1", outer_join=outer_stores),
-                {"pfs": {"repo": "purchases", "branch": "master", "glob": "/*_STOREID(*).txt",
-                         "joinOn": "$1", "outerJoin": outer_purchases}},
+                {
+                    "pfs": {
+                        "repo": "purchases",
+                        "branch": "master",
+                        "glob": "/*_STOREID(*).txt",
+                        "joinOn": "$1",
+                        "outerJoin": outer_purchases,
+                    }
+                },
             ]
         },
         "transform": JOIN_TRANSFORM,
@@ -334,7 +348,7 @@ def test_inner_and_outer_join(client: Client) -> None:
         frozenset({("stores", "/STOREID2.txt"), ("purchases", "/P3_STOREID2.txt")}),
     }
     for d in by_input.values():
-        key = d.inputs[0]["path"][len("/STOREID"):-len(".txt")]
+        key = d.inputs[0]["path"][len("/STOREID") : -len(".txt")]
         assert d.env["PACH_DATUM_stores_JOIN_ON"] == key
         assert d.env["PACH_DATUM_purchases_JOIN_ON"] == key
         assert [i["join_on"] for i in d.inputs] == [key, key]
@@ -345,7 +359,9 @@ def test_inner_and_outer_join(client: Client) -> None:
     }
     _, logs = client.logs("inner_join")
     assert sorted(text for _, text in logs) == [
-        "stores=1 purchases=1\n", "stores=1 purchases=1\n", "stores=2 purchases=2\n",
+        "stores=1 purchases=1\n",
+        "stores=1 purchases=1\n",
+        "stores=2 purchases=2\n",
     ]
 
     # outer_join on stores: store 3 (no purchases) still gets a datum; P4 (no store) does not.
@@ -386,16 +402,28 @@ def test_group_lab_results_by_hospital(client: Client) -> None:
     client.create_repo("labresults")
     put_all(client, "labresults", LAB)
     # Pachyderm's examples/group lab_group_by_hospital pipeline (bash -> sh).
-    client.create_pipeline({
-        "pipeline": {"name": "group_by_hospital"},
-        "input": {"group": [{"pfs": {"repo": "labresults", "branch": "master",
-                                     "glob": "/*-CLIA(*).txt", "groupBy": "$1"}}]},
-        "transform": sh(
-            "mkdir -p /pfs/out/${PACH_DATUM_labresults_GROUP_BY}/",
-            "cp /pfs/labresults/* /pfs/out/${PACH_DATUM_labresults_GROUP_BY}/",
-            'echo "group $PACH_DATUM_labresults_GROUP_BY: $(ls /pfs/labresults | wc -l) files"',
-        ),
-    })
+    client.create_pipeline(
+        {
+            "pipeline": {"name": "group_by_hospital"},
+            "input": {
+                "group": [
+                    {
+                        "pfs": {
+                            "repo": "labresults",
+                            "branch": "master",
+                            "glob": "/*-CLIA(*).txt",
+                            "groupBy": "$1",
+                        }
+                    }
+                ]
+            },
+            "transform": sh(
+                "mkdir -p /pfs/out/${PACH_DATUM_labresults_GROUP_BY}/",
+                "cp /pfs/labresults/* /pfs/out/${PACH_DATUM_labresults_GROUP_BY}/",
+                'echo "group $PACH_DATUM_labresults_GROUP_BY: $(ls /pfs/labresults | wc -l) files"',
+            ),
+        }
+    )
     job = last_job(client, "group_by_hospital")
     assert job.state == JobState.SUCCESS and counts(job) == (3, 3, 0, 0, 0)
     hospitals = {"24D9871327", "3D0664329", "99X"}
@@ -410,7 +438,9 @@ def test_group_lab_results_by_hospital(client: Client) -> None:
     }
     _, logs = client.logs("group_by_hospital")
     assert sorted(t for _, t in logs) == [
-        "group 24D9871327: 2 files\n", "group 3D0664329: 2 files\n", "group 99X: 1 files\n",
+        "group 24D9871327: 2 files\n",
+        "group 3D0664329: 2 files\n",
+        "group 99X: 1 files\n",
     ]
 
     # A new result for one hospital re-runs only that hospital's group.
@@ -419,7 +449,8 @@ def test_group_lab_results_by_hospital(client: Client) -> None:
     assert (job.data_total, job.data_processed, job.data_skipped) == (3, 1, 2)
     out = files(client, "group_by_hospital@master")
     assert {p for p in out if p.startswith("/99X/")} == {
-        "/99X/HB-patient4-CLIA99X.txt", "/99X/HB-patient5-CLIA99X.txt",
+        "/99X/HB-patient4-CLIA99X.txt",
+        "/99X/HB-patient5-CLIA99X.txt",
     }
 
 
@@ -520,17 +551,19 @@ def test_datum_timeout_fails_the_datum_quickly(client: Client) -> None:
 def test_err_cmd_recovers_a_datum(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/ok1": "1\n", "/ok2": "2\n", "/bad": "BAD\n"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "careful"},
-        "input": pfs("inputs", "/*"),
-        "datum_tries": 1,
-        "transform": {
-            "cmd": ["sh"],
-            "stdin": ['if grep -q BAD "$inputs"; then exit 1; fi', 'cp "$inputs" /pfs/out/'],
-            "err_cmd": ["sh"],
-            "err_stdin": ['echo "recovering $(basename "$inputs")"'],
-        },
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "careful"},
+            "input": pfs("inputs", "/*"),
+            "datum_tries": 1,
+            "transform": {
+                "cmd": ["sh"],
+                "stdin": ['if grep -q BAD "$inputs"; then exit 1; fi', 'cp "$inputs" /pfs/out/'],
+                "err_cmd": ["sh"],
+                "err_stdin": ['echo "recovering $(basename "$inputs")"'],
+            },
+        }
+    )
     job = job_of(client, "careful", jid)
     assert job.state == JobState.SUCCESS
     assert counts(job) == (3, 2, 0, 0, 1)
@@ -544,22 +577,27 @@ def test_err_cmd_recovers_a_datum(client: Client) -> None:
     cid = client.put_file("inputs@master:/ok3", b"3\n")
     job = job_of(client, "careful", cid)
     assert (job.data_total, job.data_processed, job.data_skipped, job.data_recovered) == (
-        4, 1, 2, 1,
+        4,
+        1,
+        2,
+        1,
     )
 
 
 def test_err_cmd_runs_after_every_failed_attempt(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/bad", b"BAD\n")
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "careful"},
-        "input": pfs("inputs", "/*"),
-        "datum_tries": 2,
-        "transform": {
-            "cmd": ["sh", "-c", "echo trying; exit 1"],
-            "err_cmd": ["sh", "-c", "echo recovering"],
-        },
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "careful"},
+            "input": pfs("inputs", "/*"),
+            "datum_tries": 2,
+            "transform": {
+                "cmd": ["sh", "-c", "echo trying; exit 1"],
+                "err_cmd": ["sh", "-c", "echo recovering"],
+            },
+        }
+    )
     [d] = client.list_datum(f"careful@{jid}")
     assert d.state == DatumState.RECOVERED and d.attempts == 2
     _, logs = client.logs("careful", jid, d.id)
@@ -571,22 +609,29 @@ def test_err_cmd_runs_after_every_failed_attempt(client: Client) -> None:
 def test_accept_return_code(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/x", b"x\n")
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "picky"},
-        "input": pfs("inputs", "/*"),
-        "datum_tries": 1,
-        "transform": {"cmd": ["sh", "-c", 'cp "$inputs" /pfs/out/; exit 3'],
-                      "accept_return_code": [3, 4]},
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "picky"},
+            "input": pfs("inputs", "/*"),
+            "datum_tries": 1,
+            "transform": {
+                "cmd": ["sh", "-c", 'cp "$inputs" /pfs/out/; exit 3'],
+                "accept_return_code": [3, 4],
+            },
+        }
+    )
     job = job_of(client, "picky", jid)
     assert job.state == JobState.SUCCESS and counts(job) == (1, 1, 0, 0, 0)
     assert files(client, "picky@master") == {"/x": b"x\n"}
-    [jid] = client.update_pipeline({
-        "pipeline": {"name": "picky"},
-        "input": pfs("inputs", "/*"),
-        "datum_tries": 1,
-        "transform": {"cmd": ["sh", "-c", "exit 5"], "acceptReturnCode": [3, 4]},
-    }, reprocess=True)
+    [jid] = client.update_pipeline(
+        {
+            "pipeline": {"name": "picky"},
+            "input": pfs("inputs", "/*"),
+            "datum_tries": 1,
+            "transform": {"cmd": ["sh", "-c", "exit 5"], "acceptReturnCode": [3, 4]},
+        },
+        reprocess=True,
+    )
     assert job_of(client, "picky", jid).state == JobState.FAILURE
 
 
@@ -594,11 +639,13 @@ def test_output_with_a_nul_byte_is_logged_on_every_backend(client: Client) -> No
     # PostgreSQL cannot store NUL in text: a datum that printed one failed its job there
     client.create_repo("raw")
     client.put_file("raw@master:/f", b"x")
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "nul"},
-        "input": pfs("raw", "/*"),
-        "transform": sh("printf 'a\\000b\\n'", "cp /pfs/raw/f /pfs/out/f"),
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "nul"},
+            "input": pfs("raw", "/*"),
+            "transform": sh("printf 'a\\000b\\n'", "cp /pfs/raw/f /pfs/out/f"),
+        }
+    )
     assert job_of(client, "nul", jid).state == JobState.SUCCESS
     assert [out for _, out in client.logs("nul")[1]] == ["a\ufffdb\n"]
 
@@ -606,20 +653,25 @@ def test_output_with_a_nul_byte_is_logged_on_every_backend(client: Client) -> No
 def test_transform_environment(client: Client) -> None:
     client.create_repo("inputs")
     cid = put_all(client, "inputs", {"/x.txt": "x\n", "/dir/y.txt": "y\n"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "envy"},
-        "input": pfs("inputs", "/*"),
-        "transform": {
-            "cmd": [PY, "-c",
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "envy"},
+            "input": pfs("inputs", "/*"),
+            "transform": {
+                "cmd": [
+                    PY,
+                    "-c",
                     "import json, os\n"
                     "keys = ['GREETING', 'inputs', 'inputs_COMMIT', 'PACH_JOB_ID',\n"
                     "        'PACH_DATUM_ID']\n"
                     "env = {k: os.environ.get(k) for k in keys}\n"
                     "name = os.path.basename(os.environ['inputs'])\n"
-                    "open('/pfs/out/' + name + '.json', 'w').write(json.dumps(env))\n"],
-            "env": {"GREETING": "hello world"},
-        },
-    })
+                    "open('/pfs/out/' + name + '.json', 'w').write(json.dumps(env))\n",
+                ],
+                "env": {"GREETING": "hello world"},
+            },
+        }
+    )
     job = job_of(client, "envy", jid)
     assert job.state == JobState.SUCCESS
     by_path = {d.inputs[0]["path"]: d for d in client.list_datum(f"envy@{jid}")}
@@ -717,11 +769,13 @@ def test_two_datums_writing_one_path_fail_the_job(client: Client) -> None:
 def test_a_new_datum_colliding_with_a_kept_output_fails_the_job(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/a", b"a\n")
-    client.create_pipeline({
-        "pipeline": {"name": "overlap"},
-        "input": pfs("inputs", "/*"),
-        "transform": sh('cat "$inputs" > /pfs/out/overlap'),
-    })
+    client.create_pipeline(
+        {
+            "pipeline": {"name": "overlap"},
+            "input": pfs("inputs", "/*"),
+            "transform": sh('cat "$inputs" > /pfs/out/overlap'),
+        }
+    )
     assert client.get_file("overlap@master:/overlap") == b"a\n"
     cid = client.put_file("inputs@master:/b", b"b\n")
     job = job_of(client, "overlap", cid)
@@ -734,14 +788,16 @@ def test_a_new_datum_colliding_with_a_kept_output_fails_the_job(client: Client) 
 def test_file_and_directory_at_one_path_fail_the_job(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a": "a\n", "/b": "b\n"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "filedir"},
-        "input": pfs("inputs", "/*"),
-        "transform": sh(
-            'if [ "$(basename "$inputs")" = a ]; then echo 1 > /pfs/out/x;',
-            "else mkdir /pfs/out/x; echo 2 > /pfs/out/x/y; fi",
-        ),
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "filedir"},
+            "input": pfs("inputs", "/*"),
+            "transform": sh(
+                'if [ "$(basename "$inputs")" = a ]; then echo 1 > /pfs/out/x;',
+                "else mkdir /pfs/out/x; echo 2 > /pfs/out/x/y; fi",
+            ),
+        }
+    )
     job = job_of(client, "filedir", jid)
     assert job.state == JobState.FAILURE
     assert job.reason is not None and "/x" in job.reason
@@ -753,14 +809,16 @@ def test_a_new_datum_writing_below_a_kept_output_file_fails_the_job(client: Clie
     # /x/y (new in the second) would make /x a file and a directory.
     client.create_repo("inputs")
     client.put_file("inputs@master:/a", b"a\n")
-    client.create_pipeline({
-        "pipeline": {"name": "filedir"},
-        "input": pfs("inputs", "/*"),
-        "transform": sh(
-            'if [ "$(basename "$inputs")" = a ]; then echo 1 > /pfs/out/x;',
-            "else mkdir /pfs/out/x; echo 2 > /pfs/out/x/y; fi",
-        ),
-    })
+    client.create_pipeline(
+        {
+            "pipeline": {"name": "filedir"},
+            "input": pfs("inputs", "/*"),
+            "transform": sh(
+                'if [ "$(basename "$inputs")" = a ]; then echo 1 > /pfs/out/x;',
+                "else mkdir /pfs/out/x; echo 2 > /pfs/out/x/y; fi",
+            ),
+        }
+    )
     assert files(client, "filedir@master") == {"/x": b"1\n"}
     cid = client.put_file("inputs@master:/b", b"b\n")
     job = job_of(client, "filedir", cid)
@@ -776,11 +834,13 @@ def test_a_new_datum_writing_below_a_kept_output_file_fails_the_job(client: Clie
 def test_two_spellings_of_one_name_fail_the_job(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/nfc": "caf\u00e9", "/nfd": "cafe\u0301"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "spell"},
-        "input": pfs("inputs", "/*"),
-        "transform": sh('touch "/pfs/out/$(cat "$inputs")"'),  # each datum writes one name
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "spell"},
+            "input": pfs("inputs", "/*"),
+            "transform": sh('touch "/pfs/out/$(cat "$inputs")"'),  # each datum writes one name
+        }
+    )
     job = job_of(client, "spell", jid)
     assert job.state == JobState.FAILURE
     assert job.reason is not None and "two Unicode spellings (NFD and NFC)" in job.reason
@@ -792,11 +852,13 @@ def test_two_spellings_of_one_name_fail_the_job(client: Client) -> None:
 def test_output_symlinks_to_inputs_are_stored_with_their_content(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a.txt": "a\n", "/b.txt": "b\n"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "links"},
-        "input": pfs("inputs", "/*"),
-        "transform": sh('ln -s "$inputs" "/pfs/out/$(basename "$inputs")"'),
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "links"},
+            "input": pfs("inputs", "/*"),
+            "transform": sh('ln -s "$inputs" "/pfs/out/$(basename "$inputs")"'),
+        }
+    )
     assert job_of(client, "links", jid).state == JobState.SUCCESS
     assert files(client, "links@master") == {"/a.txt": b"a\n", "/b.txt": b"b\n"}
 
@@ -808,24 +870,30 @@ def test_shuffle_with_empty_files_and_symlinks(client: Client) -> None:
     client.create_repo("pricing")
     put_all(client, "fruits", {"/apple.jpeg": "APPLE", "/banana.jpeg": "BANANA"})
     put_all(client, "pricing", {"/apple.json": "1.20", "/banana.json": "0.50"})
-    [jid] = client.create_pipeline({
-        "pipeline": {"name": "shuffle"},
-        "input": {"union": [
-            {"pfs": {"glob": "/*", "repo": "fruits", "emptyFiles": True}},
-            {"pfs": {"glob": "/*", "repo": "pricing", "emptyFiles": True}},
-        ]},
-        "transform": sh(
-            'echo "fruits=${fruits:-} pricing=${pricing:-}"',
-            'for f in ${fruits:-} ${pricing:-}; do',
-            '  b=$(basename "$f"); dir="/pfs/out/${b%.*}"; mkdir -p "$dir"',
-            '  ln -s "$f" "$dir/$b"',
-            "done",
-        ),
-    })
+    [jid] = client.create_pipeline(
+        {
+            "pipeline": {"name": "shuffle"},
+            "input": {
+                "union": [
+                    {"pfs": {"glob": "/*", "repo": "fruits", "emptyFiles": True}},
+                    {"pfs": {"glob": "/*", "repo": "pricing", "emptyFiles": True}},
+                ]
+            },
+            "transform": sh(
+                'echo "fruits=${fruits:-} pricing=${pricing:-}"',
+                "for f in ${fruits:-} ${pricing:-}; do",
+                '  b=$(basename "$f"); dir="/pfs/out/${b%.*}"; mkdir -p "$dir"',
+                '  ln -s "$f" "$dir/$b"',
+                "done",
+            ),
+        }
+    )
     assert job_of(client, "shuffle", jid).state == JobState.SUCCESS
     assert files(client, "shuffle@master") == {
-        "/apple/apple.jpeg": b"APPLE", "/apple/apple.json": b"1.20",
-        "/banana/banana.jpeg": b"BANANA", "/banana/banana.json": b"0.50",
+        "/apple/apple.jpeg": b"APPLE",
+        "/apple/apple.json": b"1.20",
+        "/banana/banana.jpeg": b"BANANA",
+        "/banana/banana.json": b"0.50",
     }
 
 
@@ -849,9 +917,7 @@ def test_stop_and_start_pipeline(client: Client) -> None:
     cid = client.put_file("inputs@master:/b", b"b\n")
     cid2 = client.put_file("inputs@master:/c", b"c\n")
     # No job ran for the stopped pipeline (none was made, or it waits in the queue).
-    assert all(
-        j.state == JobState.CREATED for j in client.list_job("copy") if j.id not in before
-    )
+    assert all(j.state == JobState.CREATED for j in client.list_job("copy") if j.id not in before)
     assert files(client, "copy@master") == {"/a": b"a\n"}
     assert not [j for j in client.list_job(job=cid) if j.state.terminal]
     assert not [j for j in client.list_job(job=cid2) if j.state.terminal]
@@ -871,8 +937,14 @@ def test_delete_pipeline(client: Client) -> None:
     client.create_repo("inputs")
     client.put_file("inputs@master:/a", b"a\n")
     client.create_pipeline(COPY)
-    client.create_pipeline(COPY | {"pipeline": {"name": "copy2"}, "input": pfs("copy", "/*"),
-                                   "transform": sh('cp "$copy" /pfs/out/')})
+    client.create_pipeline(
+        COPY
+        | {
+            "pipeline": {"name": "copy2"},
+            "input": pfs("copy", "/*"),
+            "transform": sh('cp "$copy" /pfs/out/'),
+        }
+    )
     assert files(client, "copy2@master") == {"/a": b"a\n"}
 
     # copy's output feeds copy2: deleting copy (and its repo) is refused.
@@ -1086,8 +1158,12 @@ def test_specs_past_their_bounds_are_refused_and_stored_ones_keep_running(
         pytest.param({"union": [pfs("left", "/*"), pfs("right", "/*")]}, id="union"),
         pytest.param({"cross": [pfs("left", "/*"), pfs("right", "/")]}, id="cross"),
         pytest.param(
-            {"join": [pfs("left", "/(*)-*", join_on="$1"),
-                      pfs("right", "/(*)-*", join_on="$1", outer_join=True)]},
+            {
+                "join": [
+                    pfs("left", "/(*)-*", join_on="$1"),
+                    pfs("right", "/(*)-*", join_on="$1", outer_join=True),
+                ]
+            },
             id="join",
         ),
     ],

@@ -51,37 +51,83 @@ IN1 = pfs("/foo?1", "a")
 IN2 = pfs("/foo*2", "b")
 IN3 = {"union": [IN1, IN2]}
 IN4 = {"cross": [IN1, IN2]}
-EMPTY_CROSS = [IN3, pfs("!(**)", "c"), pfs("/foo*2", "d"),
-               {"cross": [pfs("/foo?1", "e"), pfs("/foo*2", "f")]}]
-JOIN_10 = {"join": [pfs("/foo(?)(?)", "a", join_on="$1$2"),
-                    pfs("/foo(?)(?)", "b", join_on="$2$1")]}
-GROUP_OF_JOIN = {"group": [{"join": [
-    pfs("/foo(?)(?)", "a", join_on="$1$2", group_by="$1"),
-    pfs("/foo(?)(?)", "b", join_on="$2$1", group_by="$2"),
-]}]}
+EMPTY_CROSS = [
+    IN3,
+    pfs("!(**)", "c"),
+    pfs("/foo*2", "d"),
+    {"cross": [pfs("/foo?1", "e"), pfs("/foo*2", "f")]},
+]
+JOIN_10 = {"join": [pfs("/foo(?)(?)", "a", join_on="$1$2"), pfs("/foo(?)(?)", "b", join_on="$2$1")]}
+GROUP_OF_JOIN = {
+    "group": [
+        {
+            "join": [
+                pfs("/foo(?)(?)", "a", join_on="$1$2", group_by="$1"),
+                pfs("/foo(?)(?)", "b", join_on="$2$1", group_by="$2"),
+            ]
+        }
+    ]
+}
 
 CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "zero datums": (IN0, []),
     "basic": (IN1, ["/foo11", "/foo21", "/foo31", "/foo41"]),
     "basic 2": (IN2, ["/foo12", "/foo2", "/foo22", "/foo32", "/foo42"]),
-    "union": (IN3, ["/foo11", "/foo21", "/foo31", "/foo41",
-                    "/foo12", "/foo2", "/foo22", "/foo32", "/foo42"]),
-    "cross": (IN4, [f"{x}{y}" for x in ("/foo11", "/foo21", "/foo31", "/foo41")
-                    for y in ("/foo12", "/foo2", "/foo22", "/foo32", "/foo42")]),
+    "union": (
+        IN3,
+        ["/foo11", "/foo21", "/foo31", "/foo41", "/foo12", "/foo2", "/foo22", "/foo32", "/foo42"],
+    ),
+    "cross": (
+        IN4,
+        [
+            f"{x}{y}"
+            for x in ("/foo11", "/foo21", "/foo31", "/foo41")
+            for y in ("/foo12", "/foo2", "/foo22", "/foo32", "/foo42")
+        ],
+    ),
     # Pachyderm's test repeats names inside a cross, which its spec validation refuses.
     "empty cross": ({"cross": EMPTY_CROSS}, []),
     "nested empty cross": ({"cross": [{"cross": EMPTY_CROSS}, pfs("/foo?1", "g")]}, []),
-    "join": (JOIN_10, [
-        "/foo11/foo11", "/foo12/foo21", "/foo13/foo31", "/foo14/foo41",
-        "/foo21/foo12", "/foo22/foo22", "/foo23/foo32", "/foo24/foo42",
-        "/foo31/foo13", "/foo32/foo23", "/foo33/foo33", "/foo34/foo43",
-        "/foo41/foo14", "/foo42/foo24", "/foo43/foo34", "/foo44/foo44",
-    ]),
+    "join": (
+        JOIN_10,
+        [
+            "/foo11/foo11",
+            "/foo12/foo21",
+            "/foo13/foo31",
+            "/foo14/foo41",
+            "/foo21/foo12",
+            "/foo22/foo22",
+            "/foo23/foo32",
+            "/foo24/foo42",
+            "/foo31/foo13",
+            "/foo32/foo23",
+            "/foo33/foo33",
+            "/foo34/foo43",
+            "/foo41/foo14",
+            "/foo42/foo24",
+            "/foo43/foo34",
+            "/foo44/foo44",
+        ],
+    ),
     "outer join": (
-        {"join": [pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
-                  pfs("/foo(?)1", "b", join_on="$1", outer_join=True)]},
-        ["/foo10", "/foo11/foo11", "/foo12/foo21", "/foo13/foo31", "/foo14/foo41",
-         "/foo15", "/foo16", "/foo17", "/foo18", "/foo19"],
+        {
+            "join": [
+                pfs("/foo1(?)", "a", join_on="$1", outer_join=True),
+                pfs("/foo(?)1", "b", join_on="$1", outer_join=True),
+            ]
+        },
+        [
+            "/foo10",
+            "/foo11/foo11",
+            "/foo12/foo21",
+            "/foo13/foo31",
+            "/foo14/foo41",
+            "/foo15",
+            "/foo16",
+            "/foo17",
+            "/foo18",
+            "/foo19",
+        ],
     ),
     "inner join": (
         {"join": [pfs("/foo1(?)", "a", join_on="$1"), pfs("/foo(?)1", "b", join_on="$1")]},
@@ -92,22 +138,30 @@ CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
         ["".join(f"/foo{t}{u}" for u in range(10)) for t in range(1, 5)],
     ),
     "group doubles": (
-        {"group": [pfs("/foo(?)(?)", "a", group_by="$1"),
-                   pfs("/foo(?)(?)", "b", group_by="$2")]},
+        {"group": [pfs("/foo(?)(?)", "a", group_by="$1"), pfs("/foo(?)(?)", "b", group_by="$2")]},
         ["/foo10/foo20/foo30/foo40"]
-        + ["".join(f"/foo{t}{u}" for u in range(10)) + "".join(f"/foo{s}{t}" for s in range(1, 5))
-           for t in range(1, 5)]
+        + [
+            "".join(f"/foo{t}{u}" for u in range(10)) + "".join(f"/foo{s}{t}" for s in range(1, 5))
+            for t in range(1, 5)
+        ]
         + ["".join(f"/foo{s}{u}" for s in range(1, 5)) for u in range(5, 10)],
     ),
-    "group of join": (GROUP_OF_JOIN, [
-        "/foo11/foo11/foo12/foo21/foo13/foo31/foo14/foo41",
-        "/foo21/foo12/foo22/foo22/foo23/foo32/foo24/foo42",
-        "/foo31/foo13/foo32/foo23/foo33/foo33/foo34/foo43",
-        "/foo41/foo14/foo42/foo24/foo43/foo34/foo44/foo44",
-    ]),
+    "group of join": (
+        GROUP_OF_JOIN,
+        [
+            "/foo11/foo11/foo12/foo21/foo13/foo31/foo14/foo41",
+            "/foo21/foo12/foo22/foo22/foo23/foo32/foo24/foo42",
+            "/foo31/foo13/foo32/foo23/foo33/foo33/foo34/foo43",
+            "/foo41/foo14/foo42/foo24/foo43/foo34/foo44/foo44",
+        ],
+    ),
     "union of group": (
-        {"union": [pfs("/foo(?)(?)", "data"),
-                   {"group": [pfs("/foo(?)(?)", "grouped", group_by="$2")]}]},
+        {
+            "union": [
+                pfs("/foo(?)(?)", "data"),
+                {"group": [pfs("/foo(?)(?)", "grouped", group_by="$2")]},
+            ]
+        },
         [f"/foo{i}" for i in range(10, 50)]
         + ["".join(f"/foo{t}{u}" for t in range(1, 5)) for u in range(10)],
     ),
@@ -148,8 +202,13 @@ def test_jobs_run_exactly_the_previewed_datums(data: Client, case: str) -> None:
     pipeline = {
         "pipeline": {"name": "iter"},
         "input": spec,
-        "transform": {"cmd": ["sh", "-c", "find /pfs -type f ! -path '/pfs/out/*' | sort "
-                              "> /pfs/out/$PACH_DATUM_ID"]},
+        "transform": {
+            "cmd": [
+                "sh",
+                "-c",
+                "find /pfs -type f ! -path '/pfs/out/*' | sort > /pfs/out/$PACH_DATUM_ID",
+            ]
+        },
     }
     [jid] = data.create_pipeline(pipeline)
     job = data.inspect_job(f"iter@{jid}")

@@ -44,8 +44,11 @@ TICKS = {
 def _worker(store: Path, *args: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, HAATHI_ADDRESS=str(store), HAATHI_JOB_LEASE="2")
     return subprocess.Popen(
-        [sys.executable, "-m", "haathi", "run", "worker", *args], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        [sys.executable, "-m", "haathi", "run", "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
@@ -80,8 +83,10 @@ def test_a_job_whose_worker_dies_is_taken_over_by_another(cli: Cli, tmp_path: Pa
     time.sleep(2.5)  # the dead worker's lease expires
     env_lease = dict(os.environ, HAATHI_JOB_LEASE="2")
     done = subprocess.run(
-        [sys.executable, "-m", "haathi", "run", "worker", "--once"], capture_output=True,
-        env=dict(env_lease, HAATHI_ADDRESS=str(cli.store)), timeout=60,
+        [sys.executable, "-m", "haathi", "run", "worker", "--once"],
+        capture_output=True,
+        env=dict(env_lease, HAATHI_ADDRESS=str(cli.store)),
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     job = _jobs(cli, "slow")[0]
@@ -98,8 +103,9 @@ def test_cron_ticks_while_a_worker_runs(cli: Cli, tmp_path: Path) -> None:
     assert "ticks_tick" in cli("list", "repo").out  # the tick repo, <pipeline>_<name>
     worker = _worker(cli.store)
     try:
-        _wait_for(lambda: len(cli("list", "file", "ticks_tick@master:/", ok=False).out
-                              .splitlines()) >= 4)  # header + 3 ticks
+        _wait_for(
+            lambda: len(cli("list", "file", "ticks_tick@master:/", ok=False).out.splitlines()) >= 4
+        )  # header + 3 ticks
         _wait_for(lambda: all(j["state"] == "SUCCESS" for j in _jobs(cli, "ticks")))
     finally:
         os.killpg(worker.pid, signal.SIGINT)
@@ -175,11 +181,18 @@ def test_sigterm_gives_the_running_job_back_and_the_next_command_runs_it(
     }}  # fmt: skip
     cli("create", "repo", "data")
     cli("create", "pipeline", "-f", str(_write(tmp_path / "copy.json", spec)))
-    env = dict(os.environ, HAATHI_ADDRESS=str(cli.store), HAATHI_JOB_LEASE=str(LONG_LEASE),
-               HAATHI_SANDBOX="none")
+    env = dict(
+        os.environ,
+        HAATHI_ADDRESS=str(cli.store),
+        HAATHI_JOB_LEASE=str(LONG_LEASE),
+        HAATHI_SANDBOX="none",
+    )
     put = subprocess.Popen(
         [sys.executable, "-m", "haathi", "put", "file", "data@master:/a", "-f", "-"],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     put.stdin.write(b"payload")  # type: ignore[union-attr]
     put.stdin.close()  # type: ignore[union-attr]

@@ -170,10 +170,12 @@ def test_edges() -> None:
 
 def test_montage_crosses_two_repos() -> None:
     spec = one(MONTAGE)
-    assert spec.input == CrossInput((
-        PfsInput(name="images", repo="images", glob="/"),
-        PfsInput(name="edges", repo="edges", glob="/"),
-    ))
+    assert spec.input == CrossInput(
+        (
+            PfsInput(name="images", repo="images", glob="/"),
+            PfsInput(name="edges", repo="edges", glob="/"),
+        )
+    )
     assert spec.transform.cmd == ("sh",)
     assert spec.transform.stdin[0].startswith("montage -shadow")
     assert [i.name for i in spec.pfs_inputs()] == ["images", "edges"]
@@ -188,17 +190,19 @@ def test_word_count_reduce_has_no_image_and_no_notes() -> None:
 
 def test_inner_join_camel_case_join_on() -> None:
     spec = one(INNER_JOIN)
-    assert spec.input == JoinInput((
-        PfsInput(name="stores", repo="stores", glob="/STOREID(*).txt", join_on="$1"),
-        PfsInput(name="purchases", repo="purchases", glob="/*_STOREID(*).txt", join_on="$1"),
-    ))
+    assert spec.input == JoinInput(
+        (
+            PfsInput(name="stores", repo="stores", glob="/STOREID(*).txt", join_on="$1"),
+            PfsInput(name="purchases", repo="purchases", glob="/*_STOREID(*).txt", join_on="$1"),
+        )
+    )
 
 
 def test_group_lab_camel_case_group_by() -> None:
     spec = one(GROUP_LAB)
-    assert spec.input == GroupInput((
-        PfsInput(name="labresults", repo="labresults", glob="/*-CLIA(*).txt", group_by="$1"),
-    ))
+    assert spec.input == GroupInput(
+        (PfsInput(name="labresults", repo="labresults", glob="/*-CLIA(*).txt", group_by="$1"),)
+    )
     assert spec.transform.cmd == ("bash",) and len(spec.transform.stdin) == 2
 
 
@@ -210,7 +214,10 @@ def test_yaml_equals_json() -> None:
 def test_defaults() -> None:
     spec = one(REDUCE)
     assert (spec.parallelism, spec.datum_tries, spec.output_branch, spec.reprocess_spec) == (
-        1, 3, "master", "until_success"
+        1,
+        3,
+        "master",
+        "until_success",
     )
     assert spec.datum_timeout is None and spec.job_timeout is None and spec.salt is None
     assert spec.description == "A pipeline that aggregates the total counts for each word."
@@ -220,7 +227,8 @@ def test_image_user_and_resource_limits_are_parsed() -> None:
     spec = one(EDGES)
     assert spec.transform.image == "pachyderm/opencv:1.0" and spec.notes == ()
     doc = {
-        "pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "r", "glob": "/*"}},
         "transform": {"image": "x:1", "cmd": ["sh"], "user": "worker"},
         "resource_limits": {"cpu": "500m", "memory": "64Mi"},
         "resource_requests": {"cpu": 2},
@@ -244,8 +252,10 @@ def test_image_user_and_resource_limits_are_parsed() -> None:
 )
 def test_bad_resource_limits_are_refused(limits: dict[str, object], message: str) -> None:
     doc = {
-        "pipeline": {"name": "p"}, "input": {"pfs": {"repo": "r", "glob": "/*"}},
-        "transform": {"image": "x:1", "cmd": ["sh"]}, "resource_limits": limits,
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"image": "x:1", "cmd": ["sh"]},
+        "resource_limits": limits,
     }
     with pytest.raises(InvalidArgument, match=message):
         parse_spec(doc)
@@ -277,8 +287,10 @@ def test_yaml_multi_document() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"pipeline": {"name": "a"},\n  "transform": {\n  "cmd": ["x"] "y"}}',
-         r"^p\.json: invalid JSON at line 3: Expecting ',' delimiter"),
+        (
+            '{"pipeline": {"name": "a"},\n  "transform": {\n  "cmd": ["x"] "y"}}',
+            r"^p\.json: invalid JSON at line 3: Expecting ',' delimiter",
+        ),
         ("pipeline:\n  name: a\n bad: [", r"^p\.json: invalid YAML at line 3: "),
         ("   \n", r"^p\.json: no pipeline spec found"),
         ("---\n---\n", r"^p\.json: no pipeline spec found"),
@@ -298,23 +310,60 @@ FULL_SNAKE: dict[str, Any] = {
     "pipeline": {"name": "full", "project": {"name": "default"}},
     "description": "every supported field",
     "transform": {
-        "cmd": ["sh"], "stdin": ["echo hi"], "env": {"B": "2", "A": "1"}, "image": "ubuntu:20.04",
-        "err_cmd": ["true"], "err_stdin": ["echo recovered"], "accept_return_code": [4, "5"],
+        "cmd": ["sh"],
+        "stdin": ["echo hi"],
+        "env": {"B": "2", "A": "1"},
+        "image": "ubuntu:20.04",
+        "err_cmd": ["true"],
+        "err_stdin": ["echo recovered"],
+        "accept_return_code": [4, "5"],
         "working_dir": "/tmp",
     },
-    "input": {"union": [
-        {"cross": [
-            {"pfs": {"repo": "a", "glob": "/*", "lazy": True}},
-            {"cron": {"name": "tick", "spec": "@every 10s", "overwrite": True,
-                      "start": "2024-01-01T00:00:00Z"}},
-        ]},
-        {"group": [{"join": [
-            {"pfs": {"repo": "b", "branch": "dev", "glob": "/(*)", "join_on": "$1",
-                     "outer_join": True, "group_by": "$1", "empty_files": True}},
-            {"pfs": {"name": "c2", "repo": "c", "glob": "/(*)/", "join_on": "$1",
-                     "group_by": "x"}},
-        ]}]},
-    ]},
+    "input": {
+        "union": [
+            {
+                "cross": [
+                    {"pfs": {"repo": "a", "glob": "/*", "lazy": True}},
+                    {
+                        "cron": {
+                            "name": "tick",
+                            "spec": "@every 10s",
+                            "overwrite": True,
+                            "start": "2024-01-01T00:00:00Z",
+                        }
+                    },
+                ]
+            },
+            {
+                "group": [
+                    {
+                        "join": [
+                            {
+                                "pfs": {
+                                    "repo": "b",
+                                    "branch": "dev",
+                                    "glob": "/(*)",
+                                    "join_on": "$1",
+                                    "outer_join": True,
+                                    "group_by": "$1",
+                                    "empty_files": True,
+                                }
+                            },
+                            {
+                                "pfs": {
+                                    "name": "c2",
+                                    "repo": "c",
+                                    "glob": "/(*)/",
+                                    "join_on": "$1",
+                                    "group_by": "x",
+                                }
+                            },
+                        ]
+                    }
+                ]
+            },
+        ]
+    },
     "parallelism_spec": {"constant": 4},
     "datum_tries": 5,
     "datum_timeout": "1m30s",
@@ -328,23 +377,60 @@ FULL_CAMEL: dict[str, Any] = {
     "pipeline": {"name": "full", "project": {"name": "default"}},
     "description": "every supported field",
     "transform": {
-        "cmd": ["sh"], "stdin": ["echo hi"], "env": {"A": "1", "B": "2"}, "image": "ubuntu:20.04",
-        "errCmd": ["true"], "errStdin": ["echo recovered"], "acceptReturnCode": ["4", 5],
+        "cmd": ["sh"],
+        "stdin": ["echo hi"],
+        "env": {"A": "1", "B": "2"},
+        "image": "ubuntu:20.04",
+        "errCmd": ["true"],
+        "errStdin": ["echo recovered"],
+        "acceptReturnCode": ["4", 5],
         "workingDir": "/tmp",
     },
-    "input": {"union": [
-        {"cross": [
-            {"pfs": {"repo": "a", "glob": "/*", "lazy": True}},
-            {"cron": {"name": "tick", "spec": "@every 10s", "overwrite": True,
-                      "start": "2024-01-01T00:00:00Z"}},
-        ]},
-        {"group": [{"join": [
-            {"pfs": {"repo": "b", "branch": "dev", "glob": "/(*)", "joinOn": "$1",
-                     "outerJoin": True, "groupBy": "$1", "emptyFiles": True}},
-            {"pfs": {"name": "c2", "repo": "c", "glob": "/(*)/", "joinOn": "$1",
-                     "groupBy": "x"}},
-        ]}]},
-    ]},
+    "input": {
+        "union": [
+            {
+                "cross": [
+                    {"pfs": {"repo": "a", "glob": "/*", "lazy": True}},
+                    {
+                        "cron": {
+                            "name": "tick",
+                            "spec": "@every 10s",
+                            "overwrite": True,
+                            "start": "2024-01-01T00:00:00Z",
+                        }
+                    },
+                ]
+            },
+            {
+                "group": [
+                    {
+                        "join": [
+                            {
+                                "pfs": {
+                                    "repo": "b",
+                                    "branch": "dev",
+                                    "glob": "/(*)",
+                                    "joinOn": "$1",
+                                    "outerJoin": True,
+                                    "groupBy": "$1",
+                                    "emptyFiles": True,
+                                }
+                            },
+                            {
+                                "pfs": {
+                                    "name": "c2",
+                                    "repo": "c",
+                                    "glob": "/(*)/",
+                                    "joinOn": "$1",
+                                    "groupBy": "x",
+                                }
+                            },
+                        ]
+                    }
+                ]
+            },
+        ]
+    },
     "parallelismSpec": {"constant": "4"},
     "datumTries": "5",
     "datumTimeout": "90s",
@@ -361,7 +447,10 @@ def test_snake_and_camel_give_the_same_spec() -> None:
     assert snake.transform.env == (("A", "1"), ("B", "2"))
     assert snake.transform.accept_return_code == (4, 5)
     assert (snake.parallelism, snake.datum_tries, snake.datum_timeout, snake.job_timeout) == (
-        4, 5, 90.0, 3600.0
+        4,
+        5,
+        90.0,
+        3600.0,
     )
     assert (snake.output_branch, snake.reprocess_spec, snake.salt) == ("dev", "every_job", "abc")
 
@@ -371,11 +460,24 @@ def test_full_spec_leaves_and_cron_repo_default() -> None:
     leaves = spec.pfs_inputs()
     assert leaves == list(walk_inputs(spec.input))
     assert [leaf.name for leaf in leaves] == ["a", "tick", "b", "c2"]
-    assert leaves[1] == CronInput(name="tick", repo="full_tick", spec="@every 10s",
-                                  overwrite=True, start="2024-01-01T00:00:00Z")
+    assert leaves[1] == CronInput(
+        name="tick",
+        repo="full_tick",
+        spec="@every 10s",
+        overwrite=True,
+        start="2024-01-01T00:00:00Z",
+    )
     assert leaves[0] == PfsInput(name="a", repo="a", glob="/*", lazy=True)
-    assert leaves[2] == PfsInput(name="b", repo="b", branch="dev", glob="/(*)", join_on="$1",
-                                 outer_join=True, group_by="$1", empty_files=True)
+    assert leaves[2] == PfsInput(
+        name="b",
+        repo="b",
+        branch="dev",
+        glob="/(*)",
+        join_on="$1",
+        outer_join=True,
+        group_by="$1",
+        empty_files=True,
+    )
 
 
 def test_full_spec_round_trip() -> None:
@@ -385,10 +487,15 @@ def test_full_spec_round_trip() -> None:
     assert out["datum_timeout"] == "90s" and out["job_timeout"] == "3600s"
     assert out["parallelism_spec"] == {"constant": 4}
     assert out["transform"]["accept_return_code"] == [4, 5]
-    assert out["input"]["union"][0]["cross"][1] == {"cron": {
-        "name": "tick", "repo": "full_tick", "spec": "@every 10s", "overwrite": True,
-        "start": "2024-01-01T00:00:00Z",
-    }}
+    assert out["input"]["union"][0]["cross"][1] == {
+        "cron": {
+            "name": "tick",
+            "repo": "full_tick",
+            "spec": "@every 10s",
+            "overwrite": True,
+            "start": "2024-01-01T00:00:00Z",
+        }
+    }
 
 
 def test_parallelism_zero_means_one_and_nulls_are_unset() -> None:
@@ -400,8 +507,12 @@ def test_parallelism_zero_means_one_and_nulls_are_unset() -> None:
 
 def test_input_names_may_repeat_inside_a_union() -> None:
     doc = json.loads(REDUCE)
-    doc["input"] = {"union": [{"pfs": {"repo": "a", "glob": "/*"}},
-                              {"pfs": {"repo": "b", "name": "a", "glob": "/*"}}]}
+    doc["input"] = {
+        "union": [
+            {"pfs": {"repo": "a", "glob": "/*"}},
+            {"pfs": {"repo": "b", "name": "a", "glob": "/*"}},
+        ]
+    }
     spec = parse_spec(doc)
     assert [i.name for i in spec.pfs_inputs()] == ["a", "a"]
 
@@ -460,20 +571,28 @@ def _pfs(**kw: Any) -> dict[str, Any]:
 
 BAD: list[tuple[str, Any, str]] = [
     # unsupported fields, by name, at every level
-    ("top", _set("spout", {"overwrite": True}),
-     r"^unsupported field 'spout' in pipeline spec$"),
+    ("top", _set("spout", {"overwrite": True}), r"^unsupported field 'spout' in pipeline spec$"),
     ("top camel", _set("podPatch", "[]"), r"unsupported field 'podPatch'"),
     ("spout", _set("spout", {}), r"unsupported field 'spout'"),
     ("pfs.s3", _set("input.pfs.s3", True), r"unsupported field 'input\.pfs\.s3'"),
     ("pfs trigger", _set("input.pfs.trigger", {}), r"unsupported field 'input\.pfs\.trigger'"),
     ("secrets", _set("transform.secrets", []), r"unsupported field 'transform\.secrets'"),
-    ("coefficient", _set("parallelism_spec", {"coefficient": 1}),
-     r"unsupported field 'parallelism_spec\.coefficient'"),
+    (
+        "coefficient",
+        _set("parallelism_spec", {"coefficient": 1}),
+        r"unsupported field 'parallelism_spec\.coefficient'",
+    ),
     ("metadata", _set("pipeline.metadata", {}), r"unsupported field 'pipeline\.metadata'"),
-    ("cross child", _set("input", {"cross": [_pfs(reference=True), _pfs(name="b")]}),
-     r"unsupported field 'input\.cross\[0\]\.pfs\.reference'"),
-    ("twice", lambda d: d.update(datum_tries=2, datumTries=2),
-     r"^field 'datum_tries' given twice \(as 'datum_tries' and 'datumTries'\)$"),
+    (
+        "cross child",
+        _set("input", {"cross": [_pfs(reference=True), _pfs(name="b")]}),
+        r"unsupported field 'input\.cross\[0\]\.pfs\.reference'",
+    ),
+    (
+        "twice",
+        lambda d: d.update(datum_tries=2, datumTries=2),
+        r"^field 'datum_tries' given twice \(as 'datum_tries' and 'datumTries'\)$",
+    ),
     # the pipeline
     ("no pipeline", _set("pipeline", ...), r"^pipeline\.name is required$"),
     ("no name", _set("pipeline", {}), r"^pipeline\.name is required$"),
@@ -481,38 +600,59 @@ BAD: list[tuple[str, Any, str]] = [
     ("long name", _set("pipeline.name", "p" * 52), r"pipeline\.name 'p+' is too long: 52"),
     ("dot name", _set("pipeline.name", "my.pipe"), r"pipeline\.name 'my\.pipe' is invalid"),
     ("dash first", _set("pipeline.name", "-p"), r"pipeline\.name '-p' is invalid"),
-    ("project", _set("pipeline.project", {"name": "team"}),
-     r"pipeline\.project\.name 'team' is not supported"),
+    (
+        "project",
+        _set("pipeline.project", {"name": "team"}),
+        r"pipeline\.project\.name 'team' is not supported",
+    ),
     ("description", _set("description", 3), r"^description must be a string, got int$"),
     # the transform
     ("no transform", _set("transform", ...), r"^transform is required$"),
     ("no cmd", _set("transform", {"stdin": ["x"]}), r"^transform\.cmd is required"),
     ("empty cmd", _set("transform.cmd", []), r"^transform\.cmd is required"),
-    ("cmd string", _set("transform.cmd", "python x.py"),
-     r"^transform\.cmd must be a list of strings$"),
+    (
+        "cmd string",
+        _set("transform.cmd", "python x.py"),
+        r"^transform\.cmd must be a list of strings$",
+    ),
     ("cmd ints", _set("transform.cmd", ["sleep", 1]), r"^transform\.cmd must be a list"),
     ("stdin", _set("transform.stdin", "echo"), r"^transform\.stdin must be a list of strings"),
     ("err_cmd", _set("transform.errCmd", [1]), r"^transform\.errCmd must be a list of strings"),
     ("env list", _set("transform.env", ["A=1"]), r"^transform\.env must be an object"),
     ("env int", _set("transform.env", {"A": 1}), r"^transform\.env\.A must be a string"),
-    ("return codes", _set("transform.accept_return_code", ["x"]),
-     r"^transform\.accept_return_code\[0\] must be an integer"),
-    ("return code list", _set("transform.acceptReturnCode", 4),
-     r"^transform\.acceptReturnCode must be a list of integers"),
+    (
+        "return codes",
+        _set("transform.accept_return_code", ["x"]),
+        r"^transform\.accept_return_code\[0\] must be an integer",
+    ),
+    (
+        "return code list",
+        _set("transform.acceptReturnCode", 4),
+        r"^transform\.acceptReturnCode must be a list of integers",
+    ),
     ("image", _set("transform.image", 1), r"^transform\.image must be a string"),
     ("working_dir", _set("transform.working_dir", ["/"]), r"^transform\.working_dir must be"),
     # scalar fields
     ("tries 0", _set("datum_tries", 0), r"^datum_tries must be >= 1, got 0$"),
     ("tries text", _set("datumTries", "many"), r"^datumTries must be an integer, got a string"),
     ("tries bool", _set("datum_tries", True), r"^datum_tries must be an integer"),
-    ("parallelism", _set("parallelism_spec", {"constant": -1}),
-     r"^parallelism_spec\.constant must be >= 0"),
+    (
+        "parallelism",
+        _set("parallelism_spec", {"constant": -1}),
+        r"^parallelism_spec\.constant must be >= 0",
+    ),
     ("parallelism type", _set("parallelism_spec", 3), r"^parallelism_spec must be an object"),
-    ("reprocess", _set("reprocess_spec", "sometimes"),
-     r"^reprocess_spec must be 'until_success' or 'every_job', got 'sometimes'$"),
+    (
+        "reprocess",
+        _set("reprocess_spec", "sometimes"),
+        r"^reprocess_spec must be 'until_success' or 'every_job', got 'sometimes'$",
+    ),
     ("output branch", _set("output_branch", "a/b"), r"^output_branch: invalid branch name"),
-    ("output branch id", _set("outputBranch", "0123456789abcdef0123456789abcdef"),
-     r"^outputBranch: invalid branch name .* looks like a commit ID"),
+    (
+        "output branch id",
+        _set("outputBranch", "0123456789abcdef0123456789abcdef"),
+        r"^outputBranch: invalid branch name .* looks like a commit ID",
+    ),
     ("timeout word", _set("datum_timeout", "soon"), r"^datum_timeout: invalid duration 'soon'"),
     ("timeout unit", _set("datumTimeout", "60"), r"^datumTimeout: .*missing unit"),
     ("timeout zero", _set("job_timeout", 0), r"^job_timeout must be a positive duration"),
@@ -523,8 +663,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("no input", _set("input", ...), r"^input is required"),
     ("empty input", _set("input", {}), r"^input: no input set"),
     ("input type", _set("input", []), r"^input must be an object, got a list"),
-    ("two types", _set("input", {**_pfs(), "cross": [_pfs()]}),
-     r"^input: multiple input types set \(pfs, cross\)$"),
+    (
+        "two types",
+        _set("input", {**_pfs(), "cross": [_pfs()]}),
+        r"^input: multiple input types set \(pfs, cross\)$",
+    ),
     ("pfs type", _set("input.pfs", "r"), r"^input\.pfs must be an object, got a string"),
     ("no repo", _set("input.pfs.repo", ...), r"^input\.pfs\.repo is required$"),
     ("no glob", _set("input.pfs.glob", ...), r"^input\.pfs\.glob is required"),
@@ -533,75 +676,153 @@ BAD: list[tuple[str, Any, str]] = [
     ("bad extglob", _set("input.pfs.glob", "/!(a"), r"^input\.pfs\.glob: invalid glob"),
     ("bad repo", _set("input.pfs.repo", "a.b"), r"^input\.pfs\.repo: invalid repo name 'a\.b'"),
     ("bad branch", _set("input.pfs.branch", "x y"), r"^input\.pfs\.branch: invalid branch name"),
-    ("out repo", _set("input.pfs.repo", "out"),
-     r"^input\.pfs\.name is required for a repo named 'out'"),
+    (
+        "out repo",
+        _set("input.pfs.repo", "out"),
+        r"^input\.pfs\.name is required for a repo named 'out'",
+    ),
     ("out name", _set("input.pfs.name", "out"), r"^input\.pfs\.name: an input cannot be named"),
     ("slash name", _set("input.pfs.name", "a/b"), r"^input\.pfs\.name 'a/b' is invalid"),
-    ("outer bool", _set("input.pfs.outerJoin", "yes"),
-     r"^input\.pfs\.outerJoin must be true or false, got a string$"),
+    (
+        "outer bool",
+        _set("input.pfs.outerJoin", "yes"),
+        r"^input\.pfs\.outerJoin must be true or false, got a string$",
+    ),
     ("lazy bool", _set("input.pfs.lazy", 1), r"^input\.pfs\.lazy must be true or false"),
     ("join_on type", _set("input.pfs.join_on", 1), r"^input\.pfs\.join_on must be a string"),
-    ("cross names", _set("input", {"cross": [_pfs(), _pfs(glob="/")]}),
-     r"^input\.cross\[1\]\.pfs\.name 'r' is used more than once"),
-    ("join names", _set("input", {"join": [_pfs(join_on="$1"), _pfs(join_on="$1")]}),
-     r"^input\.join\[1\]\.pfs\.name 'r' is used more than once"),
-    ("union then cross", _set("input", {"cross": [{"union": [_pfs(), _pfs()]}, _pfs()]}),
-     r"^input\.cross\[1\]\.pfs\.name 'r' is used more than once"),
-    ("join_on missing", _set("input", {"join": [_pfs(join_on="$1"), _pfs(name="b")]}),
-     r"^input\.join\[1\]\.pfs\.join_on is required"),
-    ("nested join_on", _set("input", {"join": [
-        {"cross": [_pfs(join_on="$1"), _pfs(name="b")]}, _pfs(name="c", join_on="$1")]}),
-     r"^input\.join\[0\]\.cross\[1\]\.pfs\.join_on is required"),
-    ("group_by missing", _set("input", {"group": [_pfs()]}),
-     r"^input\.group\[0\]\.pfs\.group_by is required"),
-    ("cron in join", _set("input", {"join": [_pfs(join_on="$1"),
-                                             {"cron": {"name": "t", "spec": "@daily"}}]}),
-     r"^input\.join\[1\]\.cron: a cron input cannot be part of a join"),
+    (
+        "cross names",
+        _set("input", {"cross": [_pfs(), _pfs(glob="/")]}),
+        r"^input\.cross\[1\]\.pfs\.name 'r' is used more than once",
+    ),
+    (
+        "join names",
+        _set("input", {"join": [_pfs(join_on="$1"), _pfs(join_on="$1")]}),
+        r"^input\.join\[1\]\.pfs\.name 'r' is used more than once",
+    ),
+    (
+        "union then cross",
+        _set("input", {"cross": [{"union": [_pfs(), _pfs()]}, _pfs()]}),
+        r"^input\.cross\[1\]\.pfs\.name 'r' is used more than once",
+    ),
+    (
+        "join_on missing",
+        _set("input", {"join": [_pfs(join_on="$1"), _pfs(name="b")]}),
+        r"^input\.join\[1\]\.pfs\.join_on is required",
+    ),
+    (
+        "nested join_on",
+        _set(
+            "input",
+            {
+                "join": [
+                    {"cross": [_pfs(join_on="$1"), _pfs(name="b")]},
+                    _pfs(name="c", join_on="$1"),
+                ]
+            },
+        ),
+        r"^input\.join\[0\]\.cross\[1\]\.pfs\.join_on is required",
+    ),
+    (
+        "group_by missing",
+        _set("input", {"group": [_pfs()]}),
+        r"^input\.group\[0\]\.pfs\.group_by is required",
+    ),
+    (
+        "cron in join",
+        _set("input", {"join": [_pfs(join_on="$1"), {"cron": {"name": "t", "spec": "@daily"}}]}),
+        r"^input\.join\[1\]\.cron: a cron input cannot be part of a join",
+    ),
     ("empty cross", _set("input", {"cross": []}), r"^input\.cross needs at least one input$"),
-    ("cross type", _set("input", {"union": {"pfs": PFS}}),
-     r"^input\.union must be a list of inputs, got an object"),
+    (
+        "cross type",
+        _set("input", {"union": {"pfs": PFS}}),
+        r"^input\.union must be a list of inputs, got an object",
+    ),
     ("cron name", _set("input", {"cron": {"spec": "@daily"}}), r"^input\.cron\.name is required"),
     ("cron spec", _set("input", {"cron": {"name": "t"}}), r"^input\.cron\.spec is required"),
-    ("bad cron", _set("input", {"cron": {"name": "t", "spec": "every day"}}),
-     r"^input\.cron\.spec: invalid cron spec 'every day'"),
-    ("bad every", _set("input", {"cron": {"name": "t", "spec": "@every soon"}}),
-     r"^input\.cron\.spec: invalid cron spec '@every soon'"),
-    ("cron start", _set("input", {"cron": {"name": "t", "spec": "@daily", "start": "monday"}}),
-     r"^input\.cron\.start: invalid RFC 3339 time 'monday'"),
-    ("self input", _set("input.pfs.repo", "p"),
-     r"^input: repo 'p' is this pipeline's output repo"),
-    ("cron field", _set("input", {"cron": {"name": "t", "spec": "@daily", "project": "x"}}),
-     r"unsupported field 'input\.cron\.project'"),
+    (
+        "bad cron",
+        _set("input", {"cron": {"name": "t", "spec": "every day"}}),
+        r"^input\.cron\.spec: invalid cron spec 'every day'",
+    ),
+    (
+        "bad every",
+        _set("input", {"cron": {"name": "t", "spec": "@every soon"}}),
+        r"^input\.cron\.spec: invalid cron spec '@every soon'",
+    ),
+    (
+        "cron start",
+        _set("input", {"cron": {"name": "t", "spec": "@daily", "start": "monday"}}),
+        r"^input\.cron\.start: invalid RFC 3339 time 'monday'",
+    ),
+    ("self input", _set("input.pfs.repo", "p"), r"^input: repo 'p' is this pipeline's output repo"),
+    (
+        "cron field",
+        _set("input", {"cron": {"name": "t", "spec": "@daily", "project": "x"}}),
+        r"unsupported field 'input\.cron\.project'",
+    ),
     # numbers past their bounds: each error names the field and the bound
-    ("parallelism 1e9", _set("parallelism_spec", {"constant": 1_000_000_000}),
-     r"^parallelism_spec\.constant must be at most 1024 \(datums a job runs at once\), "
-     r"got 1000000000$"),
-    ("parallelism text", _set("parallelismSpec", {"constant": "1025"}),
-     r"^parallelismSpec\.constant must be at most 1024"),
-    ("parallelism float", _set("parallelism_spec", {"constant": 1e9}),
-     r"^parallelism_spec\.constant must be an integer, got float$"),
+    (
+        "parallelism 1e9",
+        _set("parallelism_spec", {"constant": 1_000_000_000}),
+        r"^parallelism_spec\.constant must be at most 1024 \(datums a job runs at once\), "
+        r"got 1000000000$",
+    ),
+    (
+        "parallelism text",
+        _set("parallelismSpec", {"constant": "1025"}),
+        r"^parallelismSpec\.constant must be at most 1024",
+    ),
+    (
+        "parallelism float",
+        _set("parallelism_spec", {"constant": 1e9}),
+        r"^parallelism_spec\.constant must be an integer, got float$",
+    ),
     ("tries", _set("datum_tries", 10**12), r"^datum_tries must be at most 100, got 10+$"),
-    ("timeout year", _set("datum_timeout", "8761h"),
-     r"^datum_timeout must be at most 31536000s \(a year\), got 31539600s$"),
+    (
+        "timeout year",
+        _set("datum_timeout", "8761h"),
+        r"^datum_timeout must be at most 31536000s \(a year\), got 31539600s$",
+    ),
     ("timeout huge", _set("job_timeout", 10**30), r"^job_timeout must be at most 31536000s"),
     ("timeout overflow", _set("job_timeout", 10**400), r"^job_timeout: invalid duration"),
-    ("every 1ns", _set("input", {"cron": {"name": "t", "spec": "@every 1ns"}}),
-     r"^input\.cron\.spec: invalid cron spec '@every 1ns': the interval must be at least 1s"),
-    ("every 999ms", _set("input", {"cron": {"name": "t", "spec": "@every 999ms"}}),
-     r"^input\.cron\.spec: .*at least 1s, got 0\.999s$"),
-    ("every century", _set("input", {"cron": {"name": "t", "spec": "@every 876000h"}}),
-     r"^input\.cron\.spec: .*the interval must be at most 31536000s"),
-    ("return code", _set("transform.accept_return_code", [1, 256]),
-     r"^transform\.accept_return_code\[1\] must be an exit code between 0 and 255, got 256$"),
-    ("return code negative", _set("transform.accept_return_code", [-1]),
-     r"^transform\.accept_return_code\[0\] must be an exit code"),
-    ("long description", _set("description", "d" * (64 * 1024 + 1)),
-     r"^description is too long: 65537 bytes, at most 65536$"),
+    (
+        "every 1ns",
+        _set("input", {"cron": {"name": "t", "spec": "@every 1ns"}}),
+        r"^input\.cron\.spec: invalid cron spec '@every 1ns': the interval must be at least 1s",
+    ),
+    (
+        "every 999ms",
+        _set("input", {"cron": {"name": "t", "spec": "@every 999ms"}}),
+        r"^input\.cron\.spec: .*at least 1s, got 0\.999s$",
+    ),
+    (
+        "every century",
+        _set("input", {"cron": {"name": "t", "spec": "@every 876000h"}}),
+        r"^input\.cron\.spec: .*the interval must be at most 31536000s",
+    ),
+    (
+        "return code",
+        _set("transform.accept_return_code", [1, 256]),
+        r"^transform\.accept_return_code\[1\] must be an exit code between 0 and 255, got 256$",
+    ),
+    (
+        "return code negative",
+        _set("transform.accept_return_code", [-1]),
+        r"^transform\.accept_return_code\[0\] must be an exit code",
+    ),
+    (
+        "long description",
+        _set("description", "d" * (64 * 1024 + 1)),
+        r"^description is too long: 65537 bytes, at most 65536$",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), [(c, m) for _, c, m in BAD],
-                         ids=[i for i, _, _ in BAD])
+@pytest.mark.parametrize(
+    ("change", "message"), [(c, m) for _, c, m in BAD], ids=[i for i, _, _ in BAD]
+)
 def test_bad_specs_name_the_field(change: Any, message: str) -> None:
     doc = copy.deepcopy(BASE)
     change(doc)
@@ -630,9 +851,21 @@ def test_spec_must_be_an_object() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("60s", 60.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("100ms", 0.1), ("2h45m", 9900.0),
-     ("1us", 1e-6), ("1µs", 1e-6), ("10ns", 1e-8), (".5s", 0.5), ("0", 0.0), (45, 45.0),
-     (2.5, 2.5), ("+3s", 3.0)],
+    [
+        ("60s", 60.0),
+        ("1m30s", 90.0),
+        ("1.5h", 5400.0),
+        ("100ms", 0.1),
+        ("2h45m", 9900.0),
+        ("1us", 1e-6),
+        ("1µs", 1e-6),
+        ("10ns", 1e-8),
+        (".5s", 0.5),
+        ("0", 0.0),
+        (45, 45.0),
+        (2.5, 2.5),
+        ("+3s", 3.0),
+    ],
 )
 def test_parse_duration(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -680,9 +913,24 @@ def test_cron_is_strictly_after_and_naive_means_utc() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "every day", "@every", "@everyday", "@every -1s", "@fortnightly", "* * * *",
-             "0 0 * * * *", "61 * * * *", "0 0 32 * *", "@every 1ns", "@every 100ms",
-             "@every 0s", "@every 8761h", "@every 99999999999999h"],
+    "spec",
+    [
+        "",
+        "every day",
+        "@every",
+        "@everyday",
+        "@every -1s",
+        "@fortnightly",
+        "* * * *",
+        "0 0 * * * *",
+        "61 * * * *",
+        "0 0 32 * *",
+        "@every 1ns",
+        "@every 100ms",
+        "@every 0s",
+        "@every 8761h",
+        "@every 99999999999999h",
+    ],
 )
 def test_bad_cron_specs(spec: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid cron spec"):

@@ -44,8 +44,13 @@ MODEL = {
             {"pfs": {"repo": "params", "glob": "/"}},
         ]
     },
-    "transform": {"cmd": ["sh", "-c", "ls /pfs/features > /pfs/out/files; cat /pfs/params/*"
-                          " > /pfs/out/params"]},
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            "ls /pfs/features > /pfs/out/files; cat /pfs/params/* > /pfs/out/params",
+        ]
+    },
 }
 
 
@@ -62,8 +67,9 @@ def three_stage_dag(client: Client) -> tuple[str, dict[str, str], str]:
     client.create_pipeline(copy_pipeline("clean", "raw"))
     client.create_pipeline(copy_pipeline("features", "clean"))
     client.create_pipeline(MODEL)
-    first = {r: client.inspect_commit(f"{r}@master").id for r in ("raw", "clean", "features",
-                                                                  "model")}
+    first = {
+        r: client.inspect_commit(f"{r}@master").id for r in ("raw", "clean", "features", "model")
+    }
     second = client.put_file("raw@master:/b", b"b\n")
     return params, first, second
 
@@ -82,9 +88,7 @@ def test_full_provenance_and_subvenance_of_a_three_stage_dag(client: Client) -> 
     assert model.origin == Origin.AUTO
     assert model.provenance == (f"features@{x}", f"params@{params}")
     # Every upstream commit, nearest first, back to the user commits (and nothing else).
-    assert model.full_provenance == (
-        f"features@{x}", f"params@{params}", f"clean@{x}", f"raw@{x}"
-    )
+    assert model.full_provenance == (f"features@{x}", f"params@{params}", f"clean@{x}", f"raw@{x}")
     assert model.subvenance == ()
     features = client.inspect_commit(f"features@{x}")
     assert features.full_provenance == (f"clean@{x}", f"raw@{x}")
@@ -95,16 +99,21 @@ def test_full_provenance_and_subvenance_of_a_three_stage_dag(client: Client) -> 
     assert raw.subvenance == (f"clean@{x}", f"features@{x}", f"model@{x}")
     # The params commit reached both model commits: the first job's and the second set's.
     assert set(client.inspect_commit(f"params@{params}").subvenance) == {
-        f"model@{first['model']}", f"model@{x}"
+        f"model@{first['model']}",
+        f"model@{x}",
     }
     # The first raw commit made the first generation of outputs only (each pipeline's
     # creation started a commit set of its own).
     raw_first = client.inspect_commit(f"raw@{first['raw']}")
     assert raw_first.subvenance == (
-        f"clean@{first['clean']}", f"features@{first['features']}", f"model@{first['model']}"
+        f"clean@{first['clean']}",
+        f"features@{first['features']}",
+        f"model@{first['model']}",
     )
     assert client.inspect_commit(f"model@{first['model']}").full_provenance == (
-        f"features@{first['features']}", f"params@{params}", f"clean@{first['clean']}",
+        f"features@{first['features']}",
+        f"params@{params}",
+        f"clean@{first['clean']}",
         f"raw@{first['raw']}",
     )
 
@@ -118,7 +127,10 @@ def test_full_provenance_and_subvenance_of_a_three_stage_dag(client: Client) -> 
     assert raw.author == getpass.getuser()
     assert model.author is None
     assert {c.repo: c.author for c in members} == {
-        "raw": getpass.getuser(), "clean": None, "features": None, "model": None
+        "raw": getpass.getuser(),
+        "clean": None,
+        "features": None,
+        "model": None,
     }
 
     # find commit works on output repos too: their AUTO commits changed what they wrote.
@@ -132,7 +144,10 @@ def test_inspect_commit_shows_provenance_in_the_cli(client: Client, cli: Cli) ->
     params, _, x = three_stage_dag(client)
     info = cli("inspect", "commit", f"model@{x}", "-o", "json").json()
     assert info["full_provenance"] == [
-        f"features@{x}", f"params@{params}", f"clean@{x}", f"raw@{x}"
+        f"features@{x}",
+        f"params@{params}",
+        f"clean@{x}",
+        f"raw@{x}",
     ]
     assert info["subvenance"] == [] and info["author"] is None and info["metadata"] == {}
     text = cli("inspect", "commit", f"raw@{x}").out
@@ -261,7 +276,8 @@ def test_user_commits_record_the_os_user(cli: Cli, monkeypatch: pytest.MonkeyPat
     cli("finish", "commit", f"r@{cid}")
     listed = cli("list", "commit", "r", "-o", "json").json()
     assert [(c["author"], c["description"]) for c in listed] == [
-        ("ana", "by hand"), ("ana", "why: first data")
+        ("ana", "by hand"),
+        ("ana", "why: first data"),
     ]
     assert "Author: ana" in cli("inspect", "commit", "r@master").out
 
@@ -276,10 +292,12 @@ def test_edit_metadata_on_repos_branches_and_commits(client: Client) -> None:
 
     assert client.edit_metadata("repo", "images", "add", "owner=ana") == {"owner": "ana"}
     assert client.edit_metadata("repo", "images", "add", {"team": "vision"}) == {
-        "owner": "ana", "team": "vision"
+        "owner": "ana",
+        "team": "vision",
     }
     assert client.edit_metadata("repo", "images", "edit", "owner=bo=b") == {
-        "owner": "bo=b", "team": "vision"
+        "owner": "bo=b",
+        "team": "vision",
     }  # the value is everything after the first '='
     assert client.inspect_repo("images").metadata == {"owner": "bo=b", "team": "vision"}
     assert client.list_repo()[0].metadata == {"owner": "bo=b", "team": "vision"}
@@ -291,14 +309,14 @@ def test_edit_metadata_on_repos_branches_and_commits(client: Client) -> None:
 
     # A finished commit's metadata can be edited (it is not the commit's content).
     client.edit_metadata("commit", f"images@{first}", "replace", "k1=v1,k2=v2;k3=")
-    assert client.inspect_commit(f"images@{first}").metadata == {"k1": "v1", "k2": "v2",
-                                                                 "k3": ""}
+    assert client.inspect_commit(f"images@{first}").metadata == {"k1": "v1", "k2": "v2", "k3": ""}
     client.edit_metadata("commit", f"images@{first}", "delete", "k2")
     client.edit_metadata("commit", "images@master", "replace", '{"json": "ok", "x": "1,2"}')
     assert client.inspect_commit(f"images@{first}").metadata == {"k1": "v1", "k3": ""}
     assert client.inspect_commit("images@master").metadata == {"json": "ok", "x": "1,2"}
     assert {c.id: c.metadata for c in client.list_commit("images")} == {
-        head: {"json": "ok", "x": "1,2"}, first: {"k1": "v1", "k3": ""}
+        head: {"json": "ok", "x": "1,2"},
+        first: {"k1": "v1", "k3": ""},
     }
     client.edit_metadata("commit", "images@master^", "replace", "")  # replace with nothing
     assert client.inspect_commit(f"images@{first}").metadata == {}
@@ -396,13 +414,24 @@ def test_metadata_past_its_bounds_stores_nothing(client: Client) -> None:
     client.edit_metadata("commit", "r@master", "add", {"k" * 256: "v" * 64 * KiB})
     before = client.inspect_commit("r@master").metadata
     cases: list[tuple[str, Any, str]] = [
-        ("add", {"k" * 257: "v"}, r"^metadata key 'k+'\.\.\. of commit r@\w+ is too long: 257 "
-         r"bytes, at most 256$"),
-        ("add", {"big": "v" * (64 * KiB + 1)}, r"^metadata value of 'big' on commit r@\w+ is too "
-         r"long: 65537 bytes, at most 65536$"),
+        (
+            "add",
+            {"k" * 257: "v"},
+            r"^metadata key 'k+'\.\.\. of commit r@\w+ is too long: 257 "
+            r"bytes, at most 256$",
+        ),
+        (
+            "add",
+            {"big": "v" * (64 * KiB + 1)},
+            r"^metadata value of 'big' on commit r@\w+ is too "
+            r"long: 65537 bytes, at most 65536$",
+        ),
         ("edit", {"k" * 256: "ü" * (32 * KiB + 1)}, "metadata value of 'k+' on commit .* too long"),
-        ("add", {f"k{i}": "v" * 60 * KiB for i in range(4)},
-         r"^the metadata of commit r@\w+ would be too large: \d+ bytes, at most 262144$"),
+        (
+            "add",
+            {f"k{i}": "v" * 60 * KiB for i in range(4)},
+            r"^the metadata of commit r@\w+ would be too large: \d+ bytes, at most 262144$",
+        ),
         ("replace", {f"k{i}": "v" * 60 * KiB for i in range(5)}, "would be too large"),
     ]
     for action, items, message in cases:
@@ -450,14 +479,13 @@ def test_edit_metadata_cli(cli: Cli) -> None:
     cli("edit", "metadata", "commit", "images@master", "replace", "k1=v1,k2=v2")
     cli("edit", "metadata", "commit", "images@master", "delete", "k1")
     assert "Metadata: owner=ana" in cli("inspect", "repo", "images").out
-    assert cli("list", "branch", "images", "-o", "json").json()[0]["metadata"] == {
-        "stage": "prod"
-    }
+    assert cli("list", "branch", "images", "-o", "json").json()[0]["metadata"] == {"stage": "prod"}
     assert "Metadata: stage=prod" in cli("inspect", "branch", "images@master").out
     assert "Metadata: k2=v2" in cli("inspect", "commit", "images@master").out
     cli("edit", "metadata", "commit", "images@master", "replace", "a=1", "b=2")
     assert cli("inspect", "commit", "images@master", "-o", "json").json()["metadata"] == {
-        "a": "1", "b": "2"
+        "a": "1",
+        "b": "2",
     }
     cli("edit", "metadata", "commit", "images@master", "replace")  # nothing: clears
     cli("edit", "metadata", "repo", "images", "replace", json.dumps({"x": "1;2"}))

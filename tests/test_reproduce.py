@@ -25,22 +25,34 @@ from tests.internals import inner
 UPPER = {
     "pipeline": {"name": "upper"},
     "input": {"pfs": {"repo": "data", "glob": "/*"}},
-    "transform": {"cmd": ["sh", "-c", """
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            """
 for f in /pfs/data/*; do
   n=$(basename $f)
   tr a-z A-Z < $f > /pfs/out/$n
   echo "$PACH_JOB_ID $data_COMMIT $PACH_DATUM_ID" > /pfs/out/$n.env
-done"""]},
+done""",
+        ]
+    },
 }
 STAMP = {
     "pipeline": {"name": "stamp"},
     "input": {"pfs": {"repo": "data", "glob": "/*"}},
-    "transform": {"cmd": ["sh", "-c", """
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            """
 for f in /pfs/data/*; do
   n=$(basename $f)
   cp $f /pfs/out/$n
   date +%s%N > /pfs/out/$n.time
-done"""]},
+done""",
+        ]
+    },
 }
 
 
@@ -78,15 +90,23 @@ def test_a_deterministic_pipeline_reproduces(data: Client) -> None:
 # over its files. A parameters repo crossed with the data, and a reduce over a whole repo.
 WITH_PARAMS = {
     "pipeline": {"name": "scaled"},
-    "input": {"cross": [
-        {"pfs": {"repo": "data", "glob": "/*"}},
-        {"pfs": {"repo": "params", "glob": "/"}},
-    ]},
-    "transform": {"cmd": ["sh", "-c", """
+    "input": {
+        "cross": [
+            {"pfs": {"repo": "data", "glob": "/*"}},
+            {"pfs": {"repo": "params", "glob": "/"}},
+        ]
+    },
+    "transform": {
+        "cmd": [
+            "sh",
+            "-c",
+            """
 for f in /pfs/data/*; do
   n=$(basename $f)
   { cat $f /pfs/params/scale /pfs/params/sub/offset; echo "$data $params"; } > /pfs/out/$n
-done"""]},
+done""",
+        ]
+    },
 }
 REDUCE = {
     "pipeline": {"name": "total"},
@@ -113,8 +133,13 @@ def test_whole_repo_inputs_reproduce(params: Client) -> None:
     reduce = params.reproduce("total@master:/lines")
     assert reduce.ok and [f.status for f in reduce.files] == ["match"], reduce.to_dict()
     # a directory below the root is a directory input too
-    params.create_pipeline({**REDUCE, "pipeline": {"name": "sub"},
-                            "input": {"pfs": {"repo": "params", "glob": "/sub"}}})
+    params.create_pipeline(
+        {
+            **REDUCE,
+            "pipeline": {"name": "sub"},
+            "input": {"pfs": {"repo": "params", "glob": "/sub"}},
+        }
+    )
     assert params.reproduce_commit("sub@master").ok
     assert all(d.env_changes == () for r in (cross, reduce) for d in r.datums)
 
@@ -131,8 +156,11 @@ def test_a_whole_repo_input_whose_recorded_content_differs_is_not_rerun(params: 
         ).all():
             recorded = json.loads(raw)
             recorded[1]["hash"] = "0" * 64
-            conn.execute(update(datums).where(datums.c.job_id == job, datums.c.datum_id == did)
-                         .values(inputs=json.dumps(recorded)))
+            conn.execute(
+                update(datums)
+                .where(datums.c.job_id == job, datums.c.datum_id == did)
+                .values(inputs=json.dumps(recorded))
+            )
     report = params.reproduce("scaled@master:/a.txt")
     [d] = report.datums
     p = params.inspect_commit("params@master").id
@@ -230,7 +258,8 @@ def test_a_failed_re_run_lists_its_files_as_not_written_with_its_log(
     assert d.state == "FAILED" and "exit code 3" in (d.reason or "")
     assert "boom: TZ=Fail/Here" in d.log_tail
     assert [(f.path, f.status) for f in d.files] == [
-        ("/a.txt", "missing"), ("/a.txt.env", "missing"),
+        ("/a.txt", "missing"),
+        ("/a.txt.env", "missing"),
     ]
     assert report.failed_datums == (d,) and mismatched(report) == {"/a.txt", "/a.txt.env"}
 
@@ -308,14 +337,27 @@ def test_cli_reproduce(cli: Cli, tmp_path: Path) -> None:
     bad = cli("reproduce", "stamp@master:/a.txt", ok=False)
     assert bad.code == 1 and "✗" in bad.out and "/a.txt.time" in bad.out
     assert bad.out.strip().splitlines()[-1].endswith("/a.txt.time")
-    doc = cli("reproduce", "commit", "stamp@master", "--sample", "1", "--seed", "3", "-o", "json",
-              ok=False)
+    doc = cli(
+        "reproduce",
+        "commit",
+        "stamp@master",
+        "--sample",
+        "1",
+        "--seed",
+        "3",
+        "-o",
+        "json",
+        ok=False,
+    )
     assert doc.code == 1
     report = ReproduceReport.from_dict(doc.json())
     assert report.datums_total == 2 and len(report.datums) == 1 and report.sampled
     assert doc.json()["mismatches"] == [
-        {"datum": report.datums[0].datum, "path": report.datums[0].files[1].path,
-         "status": "differs"}
+        {
+            "datum": report.datums[0].datum,
+            "path": report.datums[0].files[1].path,
+            "status": "differs",
+        }
     ]
     assert "sample of 1 of 2" in cli("reproduce", "commit", "upper@master", "-n", "1").out
 

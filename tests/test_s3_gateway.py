@@ -217,16 +217,15 @@ def test_delete_objects_is_one_commit(data: Client, s3: BaseClient) -> None:
     assert sorted(d["Key"] for d in out["Deleted"]) == sorted(keys)
     assert commits(data) == before + 1
     assert changed(data) == {"/a.txt": "removed", "/dir/sub/c.txt": "removed"}
-    quiet = s3.delete_objects(Bucket="master.data",
-                              Delete={"Objects": [{"Key": "dir/b.txt"}], "Quiet": True})
+    quiet = s3.delete_objects(
+        Bucket="master.data", Delete={"Objects": [{"Key": "dir/b.txt"}], "Quiet": True}
+    )
     assert quiet.get("Deleted", []) == []
     assert commits(data) == before + 2
     assert files(data) == {}
 
 
-def test_a_commit_bucket_reads_that_commit_and_refuses_writes(
-    data: Client, s3: BaseClient
-) -> None:
+def test_a_commit_bucket_reads_that_commit_and_refuses_writes(data: Client, s3: BaseClient) -> None:
     old = data.inspect_commit("data@master").id
     bucket = f"{old}.master.data"
     s3.put_object(Bucket="master.data", Key="a.txt", Body=b"newer")
@@ -282,8 +281,17 @@ def listed(c: Client) -> Client:
 def test_list_objects_v2_pages_through_prefixes_and_delimiters(
     listed: Client, s3: BaseClient, max_keys: int
 ) -> None:
-    for prefix, delimiter in [("", ""), ("", "/"), ("a", "/"), ("a/", "/"), ("dir/", "/"),
-                              ("dir/s", ""), ("é/", "/"), ("", "sub"), ("nothing", "/")]:
+    for prefix, delimiter in [
+        ("", ""),
+        ("", "/"),
+        ("a", "/"),
+        ("a/", "/"),
+        ("dir/", "/"),
+        ("dir/s", ""),
+        ("é/", "/"),
+        ("", "sub"),
+        ("nothing", "/"),
+    ]:
         names: list[str] = []
         pages = 0
         kw: dict[str, Any] = {"Bucket": "master.data", "Prefix": prefix, "MaxKeys": max_keys}
@@ -329,8 +337,9 @@ def test_a_page_reads_its_own_keys_not_the_whole_bucket(
             commit.put_file(f"/d{i % 20:02d}/f{i:04d}", b"x")
     walked: list[int] = []
     real = server.api.walk_file
-    monkeypatch.setattr(server.api, "walk_file",
-                        lambda *a, **kw: walked.append(len(out := real(*a, **kw))) or out)
+    monkeypatch.setattr(
+        server.api, "walk_file", lambda *a, **kw: walked.append(len(out := real(*a, **kw))) or out
+    )
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket="master.data", PaginationConfig={"PageSize": 50}
@@ -434,8 +443,13 @@ def test_a_key_cannot_be_an_object_and_hold_objects(data: Client, s3: BaseClient
     for key in ("a.txt/x", "dir", "dir/sub"):
         message = refused(partial(s3.put_object, Bucket="master.data", Key=key, Body=b"x"))
         assert "file / directory path collision" in message
-    refused(lambda: s3.copy_object(Bucket="master.data", Key="a.txt/copy",
-                                   CopySource={"Bucket": "master.data", "Key": "dir/b.txt"}))
+    refused(
+        lambda: s3.copy_object(
+            Bucket="master.data",
+            Key="a.txt/copy",
+            CopySource={"Bucket": "master.data", "Key": "dir/b.txt"},
+        )
+    )
     up = s3.create_multipart_upload(Bucket="master.data", Key="dir/sub")["UploadId"]
     etag = s3.upload_part(Bucket="master.data", Key="dir/sub", UploadId=up, PartNumber=1,
                           Body=b"part")["ETag"]  # fmt: skip
@@ -449,8 +463,6 @@ def test_a_key_cannot_be_an_object_and_hold_objects(data: Client, s3: BaseClient
     assert code_of(exc) == (400, "InvalidArgument")
     assert "is 256 bytes long" in exc.value.response["Error"]["Message"]
     assert commits(data) == before and files(data) == content
-
-
 
 
 def test_errors_are_s3_xml_with_their_status(data: Client, raw: httpx.Client) -> None:
@@ -498,8 +510,17 @@ def test_bad_keys_are_refused_and_write_nothing(data: Client, s3: BaseClient, ke
 
 # Keys that URLs must escape, each stored as exactly this haathi path ("/" + key)
 ODD_KEYS = [
-    "hash#tag", "back\\slash", "per%cent", "per%41", "plus+sign", "with space",
-    "ünïcødé/ключ/鍵", "quote'\"<&>", "eq=amp&semi;colon", "tilde~bang!(paren)", "a%2Fb",
+    "hash#tag",
+    "back\\slash",
+    "per%cent",
+    "per%41",
+    "plus+sign",
+    "with space",
+    "ünïcødé/ключ/鍵",
+    "quote'\"<&>",
+    "eq=amp&semi;colon",
+    "tilde~bang!(paren)",
+    "a%2Fb",
 ]
 
 
@@ -538,8 +559,11 @@ def test_a_body_that_does_not_match_its_digests_writes_nothing(
     r = raw.put("/master.data/x", content=b"payload", headers={"x-amz-checksum-crc32": "AAAAAA=="})
     assert s3_error(r)[:2] == (400, "BadDigest")
     chunked = b"7\r\npayload\r\n0\r\n\r\n"
-    headers = {"x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-               "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": "7"}
+    headers = {
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": "7",
+    }
     assert s3_error(raw.put("/master.data/x", content=chunked[:9], headers=headers))[:2] == (
         400, "IncompleteBody"
     )  # fmt: skip
@@ -621,8 +645,11 @@ def test_multipart_uploads_in_progress_are_bounded(store: Path) -> None:
 
         etag = s3.upload_part(Bucket="master.data", Key="k0", UploadId=ups[0], PartNumber=1,
                               Body=b"a" * 600)["ETag"]  # fmt: skip
-        message = _slow_down(lambda: s3.upload_part(
-            Bucket="master.data", Key="k1", UploadId=ups[1], PartNumber=1, Body=b"b" * 600))
+        message = _slow_down(
+            lambda: s3.upload_part(
+                Bucket="master.data", Key="k1", UploadId=ups[1], PartNumber=1, Body=b"b" * 600
+            )
+        )
         assert "at most 1000 bytes of multipart parts" in message
         answer = headers_only(server.s3_url, "PUT", f"/master.data/k1?partNumber=1&uploadId="
                               f"{ups[1]}", {"Content-Length": str(50 << 30)})  # fmt: skip
@@ -921,9 +948,7 @@ def test_with_auth_on_keys_urls_must_escape_are_signed_and_stored_as_sent(
     assert {f"/{k}" for k in ODD_KEYS} <= set(files(secured.alice))
 
 
-def test_with_auth_on_bad_credentials_are_refused(
-    secured: Secured, raw: httpx.Client
-) -> None:
+def test_with_auth_on_bad_credentials_are_refused(secured: Secured, raw: httpx.Client) -> None:
     before = commits(secured.alice)
     assert s3_error(raw.get("/master.data/a.txt"))[:2] == (403, "AccessDenied")  # unsigned
     assert s3_error(raw.put("/master.data/x", content=b"x"))[:2] == (403, "AccessDenied")

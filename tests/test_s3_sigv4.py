@@ -23,8 +23,12 @@ Request = tuple[str, str, str, list[tuple[str, str]]]  # method, raw path, raw q
 
 
 def signed(
-    method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
-    secret: str = TOKEN, context: dict[str, object] | None = None,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    secret: str = TOKEN,
+    context: dict[str, object] | None = None,
 ) -> Request:
     """The request as the gateway receives it after botocore signed it."""
     req = AWSRequest(method=method, url=url, data=body, headers=headers or {})
@@ -234,8 +238,10 @@ def test_the_aws_streaming_example_with_a_trailer() -> None:
     sigs = ["b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2",
             "1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7",
             "2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992"]  # fmt: skip
-    trailer = ("x-amz-checksum-crc32c:sOO8/Q==\r\nx-amz-trailer-signature:"
-               "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n")
+    trailer = (
+        "x-amz-checksum-crc32c:sOO8/Q==\r\nx-amz-trailer-signature:"
+        "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n"
+    )
     chain, body = _streaming_example(
         sigv4.STREAMING_SIGNED_TRAILER,
         "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e",

@@ -106,14 +106,16 @@ def test_a_pipeline_of_a_user_without_roles_cannot_escape_on_a_server_with_auth_
         alice.put_file("mine@master:/a.txt", b"alice's data\n")
         probe_env = {"STORE": str(store), "HOMEDIR": str(home), "PY": sys.executable,
                      "SERVER_PID": str(proc.pid), "PORT": str(port)}  # fmt: skip
-        alice.create_pipeline({
-            "pipeline": {"name": "escape"},
-            "input": {"pfs": {"repo": "mine", "glob": "/"}},
-            "transform": {
-                "cmd": ["sh", "-c", PROBES + "\ncp /pfs/mine/a.txt /pfs/out/a.txt"],
-                "env": probe_env,
-            },
-        })
+        alice.create_pipeline(
+            {
+                "pipeline": {"name": "escape"},
+                "input": {"pfs": {"repo": "mine", "glob": "/"}},
+                "transform": {
+                    "cmd": ["sh", "-c", PROBES + "\ncp /pfs/mine/a.txt /pfs/out/a.txt"],
+                    "env": probe_env,
+                },
+            }
+        )
         job = alice.list_job("escape")[0]
         log = "".join(text for _datum, text in alice.logs("escape")[1])
         assert job.state == JobState.SUCCESS, log
@@ -145,19 +147,36 @@ def test_the_probes_get_through_without_a_sandbox(
     env = {"PATH": os.environ["PATH"], "STORE": str(store), "HOMEDIR": str(home),
            "PY": sys.executable, "SERVER_PID": str(os.getpid()), "PORT": "9"}  # fmt: skip
     res = run_user_code(
-        ["sh", "-c", PROBES], stdin=None, env=env, scratch=scratch, input_names=[],
+        ["sh", "-c", PROBES],
+        stdin=None,
+        env=env,
+        scratch=scratch,
+        input_names=[],
         sandbox="none",
     )
     found = report(res.output.decode())
-    for name in ("read-store-db", "list-store", "read-store-config", "read-tokens",
-                 "read-aws-credentials", "read-ssh-key", "write-home", "signal-server"):
+    for name in (
+        "read-store-db",
+        "list-store",
+        "read-store-config",
+        "read-tokens",
+        "read-aws-credentials",
+        "read-ssh-key",
+        "write-home",
+        "signal-server",
+    ):
         assert found[name] == "LEAKED", name
     # the same probes in the sandbox, with the view a server with auth on builds
     view = HostView(show=(str(home), CODE_ROOT), hide=(str(store),))
     (home / "pwned").unlink()
     res = run_user_code(
-        ["sh", "-c", PROBES], stdin=None, env=env, scratch=scratch, input_names=[],
-        sandbox="bwrap", view=view,
+        ["sh", "-c", PROBES],
+        stdin=None,
+        env=env,
+        scratch=scratch,
+        input_names=[],
+        sandbox="bwrap",
+        view=view,
     )
     assert report(res.output.decode()) == dict.fromkeys(PROBE_NAMES, "blocked")
 

@@ -240,9 +240,13 @@ def test_remote_client_raises_the_same_class_with_the_same_message(
     client.create_repo("r")
     client.put_file("r@master:/f", b"x")
     for call in [
-        "c.inspect_repo('ghost')", "c.create_repo('r')", "c.create_repo('a b')",
-        "c.get_file('r@master:/missing')", "c.inspect_commit('r@nope')",
-        "c.list_job('ghost')", "c.put_file('r@master:/../x', b'')",
+        "c.inspect_repo('ghost')",
+        "c.create_repo('r')",
+        "c.create_repo('a b')",
+        "c.get_file('r@master:/missing')",
+        "c.inspect_commit('r@nope')",
+        "c.list_job('ghost')",
+        "c.put_file('r@master:/../x', b'')",
         "c.finish_commit('r@' + c.inspect_commit('r@master').id)",
     ]:
         embedded = failure(client, call)
@@ -253,16 +257,22 @@ def test_remote_client_raises_the_same_class_with_the_same_message(
 # the surface -----------------------------------------------------------------------------
 
 NOT_OVER_HTTP = {  # the server's own: who calls, and running jobs
-    "close", "run_worker", "runner", "caller", "for_token", "as_caller", "auth_active",
-    "auth_known_off", "caller_for_token", "authorize",
+    "close",
+    "run_worker",
+    "runner",
+    "caller",
+    "for_token",
+    "as_caller",
+    "auth_active",
+    "auth_known_off",
+    "caller_for_token",
+    "authorize",
 }
 
 
 def test_openapi_lists_a_route_for_every_api_operation(http: httpx.Client) -> None:
     spec = http.get("/openapi.json").json()
-    operation_ids = {
-        op["operationId"] for item in spec["paths"].values() for op in item.values()
-    }
+    operation_ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
     names = {n for n, _ in inspect.getmembers(Api) if not n.startswith("_")} - NOT_OVER_HTTP
     missing = {n for n in names if not any(o.startswith(n + "_") for o in operation_ids)}
     assert missing == set()
@@ -354,15 +364,24 @@ def _body(header: dict[str, object], *frames: bytes, end: bool = True) -> bytes:
         _body({"ops": [{"op": "put", "path": "/a"}]}, b"x" * 100, end=False),
         _body({"ops": [{"op": "put", "path": "/a"}]}, b"x" * 100)[:-50],
         _body({"ops": [{"op": "put", "path": "/a"}, {"op": "put", "path": "/b"}]}, b"x"),
-        b"999\n{\"ops\": []}",
+        b'999\n{"ops": []}',
         b"",
         b"12\nnot json!!!",
         _body({"ops": [{"op": "put", "path": "/a"}, {"op": "move", "path": "/b"}]}, b"x"),
         _body({"ops": [{"op": "put", "path": "/../a"}]}, b"x"),
         _body({"ops": [{"op": "put", "path": "/a"}]}, b"x") + b"trailing",
     ],
-    ids=["no-end-frame", "cut-in-frame", "missing-op-bytes", "short-header", "empty",
-         "bad-header", "unknown-op", "bad-path", "trailing-bytes"],
+    ids=[
+        "no-end-frame",
+        "cut-in-frame",
+        "missing-op-bytes",
+        "short-header",
+        "empty",
+        "bad-header",
+        "unknown-op",
+        "bad-path",
+        "trailing-bytes",
+    ],
 )
 def test_a_truncated_or_malformed_upload_commits_nothing(
     http: httpx.Client, remote: Client, body: bytes
@@ -387,8 +406,10 @@ def test_an_upload_over_the_limit_commits_nothing(store: Path) -> None:
             assert [f.path for f in c.list_file("r@master:/")] == ["/small"]
             assert len(c.list_commit("r")) == 1
             with httpx.Client(base_url=server.url) as h:
-                r = h.post("/v1/repos/r/commits/master/modify",
-                           content=_body({"ops": [{"op": "put", "path": "/big"}]}, b"y" * 70_000))
+                r = h.post(
+                    "/v1/repos/r/commits/master/modify",
+                    content=_body({"ops": [{"op": "put", "path": "/big"}]}, b"y" * 70_000),
+                )
                 assert r.status_code == 413 and envelope(r)["code"] == "too_large"
             assert len(c.list_commit("r")) == 1
     finally:
@@ -463,7 +484,10 @@ def test_puts_of_one_upload_stream_in_order_with_the_other_ops(remote: Client) -
     remote.create_repo("r")
     remote.put_file("r@master:/old", b"old")
     blobs = {
-        "/a": os.urandom(12 << 20), "/empty": b"", "/b": b"b" * 1000, "/c": os.urandom(3 << 20)
+        "/a": os.urandom(12 << 20),
+        "/empty": b"",
+        "/b": b"b" * 1000,
+        "/c": os.urandom(3 << 20),
     }
     ops = [haathi.client.sources.bytes_op(data, path) for path, data in blobs.items()]
     remote.modify_file("r@master", [*ops[:2], DeleteOp("/old"), *ops[2:]])

@@ -59,7 +59,9 @@ def make_old(store: Path) -> None:
     """Turn the store into one made before store IDs (schema 0006: no ID in its metadata, no
     marker, nor what later migrations add)."""
     run_sql(
-        store, "DROP TABLE store_info", "DROP INDEX ix_staged_path",
+        store,
+        "DROP TABLE store_info",
+        "DROP INDEX ix_staged_path",
         "UPDATE alembic_version SET version_num = '0006'",
     )
     object_store(store_config(str(store))).delete(MARKER_KEY)
@@ -120,9 +122,7 @@ def test_objects_without_marker_and_without_metadata_are_refused(
     assert not has_metadata(store)
 
 
-def other_store(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> tuple[Path, str]:
+def other_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     """A second store with data, on the same backend pair; (its directory, its database URL)."""
     path = tmp_path / "other"
     if backend == "s3pg":

@@ -153,7 +153,8 @@ class AccessApi:
                 raise PermissionDenied(
                     f"{who} is not authorized to {permission.value} {where}: needs "
                     f"{_NEEDS[permission].value}",
-                    subject=who, **({} if repo is None else {"repo": repo}),
+                    subject=who,
+                    **({} if repo is None else {"repo": repo}),
                 )
 
     def _is_admin(self) -> bool:
@@ -310,12 +311,12 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             repo_row(conn, repo)
-            roles = bindings.roles_of(
-                conn, who, [bindings.CLUSTER, bindings.repo_resource(repo)]
-            )
+            roles = bindings.roles_of(conn, who, [bindings.CLUSTER, bindings.repo_resource(repo)])
             perms = bindings.permissions(conn, who, repo)
         return Access(
-            who, repo, sorted(r.value for r in roles),
+            who,
+            repo,
+            sorted(r.value for r in roles),
             [p.value for p in Permission if p in perms and p is not Permission.ADMIN],
         )
 

@@ -54,9 +54,11 @@ class LineageApi:
         """Re-run the datums of output commit ``commit`` (or ``sample`` of them) and compare."""
         spec = parse_commit(commit)
         self.authorize(Permission.WRITE, spec.repo)
-        return self._readable_report(reproduce.reproduce_commit(
-            self.pps, spec, self.runner.executor, sample=sample, seed=seed
-        ))
+        return self._readable_report(
+            reproduce.reproduce_commit(
+                self.pps, spec, self.runner.executor, sample=sample, seed=seed
+            )
+        )
 
     def _readable_report(self, report: ReproduceReport) -> ReproduceReport:
         inputs = (i.partition("@")[0] for d in report.datums for i in d.inputs)

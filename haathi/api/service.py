@@ -159,7 +159,10 @@ class Api(AccessApi, LineageApi):
             sub = tuple(closure.full_subvenance(conn, c.repo_id, c.id))
             version = records.output_version(conn, c.repo, c.id)
         return dataclasses.replace(
-            info, provenance=prov, full_provenance=full, subvenance=sub,
+            info,
+            provenance=prov,
+            full_provenance=full,
+            subvenance=sub,
             pipeline_version=None if version is None else f"{c.repo}@v{version}",
         )
 
@@ -205,7 +208,10 @@ class Api(AccessApi, LineageApi):
 
     # metadata
     def edit_metadata(
-        self, kind: str, spec: CommitSpec, action: str,
+        self,
+        kind: str,
+        spec: CommitSpec,
+        action: str,
         items: Mapping[str, str] | Sequence[str],
     ) -> dict[str, str]:
         """Edit the key/value metadata of a repo, branch or commit; the new metadata."""
@@ -226,7 +232,11 @@ class Api(AccessApi, LineageApi):
         sources = {op.source.commit.repo for op in ops if isinstance(op, CopyOp)}
         self.authorize(Permission.READ, *sources)
         return modify.modify(
-            self.pfs, spec, ops, parallelism=parallelism, progress=progress,
+            self.pfs,
+            spec,
+            ops,
+            parallelism=parallelism,
+            progress=progress,
             description=description,
         )
 
@@ -305,7 +315,10 @@ class Api(AccessApi, LineageApi):
         new = self._check_pipeline(parsed)
         self.runner.check()
         return pipelines.create_pipeline(
-            self.pps, parsed, is_update=update, reprocess=reprocess,
+            self.pps,
+            parsed,
+            is_update=update,
+            reprocess=reprocess,
             then=lambda conn: self._grant_pipeline(conn, parsed, new=new),
         )
 
@@ -444,8 +457,6 @@ class Api(AccessApi, LineageApi):
             progress, only=None if readable is None else readable.__contains__
         )
 
-    def run_worker(
-        self, stop: threading.Event, progress: jobs.ProgressFn | None = None
-    ) -> None:
+    def run_worker(self, stop: threading.Event, progress: jobs.ProgressFn | None = None) -> None:
         """Run jobs and cron ticks until ``stop`` is set."""
         self.runner.run_forever(stop, progress)

@@ -30,7 +30,9 @@ def issue(conn: Connection, subject: str, ttl_s: float | None = None) -> str:
     now = datetime.now(UTC)
     conn.execute(
         insert(auth_tokens).values(
-            token_hash=hash_token(token), subject=subject, created_at=now,
+            token_hash=hash_token(token),
+            subject=subject,
+            created_at=now,
             expires_at=None if ttl_s is None else now + timedelta(seconds=ttl_s),
         )
     )

@@ -104,8 +104,9 @@ def logout() -> None:
     """Forget the token saved for the server (it stays valid until revoked)."""
     address = _server_address()
     gone = session.forget_token(address)
-    render.out.print(f"Logged out of {address}." if gone else f"Not logged in to {address}.",
-                     markup=False)
+    render.out.print(
+        f"Logged out of {address}." if gone else f"Not logged in to {address}.", markup=False
+    )
 
 
 @auth_app.command("whoami")
@@ -168,9 +169,7 @@ Subject = Annotated[str, typer.Argument(help="user:NAME, robot:NAME or pipeline:
 
 
 @set_app.command("repo")
-def set_repo(
-    repo: str, roles: Roles, subject: Subject, output: OutputOpt = Output.table
-) -> None:
+def set_repo(repo: str, roles: Roles, subject: Subject, output: OutputOpt = Output.table) -> None:
     """Make ROLES what SUBJECT holds on REPO (repo owners)."""
     _bindings(client().set_repo_roles(repo, roles, subject), output)
 
@@ -194,7 +193,8 @@ def check_repo(
         return
     render.out.print(
         f"{access.subject} on {access.repo}: roles {', '.join(access.roles) or 'none'}; "
-        f"may {', '.join(access.permissions) or 'do nothing'}", markup=False,
+        f"may {', '.join(access.permissions) or 'do nothing'}",
+        markup=False,
     )
 
 

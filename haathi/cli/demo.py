@@ -55,7 +55,7 @@ REPORT = {  # one datum over everything: the year's total per store
         "cmd": ["sh"],
         "stdin": [
             "cat /pfs/totals/*/*.csv | awk -F, '{ s[$1] += $2 } "
-            "END { for (k in s) print k \",\" s[k] }' | sort > /pfs/out/report.csv",
+            'END { for (k in s) print k "," s[k] }\' | sort > /pfs/out/report.csv',
         ],
     },
 }

@@ -177,8 +177,12 @@ def _show(report: ReproduceReport, output: Output) -> None:
         raise typer.Exit(1)
 
 
-_MARK = {"match": "[green]✓[/]", "differs": "[red]✗[/]", "missing": "[red]✗[/]",
-         "extra": "[red]✗[/]"}
+_MARK = {
+    "match": "[green]✓[/]",
+    "differs": "[red]✗[/]",
+    "missing": "[red]✗[/]",
+    "extra": "[red]✗[/]",
+}
 
 
 def _print_report(report: ReproduceReport) -> None:
@@ -194,35 +198,57 @@ def _print_report(report: ReproduceReport) -> None:
         for f in d.files:
             note = {"missing": "not written", "extra": "not stored"}.get(f.status)
             t.add_row(
-                _MARK[f.status], escape(f.path), _hash(f.stored_hash, note),
-                _hash(f.reproduced_hash, note), d.datum[:12], escape(d.job), f"v{d.spec_version}",
+                _MARK[f.status],
+                escape(f.path),
+                _hash(f.stored_hash, note),
+                _hash(f.reproduced_hash, note),
+                d.datum[:12],
+                escape(d.job),
+                f"v{d.spec_version}",
             )
         if not d.files:
-            t.add_row("[green]✓[/]" if d.ok else "[red]✗[/]", "[dim](no files)[/]", "", "",
-                      d.datum[:12], escape(d.job), f"v{d.spec_version}")
+            t.add_row(
+                "[green]✓[/]" if d.ok else "[red]✗[/]",
+                "[dim](no files)[/]",
+                "",
+                "",
+                d.datum[:12],
+                escape(d.job),
+                f"v{d.spec_version}",
+            )
     out.print(t)
     for d in report.failed_datums:
-        out.print(f"\n[red]datum {d.datum[:12]} ({escape(d.job)}): {d.state}[/]"
-                  f" — {escape(d.reason or 'no reason recorded')}")
+        out.print(
+            f"\n[red]datum {d.datum[:12]} ({escape(d.job)}): {d.state}[/]"
+            f" — {escape(d.reason or 'no reason recorded')}"
+        )
         if d.log_tail:
             out.print(escape(d.log_tail), style="dim")
     for d in report.datums:
         if d.env_changes:
-            out.print(f"[yellow]datum {d.datum[:12]}: the environment differs from the recorded "
-                      f"run: {escape('; '.join(map(str, d.env_changes)))}[/]")
+            out.print(
+                f"[yellow]datum {d.datum[:12]}: the environment differs from the recorded "
+                f"run: {escape('; '.join(map(str, d.env_changes)))}[/]"
+            )
     if report.sampled:
         seed = "" if report.seed is None else f" (seed {report.seed})"
-        out.print(f"\n[dim]a random sample of {len(report.datums)} of {report.datums_total} "
-                  f"datums{seed}[/]")
+        out.print(
+            f"\n[dim]a random sample of {len(report.datums)} of {report.datums_total} "
+            f"datums{seed}[/]"
+        )
     bad = report.mismatches
     gap = "" if report.sampled else "\n"
     if report.ok:
-        out.print(f"{gap}[green]✓ all {_n(len(files), 'file')} of "
-                  f"{_n(len(report.datums), 'datum')} reproduce[/]")
+        out.print(
+            f"{gap}[green]✓ all {_n(len(files), 'file')} of "
+            f"{_n(len(report.datums), 'datum')} reproduce[/]"
+        )
     else:
         listed = ", ".join(sorted({f.path for _, f in bad}))
-        out.print(f"{gap}[red]✗ {len(bad)} of {_n(len(files), 'file')} do not reproduce:[/] "
-                  f"{escape(listed)}")
+        out.print(
+            f"{gap}[red]✗ {len(bad)} of {_n(len(files), 'file')} do not reproduce:[/] "
+            f"{escape(listed)}"
+        )
 
 
 def _n(count: int, noun: str) -> str:

@@ -108,8 +108,9 @@ def main(
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
 NoWait = Annotated[
     bool,
-    typer.Option("--no-wait", help="queue the jobs this starts and return; `haathi run worker` "
-                 "runs them"),
+    typer.Option(
+        "--no-wait", help="queue the jobs this starts and return; `haathi run worker` runs them"
+    ),
 ]
 
 
@@ -132,8 +133,6 @@ def after_write(no_wait: bool) -> None:
         summary = c.run_jobs()
     for key, why in summary.waiting.items():
         render.err.print(f"job {key} is queued: {why}", markup=False)
-
-
 
 
 def command(verb: str, noun: str, *aliases: str) -> Any:
@@ -183,9 +182,7 @@ def update_repo(
 
 
 @command("delete", "repo")
-def delete_repo(
-    name: str, force: Annotated[bool, typer.Option("--force", "-f")] = False
-) -> None:
+def delete_repo(name: str, force: Annotated[bool, typer.Option("--force", "-f")] = False) -> None:
     """Delete a repo with its branches and commits."""
     client().delete_repo(name, force=force)
 
@@ -344,7 +341,11 @@ def put_file(
     for src in file:
         ops.extend(
             sources.local_ops(
-                src, dest, recursive=recursive, append=append, untar=untar,
+                src,
+                dest,
+                recursive=recursive,
+                append=append,
+                untar=untar,
                 dest_is_dir=dest_is_dir,
             )
         )
@@ -354,7 +355,10 @@ def put_file(
     known = None if None in sizes else sum(s or 0 for s in sizes)
     with put_progress(len(ops), known) as progress:
         client().modify_file(
-            str(spec.commit), ops, parallelism=parallelism, progress=progress,
+            str(spec.commit),
+            ops,
+            parallelism=parallelism,
+            progress=progress,
             description=message,
         )
     after_write(no_wait)
@@ -383,8 +387,7 @@ def get_file(
                 _copy_out(c, f"{f.repo}@{f.commit}:{f.path}", dest)
             except OSError as exc:  # e.g. a path too long here, or a tree of an older haathi
                 raise FailedPrecondition(  # holding a file and a directory at one path
-                    f"cannot write {dest} ({f.path} of {f.repo}@{f.commit}): "
-                    f"{exc.strerror or exc}"
+                    f"cannot write {dest} ({f.path} of {f.repo}@{f.commit}): {exc.strerror or exc}"
                 ) from exc
         return
     if output_path:

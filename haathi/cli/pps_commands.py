@@ -18,8 +18,9 @@ SpecFile = Annotated[
 ]
 run_app = typer.Typer(help="Run a worker or a cron tick.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
-validate_app = typer.Typer(help="Check a pipeline spec without creating anything.",
-                           no_args_is_help=True)
+validate_app = typer.Typer(
+    help="Check a pipeline spec without creating anything.", no_args_is_help=True
+)
 app.add_typer(validate_app, name="validate")
 draw_app = typer.Typer(help="Draw the pipeline DAG.", no_args_is_help=True)
 app.add_typer(draw_app, name="draw")
@@ -157,8 +158,9 @@ def list_job(
 
 
 @command("inspect", "job")
-def inspect_job(job: Annotated[str, typer.Argument(help="pipeline@id")],
-                output: OutputOpt = Output.table) -> None:
+def inspect_job(
+    job: Annotated[str, typer.Argument(help="pipeline@id")], output: OutputOpt = Output.table
+) -> None:
     """Show a job: state, datum counts, timings, inputs."""
     j = client().inspect_job(job)
     render.emit_json(j) if output == Output.json else render_pps.job(j)
@@ -217,8 +219,9 @@ def logs(
     pipeline: Annotated[str, typer.Option("--pipeline", "-p")],
     job: Annotated[str | None, typer.Option("--job", "-j")] = None,
     datum: Annotated[str | None, typer.Option("--datum")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the "
-                                         "job ends")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing until the job ends")
+    ] = False,
 ) -> None:
     """Print the user code's output (stdout and stderr) per datum."""
     c = client()
@@ -232,7 +235,6 @@ def logs(
             return
         job = info.id
         time.sleep(0.5)
-
 
 
 from haathi.cli import lineage_commands  # noqa: E402  registers lineage and draw lineage

@@ -69,8 +69,14 @@ def job_progress(console: Console = err) -> Iterator[JobProgressFn]:
     from haathi.cli.render_pps import job_line
 
     live = console.is_terminal
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   console=console, transient=True, disable=not live)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not live,
+    )
     tasks: dict[str, TaskID] = {}
     with bar:
 

@@ -95,13 +95,17 @@ def branch(b: BranchInfo) -> None:
 
 
 def commits(items: Sequence[CommitInfo]) -> None:
-    t = _table(
-        "REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "AUTHOR", "DESCRIPTION"
-    )
+    t = _table("REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "AUTHOR", "DESCRIPTION")
     for c in items:
         t.add_row(
-            c.repo, c.branch or "-", c.id, ago(c.finished) if c.finished else "open",
-            size(c.size_bytes), c.origin.value, c.author or "-", c.description,
+            c.repo,
+            c.branch or "-",
+            c.id,
+            ago(c.finished) if c.finished else "open",
+            size(c.size_bytes),
+            c.origin.value,
+            c.author or "-",
+            c.description,
         )
     out.print(t)
 
@@ -138,16 +142,18 @@ def commit(c: CommitInfo) -> None:
 def files(items: Sequence[FileInfo]) -> None:
     t = _table("NAME", "TYPE", "SIZE")
     for f in items:
-        t.add_row(f.path + ("/" if f.type.value == "dir" and f.path != "/" else ""),
-                  f.type.value, size(f.size_bytes))
+        t.add_row(
+            f.path + ("/" if f.type.value == "dir" and f.path != "/" else ""),
+            f.type.value,
+            size(f.size_bytes),
+        )
     out.print(t)
 
 
 def file(f: FileInfo) -> None:
     out.print(
         f"Path: {f.path}\nType: {f.type.value}\nSize: {size(f.size_bytes)}\n"
-        f"Commit: {f.repo}@{f.commit}"
-        + (f"\nHash: {f.hash}\nChunks: {f.chunks}" if f.hash else "")
+        f"Commit: {f.repo}@{f.commit}" + (f"\nHash: {f.hash}\nChunks: {f.chunks}" if f.hash else "")
     )
 
 

@@ -33,7 +33,10 @@ def pipelines(items: Sequence[PipelineInfo]) -> None:
     t = _table("NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB")
     for p in items:
         t.add_row(
-            p.name, str(p.version), ", ".join(p.inputs), ago(p.created),
+            p.name,
+            str(p.version),
+            ", ".join(p.inputs),
+            ago(p.created),
             f"{p.state.lower()} / {(p.last_job or '-').lower()}",
         )
     out.print(t)
@@ -79,8 +82,9 @@ def job(j: JobInfo) -> None:
         note = f": {c['sandbox_note']}" if c.get("sandbox_note") else ""
         if c.get("runtime"):
             out.print(f"Executor: {c.get('executor')} (runtime {c['runtime']}{note})")
-            out.print(f"Image: {c.get('image')} {c.get('image_digest')} (image ID "
-                      f"{c.get('image_id')})")
+            out.print(
+                f"Image: {c.get('image')} {c.get('image_digest')} (image ID {c.get('image_id')})"
+            )
         else:
             out.print(f"Executor: {c.get('executor')} (sandbox {c.get('sandbox')}{note})")
 
@@ -159,8 +163,13 @@ def dag(items: Sequence[PipelineInfo]) -> None:
         for i, k in enumerate(kids):
             if k in seen:
                 continue
-            walk(k, prefix + ("    " if last or not depth else "│   ") if depth else "",
-                 i == len(kids) - 1, depth + 1, (*seen, k))
+            walk(
+                k,
+                prefix + ("    " if last or not depth else "│   ") if depth else "",
+                i == len(kids) - 1,
+                depth + 1,
+                (*seen, k),
+            )
 
     for r in roots:
         walk(r, "", True, 0, (r,))

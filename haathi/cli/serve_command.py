@@ -17,8 +17,10 @@ from haathi.errors import InvalidArgument
 def serve(
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store directory to serve (default: --address, "
-                     "$HAATHI_ADDRESS or ~/.haathi)."),
+        typer.Option(
+            "--store",
+            help="Store directory to serve (default: --address, $HAATHI_ADDRESS or ~/.haathi).",
+        ),
     ] = None,
     bind: Annotated[
         str, typer.Option("--bind", help="host:port to listen on (port 0: any free port).")
@@ -29,13 +31,19 @@ def serve(
     ] = None,
     s3_spool: Annotated[
         str | None,
-        typer.Option("--s3-spool", help="Bytes of S3 multipart parts held on disk at once, "
-                     "every upload together (default 64G, or --max-upload if larger)."),
+        typer.Option(
+            "--s3-spool",
+            help="Bytes of S3 multipart parts held on disk at once, "
+            "every upload together (default 64G, or --max-upload if larger).",
+        ),
     ] = None,
     s3_bind: Annotated[
         str,
-        typer.Option("--s3-bind", help="host:port of the S3 gateway ('auto': the --bind host "
-                     "and port + 1; 'none': no gateway)."),
+        typer.Option(
+            "--s3-bind",
+            help="host:port of the S3 gateway ('auto': the --bind host "
+            "and port + 1; 'none': no gateway).",
+        ),
     ] = "auto",
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run jobs here (workers run them).")

@@ -146,7 +146,9 @@ class CommitHandle:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
@@ -280,7 +282,10 @@ class Client(AuthMethods, LineageMethods):
 
     # metadata
     def edit_metadata(
-        self, kind: str, target: str, action: str,
+        self,
+        kind: str,
+        target: str,
+        action: str,
         items: str | Mapping[str, str] | Sequence[str] = (),
     ) -> dict[str, str]:
         """Edit the key/value metadata of a ``repo``, ``branch`` (repo@branch) or ``commit``
@@ -329,7 +334,10 @@ class Client(AuthMethods, LineageMethods):
         """Apply several operations (see :mod:`haathi.models.ops`) as one atomic change."""
         return self._ran_writes(
             self._api.modify_file(
-                parse_commit(target), ops, parallelism=parallelism, progress=progress,
+                parse_commit(target),
+                ops,
+                parallelism=parallelism,
+                progress=progress,
                 description=description,
             )
         )
@@ -346,9 +354,7 @@ class Client(AuthMethods, LineageMethods):
         """Copy a file or directory between commits or repos without copying bytes."""
         src = parse_file(source)
         dst = parse_file(dest, for_write=True)
-        return self._ran_writes(
-            self._api.modify_file(dst.commit, [CopyOp(src, dst.path, append)])
-        )
+        return self._ran_writes(self._api.modify_file(dst.commit, [CopyOp(src, dst.path, append)]))
 
     # files: reading
     def get_file(self, target: str, *, offset: int = 0, length: int | None = None) -> bytes:
@@ -403,7 +409,10 @@ class Client(AuthMethods, LineageMethods):
 
     # pipelines
     def create_pipeline(
-        self, spec: SpecSource, *, update: bool = False,
+        self,
+        spec: SpecSource,
+        *,
+        update: bool = False,
         reprocess: bool = False,
     ) -> list[str]:
         """Create (``update``: replace) the pipelines of a spec (a dict, a JSON/YAML text or a
@@ -414,9 +423,7 @@ class Client(AuthMethods, LineageMethods):
         ]
         return self._ran_writes(ids)
 
-    def update_pipeline(
-        self, spec: SpecSource, *, reprocess: bool = False
-    ) -> list[str]:
+    def update_pipeline(self, spec: SpecSource, *, reprocess: bool = False) -> list[str]:
         """Update pipelines; datums are re-run only if their inputs changed, or ``reprocess``."""
         return self.create_pipeline(spec, update=True, reprocess=reprocess)
 
@@ -495,8 +502,12 @@ class Client(AuthMethods, LineageMethods):
 
 
 def connect(
-    address: str | None = None, *, run_jobs: bool = True,
-    progress: JobProgressFn | None = None, token: str | None = None, **overrides: Any,
+    address: str | None = None,
+    *,
+    run_jobs: bool = True,
+    progress: JobProgressFn | None = None,
+    token: str | None = None,
+    **overrides: Any,
 ) -> Client:
     """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``), or
     connect to the ``haathi serve`` server at an ``http(s)://`` address (with ``token``, else
@@ -545,8 +556,9 @@ def load_specs(spec: SpecSource) -> list[dict[str, Any]]:
     if isinstance(spec, dict):
         return [spec]
     text = str(spec)
-    if isinstance(spec, os.PathLike) or (text and not text.lstrip().startswith(("{", "["))
-                                         and "\n" not in text):
+    if isinstance(spec, os.PathLike) or (
+        text and not text.lstrip().startswith(("{", "[")) and "\n" not in text
+    ):
         if text == "-":
             return load_documents(sys.stdin.read(), "stdin")
         try:

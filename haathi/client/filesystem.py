@@ -202,8 +202,12 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             return {"name": loc.head, "size": 0, "type": "directory"}
 
     def find(
-        self, path: str, maxdepth: int | None = None, withdirs: bool = False,
-        detail: bool = False, **kwargs: Any,
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
     ) -> list[str] | dict[str, Entry]:
         """Every file below ``path`` (with ``withdirs``, directories too): one walk request."""
         if maxdepth is not None and maxdepth < 1:
@@ -227,14 +231,22 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
                     files = self.client.walk_file(loc.target)
             prefix = paths.dir_prefix(loc.path)
             for f in files:
-                parts = f.path[len(prefix):].split("/")
+                parts = f.path[len(prefix) :].split("/")
                 if withdirs:
                     for depth in range(1, len(parts)):
                         if maxdepth is not None and depth > maxdepth:
                             break
                         name = loc.name(prefix + "/".join(parts[:depth]))
-                        d = out.setdefault(name, {"name": name, "size": 0, "type": "directory",
-                                                  "repo": f.repo, "commit": f.commit})
+                        d = out.setdefault(
+                            name,
+                            {
+                                "name": name,
+                                "size": 0,
+                                "type": "directory",
+                                "repo": f.repo,
+                                "commit": f.commit,
+                            },
+                        )
                         d["size"] += f.size_bytes
                 if maxdepth is None or len(parts) <= maxdepth:
                     entry = self._entry(loc, f)
@@ -288,13 +300,17 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
                 info = self.client.inspect_commit(loc.commit)
             if info.finished is not None:
                 raise PermissionError(
-                    f"{loc.commit} is a finished commit: it cannot be written (write to a "
-                    "branch)"
+                    f"{loc.commit} is a finished commit: it cannot be written (write to a branch)"
                 )
 
     def _open(
-        self, path: str, mode: str = "rb", block_size: int | None = None,
-        autocommit: bool = True, cache_options: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> HaathiFile:
         loc = locate(path)
         if mode == "rb":
@@ -302,8 +318,16 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             if info["type"] != "file":
                 raise IsADirectoryError(f"{path} is a directory")
             pinned = f"{loc.repo}@{info['commit']}:{loc.path}"  # reads see one commit
-            return HaathiFile(self, path, mode, target=pinned, size=info["size"],
-                              block_size=block_size, cache_options=cache_options, **kwargs)
+            return HaathiFile(
+                self,
+                path,
+                mode,
+                target=pinned,
+                size=info["size"],
+                block_size=block_size,
+                cache_options=cache_options,
+                **kwargs,
+            )
         if mode not in ("wb", "ab", "xb"):
             raise ValueError(f"mode {mode!r} is not supported: use rb, wb, ab or xb")
         if mode == "xb" and self.exists(path):
@@ -324,8 +348,12 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         self._put(locate(path).target, bytes(value))
 
     def put_file(
-        self, lpath: str, rpath: str, callback: Callback = DEFAULT_CALLBACK,
-        mode: str = "overwrite", **kwargs: Any,
+        self,
+        lpath: str,
+        rpath: str,
+        callback: Callback = DEFAULT_CALLBACK,
+        mode: str = "overwrite",
+        **kwargs: Any,
     ) -> None:
         """Upload the local file ``lpath`` to ``rpath`` as one commit (streamed)."""
         if os.path.isdir(lpath):

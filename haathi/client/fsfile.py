@@ -95,7 +95,9 @@ class HaathiFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
                 self.discard()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None and self.writable():

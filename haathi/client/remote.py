@@ -118,8 +118,11 @@ class RemoteApi:
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
         headers = {} if not token else {"Authorization": f"Bearer {token}"}
         self._http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(timeout, read=None), follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=nodelay), headers=headers,
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, read=None),
+            follow_redirects=False,
+            transport=httpx.HTTPTransport(socket_options=nodelay),
+            headers=headers,
         )
 
     def close(self) -> None:
@@ -230,7 +233,10 @@ class RemoteApi:
 
     # metadata
     def edit_metadata(
-        self, kind: str, spec: CommitSpec, action: str,
+        self,
+        kind: str,
+        spec: CommitSpec,
+        action: str,
         items: Mapping[str, str] | Sequence[str],
     ) -> dict[str, str]:
         body = {"action": action, "items": dict(items) if isinstance(items, Mapping)
@@ -272,9 +278,7 @@ class RemoteApi:
         start, end = info.span(offset, length)
         return info, self._content(response, info, end - start)
 
-    def _content(
-        self, response: httpx.Response, info: FileInfo, expected: int
-    ) -> Iterator[bytes]:
+    def _content(self, response: httpx.Response, info: FileInfo, expected: int) -> Iterator[bytes]:
         got = 0
         try:
             for chunk in response.iter_raw():
@@ -322,8 +326,13 @@ class RemoteApi:
         return [Problem.from_dict(d) for d in ds]
 
     def gc(self, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.0) -> dict[str, int]:
-        return dict(self._call("POST", f"{API_PREFIX}/gc",
-                               json={"grace_s": grace_s, "orphan_grace_s": orphan_grace_s}))
+        return dict(
+            self._call(
+                "POST",
+                f"{API_PREFIX}/gc",
+                json={"grace_s": grace_s, "orphan_grace_s": orphan_grace_s},
+            )
+        )
 
     def store_info(self) -> dict[str, Any]:
         info = dict(self._call("GET", f"{API_PREFIX}/store"))
@@ -334,8 +343,11 @@ class RemoteApi:
     def create_pipeline(
         self, spec: dict[str, Any], *, update: bool = False, reprocess: bool = False
     ) -> str:
-        d = self._call("POST", f"{API_PREFIX}/pipelines",
-                       json={"spec": spec, "update": update, "reprocess": reprocess})
+        d = self._call(
+            "POST",
+            f"{API_PREFIX}/pipelines",
+            json={"spec": spec, "update": update, "reprocess": reprocess},
+        )
         return str(d["job"])
 
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -370,8 +382,11 @@ class RemoteApi:
     def list_job(
         self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
     ) -> list[JobInfo]:
-        ds = self._call("GET", f"{API_PREFIX}/jobs",
-                        params=self._params(pipeline=pipeline, job=job, limit=limit))
+        ds = self._call(
+            "GET",
+            f"{API_PREFIX}/jobs",
+            params=self._params(pipeline=pipeline, job=job, limit=limit),
+        )
         return [JobInfo.from_dict(d) for d in ds]
 
     def _job_path(self, pipeline: str, job: str) -> str:
@@ -424,8 +439,11 @@ class RemoteApi:
     def lineage(
         self, target: str, *, downstream: bool = False, at: str | None = None
     ) -> list[LineageNode]:
-        ds = self._call("GET", f"{API_PREFIX}/lineage",
-                        params=self._params(target=target, downstream=downstream, at=at))
+        ds = self._call(
+            "GET",
+            f"{API_PREFIX}/lineage",
+            params=self._params(target=target, downstream=downstream, at=at),
+        )
         return [LineageNode.from_dict(d) for d in ds]
 
     def reproduce(self, target: str) -> ReproduceReport:
@@ -435,8 +453,11 @@ class RemoteApi:
     def reproduce_commit(
         self, commit: str, *, sample: int | None = None, seed: int | None = None
     ) -> ReproduceReport:
-        d = self._call("POST", f"{API_PREFIX}/reproduce/commit",
-                       json={"commit": commit, "sample": sample, "seed": seed})
+        d = self._call(
+            "POST",
+            f"{API_PREFIX}/reproduce/commit",
+            json={"commit": commit, "sample": sample, "seed": seed},
+        )
         return ReproduceReport.from_dict(d)
 
     # auth

@@ -71,8 +71,9 @@ def walk_dir(root: Path, dest_dir: str, append: bool = False) -> Iterator[PutOp]
             if e.is_dir():
                 stack.append((e.path, target))
             elif e.is_file():
-                yield _local_file_op(e.path, paths.normalize_for_write(target), append,
-                                     e.stat().st_size)
+                yield _local_file_op(
+                    e.path, paths.normalize_for_write(target), append, e.stat().st_size
+                )
 
 
 def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:
@@ -95,7 +96,12 @@ def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:
 
 
 def local_ops(
-    source: str, dest: str | None, *, recursive: bool, append: bool, untar: bool,
+    source: str,
+    dest: str | None,
+    *,
+    recursive: bool,
+    append: bool,
+    untar: bool,
     dest_is_dir: bool,
 ) -> list[PutOp]:
     """Ops for one ``-f`` source (a path or ``-`` for stdin)."""

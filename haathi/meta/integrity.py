@@ -71,9 +71,10 @@ def _postgres(db: Database, fast: bool) -> Iterator[Finding]:
                 "WHERE table_schema = current_schema()"
             )
         }
-        amcheck = conn.exec_driver_sql(
-            "SELECT 1 FROM pg_extension WHERE extname = 'amcheck'"
-        ).first() is not None
+        amcheck = (
+            conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'").first()
+            is not None
+        )
     for table in _TABLES:
         if table not in present:
             yield Finding(f"table {table} is missing")

@@ -23,4 +23,3 @@ def claim_id(conn: Connection, store_id: str) -> str:
     recorded = stored_id(conn)
     assert recorded is not None
     return recorded
-

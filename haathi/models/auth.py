@@ -81,9 +81,7 @@ def parse_subject(text: str) -> str:
     if text == ROOT:
         return ROOT
     if kind not in SUBJECT_KINDS:
-        raise InvalidArgument(
-            f"subject {text!r}: expected user:NAME, robot:NAME or pipeline:NAME"
-        )
+        raise InvalidArgument(f"subject {text!r}: expected user:NAME, robot:NAME or pipeline:NAME")
     if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f"subject {text!r}: a name is 1-128 letters, digits and . _ @ + - "
@@ -129,7 +127,9 @@ class Access:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "subject": self.subject, "repo": self.repo, "roles": self.roles,
+            "subject": self.subject,
+            "repo": self.repo,
+            "roles": self.roles,
             "permissions": self.permissions,
         }
 

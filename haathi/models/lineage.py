@@ -36,8 +36,12 @@ class LineageNode:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "repo": self.repo, "commit": self.commit, "path": self.path, "hash": self.hash,
-            "size_bytes": self.size_bytes, "origin": self.origin,
+            "repo": self.repo,
+            "commit": self.commit,
+            "path": self.path,
+            "hash": self.hash,
+            "size_bytes": self.size_bytes,
+            "origin": self.origin,
         }
         if self.datum is not None:
             out |= {"datum": self.datum, "job": self.job, "spec_version": self.spec_version}
@@ -50,9 +54,16 @@ class LineageNode:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LineageNode:
         return cls(
-            repo=d["repo"], commit=d["commit"], path=d["path"], hash=d["hash"],
-            size_bytes=d["size_bytes"], origin=d["origin"], datum=d.get("datum"),
-            job=d.get("job"), spec_version=d.get("spec_version"), image=d.get("image"),
+            repo=d["repo"],
+            commit=d["commit"],
+            path=d["path"],
+            hash=d["hash"],
+            size_bytes=d["size_bytes"],
+            origin=d["origin"],
+            datum=d.get("datum"),
+            job=d.get("job"),
+            spec_version=d.get("spec_version"),
+            image=d.get("image"),
             inputs=tuple(cls.from_dict(n) for n in d.get("inputs", ())),
             derived=tuple(cls.from_dict(n) for n in d.get("derived", ())),
         )
@@ -86,10 +97,21 @@ class LineageGraph:
         edges: dict[tuple[str, str], None] = {}
         for root in roots:
             for n in root.walk():
-                nodes.setdefault(n.ref, LineageNode(
-                    n.repo, n.commit, n.path, n.hash, n.size_bytes, n.origin, n.datum, n.job,
-                    n.spec_version, n.image,
-                ))
+                nodes.setdefault(
+                    n.ref,
+                    LineageNode(
+                        n.repo,
+                        n.commit,
+                        n.path,
+                        n.hash,
+                        n.size_bytes,
+                        n.origin,
+                        n.datum,
+                        n.job,
+                        n.spec_version,
+                        n.image,
+                    ),
+                )
                 edges.update({(i.ref, n.ref): None for i in n.inputs})
                 edges.update({(n.ref, d.ref): None for d in n.derived})
         return cls(tuple(nodes.values()), tuple(edges))

@@ -26,9 +26,7 @@ MAX_PATH_BYTES = 4095
 def _check_chars(path: str) -> None:
     m = _CONTROL.search(path)
     if m:
-        raise InvalidArgument(
-            f"invalid path {path!r}: control character {m.group()!r} not allowed"
-        )
+        raise InvalidArgument(f"invalid path {path!r}: control character {m.group()!r} not allowed")
 
 
 def normalize(path: str) -> str:
@@ -53,8 +51,7 @@ def normalize_for_write(path: str) -> str:
     if _GLOB.search(norm):
         bad = sorted(set(_GLOB.findall(norm)))
         raise InvalidArgument(
-            f"invalid path {path!r}: glob characters {''.join(bad)!r} are not allowed in file "
-            "names"
+            f"invalid path {path!r}: glob characters {''.join(bad)!r} are not allowed in file names"
         )
     if norm == "/":
         raise InvalidArgument("invalid path '/': a file needs a name")

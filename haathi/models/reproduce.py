@@ -39,15 +39,22 @@ class FileCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "stored_hash": self.stored_hash,
-            "reproduced_hash": self.reproduced_hash, "stored_size": self.stored_size,
-            "reproduced_size": self.reproduced_size, "match": self.match, "status": self.status,
+            "path": self.path,
+            "stored_hash": self.stored_hash,
+            "reproduced_hash": self.reproduced_hash,
+            "stored_size": self.stored_size,
+            "reproduced_size": self.reproduced_size,
+            "match": self.match,
+            "status": self.status,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileCheck:
         return cls(
-            d["path"], d.get("stored_hash"), d.get("reproduced_hash"), d.get("stored_size"),
+            d["path"],
+            d.get("stored_hash"),
+            d.get("reproduced_hash"),
+            d.get("stored_size"),
             d.get("reproduced_size"),
         )
 
@@ -70,8 +77,12 @@ class EnvChange:
         return f"{what} was {_shown(self.recorded)}, now {_shown(self.reproduced)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "recorded": self.recorded, "reproduced": self.reproduced,
-                "variable": self.variable}
+        return {
+            "name": self.name,
+            "recorded": self.recorded,
+            "reproduced": self.reproduced,
+            "variable": self.variable,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EnvChange:
@@ -116,22 +127,35 @@ class DatumReproduction:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "datum": self.datum, "job": self.job, "spec_version": self.spec_version,
-            "inputs": list(self.inputs), "state": self.state, "attempts": self.attempts,
-            "reason": self.reason, "log_tail": self.log_tail, "duration_s": self.duration_s,
-            "sandbox": self.sandbox, "env_differs": list(self.env_differs),
-            "env_changes": [c.to_dict() for c in self.env_changes], "ok": self.ok,
+            "datum": self.datum,
+            "job": self.job,
+            "spec_version": self.spec_version,
+            "inputs": list(self.inputs),
+            "state": self.state,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "log_tail": self.log_tail,
+            "duration_s": self.duration_s,
+            "sandbox": self.sandbox,
+            "env_differs": list(self.env_differs),
+            "env_changes": [c.to_dict() for c in self.env_changes],
+            "ok": self.ok,
             "files": [f.to_dict() for f in self.files],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatumReproduction:
         return cls(
-            datum=d["datum"], job=d["job"], spec_version=d["spec_version"],
-            inputs=tuple(d.get("inputs", ())), state=d["state"],
+            datum=d["datum"],
+            job=d["job"],
+            spec_version=d["spec_version"],
+            inputs=tuple(d.get("inputs", ())),
+            state=d["state"],
             files=tuple(FileCheck.from_dict(f) for f in d.get("files", ())),
-            attempts=d.get("attempts", 0), reason=d.get("reason"),
-            log_tail=d.get("log_tail", ""), duration_s=d.get("duration_s", 0.0),
+            attempts=d.get("attempts", 0),
+            reason=d.get("reason"),
+            log_tail=d.get("log_tail", ""),
+            duration_s=d.get("duration_s", 0.0),
             sandbox=d.get("sandbox", ""),
             env_changes=tuple(EnvChange.from_dict(c) for c in d.get("env_changes", ())),
         )
@@ -176,20 +200,30 @@ class ReproduceReport:
         files = self.files
         matched = sum(f.match for f in files)
         return {
-            "target": self.target, "commit": self.commit, "ok": self.ok,
-            "datums_total": self.datums_total, "datums_reproduced": len(self.datums),
-            "sample": self.sample, "seed": self.seed, "sampled": self.sampled,
-            "files_total": len(files), "files_matched": matched,
+            "target": self.target,
+            "commit": self.commit,
+            "ok": self.ok,
+            "datums_total": self.datums_total,
+            "datums_reproduced": len(self.datums),
+            "sample": self.sample,
+            "seed": self.seed,
+            "sampled": self.sampled,
+            "files_total": len(files),
+            "files_matched": matched,
             "files_mismatched": len(files) - matched,
-            "mismatches": [{"datum": d.datum, "path": f.path, "status": f.status}
-                           for d, f in self.mismatches],
+            "mismatches": [
+                {"datum": d.datum, "path": f.path, "status": f.status} for d, f in self.mismatches
+            ],
             "datums": [d.to_dict() for d in self.datums],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReproduceReport:
         return cls(
-            target=d["target"], commit=d["commit"],
+            target=d["target"],
+            commit=d["commit"],
             datums=tuple(DatumReproduction.from_dict(x) for x in d.get("datums", ())),
-            datums_total=d["datums_total"], sample=d.get("sample"), seed=d.get("seed"),
+            datums_total=d["datums_total"],
+            sample=d.get("sample"),
+            seed=d.get("seed"),
         )

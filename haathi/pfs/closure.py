@@ -43,9 +43,7 @@ def _statement(upstream: bool) -> Select[Any]:
     empty table): ``repo@commit`` rows reachable from the bound (repo_id, cid)."""
     (src_repo, src_commit), (dst_repo, dst_commit) = _ends(commit_provenance, upstream)
     seed = (
-        select(
-            dst_repo.label("repo_id"), dst_commit.label("commit_id"), literal(1).label("depth")
-        )
+        select(dst_repo.label("repo_id"), dst_commit.label("commit_id"), literal(1).label("depth"))
         .where(src_repo == bindparam("repo_id"), src_commit == bindparam("cid"))
         .cte("reach", recursive=True)
     )

@@ -211,9 +211,7 @@ def find_clashes(view: ChangeView, written: Iterable[str]) -> Iterator[Clash]:
 def refuse(clash: Clash | None, outcome: str = "nothing was written") -> None:
     """Raise the error of a clash a write would make (``outcome``: what became of it)."""
     if clash is not None:
-        raise FailedPrecondition(
-            f"{clash.refusal}; {outcome}", path=clash.upper, other=clash.other
-        )
+        raise FailedPrecondition(f"{clash.refusal}; {outcome}", path=clash.upper, other=clash.other)
 
 
 def written_paths(changes: Sequence[staging.Change]) -> list[str]:
@@ -221,7 +219,9 @@ def written_paths(changes: Sequence[staging.Change]) -> list[str]:
 
 
 def check_changes(
-    base: bytes | None, changes: Sequence[staging.Change], nodes: NodeStore,
+    base: bytes | None,
+    changes: Sequence[staging.Change],
+    nodes: NodeStore,
     outcome: str = "nothing was written",
 ) -> None:
     """Refuse ``changes`` if applying them to ``base`` makes a clash."""

@@ -160,9 +160,7 @@ def resolve(conn: Connection, spec: CommitSpec) -> CommitRow:
     if anc.nth is not None:
         chain = ancestry_chain(conn, commit)
         if anc.nth > len(chain):
-            raise NotFound(
-                f"{spec}: the history has only {len(chain)} commits", repo=spec.repo
-            )
+            raise NotFound(f"{spec}: the history has only {len(chain)} commits", repo=spec.repo)
         return chain[-anc.nth]
     for _ in range(anc.up):
         if commit.parent is None:

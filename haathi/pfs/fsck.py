@@ -74,8 +74,9 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
             (int(r[0]), str(r[1])) for r in conn.execute(select(commits.c.repo_id, commits.c.id))
         }
         branch_rows = conn.execute(
-            select(repos.c.name, branches.c.name, branches.c.head, branches.c.repo_id)
-            .join(repos, repos.c.id == branches.c.repo_id)
+            select(repos.c.name, branches.c.name, branches.c.head, branches.c.repo_id).join(
+                repos, repos.c.id == branches.c.repo_id
+            )
         ).all()
 
     problems: list[Problem] = []
@@ -188,8 +189,12 @@ def _size(ctx: PfsContext, pack: str) -> int | None:
 
 
 def _check_blobs(
-    ctx: PfsContext, rows: list[BlobLocation], sizes: dict[str, int | None],
-    recorded: dict[str, int], fast: bool, problems: list[Problem],
+    ctx: PfsContext,
+    rows: list[BlobLocation],
+    sizes: dict[str, int | None],
+    recorded: dict[str, int],
+    fast: bool,
+    problems: list[Problem],
 ) -> Iterator[tuple[bytes, str]]:
     """Check each indexed blob and each pack as a whole (its size; unless ``fast``, every
     byte), reading each pack once; yields (digest, pack) of bad indexed blobs."""
@@ -230,7 +235,10 @@ def _check_blobs(
 
 def _damaged_pack(pack: str, what: str) -> Problem:
     return Problem(
-        "error", "corrupt_pack", pack, f"pack {pack} is damaged: {what}",
+        "error",
+        "corrupt_pack",
+        pack,
+        f"pack {pack} is damaged: {what}",
         "blobs of the pack that check out still read correctly; restore the pack from a "
         "backup (`haathi gc` deletes it once nothing uses its blobs)",
     )
@@ -274,8 +282,12 @@ def _check_pack(
 
 
 def _fix(
-    ctx: PfsContext, problems: list[Problem], bad: dict[bytes, str], missing_packs: set[str],
-    snap: Snapshot, marker: Marker,
+    ctx: PfsContext,
+    problems: list[Problem],
+    bad: dict[bytes, str],
+    missing_packs: set[str],
+    snap: Snapshot,
+    marker: Marker,
 ) -> list[Problem]:
     """Drop the index rows of bad blobs nothing reaches, then pack rows left with no blob."""
     dropped: set[bytes] = set()

@@ -49,8 +49,9 @@ def find_commits(ctx: PfsContext, spec: FileSpec, limit: int | None = None) -> l
         for commit in iter_ancestry(conn, resolve(conn, spec.commit)):
             if not commit.finished:
                 continue
-            if pending is not None and path_changed(commit.root, pending.root, spec.path,
-                                                    ctx.nodes):
+            if pending is not None and path_changed(
+                commit.root, pending.root, spec.path, ctx.nodes
+            ):
                 found.append(pending)
                 if limit is not None and len(found) >= limit:
                     return found

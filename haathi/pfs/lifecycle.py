@@ -133,9 +133,7 @@ class Checked:
     staged_upto: int | None = None
 
 
-def check_paths(
-    ctx: PfsContext, spec: CommitSpec, changes: Sequence[staging.Change]
-) -> Checked:
+def check_paths(ctx: PfsContext, spec: CommitSpec, changes: Sequence[staging.Change]) -> Checked:
     """Refuse ``changes`` (entries not needed) that would make a path collision where they
     go: a check before their bytes are stored. :func:`commit_changes` checks again only if
     what they go to changed since."""

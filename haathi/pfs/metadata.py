@@ -90,9 +90,7 @@ def apply_edit(current: dict[str, str], action: str, items: Items, what: str) ->
                 f"{what} already has metadata key {key!r} (use edit to change it)", key=key
             )
         if action == "edit" and key not in current:
-            raise NotFound(
-                f"{what} has no metadata key {key!r} (use add to create it)", key=key
-            )
+            raise NotFound(f"{what} has no metadata key {key!r} (use add to create it)", key=key)
     out = {**current, **pairs}
     check_metadata(out, what)
     return out
@@ -111,9 +109,7 @@ def _edit_repo(conn: Connection, spec: CommitSpec, action: str, items: Items) ->
     return md
 
 
-def _edit_branch(
-    conn: Connection, spec: CommitSpec, action: str, items: Items
-) -> dict[str, str]:
+def _edit_branch(conn: Connection, spec: CommitSpec, action: str, items: Items) -> dict[str, str]:
     if spec.ref is None:
         raise InvalidArgument(f"edit metadata branch takes repo@branch, got {spec}")
     if parse_ancestry(spec.ref).base != spec.ref:
@@ -126,9 +122,7 @@ def _edit_branch(
     return md
 
 
-def _edit_commit(
-    conn: Connection, spec: CommitSpec, action: str, items: Items
-) -> dict[str, str]:
+def _edit_commit(conn: Connection, spec: CommitSpec, action: str, items: Items) -> dict[str, str]:
     repo_row(conn, spec.repo, lock=True)
     c = resolve(conn, spec)
     md = apply_edit(c.metadata or {}, action, items, f"commit {c.repo}@{c.id}")

@@ -128,9 +128,7 @@ def modify(
                 changes[i] = copies[i]
                 writer.track(d for c in changes[i] if c.entry for d, _ in c.entry.chunk_list())
         flat = [c for group in changes for c in group]
-        return lifecycle.commit_changes(
-            ctx, spec, flat, description, writer, since_epoch, checked
-        )
+        return lifecycle.commit_changes(ctx, spec, flat, description, writer, since_epoch, checked)
     except BaseException:
         writer.abort()
         raise

@@ -90,9 +90,11 @@ def downstream_order(conn: Connection, origin: BranchKey) -> list[BranchKey]:
     done = {origin}
     pending = sorted(affected)
     while pending:
-        ready = [b for b in pending if all(
-            up in done or up not in affected for up in provenance_of(conn, b)
-        )]
+        ready = [
+            b
+            for b in pending
+            if all(up in done or up not in affected for up in provenance_of(conn, b))
+        ]
         if not ready:  # cannot happen: set_provenance refuses cycles
             raise FailedPrecondition("branch provenance has a cycle")
         order.extend(ready)
@@ -193,8 +195,12 @@ def finish_auto_commit(
             commits.c.state == CommitState.STARTED.value,
         )
         .values(
-            state=CommitState.FINISHED.value, root=root, file_count=totals[0],
-            size_bytes=totals[1], error=error, finished_at=now(),
+            state=CommitState.FINISHED.value,
+            root=root,
+            file_count=totals[0],
+            size_bytes=totals[1],
+            error=error,
+            finished_at=now(),
         )
     )
     if res.rowcount != 1:

@@ -58,7 +58,11 @@ def inspect_repo(ctx: PfsContext, name: str) -> RepoInfo:
         if head is not None and head[0] is not None:
             size = get_commit(conn, r.id, name, str(head[0])).size_bytes
     return RepoInfo(
-        name, r.description, as_utc(r.created_at) or r.created_at, size, names,
+        name,
+        r.description,
+        as_utc(r.created_at) or r.created_at,
+        size,
+        names,
         metadata_of(r.metadata),
     )
 
@@ -97,13 +101,10 @@ def delete_repo_rows(conn: Connection, name: str, force: bool = False) -> None:
     if downstream and not force:
         names = ", ".join(sorted(str(d[0]) for d in downstream))
         raise FailedPrecondition(
-            f"repo {name} is an input of {names}: delete those pipelines first, or use "
-            "--force",
+            f"repo {name} is an input of {names}: delete those pipelines first, or use --force",
             repo=name,
         )
-    conn.execute(
-        delete(branch_provenance).where(branch_provenance.c.from_repo_id == r.id)
-    )
+    conn.execute(delete(branch_provenance).where(branch_provenance.c.from_repo_id == r.id))
     conn.execute(delete(staged).where(staged.c.repo_id == r.id))
     for table in (branch_provenance, commit_provenance):
         conn.execute(delete(table).where(table.c.repo_id == r.id))
@@ -120,7 +121,10 @@ def repo_name(conn: Connection, repo_id: int) -> str:
 def _branch_info(repo: str, b: object) -> BranchInfo:
     m = b._mapping  # type: ignore[attr-defined]
     return BranchInfo(
-        repo, str(m["name"]), m["head"], as_utc(m["created_at"]) or m["created_at"],
+        repo,
+        str(m["name"]),
+        m["head"],
+        as_utc(m["created_at"]) or m["created_at"],
         metadata_of(m["metadata"]),
     )
 

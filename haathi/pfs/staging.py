@@ -124,7 +124,10 @@ def staged_changes(conn: Connection, repo_id: int, commit_id: str) -> list[Chang
 
 
 def staged_near(
-    conn: Connection, repo_id: int, commit_id: str, exact: Collection[str],
+    conn: Connection,
+    repo_id: int,
+    commit_id: str,
+    exact: Collection[str],
     below: Collection[str],
 ) -> list[Change]:
     """The commit's staged changes, in order and without their entries, whose path is one of

@@ -247,7 +247,7 @@ def elf_interpreter(exe: str) -> str:
         if head[:4] != b"\x7fELF" or head[4] != 2:
             raise FailedPrecondition(f"{exe}: not a 64-bit ELF executable")
         order = "<" if head[5] == 1 else ">"
-        phoff, = struct.unpack_from(order + "Q", head, 32)
+        (phoff,) = struct.unpack_from(order + "Q", head, 32)
         phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
         for i in range(phnum):
             f.seek(phoff + i * phentsize)

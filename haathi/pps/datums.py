@@ -164,12 +164,25 @@ def _pfs_rows(inp: PfsInput, glob: GlobFn) -> list[Row]:
     for m in sorted(matches, key=lambda m: m.path):
         found = pattern.match(m.path.rstrip("/") or "/")
         groups = [found.path, *(g or "" for g in found.groups())] if found else []
-        rows.append((DatumInput(
-            name=inp.name, repo=inp.repo, branch=inp.branch, commit=commit, path=m.path,
-            hash=m.hash, size=m.size, is_dir=m.is_dir,
-            join_on=_key(inp.join_on, groups), group_by=_key(inp.group_by, groups),
-            lazy=inp.lazy, empty_files=inp.empty_files, outer_join=inp.outer_join,
-        ),))
+        rows.append(
+            (
+                DatumInput(
+                    name=inp.name,
+                    repo=inp.repo,
+                    branch=inp.branch,
+                    commit=commit,
+                    path=m.path,
+                    hash=m.hash,
+                    size=m.size,
+                    is_dir=m.is_dir,
+                    join_on=_key(inp.join_on, groups),
+                    group_by=_key(inp.group_by, groups),
+                    lazy=inp.lazy,
+                    empty_files=inp.empty_files,
+                    outer_join=inp.outer_join,
+                ),
+            )
+        )
     return rows
 
 

@@ -52,8 +52,10 @@ _INDEX_TYPES = (
 )
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
          "s390x": "s390x"}  # fmt: skip
-_NOISE_RE = re.compile(r'^(Error parsing image name|Error reading manifest [^ ]+ in [^ ]+|'
-                       r'initializing source) "?[^"]*"?: |reference "\[[^\]]*\][^"]*" ')
+_NOISE_RE = re.compile(
+    r"^(Error parsing image name|Error reading manifest [^ ]+ in [^ ]+|"
+    r'initializing source) "?[^"]*"?: |reference "\[[^\]]*\][^"]*" '
+)
 _DONE = "image.json"  # in a cache entry: written last, so its presence means complete
 
 
@@ -252,7 +254,10 @@ def _skopeo(*args: str) -> bytes | str:
 def _tool(argv: list[str]) -> bytes | str:
     try:
         done = subprocess.run(
-            argv, capture_output=True, timeout=TOOL_TIMEOUT, stdin=subprocess.DEVNULL,
+            argv,
+            capture_output=True,
+            timeout=TOOL_TIMEOUT,
+            stdin=subprocess.DEVNULL,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -361,7 +366,8 @@ def _unpack_into(image: Image, root: Path) -> None:
         config = _skopeo("inspect", "--config", "--raw", layout)
         source = _skopeo("inspect", "--config", "--raw", image.source)
         if (
-            isinstance(config, str) or isinstance(source, str)
+            isinstance(config, str)
+            or isinstance(source, str)
             or "sha256:" + hashlib.sha256(source).hexdigest() != image.image_id
             or _layers_and_settings(config) != _layers_and_settings(source)
         ):
@@ -380,8 +386,14 @@ def _unpack_into(image: Image, root: Path) -> None:
         os.chmod(entry / "rootfs", 0o755)
         done = entry / _DONE
         with open(f"{done}.tmp", "w") as f:
-            json.dump({**image.to_dict(), "source": image.source,
-                       "config": dataclasses.asdict(image.config)}, f)
+            json.dump(
+                {
+                    **image.to_dict(),
+                    "source": image.source,
+                    "config": dataclasses.asdict(image.config),
+                },
+                f,
+            )
             f.flush()
             os.fsync(f.fileno())
         os.rename(f"{done}.tmp", done)

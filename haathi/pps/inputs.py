@@ -89,7 +89,7 @@ def dir_hash(path: str, files: Iterable[FileEntry]) -> str:
     ``/d``: the form datum hashes have always used) and its content hash."""
     h = blake3.blake3()
     for f in files:
-        h.update(f.path[len(path):].encode() + b"\0" + f.hash)
+        h.update(f.path[len(path) :].encode() + b"\0" + f.hash)
     return h.hexdigest()
 
 

@@ -170,7 +170,8 @@ def _unreadable_inputs(conn: Connection, pipeline: str) -> list[str]:
     spec, _ = spec_of(conn, records.pipeline_row(conn, pipeline))
     who = pipeline_subject(pipeline)
     return [
-        repo for repo, _ in input_branches(spec)
+        repo
+        for repo, _ in input_branches(spec)
         if Permission.READ not in bindings.permissions(conn, who, repo)
     ]
 
@@ -189,7 +190,10 @@ def claim(ctx: PpsContext, job: records.JobRow) -> bool:
                 ),
             )
             .values(
-                state=JobState.RUNNING.value, runner=ctx.runner_id, started_at=t, reason=None,
+                state=JobState.RUNNING.value,
+                runner=ctx.runner_id,
+                started_at=t,
+                reason=None,
                 lease_until=t + timedelta(seconds=ctx.job_lease_s),
             )
         )
@@ -249,8 +253,12 @@ def end_job(
         if out is not None and not out.finished:
             error = None if state == JobState.SUCCESS else (reason or state.value.lower())
             provenance.finish_auto_commit(
-                conn, repo_id, job.commit_id, root=root,
-                totals=prolly.totals(root, ctx.pfs.nodes), error=error,
+                conn,
+                repo_id,
+                job.commit_id,
+                root=root,
+                totals=prolly.totals(root, ctx.pfs.nodes),
+                error=error,
             )
     openlineage.job_ended(ctx, job, state, reason)
     return True
@@ -262,7 +270,11 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
         job = records.find_job(conn, pipeline, commit_id)
     if job.state == JobState.CREATED:
         end_job(
-            ctx, job, JobState.KILLED, "job stopped", root=base_root(ctx, job),
+            ctx,
+            job,
+            JobState.KILLED,
+            "job stopped",
+            root=base_root(ctx, job),
             only_if_running=False,
         )
     elif job.state == JobState.RUNNING:
@@ -328,7 +340,10 @@ def plan_job(
         with ctx.pfs.db.read() as conn:
             for did, h, state, outs, source in conn.execute(
                 select(
-                    datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs,
+                    datums.c.datum_id,
+                    datums.c.hash,
+                    datums.c.state,
+                    datums.c.outputs,
                     datums.c.source_job,
                 ).where(datums.c.job_id == base.id)
             ):
@@ -358,9 +373,14 @@ def plan_job(
 def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
     return tuple(
         TaskInput(
-            name=i.name, path=i.path, commit=i.commit, is_dir=i.is_dir,
+            name=i.name,
+            path=i.path,
+            commit=i.commit,
+            is_dir=i.is_dir,
             files=tuple((e.path, e.chunks) for e in index.files_of(i.repo, i.commit, i.path)),
-            join_on=i.join_on, group_by=i.group_by, empty_files=i.empty_files,
+            join_on=i.join_on,
+            group_by=i.group_by,
+            empty_files=i.empty_files,
         )
         for i in d.inputs
     )
@@ -379,10 +399,17 @@ def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum
 
 def _datum_row(job_id: int, d: Datum, h: str, **values: Any) -> dict[str, Any]:
     return {
-        "job_id": job_id, "datum_id": d.id, "hash": h,
+        "job_id": job_id,
+        "datum_id": d.id,
+        "hash": h,
         "inputs": json.dumps([dataclasses.asdict(i) for i in d.inputs]),
-        "outputs": "[]", "env": "{}", "reason": None, "started_at": None,
-        "duration": None, "log": "", "attempts": 0,
+        "outputs": "[]",
+        "env": "{}",
+        "reason": None,
+        "started_at": None,
+        "duration": None,
+        "log": "",
+        "attempts": 0,
     } | values
 
 
@@ -396,9 +423,10 @@ def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> 
                 repo_ids[i.repo] = repo_id_of(conn, i.repo)
             rows.add((repo_ids[i.repo], i.path, d.id))
     if rows:
-        conn.execute(insert(datum_inputs), [
-            {"job_id": job_id, "repo_id": r, "path": p, "datum_id": did} for r, p, did in rows
-        ])
+        conn.execute(
+            insert(datum_inputs),
+            [{"job_id": job_id, "repo_id": r, "path": p, "datum_id": did} for r, p, did in rows],
+        )
 
 
 def _outputs_json(entries: Sequence[FileEntry]) -> str:
@@ -414,18 +442,20 @@ def job_context(
         haathi_version = pkg_version("haathi")
     except Exception:  # pragma: no cover - running from a source tree
         haathi_version = "unknown"
-    return json.dumps({
-        "executor": ctx.executor or "local",
-        "spec_version": version.version,
-        "spec_hash": version.spec_hash,
-        "transform": spec.to_dict()["transform"],
-        "image": spec.transform.image,
-        **isolation.record(),
-        "haathi": haathi_version,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "runner": ctx.runner_id,
-    })
+    return json.dumps(
+        {
+            "executor": ctx.executor or "local",
+            "spec_version": version.version,
+            "spec_hash": version.spec_hash,
+            "transform": spec.to_dict()["transform"],
+            "image": spec.transform.image,
+            **isolation.record(),
+            "haathi": haathi_version,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "runner": ctx.runner_id,
+        }
+    )
 
 
 RUNNER_STOPPED = "the runner stopped"
@@ -531,7 +561,10 @@ def _assemble(
 
 
 def run_job(
-    ctx: PpsContext, job: records.JobRow, executor: Executor, progress: ProgressFn | None = None,
+    ctx: PpsContext,
+    job: records.JobRow,
+    executor: Executor,
+    progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
 ) -> JobState:
     """Run a claimed job to its end; returns its final state.
@@ -596,24 +629,34 @@ class _Run:
             return JobState.CREATED
         return self._finish(outputs, keep, failed, collision, since_epoch)
 
-    def _start(
-        self, spec: PipelineSpec, version: records.VersionRow, isolation: Isolation
-    ) -> None:
+    def _start(self, spec: PipelineSpec, version: records.VersionRow, isolation: Isolation) -> None:
         """Record the skipped datums, the inputs every datum reads, and the job's context."""
         ctx, job, plan = self.ctx, self.job, self.plan
         assert plan is not None
         total = len(plan.skipped) + len(plan.run)
         with ctx.pfs.db.write() as conn:
             if plan.skipped:
-                conn.execute(insert(datums), [
-                    _datum_row(job.id, d, plan.hashes[d.id], state=DatumState.SKIPPED.value,
-                               outputs=outs, source_job=source)
-                    for d, outs, source in plan.skipped
-                ])
+                conn.execute(
+                    insert(datums),
+                    [
+                        _datum_row(
+                            job.id,
+                            d,
+                            plan.hashes[d.id],
+                            state=DatumState.SKIPPED.value,
+                            outputs=outs,
+                            source_job=source,
+                        )
+                        for d, outs, source in plan.skipped
+                    ],
+                )
             _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
             conn.execute(
-                update(jobs).where(jobs.c.id == job.id).values(
-                    data_total=total, data_skipped=len(plan.skipped),
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(
+                    data_total=total,
+                    data_skipped=len(plan.skipped),
                     context=job_context(ctx, spec, version, isolation),
                 )
             )
@@ -637,10 +680,16 @@ class _Run:
         failed: list[str] = []
         tasks = [
             DatumSetTask(
-                store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
-                pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
-                datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=isolation.sandbox, view=isolation.view, container=isolation.container,
+                store=ctx.remote_store or (lambda: ctx.pfs),
+                store_key=ctx.store_key,
+                pipeline=job.pipeline,
+                job_id=job.commit_id,
+                transform=spec.transform,
+                datum_tries=spec.datum_tries,
+                datum_timeout=spec.datum_timeout,
+                sandbox=isolation.sandbox,
+                view=isolation.view,
+                container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
             )
@@ -660,14 +709,14 @@ class _Run:
                         if other is not None and collision is None:
                             collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
                         outputs[e.path] = e
-                    rows.append(
-                        _result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r)
-                    )
+                    rows.append(_result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r))
                 with ctx.pfs.db.write() as conn:
                     if rows:
                         conn.execute(insert(datums), rows)
                     conn.execute(
-                        update(jobs).where(jobs.c.id == job.id).values(
+                        update(jobs)
+                        .where(jobs.c.id == job.id)
+                        .values(
                             data_processed=counts[DatumState.SUCCESS],
                             data_failed=counts[DatumState.FAILED],
                             data_recovered=counts[DatumState.RECOVERED],
@@ -682,8 +731,12 @@ class _Run:
         return outputs, keep, failed, collision
 
     def _finish(
-        self, outputs: dict[str, FileEntry], keep: set[bytes], failed: list[str],
-        collision: str | None, since_epoch: int,
+        self,
+        outputs: dict[str, FileEntry],
+        keep: set[bytes],
+        failed: list[str],
+        collision: str | None,
+        since_epoch: int,
     ) -> JobState:
         """End the job: its output commit is the base plus the new outputs, or an error."""
         ctx, job, plan, watch = self.ctx, self.job, self.plan, self.watch
@@ -703,8 +756,9 @@ class _Run:
                     state = JobState.FAILURE
                     reason = f"{len(failed)} datum(s) failed: " + ", ".join(sorted(failed)[:3])
             try:
-                end_job(ctx, job, state, reason, root=root, keep=sorted(keep),
-                        since_epoch=since_epoch)
+                end_job(
+                    ctx, job, state, reason, root=root, keep=sorted(keep), since_epoch=since_epoch
+                )
             except Conflict as exc:
                 state, reason = JobState.FAILURE, str(exc)
                 end_job(ctx, job, state, reason, root=plan.base_root)
@@ -715,11 +769,19 @@ class _Run:
 
 def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]:
     return _datum_row(
-        job_id, d, h, state=r.state.value, attempts=r.attempts,
-        outputs=_outputs_json(r.outputs), env=json.dumps(r.env), reason=r.reason,
-        source_job=job_id, exit_code=r.exit_code,
-        started_at=datetime.fromtimestamp(r.started_at, UTC), duration=r.duration,
-        log=r.log[-(1 << 20):],
+        job_id,
+        d,
+        h,
+        state=r.state.value,
+        attempts=r.attempts,
+        outputs=_outputs_json(r.outputs),
+        env=json.dumps(r.env),
+        reason=r.reason,
+        source_job=job_id,
+        exit_code=r.exit_code,
+        started_at=datetime.fromtimestamp(r.started_at, UTC),
+        duration=r.duration,
+        log=r.log[-(1 << 20) :],
     )
 
 

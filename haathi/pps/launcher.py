@@ -105,7 +105,11 @@ def _receive(
 
 
 def _run(
-    argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, out: int, stdin: int,
+    argv: list[bytes],
+    env: dict[bytes, bytes],
+    cwd: bytes,
+    out: int,
+    stdin: int,
     sock: _socket.socket,
 ) -> tuple[str | int | None, ...]:
     try:

@@ -146,14 +146,20 @@ def run_id(pipeline: str, commit_id: str) -> str:
 
 
 def _queue(
-    ctx: PpsContext, sink: LineageSink, job: records.JobRow, state: JobState | None,
+    ctx: PpsContext,
+    sink: LineageSink,
+    job: records.JobRow,
+    state: JobState | None,
     reason: str | None,
 ) -> None:
     try:
         snap = _snapshot(ctx, job, state, reason)
     except Exception as exc:  # an event is never worth failing a job for
         log.warning(
-            "OpenLineage: no event for job %s@%s: %s", job.pipeline, job.commit_id, exc,
+            "OpenLineage: no event for job %s@%s: %s",
+            job.pipeline,
+            job.commit_id,
+            exc,
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
         return
@@ -198,13 +204,20 @@ def _snapshot(
                 stats = (out.size_bytes, out.file_count)
     ended = None if state is None else (row.finished_at or now())
     return JobSnapshot(
-        pipeline=row.pipeline, commit_id=row.commit_id, state=state, reason=reason,
-        started=row.started_at or ended or now(), ended=ended,
+        pipeline=row.pipeline,
+        commit_id=row.commit_id,
+        state=state,
+        reason=reason,
+        started=row.started_at or ended or now(),
+        ended=ended,
         never_started=state is not None and row.started_at is None,
-        spec_version=version.version, spec_hash=version.spec_hash,
-        spec=parse_spec(version.spec, stored=True).to_dict(), context=row.context,
+        spec_version=version.version,
+        spec_hash=version.spec_hash,
+        spec=parse_spec(version.spec, stored=True).to_dict(),
+        context=row.context,
         counts=row.counts,
-        inputs=tuple(inputs), output_stats=stats,
+        inputs=tuple(inputs),
+        output_stats=stats,
     )
 
 
@@ -222,8 +235,13 @@ class LineageSink:
     """
 
     def __init__(
-        self, namespace: str, *, url: str | None = None, path: Path | None = None,
-        timeout: float = HTTP_TIMEOUT_S, flush_s: float = FLUSH_S,
+        self,
+        namespace: str,
+        *,
+        url: str | None = None,
+        path: Path | None = None,
+        timeout: float = HTTP_TIMEOUT_S,
+        flush_s: float = FLUSH_S,
     ) -> None:
         self.namespace = namespace
         self.url = None if url is None else url.rstrip("/") + "/"  # <url>/api/v1/lineage
@@ -249,8 +267,9 @@ class LineageSink:
         except queue.Full:
             self._dropped += 1
             if self._dropped == 1:
-                log.warning("OpenLineage: %d events are waiting to be sent; dropping new ones",
-                            QUEUE_MAX)
+                log.warning(
+                    "OpenLineage: %d events are waiting to be sent; dropping new ones", QUEUE_MAX
+                )
 
     def close(self) -> None:
         """Send what is queued (waiting at most ``flush_s``), then stop the thread."""
@@ -265,7 +284,9 @@ class LineageSink:
         if thread.is_alive():
             log.warning(
                 "OpenLineage: gave up waiting for %s after %.0f s; about %d event(s) not sent",
-                " and ".join(self._targets()), self.flush_s, max(0, self._queue.qsize() - 1),
+                " and ".join(self._targets()),
+                self.flush_s,
+                max(0, self._queue.qsize() - 1),
             )
 
     def _targets(self) -> list[str]:
@@ -281,8 +302,9 @@ class LineageSink:
                 events = build_events(item, self.namespace)
                 clients = self._make_clients()
             except Exception as exc:
-                log.warning("OpenLineage: no events for job %s@%s: %s",
-                            item.pipeline, item.commit_id, exc)
+                log.warning(
+                    "OpenLineage: no events for job %s@%s: %s", item.pipeline, item.commit_id, exc
+                )
                 continue
             for target, client in clients:
                 for event in events:
@@ -294,8 +316,11 @@ class LineageSink:
         except Exception as exc:
             if target not in self._failing:
                 self._failing.add(target)
-                log.warning("OpenLineage: cannot send events to %s (%s); dropping them until "
-                            "it answers", target, exc)
+                log.warning(
+                    "OpenLineage: cannot send events to %s (%s); dropping them until it answers",
+                    target,
+                    exc,
+                )
             else:
                 log.debug("OpenLineage: %s still failing: %s", target, exc)
             return
@@ -315,13 +340,21 @@ class LineageSink:
             transports: list[tuple[str, Transport]] = []
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                transports.append((str(self.path), FileTransport(
-                    FileConfig(log_file_path=str(self.path), append=True)
-                )))
+                transports.append(
+                    (
+                        str(self.path),
+                        FileTransport(FileConfig(log_file_path=str(self.path), append=True)),
+                    )
+                )
             if self.url is not None:
-                transports.append((self.url, HttpTransport(
-                    HttpConfig(url=self.url, timeout=self.timeout, retry=dict(_HTTP_RETRY))
-                )))
+                transports.append(
+                    (
+                        self.url,
+                        HttpTransport(
+                            HttpConfig(url=self.url, timeout=self.timeout, retry=dict(_HTTP_RETRY))
+                        ),
+                    )
+                )
             self._clients = [
                 (target, OpenLineageClient(transport=t, config=config)) for target, t in transports
             ]
@@ -378,55 +411,77 @@ def _event(snap: JobSnapshot, namespace: str, state: JobState | None) -> RunEven
 
     run_facets: dict[str, RunFacet] = {
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-            version=_version("haathi"), name="haathi",
-            openlineageAdapterVersion=_version("openlineage-python"), producer=producer,
+            version=_version("haathi"),
+            name="haathi",
+            openlineageAdapterVersion=_version("openlineage-python"),
+            producer=producer,
         ),
         "haathi_job": job_facet(
-            job=f"{snap.pipeline}@{snap.commit_id}", state=shown.value, reason=snap.reason,
+            job=f"{snap.pipeline}@{snap.commit_id}",
+            state=shown.value,
+            reason=snap.reason,
             specVersion=snap.spec_version,
-            executor=ctx.get("executor"), sandbox=ctx.get("sandbox"),
-            runtime=ctx.get("runtime"), image=ctx.get("image"),
+            executor=ctx.get("executor"),
+            sandbox=ctx.get("sandbox"),
+            runtime=ctx.get("runtime"),
+            image=ctx.get("image"),
             imageDigest=ctx.get("image_digest"),
-            runner=ctx.get("runner") or None, haathi=ctx.get("haathi") or _version("haathi"),
+            runner=ctx.get("runner") or None,
+            haathi=ctx.get("haathi") or _version("haathi"),
             python=ctx.get("python") or platform.python_version(),
             platform=ctx.get("platform"),
             datums={
-                "total": total, "processed": processed, "skipped": skipped,
-                "failed": failed, "recovered": recovered,
+                "total": total,
+                "processed": processed,
+                "skipped": skipped,
+                "failed": failed,
+                "recovered": recovered,
             },
             producer=producer,
         ),
     }
     if state is not None and state != JobState.SUCCESS:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=snap.reason or state.value.lower(), programmingLanguage="python",
+            message=snap.reason or state.value.lower(),
+            programmingLanguage="python",
             producer=producer,
         )
     job_facets: dict[str, JobFacet] = {
         "jobType": job_type_job.JobTypeJobFacet(
-            processingType="BATCH", integration="HAATHI", jobType="PIPELINE", producer=producer,
+            processingType="BATCH",
+            integration="HAATHI",
+            jobType="PIPELINE",
+            producer=producer,
         ),
         "haathi_pipeline": pipeline_facet(
-            specVersion=snap.spec_version, specHash=snap.spec_hash, spec=snap.spec,
+            specVersion=snap.spec_version,
+            specHash=snap.spec_hash,
+            spec=snap.spec,
             producer=producer,
         ),
     }
     if snap.spec.get("description"):
         job_facets["documentation"] = documentation_job.DocumentationJobFacet(
-            description=snap.spec["description"], producer=producer,
+            description=snap.spec["description"],
+            producer=producer,
         )
 
     def version(commit: str) -> dict[str, DatasetFacet]:
-        return {"version": dataset_version_dataset.DatasetVersionDatasetFacet(
-            datasetVersion=commit, producer=producer,
-        )}
+        return {
+            "version": dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=commit,
+                producer=producer,
+            )
+        }
 
     output_facets: dict[str, OutputDatasetFacet] = {}
     if state == JobState.SUCCESS and snap.output_stats is not None:
         size, files = snap.output_stats
         output_facets["outputStatistics"] = (
             output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                size=size, fileCount=files, producer=producer,
+                size=size,
+                fileCount=files,
+                producer=producer,
             )
         )
     when = snap.started if state is None else (snap.ended or snap.started)
@@ -441,8 +496,10 @@ def _event(snap: JobSnapshot, namespace: str, state: JobState | None) -> RunEven
         ],
         outputs=[
             OutputDataset(
-                namespace=namespace, name=f"{snap.pipeline}@{snap.commit_id}",
-                facets=version(snap.commit_id), outputFacets=output_facets,
+                namespace=namespace,
+                name=f"{snap.pipeline}@{snap.commit_id}",
+                facets=version(snap.commit_id),
+                outputFacets=output_facets,
             )
         ],
         producer=producer,
@@ -504,4 +561,3 @@ def _custom_facets() -> tuple[Any, Any]:
             return f"{FACETS_SCHEMA_ID}#/$defs/HaathiJobRunFacet"
 
     return HaathiPipelineJobFacet, HaathiJobRunFacet
-

@@ -67,9 +67,10 @@ def _input_keys(conn: Connection, spec: PipelineSpec) -> list[provenance.BranchK
 
 def _create_cron_repos(conn: Connection, spec: PipelineSpec) -> None:
     for leaf in walk_inputs(spec.input):
-        if isinstance(leaf, CronInput) and conn.execute(
-            select(repos.c.id).where(repos.c.name == leaf.repo)
-        ).first() is None:
+        if (
+            isinstance(leaf, CronInput)
+            and conn.execute(select(repos.c.id).where(repos.c.name == leaf.repo)).first() is None
+        ):
             insert_repo(conn, leaf.repo, f"cron ticks of pipeline {spec.name}")
 
 
@@ -79,8 +80,12 @@ def _store_version(
     text = json.dumps(spec.to_dict(), sort_keys=True)
     conn.execute(
         insert(pipeline_versions).values(
-            pipeline_id=pipeline_id, version=version, spec=text,
-            spec_hash=hashlib.sha256(text.encode()).hexdigest(), salt=salt, created_at=now(),
+            pipeline_id=pipeline_id,
+            version=version,
+            spec=text,
+            spec_hash=hashlib.sha256(text.encode()).hexdigest(),
+            salt=salt,
+            created_at=now(),
         )
     )
 
@@ -88,8 +93,12 @@ def _store_version(
 def _queue_job(conn: Connection, pipeline_id: int, version: int, cid: str) -> None:
     conn.execute(
         insert(jobs).values(
-            pipeline_id=pipeline_id, commit_id=cid, version=version,
-            state=JobState.CREATED.value, created_at=now(), context="{}",
+            pipeline_id=pipeline_id,
+            commit_id=cid,
+            version=version,
+            state=JobState.CREATED.value,
+            created_at=now(),
+            context="{}",
         )
     )
 
@@ -106,7 +115,11 @@ def _start_output_commit(
 
 
 def create_pipeline(
-    ctx: PpsContext, spec: PipelineSpec, *, is_update: bool = False, reprocess: bool = False,
+    ctx: PpsContext,
+    spec: PipelineSpec,
+    *,
+    is_update: bool = False,
+    reprocess: bool = False,
     then: Callable[[Connection], None] | None = None,
 ) -> str:
     """Create (or with ``is_update`` replace) a pipeline; the ID of the job it starts.
@@ -242,11 +255,16 @@ def pipeline_info(conn: Connection, p: records.PipelineRow) -> PipelineInfo:
     spec, _ = spec_of(conn, p)
     last = records.list_jobs(conn, pipeline=p.name, limit=1)
     return PipelineInfo(
-        name=p.name, version=p.version, state=p.state, spec=spec.to_dict(),
-        created=p.created_at, updated=p.updated_at,
+        name=p.name,
+        version=p.version,
+        state=p.state,
+        spec=spec.to_dict(),
+        created=p.created_at,
+        updated=p.updated_at,
         inputs=tuple(f"{r}@{b}" for r, b in input_branches(spec)),
         output_branch=spec.output_branch,
-        last_job=last[0].state.value if last else None, notes=spec.notes,
+        last_job=last[0].state.value if last else None,
+        notes=spec.notes,
     )
 
 

@@ -35,7 +35,11 @@ def preview_datums(ctx: PpsContext, doc: dict[str, Any]) -> list[DatumInfo]:
                 index.commits[(leaf.repo, branch)] = InputCommit(leaf.repo, branch, c.id, c.root)
     return [
         DatumInfo(
-            job="", id=d.id, state=DatumState.STARTING, hash="", attempts=0,
+            job="",
+            id=d.id,
+            state=DatumState.STARTING,
+            hash="",
+            attempts=0,
             inputs=tuple(dataclasses.asdict(i) for i in d.inputs),
         )
         for d in form_datums(inp, glob_fn(ctx.pfs, index))

@@ -54,11 +54,22 @@ class JobRow:
     def info(self, inputs: tuple[str, ...] = ()) -> JobInfo:
         total, processed, skipped, failed, recovered = self.counts
         return JobInfo(
-            pipeline=self.pipeline, id=self.commit_id, state=self.state, version=self.version,
-            created=self.created_at, started=self.started_at, finished=self.finished_at,
-            data_total=total, data_processed=processed, data_skipped=skipped,
-            data_failed=failed, data_recovered=recovered, reason=self.reason, inputs=inputs,
-            output_commit=f"{self.pipeline}@{self.commit_id}", context=self.context,
+            pipeline=self.pipeline,
+            id=self.commit_id,
+            state=self.state,
+            version=self.version,
+            created=self.created_at,
+            started=self.started_at,
+            finished=self.finished_at,
+            data_total=total,
+            data_processed=processed,
+            data_skipped=skipped,
+            data_failed=failed,
+            data_recovered=recovered,
+            reason=self.reason,
+            inputs=inputs,
+            output_commit=f"{self.pipeline}@{self.commit_id}",
+            context=self.context,
         )
 
 
@@ -83,8 +94,12 @@ def find_pipeline(conn: Connection, name: str) -> PipelineRow | None:
 def _pipeline(r: Row[Any]) -> PipelineRow:
     m = r._mapping
     return PipelineRow(
-        int(m["id"]), str(m["name"]), int(m["version"]), str(m["state"]),
-        _utc(m["created_at"]), _utc(m["updated_at"]),
+        int(m["id"]),
+        str(m["name"]),
+        int(m["version"]),
+        str(m["state"]),
+        _utc(m["created_at"]),
+        _utc(m["updated_at"]),
     )
 
 
@@ -103,8 +118,12 @@ def version_row(conn: Connection, pipeline_id: int, version: int) -> VersionRow:
         raise NotFound(f"pipeline version {version} not found")
     m = r._mapping
     return VersionRow(
-        int(m["pipeline_id"]), int(m["version"]), json.loads(m["spec"]), str(m["spec_hash"]),
-        str(m["salt"]), _utc(m["created_at"]),
+        int(m["pipeline_id"]),
+        int(m["version"]),
+        json.loads(m["spec"]),
+        str(m["spec_hash"]),
+        str(m["salt"]),
+        _utc(m["created_at"]),
     )
 
 
@@ -114,13 +133,22 @@ _JOB_COLUMNS = (jobs, pipelines.c.name.label("pipeline_name"))
 def job_from_row(r: Row[Any]) -> JobRow:
     m = r._mapping
     return JobRow(
-        id=int(m["id"]), pipeline_id=int(m["pipeline_id"]), pipeline=str(m["pipeline_name"]),
-        commit_id=str(m["commit_id"]), version=int(m["version"]), state=JobState(m["state"]),
-        reason=m["reason"], created_at=_utc(m["created_at"]),
-        started_at=as_utc(m["started_at"]), finished_at=as_utc(m["finished_at"]),
+        id=int(m["id"]),
+        pipeline_id=int(m["pipeline_id"]),
+        pipeline=str(m["pipeline_name"]),
+        commit_id=str(m["commit_id"]),
+        version=int(m["version"]),
+        state=JobState(m["state"]),
+        reason=m["reason"],
+        created_at=_utc(m["created_at"]),
+        started_at=as_utc(m["started_at"]),
+        finished_at=as_utc(m["finished_at"]),
         counts=(
-            int(m["data_total"]), int(m["data_processed"]), int(m["data_skipped"]),
-            int(m["data_failed"]), int(m["data_recovered"]),
+            int(m["data_total"]),
+            int(m["data_processed"]),
+            int(m["data_skipped"]),
+            int(m["data_failed"]),
+            int(m["data_recovered"]),
         ),
         context=json.loads(m["context"] or "{}"),
     )
@@ -167,8 +195,12 @@ def find_job(conn: Connection, pipeline: str, commit_id: str) -> JobRow:
 
 
 def list_jobs(
-    conn: Connection, *, pipeline: str | None = None, commit_id: str | None = None,
-    states: tuple[JobState, ...] = (), limit: int | None = None,
+    conn: Connection,
+    *,
+    pipeline: str | None = None,
+    commit_id: str | None = None,
+    states: tuple[JobState, ...] = (),
+    limit: int | None = None,
 ) -> list[JobRow]:
     """Jobs, newest first; at most ``limit`` of them (None or 0: all)."""
     check_limit(limit)
@@ -188,21 +220,25 @@ def list_jobs(
 def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:
     m = r._mapping
     return DatumInfo(
-        job=f"{job.pipeline}@{job.commit_id}", id=str(m["datum_id"]),
-        state=DatumState(m["state"]), hash=str(m["hash"]), attempts=int(m["attempts"]),
+        job=f"{job.pipeline}@{job.commit_id}",
+        id=str(m["datum_id"]),
+        state=DatumState(m["state"]),
+        hash=str(m["hash"]),
+        attempts=int(m["attempts"]),
         inputs=tuple(json.loads(m["inputs"])),
         outputs=tuple(
             {"path": p, "hash": h, "size_bytes": n} for p, h, n in json.loads(m["outputs"])
         ),
-        env=json.loads(m["env"] or "{}"), reason=m["reason"], started=as_utc(m["started_at"]),
-        duration_s=m["duration"], exit_code=m["exit_code"],
+        env=json.loads(m["env"] or "{}"),
+        reason=m["reason"],
+        started=as_utc(m["started_at"]),
+        duration_s=m["duration"],
+        exit_code=m["exit_code"],
     )
 
 
 def job_datums(conn: Connection, job: JobRow) -> list[DatumInfo]:
-    rows = conn.execute(
-        select(datums).where(datums.c.job_id == job.id).order_by(datums.c.datum_id)
-    )
+    rows = conn.execute(select(datums).where(datums.c.job_id == job.id).order_by(datums.c.datum_id))
     return [datum_info(job, r) for r in rows]
 
 

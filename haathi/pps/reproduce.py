@@ -100,7 +100,11 @@ def reproduce_files(ctx: PpsContext, target: FileSpec, executor: Executor) -> Re
 
 
 def reproduce_commit(
-    ctx: PpsContext, target: CommitSpec, executor: Executor, *, sample: int | None = None,
+    ctx: PpsContext,
+    target: CommitSpec,
+    executor: Executor,
+    *,
+    sample: int | None = None,
     seed: int | None = None,
 ) -> ReproduceReport:
     """Re-run every datum that wrote files in output commit ``target`` (or ``sample`` of them
@@ -216,9 +220,14 @@ def _task_input(ctx: PpsContext, walk: LineageWalk, i: dict[str, Any]) -> TaskIn
     if _content_hash(i["path"], i["is_dir"], entries) != i["hash"]:
         raise FailedPrecondition(f"input {where} no longer has the recorded content")
     return TaskInput(
-        name=i["name"], path=i["path"], commit=i["commit"], is_dir=i["is_dir"],
-        files=tuple((e.path, e.chunks) for e in entries), join_on=i.get("join_on"),
-        group_by=i.get("group_by"), empty_files=bool(i.get("empty_files")),
+        name=i["name"],
+        path=i["path"],
+        commit=i["commit"],
+        is_dir=i["is_dir"],
+        files=tuple((e.path, e.chunks) for e in entries),
+        join_on=i.get("join_on"),
+        group_by=i.get("group_by"),
+        empty_files=bool(i.get("empty_files")),
     )
 
 
@@ -233,8 +242,14 @@ def _content_hash(path: str, is_dir: bool, entries: Sequence[FileEntry]) -> str 
 
 
 def _report(
-    ctx: PpsContext, executor: Executor, target: str, commit: CommitRow,
-    planned: list[_Planned], total: int, sample: int | None = None, seed: int | None = None,
+    ctx: PpsContext,
+    executor: Executor,
+    target: str,
+    commit: CommitRow,
+    planned: list[_Planned],
+    total: int,
+    sample: int | None = None,
+    seed: int | None = None,
 ) -> ReproduceReport:
     results = _run(ctx, executor, planned)
     done = [_compare(p, results.get(p.datum)) for p in planned]
@@ -272,10 +287,16 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
         size = max(1, min(MAX_SET, math.ceil(len(todo) / max(1, spec.parallelism * 4))))
         tasks = [
             DatumSetTask(
-                store=ctx.remote_store or (lambda: ctx.pfs), store_key=ctx.store_key,
-                pipeline=job.pipeline, job_id=job.commit_id, transform=spec.transform,
-                datum_tries=spec.datum_tries, datum_timeout=spec.datum_timeout,
-                sandbox=isolation.sandbox, view=isolation.view, container=isolation.container,
+                store=ctx.remote_store or (lambda: ctx.pfs),
+                store_key=ctx.store_key,
+                pipeline=job.pipeline,
+                job_id=job.commit_id,
+                transform=spec.transform,
+                datum_tries=spec.datum_tries,
+                datum_timeout=spec.datum_timeout,
+                sandbox=isolation.sandbox,
+                view=isolation.view,
+                container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(todo[i : i + size]),
             )
@@ -314,9 +335,18 @@ def _compare(p: _Planned, r: DatumResult | None) -> DatumReproduction:
     )
     ok = r.state == DatumState.SUCCESS
     return DatumReproduction(
-        p.datum, job, version, inputs, r.state.value, files, attempts=r.attempts,
-        reason=r.reason, log_tail="" if ok else _tail(r.log), duration_s=r.duration,
-        sandbox=p.sandbox, env_changes=_env_changes(p, r.env, p.sandbox),
+        p.datum,
+        job,
+        version,
+        inputs,
+        r.state.value,
+        files,
+        attempts=r.attempts,
+        reason=r.reason,
+        log_tail="" if ok else _tail(r.log),
+        duration_s=r.duration,
+        sandbox=p.sandbox,
+        env_changes=_env_changes(p, r.env, p.sandbox),
     )
 
 
@@ -328,15 +358,19 @@ def _env_changes(p: _Planned, env: dict[str, str], sandbox: str) -> tuple[EnvCha
     was, now = _pfs_view(p.inputs, p.env), _pfs_view(p.inputs, env)
     out = [
         EnvChange(k, was.get(k), now.get(k))
-        for k in sorted(was.keys() | now.keys()) if was.get(k) != now.get(k)
+        for k in sorted(was.keys() | now.keys())
+        if was.get(k) != now.get(k)
     ]
     recorded = p.source.context.get("sandbox")
     if recorded and recorded != sandbox:
         out.append(EnvChange("sandbox", str(recorded), sandbox, variable=False))
     if p.tag_now:  # re-ran the recorded image; say that its tag has moved on
         ctx = p.source.context
-        out.append(EnvChange(f"image {ctx.get('image')}", ctx.get("image_digest"), p.tag_now,
-                             variable=False))
+        out.append(
+            EnvChange(
+                f"image {ctx.get('image')}", ctx.get("image_digest"), p.tag_now, variable=False
+            )
+        )
     return tuple(out)
 
 
@@ -359,4 +393,3 @@ def _tail(log: str) -> str:
 
 def _ref(job: records.JobRow) -> str:
     return f"{job.pipeline}@{job.commit_id}"
-

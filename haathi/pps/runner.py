@@ -50,7 +50,9 @@ class JobRunner:
         return True
 
     def _next(
-        self, summary: RunSummary, held: list[records.JobRow],
+        self,
+        summary: RunSummary,
+        held: list[records.JobRow],
         only: Callable[[str], bool] | None = None,
     ) -> records.JobRow | None:
         """The oldest runnable queued job, claimed and added to ``held`` (unrunnable ones are
@@ -74,7 +76,11 @@ class JobRunner:
                 if r.unrunnable:
                     base = jobs.base_root(self.ctx, job)
                     if jobs.end_job(
-                        self.ctx, job, JobState.UNRUNNABLE, r.why, root=base,
+                        self.ctx,
+                        job,
+                        JobState.UNRUNNABLE,
+                        r.why,
+                        root=base,
                         only_if_running=False,
                     ):
                         summary.ran[key] = JobState.UNRUNNABLE
@@ -93,7 +99,9 @@ class JobRunner:
         self.executor  # noqa: B018
 
     def run_pending(
-        self, progress: jobs.ProgressFn | None = None, only: Callable[[str], bool] | None = None,
+        self,
+        progress: jobs.ProgressFn | None = None,
+        only: Callable[[str], bool] | None = None,
         stop: threading.Event | None = None,
     ) -> RunSummary:
         """Run jobs until none is runnable (or ``stop`` is set); report those left waiting

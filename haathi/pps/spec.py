@@ -35,16 +35,37 @@ REPROCESS_SPECS = ("until_success", "every_job")
 _COMPOSITES = ("cross", "union", "join", "group")
 
 _TOP_FIELDS = frozenset(
-    {"pipeline", "description", "transform", "input", "parallelism_spec", "datum_tries",
-     "datum_timeout", "job_timeout", "output_branch", "reprocess_spec", "salt",
-     "resource_limits", "resource_requests"}
+    {
+        "pipeline",
+        "description",
+        "transform",
+        "input",
+        "parallelism_spec",
+        "datum_tries",
+        "datum_timeout",
+        "job_timeout",
+        "output_branch",
+        "reprocess_spec",
+        "salt",
+        "resource_limits",
+        "resource_requests",
+    }
 )
 _PIPELINE_FIELDS = frozenset({"name", "project"})
 _PROJECT_FIELDS = frozenset({"name"})
 _PARALLELISM_FIELDS = frozenset({"constant"})
 _TRANSFORM_FIELDS = frozenset(
-    {"cmd", "stdin", "env", "image", "err_cmd", "err_stdin", "accept_return_code", "working_dir",
-     "user"}
+    {
+        "cmd",
+        "stdin",
+        "env",
+        "image",
+        "err_cmd",
+        "err_stdin",
+        "accept_return_code",
+        "working_dir",
+        "user",
+    }
 )
 _RESOURCE_FIELDS = frozenset({"cpu", "memory", "gpu", "disk"})
 _QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[kMGTPE])?")
@@ -114,7 +135,10 @@ class GroupInput:
 Input = PfsInput | CronInput | CrossInput | UnionInput | JoinInput | GroupInput
 Composite = CrossInput | UnionInput | JoinInput | GroupInput
 _KIND_OF: dict[type[Any], str] = {
-    CrossInput: "cross", UnionInput: "union", JoinInput: "join", GroupInput: "group"
+    CrossInput: "cross",
+    UnionInput: "union",
+    JoinInput: "join",
+    GroupInput: "group",
 }
 _CLASS_OF: dict[str, type[Composite]] = {v: k for k, v in _KIND_OF.items()}
 
@@ -223,7 +247,10 @@ def input_to_dict(inp: Input) -> dict[str, Any]:
     """An input in Pachyderm's snake_case JSON shape (defaults for flags left out)."""
     if isinstance(inp, PfsInput):
         pfs: dict[str, Any] = {
-            "name": inp.name, "repo": inp.repo, "branch": inp.branch, "glob": inp.glob
+            "name": inp.name,
+            "repo": inp.repo,
+            "branch": inp.branch,
+            "glob": inp.glob,
         }
         for key in ("join_on", "group_by"):
             if getattr(inp, key) is not None:
@@ -305,8 +332,13 @@ def _snake(key: str) -> str:
 
 
 def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -315,8 +347,9 @@ class _Obj:
 
     def __init__(self, doc: Any, path: str, allowed: frozenset[str]) -> None:
         if not isinstance(doc, dict):
-            raise InvalidArgument(f"{path or 'pipeline spec'} must be an object, "
-                                  f"got {_type_name(doc)}")
+            raise InvalidArgument(
+                f"{path or 'pipeline spec'} must be an object, got {_type_name(doc)}"
+            )
         self.path = path
         self.values: dict[str, Any] = {}
         self.names: dict[str, str] = {}
@@ -361,8 +394,9 @@ class _Obj:
     def get_bool(self, key: str) -> bool:
         value = self.values.get(key, False)
         if not isinstance(value, bool):
-            raise InvalidArgument(f"{self.where(key)} must be true or false, "
-                                  f"got {_type_name(value)}")
+            raise InvalidArgument(
+                f"{self.where(key)} must be true or false, got {_type_name(value)}"
+            )
         return value
 
     def get_int(self, key: str, default: int) -> int:
@@ -537,8 +571,7 @@ def _return_codes(tf: _Obj, bounded: bool) -> tuple[int, ...]:
 def _parallelism(top: _Obj, bounded: bool) -> int:
     if not top.has("parallelism_spec"):
         return 1
-    spec = _Obj(top.values["parallelism_spec"], top.where("parallelism_spec"),
-                _PARALLELISM_FIELDS)
+    spec = _Obj(top.values["parallelism_spec"], top.where("parallelism_spec"), _PARALLELISM_FIELDS)
     constant = spec.get_int("constant", 0)
     if constant < 0:
         raise InvalidArgument(f"{spec.where('constant')} must be >= 0, got {constant}")
@@ -573,8 +606,7 @@ def _reprocess_spec(top: _Obj) -> str:
     value = top.get_str("reprocess_spec", "until_success") or "until_success"
     if value not in REPROCESS_SPECS:
         raise InvalidArgument(
-            f"{top.where('reprocess_spec')} must be 'until_success' or 'every_job', "
-            f"got {value!r}"
+            f"{top.where('reprocess_spec')} must be 'until_success' or 'every_job', got {value!r}"
         )
     return value
 
@@ -583,11 +615,12 @@ def _notes(top: _Obj, transform: Transform) -> tuple[str, ...]:
     notes = []
     for key in ("resource_limits", "resource_requests"):
         if isinstance(top.values.get(key), dict) and "disk" in top.values[key]:
-            notes.append(f"{top.where(key)}.disk is not enforced (containers write only "
-                         "/pfs/out and /tmp, in the scratch directory)")
+            notes.append(
+                f"{top.where(key)}.disk is not enforced (containers write only "
+                "/pfs/out and /tmp, in the scratch directory)"
+            )
     if transform.image is None and (top.has("resource_limits") or top.has("resource_requests")):
-        notes.append("resource limits apply only to a pipeline with transform.image (a "
-                     "container)")
+        notes.append("resource limits apply only to a pipeline with transform.image (a container)")
     return tuple(notes)
 
 
@@ -601,19 +634,23 @@ def _resources(top: _Obj, transform: Transform) -> Resources:
         return Resources()
     obj = _Obj(top.values[key], top.where(key), _RESOURCE_FIELDS)
     if obj.has("gpu"):
-        raise InvalidArgument(f"{obj.where('gpu')} is not supported: haathi runs no GPU "
-                              "containers")
+        raise InvalidArgument(f"{obj.where('gpu')} is not supported: haathi runs no GPU containers")
     cpu = memory = None
     if obj.has("cpu"):
         value = obj.values["cpu"]
         try:
-            cpu = float(value[:-1]) / 1000 if isinstance(value, str) and value.endswith("m") \
+            cpu = (
+                float(value[:-1]) / 1000
+                if isinstance(value, str) and value.endswith("m")
                 else float(value)
+            )
         except (TypeError, ValueError):
             cpu = -1.0
         if isinstance(value, bool) or not 0 < cpu <= 1024:
-            raise InvalidArgument(f"{obj.where('cpu')} must be a number of CPUs above 0 "
-                                  f"(e.g. 0.5, 2 or \"500m\"), got {value!r}")
+            raise InvalidArgument(
+                f"{obj.where('cpu')} must be a number of CPUs above 0 "
+                f'(e.g. 0.5, 2 or "500m"), got {value!r}'
+            )
     if obj.has("memory"):
         memory = _quantity(obj.values["memory"], obj.where("memory"))
     return Resources(cpu, memory)
@@ -624,8 +661,9 @@ def _quantity(value: Any, where: str) -> int:
     text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
     found = _QUANTITY_RE.fullmatch(text) if isinstance(text, str) else None
     if found is None or float(found.group(1)) * _QUANTITY_UNITS[found.group(2)] < 4 << 20:
-        raise InvalidArgument(f"{where} must be a memory size of at least 4Mi, like 512Mi or "
-                              f"1G, got {value!r}")
+        raise InvalidArgument(
+            f"{where} must be a memory size of at least 4Mi, like 512Mi or 1G, got {value!r}"
+        )
     return int(float(found.group(1)) * _QUANTITY_UNITS[found.group(2)])
 
 
@@ -633,8 +671,7 @@ def _parse_input(doc: Any, path: str, pipeline: str | None) -> Input:
     node = _Obj(doc, path, _INPUT_FIELDS)
     kinds = [k for k in ("pfs", "cron", *_COMPOSITES) if node.has(k)]
     if not kinds:
-        raise InvalidArgument(f"{path}: no input set (one of pfs, cron, cross, union, join, "
-                              "group)")
+        raise InvalidArgument(f"{path}: no input set (one of pfs, cron, cross, union, join, group)")
     if len(kinds) > 1:
         raise InvalidArgument(f"{path}: multiple input types set ({', '.join(kinds)})")
     kind = kinds[0]
@@ -750,9 +787,7 @@ def _validate_input_name(name: str, where: str) -> None:
     if name in ("out", ".env"):
         raise InvalidArgument(f"{where}: an input cannot be named {name!r}")
     if not _INPUT_NAME_RE.fullmatch(name):
-        raise InvalidArgument(
-            f"{where} {name!r} is invalid: use letters, digits, '_' and '-'"
-        )
+        raise InvalidArgument(f"{where} {name!r} is invalid: use letters, digits, '_' and '-'")
 
 
 def _validate_names(inp: Input, names: set[str], path: str) -> None:

@@ -39,8 +39,20 @@ _STORES: dict[str, PfsContext] = {}
 _STORES_LOCK = threading.Lock()
 
 HOST_ENV = (
-    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM",
-    "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX", "LD_LIBRARY_PATH",
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "CONDA_PREFIX",
+    "LD_LIBRARY_PATH",
 )
 
 
@@ -190,12 +202,12 @@ def _ingest_outputs(
             rel = f"{rel_dir}{item.name}"
             host = Path(item.path)
             if item.is_symlink():
-                seen = posixpath.normpath(posixpath.join(f"{pfs}/out/{rel_dir}",
-                                                         os.readlink(host)))
-                linked = [(k, c) for k, c in inputs.items()
-                          if k == seen or k.startswith(seen + "/")]
+                seen = posixpath.normpath(posixpath.join(f"{pfs}/out/{rel_dir}", os.readlink(host)))
+                linked = [
+                    (k, c) for k, c in inputs.items() if k == seen or k.startswith(seen + "/")
+                ]
                 for key, chunks in linked:
-                    sub = rel + key[len(seen):]
+                    sub = rel + key[len(seen) :]
                     made = add(sub, _copy_of(chunks))
                     if made:
                         return made
@@ -241,7 +253,10 @@ def _attempt_header(n: int, tries: int, res: RunResult, timeout: float | None) -
 
 
 def _run_err_cmd(
-    task: DatumSetTask, env: dict[str, str], sandbox: Sandbox, cancel: threading.Event,
+    task: DatumSetTask,
+    env: dict[str, str],
+    sandbox: Sandbox,
+    cancel: threading.Event,
     log: list[str],
 ) -> bool:
     """Run ``err_cmd`` after a failed attempt (as Pachyderm); True if it exited 0."""
@@ -249,8 +264,12 @@ def _run_err_cmd(
     if cancel.is_set():
         return False
     res = sandbox.run(
-        tf.err_cmd, stdin=_stdin(tf.err_stdin), env=env, working_dir=tf.working_dir,
-        timeout=task.datum_timeout, cancel=cancel,
+        tf.err_cmd,
+        stdin=_stdin(tf.err_stdin),
+        env=env,
+        working_dir=tf.working_dir,
+        timeout=task.datum_timeout,
+        cancel=cancel,
     )
     log.append(_output_text(res.output))
     return res.returncode == 0
@@ -284,14 +303,25 @@ def run_datum(
         _materialize(ctx, inputs_dir, datum)
     except HaathiError as exc:
         return DatumResult(
-            datum.datum_id, DatumState.FAILED, 0, (), "", env,
-            f"cannot read the datum's inputs: {exc}", started, time.perf_counter() - t0,
+            datum.datum_id,
+            DatumState.FAILED,
+            0,
+            (),
+            "",
+            env,
+            f"cannot read the datum's inputs: {exc}",
+            started,
+            time.perf_counter() - t0,
         )
     for attempts in range(1, task.datum_tries + 1):
         sandbox.clear_out()  # each attempt starts with an empty /pfs/out
         res = sandbox.run(
-            tf.cmd, stdin=_stdin(tf.stdin), env=run_env, working_dir=tf.working_dir,
-            timeout=task.datum_timeout, cancel=cancel,
+            tf.cmd,
+            stdin=_stdin(tf.stdin),
+            env=run_env,
+            working_dir=tf.working_dir,
+            timeout=task.datum_timeout,
+            cancel=cancel,
         )
         log.append(_output_text(res.output))
         code = res.returncode
@@ -300,8 +330,17 @@ def run_datum(
             if reason is None:
                 digests = tuple(d for e in entries for d, _ in iter_chunks(e.chunks))
                 return DatumResult(
-                    datum.datum_id, DatumState.SUCCESS, attempts, tuple(entries),
-                    "".join(log), env, None, started, time.perf_counter() - t0, digests, code,
+                    datum.datum_id,
+                    DatumState.SUCCESS,
+                    attempts,
+                    tuple(entries),
+                    "".join(log),
+                    env,
+                    None,
+                    started,
+                    time.perf_counter() - t0,
+                    digests,
+                    code,
                 )
             log.append(f"haathi: {reason}\n")
             continue
@@ -315,8 +354,16 @@ def run_datum(
         state = DatumState.RECOVERED
         log.append("haathi: err_cmd succeeded after the last attempt: datum RECOVERED\n")
     return DatumResult(
-        datum.datum_id, state, attempts, (), "".join(log), env, reason, started,
-        time.perf_counter() - t0, exit_code=code,
+        datum.datum_id,
+        state,
+        attempts,
+        (),
+        "".join(log),
+        env,
+        reason,
+        started,
+        time.perf_counter() - t0,
+        exit_code=code,
     )
 
 

@@ -24,7 +24,10 @@ def _version() -> str:
 
 
 def create_app(
-    api: Api, *, run_worker: bool = True, max_upload_bytes: int | None = None,
+    api: Api,
+    *,
+    run_worker: bool = True,
+    max_upload_bytes: int | None = None,
     s3_endpoint: str | None = None,
 ) -> FastAPI:
     """The app serving ``api``. With ``run_worker`` a background thread runs queued jobs and

@@ -105,8 +105,10 @@ def list_branch(api: ApiDep, repo: str) -> list[Json]:
 
 @router.post("/repos/{repo}/branches", tags=["branches"], status_code=201)
 def create_branch(api: ApiDep, repo: str, body: BranchBody) -> Json:
-    return api.create_branch(CommitSpec(repo, body.branch) if body.branch is None
-                             else commit_spec(repo, body.branch), body.head).to_dict()
+    return api.create_branch(
+        CommitSpec(repo, body.branch) if body.branch is None else commit_spec(repo, body.branch),
+        body.head,
+    ).to_dict()
 
 
 @router.get("/repos/{repo}/branches/{branch}", tags=["branches"])
@@ -255,7 +257,10 @@ async def _read_ahead(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 @_file_routes("files", response_class=StreamingResponse, tags=["files"])
 def read_file(
-    api: ApiDep, repo: str, ref: str, path: str | None = None,
+    api: ApiDep,
+    repo: str,
+    ref: str,
+    path: str | None = None,
     offset: Annotated[int, Query(ge=0, description="first byte to read")] = 0,
     length: Annotated[int | None, Query(ge=0, description="at most this many bytes")] = None,
 ) -> StreamingResponse:
@@ -283,7 +288,10 @@ def list_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> list
 
 @_file_routes("walk", tags=["files"])
 def walk_file(
-    api: ApiDep, repo: str, ref: str, path: str | None = None,
+    api: ApiDep,
+    repo: str,
+    ref: str,
+    path: str | None = None,
     start: Annotated[str | None, Query(description="the first path to include")] = None,
     limit: Annotated[int | None, Query(ge=0, description="at most this many files")] = None,
 ) -> list[Json]:
@@ -298,7 +306,10 @@ def glob_file(api: ApiDep, repo: str, ref: str, pattern: str) -> list[Json]:
 
 @_file_routes("diff", tags=["files"])
 def diff_file(
-    api: ApiDep, repo: str, ref: str, path: str | None = None,
+    api: ApiDep,
+    repo: str,
+    ref: str,
+    path: str | None = None,
     old: Annotated[str | None, Query(description="repo@ref:/path to compare with")] = None,
 ) -> list[Json]:
     new = file_spec(repo, ref, path)

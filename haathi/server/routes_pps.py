@@ -145,9 +145,7 @@ def inspect_datum(api: ApiDep, pipeline: str, job: str, datum: str) -> Json:
 
 
 @router.get("/pipelines/{pipeline}/logs", tags=["datums"])
-def logs(
-    api: ApiDep, pipeline: str, job: str | None = None, datum: str | None = None
-) -> Json:
+def logs(api: ApiDep, pipeline: str, job: str | None = None, datum: str | None = None) -> Json:
     """The job (default: the pipeline's newest) and its user code's output per datum."""
     info, out = api.logs(pipeline, job, datum)
     return {"job": info.to_dict(), "logs": [{"datum": d, "output": text} for d, text in out]}

@@ -67,9 +67,15 @@ class Server:
     multipart uploads, by default with a spool at least as large as ``max_upload_bytes``)."""
 
     def __init__(
-        self, api: Api, bind: str = DEFAULT_BIND, *, run_worker: bool = True,
-        max_upload_bytes: int | None = None, log_level: str = "warning",
-        s3_bind: str | None = "auto", s3_uploads: UploadLimits | None = None,
+        self,
+        api: Api,
+        bind: str = DEFAULT_BIND,
+        *,
+        run_worker: bool = True,
+        max_upload_bytes: int | None = None,
+        log_level: str = "warning",
+        s3_bind: str | None = "auto",
+        s3_uploads: UploadLimits | None = None,
     ) -> None:
         if run_worker:
             api.runner.check()  # a server whose jobs cannot run here does not start
@@ -103,9 +109,7 @@ class Server:
             if s3_uploads is None:  # room on the spool for at least one upload of the most
                 spool = max(DEFAULT_SPOOL_BYTES, max_upload_bytes or 0)
                 s3_uploads = UploadLimits(max_spool_bytes=spool)
-            self.gateway = Gateway(
-                api, max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads
-            )
+            self.gateway = Gateway(api, max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads)
             app = PortRouter(app, {self.s3_port: create_s3_app(self.gateway)})
         # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
         # never reuses a connection the server is closing
@@ -176,7 +180,9 @@ class Server:
     def start(self) -> Server:
         """Serve from a background thread; returns once the server accepts requests."""
         self._thread = threading.Thread(
-            target=self.uvicorn.run, kwargs={"sockets": self._sockets()}, daemon=True,
+            target=self.uvicorn.run,
+            kwargs={"sockets": self._sockets()},
+            daemon=True,
             name=f"haathi-serve-{self.port}",
         )
         self._thread.start()

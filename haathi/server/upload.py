@@ -64,7 +64,8 @@ class _Body:
                 if self._limit is not None and self.total > self._limit:
                     raise TooLarge(
                         f"upload is larger than this server accepts ({self._limit} bytes); "
-                        "nothing was written", limit=self._limit,
+                        "nothing was written",
+                        limit=self._limit,
                     )
                 self._pieces.append(memoryview(chunk))
                 self._have += len(chunk)

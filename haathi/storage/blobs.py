@@ -163,10 +163,7 @@ class BlobWriter:
             self._seen.add(digest)
             self._pending.append((digest, codec, payload, len(data)))
             self._pending_bytes += len(payload)
-            if (
-                self._pending_bytes >= CHECK_BATCH_BYTES
-                or len(self._pending) >= CHECK_BATCH_COUNT
-            ):
+            if self._pending_bytes >= CHECK_BATCH_BYTES or len(self._pending) >= CHECK_BATCH_COUNT:
                 self._drain_locked()
         return digest
 
@@ -304,9 +301,7 @@ class BlobStore:
             self.cache.put(loc.digest, payload)
         return data
 
-    def read_stored(
-        self, loc: BlobLocation, payload: bytes | None = None
-    ) -> tuple[bytes, bytes]:
+    def read_stored(self, loc: BlobLocation, payload: bytes | None = None) -> tuple[bytes, bytes]:
         """(stored payload, verified data) of one blob, from the object store (or from
         ``payload``, its bytes already read with the rest of its pack)."""
         try:

@@ -43,8 +43,7 @@ def check_length(key: str, offset: int, length: int, data: bytes) -> bytes:
     """``data`` if it is the ``length`` bytes asked for, else NotFound naming the truncation."""
     if len(data) != length:
         raise NotFound(
-            f"object {key} is truncated: wanted {length} bytes at offset {offset}, "
-            f"got {len(data)}"
+            f"object {key} is truncated: wanted {length} bytes at offset {offset}, got {len(data)}"
         )
     return data
 

@@ -50,9 +50,7 @@ def request_path(request: Request) -> str:
                        "keys are UTF-8") from exc  # fmt: skip
 
 
-def error_response(
-    exc: HaathiError, request: Request, request_id: str, has_key: bool
-) -> Response:
+def error_response(exc: HaathiError, request: Request, request_id: str, has_key: bool) -> Response:
     status, code = s3_code(exc, has_key=has_key)
     headers: dict[str, str] = {}
     size = exc.details.get("actual_size")
@@ -82,7 +80,10 @@ async def handle(gateway: Gateway, request: Request) -> Response:
 
 
 async def _answer(
-    gateway: Gateway, request: Request, request_id: str, bucket_name: str | None,
+    gateway: Gateway,
+    request: Request,
+    request_id: str,
+    bucket_name: str | None,
     key: str | None,
 ) -> Response:
     try:

@@ -22,7 +22,10 @@ class Gateway:
     progress."""
 
     def __init__(
-        self, api: Api, *, max_upload_bytes: int | None = None,
+        self,
+        api: Api,
+        *,
+        max_upload_bytes: int | None = None,
         upload_limits: UploadLimits | None = None,
     ) -> None:
         self.api = api

@@ -144,9 +144,7 @@ def decode_token(token: str) -> str:
     try:
         return base64.urlsafe_b64decode(token.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise s3_error(
-            "InvalidArgument", "the continuation token provided is incorrect"
-        ) from exc
+        raise s3_error("InvalidArgument", "the continuation token provided is incorrect") from exc
 
 
 def _encoder(encoding: str | None) -> Callable[[str], str]:
@@ -159,9 +157,7 @@ def _encoder(encoding: str | None) -> Callable[[str], str]:
     return lambda text: quote(text, safe="/")
 
 
-def _contents(
-    page: Page, enc: Callable[[str], str], modified: datetime
-) -> dict[str, list[Any]]:
+def _contents(page: Page, enc: Callable[[str], str], modified: datetime) -> dict[str, list[Any]]:
     return {
         "Contents": [
             {"Key": enc(key), "LastModified": modified, "ETag": etag(info),

@@ -178,8 +178,10 @@ class Uploads:
             free = self.limits.max_spool_bytes - self._spooled - self._reserved
             want = declared if declared is not None else free if room is None else min(free, room)
             if want > free or (declared is None and want <= 0):
-                raise self._slow_down(f"this server holds at most {self.limits.max_spool_bytes} "
-                                 "bytes of multipart parts, and has no room for this part")
+                raise self._slow_down(
+                    f"this server holds at most {self.limits.max_spool_bytes} "
+                    "bytes of multipart parts, and has no room for this part"
+                )
             self._reserved += want
             return want
 
@@ -267,4 +269,3 @@ class Concatenated(io.RawIOBase):
             self._current.close()
             self._current = None
         super().close()
-

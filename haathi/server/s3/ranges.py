@@ -10,9 +10,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _unsatisfiable(size: int) -> Exception:
-    return s3_error(
-        "InvalidRange", "the requested range is not satisfiable", actual_size=size
-    )
+    return s3_error("InvalidRange", "the requested range is not satisfiable", actual_size=size)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -36,4 +34,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise _unsatisfiable(size)
     return first, min(int(last_text), size - 1) if last_text else size - 1
-

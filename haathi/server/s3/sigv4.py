@@ -241,9 +241,7 @@ def _sha256_hex(text: str) -> str:
 
 
 def string_to_sign(signed: Signed, canonical: str) -> str:
-    return "\n".join(
-        [ALGORITHM, signed.amz_date, signed.credential.scope, _sha256_hex(canonical)]
-    )
+    return "\n".join([ALGORITHM, signed.amz_date, signed.credential.scope, _sha256_hex(canonical)])
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -292,8 +290,14 @@ def check_time(signed: Signed, now: datetime) -> None:
 
 
 def verify(
-    method: str, raw_path: str, raw_query: str, headers: Headers, signed: Signed, secret: str,
-    *, now: datetime | None = None,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Headers,
+    signed: Signed,
+    secret: str,
+    *,
+    now: datetime | None = None,
 ) -> bytes:
     """Check ``signed`` against the request and ``secret``; returns the signing key."""
     if "host" not in signed.signed_headers:

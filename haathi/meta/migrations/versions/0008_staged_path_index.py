@@ -11,16 +11,16 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    path = sa.text('path COLLATE "C"') if op.get_bind().dialect.name == 'postgresql' else 'path'
-    op.create_index('ix_staged_path', 'staged', ['repo_id', 'commit_id', path], unique=False)
+    path = sa.text('path COLLATE "C"') if op.get_bind().dialect.name == "postgresql" else "path"
+    op.create_index("ix_staged_path", "staged", ["repo_id", "commit_id", path], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_staged_path', table_name='staged')
+    op.drop_index("ix_staged_path", table_name="staged")
