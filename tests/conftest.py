@@ -1,11 +1,22 @@
 """Shared fixtures: a fresh store per test, a connected Client, and the real CLI.
 
-Every store-backed test runs on both backend pairs: on the embedded default (``local``: packs
-in the store directory, SQLite) and on ``s3pg`` (a real SeaweedFS S3 server and a real
-PostgreSQL, started once per test worker on loopback ports). Each ``s3pg`` test gets its own
-database and key prefix; the store directory then holds only ``haathi.toml`` and the local
-cache. Tests that use the ``client`` fixture also run on both transports: ``embedded``
-(in-process) and ``remote`` (a ``haathi serve`` of the store, reached over HTTP on loopback).
+A store-backed test can run in four shapes: two backend pairs, the embedded default
+(``local``: packs in the store directory, SQLite) and ``s3pg`` (a real SeaweedFS S3 server and
+a real PostgreSQL, started once per test worker on loopback ports; each test gets its own
+database and key prefix), times two transports for the ``client`` fixture: ``embedded``
+(in-process) and ``remote`` (a ``haathi serve`` of the store, reached over HTTP).
+
+Which shapes a test runs in:
+
+- by default, the embedded default only (``local``, ``embedded``): the backends themselves are
+  checked by their conformance suites;
+- ``@pytest.mark.every_shape``: the representative end-to-end set, in all four shapes;
+- ``@pytest.mark.every_backend``: both backend pairs, embedded transport (tests of what is
+  stored: damage, identity, crashes);
+- ``--every-shape`` on the command line: every test in every shape (the full matrix).
+
+Tests in a shape other than the default, and tests marked ``slow``, are left out of the fast
+loop, ``bash scripts/test -m "not slow"``.
 """
 
 from __future__ import annotations
@@ -90,22 +101,56 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "embedded_only(reason): the test needs the in-process Api (not over HTTP)"
+DEFAULT_SHAPE = {"backend": "local", "transport": "embedded"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--every-shape",
+        action="store_true",
+        help="run every store-backed test in every shape (backend pair x transport)",
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in (
+        "embedded_only(reason): the test needs the in-process Api (not over HTTP)",
+        "every_shape: an end-to-end test of the representative set, run in all four shapes",
+        "every_backend: run on both backend pairs (embedded transport)",
+        "slow: left out of the fast loop (-m 'not slow')",
+    ):
+        config.addinivalue_line("markers", marker)
+
+
+def _shape(item: pytest.Item) -> dict[str, Any]:
+    """The test's shape parameters (``backend``, ``transport``) that it was given."""
+    callspec = getattr(item, "callspec", None)
+    params = {} if callspec is None else callspec.params
+    return {k: params[k] for k in DEFAULT_SHAPE if k in params}
+
+
+def _runs_in_shape(item: pytest.Item, every_shape: bool) -> bool:
+    shape = _shape(item)
+    if shape.get("transport") == "remote" and item.get_closest_marker("embedded_only"):
+        return False
+    if every_shape or item.get_closest_marker("every_shape"):
+        return True
+    if item.get_closest_marker("every_backend"):
+        return shape.get("transport", "embedded") == "embedded"
+    return all(DEFAULT_SHAPE[k] == v for k, v in shape.items())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``embedded_only`` run with the embedded client only."""
-    keep, drop = [], []
-    for item in items:
-        params = getattr(item, "callspec", None)
-        remote = params is not None and params.params.get("transport") == "remote"
-        (drop if remote and item.get_closest_marker("embedded_only") else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
+    """Keep each test's shapes (see the module docstring); other shapes are slow."""
+    every_shape = bool(config.getoption("--every-shape"))
+    keep = [item for item in items if _runs_in_shape(item, every_shape)]
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
+    for item in items:
+        if any(DEFAULT_SHAPE[k] != v for k, v in _shape(item).items()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

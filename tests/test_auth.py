@@ -181,6 +181,7 @@ def test_bad_subjects_and_roles_are_refused(team: Team) -> None:
 # roles ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.every_backend
 def test_each_repo_role_permits_what_it_names(team: Team) -> None:
     alice, bob = team.alice, team.bob
     assert [r.name for r in bob.list_repo()] == []  # only the repos one may read
@@ -245,6 +246,7 @@ def test_the_embedded_client_is_unrestricted(team: Team, store: Path) -> None:
 # pipelines -----------------------------------------------------------------------------------
 
 
+@pytest.mark.every_backend
 def test_a_pipeline_runs_as_its_own_identity_and_needs_read_on_its_inputs(team: Team) -> None:
     alice = team.alice
     assert alice.get_repo_roles("data").bindings["pipeline:copy"] == ["repoReader"]
@@ -318,6 +320,7 @@ def test_only_cluster_admins_see_where_the_store_lives(team: Team, store: Path) 
     assert {"address", "metadata", "objects"} <= set(team.bob.store_info())
 
 
+@pytest.mark.every_backend
 def test_running_jobs_runs_and_names_only_those_the_caller_may_read(store: Path) -> None:
     """``POST /v1/jobs/run`` (what a remote write calls to wait for its jobs) runs and reports
     only the jobs of pipelines the caller may read; a cluster admin runs the whole queue.

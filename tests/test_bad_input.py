@@ -41,6 +41,7 @@ BAD_PATHS = [
 
 
 @pytest.mark.parametrize("path", BAD_PATHS)
+@pytest.mark.every_shape
 def test_bad_put_paths_write_nothing(client: Client, path: str) -> None:
     client.create_repo("r")
     client.put_file("r@master:/ok", b"1")
@@ -62,6 +63,7 @@ def test_one_bad_path_fails_the_whole_request(client: Client, tmp_path: Path) ->
     assert client.list_commit("r") == []
 
 
+@pytest.mark.every_shape
 def test_unknown_repo_branch_commit_file(client: Client) -> None:
     client.create_repo("r")
     client.put_file("r@master:/a", b"1")
@@ -115,6 +117,7 @@ def test_unreadable_source_writes_nothing(client: Client) -> None:
     assert client.list_commit("r") == []
 
 
+@pytest.mark.every_backend
 def test_corrupt_blob_is_named_on_read_and_by_fsck(
     client: Client, tmp_path: Path, cli: Cli
 ) -> None:
@@ -227,6 +230,7 @@ def three_mb_file(client: Client) -> tuple[bytes, str]:
     return data, inner(client).pfs.blobs.locate([digest])[digest].pack
 
 
+@pytest.mark.every_backend
 def test_get_file_of_a_truncated_pack_writes_nothing(store: Path, cli: Cli, tmp_path: Path) -> None:
     with haathi.connect(str(store)) as c:
         _, pack = three_mb_file(c)
@@ -259,6 +263,7 @@ def test_get_file_to_stdout_verifies_a_file_before_writing_it(
     assert last.hex() in res.err and "hash mismatch" in res.err
 
 
+@pytest.mark.every_backend
 def test_reading_a_file_whose_pack_is_truncated_fails_before_the_first_byte(
     client: Client, tmp_path: Path
 ) -> None:
@@ -312,6 +317,7 @@ def test_names_ending_in_a_newline_are_refused(client: Client, cli: Cli) -> None
 LONE = "\ud800"  # a lone surrogate: a str can hold it, UTF-8 (and so the store) cannot
 
 
+@pytest.mark.every_shape
 def test_text_that_is_not_unicode_is_invalid_and_stores_nothing(client: Client) -> None:
     # was an internal UnicodeEncodeError (a 500 over HTTP); every field says which it is
     client.create_repo("r")

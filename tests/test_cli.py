@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import Cli
 
 
+@pytest.mark.every_backend
 def test_cli_tour(cli: Cli, tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "a").mkdir(parents=True)

@@ -11,6 +11,7 @@ from haathi.client import Client
 from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
+@pytest.mark.every_shape
 def test_open_commit_collects_writes_until_finished(client: Client) -> None:
     client.create_repo("r")
     with client.start_commit("r@master", description="two files") as commit:
@@ -29,6 +30,7 @@ def test_open_commit_collects_writes_until_finished(client: Client) -> None:
     assert len(client.list_commit("r@master")) == 1
 
 
+@pytest.mark.every_shape
 def test_exception_in_commit_block_leaves_nothing_visible(client: Client) -> None:
     client.create_repo("r")
     first = client.put_file("r@master:/keep", b"k")
@@ -56,6 +58,7 @@ def test_put_into_open_commit_by_branch_goes_into_that_commit(client: Client) ->
     assert len(client.list_commit("r")) == 1
 
 
+@pytest.mark.every_shape
 def test_writes_to_finished_commit_fail(client: Client) -> None:
     client.create_repo("r")
     cid = client.put_file("r@master:/a", b"1")
@@ -112,6 +115,7 @@ def test_ancestry_syntax(client: Client) -> None:
         client.inspect_commit("r@master.0")
 
 
+@pytest.mark.every_shape
 def test_unknown_commit(client: Client) -> None:
     client.create_repo("r")
     with pytest.raises(NotFound):
@@ -133,6 +137,7 @@ def test_list_commit_number_and_repo_wide(client: Client) -> None:
     assert [c.id for c in client.list_commit(cid)] == [cid]
 
 
+@pytest.mark.every_shape
 def test_wait_commit_blocks_until_finished(client: Client) -> None:
     client.create_repo("r")
     handle = client.start_commit("r@master")
@@ -166,6 +171,7 @@ def test_delete_newest_commit_moves_head_back(client: Client) -> None:
         client.inspect_commit(f"r@{second}")
 
 
+@pytest.mark.every_shape
 def test_squash_newest_commit_merges_it_with_its_parent(client: Client) -> None:
     client.create_repo("r")
     first = client.put_file("r@master:/a", b"1")

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import haathi
 from haathi.client import Client
 
@@ -21,6 +23,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.every_shape
 def test_four_processes_writing_one_branch_lose_nothing(client: Client, store: Path) -> None:
     client.create_repo("r")
     procs = [
@@ -66,6 +69,7 @@ def _assert_sound(store: Path, before: dict[str, dict[str, str | None]]) -> None
         assert [p for p in c.fsck() if p.severity == "error"] == []
 
 
+@pytest.mark.every_backend
 def test_sigkill_mid_put_file(client: Client, store: Path, tmp_path: Path) -> None:
     client.create_repo("r")
     client.put_file("r@master:/before", b"safe")
@@ -86,6 +90,7 @@ def test_sigkill_mid_put_file(client: Client, store: Path, tmp_path: Path) -> No
             before = _snapshot(c)  # a put that won the race is a complete commit
 
 
+@pytest.mark.every_backend
 def test_sigkill_mid_finish_commit(client: Client, store: Path, tmp_path: Path) -> None:
     from haathi.client.sources import bytes_op
 

@@ -21,6 +21,7 @@ def repo(client: Client) -> Client:
     return client
 
 
+@pytest.mark.every_shape
 def test_put_and_get_bytes_path_and_stream(repo: Client, tmp_path: Path) -> None:
     src = tmp_path / "local.txt"
     src.write_bytes(b"from a path")
@@ -32,6 +33,7 @@ def test_put_and_get_bytes_path_and_stream(repo: Client, tmp_path: Path) -> None
     assert repo.get_file("r@master:/stream") == b"from a stream"
 
 
+@pytest.mark.every_shape
 def test_large_file_round_trips_through_many_chunks(repo: Client) -> None:
     data = os.urandom(5 * 1024 * 1024)
     repo.put_file("r@master:/big.bin", data)
@@ -44,6 +46,7 @@ def test_large_file_round_trips_through_many_chunks(repo: Client) -> None:
         assert fh.read() == data[10:]
 
 
+@pytest.mark.every_shape
 def test_ranged_reads_read_only_the_chunks_holding_the_range(
     repo: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,6 +95,7 @@ def test_walk_pages_from_a_start_path(repo: Client) -> None:
         repo.walk_file("r@master:/", limit=-1)
 
 
+@pytest.mark.every_shape
 def test_same_content_is_stored_once(repo: Client) -> None:
     data = os.urandom(3 * 1024 * 1024)
     objects = inner(repo).runtime.objects
@@ -173,6 +177,7 @@ def test_reading_a_directory_as_a_file_and_the_reverse(repo: Client) -> None:
         repo.get_file("r@master:/missing")
 
 
+@pytest.mark.every_shape
 def test_glob(repo: Client) -> None:
     with repo.start_commit("r@master") as c:
         for p in ["/a/1.txt", "/a/2.csv", "/b/3.txt", "/b/c/4.txt", "/top.txt"]:
@@ -191,6 +196,7 @@ def test_glob(repo: Client) -> None:
     assert g("/nothing*") == []
 
 
+@pytest.mark.every_shape
 def test_diff(repo: Client) -> None:
     with repo.start_commit("r@master") as c:
         for p in ["/keep", "/change", "/remove", "/d/x"]:
@@ -222,6 +228,7 @@ def test_delete_file_and_directory(repo: Client) -> None:
         repo.delete_file("r@master:/ghost")
 
 
+@pytest.mark.every_shape
 def test_copy_file_is_metadata_only(repo: Client) -> None:
     data = os.urandom(2 * 1024 * 1024)
     repo.put_file("r@master:/src/big", data)
@@ -240,6 +247,7 @@ def test_copy_file_is_metadata_only(repo: Client) -> None:
     )
 
 
+@pytest.mark.every_shape
 def test_untar_and_multiple_sources(client: Client, cli: object, tmp_path: Path) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:

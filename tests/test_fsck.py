@@ -20,6 +20,8 @@ from tests.internals import inner
 from tests.servers import Postgres
 from tests.test_bad_input import _chunks_of, flip_byte
 
+pytestmark = pytest.mark.every_backend  # fsck reads what each backend stored
+
 
 def kinds(problems: list) -> list[tuple[str, bool]]:  # type: ignore[type-arg]
     return sorted((p.kind, bool(p.extra.get("fixed"))) for p in problems)

@@ -65,6 +65,7 @@ FRAME = pd.DataFrame({"city": ["Pune", "Oslo", "Lima"], "temp": [31.5, -2.0, 18.
 # pandas ------------------------------------------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_pandas_reads_and_writes_a_csv_as_one_commit(client: Client, address: str) -> None:
     client.create_repo("data")
     put_all(client, "data", {"/x.csv": "a,b\n1,2\n3,4\n"})
@@ -189,6 +190,7 @@ def test_ls_info_find_glob_exists_on_nested_dirs(client: Client, fs: HaathiFileS
         fs.open("data@master/a", "rb")
 
 
+@pytest.mark.every_shape
 def test_range_reads_and_seeks(client: Client, fs: HaathiFileSystem) -> None:
     data = random.Random(6).randbytes(2_500_000)  # several chunks
     client.create_repo("data")
@@ -243,6 +245,7 @@ def test_reads_at_an_old_commit_and_an_open_file_keeps_its_commit(
 # writing ----------------------------------------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_open_for_writing_makes_one_commit_on_close(client: Client, fs: HaathiFileSystem) -> None:
     client.create_repo("data")
     with fs.open("haathi://data@master/out/w.bin", "wb", block_size=5) as f:

@@ -33,6 +33,7 @@ def errors(client: Client) -> list[str]:
     return [p.message for p in client.fsck() if p.severity == "error"]
 
 
+@pytest.mark.every_shape
 def test_gc_deletes_a_deleted_repos_data_and_keeps_the_rest(client: Client) -> None:
     client.create_repo("keep")
     client.create_repo("drop")
@@ -70,6 +71,7 @@ def test_gc_keeps_history_other_branches_and_open_commits(client: Client) -> Non
     assert errors(client) == []
 
 
+@pytest.mark.every_backend
 def test_unreachable_data_is_condemned_first_and_deleted_after_the_grace_period(
     client: Client,
 ) -> None:
@@ -136,6 +138,7 @@ def test_a_running_write_that_reuses_condemned_data_revives_it(client: Client) -
     assert errors(client) == []
 
 
+@pytest.mark.every_backend
 def test_a_running_write_whose_reused_data_was_deleted_commits_nothing(client: Client) -> None:
     data = os.urandom(6_000_000)
     make_garbage(client, data)
@@ -170,6 +173,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.every_shape
 def test_gc_running_during_writes_never_deletes_what_they_commit(
     client: Client, store: Path
 ) -> None:

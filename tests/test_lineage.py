@@ -98,6 +98,7 @@ def derived(node: LineageNode) -> set[str]:
     return {f"{n.repo}:{n.path}" for n in node.walk() if n is not node}
 
 
+@pytest.mark.every_shape
 def test_upstream_names_exactly_the_files_that_reached_it(dag: Client) -> None:
     [model_a] = dag.lineage("model@master:/model-a")
     assert sources(model_a) == {"raw:/a-1.csv", "raw:/a-2.csv", "labels:/a.txt", "params:/p.txt"}
@@ -127,6 +128,7 @@ def test_each_hop_names_datum_job_spec_and_input_versions(dag: Client) -> None:
     assert raw_a1.datum is None and raw_a1.inputs == ()
 
 
+@pytest.mark.every_shape
 def test_downstream_names_exactly_the_reprocessed_outputs(dag: Client) -> None:
     cid = dag.put_file("raw@master:/a-2.csv", b"22\n")
     [node] = dag.lineage("raw@master:/a-2.csv", downstream=True)

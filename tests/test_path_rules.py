@@ -34,6 +34,7 @@ def commits(client: Client, repo: str = "r") -> int:
 # ---- one path, a file and a directory ----------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_a_file_cannot_have_a_file_below_it(client: Client) -> None:
     client.create_repo("r")
     client.put_file("r@master:/e", b"file")
@@ -59,6 +60,7 @@ def test_a_directory_cannot_become_a_file(client: Client) -> None:
     assert set(files(client)) == {"/d/sub/f", "/d-x", "/d/sub-x"}
 
 
+@pytest.mark.every_shape
 def test_one_request_writing_both_writes_nothing(client: Client) -> None:
     client.create_repo("r")
     client.put_file("r@master:/keep", b"0")

@@ -46,6 +46,7 @@ def dask_address() -> Iterator[str]:
         cluster.stop()
 
 
+@pytest.mark.every_backend
 def test_datums_run_on_dask_workers(store: Path, dask_address: str) -> None:
     # sandbox "none": $PPID is then the process that ran the datum (a dask worker)
     address = dask_address.replace("tcp://", "dask://")

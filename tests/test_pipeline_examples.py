@@ -143,6 +143,7 @@ def expected_montage(images: dict[str, str]) -> bytes:
     return "".join(f"== {p}\n{parts[p]}" for p in sorted(parts)).encode()
 
 
+@pytest.mark.every_shape
 def test_edges_and_montage(client: Client) -> None:
     images = {f"img{i}.pgm": pgm(i) for i in range(3)}
     client.create_repo("images")
@@ -253,6 +254,7 @@ def word_counts(*docs: str) -> dict[str, bytes]:
     return {f"/{w}": f"{c}\n".encode() for w, c in n.items()}
 
 
+@pytest.mark.every_shape
 def test_word_count_map_reduce(client: Client) -> None:
     docs = {"/a.txt": "the cat sat on the mat\n", "/b.txt": "the dog sat\nthe end\n"}
     client.create_repo("docs")
@@ -331,6 +333,7 @@ def join_spec(
     }
 
 
+@pytest.mark.every_shape
 def test_inner_and_outer_join(client: Client) -> None:
     client.create_repo("stores")
     client.create_repo("purchases")
@@ -473,6 +476,7 @@ AFTER = {
 }
 
 
+@pytest.mark.every_shape
 def test_failed_datum_fails_the_job_and_downstream_is_unrunnable(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a": "a\n", "/b": "b\n"})
@@ -635,6 +639,7 @@ def test_accept_return_code(client: Client) -> None:
     assert job_of(client, "picky", jid).state == JobState.FAILURE
 
 
+@pytest.mark.every_shape
 def test_output_with_a_nul_byte_is_logged_on_every_backend(client: Client) -> None:
     # PostgreSQL cannot store NUL in text: a datum that printed one failed its job there
     client.create_repo("raw")
@@ -702,6 +707,7 @@ def versioned(version: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.every_shape
 def test_update_pipeline_skips_unless_reprocess(client: Client) -> None:
     client.create_repo("inputs")
     put_all(client, "inputs", {"/a": "", "/b": "", "/c": ""})
@@ -1017,6 +1023,7 @@ def test_a_pipeline_input_repo_cannot_be_deleted_without_force(client: Client) -
 # ---- input branches and history edits -------------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_deferred_processing_moving_the_input_head_runs_the_pipeline(client: Client) -> None:
     # Pachyderm's deferred processing: commit to staging, then move master to it.
     client.create_repo("inputs")

@@ -81,6 +81,7 @@ def find(client: Client, target: str, limit: int | None = None) -> list[str]:
 # ---- provenance and subvenance -------------------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_full_provenance_and_subvenance_of_a_three_stage_dag(client: Client) -> None:
     params, first, x = three_stage_dag(client)
 
@@ -178,6 +179,7 @@ def history(client: Client) -> list[str]:
     return ids
 
 
+@pytest.mark.every_shape
 def test_find_commit_lists_commits_that_changed_a_file_or_directory(client: Client) -> None:
     ids = history(client)
     newest_first = list(reversed(ids))
@@ -285,6 +287,7 @@ def test_user_commits_record_the_os_user(cli: Cli, monkeypatch: pytest.MonkeyPat
 # ---- metadata ------------------------------------------------------------------------------
 
 
+@pytest.mark.every_shape
 def test_edit_metadata_on_repos_branches_and_commits(client: Client) -> None:
     client.create_repo("images")
     first = client.put_file("images@master:/a", b"a")
@@ -448,6 +451,7 @@ def test_metadata_past_its_bounds_stores_nothing(client: Client) -> None:
     assert client.inspect_commit("r@master").metadata == {}
 
 
+@pytest.mark.every_shape
 def test_concurrent_metadata_edits_lose_nothing(client: Client, store: Path) -> None:
     client.create_repo("r")
     errors: list[BaseException] = []

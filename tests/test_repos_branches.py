@@ -9,6 +9,7 @@ from haathi.errors import AlreadyExists, InvalidArgument, NotFound
 from tests.internals import inner
 
 
+@pytest.mark.every_shape
 def test_repo_lifecycle(client: Client) -> None:
     client.create_repo("images", "raw images")
     client.create_repo("labels")
@@ -47,6 +48,7 @@ def test_delete_unknown_repo(client: Client) -> None:
         client.delete_repo("ghost")
 
 
+@pytest.mark.every_shape
 def test_branching_is_metadata_only(client: Client) -> None:
     client.create_repo("r")
     cid = client.put_file("r@master:/big", b"y" * 300_000)
@@ -85,6 +87,7 @@ def test_invalid_branch_names(client: Client, name: str) -> None:
     assert client.list_branch("r") == []
 
 
+@pytest.mark.every_shape
 def test_unknown_branch_and_repo(client: Client) -> None:
     client.create_repo("r")
     with pytest.raises(NotFound):

@@ -67,6 +67,7 @@ def mismatched(report: ReproduceReport) -> set[str]:
     return {f.path for _, f in report.mismatches}
 
 
+@pytest.mark.every_shape
 def test_a_deterministic_pipeline_reproduces(data: Client) -> None:
     data.create_pipeline(UPPER)
     head = data.inspect_commit("upper@master")
@@ -208,6 +209,7 @@ def test_a_pipeline_writing_the_time_does_not_reproduce_and_names_the_file(data:
     assert whole.to_dict()["files_mismatched"] == 2 and whole.to_dict()["files_matched"] == 2
 
 
+@pytest.mark.every_shape
 def test_reproduction_uses_the_recorded_input_commits_after_the_branch_moved_on(
     data: Client,
 ) -> None:

@@ -139,6 +139,7 @@ def test_bad_bucket_names_are_refused(raw: httpx.Client) -> None:
 # objects ---------------------------------------------------------------------------------
 
 
+@pytest.mark.every_backend
 def test_each_write_is_one_commit_and_reads_show_it(data: Client, s3: BaseClient) -> None:
     before = commits(data)
     put = s3.put_object(Bucket="master.data", Key="new/file.bin", Body=b"0123456789")
@@ -364,6 +365,7 @@ def test_an_empty_branch_is_an_empty_bucket(c: Client, s3: BaseClient) -> None:
 # multipart -------------------------------------------------------------------------------
 
 
+@pytest.mark.every_backend
 def test_upload_file_in_parts_is_one_commit(data: Client, s3: BaseClient, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(13 * MiB))
@@ -761,6 +763,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.every_backend
 def test_aws_cli_copies_a_directory_in_and_out_and_syncs_only_changes(
     c: Client, aws: AwsCli, tmp_path: Path
 ) -> None:

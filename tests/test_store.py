@@ -23,6 +23,7 @@ def test_store_is_created_on_first_use(tmp_path: Path) -> None:
         assert [r.name for r in c.list_repo()] == ["r"]
 
 
+@pytest.mark.every_backend
 def test_store_from_a_newer_haathi_is_refused(tmp_path: Path, cli: Cli) -> None:
     with haathi.connect(str(tmp_path / "s")) as c:
         c.create_repo("r")

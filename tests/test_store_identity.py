@@ -21,6 +21,8 @@ from haathi.storage.marker import MARKER_KEY, read_marker, write_marker
 from tests.conftest import BUCKET, Backends, Cli
 from tests.internals import inner
 
+pytestmark = pytest.mark.every_backend  # the store ID lives in each backend
+
 MISSING = "metadata database"
 
 
