@@ -16,6 +16,8 @@ from haathi.client import Client
 
 WRITER = """
 import sys, haathi
+
+pytestmark = pytest.mark.slow  # processes killed mid-write, then recovery
 c = haathi.connect(sys.argv[1])
 w = sys.argv[2]
 for i in range(int(sys.argv[3])):

@@ -57,6 +57,8 @@ from tests.conftest import Cli, put_all
 from tests.images import OCI_TAG, PODMAN, BusyboxImage
 from tests.servers import Registry
 
+pytestmark = pytest.mark.slow  # a registry on loopback, images copied in and out
+
 RUNTIMES = ["bwrap", "podman"]
 STDIN = (  # each input file becomes "<its text> in <the image's REGISTRY_MARK>"
     'for f in /pfs/words/*; do echo "$(cat "$f") in ${REGISTRY_MARK:-busybox}" '

@@ -49,6 +49,8 @@ from tests.dask_cluster import DaskCluster
 from tests.images import PODMAN, BusyboxImage, Image
 from tests.servers import haathi_serve
 
+pytestmark = pytest.mark.slow  # container images under podman and bwrap
+
 RUNTIMES = pytest.mark.parametrize("runtime", ["bwrap", "podman"])
 BUSYBOX = "localhost/haathi-test/busybox:1"
 OWN = "localhost/haathi-test/imgruntime:1"  # this module's own image (see own_image)

@@ -50,7 +50,7 @@ TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagema
 
 # One worker runs this module (scripts/test: --dist loadgroup): its tutorial fixture unpacks
 # the 1.2 GB OpenCV image and runs the tutorial once per runtime, for all its tests.
-pytestmark = pytest.mark.xdist_group("images_tutorial")
+pytestmark = [pytest.mark.xdist_group("images_tutorial"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -34,6 +34,8 @@ from haathi.server.app import create_app
 from haathi.server.serve import Server
 from tests.conftest import put_all
 
+pytestmark = pytest.mark.slow  # schemathesis sends hundreds of requests
+
 # A few per operation in CI (the bugs found so far needed more: each has a regression test in
 # tests/test_server.py). To explore: HAATHI_FUZZ_EXAMPLES=200 HAATHI_FUZZ_SEED=<n> (and
 # HAATHI_FUZZ_COVERAGE=0 to skip schemathesis's coverage phase).

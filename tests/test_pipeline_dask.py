@@ -16,6 +16,8 @@ import haathi
 from tests.dask_cluster import DaskCluster
 from tests.servers import ACCESS_KEY, SECRET_KEY
 
+pytestmark = pytest.mark.slow  # a Dask scheduler and workers
+
 WHO = {
     "pipeline": {"name": "who"},
     "input": {"pfs": {"repo": "data", "glob": "/*"}},

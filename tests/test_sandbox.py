@@ -439,7 +439,7 @@ def box(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
 
 
 CONTAINERS = {"image-bwrap": "bwrap", "podman": "podman"}
-ISOLATED = ["bwrap", *CONTAINERS]
+ISOLATED = ["bwrap", *(pytest.param(k, marks=pytest.mark.slow) for k in CONTAINERS)]
 BOX_BOTH = pytest.mark.parametrize("box", ["none", *ISOLATED], indirect=True)
 BOX_BWRAP = pytest.mark.parametrize("box", ISOLATED, indirect=True)
 

@@ -37,6 +37,8 @@ from tests.images import (
     ensure,
 )
 
+pytestmark = pytest.mark.slow  # builds the test images
+
 REPO = Path(__file__).resolve().parent.parent
 MONTAGE = (  # the stdin of montage.json in Pachyderm's OpenCV tutorial
     "montage -shadow -background SkyBlue -geometry 300x300+2+2"
