@@ -273,6 +273,7 @@ def _job_timers() -> _Timers:
     import haathi.pps.containers as containers_mod
     import haathi.pps.jobs as jobs_mod
     import haathi.pps.sandbox as sandbox_mod
+    import haathi.pps.session as session_mod
     import haathi.pps.worker as worker_mod
 
     t = _tool_timers()
@@ -283,7 +284,7 @@ def _job_timers() -> _Timers:
     t.wrap(jobs_mod, "run_datum_set", "datum sets, total (run_datum_set)")
     t.wrap(worker_mod, "open_container", "  per set: open_container (starts it)")
     t.wrap(worker_mod, "open_sandbox", "  per set: open_sandbox (host)")
-    t.wrap(sandbox_mod._Session, "connect", CONNECT)
+    t.wrap(session_mod.Session, "connect", CONNECT)
     t.wrap(sandbox_mod.Sandbox, "close", "  per set: Sandbox.close (stop, wait for exit)")
     t.wrap(tempfile, "mkdtemp", "  per set: mkdtemp (scratch)")
     t.wrap(shutil, "rmtree", "  rmtree (scratch; inputs of the last datum)")

@@ -272,15 +272,15 @@ def child_spawn(argvs: dict[str, list[str]], n: int, order: list[str]) -> dict[s
 
 def child_bwrap_argvs() -> dict[str, Any]:
     """The bwrap command line haathi builds for a one-input datum (read from haathi)."""
-    from haathi.pps import sandbox
+    from haathi.pps import bwrap as bwrap_mod
     from haathi.pps.hostview import HostView
 
     scratch = Path(tempfile.mkdtemp(prefix="haathi-bench-bwrap-"))
-    for sub in ("pfs/in", "pfs/out", "tmp", sandbox._EMPTY):
+    for sub in ("pfs/in", "pfs/out", "tmp", bwrap_mod.EMPTY):
         (scratch / sub).mkdir(parents=True)
     bwrap = shutil.which("bwrap")
     assert bwrap is not None
-    argv = sandbox._bwrap_argv(bwrap, scratch, HostView().layout())
+    argv = bwrap_mod.bwrap_argv(bwrap, scratch, HostView().layout())
     return {"scratch": str(scratch), "argv": [*argv, "--", "true"]}
 
 
@@ -367,7 +367,7 @@ def child_timers(store: str, n: int, sandbox: str) -> dict[str, Any]:
         wrap(sandbox_mod.Sandbox, "new_datum", "Sandbox.new_datum (clear the last datum)")
         wrap(sandbox_mod.Sandbox, "run", "Sandbox.run")
         wrap(sandbox_mod.Sandbox, "_start_session", "  _start_session (bwrap, per datum set)")
-        wrap(sandbox_mod, "_supervise", "  _supervise (wait for exit, read output, reap)")
+        wrap(sandbox_mod, "supervise", "  supervise (wait for exit, read output, reap)")
         wrap(worker_mod, "_ingest_outputs", "_ingest_outputs")
         os.sync()
         t0 = time.perf_counter()
@@ -1045,7 +1045,7 @@ BREAKDOWN = {
     "user code: Sandbox.run": ("sandbox.py", "run"),
     "  of which starting a bwrap sandbox (per datum set)": ("sandbox.py", "_start_session"),
     "  of which Popen (fork_exec)": ("~", "<built-in method _posixsubprocess.fork_exec>"),
-    "  of which waiting for exit + output (_supervise)": ("sandbox.py", "_supervise"),
+    "  of which waiting for exit + output (supervise)": ("supervisor.py", "supervise"),
     "outputs: _ingest_outputs": ("worker.py", "_ingest_outputs"),
     "job: plan_job (datums, hashes, skip check)": ("jobs.py", "plan_job"),
     "job: _assemble (output tree)": ("jobs.py", "_assemble"),

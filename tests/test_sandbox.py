@@ -28,7 +28,6 @@ from haathi.pps import containers
 from haathi.pps.containers import ContainerSpec, _BwrapImage, open_container
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import (
-    OUTPUT_CAP,
     RunResult,
     Sandbox,
     map_pfs,
@@ -37,6 +36,7 @@ from haathi.pps.sandbox import (
     resolve_sandbox,
     run_user_code,
 )
+from haathi.pps.supervisor import OUTPUT_CAP
 from haathi.pps.worker import _attempt_header
 
 BOTH = pytest.mark.parametrize("sandbox", ["bwrap", "none"])

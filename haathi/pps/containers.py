@@ -44,15 +44,10 @@ from pathlib import Path
 
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps import images
+from haathi.pps.bwrap import UNPRIVILEGED
 from haathi.pps.images import Image
-from haathi.pps.sandbox import (
-    _SOCKET_DIR,
-    UNPRIVILEGED,
-    Launch,
-    Sandbox,
-    _probe_bwrap,
-    launcher_argv,
-)
+from haathi.pps.sandbox import Sandbox, probe_bwrap
+from haathi.pps.session import SOCKET_DIR, Launch, launcher_argv
 from haathi.pps.spec import Resources
 
 RUNTIMES = ("auto", "bwrap", "podman", "docker")
@@ -91,7 +86,7 @@ _probe_lock = threading.Lock()
 @functools.cache
 def _why_not_cached(runtime: str) -> str:
     if runtime == "bwrap":
-        bwrap, why = _probe_bwrap()
+        bwrap, why = probe_bwrap()
         return why if bwrap is None else images.tools_missing()
     tool = shutil.which(runtime)
     if tool is None:
@@ -329,7 +324,7 @@ class _Cli(Launch):
         argv += _ulimits()
         pfs = scratch / "pfs"
         argv += ["-v", f"{scratch / 'tmp'}:/tmp", "-v", f"{pfs}:/pfs:ro"]
-        argv += ["-v", f"{pfs / 'out'}:/pfs/out", "-v", f"{scratch / _SOCKET_DIR}:/.haathi/sock"]
+        argv += ["-v", f"{pfs / 'out'}:/pfs/out", "-v", f"{scratch / SOCKET_DIR}:/.haathi/sock"]
         for path in _host_python().binds:
             argv += ["-v", f"{path}:{HOST}{path}:ro"]
         if spec.user is not None:
@@ -362,9 +357,9 @@ def open_container(spec: ContainerSpec, scratch: Path) -> Sandbox:
     """A :class:`~haathi.pps.sandbox.Sandbox` running user code in a container of
     ``spec.image`` (unpacked first if the daemonless runtime needs it)."""
     if spec.runtime == "bwrap":
-        bwrap = _probe_bwrap()[0]
+        bwrap = probe_bwrap()[0]
         if bwrap is None:
-            raise FailedPrecondition(f"bubblewrap cannot run here: {_probe_bwrap()[1]}")
+            raise FailedPrecondition(f"bubblewrap cannot run here: {probe_bwrap()[1]}")
         rootfs = images.cached_rootfs(spec.image.digest)
         if rootfs is None:
             rootfs, _ = images.unpack(spec.image)
