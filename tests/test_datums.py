@@ -21,7 +21,7 @@ from haathi.pps.datums import (
     expand_template,
     form_datums,
 )
-from haathi.pps.spec import (
+from haathi.pps.input_spec import (
     CronInput,
     CrossInput,
     GroupInput,

@@ -12,22 +12,20 @@ import pytest
 
 from haathi.errors import InvalidArgument
 from haathi.pps.cron import format_duration, parse_cron, parse_duration
-from haathi.pps.spec import (
+from haathi.pps.input_spec import (
     CronInput,
     CrossInput,
     GroupInput,
     JoinInput,
     PfsInput,
-    PipelineSpec,
-    Transform,
     UnionInput,
     input_to_dict,
-    load_documents,
     parse_input,
-    parse_spec,
     validate_input,
     walk_inputs,
 )
+from haathi.pps.spec import PipelineSpec, load_documents, parse_spec
+from haathi.pps.transform_spec import Transform
 
 # Exactly as in the Pachyderm repository (examples/opencv, word_count, joins, group).
 EDGES = """{

@@ -48,7 +48,7 @@ from haathi.pps.bwrap import UNPRIVILEGED
 from haathi.pps.images import Image
 from haathi.pps.sandbox import Sandbox, probe_bwrap
 from haathi.pps.session import SOCKET_DIR, Launch, launcher_argv
-from haathi.pps.spec import Resources
+from haathi.pps.transform_spec import Resources
 
 RUNTIMES = ("auto", "bwrap", "podman", "docker")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -21,8 +21,8 @@ from haathi.pfs.context import as_utc
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.cron import parse_cron
+from haathi.pps.input_spec import CronInput, walk_inputs
 from haathi.pps.pipelines import RUNNING, spec_of
-from haathi.pps.spec import CronInput, walk_inputs
 
 
 def _empty() -> object:

@@ -27,7 +27,7 @@ from functools import cached_property
 import blake3
 
 from haathi.models.glob import compile_input_glob
-from haathi.pps.spec import (
+from haathi.pps.input_spec import (
     CronInput,
     CrossInput,
     GroupInput,

@@ -15,7 +15,7 @@ import blake3
 from haathi.models.glob import compile_input_glob
 from haathi.pfs.context import PfsContext
 from haathi.pps.datums import Match
-from haathi.pps.spec import CronInput, PfsInput
+from haathi.pps.input_spec import CronInput, PfsInput
 from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
 

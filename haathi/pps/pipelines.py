@@ -33,7 +33,8 @@ from haathi.pfs.repos import delete_repo_rows, insert_repo, repo_name
 from haathi.pfs.rows import branch_head, ensure_branch
 from haathi.pps import records
 from haathi.pps.context import PpsContext
-from haathi.pps.spec import CronInput, PipelineSpec, parse_spec, walk_inputs
+from haathi.pps.input_spec import CronInput, walk_inputs
+from haathi.pps.spec import PipelineSpec, parse_spec
 
 PAUSED = "PAUSED"
 RUNNING = "RUNNING"

@@ -11,8 +11,8 @@ from haathi.pfs.commits import find_commit, repo_id_of
 from haathi.pfs.rows import branch_head
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import form_datums
+from haathi.pps.input_spec import CronInput, parse_input, validate_input, walk_inputs
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
-from haathi.pps.spec import CronInput, parse_input, validate_input, walk_inputs
 
 
 def preview_datums(ctx: PpsContext, doc: dict[str, Any]) -> list[DatumInfo]:

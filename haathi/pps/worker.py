@@ -27,7 +27,7 @@ from haathi.pps.containers import ContainerSpec, open_container
 from haathi.pps.context import StoreOpener
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import RunResult, Sandbox, open_sandbox
-from haathi.pps.spec import Transform
+from haathi.pps.transform_spec import Transform
 from haathi.storage.blobs import BlobWriter
 from haathi.tree.entry import FileEntry, iter_chunks
 
