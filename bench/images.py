@@ -122,10 +122,10 @@ def child_resolve(ref: str) -> dict[str, Any]:
 
 def child_unpack(ref: str) -> dict[str, Any]:
     """Unpack ``ref`` into ``$HAATHI_IMAGE_CACHE`` (if it is not there yet)."""
-    from haathi.pps import images
+    from haathi.pps import image_cache, images
 
     t0 = time.perf_counter()
-    rootfs, made = images.unpack(images.resolve(ref, "Never"))
+    rootfs, made = image_cache.unpack(images.resolve(ref, "Never"))
     return {"rootfs": str(rootfs), "unpacked": made, "s": time.perf_counter() - t0}
 
 
@@ -171,7 +171,7 @@ def _container_specs(
     kinds: list[str], refs: dict[str, str], digests: dict[str, str]
 ) -> dict[str, Any]:
     """A resolved ``ContainerSpec`` per ``RUNTIME:IMAGE`` kind (checked against ``digests``)."""
-    from haathi.pps import containers, images
+    from haathi.pps import containers, image_cache
 
     specs: dict[str, Any] = {}
     for kind in kinds:
@@ -181,8 +181,8 @@ def _container_specs(
         image = containers.resolve_image(runtime, refs[name], "Never")
         if image.digest != digests[name]:
             raise AssertionError(f"{refs[name]} is now {image.digest}, not {digests[name]}")
-        if runtime == "bwrap" and images.cached_rootfs(image.digest) is None:
-            raise AssertionError(f"{refs[name]} is not unpacked in {images.cache_root()}")
+        if runtime == "bwrap" and image_cache.cached_rootfs(image.digest) is None:
+            raise AssertionError(f"{refs[name]} is not unpacked in {image_cache.cache_root()}")
         specs[kind] = containers.ContainerSpec(runtime, image)
     return specs
 
@@ -310,11 +310,11 @@ def child_timers(
 
 def _tool_timers() -> _Timers:
     """Timers on the image cache's unpack and on the skopeo/umoci calls (by subcommand)."""
-    from haathi.pps import images
+    from haathi.pps import image_cache, image_sources
 
     t = _Timers()
-    t.wrap(images, "_unpack_into", UNPACK)
-    tool = images._tool
+    t.wrap(image_cache, "_unpack_into", UNPACK)
+    tool = image_sources.run_tool
 
     def labelled(argv: list[str]) -> bytes | str:
         label = f"  {argv[0]} {argv[1]}" + (" --config" if "--config" in argv else "")
@@ -326,7 +326,8 @@ def _tool_timers() -> _Timers:
                 t.totals[label] = t.totals.get(label, 0.0) + time.perf_counter() - t0
                 t.counts[label] = t.counts.get(label, 0) + 1
 
-    images._tool = labelled  # type: ignore[assignment]
+    image_sources.run_tool = labelled  # type: ignore[assignment]
+    image_cache.run_tool = labelled  # type: ignore[assignment]
     return t
 
 
@@ -339,10 +340,12 @@ def child_unpack_job(
 ) -> dict[str, Any]:
     """A pipeline of one ``true`` datum in ``image`` under bwrap (``first``: the store is new
     and gets its input repo): create_pipeline time, its job, and the unpacks it made."""
-    from haathi.pps import images
+    from haathi.pps import image_cache
 
     timers = _tool_timers()
-    entries_before = sorted(os.listdir(images.cache_root())) if images.cache_root().exists() else []
+    entries_before = (
+        sorted(os.listdir(image_cache.cache_root())) if image_cache.cache_root().exists() else []
+    )
     with _connect(store, "bwrap") as c:
         if first:
             c.create_repo("in")

@@ -5,7 +5,7 @@ A spec with ``transform.image`` runs in a container of that image, chosen among
 
 ``bwrap`` (daemonless)
     bubblewrap over the image's root filesystem, unpacked once per host into a cache keyed by
-    the manifest digest (:mod:`haathi.pps.images`) and shown read-only.
+    the manifest digest (:mod:`haathi.pps.image_cache`) and shown read-only.
 ``podman`` / ``docker``
     ``podman run`` (``docker run``: the same CLI) of the image, by its image ID, with a
     read-only root filesystem.
@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haathi.errors import FailedPrecondition, InvalidArgument
-from haathi.pps import images
+from haathi.pps import image_cache, images
 from haathi.pps.bwrap import UNPRIVILEGED
-from haathi.pps.images import Image
+from haathi.pps.image_sources import TOOL_TIMEOUT, Image, tools_missing
 from haathi.pps.sandbox import Sandbox, probe_bwrap
 from haathi.pps.session import SOCKET_DIR, Launch, launcher_argv
 from haathi.pps.transform_spec import Resources
@@ -87,7 +87,7 @@ _probe_lock = threading.Lock()
 def _why_not_cached(runtime: str) -> str:
     if runtime == "bwrap":
         bwrap, why = probe_bwrap()
-        return why if bwrap is None else images.tools_missing()
+        return why if bwrap is None else tools_missing()
     tool = shutil.which(runtime)
     if tool is None:
         return f"{runtime} is not on PATH (install the {runtime} package)"
@@ -192,7 +192,7 @@ def _run_cli(runtime: str, *args: str) -> bytes | str:
     """The runtime's output, or its last line of error."""
     try:
         done = subprocess.run(
-            [*_cli(runtime), *args], capture_output=True, timeout=images.TOOL_TIMEOUT,
+            [*_cli(runtime), *args], capture_output=True, timeout=TOOL_TIMEOUT,
             check=False, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -267,7 +267,7 @@ class _BwrapImage(Launch):
     def __init__(self, spec: ContainerSpec, rootfs: Path, bwrap: str) -> None:
         self.spec, self.rootfs, self.bwrap = spec, rootfs, bwrap
         user = spec.user if spec.user is not None else spec.image.config.user
-        self.ids = images.user_ids(rootfs, user)
+        self.ids = image_cache.user_ids(rootfs, user)
         self.root = os.geteuid() == 0
         self.owner = (UNPRIVILEGED if self.ids[0] == 0 else self.ids) if self.root else None
 
@@ -360,8 +360,8 @@ def open_container(spec: ContainerSpec, scratch: Path) -> Sandbox:
         bwrap = probe_bwrap()[0]
         if bwrap is None:
             raise FailedPrecondition(f"bubblewrap cannot run here: {probe_bwrap()[1]}")
-        rootfs = images.cached_rootfs(spec.image.digest)
+        rootfs = image_cache.cached_rootfs(spec.image.digest)
         if rootfs is None:
-            rootfs, _ = images.unpack(spec.image)
+            rootfs, _ = image_cache.unpack(spec.image)
         return Sandbox("bwrap", scratch, launch=_BwrapImage(spec, rootfs, bwrap))
     return Sandbox(spec.runtime, scratch, launch=_Cli(spec))

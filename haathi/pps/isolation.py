@@ -27,10 +27,11 @@ from typing import Any
 
 from haathi.auth import activation
 from haathi.errors import FailedPrecondition, HaathiError
-from haathi.pps import containers, images
+from haathi.pps import containers, image_cache, images
 from haathi.pps.containers import ContainerSpec
 from haathi.pps.context import PpsContext
 from haathi.pps.hostview import HostView
+from haathi.pps.image_sources import PATH_TRANSPORTS, Image
 from haathi.pps.sandbox import resolve_sandbox, sandbox_note
 from haathi.pps.spec import PipelineSpec
 
@@ -78,7 +79,7 @@ def isolation_for(
     with ctx.pfs.db.read() as conn:
         auth_on = activation.is_active(conn)
     if spec is not None and spec.transform.image is not None:
-        if auth_on and spec.transform.image.startswith(images.PATH_TRANSPORTS):
+        if auth_on and spec.transform.image.startswith(PATH_TRANSPORTS):
             raise FailedPrecondition(
                 f"image {spec.transform.image!r}: auth is on, so an image is named (podman's "
                 "storage or a registry), not read from a path on this host",
@@ -118,16 +119,14 @@ def _container(ctx: PpsContext, spec: PipelineSpec, ran: dict[str, Any]) -> Isol
         resources=spec.resources,
     )  # fmt: skip
     if runtime == "bwrap":  # unpack (once per host) and check the user before any datum runs
-        rootfs, _ = images.unpack(image)
-        images.user_ids(rootfs, spec.transform.user or image.config.user)
+        rootfs, _ = image_cache.unpack(image)
+        image_cache.user_ids(rootfs, spec.transform.user or image.config.user)
     if ctx.runtime == "auto":
         note = f"auto chose {runtime}" + (f" ({note})" if note else "")
     return Isolation(runtime, HostView(), note, container, tag_now)
 
 
-def _pinned(
-    runtime: str, ref: str, pull_policy: str, ran: dict[str, Any]
-) -> tuple[images.Image, str]:
+def _pinned(runtime: str, ref: str, pull_policy: str, ran: dict[str, Any]) -> tuple[Image, str]:
     """The image ``ref`` names now; for a job that ``ran``, the image with its recorded
     digest, and a clear error when that is gone (saying where the tag points now). Also the
     digest the tag names now when that differs (``""`` when not)."""
