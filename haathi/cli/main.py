@@ -33,7 +33,7 @@ app = typer.Typer(
 VERBS = {
     "create": "Create a repo, branch or pipeline.",
     "list": "List repos, branches, commits, files, pipelines, jobs or datums.",
-    "inspect": "Show one repo, branch, commit, file, pipeline, job or datum.",
+    "inspect": "Show a repo, branch, commit, file, pipeline, job or datum, or the store.",
     "update": "Update a repo or pipeline.",
     "delete": "Delete a repo, branch, commit, file or pipeline.",
     "start": "Start a commit or a stopped pipeline.",
@@ -77,7 +77,10 @@ def client() -> Client:
 def main(
     address: Annotated[
         str | None,
-        typer.Option("--address", help="Store directory (default $HAATHI_ADDRESS or ~/.haathi)."),
+        typer.Option(
+            "--address",
+            help="Store directory or server URL (default $HAATHI_ADDRESS, else ~/.haathi).",
+        ),
     ] = None,
     db: Annotated[
         str | None, typer.Option("--db", help="Metadata database URL (overrides the store's).")
@@ -165,13 +168,20 @@ def version() -> None:
     render.out.print(__version__)
 
 
-@app.command("demo")
+@app.command(
+    "demo",
+    help="Run a two-stage pipeline DAG on a new embedded store, then change one input.\n\n"
+    "Monthly sales go in; totals (one datum per month) and report (over all months) run, and "
+    "the results and their lineage are shown; then one month changes and only its datum runs "
+    "again. The pipelines run in a BusyBox image built on the spot when this host can "
+    "(busybox-static, umoci and a container runtime), else in the host sandbox.",
+)
 def demo(
     address: Annotated[
         str | None, typer.Option("--store", help="store directory (default: a new temp dir)")
     ] = None,
 ) -> None:
-    """Run the tour: data in, commits, history, diffs and old versions read back."""
+    """``haathi demo``: see haathi/cli/demo.py."""
     from haathi.cli.demo import run_demo
 
     run_demo(address)
