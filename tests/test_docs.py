@@ -49,6 +49,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -730,12 +731,12 @@ class Tour:
                 ["bash", "-c", f"exec {code}"], cwd=self.project, env=self.env,
                 stdout=fh, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120  # (it listens before it can answer: ask it over HTTP)
         while time.monotonic() < deadline and self.server.poll() is None:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                httpx.get(f"http://127.0.0.1:{self.port}/openapi.json", timeout=5)
                 break
-            except OSError:
+            except httpx.HTTPError:
                 time.sleep(0.2)
         code_now = self.server.poll()
         return Ran(line, shown, comment, code, code_now or 0, "", log.read_text())
@@ -968,6 +969,7 @@ def test_every_check_is_of_a_command_the_readme_runs() -> None:
     assert set(CHECKS) <= readme_commands(), set(CHECKS) - readme_commands()
 
 
+@pytest.mark.slow  # a process per command: about a minute of CPU
 @pytest.mark.xdist_group("docs")
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     """The CLI tour, pipelines, lineage and maintenance, in order on one fresh store."""
@@ -977,6 +979,7 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     assert len(tour.ran) > 40
 
 
+@pytest.mark.slow  # a process per command: about a minute of CPU
 @pytest.mark.xdist_group("docs")
 def test_the_readme_server_chapter_runs_as_written(tmp_path: Path) -> None:
     """The server, its S3 gateway and auth, in order on a fresh store served on a free port."""
