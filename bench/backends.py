@@ -48,7 +48,7 @@ class Servers:
     def start(self) -> Servers:
         if str(PROJECT) not in sys.path:
             sys.path.insert(0, str(PROJECT))
-        from tests.servers import Postgres, SeaweedS3
+        from loopback.servers import Postgres, SeaweedS3
 
         class BenchSeaweed(SeaweedS3):
             def restart(self) -> None:
@@ -110,11 +110,11 @@ class Servers:
         import boto3
         import obstore
 
-        from tests.servers import _pg_bin, _weed_binary
+        from loopback.servers import pg_bin, weed_binary
 
         return {
-            "seaweedfs": out([_weed_binary(), "version"]),
-            "postgresql": out([_pg_bin("postgres"), "--version"]),
+            "seaweedfs": out([weed_binary(), "version"]),
+            "postgresql": out([pg_bin("postgres"), "--version"]),
             "awscli": out([str(AWS_BIN), "--version"]),
             "boto3": boto3.__version__,
             "obstore": obstore.__version__,

@@ -36,8 +36,8 @@ import pytest
 import haathi
 from haathi.client import Client
 from haathi.server.serve import Server
+from loopback.servers import Postgres, SeaweedS3
 from tests.images import busybox_image, imagemagick_image, opencv_image, python_image  # noqa: F401
-from tests.servers import Postgres, SeaweedS3
 
 BUCKET = "haathi-tests"
 

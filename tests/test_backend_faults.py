@@ -25,7 +25,7 @@ import haathi
 from haathi.client import Client
 from haathi.errors import StorageError
 from haathi.models.info import CommitInfo
-from tests.servers import Postgres, SeaweedS3
+from loopback.servers import Postgres, SeaweedS3
 
 BUCKET = "haathi-faults"
 BIG_MIB = 256  # four 64 MiB packs: uploads take long enough to be interrupted

@@ -15,9 +15,9 @@ from haathi.client import Client
 from haathi.config import store_config
 from haathi.meta.database import engine_url
 from haathi.storage.blobs import pack_key
+from loopback.servers import Postgres
 from tests.conftest import Cli
 from tests.internals import inner
-from tests.servers import Postgres
 from tests.test_bad_input import _chunks_of, flip_byte
 
 pytestmark = pytest.mark.every_backend  # fsck reads what each backend stored

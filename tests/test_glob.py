@@ -28,9 +28,9 @@ from haathi.models.glob import (
     compile_glob,
     compile_input_glob,
 )
+from loopback.servers import haathi_serve
 from tests import glob_oracle
 from tests.conftest import Cli
-from tests.servers import haathi_serve
 
 DEEP = "/" + "/".join(["abc"] * 30)  # a 30-level path
 STARS_500 = "**/" * 500 + "x"  # froze the server for minutes before

@@ -53,9 +53,9 @@ import haathi
 from haathi.client import Client
 from haathi.models.info import FileType, JobInfo, JobState
 from haathi.models.reproduce import EnvChange
+from loopback.servers import Registry
 from tests.conftest import Cli, put_all
 from tests.images import OCI_TAG, PODMAN, BusyboxImage
-from tests.servers import Registry
 
 pytestmark = pytest.mark.slow  # a registry on loopback, images copied in and out
 

@@ -44,10 +44,10 @@ import pytest
 import haathi
 from haathi.client import Client
 from haathi.models.info import JobInfo
+from loopback.servers import haathi_serve
 from tests.conftest import Cli
 from tests.dask_cluster import DaskCluster
 from tests.images import PODMAN, BusyboxImage, Image
-from tests.servers import haathi_serve
 
 pytestmark = pytest.mark.slow  # container images under podman and bwrap
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import haathi
+from loopback.servers import ACCESS_KEY, SECRET_KEY
 from tests.dask_cluster import DaskCluster
-from tests.servers import ACCESS_KEY, SECRET_KEY
 
 pytestmark = pytest.mark.slow  # a Dask scheduler and workers
 

@@ -28,8 +28,8 @@ import haathi
 from haathi.client import Client
 from haathi.server.s3.multipart import UploadLimits
 from haathi.server.serve import Server
+from loopback.servers import haathi_serve
 from tests.raw_http import headers_only
-from tests.servers import haathi_serve
 
 AWS = str(Path(sys.executable).with_name("aws"))
 MiB = 1024 * 1024

