@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -249,19 +250,26 @@ class Postgres:
         return self.url(name)
 
 
+def _forward(lines: Iterator[str]) -> None:
+    for line in lines:
+        sys.stderr.write(line)
+
+
 @contextlib.contextmanager
 def haathi_serve(
     store: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], str, str | None]]:
     """``haathi serve`` of ``store`` in its own process on a free loopback port (a stalled or
     attacked server cannot stall the test): the process, its URL and its S3 gateway's (None
-    with ``--s3-bind none``). Stopped at the end."""
+    with ``--s3-bind none``). What it prints after its addresses goes to our stderr. Stopped
+    at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
          "127.0.0.1:0", *args], stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    assert proc.stderr is not None
+    drain = threading.Thread(target=_forward, args=(proc.stderr,))  # a full pipe would stall it
     try:
-        assert proc.stderr is not None
         first = proc.stderr.readline()
         url = first.split(" at ", 1)[1].split()[0] if " at " in first else ""
         assert url.startswith("http://"), first
@@ -269,6 +277,7 @@ def haathi_serve(
         if "none" not in args:
             second = proc.stderr.readline()
             s3 = second.split("S3 gateway at ", 1)[1].split()[0]
+        drain.start()
         yield proc, url, s3
     finally:
         proc.terminate()
@@ -277,6 +286,8 @@ def haathi_serve(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if drain.is_alive():
+            drain.join(timeout=5)
 
 
 @dataclass
