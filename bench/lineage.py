@@ -1,15 +1,10 @@
-"""Benchmarks of lineage (issue 5). Run by ``bench/run.py --only lineage``.
+"""Lineage queries on a DAG of 10,000 files per stage.
 
-A DAG with 10,000 files per stage: raw (one user commit of 10,000 small files) -> clean ->
-features -> model, each pipeline globbing ``/*`` and writing one file per datum. Then, warm, in
-one process, medians of many calls:
-
-- one upstream hop: ``lineage clean@master:/<f>`` (clean file -> its datum -> the raw file);
-- full upstream lineage through 3 stages: ``lineage model@master:/<f>``;
-- downstream of one raw file: ``lineage raw@master:/<f> --downstream`` (3 derived files);
-- baseline: ``inspect file model@master:/<f>`` (a point lookup of one file) in the same process.
-
-Targets: one hop < 100 ms, 3 stages < 500 ms, downstream < 1 s.
+raw (one user commit of 10,000 small files) -> clean -> features -> model, each pipeline
+globbing ``/*`` and writing one file per datum. Then, warm and in one process, the median of 25
+calls on random files of: one upstream hop (``lineage clean@master:/f``), the full upstream
+lineage through 3 stages (``lineage model@master:/f``) and ``--downstream`` of one raw file,
+against ``inspect file`` of one output file (a point lookup) in the same process.
 """
 
 from __future__ import annotations
@@ -18,10 +13,13 @@ import random
 import shutil
 import statistics
 import time
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
-N_FULL, N_QUICK = 10_000, 1_000
+from harness import Ctx, Target, Workload
+
+import haathi
+
 CALLS = 25
 
 
@@ -34,86 +32,72 @@ def _spec(name: str, source: str) -> dict[str, Any]:
     }
 
 
-def _median_ms(fn: Any, calls: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times), times
-
-
-def run(ctx: Any, h: ModuleType, only: set[str]) -> bool:
-    import haathi
-
-    n = N_QUICK if ctx.args.quick else N_FULL
+def lineage(ctx: Ctx) -> None:
+    n = 1_000 if ctx.quick else 10_000
     store = ctx.work / "lineage"
     shutil.rmtree(store, ignore_errors=True)
-    res: dict[str, Any] = {"files_per_stage": n, "calls": CALLS}
-    ctx.results["lineage"] = res
+    res = ctx.data
+    res.update(files_per_stage=n, calls=CALLS)
     with haathi.connect(str(store), sandbox="none") as c:
         c.create_repo("raw")
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         with c.start_commit("raw@master") as commit:
             for i in range(n):
                 commit.put_file(f"/f{i:05d}", f"{i}\n".encode())
-        res["setup_put_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
         for name, source in (("clean", "raw"), ("features", "clean"), ("model", "features")):
             c.create_pipeline(_spec(name, source))
             job = c.list_job(name)[0]
             assert job.data_processed == n, (name, job)
-        res["setup_pipelines_s"] = round(time.perf_counter() - t, 2)
-        ctx.log(
-            f"lineage: {n:,} files x 4 stages ready in "
-            f"{res['setup_put_s'] + res['setup_pipelines_s']:.0f} s"
-        )
+        res["setup_s"] = round(time.perf_counter() - t0, 1)
         picks = [f"/f{random.Random(k).randrange(n):05d}" for k in range(CALLS)]
-        it = iter(picks * 4)
 
-        def one_hop() -> None:
-            [node] = c.lineage(f"clean@master:{next(it)}")
+        def one_hop(f: str) -> None:
+            [node] = c.lineage(f"clean@master:{f}")
             assert node.inputs[0].origin == "USER"
 
-        def full() -> None:
-            [node] = c.lineage(f"model@master:{next(it)}")
+        def full(f: str) -> None:
+            [node] = c.lineage(f"model@master:{f}")
             assert len(node.walk()) == 4
 
-        def down() -> None:
-            [node] = c.lineage(f"raw@master:{next(it)}", downstream=True)
+        def down(f: str) -> None:
+            [node] = c.lineage(f"raw@master:{f}", downstream=True)
             assert len(node.walk()) == 4
 
-        def lookup() -> None:
-            c.inspect_file(f"model@master:{next(it)}")
+        def lookup(f: str) -> None:
+            c.inspect_file(f"model@master:{f}")
 
-        for fn in (one_hop, full, down, lookup):  # warm every path once
-            it = iter(picks)
-            fn()
-        figures = {}
-        for key, fn in (
-            ("one_hop", one_hop),
-            ("full_3_stages", full),
-            ("downstream", down),
-            ("inspect_file", lookup),
-        ):
-            it = iter(picks)
-            figures[key], times = _median_ms(fn, CALLS)
-            res[f"{key}_ms"] = round(figures[key], 2)
-            res[f"{key}_ms_all"] = [round(x, 2) for x in times]
-    base = figures["inspect_file"]
+        queries: dict[str, Callable[[str], None]] = {
+            "one_hop": one_hop,
+            "full_3_stages": full,
+            "downstream": down,
+            "inspect_file": lookup,
+        }
+        ms: dict[str, float] = {}
+        for key, query in queries.items():
+            query(picks[0])  # warm the path once
+            times = []
+            for f in picks:
+                t0 = time.perf_counter()
+                query(f)
+                times.append((time.perf_counter() - t0) * 1000)
+            ms[key] = statistics.median(times)
+            res[f"{key}_ms"] = [round(x, 2) for x in times]
+    base = ms["inspect_file"]
     for key, label, limit in (
-        ("one_hop", "lineage: one upstream hop", 100.0),
-        ("full_3_stages", "lineage: full upstream through 3 stages", 500.0),
-        ("downstream", "lineage: --downstream of one raw file", 1000.0),
+        ("one_hop", "one upstream hop", 100),
+        ("full_3_stages", "full upstream lineage through 3 stages", 500),
+        ("downstream", "--downstream of one raw file", 1000),
     ):
-        v = figures[key]
-        ctx.check(
-            f"{label} ({n:,} files per stage)",
-            round(v, 2),
+        ctx.figure(
+            f"lineage: {label} ({n:,} files per stage)",
+            ms[key],
             "ms",
-            f"< {limit:.0f} ms",
-            v < limit,
-            f"{v / base:.1f}x an inspect file ({base:.2f} ms) in the same run",
+            Target("<", limit, "ms"),
+            f"{ms[key] / base:.1f}x an inspect file ({base:.2f} ms) in the same run",
         )
     shutil.rmtree(store, ignore_errors=True)
-    return True
+
+
+WORKLOADS = [
+    Workload("lineage", "lineage", "lineage queries on a 4-stage DAG of 10,000 files", lineage),
+]
