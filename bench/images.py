@@ -33,10 +33,9 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness import Ctx, Fixture, Row, Skipped, Target, Trials, Workload, alternate, rotated
 from measure import dir_bytes, fresh_dir, remove, version
@@ -194,9 +193,9 @@ def img_datums(ctx: Ctx) -> None:
         )
         return {f"{kind.split(':')[0]}_ms": v for kind, v in r.items()}
 
-    def job(kind: str) -> Any:
-        image = imgs.variant(kind, "busybox") if kind in ("bwrap", "podman") else Variant(kind)
-        return true_job(ctx, out, n, kind, imgs.env(), image=image.image, digest=image.digest)
+    def job(kind: str) -> Callable[[int], Row]:
+        v = imgs.variant(kind, "busybox") if kind in ("bwrap", "podman") else Variant(kind)
+        return true_job(ctx, out, n, kind, imgs.env(), image=v.image, digest=v.digest)
 
     trials = alternate(
         ctx,
@@ -215,7 +214,7 @@ def img_datums(ctx: Ctx) -> None:
             f"a running {rt} container {trials.median('roundtrip', f'{rt}_ms'):.2f} ms",
         )
         missed |= passed is False
-    if ctx.wants_profile(False if missed else None):
+    if missed or ctx.opts.profile_all:
         for kind in ("none", "bwrap", "podman"):
             _timers(ctx, imgs, kind, n)
     shutil.rmtree(out, ignore_errors=True)
