@@ -3,7 +3,7 @@
 A pipeline's ``transform.image`` may name an image that only a registry has (issue 15). No
 public registry is reachable from our machines, so these tests run one: Debian's
 ``docker-registry`` (the CNCF distribution registry v2) on a free loopback port, plain HTTP,
-no auth (:class:`tests.servers.Registry`; a machine without it fails these tests, it does not
+no auth (:class:`loopback.servers.Registry`; a machine without it fails these tests, it does not
 skip them). The busybox test image's OCI export is pushed to it as
 ``127.0.0.1:PORT/haathi/busybox:1``; each test copies it (or a variant of it: the same image
 with one more ``Env`` entry, ``REGISTRY_MARK``, so it is another image with its own digest and
@@ -29,7 +29,7 @@ What they show, under the daemonless runtime (``bwrap``) and under ``podman``:
   the registry; one whose image it has runs.
 
 Plain HTTP needs the tools' consent, given the way each tool reads it
-(:meth:`tests.servers.Registry.env`): podman reads ``CONTAINERS_REGISTRIES_CONF``, skopeo 1.9
+(:meth:`loopback.servers.Registry.env`): podman reads ``CONTAINERS_REGISTRIES_CONF``, skopeo 1.9
 only ``$HOME/.config/containers/registries.conf``. The shared test images in podman storage are
 never retagged or removed; every name this module pulls into podman storage (and every image
 made here) is removed at the end.

@@ -92,7 +92,7 @@ def _why_not_cached(runtime: str) -> str:
     if tool is None:
         return f"{runtime} is not on PATH (install the {runtime} package)"
     try:  # `version` asks the engine too (docker's daemon, podman's storage): ~50 ms, where
-        # `info` took 300-600 ms of every CLI job's start (bench/README.md)
+        # `info` took 300-600 ms of every CLI job's start (measured in issue 15)
         done = subprocess.run(
             [*_cli(runtime), "version"], capture_output=True, timeout=60, check=False,
             stdin=subprocess.DEVNULL,

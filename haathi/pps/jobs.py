@@ -61,7 +61,7 @@ from haathi.tree.entry import FileEntry
 
 MAX_SET = 50  # datums per task at most (a task is the unit of output upload)
 MAX_CONTAINER_SET = 500  # under podman or docker, whose container takes ~0.2 s to start and
-# ~0.1 s to stop: at 50 per set that alone was ~4 ms per datum (bench/README.md, issue 15)
+# ~0.1 s to stop: at 50 per set that alone was ~4 ms per datum (measured in issue 15)
 SKIPPABLE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
 
 
