@@ -102,7 +102,8 @@ class Corrupt(HaathiError):
 
 
 class StorageError(HaathiError):
-    """The object store or metadata database failed."""
+    """The object store or metadata database failed; ``retryable`` when it may pass if the
+    operation runs again (a lock, a lost race, a lost connection)."""
 
     code = "storage"
     http_status = 503
@@ -111,6 +112,13 @@ class StorageError(HaathiError):
     def __init__(self, message: str, *, retryable: bool = False, **details: Any) -> None:
         super().__init__(message, **details)
         self.retryable = retryable
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope; ``details.retryable`` is true when it is (``from_dict`` restores it)."""
+        out = super().to_dict()
+        if self.retryable:
+            out["details"] = {**self.details, "retryable": True}
+        return out
 
 
 class IncompatibleStore(FailedPrecondition):
@@ -140,6 +148,7 @@ ERROR_CLASSES: dict[str, type[HaathiError]] = {
 
 
 def from_dict(envelope: dict[str, Any]) -> HaathiError:
-    """Rebuild the error a remote side raised from its JSON envelope."""
+    """Rebuild the error a remote side raised from its JSON envelope (a ``StorageError``'s
+    ``details.retryable`` becomes its ``retryable`` again)."""
     cls = ERROR_CLASSES.get(str(envelope.get("code")), HaathiError)
     return cls(str(envelope.get("message", "")), **dict(envelope.get("details") or {}))
