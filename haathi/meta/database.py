@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -276,10 +277,19 @@ class Database:
         self.engine.dispose()
 
 
-_TRANSIENT = (
-    "locked", "busy", "could not serialize", "deadlock", "connection", "terminating",
-    "server closed", "the database system is", "timeout",
-)  # fmt: skip
+# SQLSTATEs of PostgreSQL errors that may pass when the transaction runs again (whole classes
+# by their first two characters): a connection failed or was lost (08), the transaction lost a
+# race (40001 serialization_failure, 40P01 deadlock_detected) or a lock or statement timeout
+# (55P03 lock_not_available, 57014 query_canceled), the server is shutting down or starting up
+# (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now), or dropped an idle
+# session (25P03, 57P05) or is full (53300 too_many_connections).
+_PG_TRANSIENT = frozenset(
+    ("08", "40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "57P05", "25P03", "53300")
+)
+# SQLite primary result codes (an extended code's low byte): another connection holds the lock
+# (SQLITE_BUSY, and its _RECOVERY, _SNAPSHOT, _TIMEOUT forms) or a table is locked within this
+# connection or a shared cache (SQLITE_LOCKED and its extended forms).
+_SQLITE_TRANSIENT = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _MIGRATION_LOCK = 0x68616174  # "haat"
 
 
@@ -312,7 +322,7 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **val
 _DAMAGED = ("database disk image is malformed", "file is not a database", "invalid page in block")
 
 
-def _translate(exc: Exception) -> StorageError | InvalidArgument | Corrupt:
+def _translate(exc: DBAPIError) -> StorageError | InvalidArgument | Corrupt:
     msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
     if "cannot contain NUL" in msg:  # PostgreSQL text: the value is bad, not the database
         return InvalidArgument("text with a NUL character (\\x00) is not a valid name or value")
@@ -321,5 +331,24 @@ def _translate(exc: Exception) -> StorageError | InvalidArgument | Corrupt:
             f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore the "
             "database from a backup)"
         )
-    transient = any(s in msg.lower() for s in _TRANSIENT)
-    return StorageError(f"metadata database error: {msg}", retryable=transient)
+    return StorageError(f"metadata database error: {msg}", retryable=is_transient(exc))
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Whether a database error (SQLAlchemy's wrapper of the driver's) may pass if its
+    transaction runs again, by its code: the SQLite result code, or the PostgreSQL SQLSTATE
+    (psycopg 3 ``sqlstate``, psycopg2 ``pgcode``).
+
+    An OperationalError without a code never got the server's answer (psycopg: the connection
+    was refused, lost or timed out); it is transient, as is a connection SQLAlchemy found
+    broken.
+    """
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_TRANSIENT
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if not state:
+        return isinstance(exc, OperationalError)
+    return state in _PG_TRANSIENT or state[:2] in _PG_TRANSIENT
