@@ -24,8 +24,6 @@ from haathi.models.ops import ProgressFn
 
 JobProgressFn = Callable[[JobProgress], None]
 
-MIN_FILES = 100
-
 
 def put_columns() -> tuple[ProgressColumn, ...]:
     """``put file`` 3/10 files  ━━━━━━  1.2/4.0 MB  3.1 MB/s``: files counted as files, bytes

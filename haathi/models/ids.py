@@ -30,13 +30,6 @@ class Digest:
         """Hash ``data`` with BLAKE3."""
         return cls(blake3.blake3(data).digest())
 
-    @classmethod
-    def from_hex(cls, text: str) -> Digest:
-        try:
-            return cls(bytes.fromhex(text))
-        except ValueError as exc:
-            raise InvalidArgument(f"not a hex digest: {text!r}") from exc
-
     @property
     def hex(self) -> str:
         return self.raw.hex()

@@ -16,7 +16,6 @@ InfoT = TypeVar("InfoT", bound="_Info")
 class Origin(str, Enum):
     USER = "USER"
     AUTO = "AUTO"
-    FSCK = "FSCK"
 
 
 class CommitState(str, Enum):

@@ -16,7 +16,6 @@ import re
 from haathi.errors import InvalidArgument
 from haathi.models.text import check_text
 
-GLOB_CHARS = frozenset("*?[]{}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB = re.compile(r"[*?\[\]{}]")
 MAX_NAME_BYTES = 255

@@ -2,8 +2,9 @@
 
 The header is read and its ops checked first. Then the Api applies the ops in a worker thread
 while the event loop reads the body: each ``put`` op's stream hands out its frames' bytes as
-they come in (at most :data:`QUEUE_BYTES` ahead of the ingest), so a file is chunked, hashed
-and stored while it uploads — never held whole in memory nor spooled to disk first.
+they come in (at most :data:`QUEUE_BATCHES` batches ahead of the ingest), so a file is
+chunked, hashed and stored while it uploads — never held whole in memory nor spooled to disk
+first.
 
 A truncated body, a malformed frame, bytes after the last op or a body over the size limit
 make the put's stream raise, so the change fails before it commits: nothing is committed.
@@ -34,8 +35,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 T = TypeVar("T")
 
 BATCH_BYTES = 1024 * 1024  # bytes handed to the ingest thread per hop
-QUEUE_BATCHES = 8  # batches read ahead of the ingest (about QUEUE_BYTES)
-QUEUE_BYTES = BATCH_BYTES * QUEUE_BATCHES
+QUEUE_BATCHES = 8  # batches read ahead of the ingest (8 MiB)
 
 
 class _Body:

@@ -377,23 +377,6 @@ class BlobStore:
         for d in digests:
             yield self.read_location(locs[d])
 
-    def read_pack_footer(self, pack: str) -> list[BlobLocation]:
-        """The blob list a pack carries in its footer (used by fsck to cross-check)."""
-        key = pack_key(pack)
-        size = self.objects.size(key)
-        if size < len(PACK_MAGIC) + FOOTER.size:
-            raise Corrupt(f"pack {pack} is truncated", pack=pack)
-        tail = self.objects.get_range(key, size - FOOTER.size, FOOTER.size)
-        footer_len, magic = FOOTER.unpack(tail)
-        if magic != PACK_MAGIC or footer_len > size:
-            raise Corrupt(f"pack {pack} has a bad footer", pack=pack)
-        raw = self.objects.get_range(key, size - FOOTER.size - footer_len, footer_len)
-        try:
-            rows = msgpack.unpackb(raw)
-            return [BlobLocation(r[0], pack, r[1], r[2], r[3], r[4]) for r in rows]
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
-            raise Corrupt(f"pack {pack} has an unreadable footer", pack=pack) from exc
-
 
 def check_pack_layout(pack: str, data: bytes) -> tuple[list[BlobLocation], list[str]]:
     """The blobs a whole pack lists in its footer, and every way ``data`` departs from the
