@@ -23,8 +23,6 @@ from tests.internals import inner
 
 pytestmark = pytest.mark.every_backend  # the store ID lives in each backend
 
-MISSING = "metadata database"
-
 
 def packs_in(store: Path) -> dict[str, int]:
     """Every pack object of the store, with its size."""
