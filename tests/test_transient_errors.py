@@ -165,6 +165,7 @@ def test_sqlite_other_errors_are_not_retried(
 # PostgreSQL -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 def test_postgres_lock_not_available_is_retried(pg_url: str, scratch: Scratch) -> None:
     db = scratch(pg_url)
     holder = psycopg.connect(pg_url)
@@ -191,6 +192,7 @@ def test_postgres_lock_not_available_is_retried(pg_url: str, scratch: Scratch) -
         assert conn.exec_driver_sql("SELECT n FROM t").scalar_one() == 1
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 def test_postgres_serialization_failure_is_transient(pg_url: str, scratch: Scratch) -> None:
     db = scratch(pg_url)
 
@@ -206,6 +208,7 @@ def test_postgres_serialization_failure_is_transient(pg_url: str, scratch: Scrat
     assert err.retryable
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 def test_postgres_deadlock_is_transient(pg_url: str, scratch: Scratch) -> None:
     db = scratch(pg_url)
     with db.write() as conn:
@@ -230,6 +233,7 @@ def test_postgres_deadlock_is_transient(pg_url: str, scratch: Scratch) -> None:
     assert [(code(e), e.retryable) for e in errors] == [("40P01", True)]
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 def test_postgres_a_terminated_connection_is_transient(pg_url: str, scratch: Scratch) -> None:
     db = scratch(pg_url)
 
@@ -259,6 +263,7 @@ def test_postgres_a_refused_connection_is_transient() -> None:
     assert err.retryable
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 @pytest.mark.parametrize("statement", NOT_TRANSIENT.values(), ids=NOT_TRANSIENT)
 def test_postgres_other_errors_are_not_retried(
     pg_url: str, scratch: Scratch, statement: str
@@ -269,6 +274,7 @@ def test_postgres_other_errors_are_not_retried(
 # over HTTP ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own
 def test_a_retryable_error_stays_retryable_through_the_server(pg: Postgres, tmp_path: Path) -> None:
     url = pg.create_database()
     with psycopg.connect(url, autocommit=True) as admin:  # sessions wait 0.2 s for a lock
