@@ -396,6 +396,8 @@ def test_postgres_restarted_between_operations(pg: Postgres, store: Path) -> Non
 
 WRITER = """
 import sys, haathi
+
+pytestmark = pytest.mark.slow  # its own SeaweedFS and PostgreSQL, killed and restarted
 c = haathi.connect(sys.argv[1])
 w = sys.argv[2]
 for i in range(int(sys.argv[3])):
