@@ -27,6 +27,8 @@ from haathi.errors import StorageError
 from haathi.models.info import CommitInfo
 from loopback.servers import Postgres, SeaweedS3
 
+pytestmark = pytest.mark.slow  # its own SeaweedFS and PostgreSQL, killed and restarted
+
 BUCKET = "haathi-faults"
 BIG_MIB = 256  # four 64 MiB packs: uploads take long enough to be interrupted
 STORAGE_EXIT = 10  # StorageError.exit_code
@@ -396,8 +398,6 @@ def test_postgres_restarted_between_operations(pg: Postgres, store: Path) -> Non
 
 WRITER = """
 import sys, haathi
-
-pytestmark = pytest.mark.slow  # its own SeaweedFS and PostgreSQL, killed and restarted
 c = haathi.connect(sys.argv[1])
 w = sys.argv[2]
 for i in range(int(sys.argv[3])):

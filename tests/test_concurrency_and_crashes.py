@@ -14,10 +14,10 @@ import pytest
 import haathi
 from haathi.client import Client
 
+pytestmark = pytest.mark.slow  # processes killed mid-write, then recovery
+
 WRITER = """
 import sys, haathi
-
-pytestmark = pytest.mark.slow  # processes killed mid-write, then recovery
 c = haathi.connect(sys.argv[1])
 w = sys.argv[2]
 for i in range(int(sys.argv[3])):
