@@ -6,21 +6,32 @@ end of ``haathi/client/client.py`` pass it both implementations). These tests ch
 does not: that neither implementation has a public operation the contract lacks, and that
 parameter names, kinds, default values and types are the same everywhere (mypy accepts an
 implementation whose default differs, that has an extra optional parameter, or takes ``Any``).
+
+Then the in-process transport (``tests/in_process.py``) that the remote shape of the
+``client`` fixture runs on: it streams both ways, and answers as the real server does.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
+import threading
 import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import haathi.client
 from haathi.api import Api
 from haathi.client.remote import RemoteApi
+from haathi.errors import AlreadyExists, Unauthenticated
+from haathi.models.auth import ROOT
 from haathi.models.contract import ApiContract
+from tests.in_process import AppTransport, InProcessServer
 
 # What an implementation may have beyond the contract, and why.
 API_EXTRAS = {
@@ -97,3 +108,104 @@ def test_the_client_reaches_its_transport_only_through_the_contract() -> None:
     assert used["client.py"] and used["auth.py"] and used["lineage.py"]
     for module, names in used.items():
         assert names <= CONTRACT, f"{module} calls {sorted(names - CONTRACT)}"
+
+
+# the in-process transport the remote shape of the ``client`` fixture runs on -----------------
+
+
+class EchoApp:
+    """A small ASGI app: its lifespan is recorded; ``/upload`` records each piece of the body
+    as it arrives; ``/download`` sends ``a``, then ``b`` once the client has said it got ``a``
+    (or after 5 s); ``/fail`` raises before answering."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.got_a = threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                kind = (await receive())["type"].rpartition(".")[2]
+                self.events.append(kind)
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        path = scope["path"]
+        if path == "/fail":
+            raise RuntimeError("the app broke")
+        if path == "/upload":
+            more = True
+            while more:
+                message = await receive()
+                self.events.append(message["body"].decode())
+                more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if path == "/download":
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            told = await asyncio.to_thread(self.got_a.wait, 5)
+            await send({"type": "http.response.body", "body": b"b" if told else b"late"})
+        else:
+            await send({"type": "http.response.body", "body": b"done"})
+
+
+@pytest.fixture
+def backend() -> str:
+    """The in-process server test is about HTTP: one backend pair."""
+    return "local"
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[EchoApp, httpx.Client]]:
+    app = EchoApp()
+    transport = AppTransport(app).start()
+    with httpx.Client(base_url="http://app", transport=transport) as http:
+        yield app, http
+    transport.stop()
+    assert app.events[0] == "startup" and app.events[-1] == "shutdown"
+
+
+def test_the_in_process_transport_streams_a_request_body_as_the_app_reads_it(
+    echo: tuple[EchoApp, httpx.Client],
+) -> None:
+    app, http = echo
+
+    def body() -> Iterator[bytes]:
+        yield b"one"
+        assert app.events[-1] == "one", "the app reads a piece before the next is made"
+        yield b"two"
+
+    assert http.post("/upload", content=body()).text == "done"
+    assert app.events[1:] == ["one", "two", ""]
+
+
+def test_the_in_process_transport_streams_a_response_as_the_app_sends_it(
+    echo: tuple[EchoApp, httpx.Client],
+) -> None:
+    app, http = echo
+    with http.stream("GET", "/download") as response:
+        pieces = response.iter_raw()
+        assert next(pieces) == b"a"  # before the app has finished
+        app.got_a.set()
+        assert b"".join(pieces) == b"b"
+
+
+def test_an_app_that_fails_before_answering_is_a_500_as_from_uvicorn(
+    echo: tuple[EchoApp, httpx.Client],
+) -> None:
+    _, http = echo
+    response = http.get("/fail")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
+def test_the_in_process_server_sends_the_token_and_answers_with_envelopes(
+    app_server: InProcessServer,
+) -> None:
+    with app_server.connect() as anonymous:
+        root_token = anonymous.auth_activate()
+        with pytest.raises(Unauthenticated):
+            anonymous.list_repo()
+    with app_server.connect(token=root_token) as root:
+        assert root.whoami()["subject"] == ROOT
+        root.create_repo("r")
+        with pytest.raises(AlreadyExists, match="r"):
+            root.create_repo("r")
