@@ -38,6 +38,7 @@ from haathi.client import Client
 from haathi.server.serve import Server
 from loopback.servers import Postgres, SeaweedS3
 from tests.images import busybox_image, imagemagick_image, opencv_image, python_image  # noqa: F401
+from tests.in_process import InProcessServer
 
 BUCKET = "haathi-tests"
 
@@ -155,18 +156,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def server(store: Path) -> Iterator[Server]:
-    """``haathi serve`` of the test's store, on a free loopback port (in this process)."""
+    """``haathi serve`` of the test's store: uvicorn on a free loopback port (in this process).
+    For what only a real server has: sockets, the CLI over ``http://``, the S3 gateway,
+    several connections at once. A test that asks for it gets its ``remote`` client through
+    it too (see ``client``)."""
     s = Server.for_store(str(store), {}, "127.0.0.1:0").start()
     yield s
     s.stop()
 
 
 @pytest.fixture
+def app_server(store: Path) -> Iterator[InProcessServer]:
+    """The server's app on the test's store, in this process: no uvicorn, no socket
+    (``tests/in_process.py``)."""
+    s = InProcessServer.for_store(str(store)).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def real_server(transport: str, request: pytest.FixtureRequest) -> Server | None:
+    """For a test whose remote shape needs a real server (an address to hand to something
+    else, a socket): the ``server`` its remote ``client`` then talks to; None embedded."""
+    return request.getfixturevalue("server") if transport == "remote" else None
+
+
+@pytest.fixture
 def client(store: Path, transport: str, request: pytest.FixtureRequest) -> Iterator[Client]:
-    """A Client on a fresh store: embedded, or remote through a server of the store."""
+    """A Client on a fresh store: embedded, or remote: ``RemoteApi`` over HTTP to the server's
+    app run in process, or to the real ``server`` when the test asks for it (or for
+    ``real_server``)."""
     if transport == "remote":
-        srv = request.getfixturevalue("server")
-        c = haathi.connect(srv.url)
+        if {"server", "real_server"} & set(request.fixturenames):
+            srv: Server | InProcessServer = request.getfixturevalue("server")
+            c = haathi.connect(srv.url)
+        else:
+            srv = request.getfixturevalue("app_server")
+            c = srv.connect()
         c.server_api = srv.api  # type: ignore[attr-defined]  # see tests/internals.py
     else:
         c = haathi.connect(str(store))

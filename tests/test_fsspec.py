@@ -19,15 +19,16 @@ import pytest
 from haathi.client import Client
 from haathi.client.filesystem import HaathiFileSystem
 from haathi.errors import NotFound
+from haathi.server.serve import Server
 from tests.conftest import put_all
 
 
 @pytest.fixture
-def address(client: Client, store: Path, transport: str, request: pytest.FixtureRequest) -> str:
-    """Where the test's client is: the store directory, or its server's URL."""
-    if transport == "remote":
-        return str(request.getfixturevalue("server").url)
-    return str(store)
+def address(client: Client, store: Path, real_server: Server | None) -> str:
+    """Where the test's client is: the store directory, or its server's URL (fsspec and
+    pandas connect by address, so the remote shape needs a real server, not the in-process
+    app)."""
+    return str(store) if real_server is None else real_server.url
 
 
 @pytest.fixture(autouse=True)

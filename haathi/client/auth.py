@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from haathi.models.auth import Access, RoleBindings
-
-if TYPE_CHECKING:
-    from haathi.api.service import Api
+from haathi.models.contract import ApiContract
 
 
 class AuthMethods:
     """Mixed into :class:`haathi.client.client.Client`."""
 
-    _api: Api
+    _api: ApiContract
 
     def auth_activate(self) -> str:
         """Turn auth on; the root token (``haathi:root``, a cluster admin). It is shown only

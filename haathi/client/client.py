@@ -1,7 +1,11 @@
 """``Client``: the Python API, with refspec strings as in the CLI.
 
-The client talks to a transport with the :class:`haathi.api.Api` surface: in-process for an
-embedded store. It imports no database, server or executor code itself.
+The client parses the CLI's strings into typed values and calls one transport, an
+:class:`~haathi.models.contract.ApiContract`: the in-process :class:`haathi.api.Api` for a
+store directory, or :class:`~haathi.client.remote.RemoteApi` (HTTP) for a ``haathi serve``
+server. Both satisfy the contract, checked by mypy (:func:`connect` passes either, and the
+checks at the end of this module name both). It imports no database, server or executor code
+itself.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from haathi.client import session, sources
 from haathi.client.auth import AuthMethods
@@ -22,6 +26,7 @@ from haathi.client.lineage import LineageMethods
 from haathi.config import resolve_address, store_config
 from haathi.errors import InvalidArgument
 from haathi.models import paths
+from haathi.models.contract import ApiContract, JobProgressFn
 from haathi.models.ids import is_commit_id
 from haathi.models.info import (
     BranchInfo,
@@ -30,7 +35,6 @@ from haathi.models.info import (
     DiffEntry,
     FileInfo,
     JobInfo,
-    JobProgress,
     PipelineInfo,
     Problem,
     RepoInfo,
@@ -40,10 +44,10 @@ from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
     from haathi.api import Api
+    from haathi.client.remote import RemoteApi
     from haathi.models.info import RunSummary
 
 T = TypeVar("T")
-JobProgressFn = Callable[[JobProgress], None]
 SpecSource = dict[str, Any] | str | os.PathLike[str]
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
@@ -166,7 +170,7 @@ class Client(AuthMethods, LineageMethods):
     """
 
     def __init__(
-        self, api: Api, *, run_jobs: bool = True, progress: JobProgressFn | None = None
+        self, api: ApiContract, *, run_jobs: bool = True, progress: JobProgressFn | None = None
     ) -> None:
         self._api = api
         self.auto_run = run_jobs
@@ -527,7 +531,7 @@ def connect(
                 f"at {resolved} uses its own"
             )
         remote = RemoteApi(resolved, token=token or session.token_for(resolved))
-        return Client(cast("Api", remote), run_jobs=run_jobs, progress=progress)  # same methods
+        return Client(remote, run_jobs=run_jobs, progress=progress)
 
     from haathi.api import Api
     from haathi.runtime import open_store
@@ -601,3 +605,12 @@ def init(
             )
     config = store_config(resolve_address(address), settings)
     return Client(Api(init_store(config)))
+
+
+if TYPE_CHECKING:  # mypy checks that both transports satisfy the contract
+
+    def _embedded(api: Api) -> ApiContract:
+        return api
+
+    def _remote(api: RemoteApi) -> ApiContract:
+        return api

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from haathi.models.contract import ApiContract
 from haathi.models.lineage import LineageGraph, LineageNode
 from haathi.models.reproduce import ReproduceReport
-
-if TYPE_CHECKING:
-    from haathi.api.service import Api
 
 
 class LineageMethods:
     """Mixed into :class:`haathi.client.client.Client`."""
 
-    _api: Api
+    _api: ApiContract
 
     def lineage(
         self, target: str, *, downstream: bool = False, at: str | None = None

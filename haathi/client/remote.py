@@ -1,12 +1,16 @@
-"""``RemoteApi``: the Api surface over HTTP (httpx), for a ``haathi serve`` server.
+"""``RemoteApi``: the operations of :class:`~haathi.models.contract.ApiContract` over HTTP
+(httpx), for a ``haathi serve`` server.
 
 ``Client(RemoteApi(url))`` behaves as the embedded client: the same methods, value types and
-error classes (decoded from the server's JSON envelope). Uploads and downloads stream. Writes
-that start jobs: :meth:`run_jobs` asks the server to run them and waits until they have ended,
-so a remote write returns, as an embedded one does, with its jobs done. The server runs jobs
-itself: :meth:`run_worker` is an error here.
+error classes (decoded from the server's JSON envelope). It satisfies the same contract as the
+in-process Api, checked by mypy. Uploads and downloads stream. Writes that start jobs:
+:meth:`run_jobs` asks the server to run them and waits until they have ended, so a remote
+write returns, as an embedded one does, with its jobs done. The server runs jobs itself:
+:meth:`run_worker` is an error here.
 
-Imports nothing of the server, the Api or the database; httpx is imported only here.
+Requests go over TCP by default; any httpx transport can carry them instead (the tests serve
+them with the server's ASGI app in process). Imports nothing of the server, the Api or the
+database; httpx is imported only here.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from haathi.errors import (
     from_dict,
 )
 from haathi.models.auth import Access, RoleBindings
+from haathi.models.contract import JobProgressFn
 from haathi.models.info import (
     BranchInfo,
     CommitInfo,
@@ -110,18 +115,30 @@ def _frames(ops: Sequence[Op], description: str, progress: ProgressFn | None) ->
 
 
 class RemoteApi:
-    """The operations of :class:`haathi.api.Api`, each one HTTP request to ``url``."""
+    """The operations of the :class:`~haathi.models.contract.ApiContract`, each one HTTP
+    request to ``url``."""
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``transport``: how requests reach the server (default: HTTP over TCP, with no
+        Nagle delay between a request's head and its streamed body); tests pass one that
+        serves them with the server's ASGI app in process."""
         self.url = url.rstrip("/")
-        # no Nagle delay between a request's head and its streamed body
-        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        if transport is None:
+            nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            transport = httpx.HTTPTransport(socket_options=nodelay)
         headers = {} if not token else {"Authorization": f"Bearer {token}"}
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, read=None),
             follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=nodelay),
+            transport=transport,
             headers=headers,
         )
 
@@ -425,12 +442,12 @@ class RemoteApi:
     def queue_jobs(self) -> int:
         return int(self._call("POST", f"{API_PREFIX}/jobs/queue")["queued"])
 
-    def run_jobs(self, progress: Any = None) -> RunSummary:
+    def run_jobs(self, progress: JobProgressFn | None = None) -> RunSummary:
         """Have the server run the queued jobs, and wait until they have ended (no progress
         is reported over HTTP)."""
         return RunSummary.from_dict(self._call("POST", f"{API_PREFIX}/jobs/run"))
 
-    def run_worker(self, stop: threading.Event, progress: Any = None) -> None:
+    def run_worker(self, stop: threading.Event, progress: JobProgressFn | None = None) -> None:
         raise FailedPrecondition(
             f"the server at {self.url} runs jobs itself: `run worker` needs a store directory"
         )
