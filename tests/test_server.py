@@ -22,7 +22,6 @@ import pytest
 import haathi
 from haathi.api import Api
 from haathi.client import Client
-from haathi.client.remote import RemoteApi
 from haathi.errors import (
     ERROR_CLASSES,
     AlreadyExists,
@@ -277,14 +276,6 @@ def test_openapi_lists_a_route_for_every_api_operation(http: httpx.Client) -> No
     missing = {n for n in names if not any(o.startswith(n + "_") for o in operation_ids)}
     assert missing == set()
     assert all(p.startswith("/v1/") for p in spec["paths"])
-
-
-def test_remote_api_has_the_api_signatures() -> None:
-    for name, member in inspect.getmembers(Api, inspect.isfunction):
-        if name.startswith("_") or name in NOT_OVER_HTTP - {"run_worker"}:
-            continue
-        theirs = inspect.signature(getattr(RemoteApi, name))
-        assert list(theirs.parameters) == list(inspect.signature(member).parameters), name
 
 
 def test_run_worker_on_a_remote_client_is_a_clear_error(remote: Client) -> None:
