@@ -1,9 +1,29 @@
-"""Object-store backends: where packs live. Objects are immutable once written."""
+"""Object-store backends: where packs live.
+
+Every backend keeps the same contract (``tests/conformance/test_object_stores.py`` runs one
+suite against each):
+
+- A key is one or more ``/``-separated segments; a segment is not empty, does not start with a
+  dot (stores keep their temporary files there) and holds no control character or backslash.
+  Any other key is :class:`InvalidArgument` in every operation; a valid key is stored as given.
+- ``put_file`` makes the whole object visible at once (a reader sees no object, the old one, or
+  the new one, never part of one), and replaces an object stored under the same key. haathi
+  writes each key once (packs are named by a random ID); replacing is for repairs and tests.
+- Reading a missing object, or bytes past its end, is :class:`NotFound`; deleting a missing
+  object is not an error. ``list_objects(prefix)`` lists the objects whose keys start with the
+  string ``prefix``, with their sizes and the time each was written.
+- Failures of the store itself are :class:`StorageError`: no other exception type escapes.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +41,7 @@ class ObjectInfo:
 
 
 class ObjectStore(Protocol):
-    """The operations haathi needs from any object store."""
+    """The operations haathi needs from any object store (see the module docstring)."""
 
     def put_file(self, key: str, source: Path) -> None:
         """Store the local file ``source`` under ``key`` durably and atomically; may consume it."""
@@ -38,6 +58,11 @@ class ObjectStore(Protocol):
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
+    def check(self) -> None:
+        """Fail with a clear StorageError unless the store can be used."""
+
+    def close(self) -> None: ...
+
 
 def check_length(key: str, offset: int, length: int, data: bytes) -> bytes:
     """``data`` if it is the ``length`` bytes asked for, else NotFound naming the truncation."""
@@ -48,10 +73,25 @@ def check_length(key: str, offset: int, length: int, data: bytes) -> bytes:
     return data
 
 
+_BAD_KEY_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def check_key(key: str) -> str:
-    if not key or key.startswith("/") or ".." in key.split("/") or "\x00" in key:
+    """``key`` if it is a valid object key (see the module docstring), else InvalidArgument."""
+    segments = key.split("/")
+    if any(not seg or seg.startswith(".") for seg in segments) or _BAD_KEY_CHARS.search(key):
         raise InvalidArgument(f"invalid object key {key!r}")
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if some valid key starts with it (``""`` does), else InvalidArgument."""
+    if prefix:
+        try:
+            check_key(prefix + "x")  # its last segment may be cut short, or not begun
+        except InvalidArgument:
+            raise InvalidArgument(f"invalid object key prefix {prefix!r}") from None
+    return prefix
 
 
 def fsync_dir(path: Path) -> None:
@@ -63,7 +103,13 @@ def fsync_dir(path: Path) -> None:
 
 
 class LocalObjectStore:
-    """Objects as files below a directory: fsync'd, renamed into place, never rewritten."""
+    """Objects as files below a directory: fsync'd, renamed into place, never rewritten.
+
+    Open files are cached. A store object reads back what it wrote at once; another store
+    object on the same directory keeps reading a file it had open until it is replaced or
+    deleted through that other object (objects are written once, so this is only seen after a
+    repair, or when a pack that gc deleted is still read).
+    """
 
     def __init__(self, root: Path, *, open_files: int = 64) -> None:
         self.root = Path(root)
@@ -77,11 +123,16 @@ class LocalObjectStore:
 
     def put_file(self, key: str, source: Path) -> None:
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             with open(source, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(source, dest)
+            try:
+                os.replace(source, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_in(source, dest)
             fsync_dir(dest.parent)
         except OSError as exc:
             raise StorageError(f"cannot store object {key}: {exc.strerror or exc}") from exc
@@ -90,6 +141,20 @@ class LocalObjectStore:
             if cached is not None:
                 cached.close()
 
+    @staticmethod
+    def _copy_in(source: Path, dest: Path) -> None:
+        """Store ``source`` from another file system: a copy beside ``dest``, renamed into place."""
+        tmp = dest.parent / f".tmp-{uuid.uuid4().hex}"
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as out:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        Path(source).unlink()
+
     def _handle(self, key: str) -> BinaryIO:
         fh = self._handles.get(key)
         if fh is not None:
@@ -97,7 +162,7 @@ class LocalObjectStore:
             return fh
         try:
             fh = open(self._path(key), "rb")  # noqa: SIM115 - cached handle, closed on eviction
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(f"object {key} is missing from the object store") from exc
         except OSError as exc:
             raise StorageError(f"cannot open object {key}: {exc.strerror or exc}") from exc
@@ -119,25 +184,35 @@ class LocalObjectStore:
     def size(self, key: str) -> int:
         try:
             return self._path(key).stat().st_size
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(f"object {key} is missing from the object store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot inspect object {key}: {exc.strerror or exc}") from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         with self._lock:
             fh = self._handles.pop(key, None)
             if fh is not None:
                 fh.close()
-        self._path(key).unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass  # a "directory" of the key is an object: the key is not there
+        except OSError as exc:
+            raise StorageError(f"cannot delete object {key}: {exc.strerror or exc}") from exc
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for dirpath, _dirs, files in os.walk(self.root):
+        check_prefix(prefix)
+        for dirpath, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # temporary files, not keys
             for name in files:
                 full = os.path.join(dirpath, name)
                 rel = os.path.relpath(full, self.root).replace(os.sep, "/")
-                if rel.startswith(prefix) and not name.startswith(".tmp"):
+                if rel.startswith(prefix) and not name.startswith("."):
                     try:
                         st = os.stat(full)
                     except FileNotFoundError:
@@ -155,37 +230,55 @@ class LocalObjectStore:
 
 
 class MemoryObjectStore:
-    """In-memory objects, for unit tests of the layers above only."""
+    """Objects in this process's memory: for tests of the layers above (and the conformance
+    suite's reference)."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, bytes] = {}
+        self._objects: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
 
     def put_file(self, key: str, source: Path) -> None:
-        self._objects[check_key(key)] = Path(source).read_bytes()
-        Path(source).unlink()
+        check_key(key)
+        try:
+            data = Path(source).read_bytes()
+            Path(source).unlink()
+        except OSError as exc:
+            raise StorageError(f"cannot store object {key}: {exc.strerror or exc}") from exc
+        with self._lock:
+            self._objects[key] = (data, time.time())
+
+    def _data(self, key: str) -> bytes:
+        check_key(key)
+        with self._lock:
+            found = self._objects.get(key)
+        if found is None:
+            raise NotFound(f"object {key} is missing from the object store")
+        return found[0]
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        try:
-            data = self._objects[key]
-        except KeyError as exc:
-            raise NotFound(f"object {key} is missing from the object store") from exc
-        return data[offset : offset + length]
+        return check_length(key, offset, length, self._data(key)[offset : offset + length])
 
     def size(self, key: str) -> int:
-        try:
-            return len(self._objects[key])
-        except KeyError as exc:
-            raise NotFound(f"object {key} is missing from the object store") from exc
+        return len(self._data(key))
 
     def exists(self, key: str) -> bool:
-        return key in self._objects
+        check_key(key)
+        with self._lock:
+            return key in self._objects
 
     def delete(self, key: str) -> None:
-        self._objects.pop(key, None)
+        check_key(key)
+        with self._lock:
+            self._objects.pop(key, None)
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        items = [(k, len(v)) for k, v in self._objects.items() if k.startswith(prefix)]
-        return iter([ObjectInfo(k, n, 0.0) for k, n in items])
+        check_prefix(prefix)
+        with self._lock:
+            found = [ObjectInfo(k, len(d), t) for k, (d, t) in self._objects.items()]
+        return iter([info for info in found if info.key.startswith(prefix)])
+
+    def check(self) -> None:
+        """Nothing to check: memory is always there."""
 
     def close(self) -> None:
         pass

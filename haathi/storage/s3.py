@@ -19,7 +19,7 @@ from obstore.exceptions import BaseError, PermissionDeniedError, Unauthenticated
 from obstore.store import S3Store
 
 from haathi.errors import NotFound, StorageError
-from haathi.storage.objects import ObjectInfo, check_key, check_length
+from haathi.storage.objects import ObjectInfo, check_key, check_length, check_prefix
 
 MULTIPART_CHUNK = 8 * 1024 * 1024
 UPLOAD_CONCURRENCY = 8
@@ -27,6 +27,12 @@ UPLOAD_CONCURRENCY = 8
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _range_not_satisfiable(exc: BaseException) -> bool:
+    """Whether a ranged GET failed with HTTP 416: the range starts past the object's end.
+    (obstore gives no status code, only the message that quotes it.)"""
+    return "416 Range Not Satisfiable" in str(exc)
 
 
 class S3ObjectStore:
@@ -82,6 +88,9 @@ class S3ObjectStore:
             return NotFound(f"object {key} is missing from the object store {self.where}")
         return StorageError(f"cannot {action} object {key} in {self.where}: {_first_line(exc)}")
 
+    def _missing_source(self, key: str, source: Path) -> StorageError:
+        return StorageError(f"cannot upload object {key} to {self.where}: no file {source}")
+
     def put_file(self, key: str, source: Path) -> None:
         """Upload ``source``; an upload that fails anyway (obstore does not retry timeouts of
         PUTs, which are not "safe" requests) is tried again with backoff until the retry
@@ -96,7 +105,9 @@ class S3ObjectStore:
                     chunk_size=MULTIPART_CHUNK, max_concurrency=UPLOAD_CONCURRENCY,
                 )  # fmt: skip
                 break
-            except (PermissionDeniedError, UnauthenticatedError, FileNotFoundError) as exc:
+            except FileNotFoundError as exc:  # the local file: a PUT finds no object missing
+                raise self._missing_source(key, source) from exc
+            except (PermissionDeniedError, UnauthenticatedError) as exc:
                 raise self._error("upload", key, exc) from exc
             except (BaseError, OSError) as exc:
                 if time.monotonic() + delay > deadline:
@@ -107,14 +118,19 @@ class S3ObjectStore:
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         if length == 0:
+            self.size(key)  # no bytes to read, but a missing object is still NotFound
             return b""
+        check_key(key)
         try:
             data = bytes(obstore.get_range(self._store, key, start=offset, length=length))
         except (BaseError, OSError) as exc:
+            if _range_not_satisfiable(exc):  # the object ends before ``offset``
+                check_length(key, offset, length, b"")
             raise self._error("read", key, exc) from exc
         return check_length(key, offset, length, data)
 
     def size(self, key: str) -> int:
+        check_key(key)
         try:
             return int(obstore.head(self._store, key)["size"])
         except (BaseError, OSError) as exc:
@@ -128,6 +144,7 @@ class S3ObjectStore:
         return True
 
     def delete(self, key: str) -> None:
+        check_key(key)
         try:
             obstore.delete(self._store, key)
         except FileNotFoundError:
@@ -136,11 +153,16 @@ class S3ObjectStore:
             raise self._error("delete", key, exc) from exc
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # obstore's prefix is whole segments ("packs/a" lists "packs/a/..." only): list from
+        # the last "/" and keep the keys that start with the string ``prefix``
+        base = check_prefix(prefix).rpartition("/")[0]
         try:
-            for batch in obstore.list(self._store, prefix=prefix or None):
+            for batch in obstore.list(self._store, prefix=base or None):
                 for meta in batch:
-                    modified = meta["last_modified"].timestamp()
-                    yield ObjectInfo(str(meta["path"]), int(meta["size"]), modified)
+                    key = str(meta["path"])
+                    if key.startswith(prefix):
+                        modified = meta["last_modified"].timestamp()
+                        yield ObjectInfo(key, int(meta["size"]), modified)
         except (BaseError, OSError) as exc:
             raise StorageError(f"cannot list {self.where}: {_first_line(exc)}") from exc
 
