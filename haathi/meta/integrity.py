@@ -1,13 +1,14 @@
 """The metadata database's own integrity check, as far as its engine offers one.
 
+Both engines: every table haathi's schema needs must exist (also when fast).
+
 SQLite: ``PRAGMA integrity_check`` (every page, every index against its table), or
 ``PRAGMA quick_check`` when fast (the same without the index cross-check).
 
-PostgreSQL: every table haathi's schema needs must exist (also when fast). A full check then
-reads every page of every table in a sequential scan, which makes the server check each page's
-header (and its checksum, on clusters with data checksums), and, where the ``amcheck``
-extension is installed in the database, runs ``verify_heapam`` on every table and
-``bt_index_check`` on every index. haathi never installs the extension itself.
+PostgreSQL: a full check reads every page of every table in a sequential scan, which makes the
+server check each page's header (and its checksum, on clusters with data checksums), and, where
+the ``amcheck`` extension is installed in the database, runs ``verify_heapam`` on every table
+and ``bt_index_check`` on every index. haathi never installs the extension itself.
 
 A check that cannot even run because of the damage is itself a finding: this never raises for
 a damaged database.
@@ -51,10 +52,21 @@ def _reason(exc: HaathiError) -> str:
     return (text.splitlines() or [type(exc).__name__])[0]
 
 
+def _missing(present: set[str]) -> Iterator[Finding]:
+    for table in _TABLES:
+        if table not in present:
+            yield Finding(f"table {table} is missing")
+
+
 def _sqlite(db: Database, fast: bool) -> Iterator[Finding]:
     pragma = "quick_check" if fast else "integrity_check"
     with db.read() as conn:
         rows = [str(r[0]) for r in conn.exec_driver_sql(f"PRAGMA {pragma}")]
+        present = {
+            str(r[0])
+            for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    yield from _missing(present)
     if rows == ["ok"]:
         return
     lines = [ln for r in rows for ln in r.splitlines() if ln and not ln.startswith("***")]
@@ -75,9 +87,7 @@ def _postgres(db: Database, fast: bool) -> Iterator[Finding]:
             conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'").first()
             is not None
         )
-    for table in _TABLES:
-        if table not in present:
-            yield Finding(f"table {table} is missing")
+    yield from _missing(present)
     if fast:
         return
     for table in (t for t in _TABLES if t in present):
