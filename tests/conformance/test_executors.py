@@ -8,7 +8,8 @@ maps in progress from starting more tasks, and maps started later run in full; d
 results starts nothing more; an executor keeps working after a failed map.
 
 Parallelism is checked from the intervals the tasks themselves record, not from wall-clock
-thresholds. The tasks are in ``executor_tasks.py`` (Dask workers import them by name).
+thresholds. The tasks are in ``executor_tasks.py`` (Dask workers import them by name). The
+Dask half is marked slow, as are the other tests that start a cluster.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def dask_address() -> Iterator[str]:
     assert alive == [], f"dask processes left running: {alive}"
 
 
-@pytest.fixture(params=["local", "dask"])
+@pytest.fixture(params=["local", pytest.param("dask", marks=pytest.mark.slow)])
 def impl(request: pytest.FixtureRequest) -> Iterator[Executor]:
     """A new executor of each kind (each Dask one has its own connection to the cluster)."""
     if request.param == "local":
@@ -149,6 +150,7 @@ def test_local_runs_tasks_on_that_many_threads_of_this_process(parallelism: int)
     assert {s[3] for s in spans} == {os.getpid()}
 
 
+@pytest.mark.slow  # a Dask cluster
 def test_dask_runs_tasks_on_both_workers(dask_address: str) -> None:
     executor = DaskExecutor(dask_address)
     try:
@@ -172,6 +174,7 @@ def test_make_executor() -> None:
             make_executor(bad)
 
 
+@pytest.mark.slow  # a Dask cluster
 def test_dask_and_tcp_urls_name_the_scheduler(dask_address: str) -> None:
     port = dask_address.rsplit(":", 1)[1]
     for url in (f"dask://127.0.0.1:{port}", dask_address):
