@@ -14,6 +14,7 @@ and names a missing table.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -54,16 +56,19 @@ counters = Table(
 
 @dataclass
 class Engine:
-    """One engine under test: a new empty database, and how to open it (as many times as
-    processes would)."""
+    """One engine under test: the test's database (a new, empty one unless the test asks for
+    ``db``), opened as many times as processes would."""
 
     name: str
-    url: str
+    new_database: Callable[[], str]  # a new, empty database's URL
+    copy_migrated: Callable[[], str]  # a new database's URL: a copy of one migrated to head
     unreachable_url: str  # a database that cannot be reached (with a password in it)
     locks_across_processes: bool  # named_lock excludes other Database objects, not only threads
+    url: str = ""
     opened: list[Database] = field(default_factory=list)
 
     def open(self) -> Database:
+        self.url = self.url or self.new_database()
         self.opened.append(Database(self.url))
         return self.opened[-1]
 
@@ -74,19 +79,66 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def migrate(url: str) -> None:
+    """Migrate the database at ``url`` to head and add the scratch table of two counters."""
+    database = Database(url)
+    try:
+        database.ensure_schema()
+        with database.write() as conn:
+            scratch.create_all(conn)
+            conn.execute(counters.insert(), [{"id": 1, "n": 0}, {"id": 2, "n": 0}])
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once; tests get copies (migrating each would cost more)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "meta.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(backends: Backends) -> str:
+    """A PostgreSQL database migrated once, the template of the tests' copies."""
+    pg = backends.start().pg
+    assert pg is not None
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    migrate(pg.create_database(name))
+    return name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
+
+        def new_file() -> str:
+            return f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"
+
+        def copy_file() -> str:
+            url = new_file()
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), url.split(":///")[1])
+            return url
+
         engine = Engine(
-            "sqlite", f"sqlite:///{tmp_path / 'meta.db'}",
-            f"sqlite:///{tmp_path / 'no-such-dir' / 'meta.db'}", locks_across_processes=False,
+            "sqlite", new_file, copy_file, f"sqlite:///{tmp_path / 'no-such-dir' / 'meta.db'}",
+            locks_across_processes=False,
         )  # fmt: skip
     else:
         backends: Backends = request.getfixturevalue("backends")
         pg = backends.start().pg
         assert pg is not None
+
+        def copy_database() -> str:
+            template = request.getfixturevalue("pg_template")
+            name = f"t_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(pg.url(), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return pg.url(name)
+
         engine = Engine(
-            "postgresql", pg.create_database(),
+            "postgresql", pg.create_database, copy_database,
             f"postgresql://haathi:{SECRET}@127.0.0.1:{closed_port()}/x",
             locks_across_processes=True,
         )  # fmt: skip
@@ -98,12 +150,8 @@ def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def db(impl: Engine) -> Database:
     """A database of the engine migrated to head, with a scratch table of two counters."""
-    database = impl.open()
-    database.ensure_schema()
-    with database.write() as conn:
-        scratch.create_all(conn)
-        conn.execute(counters.insert(), [{"id": 1, "n": 0}, {"id": 2, "n": 0}])
-    return database
+    impl.url = impl.copy_migrated()
+    return impl.open()
 
 
 def count(db: Database, row: int = 1) -> int:
