@@ -44,6 +44,15 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
+    @event.listens_for(engine, "before_cursor_execute")
+    def _no_nul(
+        _conn: Any, _cursor: Any, _sql: str, params: Any, _context: Any, many: bool
+    ) -> None:
+        for row in params if many else [params]:  # PostgreSQL cannot store it: nor do we
+            values = row.values() if isinstance(row, dict) else row or ()
+            if any(isinstance(v, str) and "\x00" in v for v in values):
+                raise InvalidArgument(_NUL_TEXT)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("haathi_write"):
@@ -211,18 +220,21 @@ class Database:
 
     def stored_revision(self) -> str | None:
         with self.read() as conn:
-            has = conn.execute(
-                text(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
-                    if self.is_sqlite
-                    else "SELECT 1 FROM information_schema.tables "
-                    "WHERE table_name='alembic_version' AND table_schema=current_schema()"
-                )
-            ).first()
-            if not has:
-                return None
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-            return str(row[0]) if row else None
+            return self._revision(conn)
+
+    def _revision(self, conn: Connection) -> str | None:
+        has = conn.execute(
+            text(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+                if self.is_sqlite
+                else "SELECT 1 FROM information_schema.tables "
+                "WHERE table_name='alembic_version' AND table_schema=current_schema()"
+            )
+        ).first()
+        if not has:
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return str(row[0]) if row else None
 
     def is_empty(self) -> bool:
         """Whether the database holds no haathi schema yet. Creates nothing: a SQLite file that
@@ -237,22 +249,26 @@ class Database:
         """Create or upgrade the schema; refuse a store written by a newer haathi."""
         if self.stored_revision() == head_revision():
             return
-        if self.is_sqlite:
-            self._ensure_schema()
-            return
         try:  # one migrator at a time: others wait here, then find the schema current
-            with self.engine.connect() as conn:
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(haathi_write=True)
+                if self.is_sqlite:  # BEGIN IMMEDIATE: the write lock before the first read
+                    with conn.begin():
+                        self._ensure_schema(conn)
+                    return
                 conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+                conn.commit()
                 try:
-                    self._ensure_schema()
+                    with conn.begin():
+                        self._ensure_schema(conn)
                 finally:
                     conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
                     conn.commit()
         except (OperationalError, DBAPIError) as exc:
             raise _translate(exc) from exc
 
-    def _ensure_schema(self) -> None:
-        current = self.stored_revision()
+    def _ensure_schema(self, conn: Connection) -> None:
+        current = self._revision(conn)
         known = known_revisions()
         if current == known[-1]:
             return
@@ -261,17 +277,13 @@ class Database:
                 f"this store's metadata schema is version {current}, newer than this haathi "
                 f"understands (up to {known[-1]}): upgrade haathi to open it"
             )
-        self._upgrade()
-
-    def _upgrade(self) -> None:
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -319,13 +331,14 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **val
     return conn.execute(stmt.returning(table.c[conflict[0]])).first() is not None
 
 
+_NUL_TEXT = "text with a NUL character (\\x00) is not a valid name or value"
 _DAMAGED = ("database disk image is malformed", "file is not a database", "invalid page in block")
 
 
 def _translate(exc: DBAPIError) -> StorageError | InvalidArgument | Corrupt:
     msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
     if "cannot contain NUL" in msg:  # PostgreSQL text: the value is bad, not the database
-        return InvalidArgument("text with a NUL character (\\x00) is not a valid name or value")
+        return InvalidArgument(_NUL_TEXT)
     if any(s in msg for s in _DAMAGED):
         return Corrupt(
             f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore the "

@@ -213,20 +213,10 @@ def test_the_migrations_make_exactly_the_declared_schema(impl: Engine) -> None:
         assert compare_metadata(context, metadata) == []
 
 
-def test_a_migration_waits_for_another_processs_write(
-    impl: Engine, request: pytest.FixtureRequest
-) -> None:
+def test_a_migration_waits_for_another_processs_write(impl: Engine) -> None:
     """Several haathi processes started at once on a new store: while one migrates (writes),
     another's migration waits for it, then finds the schema current or migrates, and succeeds.
     The other process's write is held open here for half a second."""
-    if impl.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQLite migrations run in a deferred transaction: once the other writer "
-                "commits, the migration fails with 'database is locked' (see the report)",
-            )
-        )
     other, db = impl.open(), impl.open()
     writing, done = threading.Event(), threading.Event()
 
@@ -409,15 +399,9 @@ def test_text_round_trips_and_text_that_is_not_unicode_is_refused(db: Database) 
     assert count(db, 2) == 0
 
 
-def test_text_with_a_nul_character_is_refused(
-    impl: Engine, db: Database, request: pytest.FixtureRequest
-) -> None:
+def test_text_with_a_nul_character_is_refused(impl: Engine, db: Database) -> None:
     """PostgreSQL cannot store a NUL in text; for the same request to have the same outcome on
     every engine, SQLite must refuse it too."""
-    if impl.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="SQLite stores it (see the report)")
-        )
     with pytest.raises(InvalidArgument, match="NUL"), db.write() as conn:
         conn.execute(update(counters).where(counters.c.id == 2).values(n=9))
         conn.execute(update(counters).where(counters.c.id == 2).values(note="a\x00b"))
