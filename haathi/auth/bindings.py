@@ -95,4 +95,9 @@ def drop(conn: Connection, *, resource: str | None = None, subject: str | None =
         conn.execute(delete(role_bindings).where(or_(*conds) if len(conds) > 1 else conds[0]))
 
 
+def drop_all(conn: Connection) -> None:
+    """Remove every binding."""
+    conn.execute(delete(role_bindings))
+
+
 _ROLE_NAMES = {r.value for r in Role}
