@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgpack
 from sqlalchemy import Connection, select
 
 from haathi.errors import Corrupt, HaathiError
-from haathi.meta.schema import commits, repos, staged
+from haathi.meta.schema import commits, repos
 from haathi.models.info import Problem
+from haathi.pfs import staging
 from haathi.tree.entry import FileEntry, NodeRef
 from haathi.tree.prolly import NodeStore
 
@@ -50,12 +50,10 @@ def snapshot(conn: Connection, since: Snapshot | None = None) -> Snapshot:
         if root is not None and is_new:
             snap.roots.append((f"{repo}@{cid}", bytes(root)))
     floor = since.staged_seq if since is not None else 0
-    for seq, cid, payload in conn.execute(
-        select(staged.c.seq, staged.c.commit_id, staged.c.payload).where(staged.c.seq > floor)
-    ):
-        snap.staged_seq = max(snap.staged_seq, int(seq))
-        if payload is not None:
-            snap.staged.append((f"open commit {cid}", FileEntry.decode(msgpack.unpackb(payload))))
+    for seq, cid, entry in staging.staged_since(conn, floor):
+        snap.staged_seq = max(snap.staged_seq, seq)
+        if entry is not None:
+            snap.staged.append((f"open commit {cid}", entry))
     snap.staged_seq = max(snap.staged_seq, floor)
     return snap
 
