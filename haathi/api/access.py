@@ -33,7 +33,8 @@ from haathi.models.auth import (
     parse_subject,
     pipeline_subject,
 )
-from haathi.pfs.context import PfsContext, repo_row
+from haathi.pfs.context import PfsContext
+from haathi.pfs.repos import repo_row
 from haathi.pps import pipelines, records
 from haathi.pps.context import PpsContext
 from haathi.pps.spec import PipelineSpec

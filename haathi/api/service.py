@@ -29,7 +29,7 @@ from haathi.models.limits import MAX_LIMIT
 from haathi.models.ops import CopyOp, Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import (
-    closure,
+    catalog,
     commits,
     files,
     fsck,
@@ -39,7 +39,6 @@ from haathi.pfs import (
     metadata,
     modify,
     provenance,
-    repos,
 )
 from haathi.pps import cron_ticks, isolation, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
@@ -89,22 +88,22 @@ class Api(AccessApi, LineageApi):
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        info = repos.create_repo(self.pfs, name, description)
+        info = catalog.create_repo(self.pfs, name, description)
         self._owned_by_caller(name)
         return info
 
     def inspect_repo(self, name: str) -> RepoInfo:
         self.authorize(Permission.READ, name)
-        return repos.inspect_repo(self.pfs, name)
+        return catalog.inspect_repo(self.pfs, name)
 
     def list_repo(self) -> list[RepoInfo]:
         """Every repo the caller may read."""
         readable = self._readable()
-        return [r for r in repos.list_repo(self.pfs) if readable is None or r.name in readable]
+        return [r for r in catalog.list_repo(self.pfs) if readable is None or r.name in readable]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
         self.authorize(Permission.WRITE, name)
-        return repos.update_repo(self.pfs, name, description)
+        return catalog.update_repo(self.pfs, name, description)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
         self.authorize(Permission.OWN, name)
@@ -114,25 +113,25 @@ class Api(AccessApi, LineageApi):
                     f"repo {name} is the output of pipeline {name}: delete the pipeline instead",
                     repo=name,
                 )
-        repos.delete_repo(self.pfs, name, force)
+        catalog.delete_repo(self.pfs, name, force)
         self._forget_repo(name)
 
     # branches
     def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
         self.authorize(Permission.WRITE, spec.repo)
-        return repos.create_branch(self.pfs, spec, head)
+        return catalog.create_branch(self.pfs, spec, head)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
         self.authorize(Permission.READ, spec.repo)
-        return repos.inspect_branch(self.pfs, spec)
+        return catalog.inspect_branch(self.pfs, spec)
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
         self.authorize(Permission.READ, repo)
-        return repos.list_branch(self.pfs, repo)
+        return catalog.list_branch(self.pfs, repo)
 
     def delete_branch(self, spec: CommitSpec) -> None:
         self.authorize(Permission.WRITE, spec.repo)
-        repos.delete_branch(self.pfs, spec)
+        catalog.delete_branch(self.pfs, spec)
 
     # commits
     def start_commit(
@@ -155,8 +154,8 @@ class Api(AccessApi, LineageApi):
             c = commits.resolve(conn, spec)
             info = c.info(commits.children_of(conn, c.repo_id, c.id))
             prov = tuple(f"{r}@{i}" for r, i in provenance.direct_provenance(conn, c.repo_id, c.id))
-            full = tuple(closure.full_provenance(conn, c.repo_id, c.id))
-            sub = tuple(closure.full_subvenance(conn, c.repo_id, c.id))
+            full = tuple(provenance.full_provenance(conn, c.repo_id, c.id))
+            sub = tuple(provenance.full_subvenance(conn, c.repo_id, c.id))
             version = records.output_version(conn, c.repo, c.id)
         return dataclasses.replace(
             info,

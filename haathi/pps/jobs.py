@@ -24,20 +24,14 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from haathi.auth import activation, bindings
 from haathi.errors import Conflict, HaathiError
 from haathi.meta.blob_index import keep_reused
-from haathi.meta.schema import commits, datum_inputs, datums, jobs, pipelines
+from haathi.meta.schema import datum_inputs, datums, jobs, pipelines
 from haathi.models.auth import Permission, pipeline_subject
-from haathi.models.info import (
-    CommitState,
-    DatumState,
-    JobInfo,
-    JobProgress,
-    JobState,
-    Origin,
-)
-from haathi.pfs import lifecycle, provenance
+from haathi.models.info import DatumState, JobInfo, JobProgress, JobState
+from haathi.pfs import commits, lifecycle, provenance
 from haathi.pfs.collisions import ChangeView, find_clashes
-from haathi.pfs.commits import CommitRow, find_commit, repo_id_of
+from haathi.pfs.commits import CommitRow, find_commit
 from haathi.pfs.context import now
+from haathi.pfs.repos import repo_id_of
 from haathi.pfs.staging import DELETE, PUT, Change
 from haathi.pps import openlineage, records
 from haathi.pps.context import PpsContext
@@ -81,15 +75,7 @@ def ensure_jobs(ctx: PpsContext) -> int:
                 repo_id = repo_id_of(conn, p.name)
             except HaathiError:
                 continue
-            open_ids = conn.execute(
-                select(commits.c.id).where(
-                    commits.c.repo_id == repo_id,
-                    commits.c.branch == spec.output_branch,
-                    commits.c.state == CommitState.STARTED.value,
-                    commits.c.origin == Origin.AUTO.value,
-                )
-            ).all()
-            for (cid,) in open_ids:
+            for cid in commits.open_auto_on_branch(conn, repo_id, spec.output_branch):
                 have = conn.execute(
                     select(jobs.c.id).where(jobs.c.pipeline_id == p.id, jobs.c.commit_id == cid)
                 ).first()

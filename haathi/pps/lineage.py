@@ -18,21 +18,15 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from haathi.errors import NotFound
-from haathi.meta.schema import (
-    branch_provenance,
-    branches,
-    datum_inputs,
-    datums,
-    jobs,
-    pipelines,
-)
+from haathi.meta.schema import datum_inputs, datums, jobs, pipelines
 from haathi.models import paths
 from haathi.models.info import DatumState, FileType, JobState, Origin
 from haathi.models.lineage import LineageNode
 from haathi.models.refspec import FileSpec
-from haathi.pfs import files
-from haathi.pfs.commits import CommitRow, find_commit, repo_id_of, resolve
-from haathi.pfs.repos import repo_name
+from haathi.pfs import files, provenance
+from haathi.pfs.branches import branch_head
+from haathi.pfs.commits import CommitRow, find_commit, resolve
+from haathi.pfs.repos import repo_id_of, repo_name
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.tree import prolly
@@ -212,24 +206,16 @@ class LineageWalk:
 
     def pipelines_reading(self, commit: CommitRow) -> list[tuple[str, str]]:
         """Output branches provenant on the commit's branch (or on any branch of its repo)."""
-        q = select(branch_provenance.c.repo_id, branch_provenance.c.branch).where(
-            branch_provenance.c.from_repo_id == commit.repo_id
-        )
-        if commit.branch is not None:
-            q = q.where(branch_provenance.c.from_branch == commit.branch)
-        return [(repo_name(self.conn, rid), str(b)) for rid, b in self.conn.execute(q)]
+        readers = provenance.reading(self.conn, commit.repo_id, commit.branch)
+        return [(repo_name(self.conn, rid), b) for rid, b in readers]
 
     def output_commit(self, repo: str, branch: str) -> CommitRow | None:
         """The pipeline's output commit to look in: of commit set ``at``, else the branch's
         newest finished commit."""
         if self.at is not None:
             return self.commit(repo, self.at)
-        cid = self.conn.execute(
-            select(branches.c.head).where(
-                branches.c.repo_id == self.repo_id(repo), branches.c.name == branch
-            )
-        ).scalar()
-        c = self.commit(repo, str(cid)) if cid else None
+        cid = branch_head(self.conn, self.repo_id(repo), branch)[1]
+        c = self.commit(repo, cid) if cid else None
         while c is not None and not c.finished and c.parent is not None:
             c = self.commit(repo, c.parent)
         return c if c is not None and c.finished else None

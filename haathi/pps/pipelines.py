@@ -17,20 +17,19 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from haathi.meta.schema import (
-    commits,
     datum_inputs,
     datums,
     jobs,
     pipeline_versions,
     pipelines,
-    repos,
 )
 from haathi.models.ids import new_commit_id
-from haathi.models.info import CommitState, JobState, PipelineInfo
-from haathi.pfs import provenance
-from haathi.pfs.context import now, repo_row
-from haathi.pfs.repos import delete_repo_rows, insert_repo, repo_name
-from haathi.pfs.rows import branch_head, ensure_branch
+from haathi.models.info import JobState, PipelineInfo
+from haathi.pfs import commits, provenance, repos
+from haathi.pfs.branches import branch_head, ensure_branch
+from haathi.pfs.catalog import delete_repo_rows
+from haathi.pfs.context import now
+from haathi.pfs.repos import insert_repo, repo_name, repo_row
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.input_spec import CronInput, walk_inputs
@@ -68,10 +67,7 @@ def _input_keys(conn: Connection, spec: PipelineSpec) -> list[provenance.BranchK
 
 def _create_cron_repos(conn: Connection, spec: PipelineSpec) -> None:
     for leaf in walk_inputs(spec.input):
-        if (
-            isinstance(leaf, CronInput)
-            and conn.execute(select(repos.c.id).where(repos.c.name == leaf.repo)).first() is None
-        ):
+        if isinstance(leaf, CronInput) and not repos.exists(conn, leaf.repo):
             insert_repo(conn, leaf.repo, f"cron ticks of pipeline {spec.name}")
 
 
@@ -139,7 +135,7 @@ def create_pipeline(
         _create_cron_repos(conn, spec)
         inputs = _input_keys(conn, spec)
         if existing is None:
-            if conn.execute(select(repos.c.id).where(repos.c.name == spec.name)).first():
+            if repos.exists(conn, spec.name):
                 raise AlreadyExists(
                     f"pipeline {spec.name} cannot be created because a repo with the same "
                     "name already exists",
@@ -245,11 +241,7 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
 
 def _close_open_outputs(conn: Connection, repo_id: int) -> None:
     """A kept output repo's open commits are finished with an error (no job will fill them)."""
-    conn.execute(
-        update(commits)
-        .where(commits.c.repo_id == repo_id, commits.c.state == CommitState.STARTED.value)
-        .values(state=CommitState.FINISHED.value, error="pipeline deleted", finished_at=now())
-    )
+    commits.close_open(conn, repo_id, "pipeline deleted")
 
 
 def pipeline_info(conn: Connection, p: records.PipelineRow) -> PipelineInfo:
