@@ -40,7 +40,7 @@ from haathi.pfs import (
     modify,
     provenance,
 )
-from haathi.pps import cron_ticks, isolation, jobs, pipelines, preview, records
+from haathi.pps import cron_ticks, datum_records, isolation, jobs, pipelines, preview, records
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
@@ -411,7 +411,7 @@ class Api(AccessApi, LineageApi):
     def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            return records.job_datums(conn, row)
+            return datum_records.job_datums(conn, row)
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
         for d in self.list_datum(pipeline, job):
@@ -430,7 +430,7 @@ class Api(AccessApi, LineageApi):
             job = last[0].id
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            out = records.job_logs(conn, row, datum)
+            out = datum_records.job_logs(conn, row, datum)
         return self._job_info(row), out
 
     # running jobs

@@ -8,29 +8,20 @@ the salt (part of every datum hash) is kept on update unless ``reprocess`` asks 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from haathi.meta.schema import (
-    datum_inputs,
-    datums,
-    jobs,
-    pipeline_versions,
-    pipelines,
-)
 from haathi.models.ids import new_commit_id
-from haathi.models.info import JobState, PipelineInfo
+from haathi.models.info import PipelineInfo
 from haathi.pfs import commits, provenance, repos
 from haathi.pfs.branches import branch_head, ensure_branch
 from haathi.pfs.catalog import delete_repo_rows
 from haathi.pfs.context import now
 from haathi.pfs.repos import insert_repo, repo_name, repo_row
-from haathi.pps import records
+from haathi.pps import datum_records, records
 from haathi.pps.context import PpsContext
 from haathi.pps.input_spec import CronInput, walk_inputs
 from haathi.pps.spec import PipelineSpec, parse_spec
@@ -71,42 +62,13 @@ def _create_cron_repos(conn: Connection, spec: PipelineSpec) -> None:
             insert_repo(conn, leaf.repo, f"cron ticks of pipeline {spec.name}")
 
 
-def _store_version(
-    conn: Connection, pipeline_id: int, version: int, spec: PipelineSpec, salt: str
-) -> None:
-    text = json.dumps(spec.to_dict(), sort_keys=True)
-    conn.execute(
-        insert(pipeline_versions).values(
-            pipeline_id=pipeline_id,
-            version=version,
-            spec=text,
-            spec_hash=hashlib.sha256(text.encode()).hexdigest(),
-            salt=salt,
-            created_at=now(),
-        )
-    )
-
-
-def _queue_job(conn: Connection, pipeline_id: int, version: int, cid: str) -> None:
-    conn.execute(
-        insert(jobs).values(
-            pipeline_id=pipeline_id,
-            commit_id=cid,
-            version=version,
-            state=JobState.CREATED.value,
-            created_at=now(),
-            context="{}",
-        )
-    )
-
-
 def _start_output_commit(
     conn: Connection, pipeline_id: int, version: int, out: provenance.BranchKey
 ) -> str:
     """A new commit set: an output commit over the inputs' current heads, and its job."""
     cid = new_commit_id()
     provenance.start_auto_commit(conn, out, cid)
-    _queue_job(conn, pipeline_id, version, cid)
+    records.queue_job(conn, pipeline_id, version, cid)
     provenance.propagate(conn, out, cid)
     return cid
 
@@ -142,12 +104,7 @@ def create_pipeline(
                     repo=spec.name,
                 )
             out_repo = insert_repo(conn, spec.name, f"output of pipeline {spec.name}")
-            conn.execute(
-                insert(pipelines).values(
-                    name=spec.name, version=1, state=RUNNING, created_at=t, updated_at=t
-                )
-            )
-            p = records.pipeline_row(conn, spec.name)
+            p = records.insert_pipeline(conn, spec.name, RUNNING, t)
             version, salt = 1, spec.salt or uuid.uuid4().hex
         else:
             p = existing
@@ -160,12 +117,8 @@ def create_pipeline(
             out_repo = int(repo_row(conn, spec.name, lock=True).id)
             version = p.version + 1
             salt = spec.salt or (uuid.uuid4().hex if reprocess else old_salt)
-            conn.execute(
-                update(pipelines)
-                .where(pipelines.c.id == p.id)
-                .values(version=version, state=RUNNING, updated_at=t)
-            )
-        _store_version(conn, p.id, version, spec, salt)
+            records.set_version(conn, p.id, version, RUNNING, t)
+        records.insert_version(conn, p.id, version, spec.to_dict(), salt)
         out = (out_repo, spec.output_branch)
         provenance.set_provenance(conn, out, inputs)
         job = _start_output_commit(conn, p.id, version, out)
@@ -184,7 +137,7 @@ def stop_pipeline(ctx: PpsContext, name: str) -> None:
         p = records.pipeline_row(conn, name)
         spec, _ = spec_of(conn, p)
         provenance.set_provenance(conn, _output_key(conn, name, spec), [])
-        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=PAUSED))
+        records.set_state(conn, p.id, PAUSED)
 
 
 def start_pipeline(ctx: PpsContext, name: str) -> str | None:
@@ -196,7 +149,7 @@ def start_pipeline(ctx: PpsContext, name: str) -> str | None:
         spec, _ = spec_of(conn, p)
         out = _output_key(conn, name, spec)
         provenance.set_provenance(conn, out, _input_keys(conn, spec))
-        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=RUNNING))
+        records.set_state(conn, p.id, RUNNING)
         head = branch_head(conn, *out)[1]
         seen = set(provenance.direct_provenance(conn, out[0], head)) if head else set()
         current = {
@@ -223,12 +176,8 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
                 "first, or use --keep-repo",
                 pipeline=name,
             )
-        its_jobs = select(jobs.c.id).where(jobs.c.pipeline_id == p.id)
-        conn.execute(delete(datums).where(datums.c.job_id.in_(its_jobs)))
-        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(its_jobs)))
-        conn.execute(delete(jobs).where(jobs.c.pipeline_id == p.id))
-        conn.execute(delete(pipeline_versions).where(pipeline_versions.c.pipeline_id == p.id))
-        conn.execute(delete(pipelines).where(pipelines.c.id == p.id))
+        datum_records.forget_jobs(conn, records.job_ids(conn, p.id))
+        records.delete_pipeline(conn, p.id)
         provenance.set_provenance(conn, out, [])
         if keep_repo:
             _close_open_outputs(conn, out[0])
