@@ -318,7 +318,7 @@ class Api(AccessApi, LineageApi):
             parsed,
             is_update=update,
             reprocess=reprocess,
-            then=lambda conn: self._grant_pipeline(conn, parsed, new=new),
+            then=lambda conn: pipelines.secure(conn, parsed, new=new, owner=self._owner()),
         )
 
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from haathi.auth import activation, bindings
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from haathi.models.auth import Role, pipeline_subject
 from haathi.models.ids import new_commit_id
 from haathi.models.info import PipelineInfo
 from haathi.pfs import commits, provenance, repos
@@ -218,3 +220,31 @@ def inspect_pipeline(ctx: PpsContext, name: str) -> PipelineInfo:
 def list_pipeline(ctx: PpsContext) -> list[PipelineInfo]:
     with ctx.pfs.db.read() as conn:
         return [pipeline_info(conn, p) for p in records.all_pipelines(conn)]
+
+
+# ---- the pipeline's own identity, with auth on ---------------------------------------------
+
+
+def grant_roles(conn: Connection, spec: PipelineSpec) -> None:
+    """The pipeline's own identity (``pipeline:NAME``) reads its inputs and writes its output."""
+    who = pipeline_subject(spec.name)
+    for repo, _ in input_branches(spec):
+        bindings.grant(conn, bindings.repo_resource(repo), who, Role.REPO_READER)
+    bindings.grant(conn, bindings.repo_resource(spec.name), who, Role.REPO_WRITER)
+
+
+def grant_all_roles(conn: Connection) -> None:
+    """Every pipeline's roles (see :func:`grant_roles`): when auth is turned on."""
+    for p in records.all_pipelines(conn):
+        grant_roles(conn, spec_of(conn, p)[0])
+
+
+def secure(conn: Connection, spec: PipelineSpec, *, new: bool, owner: str | None) -> None:
+    """In the transaction creating or updating ``spec``, with auth on (else nothing): the
+    pipeline's roles, and for a ``new`` one its output repo owned by ``owner`` (None: by
+    cluster admins only)."""
+    if not activation.is_active(conn):
+        return
+    if new:
+        bindings.make_owner(conn, bindings.repo_resource(spec.name), owner)
+    grant_roles(conn, spec)
