@@ -40,7 +40,16 @@ from haathi.pfs import (
     modify,
     provenance,
 )
-from haathi.pps import cron_ticks, datum_records, isolation, jobs, pipelines, preview, records
+from haathi.pps import (
+    cron_ticks,
+    datum_records,
+    isolation,
+    job_queue,
+    jobs,
+    pipelines,
+    preview,
+    records,
+)
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
@@ -368,7 +377,7 @@ class Api(AccessApi, LineageApi):
             return records.find_job(conn, pipeline, job)
 
     def _job_info(self, row: records.JobRow) -> JobInfo:
-        return jobs.job_info(self.pps, row)
+        return job_queue.job_info(self.pps, row)
 
     def list_job(
         self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
@@ -406,7 +415,7 @@ class Api(AccessApi, LineageApi):
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
         self.authorize(Permission.WRITE, pipeline)
-        return self._job_info(jobs.stop_job(self.pps, pipeline, job))
+        return self._job_info(job_queue.stop_job(self.pps, pipeline, job))
 
     def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
         row = self._job(pipeline, job)
@@ -442,14 +451,14 @@ class Api(AccessApi, LineageApi):
 
     def queue_jobs(self) -> int:
         """Record a job for every output commit a write started (none without pipelines)."""
-        return jobs.ensure_jobs(self.pps) if jobs.any_pipelines(self.pps) else 0
+        return job_queue.ensure_jobs(self.pps) if job_queue.any_pipelines(self.pps) else 0
 
     def run_jobs(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
         """Run every runnable queued job in this process (embedded use), and say which wait
         and why. With auth on, a caller who is not a cluster admin runs, and hears of, only
         the jobs of pipelines whose output it may read: a remote write waits for the jobs it
         started that its writer can see, never runs or names anyone else's."""
-        if not jobs.any_pipelines(self.pps):
+        if not job_queue.any_pipelines(self.pps):
             return RunSummary()
         readable = self._readable()
         return self.runner.run_pending(
