@@ -151,7 +151,7 @@ def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _record(d: Datum, h: str, state: DatumState, **values: Any) -> datum_records.DatumRecord:
+def _datum_row(d: Datum, h: str, state: DatumState, **values: Any) -> datum_records.DatumRecord:
     inputs = [dataclasses.asdict(i) for i in d.inputs]
     return datum_records.DatumRecord(d.id, h, state.value, inputs, **values)
 
@@ -369,7 +369,7 @@ class _Run:
         assert plan is not None
         total = len(plan.skipped) + len(plan.run)
         skipped = [
-            _record(d, plan.hashes[d.id], DatumState.SKIPPED, outputs=outs, source_job=source)
+            _datum_row(d, plan.hashes[d.id], DatumState.SKIPPED, outputs=outs, source_job=source)
             for d, outs, source in plan.skipped
         ]
         context = job_context(ctx, spec, version, isolation)
@@ -427,7 +427,7 @@ class _Run:
                             collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
                         outputs[e.path] = e
                     d = by_id[r.datum_id]
-                    rows.append(_result_record(job.id, d, plan.hashes[d.id], r))
+                    rows.append(_result_row(job.id, d, plan.hashes[d.id], r))
                 with ctx.pfs.db.write() as conn:
                     datum_records.insert_datums(conn, job.id, rows)
                     records.record_progress(
@@ -482,8 +482,8 @@ class _Run:
         return state
 
 
-def _result_record(job_id: int, d: Datum, h: str, r: DatumResult) -> datum_records.DatumRecord:
-    return _record(
+def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> datum_records.DatumRecord:
+    return _datum_row(
         d,
         h,
         r.state,
