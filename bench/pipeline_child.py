@@ -33,6 +33,7 @@ from haathi.pps import (
     image_sources,
     images,
     isolation,
+    job_queue,
     jobs,
     sandbox,
     worker,
@@ -432,7 +433,7 @@ def job_timers() -> Timers:
     t.wrap(worker, worker.run_datum, "  per datum: run_datum (inputs, user code, outputs)")
     t.wrap(sandbox.Sandbox, sandbox.Sandbox.new_datum, "    Sandbox.new_datum")
     t.wrap(sandbox.Sandbox, sandbox.Sandbox.run, "    Sandbox.run (the user code)")
-    t.wrap(jobs, jobs.end_job, "job: end_job")
+    t.wrap(jobs, job_queue.end_job, "job: end_job")
     return t
 
 

@@ -26,8 +26,10 @@ def plant_commit(
     from haathi.models.ids import new_commit_id
     from haathi.models.info import CommitState
     from haathi.pfs import staging
+    from haathi.pfs.branches import cas_head, ensure_branch
+    from haathi.pfs.commits import insert_commit
     from haathi.pfs.ingest import ingest_stream
-    from haathi.pfs.rows import cas_head, ensure_branch, insert_commit, lock
+    from haathi.pfs.repos import lock
     from haathi.tree import prolly
 
     pfs = inner(client).pfs

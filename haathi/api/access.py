@@ -15,36 +15,26 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any, Self
 
-from sqlalchemy import Connection
-
 from haathi.auth import activation, bindings, tokens
-from haathi.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from haathi.errors import InvalidArgument, Unauthenticated
 from haathi.models.auth import (
     ROOT,
     Access,
     Caller,
     Permission,
-    Role,
     RoleBindings,
     parse_roles,
     parse_subject,
     pipeline_subject,
 )
-from haathi.pfs.context import PfsContext, repo_row
+from haathi.pfs.context import PfsContext
+from haathi.pfs.repos import exists as repo_exists
+from haathi.pfs.repos import repo_row
 from haathi.pps import pipelines, records
 from haathi.pps.context import PpsContext
 from haathi.pps.spec import PipelineSpec
-
-_NEEDS = {  # the least role that grants each permission, for error messages
-    Permission.READ: Role.REPO_READER,
-    Permission.WRITE: Role.REPO_WRITER,
-    Permission.OWN: Role.REPO_OWNER,
-    Permission.ADMIN: Role.CLUSTER_ADMIN,
-}
-
 
 AUTH_OFF_TRUSTED_S = 1.0  # how long a server trusts that auth is off before reading it again
 
@@ -141,21 +131,7 @@ class AccessApi:
         if self.caller is None:
             return
         with self.pfs.db.read() as conn:
-            self._check(conn, permission, repos)
-
-    def _check(self, conn: Connection, permission: Permission, repos: Iterable[str]) -> None:
-        assert self.caller is not None
-        who = self.caller.subject
-        targets: list[str | None] = [None] if permission is Permission.ADMIN else list(repos)
-        for repo in dict.fromkeys(targets):
-            if permission not in bindings.permissions(conn, who, repo):
-                where = "the cluster" if repo is None else f"repo {repo}"
-                raise PermissionDenied(
-                    f"{who} is not authorized to {permission.value} {where}: needs "
-                    f"{_NEEDS[permission].value}",
-                    subject=who,
-                    **({} if repo is None else {"repo": repo}),
-                )
+            bindings.require(conn, self.caller.subject, permission, repos)
 
     def _is_admin(self) -> bool:
         """Whether the caller is a cluster admin (the embedded client and a server while auth
@@ -176,18 +152,16 @@ class AccessApi:
         """The caller's subject (the embedded client acts as root)."""
         return ROOT if self.caller is None else self.caller.subject
 
+    def _owner(self) -> str | None:
+        """Who owns what the caller creates (None: the embedded client, acting as root)."""
+        return None if self.caller is None else self.caller.subject
+
     # hooks for the operations that create and delete repos and pipelines -------------------
     def _owned_by_caller(self, repo: str) -> None:
         """A new repo: its creator owns it (stale bindings of an earlier repo of that name
         go)."""
         with self.pfs.db.write() as conn:
-            self._make_owner(conn, repo)
-
-    def _make_owner(self, conn: Connection, repo: str) -> None:
-        resource = bindings.repo_resource(repo)
-        bindings.drop(conn, resource=resource)
-        if self.caller is not None:
-            bindings.grant(conn, resource, self.caller.subject, Role.REPO_OWNER)
+            bindings.make_owner(conn, bindings.repo_resource(repo), self._owner())
 
     def _forget_repo(self, repo: str) -> None:
         with self.pfs.db.write() as conn:
@@ -205,20 +179,12 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             new = records.find_pipeline(conn, spec.name) is None
             if self.caller is not None:
-                inputs = [r for r, _ in pipelines.input_branches(spec) if _exists(conn, r)]
-                self._check(conn, Permission.READ, inputs)
+                who = self.caller.subject
+                inputs = [r for r, _ in pipelines.input_branches(spec) if repo_exists(conn, r)]
+                bindings.require(conn, who, Permission.READ, inputs)
                 if not new:
-                    self._check(conn, Permission.WRITE, [spec.name])
+                    bindings.require(conn, who, Permission.WRITE, [spec.name])
         return new
-
-    def _grant_pipeline(self, conn: Connection, spec: PipelineSpec, *, new: bool) -> None:
-        """In the transaction creating or updating ``spec``: its own identity reads its inputs
-        and writes its output; the creator of a new pipeline owns its output repo."""
-        if not activation.is_active(conn):
-            return
-        if new:
-            self._make_owner(conn, spec.name)
-        _grant_pipeline_roles(conn, spec)
 
     # auth operations ------------------------------------------------------------------------
     def auth_activate(self) -> str:
@@ -226,9 +192,7 @@ class AccessApi:
         gets read on its inputs and write on its output."""
         with self.pfs.db.write() as conn:
             token = activation.activate(conn)
-            for p in records.all_pipelines(conn):
-                spec, _ = pipelines.spec_of(conn, p)
-                _grant_pipeline_roles(conn, spec)
+            pipelines.grant_all_roles(conn)
         self.auth_off.forget()
         return token
 
@@ -336,18 +300,3 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))
-
-
-def _exists(conn: Connection, repo: str) -> bool:
-    try:
-        repo_row(conn, repo)
-    except NotFound:
-        return False
-    return True
-
-
-def _grant_pipeline_roles(conn: Connection, spec: PipelineSpec) -> None:
-    who = pipeline_subject(spec.name)
-    for repo, _ in pipelines.input_branches(spec):
-        bindings.grant(conn, bindings.repo_resource(repo), who, Role.REPO_READER)
-    bindings.grant(conn, bindings.repo_resource(spec.name), who, Role.REPO_WRITER)

@@ -29,7 +29,7 @@ from haathi.models.limits import MAX_LIMIT
 from haathi.models.ops import CopyOp, Op, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import (
-    closure,
+    catalog,
     commits,
     files,
     fsck,
@@ -39,9 +39,17 @@ from haathi.pfs import (
     metadata,
     modify,
     provenance,
-    repos,
 )
-from haathi.pps import cron_ticks, isolation, jobs, pipelines, preview, records
+from haathi.pps import (
+    cron_ticks,
+    datum_records,
+    isolation,
+    job_queue,
+    jobs,
+    pipelines,
+    preview,
+    records,
+)
 from haathi.pps.runner import JobRunner, RunSummary
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
@@ -89,22 +97,22 @@ class Api(AccessApi, LineageApi):
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        info = repos.create_repo(self.pfs, name, description)
+        info = catalog.create_repo(self.pfs, name, description)
         self._owned_by_caller(name)
         return info
 
     def inspect_repo(self, name: str) -> RepoInfo:
         self.authorize(Permission.READ, name)
-        return repos.inspect_repo(self.pfs, name)
+        return catalog.inspect_repo(self.pfs, name)
 
     def list_repo(self) -> list[RepoInfo]:
         """Every repo the caller may read."""
         readable = self._readable()
-        return [r for r in repos.list_repo(self.pfs) if readable is None or r.name in readable]
+        return [r for r in catalog.list_repo(self.pfs) if readable is None or r.name in readable]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
         self.authorize(Permission.WRITE, name)
-        return repos.update_repo(self.pfs, name, description)
+        return catalog.update_repo(self.pfs, name, description)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
         self.authorize(Permission.OWN, name)
@@ -114,25 +122,25 @@ class Api(AccessApi, LineageApi):
                     f"repo {name} is the output of pipeline {name}: delete the pipeline instead",
                     repo=name,
                 )
-        repos.delete_repo(self.pfs, name, force)
+        catalog.delete_repo(self.pfs, name, force)
         self._forget_repo(name)
 
     # branches
     def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
         self.authorize(Permission.WRITE, spec.repo)
-        return repos.create_branch(self.pfs, spec, head)
+        return catalog.create_branch(self.pfs, spec, head)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
         self.authorize(Permission.READ, spec.repo)
-        return repos.inspect_branch(self.pfs, spec)
+        return catalog.inspect_branch(self.pfs, spec)
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
         self.authorize(Permission.READ, repo)
-        return repos.list_branch(self.pfs, repo)
+        return catalog.list_branch(self.pfs, repo)
 
     def delete_branch(self, spec: CommitSpec) -> None:
         self.authorize(Permission.WRITE, spec.repo)
-        repos.delete_branch(self.pfs, spec)
+        catalog.delete_branch(self.pfs, spec)
 
     # commits
     def start_commit(
@@ -155,8 +163,8 @@ class Api(AccessApi, LineageApi):
             c = commits.resolve(conn, spec)
             info = c.info(commits.children_of(conn, c.repo_id, c.id))
             prov = tuple(f"{r}@{i}" for r, i in provenance.direct_provenance(conn, c.repo_id, c.id))
-            full = tuple(closure.full_provenance(conn, c.repo_id, c.id))
-            sub = tuple(closure.full_subvenance(conn, c.repo_id, c.id))
+            full = tuple(provenance.full_provenance(conn, c.repo_id, c.id))
+            sub = tuple(provenance.full_subvenance(conn, c.repo_id, c.id))
             version = records.output_version(conn, c.repo, c.id)
         return dataclasses.replace(
             info,
@@ -319,7 +327,7 @@ class Api(AccessApi, LineageApi):
             parsed,
             is_update=update,
             reprocess=reprocess,
-            then=lambda conn: self._grant_pipeline(conn, parsed, new=new),
+            then=lambda conn: pipelines.secure(conn, parsed, new=new, owner=self._owner()),
         )
 
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +377,7 @@ class Api(AccessApi, LineageApi):
             return records.find_job(conn, pipeline, job)
 
     def _job_info(self, row: records.JobRow) -> JobInfo:
-        return jobs.job_info(self.pps, row)
+        return job_queue.job_info(self.pps, row)
 
     def list_job(
         self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
@@ -407,12 +415,12 @@ class Api(AccessApi, LineageApi):
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
         self.authorize(Permission.WRITE, pipeline)
-        return self._job_info(jobs.stop_job(self.pps, pipeline, job))
+        return self._job_info(job_queue.stop_job(self.pps, pipeline, job))
 
     def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            return records.job_datums(conn, row)
+            return datum_records.job_datums(conn, row)
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
         for d in self.list_datum(pipeline, job):
@@ -431,7 +439,7 @@ class Api(AccessApi, LineageApi):
             job = last[0].id
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            out = records.job_logs(conn, row, datum)
+            out = datum_records.job_logs(conn, row, datum)
         return self._job_info(row), out
 
     # running jobs
@@ -443,14 +451,14 @@ class Api(AccessApi, LineageApi):
 
     def queue_jobs(self) -> int:
         """Record a job for every output commit a write started (none without pipelines)."""
-        return jobs.ensure_jobs(self.pps) if jobs.any_pipelines(self.pps) else 0
+        return job_queue.ensure_jobs(self.pps) if job_queue.any_pipelines(self.pps) else 0
 
     def run_jobs(self, progress: jobs.ProgressFn | None = None) -> RunSummary:
         """Run every runnable queued job in this process (embedded use), and say which wait
         and why. With auth on, a caller who is not a cluster admin runs, and hears of, only
         the jobs of pipelines whose output it may read: a remote write waits for the jobs it
         started that its writer can see, never runs or names anyone else's."""
-        if not jobs.any_pipelines(self.pps):
+        if not job_queue.any_pipelines(self.pps):
             return RunSummary()
         readable = self._readable()
         return self.runner.run_pending(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, delete, insert, select
 
-from haathi.auth import tokens
+from haathi.auth import bindings, tokens
 from haathi.errors import FailedPrecondition
-from haathi.meta.schema import auth_config, auth_tokens, role_bindings
+from haathi.meta.schema import auth_config
 from haathi.models.auth import ROOT
 
 _ACTIVE = select(auth_config.c.id)  # built once: a server runs it for requests
@@ -28,8 +28,9 @@ def activate(conn: Connection) -> str:
 
 def deactivate(conn: Connection) -> None:
     """Turn auth off, dropping every token and role binding."""
-    for table in (auth_config, auth_tokens, role_bindings):
-        conn.execute(delete(table))
+    conn.execute(delete(auth_config))
+    tokens.revoke_all(conn)
+    bindings.drop_all(conn)
 
 
 def require_active(conn: Connection) -> None:

@@ -6,10 +6,18 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select
 
+from haathi.errors import PermissionDenied
 from haathi.meta.schema import role_bindings
 from haathi.models.auth import ROOT, Permission, Role
 
 CLUSTER = "cluster"
+
+_NEEDS = {  # the least role that grants each permission, for error messages
+    Permission.READ: Role.REPO_READER,
+    Permission.WRITE: Role.REPO_WRITER,
+    Permission.OWN: Role.REPO_OWNER,
+    Permission.ADMIN: Role.CLUSTER_ADMIN,
+}
 
 
 def repo_resource(repo: str) -> str:
@@ -37,6 +45,21 @@ def permissions(conn: Connection, subject: str, repo: str | None) -> set[Permiss
     for role in roles_of(conn, subject, resources):
         out |= role.permissions
     return out
+
+
+def require(conn: Connection, subject: str, permission: Permission, repos: Iterable[str]) -> None:
+    """Raise PermissionDenied unless ``subject`` has ``permission`` on every repo (on the
+    cluster, for ADMIN)."""
+    targets: list[str | None] = [None] if permission is Permission.ADMIN else list(repos)
+    for repo in dict.fromkeys(targets):
+        if permission not in permissions(conn, subject, repo):
+            where = "the cluster" if repo is None else f"repo {repo}"
+            raise PermissionDenied(
+                f"{subject} is not authorized to {permission.value} {where}: needs "
+                f"{_NEEDS[permission].value}",
+                subject=subject,
+                **({} if repo is None else {"repo": repo}),
+            )
 
 
 def readable_repos(conn: Connection, subject: str) -> set[str] | None:
@@ -84,6 +107,14 @@ def grant(conn: Connection, resource: str, subject: str, role: Role) -> None:
         )
 
 
+def make_owner(conn: Connection, resource: str, owner: str | None) -> None:
+    """A new repo (``resource``): ``owner`` owns it (None: only cluster admins), and bindings
+    left from an earlier repo of that name go."""
+    drop(conn, resource=resource)
+    if owner is not None:
+        grant(conn, resource, owner, Role.REPO_OWNER)
+
+
 def drop(conn: Connection, *, resource: str | None = None, subject: str | None = None) -> None:
     """Remove every binding on ``resource`` and/or of ``subject``."""
     conds = []
@@ -93,6 +124,11 @@ def drop(conn: Connection, *, resource: str | None = None, subject: str | None =
         conds.append(role_bindings.c.subject == subject)
     if conds:
         conn.execute(delete(role_bindings).where(or_(*conds) if len(conds) > 1 else conds[0]))
+
+
+def drop_all(conn: Connection) -> None:
+    """Remove every binding."""
+    conn.execute(delete(role_bindings))
 
 
 _ROLE_NAMES = {r.value for r in Role}

@@ -64,3 +64,8 @@ def revoke_subject(conn: Connection, subject: str) -> int:
     """Revoke every token of ``subject``; how many."""
     result = conn.execute(delete(auth_tokens).where(auth_tokens.c.subject == subject))
     return int(result.rowcount or 0)
+
+
+def revoke_all(conn: Connection) -> None:
+    """Revoke every token."""
+    conn.execute(delete(auth_tokens))

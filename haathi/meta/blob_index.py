@@ -1,16 +1,20 @@
-"""The blob index (digest -> pack, range) kept in the metadata database."""
+"""The blob index (digest -> pack, range) kept in the metadata database.
+
+The owner of the ``blobs``, ``packs`` and ``gc_state`` tables: gc and fsck read and change
+them through the functions here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from haathi.errors import Conflict
 from haathi.meta.database import Database, batches, param_marks
-from haathi.meta.schema import gc_state, packs
+from haathi.meta.schema import blobs, gc_state, packs
 from haathi.storage.blobs import BlobLocation
 
 _CONDEMNED = "SELECT id FROM packs WHERE state = 'condemned'"
@@ -122,3 +126,93 @@ def any_pack_known(conn: Connection, ids: Sequence[str]) -> bool:
         conn.execute(select(packs.c.id).where(packs.c.id.in_(part)).limit(1)).first()
         for part in batches(ids)
     )
+
+
+# ---- for gc and fsck ------------------------------------------------------------------------
+
+
+def bump_epoch(conn: Connection) -> None:
+    """Take gc's lock and start a new epoch: writes that span this see it at commit time."""
+    epoch = gc_epoch(conn, lock="exclusive")
+    conn.execute(update(gc_state).where(gc_state.c.id == 1).values(epoch=epoch + 1))
+
+
+def packs_of(conn: Connection, digests: Sequence[bytes]) -> set[str]:
+    """The packs holding the index rows of ``digests``."""
+    out: set[str] = set()
+    for part in batches(digests):
+        rows = conn.execute(select(blobs.c.pack).where(blobs.c.digest.in_(part)))
+        out.update(str(r[0]) for r in rows)
+    return out
+
+
+def digest_packs(conn: Connection) -> Iterator[tuple[bytes, str]]:
+    """(digest, pack) of every indexed blob."""
+    for digest, pack in conn.execute(select(blobs.c.digest, blobs.c.pack)):
+        yield bytes(digest), str(pack)
+
+
+def locations(conn: Connection) -> list[BlobLocation]:
+    """Every index row."""
+    return [
+        BlobLocation(bytes(r.digest), r.pack, r.offset, r.length, r.raw_length, r.codec)
+        for r in conn.execute(select(blobs))
+    ]
+
+
+def pack_sizes(conn: Connection) -> dict[str, int]:
+    """pack ID -> the size it was written with, of every recorded pack."""
+    return {str(r.id): int(r.size) for r in conn.execute(select(packs))}
+
+
+def pack_states(conn: Connection) -> list[tuple[str, str]]:
+    """(pack ID, ``live`` or ``condemned``) of every recorded pack."""
+    return [(str(p), str(state)) for p, state in conn.execute(select(packs.c.id, packs.c.state))]
+
+
+def pack_ids(conn: Connection) -> set[str]:
+    """The IDs of every recorded pack."""
+    return {str(r[0]) for r in conn.execute(select(packs.c.id))}
+
+
+def condemn(conn: Connection, ids: Sequence[str], at: datetime) -> None:
+    """Mark the live packs among ``ids`` condemned at ``at``."""
+    for part in batches(ids):
+        conn.execute(
+            update(packs)
+            .where(packs.c.id.in_(part), packs.c.state == "live")
+            .values(state="condemned", condemned_at=at)
+        )
+
+
+def condemned_before(conn: Connection, cutoff: datetime) -> list[tuple[str, int]]:
+    """(pack ID, size) of the packs condemned at or before ``cutoff`` (and not revived)."""
+    rows = conn.execute(
+        select(packs.c.id, packs.c.size).where(
+            packs.c.state == "condemned", packs.c.condemned_at <= cutoff
+        )
+    )
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def drop_packs(conn: Connection, ids: Sequence[str]) -> None:
+    """Remove the packs ``ids`` from the index, with the index rows of their blobs."""
+    for part in batches(ids):
+        conn.execute(delete(blobs).where(blobs.c.pack.in_(part)))
+        conn.execute(delete(packs).where(packs.c.id.in_(part)))
+
+
+def drop_blobs(conn: Connection, where: dict[bytes, str]) -> None:
+    """Remove the index rows of the digests in ``where`` that still point at the pack it
+    names (digest -> pack)."""
+    for part in batches(list(where)):
+        in_bad_pack = blobs.c.pack.in_({where[d] for d in part})
+        conn.execute(delete(blobs).where(blobs.c.digest.in_(part), in_bad_pack))
+
+
+def drop_pack_if_empty(conn: Connection, pack: str) -> bool:
+    """Remove the pack's row if no index row points into it; whether it did."""
+    if conn.execute(select(blobs.c.digest).where(blobs.c.pack == pack).limit(1)).first():
+        return False
+    conn.execute(delete(packs).where(packs.c.id == pack))
+    return True

@@ -1,4 +1,5 @@
-"""Commits: resolving refs (branches, IDs, prefixes, ancestry), reading and listing them."""
+"""Commits: the owner of the ``commits`` table. Resolving refs (branches, IDs, prefixes,
+ancestry), reading, listing and writing commit rows."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, literal, select
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, literal, select, update
 
 from haathi.errors import InvalidArgument, NotFound
-from haathi.meta.schema import branches, commits, repos
+from haathi.meta.schema import commits
 from haathi.models.ids import is_commit_id
 from haathi.models.info import CommitInfo, CommitState, Origin
 from haathi.models.limits import check_limit
 from haathi.models.refspec import CommitSpec, parse_ancestry
-from haathi.pfs.context import as_utc, metadata_of
+from haathi.pfs import branches, repos
+from haathi.pfs.context import AUTHOR_MAX, as_utc, metadata_of, now
+from haathi.pfs.repos import repo_id_of
 
 MIN_PREFIX = 4
 
@@ -99,10 +103,6 @@ _CHILDREN = (
     .where(commits.c.repo_id == bindparam("repo_id"), commits.c.parent == bindparam("cid"))
     .order_by(commits.c.seq)
 )
-_REPO_ID = select(repos.c.id).where(repos.c.name == bindparam("name"))
-_BRANCH_HEAD = select(branches.c.head).where(
-    branches.c.repo_id == bindparam("repo_id"), branches.c.name == bindparam("name")
-)
 
 
 def get_commit(conn: Connection, repo_id: int, repo: str, cid: str) -> CommitRow:
@@ -122,19 +122,12 @@ def children_of(conn: Connection, repo_id: int, cid: str) -> tuple[str, ...]:
     return tuple(str(r[0]) for r in rows)
 
 
-def repo_id_of(conn: Connection, name: str) -> int:
-    r = conn.execute(_REPO_ID, {"name": name}).first()
-    if r is None:
-        raise NotFound(f"repo {name} not found", repo=name)
-    return int(r[0])
-
-
 def _base_commit(conn: Connection, repo_id: int, repo: str, base: str) -> CommitRow:
-    b = conn.execute(_BRANCH_HEAD, {"repo_id": repo_id, "name": base}).first()
-    if b is not None:
-        if b[0] is None:
+    is_branch, head = branches.branch_head(conn, repo_id, base)
+    if is_branch:
+        if head is None:
             raise NotFound(f"branch {base} of repo {repo} has no commits", repo=repo, branch=base)
-        return get_commit(conn, repo_id, repo, str(b[0]))
+        return get_commit(conn, repo_id, repo, head)
     if is_commit_id(base):
         return get_commit(conn, repo_id, repo, base)
     if len(base) >= MIN_PREFIX and all(c in "0123456789abcdef" for c in base):
@@ -222,10 +215,190 @@ def list_commits(
 def commit_set(conn: Connection, cid: str) -> list[CommitRow]:
     """Every commit (in any repo) carrying the global ID ``cid``, upstream first: in the order
     they were started (the origin commit, then its downstream commits in propagation order)."""
+    names = repos.names()
     rows = conn.execute(
-        select(commits, repos.c.name.label("repo_name"))
-        .join(repos, repos.c.id == commits.c.repo_id)
+        select(commits, names.c.name.label("repo_name"))
+        .join(names, names.c.id == commits.c.repo_id)
         .where(commits.c.id == cid)
-        .order_by(commits.c.started_at, repos.c.name)
+        .order_by(commits.c.started_at, names.c.name)
     ).all()
     return [_row(str(r._mapping["repo_name"]), r) for r in rows]
+
+
+def next_seq(conn: Connection, repo_id: int) -> int:
+    cur = conn.execute(
+        select(func.coalesce(func.max(commits.c.seq), 0)).where(commits.c.repo_id == repo_id)
+    ).scalar_one()
+    return int(cur) + 1
+
+
+def insert_commit(
+    conn: Connection,
+    repo_id: int,
+    cid: str,
+    *,
+    branch: str | None,
+    parent: str | None,
+    state: CommitState,
+    description: str,
+    root: bytes | None = None,
+    totals: tuple[int, int] = (0, 0),
+    origin: Origin = Origin.USER,
+    author: str | None = None,
+) -> None:
+    """Insert a commit row (``author``: who made a user commit; None for pipeline output)."""
+    t = now()
+    conn.execute(
+        insert(commits).values(
+            repo_id=repo_id,
+            id=cid,
+            seq=next_seq(conn, repo_id),
+            branch=branch,
+            parent=parent,
+            origin=origin.value,
+            state=state.value,
+            error=None,
+            root=root,
+            file_count=totals[0],
+            size_bytes=totals[1],
+            description=description,
+            started_at=t,
+            finished_at=t if state == CommitState.FINISHED else None,
+            metadata="{}",
+            author=None if author is None else author[:AUTHOR_MAX],
+        )
+    )
+
+
+def has_commit(conn: Connection, repo_id: int, cid: str) -> bool:
+    return (
+        conn.execute(
+            select(commits.c.id).where(commits.c.repo_id == repo_id, commits.c.id == cid)
+        ).first()
+        is not None
+    )
+
+
+def finish_open(
+    conn: Connection,
+    repo_id: int,
+    cid: str,
+    *,
+    root: bytes | None,
+    totals: tuple[int, int],
+    error: str | None = None,
+    description: str | None = None,
+) -> bool:
+    """Finish the open commit with the tree ``root`` (``totals``: file count, size), an error
+    if its making failed, and a new description if given; False if it is not open."""
+    values: dict[str, object] = {
+        "state": CommitState.FINISHED.value,
+        "root": root,
+        "file_count": totals[0],
+        "size_bytes": totals[1],
+        "error": error,
+        "finished_at": now(),
+    }
+    if description is not None:
+        values["description"] = description
+    res = conn.execute(
+        update(commits)
+        .where(
+            commits.c.repo_id == repo_id,
+            commits.c.id == cid,
+            commits.c.state == CommitState.STARTED.value,
+        )
+        .values(**values)
+    )
+    return res.rowcount == 1
+
+
+def close_open(conn: Connection, repo_id: int, error: str) -> None:
+    """Finish every open commit of the repo, with ``error`` and its tree as it is."""
+    conn.execute(
+        update(commits)
+        .where(commits.c.repo_id == repo_id, commits.c.state == CommitState.STARTED.value)
+        .values(state=CommitState.FINISHED.value, error=error, finished_at=now())
+    )
+
+
+def set_metadata(conn: Connection, repo_id: int, cid: str, metadata: str) -> None:
+    """Store the commit's metadata (a JSON object, encoded)."""
+    conn.execute(
+        update(commits)
+        .where(commits.c.repo_id == repo_id, commits.c.id == cid)
+        .values(metadata=metadata)
+    )
+
+
+def reparent_children(conn: Connection, repo_id: int, cid: str, parent: str | None) -> None:
+    """Make ``parent`` the parent of the children of ``cid``."""
+    conn.execute(
+        update(commits)
+        .where(commits.c.repo_id == repo_id, commits.c.parent == cid)
+        .values(parent=parent)
+    )
+
+
+def delete_commit_row(conn: Connection, repo_id: int, cid: str) -> None:
+    conn.execute(delete(commits).where(commits.c.repo_id == repo_id, commits.c.id == cid))
+
+
+def delete_repo_commits(conn: Connection, repo_id: int) -> None:
+    conn.execute(delete(commits).where(commits.c.repo_id == repo_id))
+
+
+def open_auto_in_set(conn: Connection, cid: str) -> list[tuple[int, str | None]]:
+    """(repo ID, parent) of the open AUTO commits of commit set ``cid``."""
+    rows = conn.execute(
+        select(commits.c.repo_id, commits.c.parent).where(
+            commits.c.id == cid,
+            commits.c.origin == Origin.AUTO.value,
+            commits.c.state == CommitState.STARTED.value,
+        )
+    )
+    return [(int(r[0]), None if r[1] is None else str(r[1])) for r in rows]
+
+
+def open_auto_on_branch(conn: Connection, repo_id: int, branch: str) -> list[str]:
+    """The IDs of the open AUTO commits made on ``branch`` of the repo."""
+    rows = conn.execute(
+        select(commits.c.id).where(
+            commits.c.repo_id == repo_id,
+            commits.c.branch == branch,
+            commits.c.state == CommitState.STARTED.value,
+            commits.c.origin == Origin.AUTO.value,
+        )
+    )
+    return [str(r[0]) for r in rows]
+
+
+# ---- for gc and fsck: every commit ----------------------------------------------------------
+
+
+class TreeRow(NamedTuple):
+    repo_id: int
+    repo: str
+    id: str
+    seq: int
+    branch: str | None
+    parent: str | None
+    state: str
+    root: bytes | None
+
+
+def tree_rows(conn: Connection, *, finished: bool = False) -> Iterator[TreeRow]:
+    """Where the tree of every commit (with ``finished``, every finished one) is."""
+    names = repos.names()
+    q = select(
+        commits.c.repo_id, names.c.name, commits.c.id, commits.c.seq, commits.c.branch,
+        commits.c.parent, commits.c.state, commits.c.root,
+    ).join(names, names.c.id == commits.c.repo_id)  # fmt: skip
+    if finished:
+        q = q.where(commits.c.state == CommitState.FINISHED.value)
+    for r in conn.execute(q):
+        root = None if r.root is None else bytes(r.root)
+        yield TreeRow(
+            int(r.repo_id), str(r.name), str(r.id), int(r.seq), r.branch, r.parent, str(r.state),
+            root,
+        )  # fmt: skip

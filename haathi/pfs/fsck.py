@@ -12,17 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from sqlalchemy import delete, select
-
 from haathi.errors import HaathiError, InvalidArgument
-from haathi.meta.database import batches
+from haathi.meta import blob_index
 from haathi.meta.integrity import check_database
-from haathi.meta.schema import blobs, branches, commits, packs, repos
 from haathi.models import paths
-from haathi.models.info import CommitState, Problem
+from haathi.models.info import Problem
+from haathi.pfs import branches, commits
 from haathi.pfs.collisions import ChangeView, Clash, find_clashes
 from haathi.pfs.context import PfsContext
-from haathi.pfs.gc import bump_epoch, recheck
+from haathi.pfs.gc import recheck
 from haathi.pfs.reach import Marker, Snapshot, snapshot
 from haathi.storage.blobs import (
     BlobLocation,
@@ -64,20 +62,11 @@ def fsck(ctx: PfsContext, *, fast: bool = False, fix: bool = False) -> list[Prob
 def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
     """Problems of the blob index, packs, trees and branch heads."""
     with ctx.db.read() as conn:
-        pack_rows = {str(r.id): int(r.size) for r in conn.execute(select(packs))}
-        blob_rows = [
-            BlobLocation(bytes(r.digest), r.pack, r.offset, r.length, r.raw_length, r.codec)
-            for r in conn.execute(select(blobs))
-        ]
+        pack_rows = blob_index.pack_sizes(conn)
+        blob_rows = blob_index.locations(conn)
         snap = snapshot(conn)
-        commit_ids = {
-            (int(r[0]), str(r[1])) for r in conn.execute(select(commits.c.repo_id, commits.c.id))
-        }
-        branch_rows = conn.execute(
-            select(repos.c.name, branches.c.name, branches.c.head, branches.c.repo_id).join(
-                repos, repos.c.id == branches.c.repo_id
-            )
-        ).all()
+        commit_ids = {(r.repo_id, r.id) for r in commits.tree_rows(conn)}
+        heads = branches.all_heads(conn)
 
     problems: list[Problem] = []
     sizes = {p: _size(ctx, p) for p in sorted(set(pack_rows) | {b.pack for b in blob_rows})}
@@ -113,8 +102,8 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
                 "restore the pack from a backup; the files using it cannot be read",
             ))  # fmt: skip
 
-    for repo, name, head, repo_id in branch_rows:
-        if head is not None and (int(repo_id), str(head)) not in commit_ids:
+    for repo_id, repo, name, head in heads:
+        if head is not None and (repo_id, head) not in commit_ids:
             problems.append(Problem(
                 "error", "dangling_head", f"{repo}@{name}",
                 f"branch {repo}@{name} points at commit {head}, which does not exist",
@@ -134,17 +123,12 @@ def tree_path_problems(ctx: PfsContext) -> list[Problem]:
     at the commits that made or changed it, and the cost follows the history's changes.
     """
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(repos.c.name, commits.c.repo_id, commits.c.id, commits.c.branch,
-                   commits.c.parent, commits.c.root)
-            .join(repos, repos.c.id == commits.c.repo_id)
-            .where(commits.c.state == CommitState.FINISHED.value)
-        ).all()  # fmt: skip
+        rows = list(commits.tree_rows(conn, finished=True))
     roots = {(r.repo_id, r.id): r.root for r in rows}
     problems: list[Problem] = []
     for r in rows:
-        where = f"{r.name}@{r.id}"
-        branch = f"{r.name}@{r.branch or r.id}"
+        where = f"{r.repo}@{r.id}"
+        branch = f"{r.repo}@{r.branch or r.id}"
         before = roots.get((r.repo_id, r.parent)) if r.parent else None
         try:
             changed = [p for p, _, new in prolly.diff(before, r.root, ctx.nodes) if new]
@@ -290,21 +274,13 @@ def _fix(
     marker: Marker,
 ) -> list[Problem]:
     """Drop the index rows of bad blobs nothing reaches, then pack rows left with no blob."""
-    dropped: set[bytes] = set()
-    emptied: set[str] = set()
     with ctx.db.write() as conn:
-        bump_epoch(conn)  # writers that reused one of these blobs fail cleanly at commit
+        blob_index.bump_epoch(conn)  # writers that reused one of these blobs fail cleanly
         recheck(conn, snap, marker)
-        drop = [d for d in bad if d not in marker.reached]
-        for part in batches(drop):
-            in_bad_pack = blobs.c.pack.in_({bad[d] for d in part})
-            conn.execute(delete(blobs).where(blobs.c.digest.in_(part), in_bad_pack))
+        drop = {d: pack for d, pack in bad.items() if d not in marker.reached}
+        blob_index.drop_blobs(conn, drop)
         dropped = set(drop)
-        for pack in missing_packs:
-            left = conn.execute(select(blobs.c.digest).where(blobs.c.pack == pack).limit(1)).first()
-            if left is None:
-                conn.execute(delete(packs).where(packs.c.id == pack))
-                emptied.add(pack)
+        emptied = {p for p in missing_packs if blob_index.drop_pack_if_empty(conn, p)}
     remove_stale_spools(ctx.blobs.spool_dir)
     out = []
     for p in problems:

@@ -24,14 +24,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection
 
 from haathi.errors import InvalidArgument
-from haathi.meta.blob_index import gc_epoch
-from haathi.meta.database import batches
-from haathi.meta.schema import blobs, gc_state, packs
+from haathi.meta import blob_index
 from haathi.pfs.context import PfsContext, now
 from haathi.pfs.identity import verify_identity
 from haathi.pfs.reach import Marker, Snapshot, snapshot
@@ -53,26 +51,12 @@ class GcReport:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-def bump_epoch(conn: Connection) -> None:
-    """Take gc's lock and start a new epoch: writes that span this see it at commit time."""
-    epoch = gc_epoch(conn, lock="exclusive")
-    conn.execute(update(gc_state).where(gc_state.c.id == 1).values(epoch=epoch + 1))
-
-
 def recheck(conn: Connection, snap: Snapshot, marker: Marker) -> set[str]:
     """Under gc's lock: mark what was added since ``snap``; the packs now holding the index
     rows of newly reached digests."""
     marker.take_added()
     marker.mark(snapshot(conn, since=snap))
-    return packs_of(conn, marker.take_added())
-
-
-def packs_of(conn: Connection, digests: list[bytes]) -> set[str]:
-    out: set[str] = set()
-    for part in batches(digests):
-        rows = conn.execute(select(blobs.c.pack).where(blobs.c.digest.in_(part)))
-        out.update(str(r[0]) for r in rows)
-    return out
+    return blob_index.packs_of(conn, marker.take_added())
 
 
 MAX_GRACE_S = 100 * 365 * 86400.0  # longer is the same: nothing is that old
@@ -102,44 +86,30 @@ def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.
     marker.mark(snap)
 
     with ctx.db.read() as conn:
-        live: set[str] = set()
-        for digest, pack in conn.execute(select(blobs.c.digest, blobs.c.pack)):
-            if bytes(digest) in marker.reached:
-                live.add(str(pack))
-        pack_rows = conn.execute(select(packs.c.id, packs.c.state)).all()
-    candidates = {str(p) for p, state in pack_rows if state == "live" and p not in live}
+        live = {pack for digest, pack in blob_index.digest_packs(conn) if digest in marker.reached}
+        pack_rows = blob_index.pack_states(conn)
+    candidates = {p for p, state in pack_rows if state == "live" and p not in live}
     kept = sum(1 for _, state in pack_rows if state == "live") - len(candidates)
 
     with ctx.db.write() as conn:
-        bump_epoch(conn)
+        blob_index.bump_epoch(conn)
         candidates -= recheck(conn, snap, marker)
-        for part in batches(sorted(candidates)):
-            conn.execute(
-                update(packs)
-                .where(packs.c.id.in_(part), packs.c.state == "live")
-                .values(state="condemned", condemned_at=now())
-            )
+        blob_index.condemn(conn, sorted(candidates), now())
     deleted, freed = _sweep(ctx, now() - timedelta(seconds=grace_s))
     orphans = _delete_orphans(ctx, orphan_grace_s)
     return GcReport(len(marker.reached), kept, len(candidates), deleted, freed, orphans)
 
 
-def _sweep(ctx: PfsContext, cutoff: object) -> tuple[int, int]:
+def _sweep(ctx: PfsContext, cutoff: datetime) -> tuple[int, int]:
     """Drop packs condemned before ``cutoff`` (and not revived): index rows, then objects."""
     with ctx.db.write() as conn:
-        bump_epoch(conn)
-        doomed = conn.execute(
-            select(packs.c.id, packs.c.size).where(
-                packs.c.state == "condemned", packs.c.condemned_at <= cutoff
-            )
-        ).all()
-        ids = [str(r[0]) for r in doomed]
-        for part in batches(ids):
-            conn.execute(delete(blobs).where(blobs.c.pack.in_(part)))
-            conn.execute(delete(packs).where(packs.c.id.in_(part)))
+        blob_index.bump_epoch(conn)
+        doomed = blob_index.condemned_before(conn, cutoff)
+        ids = [pack for pack, _ in doomed]
+        blob_index.drop_packs(conn, ids)
     for pack in ids:  # a crash here leaves orphan objects, which a later gc deletes
         ctx.blobs.objects.delete(pack_key(pack))
-    return len(ids), sum(int(r[1]) for r in doomed)
+    return len(ids), sum(size for _, size in doomed)
 
 
 def _delete_orphans(ctx: PfsContext, min_age_s: float) -> int:
@@ -156,8 +126,8 @@ def _delete_orphans(ctx: PfsContext, min_age_s: float) -> int:
     # Under gc's lock: a writer indexing one of these packs either already has (its row is
     # found below) or will find the object gone when it checks, and fail cleanly.
     with ctx.db.write() as conn:
-        bump_epoch(conn)
-        indexed = {str(r[0]) for r in conn.execute(select(packs.c.id))}
+        blob_index.bump_epoch(conn)
+        indexed = blob_index.pack_ids(conn)
         orphans = [key for pack, key in old.items() if pack not in indexed]
         for key in orphans:
             ctx.blobs.objects.delete(key)

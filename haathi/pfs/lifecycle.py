@@ -7,40 +7,33 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, update
+from sqlalchemy import Connection
 
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.meta.blob_index import gc_epoch, keep_reused
-from haathi.meta.schema import branches, commit_provenance, commits
 from haathi.models.bounds import check_description
 from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.models.text import check_text
-from haathi.pfs import collisions, staging
+from haathi.pfs import collisions, commits, provenance, staging
+from haathi.pfs.branches import branch_head, branches_at, cas_head, ensure_branch, move_heads
 from haathi.pfs.commits import (
     CommitRow,
     children_of,
     find_commit,
     get_commit,
-    repo_id_of,
+    insert_commit,
     resolve,
 )
-from haathi.pfs.context import PfsContext, now
+from haathi.pfs.context import PfsContext
 from haathi.pfs.provenance import (
     drop_open_auto_commits,
     propagate,
     provenance_of,
     subvenance,
 )
-from haathi.pfs.rows import (
-    branch_head,
-    branches_at,
-    cas_head,
-    ensure_branch,
-    insert_commit,
-    lock,
-)
+from haathi.pfs.repos import lock, repo_id_of
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
@@ -323,31 +316,20 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
         with writer:
             edits = staging.edits_for(base, changes, ctx.nodes)
             root = prolly.apply(base, edits, ctx.nodes, writer)
-        count, size = prolly.totals(root, ctx.nodes)
-        values: dict[str, object] = {
-            "state": CommitState.FINISHED.value,
-            "root": root,
-            "file_count": count,
-            "size_bytes": size,
-            "finished_at": now(),
-        }
-        if description is not None:
-            values["description"] = description
+        totals = prolly.totals(root, ctx.nodes)
         with ctx.db.write() as conn:
             lock(conn, spec.repo)
             if staging.last_seq(conn, commit.repo_id, commit.id) != staged_upto:
                 continue
             keep_reused(conn, since_epoch, writer.referenced)
-            res = conn.execute(
-                update(commits)
-                .where(
-                    commits.c.repo_id == commit.repo_id,
-                    commits.c.id == commit.id,
-                    commits.c.state == CommitState.STARTED.value,
-                )
-                .values(**values)
-            )
-            if res.rowcount != 1:
+            if not commits.finish_open(
+                conn,
+                commit.repo_id,
+                commit.id,
+                root=root,
+                totals=totals,
+                description=description,
+            ):
                 raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
             staging.clear(conn, commit.repo_id, commit.id)
         return commit.id
@@ -356,29 +338,14 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
 
 def _drop(conn: Connection, commit: CommitRow) -> None:
     """Remove one commit: heads pointing at it move to its parent."""
-    conn.execute(
-        update(branches)
-        .where(branches.c.repo_id == commit.repo_id, branches.c.head == commit.id)
-        .values(head=commit.parent)
-    )
+    move_heads(conn, commit.repo_id, commit.id, commit.parent)
     staging.clear(conn, commit.repo_id, commit.id)
-    conn.execute(
-        delete(commit_provenance).where(
-            commit_provenance.c.repo_id == commit.repo_id,
-            commit_provenance.c.commit_id == commit.id,
-        )
-    )
-    conn.execute(
-        delete(commits).where(commits.c.repo_id == commit.repo_id, commits.c.id == commit.id)
-    )
+    provenance.forget_commit(conn, commit.repo_id, commit.id)
+    commits.delete_commit_row(conn, commit.repo_id, commit.id)
 
 
 def _reparent(conn: Connection, commit: CommitRow) -> None:
-    conn.execute(
-        update(commits)
-        .where(commits.c.repo_id == commit.repo_id, commits.c.parent == commit.id)
-        .values(parent=commit.parent)
-    )
+    commits.reparent_children(conn, commit.repo_id, commit.id, commit.parent)
 
 
 def delete_commit(ctx: PfsContext, spec: CommitSpec) -> str:

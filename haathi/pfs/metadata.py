@@ -23,16 +23,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from haathi.errors import AlreadyExists, InvalidArgument, NotFound
-from haathi.meta.schema import branches, commits, repos
 from haathi.models.bounds import check_metadata
 from haathi.models.ids import validate_branch_name
 from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.models.text import check_text
-from haathi.pfs.commits import resolve
-from haathi.pfs.context import PfsContext, branch_row, metadata_of, repo_row
+from haathi.pfs import branches, commits, repos
+from haathi.pfs.context import PfsContext, metadata_of
 
 KINDS = ("repo", "branch", "commit")
 ACTIONS = ("add", "edit", "delete", "replace")
@@ -103,9 +102,9 @@ def _encode(md: dict[str, str]) -> str:
 def _edit_repo(conn: Connection, spec: CommitSpec, action: str, items: Items) -> dict[str, str]:
     if spec.ref is not None:
         raise InvalidArgument(f"edit metadata repo takes a repo name, got {spec}")
-    r = repo_row(conn, spec.repo, lock=True)
+    r = repos.repo_row(conn, spec.repo, lock=True)
     md = apply_edit(metadata_of(r.metadata), action, items, f"repo {spec.repo}")
-    conn.execute(update(repos).where(repos.c.id == r.id).values(metadata=_encode(md)))
+    repos.set_metadata(conn, r.id, _encode(md))
     return md
 
 
@@ -115,22 +114,18 @@ def _edit_branch(conn: Connection, spec: CommitSpec, action: str, items: Items) 
     if parse_ancestry(spec.ref).base != spec.ref:
         raise InvalidArgument(f"edit metadata branch takes a branch name, got {spec}")
     validate_branch_name(spec.ref)
-    r = repo_row(conn, spec.repo, lock=True)
-    b = branch_row(conn, r.id, spec.repo, spec.ref)
+    r = repos.repo_row(conn, spec.repo, lock=True)
+    b = branches.branch_row(conn, r.id, spec.repo, spec.ref)
     md = apply_edit(metadata_of(b.metadata), action, items, f"branch {spec}")
-    conn.execute(update(branches).where(branches.c.id == b.id).values(metadata=_encode(md)))
+    branches.set_metadata(conn, b.id, _encode(md))
     return md
 
 
 def _edit_commit(conn: Connection, spec: CommitSpec, action: str, items: Items) -> dict[str, str]:
-    repo_row(conn, spec.repo, lock=True)
-    c = resolve(conn, spec)
+    repos.lock(conn, spec.repo)
+    c = commits.resolve(conn, spec)
     md = apply_edit(c.metadata or {}, action, items, f"commit {c.repo}@{c.id}")
-    conn.execute(
-        update(commits)
-        .where(commits.c.repo_id == c.repo_id, commits.c.id == c.id)
-        .values(metadata=_encode(md))
-    )
+    commits.set_metadata(conn, c.repo_id, c.id, _encode(md))
     return md
 
 

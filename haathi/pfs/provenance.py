@@ -5,20 +5,40 @@ When a branch's head moves to a new commit, every branch downstream of it (trans
 a new open AUTO commit with the **same ID**, whose direct provenance is the heads of that
 branch's provenance branches (as in Pachyderm 2.x ``propagateBranches``). Whoever owns the
 downstream branch (the pipeline's job) fills and finishes that commit.
+
+The owner of the ``branch_provenance`` and ``commit_provenance`` tables. ``commit_provenance``
+holds the direct edges (an output commit -> the input commits it was made from). Full
+provenance follows them upstream back to user commits; subvenance follows them downstream to
+every commit made, directly or not, from a commit. Each walk is one ``WITH RECURSIVE`` query
+(SQLite and PostgreSQL alike), so it costs one round trip whatever the depth of the DAG.
+``UNION`` (not ``UNION ALL``) keeps one row per (commit, depth): diamonds in the DAG cannot
+multiply rows.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
 
 from haathi.errors import FailedPrecondition, InvalidArgument
-from haathi.meta.database import lock_rows
-from haathi.meta.schema import branch_provenance, branches, commit_provenance, commits, repos
+from haathi.meta.schema import branch_provenance, commit_provenance
 from haathi.models.info import CommitState, Origin
-from haathi.pfs.context import now
-from haathi.pfs.rows import branch_head, cas_head, ensure_branch, insert_commit
+from haathi.pfs import branches, commits, repos
 
 BranchKey = tuple[int, str]  # (repo id, branch name)
 
@@ -103,8 +123,34 @@ def downstream_order(conn: Connection, origin: BranchKey) -> list[BranchKey]:
     return order
 
 
-def _lock_repo(conn: Connection, repo_id: int) -> None:
-    lock_rows(conn, select(repos.c.id).where(repos.c.id == repo_id))
+def downstream_repos(conn: Connection, repo_id: int) -> list[str]:
+    """The names of the repos with a branch provenant on a branch of repo ``repo_id``."""
+    names = repos.names()
+    rows = conn.execute(
+        select(names.c.name)
+        .join(branch_provenance, branch_provenance.c.repo_id == names.c.id)
+        .where(branch_provenance.c.from_repo_id == repo_id)
+        .distinct()
+    )
+    return sorted(str(r[0]) for r in rows)
+
+
+def reading(conn: Connection, repo_id: int, branch: str | None) -> list[BranchKey]:
+    """Branches directly provenant on ``branch`` of the repo (None: on any of its branches)."""
+    q = select(branch_provenance.c.repo_id, branch_provenance.c.branch).where(
+        branch_provenance.c.from_repo_id == repo_id
+    )
+    if branch is not None:
+        q = q.where(branch_provenance.c.from_branch == branch)
+    return [(int(r[0]), str(r[1])) for r in conn.execute(q)]
+
+
+def forget_repo(conn: Connection, repo_id: int) -> None:
+    """Drop the provenance of a repo being deleted: of its branches, on its branches, and of
+    its commits (commits made from its commits keep their edges: they were made from them)."""
+    conn.execute(delete(branch_provenance).where(branch_provenance.c.from_repo_id == repo_id))
+    conn.execute(delete(branch_provenance).where(branch_provenance.c.repo_id == repo_id))
+    conn.execute(delete(commit_provenance).where(commit_provenance.c.repo_id == repo_id))
 
 
 def start_auto_commit(conn: Connection, branch: BranchKey, cid: str) -> bool:
@@ -113,25 +159,23 @@ def start_auto_commit(conn: Connection, branch: BranchKey, cid: str) -> bool:
     False (nothing done) if the repo already has a commit with that ID.
     """
     repo_id, name = branch
-    _lock_repo(conn, repo_id)
-    if conn.execute(
-        select(commits.c.id).where(commits.c.repo_id == repo_id, commits.c.id == cid)
-    ).first():
+    repos.lock_id(conn, repo_id)
+    if commits.has_commit(conn, repo_id, cid):
         return False
-    head = ensure_branch(conn, repo_id, name)
-    insert_commit(
+    head = branches.ensure_branch(conn, repo_id, name)
+    commits.insert_commit(
         conn, repo_id, cid, branch=name, parent=head, state=CommitState.STARTED,
         description="", origin=Origin.AUTO,
     )  # fmt: skip
     for up_repo, up_branch in provenance_of(conn, branch):
-        up_head = branch_head(conn, up_repo, up_branch)[1]
+        up_head = branches.branch_head(conn, up_repo, up_branch)[1]
         if up_head is not None:
             conn.execute(
                 insert(commit_provenance).values(
                     repo_id=repo_id, commit_id=cid, from_repo_id=up_repo, from_commit_id=up_head
                 )
             )
-    if not cas_head(conn, repo_id, name, head, cid):
+    if not branches.cas_head(conn, repo_id, name, head, cid):
         raise FailedPrecondition(f"branch {name} moved while propagating commit {cid}")
     return True
 
@@ -145,14 +189,15 @@ def propagate(conn: Connection, origin: BranchKey, cid: str) -> list[BranchKey]:
     return started
 
 
+_NAMES = repos.names()
 _DIRECT = (  # built once: inspect commit runs it every time
-    select(repos.c.name, commit_provenance.c.from_commit_id)
-    .join(repos, repos.c.id == commit_provenance.c.from_repo_id)
+    select(_NAMES.c.name, commit_provenance.c.from_commit_id)
+    .join(_NAMES, _NAMES.c.id == commit_provenance.c.from_repo_id)
     .where(
         commit_provenance.c.repo_id == bindparam("repo_id"),
         commit_provenance.c.commit_id == bindparam("cid"),
     )
-    .order_by(repos.c.name)
+    .order_by(_NAMES.c.name)
 )
 
 
@@ -164,14 +209,15 @@ def direct_provenance(conn: Connection, repo_id: int, cid: str) -> list[tuple[st
 
 def subvenance(conn: Connection, repo_id: int, cid: str) -> list[str]:
     """``repo@commit`` of the commits made directly from this one."""
+    names = repos.names()
     rows = conn.execute(
-        select(repos.c.name, commit_provenance.c.commit_id)
-        .join(repos, repos.c.id == commit_provenance.c.repo_id)
+        select(names.c.name, commit_provenance.c.commit_id)
+        .join(names, names.c.id == commit_provenance.c.repo_id)
         .where(
             commit_provenance.c.from_repo_id == repo_id,
             commit_provenance.c.from_commit_id == cid,
         )
-        .order_by(repos.c.name)
+        .order_by(names.c.name)
     )
     return [f"{r[0]}@{r[1]}" for r in rows]
 
@@ -186,52 +232,83 @@ def finish_auto_commit(
     error: str | None,
 ) -> None:
     """Finish an open (AUTO) commit with a tree built elsewhere, and an error if it failed."""
-    _lock_repo(conn, repo_id)
-    res = conn.execute(
-        update(commits)
-        .where(
-            commits.c.repo_id == repo_id,
-            commits.c.id == cid,
-            commits.c.state == CommitState.STARTED.value,
-        )
-        .values(
-            state=CommitState.FINISHED.value,
-            root=root,
-            file_count=totals[0],
-            size_bytes=totals[1],
-            error=error,
-            finished_at=now(),
-        )
-    )
-    if res.rowcount != 1:
+    repos.lock_id(conn, repo_id)
+    if not commits.finish_open(conn, repo_id, cid, root=root, totals=totals, error=error):
         raise FailedPrecondition(f"commit {cid} is not open: it was finished or deleted")
 
 
 def drop_open_auto_commits(conn: Connection, cid: str) -> int:
     """Remove the open AUTO commits of set ``cid`` that nothing builds on (their origin went)."""
-    rows = conn.execute(
-        select(commits.c.repo_id, commits.c.parent).where(
-            commits.c.id == cid,
-            commits.c.origin == Origin.AUTO.value,
-            commits.c.state == CommitState.STARTED.value,
-        )
-    ).all()
     dropped = 0
-    for repo_id, parent in rows:
-        if conn.execute(
-            select(commits.c.id).where(commits.c.repo_id == repo_id, commits.c.parent == cid)
-        ).first():
+    for repo_id, parent in commits.open_auto_in_set(conn, cid):
+        if commits.children_of(conn, repo_id, cid):
             continue
-        conn.execute(
-            update(branches)
-            .where(branches.c.repo_id == repo_id, branches.c.head == cid)
-            .values(head=parent)
-        )
-        conn.execute(
-            delete(commit_provenance).where(
-                commit_provenance.c.repo_id == repo_id, commit_provenance.c.commit_id == cid
-            )
-        )
-        conn.execute(delete(commits).where(commits.c.repo_id == repo_id, commits.c.id == cid))
+        branches.move_heads(conn, repo_id, cid, parent)
+        forget_commit(conn, repo_id, cid)
+        commits.delete_commit_row(conn, repo_id, cid)
         dropped += 1
     return dropped
+
+
+def forget_commit(conn: Connection, repo_id: int, cid: str) -> None:
+    """Drop the commit's direct provenance (it is being deleted)."""
+    conn.execute(
+        delete(commit_provenance).where(
+            commit_provenance.c.repo_id == repo_id, commit_provenance.c.commit_id == cid
+        )
+    )
+
+
+# ---- transitive provenance and subvenance ---------------------------------------------------
+
+Pair = tuple[ColumnElement[Any], ColumnElement[Any]]
+
+
+def _ends(table: FromClause, upstream: bool) -> tuple[Pair, Pair]:
+    """((repo, commit) an edge is followed from, (repo, commit) it leads to)."""
+    here: Pair = (table.c.repo_id, table.c.commit_id)
+    there: Pair = (table.c.from_repo_id, table.c.from_commit_id)
+    return (here, there) if upstream else (there, here)
+
+
+@functools.cache
+def _walk_statement(upstream: bool) -> Select[Any]:
+    """The walk's query, built once per direction (building it costs ~20x running it on an
+    empty table): ``repo@commit`` rows reachable from the bound (repo_id, cid)."""
+    (src_repo, src_commit), (dst_repo, dst_commit) = _ends(commit_provenance, upstream)
+    seed = (
+        select(dst_repo.label("repo_id"), dst_commit.label("commit_id"), literal(1).label("depth"))
+        .where(src_repo == bindparam("repo_id"), src_commit == bindparam("cid"))
+        .cte("reach", recursive=True)
+    )
+    edge = commit_provenance.alias("edge")
+    (e_src_repo, e_src_commit), (e_dst_repo, e_dst_commit) = _ends(edge, upstream)
+    reach = seed.union(
+        select(e_dst_repo, e_dst_commit, seed.c.depth + 1).join(
+            seed, and_(e_src_repo == seed.c.repo_id, e_src_commit == seed.c.commit_id)
+        )
+    )
+    depth = func.min(reach.c.depth).label("depth")
+    names = repos.names()
+    return (
+        select(names.c.name, reach.c.commit_id, depth)
+        .join(names, names.c.id == reach.c.repo_id)
+        .group_by(names.c.name, reach.c.commit_id)
+        .order_by(depth, names.c.name, reach.c.commit_id)
+    )
+
+
+def _walk(conn: Connection, repo_id: int, cid: str, *, upstream: bool) -> list[str]:
+    """``repo@commit`` of every commit reachable from (repo_id, cid), nearest first."""
+    rows = conn.execute(_walk_statement(upstream), {"repo_id": repo_id, "cid": cid})
+    return [f"{r[0]}@{r[1]}" for r in rows]
+
+
+def full_provenance(conn: Connection, repo_id: int, cid: str) -> list[str]:
+    """Every commit this one was made from, transitively (back to user commits)."""
+    return _walk(conn, repo_id, cid, upstream=True)
+
+
+def full_subvenance(conn: Connection, repo_id: int, cid: str) -> list[str]:
+    """Every commit made from this one, transitively."""
+    return _walk(conn, repo_id, cid, upstream=False)

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import msgpack
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from haathi.errors import Corrupt, HaathiError
-from haathi.meta.schema import commits, repos, staged
 from haathi.models.info import Problem
+from haathi.pfs import commits, staging
 from haathi.tree.entry import FileEntry, NodeRef
 from haathi.tree.prolly import NodeStore
 
@@ -35,27 +34,21 @@ def snapshot(conn: Connection, since: Snapshot | None = None) -> Snapshot:
     """The roots now; with ``since``, only those added after it (new commits, commits that
     were open then and are finished now, changes staged since)."""
     snap = Snapshot()
-    rows = conn.execute(
-        select(commits.c.repo_id, repos.c.name, commits.c.id, commits.c.seq, commits.c.state,
-               commits.c.root).join(repos, repos.c.id == commits.c.repo_id)
-    )  # fmt: skip
-    for repo_id, repo, cid, seq, state, root in rows:
-        snap.commit_seq[repo_id] = max(snap.commit_seq.get(repo_id, 0), int(seq))
-        if state != "FINISHED":
-            snap.open_commits.add((int(repo_id), str(cid)))
+    for r in commits.tree_rows(conn):
+        snap.commit_seq[r.repo_id] = max(snap.commit_seq.get(r.repo_id, 0), r.seq)
+        if r.state != "FINISHED":
+            snap.open_commits.add((r.repo_id, r.id))
             continue
         is_new = since is None or (
-            seq > since.commit_seq.get(repo_id, 0) or (repo_id, cid) in since.open_commits
+            r.seq > since.commit_seq.get(r.repo_id, 0) or (r.repo_id, r.id) in since.open_commits
         )
-        if root is not None and is_new:
-            snap.roots.append((f"{repo}@{cid}", bytes(root)))
+        if r.root is not None and is_new:
+            snap.roots.append((f"{r.repo}@{r.id}", r.root))
     floor = since.staged_seq if since is not None else 0
-    for seq, cid, payload in conn.execute(
-        select(staged.c.seq, staged.c.commit_id, staged.c.payload).where(staged.c.seq > floor)
-    ):
-        snap.staged_seq = max(snap.staged_seq, int(seq))
-        if payload is not None:
-            snap.staged.append((f"open commit {cid}", FileEntry.decode(msgpack.unpackb(payload))))
+    for seq, cid, entry in staging.staged_since(conn, floor):
+        snap.staged_seq = max(snap.staged_seq, seq)
+        if entry is not None:
+            snap.staged.append((f"open commit {cid}", entry))
     snap.staged_seq = max(snap.staged_seq, floor)
     return snap
 

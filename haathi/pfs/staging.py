@@ -1,12 +1,13 @@
 """Turning an ordered list of changes into tree edits, and keeping changes of open commits.
 
 A change is (op, path, entry): ``put`` replaces a file, ``append`` adds chunks to it,
-``delete`` removes a file, ``rdelete`` a file or directory with everything below it.
+``delete`` removes a file, ``rdelete`` a file or directory with everything below it. This
+module owns the ``staged`` table (the changes of open commits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -158,3 +159,19 @@ def staged_near(
 
 def clear(conn: Connection, repo_id: int, commit_id: str) -> None:
     conn.execute(delete(staged).where(staged.c.repo_id == repo_id, staged.c.commit_id == commit_id))
+
+
+def clear_repo(conn: Connection, repo_id: int) -> None:
+    """Drop the staged changes of every open commit of the repo."""
+    conn.execute(delete(staged).where(staged.c.repo_id == repo_id))
+
+
+def staged_since(conn: Connection, floor: int) -> Iterator[tuple[int, str, FileEntry | None]]:
+    """(seq, commit ID, entry) of every change staged after sequence number ``floor``, in
+    any open commit (deletes have no entry)."""
+    rows = conn.execute(
+        select(staged.c.seq, staged.c.commit_id, staged.c.payload).where(staged.c.seq > floor)
+    )
+    for seq, cid, payload in rows:
+        entry = None if payload is None else FileEntry.decode(msgpack.unpackb(payload))
+        yield int(seq), str(cid), entry

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from haathi.errors import FailedPrecondition
-from haathi.meta.schema import branches, commits
 from haathi.models.ops import DeleteOp, Op, PutOp
 from haathi.models.refspec import CommitSpec
 from haathi.pfs import modify
-from haathi.pfs.commits import repo_id_of
-from haathi.pfs.context import as_utc
+from haathi.pfs.branches import branch_head
+from haathi.pfs.commits import find_commit
+from haathi.pfs.repos import repo_id_of
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.cron import parse_cron
@@ -44,12 +42,9 @@ def tick(ctx: PpsContext, leaf: CronInput, at: datetime) -> str:
 def _last_tick(ctx: PpsContext, repo: str) -> datetime | None:
     with ctx.pfs.db.read() as conn:
         rid = repo_id_of(conn, repo)
-        row = conn.execute(
-            select(commits.c.started_at)
-            .join(branches, (branches.c.repo_id == rid) & (branches.c.head == commits.c.id))
-            .where(commits.c.repo_id == rid, branches.c.name == "master")
-        ).first()
-    return None if row is None else as_utc(row[0])
+        head = branch_head(conn, rid, "master")[1]
+        c = find_commit(conn, rid, repo, head) if head is not None else None
+    return None if c is None else c.started_at
 
 
 def run_cron(ctx: PpsContext, pipeline: str) -> list[str]:

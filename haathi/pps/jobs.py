@@ -1,4 +1,5 @@
-"""Jobs: one per output commit. Queueing, claiming, and running one job incrementally.
+"""Jobs: one per output commit. Running one claimed job incrementally (the queue, and how a
+job is claimed and ended, is :mod:`haathi.pps.job_queue`).
 
 A job compares its datums with those of the pipeline's last successful job (the *base*):
 a datum with the same ID and hash that succeeded there is SKIPPED and keeps its outputs; one
@@ -19,33 +20,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection
 
-from haathi.auth import activation, bindings
 from haathi.errors import Conflict, HaathiError
-from haathi.meta.blob_index import keep_reused
-from haathi.meta.schema import commits, datum_inputs, datums, jobs, pipelines
-from haathi.models.auth import Permission, pipeline_subject
-from haathi.models.info import (
-    CommitState,
-    DatumState,
-    JobInfo,
-    JobProgress,
-    JobState,
-    Origin,
-)
+from haathi.models.info import DatumState, JobProgress, JobState
 from haathi.pfs import lifecycle, provenance
 from haathi.pfs.collisions import ChangeView, find_clashes
-from haathi.pfs.commits import CommitRow, find_commit, repo_id_of
+from haathi.pfs.commits import CommitRow, find_commit
 from haathi.pfs.context import now
+from haathi.pfs.repos import repo_id_of
 from haathi.pfs.staging import DELETE, PUT, Change
-from haathi.pps import openlineage, records
+from haathi.pps import datum_records, openlineage, records
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, form_datums
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
 from haathi.pps.isolation import Isolation, isolation_for
-from haathi.pps.pipelines import RUNNING, input_branches, spec_of
+from haathi.pps.job_queue import base_job, base_root, end_job, release
+from haathi.pps.pipelines import input_branches
 from haathi.pps.spec import PipelineSpec, parse_spec
 from haathi.pps.worker import (
     DatumResult,
@@ -68,237 +60,7 @@ SKIPPABLE = (DatumState.SUCCESS.value, DatumState.SKIPPED.value)
 ProgressFn = Callable[[JobProgress], None]
 
 
-# ---- queueing and claiming ---------------------------------------------------------------
-
-
-def ensure_jobs(ctx: PpsContext) -> int:
-    """Queue a job for every open output commit that has none (e.g. after a crash)."""
-    made = 0
-    with ctx.pfs.db.write() as conn:
-        for p in records.all_pipelines(conn):
-            spec, _ = spec_of(conn, p)
-            try:
-                repo_id = repo_id_of(conn, p.name)
-            except HaathiError:
-                continue
-            open_ids = conn.execute(
-                select(commits.c.id).where(
-                    commits.c.repo_id == repo_id,
-                    commits.c.branch == spec.output_branch,
-                    commits.c.state == CommitState.STARTED.value,
-                    commits.c.origin == Origin.AUTO.value,
-                )
-            ).all()
-            for (cid,) in open_ids:
-                have = conn.execute(
-                    select(jobs.c.id).where(jobs.c.pipeline_id == p.id, jobs.c.commit_id == cid)
-                ).first()
-                if have is None:
-                    made += _insert_new_job(conn, {
-                        "pipeline_id": p.id, "commit_id": cid, "version": p.version,
-                        "state": JobState.CREATED.value, "created_at": now(), "context": "{}",
-                    })  # fmt: skip
-    return made
-
-
-def _insert_new_job(conn: Connection, values: dict[str, Any]) -> int:
-    """Insert a job row unless a concurrent runner (``haathi serve``'s background runner, a
-    ``run worker``) queued the same one first; 1 if this call made it."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return conn.execute(pg_insert(jobs).values(**values).on_conflict_do_nothing()).rowcount
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(jobs).values(**values).on_conflict_do_nothing()
-        return conn.execute(stmt).rowcount
-    conn.execute(insert(jobs).values(**values))
-    return 1
-
-
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    why: str = ""  # what it waits for, or why it cannot run
-    unrunnable: bool = False
-
-
-def readiness(conn: Connection, job: records.JobRow) -> Readiness:
-    """Whether a queued job can run now: its inputs and its previous output are finished."""
-    repo_id = repo_id_of(conn, job.pipeline)
-    out = find_commit(conn, repo_id, job.pipeline, job.commit_id)
-    if out is None:
-        return Readiness(False, "its output commit was deleted", unrunnable=True)
-    p = records.pipeline_row(conn, job.pipeline)
-    if p.state != RUNNING:
-        return Readiness(False, f"pipeline {job.pipeline} is stopped")
-    failed = []
-    for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
-        c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
-        if c is None:
-            return Readiness(False, f"input commit {repo}@{cid} was deleted", unrunnable=True)
-        if not c.finished:
-            return Readiness(False, f"waits for input commit {repo}@{cid} to finish")
-        if c.error:
-            failed.append(repo)
-    if out.parent is not None:
-        parent = find_commit(conn, repo_id, job.pipeline, out.parent)
-        if parent is not None and not parent.finished:
-            return Readiness(False, f"waits for the previous job {job.pipeline}@{out.parent}")
-    if failed:
-        return Readiness(
-            False,
-            "unrunnable because the following upstream pipelines failed: " + ", ".join(failed),
-            unrunnable=True,
-        )
-    denied = _unreadable_inputs(conn, job.pipeline)
-    if denied:
-        return Readiness(
-            False,
-            f"{pipeline_subject(job.pipeline)} is not authorized to read input repo "
-            f"{', '.join(denied)}: needs repoReader",
-            unrunnable=True,
-        )
-    return Readiness(True)
-
-
-def _unreadable_inputs(conn: Connection, pipeline: str) -> list[str]:
-    """With auth on: the input repos the pipeline's own identity may not read."""
-    if not activation.is_active(conn):
-        return []
-    spec, _ = spec_of(conn, records.pipeline_row(conn, pipeline))
-    who = pipeline_subject(pipeline)
-    return [
-        repo
-        for repo, _ in input_branches(spec)
-        if Permission.READ not in bindings.permissions(conn, who, repo)
-    ]
-
-
-def claim(ctx: PpsContext, job: records.JobRow) -> bool:
-    """Take the job for this runner (queued, or running under an expired lease)."""
-    t = now()
-    with ctx.pfs.db.write() as conn:
-        res = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                or_(
-                    jobs.c.state == JobState.CREATED.value,
-                    and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_until < t),
-                ),
-            )
-            .values(
-                state=JobState.RUNNING.value,
-                runner=ctx.runner_id,
-                started_at=t,
-                reason=None,
-                lease_until=t + timedelta(seconds=ctx.job_lease_s),
-            )
-        )
-        if res.rowcount != 1:
-            return False
-        conn.execute(delete(datums).where(datums.c.job_id == job.id))  # a restarted job
-        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id == job.id))
-    return True
-
-
-def release(ctx: PpsContext, job: records.JobRow) -> bool:
-    """Give a job this runner holds back to the queue at once (no lease left to expire) and
-    cancel its datums running in this process; False if it holds no such job (it ended)."""
-    with ctx.pfs.db.write() as conn:
-        res = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.state == JobState.RUNNING.value,
-                jobs.c.runner == ctx.runner_id,
-            )
-            .values(state=JobState.CREATED.value, runner=None, lease_until=None)
-        )
-    if res.rowcount != 1:
-        return False
-    cancel_event(job.commit_id).set()
-    return True
-
-
-def end_job(
-    ctx: PpsContext,
-    job: records.JobRow,
-    state: JobState,
-    reason: str | None,
-    *,
-    root: bytes | None = None,
-    keep: Sequence[bytes] = (),
-    since_epoch: int | None = None,
-    only_if_running: bool = True,
-) -> bool:
-    """Record the job's end and finish its output commit (with ``reason`` as its error)."""
-    with ctx.pfs.db.write() as conn:
-        cond = [jobs.c.id == job.id]
-        if only_if_running:
-            cond += [jobs.c.state == JobState.RUNNING.value, jobs.c.runner == ctx.runner_id]
-        res = conn.execute(
-            update(jobs)
-            .where(*cond)
-            .values(state=state.value, reason=reason, finished_at=now(), lease_until=None)
-        )
-        if res.rowcount != 1:
-            return False
-        repo_id = repo_id_of(conn, job.pipeline)
-        if since_epoch is not None:
-            keep_reused(conn, since_epoch, keep)
-        out = find_commit(conn, repo_id, job.pipeline, job.commit_id)
-        if out is not None and not out.finished:
-            error = None if state == JobState.SUCCESS else (reason or state.value.lower())
-            provenance.finish_auto_commit(
-                conn,
-                repo_id,
-                job.commit_id,
-                root=root,
-                totals=prolly.totals(root, ctx.pfs.nodes),
-                error=error,
-            )
-    openlineage.job_ended(ctx, job, state, reason)
-    return True
-
-
-def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
-    """Kill a job: queued ones end at once, a running one when its runner notices."""
-    with ctx.pfs.db.read() as conn:
-        job = records.find_job(conn, pipeline, commit_id)
-    if job.state == JobState.CREATED:
-        end_job(
-            ctx,
-            job,
-            JobState.KILLED,
-            "job stopped",
-            root=base_root(ctx, job),
-            only_if_running=False,
-        )
-    elif job.state == JobState.RUNNING:
-        with ctx.pfs.db.write() as conn:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job.id, jobs.c.state == JobState.RUNNING.value)
-                .values(state=JobState.KILLED.value, reason="job stopped", finished_at=now())
-            )
-    with ctx.pfs.db.read() as conn:
-        return records.job_by_pk(conn, job.id)
-
-
 # ---- the incremental plan ----------------------------------------------------------------
-
-
-def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | None, bytes | None]:
-    """The pipeline's last successful job before this one, and its output tree."""
-    with ctx.pfs.db.read() as conn:
-        base = records.last_success_before(conn, job)
-        if base is None:
-            return None, None
-        c = find_commit(conn, repo_id_of(conn, job.pipeline), job.pipeline, base.commit_id)
-    return base, c.root if c is not None else None
 
 
 @dataclass
@@ -338,16 +100,8 @@ def plan_job(
     previous: dict[str, tuple[str, str, str, int]] = {}
     if base is not None:
         with ctx.pfs.db.read() as conn:
-            for did, h, state, outs, source in conn.execute(
-                select(
-                    datums.c.datum_id,
-                    datums.c.hash,
-                    datums.c.state,
-                    datums.c.outputs,
-                    datums.c.source_job,
-                ).where(datums.c.job_id == base.id)
-            ):
-                previous[str(did)] = (str(h), str(state), str(outs), source or base.id)
+            for did, o in datum_records.outcomes(conn, base.id).items():
+                previous[did] = (o.hash, o.state, o.outputs, o.source_job or base.id)
     every_job = spec.reprocess_spec == "every_job"
     seen = set()
     for d in current:
@@ -397,20 +151,9 @@ def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _datum_row(job_id: int, d: Datum, h: str, **values: Any) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "datum_id": d.id,
-        "hash": h,
-        "inputs": json.dumps([dataclasses.asdict(i) for i in d.inputs]),
-        "outputs": "[]",
-        "env": "{}",
-        "reason": None,
-        "started_at": None,
-        "duration": None,
-        "log": "",
-        "attempts": 0,
-    } | values
+def _datum_row(d: Datum, h: str, state: DatumState, **values: Any) -> datum_records.DatumRecord:
+    inputs = [dataclasses.asdict(i) for i in d.inputs]
+    return datum_records.DatumRecord(d.id, h, state.value, inputs, **values)
 
 
 def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> None:
@@ -422,11 +165,7 @@ def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> 
             if i.repo not in repo_ids:
                 repo_ids[i.repo] = repo_id_of(conn, i.repo)
             rows.add((repo_ids[i.repo], i.path, d.id))
-    if rows:
-        conn.execute(
-            insert(datum_inputs),
-            [{"job_id": job_id, "repo_id": r, "path": p, "datum_id": did} for r, p, did in rows],
-        )
+    datum_records.insert_inputs(conn, job_id, rows)
 
 
 def _outputs_json(entries: Sequence[FileEntry]) -> str:
@@ -496,18 +235,13 @@ class _Watch:
                 return self._end("job timed out")
             try:
                 with self.ctx.pfs.db.read() as conn:
-                    state = conn.execute(
-                        select(jobs.c.state).where(jobs.c.id == self.job.id)
-                    ).scalar()
+                    state = records.job_state(conn, self.job.id)
                 if state != JobState.RUNNING.value:
                     return self._end("job stopped")
                 if time.monotonic() - last_renew > self.ctx.job_lease_s / 4:
                     with self.ctx.pfs.db.write() as conn:
-                        conn.execute(
-                            update(jobs)
-                            .where(jobs.c.id == self.job.id)
-                            .values(lease_until=now() + timedelta(seconds=self.ctx.job_lease_s))
-                        )
+                        until = now() + timedelta(seconds=self.ctx.job_lease_s)
+                        records.renew_lease(conn, self.job.id, until)
                     last_renew = time.monotonic()
             except HaathiError:
                 continue
@@ -634,32 +368,15 @@ class _Run:
         ctx, job, plan = self.ctx, self.job, self.plan
         assert plan is not None
         total = len(plan.skipped) + len(plan.run)
+        skipped = [
+            _datum_row(d, plan.hashes[d.id], DatumState.SKIPPED, outputs=outs, source_job=source)
+            for d, outs, source in plan.skipped
+        ]
+        context = job_context(ctx, spec, version, isolation)
         with ctx.pfs.db.write() as conn:
-            if plan.skipped:
-                conn.execute(
-                    insert(datums),
-                    [
-                        _datum_row(
-                            job.id,
-                            d,
-                            plan.hashes[d.id],
-                            state=DatumState.SKIPPED.value,
-                            outputs=outs,
-                            source_job=source,
-                        )
-                        for d, outs, source in plan.skipped
-                    ],
-                )
+            datum_records.insert_datums(conn, job.id, skipped)
             _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job.id)
-                .values(
-                    data_total=total,
-                    data_skipped=len(plan.skipped),
-                    context=job_context(ctx, spec, version, isolation),
-                )
-            )
+            records.record_plan(conn, job.id, total, len(plan.skipped), context)
         openlineage.job_started(ctx, job)
         self.prog.total, self.prog.skipped = total, len(plan.skipped)
         self.prog.sandbox = isolation.describe()
@@ -698,7 +415,7 @@ class _Run:
         results_of_sets = executor.map(run_datum_set, tasks, parallelism=spec.parallelism)
         try:
             for results in results_of_sets:
-                rows = []
+                rows: list[datum_records.DatumRecord] = []
                 for r in results:
                     counts[r.state] += 1
                     if r.state == DatumState.FAILED:
@@ -709,18 +426,16 @@ class _Run:
                         if other is not None and collision is None:
                             collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
                         outputs[e.path] = e
-                    rows.append(_result_row(job.id, by_id[r.datum_id], plan.hashes[r.datum_id], r))
+                    d = by_id[r.datum_id]
+                    rows.append(_result_row(job.id, d, plan.hashes[d.id], r))
                 with ctx.pfs.db.write() as conn:
-                    if rows:
-                        conn.execute(insert(datums), rows)
-                    conn.execute(
-                        update(jobs)
-                        .where(jobs.c.id == job.id)
-                        .values(
-                            data_processed=counts[DatumState.SUCCESS],
-                            data_failed=counts[DatumState.FAILED],
-                            data_recovered=counts[DatumState.RECOVERED],
-                        )
+                    datum_records.insert_datums(conn, job.id, rows)
+                    records.record_progress(
+                        conn,
+                        job.id,
+                        processed=counts[DatumState.SUCCESS],
+                        failed=counts[DatumState.FAILED],
+                        recovered=counts[DatumState.RECOVERED],
                     )
                 prog.done += len(results)
                 prog.failed = counts[DatumState.FAILED]
@@ -767,15 +482,14 @@ class _Run:
         return state
 
 
-def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]:
+def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> datum_records.DatumRecord:
     return _datum_row(
-        job_id,
         d,
         h,
-        state=r.state.value,
+        r.state,
         attempts=r.attempts,
         outputs=_outputs_json(r.outputs),
-        env=json.dumps(r.env),
+        env=r.env,
         reason=r.reason,
         source_job=job_id,
         exit_code=r.exit_code,
@@ -783,21 +497,3 @@ def _result_row(job_id: int, d: Datum, h: str, r: DatumResult) -> dict[str, Any]
         duration=r.duration,
         log=r.log[-(1 << 20) :],
     )
-
-
-def base_root(ctx: PpsContext, job: records.JobRow) -> bytes | None:
-    """The output tree the job builds on (its last successful predecessor's)."""
-    return base_job(ctx, job)[1]
-
-
-def job_info(ctx: PpsContext, job: records.JobRow) -> JobInfo:
-    """The job with the input commits it reads."""
-    with ctx.pfs.db.read() as conn:
-        rid = repo_id_of(conn, job.pipeline)
-        inputs = provenance.direct_provenance(conn, rid, job.commit_id)
-    return job.info(tuple(f"{r}@{c}" for r, c in inputs))
-
-
-def any_pipelines(ctx: PpsContext) -> bool:
-    with ctx.pfs.db.read() as conn:
-        return conn.execute(select(pipelines.c.id).limit(1)).first() is not None

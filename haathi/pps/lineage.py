@@ -15,25 +15,18 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from haathi.errors import NotFound
-from haathi.meta.schema import (
-    branch_provenance,
-    branches,
-    datum_inputs,
-    datums,
-    jobs,
-    pipelines,
-)
 from haathi.models import paths
 from haathi.models.info import DatumState, FileType, JobState, Origin
 from haathi.models.lineage import LineageNode
 from haathi.models.refspec import FileSpec
-from haathi.pfs import files
-from haathi.pfs.commits import CommitRow, find_commit, repo_id_of, resolve
-from haathi.pfs.repos import repo_name
-from haathi.pps import records
+from haathi.pfs import files, provenance
+from haathi.pfs.branches import branch_head
+from haathi.pfs.commits import CommitRow, find_commit, resolve
+from haathi.pfs.repos import repo_id_of, repo_name
+from haathi.pps import datum_records, records
 from haathi.pps.context import PpsContext
 from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
@@ -90,12 +83,7 @@ class LineageWalk:
         successful one before it (a failed job's output commit keeps its base's files)."""
         key = (pipeline, cid)
         if key not in self.jobs:
-            q = records.job_query().where(
-                jobs.c.commit_id == cid,
-                pipelines.c.name == pipeline,
-            )
-            row = self.conn.execute(q).first()
-            job = records.job_from_row(row) if row is not None else None
+            job = records.job_of_commit(self.conn, pipeline, cid)
             if job is not None and job.state != JobState.SUCCESS:
                 job = records.last_success_before(self.conn, job)
             self.jobs[key] = job
@@ -107,12 +95,7 @@ class LineageWalk:
         return self.jobs_by_pk[pk]
 
     def datum_record(self, job: records.JobRow, datum_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            select(datums.c.inputs, datums.c.outputs, datums.c.state, datums.c.source_job).where(
-                datums.c.job_id == job.id, datums.c.datum_id == datum_id
-            )
-        ).first()
-        return None if row is None else dict(row._mapping)
+        return datum_records.datum_record(self.conn, job.id, datum_id)
 
     def entries(self, root: bytes | None, path: str, is_dir: bool) -> Iterator[FileEntry]:
         """The file at ``path``, or every file under directory ``path``."""
@@ -212,37 +195,22 @@ class LineageWalk:
 
     def pipelines_reading(self, commit: CommitRow) -> list[tuple[str, str]]:
         """Output branches provenant on the commit's branch (or on any branch of its repo)."""
-        q = select(branch_provenance.c.repo_id, branch_provenance.c.branch).where(
-            branch_provenance.c.from_repo_id == commit.repo_id
-        )
-        if commit.branch is not None:
-            q = q.where(branch_provenance.c.from_branch == commit.branch)
-        return [(repo_name(self.conn, rid), str(b)) for rid, b in self.conn.execute(q)]
+        readers = provenance.reading(self.conn, commit.repo_id, commit.branch)
+        return [(repo_name(self.conn, rid), b) for rid, b in readers]
 
     def output_commit(self, repo: str, branch: str) -> CommitRow | None:
         """The pipeline's output commit to look in: of commit set ``at``, else the branch's
         newest finished commit."""
         if self.at is not None:
             return self.commit(repo, self.at)
-        cid = self.conn.execute(
-            select(branches.c.head).where(
-                branches.c.repo_id == self.repo_id(repo), branches.c.name == branch
-            )
-        ).scalar()
-        c = self.commit(repo, str(cid)) if cid else None
+        cid = branch_head(self.conn, self.repo_id(repo), branch)[1]
+        c = self.commit(repo, cid) if cid else None
         while c is not None and not c.finished and c.parent is not None:
             c = self.commit(repo, c.parent)
         return c if c is not None and c.finished else None
 
     def datums_reading(self, job: records.JobRow, repo: str, path: str) -> list[str]:
-        rows = self.conn.execute(
-            select(datum_inputs.c.datum_id).where(
-                datum_inputs.c.job_id == job.id,
-                datum_inputs.c.repo_id == self.repo_id(repo),
-                datum_inputs.c.path.in_(_ancestors(path)),
-            )
-        )
-        return sorted({str(d) for (d,) in rows})
+        return datum_records.datums_reading(self.conn, job.id, self.repo_id(repo), _ancestors(path))
 
 
 def _ancestors(path: str) -> list[str]:

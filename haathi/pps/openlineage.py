@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from haathi.models.info import JobState
 from haathi.pfs import provenance
-from haathi.pfs.commits import find_commit, repo_id_of
+from haathi.pfs.commits import find_commit
 from haathi.pfs.context import now
+from haathi.pfs.repos import repo_id_of
 from haathi.pps import records
 from haathi.pps.context import PpsContext
 from haathi.pps.spec import parse_spec

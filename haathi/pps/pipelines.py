@@ -8,30 +8,22 @@ the salt (part of every datum hash) is kept on update unless ``reprocess`` asks 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
+from haathi.auth import activation, bindings
 from haathi.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from haathi.meta.schema import (
-    commits,
-    datum_inputs,
-    datums,
-    jobs,
-    pipeline_versions,
-    pipelines,
-    repos,
-)
+from haathi.models.auth import Role, pipeline_subject
 from haathi.models.ids import new_commit_id
-from haathi.models.info import CommitState, JobState, PipelineInfo
-from haathi.pfs import provenance
-from haathi.pfs.context import now, repo_row
-from haathi.pfs.repos import delete_repo_rows, insert_repo, repo_name
-from haathi.pfs.rows import branch_head, ensure_branch
-from haathi.pps import records
+from haathi.models.info import PipelineInfo
+from haathi.pfs import commits, provenance, repos
+from haathi.pfs.branches import branch_head, ensure_branch
+from haathi.pfs.catalog import delete_repo_rows
+from haathi.pfs.context import now
+from haathi.pfs.repos import insert_repo, repo_name, repo_row
+from haathi.pps import datum_records, records
 from haathi.pps.context import PpsContext
 from haathi.pps.input_spec import CronInput, walk_inputs
 from haathi.pps.spec import PipelineSpec, parse_spec
@@ -68,40 +60,8 @@ def _input_keys(conn: Connection, spec: PipelineSpec) -> list[provenance.BranchK
 
 def _create_cron_repos(conn: Connection, spec: PipelineSpec) -> None:
     for leaf in walk_inputs(spec.input):
-        if (
-            isinstance(leaf, CronInput)
-            and conn.execute(select(repos.c.id).where(repos.c.name == leaf.repo)).first() is None
-        ):
+        if isinstance(leaf, CronInput) and not repos.exists(conn, leaf.repo):
             insert_repo(conn, leaf.repo, f"cron ticks of pipeline {spec.name}")
-
-
-def _store_version(
-    conn: Connection, pipeline_id: int, version: int, spec: PipelineSpec, salt: str
-) -> None:
-    text = json.dumps(spec.to_dict(), sort_keys=True)
-    conn.execute(
-        insert(pipeline_versions).values(
-            pipeline_id=pipeline_id,
-            version=version,
-            spec=text,
-            spec_hash=hashlib.sha256(text.encode()).hexdigest(),
-            salt=salt,
-            created_at=now(),
-        )
-    )
-
-
-def _queue_job(conn: Connection, pipeline_id: int, version: int, cid: str) -> None:
-    conn.execute(
-        insert(jobs).values(
-            pipeline_id=pipeline_id,
-            commit_id=cid,
-            version=version,
-            state=JobState.CREATED.value,
-            created_at=now(),
-            context="{}",
-        )
-    )
 
 
 def _start_output_commit(
@@ -110,7 +70,7 @@ def _start_output_commit(
     """A new commit set: an output commit over the inputs' current heads, and its job."""
     cid = new_commit_id()
     provenance.start_auto_commit(conn, out, cid)
-    _queue_job(conn, pipeline_id, version, cid)
+    records.queue_job(conn, pipeline_id, version, cid)
     provenance.propagate(conn, out, cid)
     return cid
 
@@ -139,19 +99,14 @@ def create_pipeline(
         _create_cron_repos(conn, spec)
         inputs = _input_keys(conn, spec)
         if existing is None:
-            if conn.execute(select(repos.c.id).where(repos.c.name == spec.name)).first():
+            if repos.exists(conn, spec.name):
                 raise AlreadyExists(
                     f"pipeline {spec.name} cannot be created because a repo with the same "
                     "name already exists",
                     repo=spec.name,
                 )
             out_repo = insert_repo(conn, spec.name, f"output of pipeline {spec.name}")
-            conn.execute(
-                insert(pipelines).values(
-                    name=spec.name, version=1, state=RUNNING, created_at=t, updated_at=t
-                )
-            )
-            p = records.pipeline_row(conn, spec.name)
+            p = records.insert_pipeline(conn, spec.name, RUNNING, t)
             version, salt = 1, spec.salt or uuid.uuid4().hex
         else:
             p = existing
@@ -164,12 +119,8 @@ def create_pipeline(
             out_repo = int(repo_row(conn, spec.name, lock=True).id)
             version = p.version + 1
             salt = spec.salt or (uuid.uuid4().hex if reprocess else old_salt)
-            conn.execute(
-                update(pipelines)
-                .where(pipelines.c.id == p.id)
-                .values(version=version, state=RUNNING, updated_at=t)
-            )
-        _store_version(conn, p.id, version, spec, salt)
+            records.set_version(conn, p.id, version, RUNNING, t)
+        records.insert_version(conn, p.id, version, spec.to_dict(), salt)
         out = (out_repo, spec.output_branch)
         provenance.set_provenance(conn, out, inputs)
         job = _start_output_commit(conn, p.id, version, out)
@@ -188,7 +139,7 @@ def stop_pipeline(ctx: PpsContext, name: str) -> None:
         p = records.pipeline_row(conn, name)
         spec, _ = spec_of(conn, p)
         provenance.set_provenance(conn, _output_key(conn, name, spec), [])
-        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=PAUSED))
+        records.set_state(conn, p.id, PAUSED)
 
 
 def start_pipeline(ctx: PpsContext, name: str) -> str | None:
@@ -200,7 +151,7 @@ def start_pipeline(ctx: PpsContext, name: str) -> str | None:
         spec, _ = spec_of(conn, p)
         out = _output_key(conn, name, spec)
         provenance.set_provenance(conn, out, _input_keys(conn, spec))
-        conn.execute(update(pipelines).where(pipelines.c.id == p.id).values(state=RUNNING))
+        records.set_state(conn, p.id, RUNNING)
         head = branch_head(conn, *out)[1]
         seen = set(provenance.direct_provenance(conn, out[0], head)) if head else set()
         current = {
@@ -227,12 +178,8 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
                 "first, or use --keep-repo",
                 pipeline=name,
             )
-        its_jobs = select(jobs.c.id).where(jobs.c.pipeline_id == p.id)
-        conn.execute(delete(datums).where(datums.c.job_id.in_(its_jobs)))
-        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(its_jobs)))
-        conn.execute(delete(jobs).where(jobs.c.pipeline_id == p.id))
-        conn.execute(delete(pipeline_versions).where(pipeline_versions.c.pipeline_id == p.id))
-        conn.execute(delete(pipelines).where(pipelines.c.id == p.id))
+        datum_records.forget_jobs(conn, records.job_ids(conn, p.id))
+        records.delete_pipeline(conn, p.id)
         provenance.set_provenance(conn, out, [])
         if keep_repo:
             _close_open_outputs(conn, out[0])
@@ -245,11 +192,7 @@ def delete_pipeline(ctx: PpsContext, name: str, *, keep_repo: bool = False) -> N
 
 def _close_open_outputs(conn: Connection, repo_id: int) -> None:
     """A kept output repo's open commits are finished with an error (no job will fill them)."""
-    conn.execute(
-        update(commits)
-        .where(commits.c.repo_id == repo_id, commits.c.state == CommitState.STARTED.value)
-        .values(state=CommitState.FINISHED.value, error="pipeline deleted", finished_at=now())
-    )
+    commits.close_open(conn, repo_id, "pipeline deleted")
 
 
 def pipeline_info(conn: Connection, p: records.PipelineRow) -> PipelineInfo:
@@ -277,3 +220,31 @@ def inspect_pipeline(ctx: PpsContext, name: str) -> PipelineInfo:
 def list_pipeline(ctx: PpsContext) -> list[PipelineInfo]:
     with ctx.pfs.db.read() as conn:
         return [pipeline_info(conn, p) for p in records.all_pipelines(conn)]
+
+
+# ---- the pipeline's own identity, with auth on ---------------------------------------------
+
+
+def grant_roles(conn: Connection, spec: PipelineSpec) -> None:
+    """The pipeline's own identity (``pipeline:NAME``) reads its inputs and writes its output."""
+    who = pipeline_subject(spec.name)
+    for repo, _ in input_branches(spec):
+        bindings.grant(conn, bindings.repo_resource(repo), who, Role.REPO_READER)
+    bindings.grant(conn, bindings.repo_resource(spec.name), who, Role.REPO_WRITER)
+
+
+def grant_all_roles(conn: Connection) -> None:
+    """Every pipeline's roles (see :func:`grant_roles`): when auth is turned on."""
+    for p in records.all_pipelines(conn):
+        grant_roles(conn, spec_of(conn, p)[0])
+
+
+def secure(conn: Connection, spec: PipelineSpec, *, new: bool, owner: str | None) -> None:
+    """In the transaction creating or updating ``spec``, with auth on (else nothing): the
+    pipeline's roles, and for a ``new`` one its output repo owned by ``owner`` (None: by
+    cluster admins only)."""
+    if not activation.is_active(conn):
+        return
+    if new:
+        bindings.make_owner(conn, bindings.repo_resource(spec.name), owner)
+    grant_roles(conn, spec)

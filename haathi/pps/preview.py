@@ -7,8 +7,9 @@ from typing import Any
 
 from haathi.errors import InvalidArgument
 from haathi.models.info import DatumInfo, DatumState
-from haathi.pfs.commits import find_commit, repo_id_of
-from haathi.pfs.rows import branch_head
+from haathi.pfs.branches import branch_head
+from haathi.pfs.commits import find_commit
+from haathi.pfs.repos import repo_id_of
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import form_datums
 from haathi.pps.input_spec import CronInput, parse_input, validate_input, walk_inputs

@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from haathi.errors import FailedPrecondition, HaathiError, InvalidArgument, NotFound
-from haathi.meta.schema import datums
 from haathi.models.info import DatumState, Origin
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import (
@@ -43,7 +42,7 @@ from haathi.models.reproduce import (
     ReproduceReport,
 )
 from haathi.pfs.commits import CommitRow, resolve
-from haathi.pps import records
+from haathi.pps import datum_records, records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import dir_hash
@@ -63,7 +62,6 @@ from haathi.tree.entry import FileEntry
 
 _LOG_TAIL_LINES = 40
 _LOG_TAIL_CHARS = 4000
-_IN_BATCH = 500  # datum IDs per IN (...) query
 
 
 @dataclass
@@ -115,15 +113,8 @@ def reproduce_commit(
         walk = LineageWalk(ctx, conn)
         commit = _output_commit(conn, target, str(target))
         job = _output_job(walk, commit)
-        ids = sorted(
-            str(did)
-            for did, outs in conn.execute(
-                select(datums.c.datum_id, datums.c.outputs).where(
-                    datums.c.job_id == job.id, datums.c.state.in_(WROTE)
-                )
-            )
-            if json.loads(outs)
-        )
+        written = datum_records.outputs_by_state(conn, job.id, WROTE)
+        ids = sorted(did for did, outs in written if json.loads(outs))
         total = len(ids)
         if sample is not None and sample < total:
             ids = sorted(random.Random(seed).sample(ids, sample))
@@ -153,23 +144,13 @@ def _output_job(walk: LineageWalk, commit: CommitRow) -> records.JobRow:
     return job
 
 
-def _batches(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), _IN_BATCH):
-        yield items[i : i + _IN_BATCH]
-
-
 def _plan(
     ctx: PpsContext, conn: Connection, walk: LineageWalk, job: records.JobRow, ids: list[str]
 ) -> list[_Planned]:
     """The record of each datum in the job that ran it, with the task to re-run it."""
-    sources: dict[str, int] = {}
-    for batch in _batches(ids):
-        for did, source in conn.execute(
-            select(datums.c.datum_id, datums.c.source_job).where(
-                datums.c.job_id == job.id, datums.c.datum_id.in_(batch)
-            )
-        ):
-            sources[str(did)] = int(source or job.id)
+    sources = {
+        did: source or job.id for did, source in datum_records.sources(conn, job.id, ids).items()
+    }
     planned: list[_Planned] = []
     by_source: dict[int, list[str]] = {}
     for did in ids:
@@ -180,14 +161,7 @@ def _plan(
             planned.append(p)
     for pk, dids in by_source.items():
         source = walk.job_by_pk(pk)
-        rows: dict[str, Any] = {}
-        for batch in _batches(dids):
-            for r in conn.execute(
-                select(datums.c.datum_id, datums.c.inputs, datums.c.outputs, datums.c.env).where(
-                    datums.c.job_id == source.id, datums.c.datum_id.in_(batch)
-                )
-            ):
-                rows[str(r.datum_id)] = r._mapping
+        rows = datum_records.runs(conn, source.id, dids)
         for did in dids:
             p = _Planned(did, source)
             planned.append(p)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from haathi.models.info import JobState, RunSummary
-from haathi.pps import cron_ticks, jobs, records
+from haathi.pps import cron_ticks, job_queue, jobs, records
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor, make_executor
 from haathi.pps.sandbox import resolve_sandbox
@@ -44,7 +44,7 @@ class JobRunner:
             self._executor = None
 
     def _claim(self, job: records.JobRow, held: list[records.JobRow]) -> bool:
-        if not jobs.claim(self.ctx, job):
+        if not job_queue.claim(self.ctx, job):
             return False
         held.append(job)  # until run_job has it (see run_pending)
         return True
@@ -57,7 +57,7 @@ class JobRunner:
     ) -> records.JobRow | None:
         """The oldest runnable queued job, claimed and added to ``held`` (unrunnable ones are
         ended on the way); ``only``: of the pipelines it accepts."""
-        jobs.ensure_jobs(self.ctx)
+        job_queue.ensure_jobs(self.ctx)
         while True:  # scan again after ending an unrunnable job: its downstream may be next
             with self.ctx.pfs.db.read() as conn:
                 queued = records.list_jobs(conn, states=(JobState.CREATED, JobState.RUNNING))
@@ -72,10 +72,10 @@ class JobRunner:
                     summary.waiting[key] = "running in another runner"
                     continue
                 with self.ctx.pfs.db.read() as conn:
-                    r = jobs.readiness(conn, job)
+                    r = job_queue.readiness(conn, job)
                 if r.unrunnable:
-                    base = jobs.base_root(self.ctx, job)
-                    if jobs.end_job(
+                    base = job_queue.base_root(self.ctx, job)
+                    if job_queue.end_job(
                         self.ctx,
                         job,
                         JobState.UNRUNNABLE,
@@ -121,7 +121,7 @@ class JobRunner:
                 state = jobs.run_job(self.ctx, job, executor, progress, stop)
             except BaseException:
                 for j in held:  # run_job gives back what it ran; this, a claim it never got
-                    if jobs.release(self.ctx, j):
+                    if job_queue.release(self.ctx, j):
                         forget_job(j.commit_id)
                 raise
             key = f"{job.pipeline}@{job.commit_id}"

@@ -1,0 +1,207 @@
+"""The record of every datum of every job, and the index of the input paths each one read: the
+owner of the ``datums`` and ``datum_inputs`` tables.
+
+A job's datum rows are its complete datum set (skipped datums too, naming the job that ran
+them); ``datum_inputs`` says which datums of a job read a path (a file, or a directory as
+itself), the index behind downstream lineage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select
+
+from haathi.errors import NotFound
+from haathi.meta.database import batches
+from haathi.meta.schema import datum_inputs, datums
+from haathi.models.info import DatumInfo, DatumState
+from haathi.pfs.context import as_utc
+from haathi.pps.records import JobRow
+
+
+@dataclass(frozen=True, slots=True)
+class DatumRecord:
+    """One datum of one job, as recorded."""
+
+    datum_id: str
+    hash: str
+    state: str
+    inputs: list[dict[str, Any]]  # what the datum read: name, repo, branch, commit, path, ...
+    outputs: str = "[]"  # JSON: [[path, hash, size], ...]
+    env: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    started_at: datetime | None = None
+    duration: float | None = None
+    log: str = ""
+    attempts: int = 0
+    source_job: int | None = None  # the job that ran it (an earlier one if SKIPPED)
+    exit_code: int | None = None
+
+
+def insert_datums(conn: Connection, job_id: int, records: Sequence[DatumRecord]) -> None:
+    """Record datums of the job."""
+    if not records:
+        return
+    conn.execute(
+        insert(datums),
+        [
+            {
+                "job_id": job_id,
+                "datum_id": r.datum_id,
+                "hash": r.hash,
+                "state": r.state,
+                "inputs": json.dumps(r.inputs),
+                "outputs": r.outputs,
+                "env": json.dumps(r.env),
+                "reason": r.reason,
+                "started_at": r.started_at,
+                "duration": r.duration,
+                "log": r.log,
+                "attempts": r.attempts,
+                "source_job": r.source_job,
+                "exit_code": r.exit_code,
+            }
+            for r in records
+        ],
+    )
+
+
+def insert_inputs(conn: Connection, job_id: int, read: Collection[tuple[int, str, str]]) -> None:
+    """Index which input paths the job's datums read: (repo ID, path, datum ID)."""
+    if read:
+        conn.execute(
+            insert(datum_inputs),
+            [{"job_id": job_id, "repo_id": r, "path": p, "datum_id": d} for r, p, d in read],
+        )
+
+
+def forget_jobs(conn: Connection, job_ids: Sequence[int]) -> None:
+    """Drop the datum records and input index of the jobs ``job_ids`` (restarted or deleted)."""
+    for part in batches(job_ids):
+        conn.execute(delete(datums).where(datums.c.job_id.in_(part)))
+        conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(part)))
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:
+    m = r._mapping
+    return DatumInfo(
+        job=f"{job.pipeline}@{job.commit_id}",
+        id=str(m["datum_id"]),
+        state=DatumState(m["state"]),
+        hash=str(m["hash"]),
+        attempts=int(m["attempts"]),
+        inputs=tuple(json.loads(m["inputs"])),
+        outputs=tuple(
+            {"path": p, "hash": h, "size_bytes": n} for p, h, n in json.loads(m["outputs"])
+        ),
+        env=json.loads(m["env"] or "{}"),
+        reason=m["reason"],
+        started=as_utc(m["started_at"]),
+        duration_s=m["duration"],
+        exit_code=m["exit_code"],
+    )
+
+
+def job_datums(conn: Connection, job: JobRow) -> list[DatumInfo]:
+    rows = conn.execute(select(datums).where(datums.c.job_id == job.id).order_by(datums.c.datum_id))
+    return [datum_info(job, r) for r in rows]
+
+
+def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str, str]]:
+    """(datum id, user output) of the job's datums that ran (one datum, given its ID)."""
+    q = select(datums.c.datum_id, datums.c.log).where(datums.c.job_id == job.id)
+    if datum is not None:
+        q = q.where(datums.c.datum_id.like(datum + "%"))
+    rows = conn.execute(q.order_by(datums.c.started_at, datums.c.datum_id)).all()
+    if datum is not None and not rows:
+        raise NotFound(f"datum {datum} not found in job {job.pipeline}@{job.commit_id}")
+    return [(str(d), str(log)) for d, log in rows if log]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a datum came to in a job: what incremental processing compares."""
+
+    hash: str
+    state: str
+    outputs: str  # JSON: [[path, hash, size], ...]
+    source_job: int | None
+
+
+def outcomes(conn: Connection, job_id: int) -> dict[str, Outcome]:
+    """datum ID -> outcome, of every datum of the job."""
+    rows = conn.execute(
+        select(
+            datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
+        ).where(datums.c.job_id == job_id)
+    )
+    return {str(did): Outcome(str(h), str(st), str(outs), src) for did, h, st, outs, src in rows}
+
+
+def datum_record(conn: Connection, job_id: int, datum_id: str) -> dict[str, Any] | None:
+    """The datum's inputs, outputs (JSON), state and source job."""
+    row = conn.execute(
+        select(datums.c.inputs, datums.c.outputs, datums.c.state, datums.c.source_job).where(
+            datums.c.job_id == job_id, datums.c.datum_id == datum_id
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def datums_reading(conn: Connection, job_id: int, repo_id: int, paths: Sequence[str]) -> list[str]:
+    """The job's datums that read any of ``paths`` of the repo, sorted."""
+    rows = conn.execute(
+        select(datum_inputs.c.datum_id).where(
+            datum_inputs.c.job_id == job_id,
+            datum_inputs.c.repo_id == repo_id,
+            datum_inputs.c.path.in_(paths),
+        )
+    )
+    return sorted({str(d) for (d,) in rows})
+
+
+def outputs_by_state(
+    conn: Connection, job_id: int, states: Collection[str]
+) -> list[tuple[str, str]]:
+    """(datum ID, outputs JSON) of the job's datums in one of ``states``."""
+    rows = conn.execute(
+        select(datums.c.datum_id, datums.c.outputs).where(
+            datums.c.job_id == job_id, datums.c.state.in_(states)
+        )
+    )
+    return [(str(d), str(o)) for d, o in rows]
+
+
+def sources(conn: Connection, job_id: int, ids: Sequence[str]) -> dict[str, int | None]:
+    """datum ID -> the job that ran it (None: this one), of those of ``ids`` the job has."""
+    out: dict[str, int | None] = {}
+    for part in batches(ids):
+        rows = conn.execute(
+            select(datums.c.datum_id, datums.c.source_job).where(
+                datums.c.job_id == job_id, datums.c.datum_id.in_(part)
+            )
+        )
+        out.update((str(d), None if s is None else int(s)) for d, s in rows)
+    return out
+
+
+def runs(conn: Connection, job_id: int, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """datum ID -> its inputs, outputs and env as recorded (JSON), of those of ``ids`` the job
+    ran."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for part in batches(ids):
+        rows = conn.execute(
+            select(datums.c.datum_id, datums.c.inputs, datums.c.outputs, datums.c.env).where(
+                datums.c.job_id == job_id, datums.c.datum_id.in_(part)
+            )
+        )
+        out.update((str(r.datum_id), dict(r._mapping)) for r in rows)
+    return out
