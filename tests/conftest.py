@@ -4,7 +4,8 @@ A store-backed test can run in four shapes: two backend pairs, the embedded defa
 (``local``: packs in the store directory, SQLite) and ``s3pg`` (a real SeaweedFS S3 server and
 a real PostgreSQL, started once per test worker on loopback ports; each test gets its own
 database and key prefix), times two transports for the ``client`` fixture: ``embedded``
-(in-process) and ``remote`` (a ``haathi serve`` of the store, reached over HTTP).
+(in-process) and ``remote`` (``RemoteApi`` over HTTP to the server's app: through an
+in-process transport, or a real uvicorn for the tests that need a socket).
 
 Which shapes a test runs in:
 
@@ -98,7 +99,7 @@ def store(
 
 @pytest.fixture(params=["embedded", "remote"])
 def transport(request: pytest.FixtureRequest) -> str:
-    """How the test's Client reaches its store: in-process, or through ``haathi serve``."""
+    """How the test's Client reaches its store: in-process, or over HTTP to the server's app."""
     return str(request.param)
 
 
