@@ -39,7 +39,7 @@ from haathi.client import Client
 from haathi.server.serve import Server
 from loopback.servers import Postgres, SeaweedS3
 from tests.images import busybox_image, imagemagick_image, opencv_image, python_image  # noqa: F401
-from tests.in_process import InProcessServer
+from tests.in_process import InProcessServer, run_cli
 
 BUCKET = "haathi-tests"
 
@@ -213,28 +213,31 @@ class Result:
 
 
 class Cli:
-    """Runs ``haathi`` as a real subprocess against one store."""
+    """Runs ``haathi`` against one store: through its entry point in this process (see
+    :func:`tests.in_process.run_cli`), or as a real ``python -m haathi`` subprocess when
+    ``process=True`` (for what only a process shows: signals, start-up, the interpreter's
+    own exit)."""
 
-    def __init__(self, store: Path, cwd: Path) -> None:
+    def __init__(self, store: Path, cwd: Path, *, process: bool = False) -> None:
         self.store = store
         self.cwd = cwd
+        self.process = process
 
     def __call__(self, *args: str, input: bytes | None = None, ok: bool = True) -> Result:
-        env = dict(os.environ, HAATHI_ADDRESS=str(self.store), COLUMNS="200")
-        proc = subprocess.run(
-            [sys.executable, "-m", "haathi", *args],
-            input=input,
-            capture_output=True,
-            env=env,
-            cwd=self.cwd,
-            timeout=120,
-        )
-        res = Result(
-            proc.returncode,
-            proc.stdout.decode(errors="replace"),
-            proc.stderr.decode(errors="replace"),
-            proc.stdout,
-        )
+        env = {"HAATHI_ADDRESS": str(self.store), "COLUMNS": "200"}
+        if self.process:
+            proc = subprocess.run(
+                [sys.executable, "-m", "haathi", *args],
+                input=input,
+                capture_output=True,
+                env=dict(os.environ, **env),
+                cwd=self.cwd,
+                timeout=120,
+            )
+            code, out, err = proc.returncode, proc.stdout, proc.stderr
+        else:
+            code, out, err = run_cli(list(args), env=env, cwd=self.cwd, input=input)
+        res = Result(code, out.decode(errors="replace"), err.decode(errors="replace"), out)
         if ok and res.code != 0:
             raise AssertionError(f"haathi {' '.join(args)} failed ({res.code}): {res.err}")
         return res

@@ -444,12 +444,13 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
 
     empty = tmp_path / "no-bwrap"
     empty.mkdir()
+    process = Cli(cli.store, cli.cwd, process=True)  # a new process probes for bwrap afresh
     with monkeypatch.context() as m:
         m.setenv("PATH", str(empty))  # bubblewrap is not found
-        res = cli.fails("--sandbox", "bwrap", "update", "pipeline", "-f", spec)
+        res = process.fails("--sandbox", "bwrap", "update", "pipeline", "-f", spec)
         assert res.code == 2 and "bubblewrap (bwrap)" in res.err
         # a worker that cannot run jobs here says so and exits, claiming nothing
-        assert cli("--sandbox", "bwrap", "run", "worker", ok=False).code == 2
+        assert process("--sandbox", "bwrap", "run", "worker", ok=False).code == 2
     res = cli.fails("--executor", "carrier-pigeon://coop", "update", "pipeline", "-f", spec)
     assert res.code == 2 and "carrier-pigeon" in res.err
     res = cli.fails(
@@ -477,7 +478,7 @@ def test_an_update_whose_jobs_cannot_run_here_changes_nothing(
     # a write is not refused for it: it commits, and the job it starts fails, saying why
     with monkeypatch.context() as m:
         m.setenv("PATH", str(empty))
-        cli(
+        process(
             "--sandbox",
             "bwrap",
             "put",

@@ -207,12 +207,16 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated
 
 
-def run() -> None:
-    """Entry point: one-line errors and meaningful exit codes, never a traceback."""
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors and meaningful exit codes, never a traceback.
+
+    ``argv`` defaults to ``sys.argv[1:]``; the process exits with the command's code."""
     allocator.tune()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    state.address, state.overrides, state.client = None, {}, None
+    _terminated.clear()
     try:
-        result = app(standalone_mode=False)
+        result = app(args=argv, prog_name="haathi", standalone_mode=False)
         code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
     except HaathiError as exc:
         render.err.print(f"error: {exc}", markup=False)
@@ -245,6 +249,7 @@ def run() -> None:
     finally:
         if state.client is not None:
             state.client.close()
+            state.client = None
     if _terminated:
         render.err.print("terminated")
         code = 128 + signal.SIGTERM
