@@ -29,18 +29,18 @@ for i in range(int(sys.argv[3])):
 def test_four_processes_writing_one_branch_lose_nothing(client: Client, store: Path) -> None:
     client.create_repo("r")
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(w), "200"])
+        subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(w), "100"])
         for w in range(4)
     ]
     assert [p.wait(timeout=600) for p in procs] == [0, 0, 0, 0]
     files = {f.path for f in client.walk_file("r@master:/")}
-    assert files == {f"/w{w}/f{i}" for w in range(4) for i in range(200)}
+    assert files == {f"/w{w}/f{i}" for w in range(4) for i in range(100)}
     history = client.list_commit("r@master")
-    assert len(history) == 800
+    assert len(history) == 400
     assert all(c.state.value == "FINISHED" for c in history)
     # Linear: each commit's parent is the next older one, ending at the root.
     assert [c.parent for c in history] == [c.id for c in history[1:]] + [None]
-    assert client.get_file("r@master:/w3/f199") == b"3-199"
+    assert client.get_file("r@master:/w3/f99") == b"3-99"
 
 
 def _snapshot(c: Client) -> dict[str, dict[str, str | None]]:

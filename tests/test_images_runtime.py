@@ -610,7 +610,7 @@ SAY_PY = (
 def test_no_runtime_installed_fails_the_job_saying_what_to_install(
     busybox_image: BusyboxImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cli = Cli(tmp_path / "store", tmp_path)
+    cli = Cli(tmp_path / "store", tmp_path, process=True)  # probes PATH afresh
     cli("init")
     with with_data(haathi.connect(str(cli.store))) as c:
         before = Before.of(c)
