@@ -16,8 +16,10 @@ Which shapes a test runs in:
   stored: damage, identity, crashes);
 - ``--every-shape`` on the command line: every test in every shape (the full matrix).
 
-Tests in a shape other than the default, and tests marked ``slow``, are left out of the fast
-loop, ``bash scripts/test -m "not slow"``.
+The fast loop, ``bash scripts/test -m "not slow"``, is the default shape with nothing started
+beside the test: tests in another shape, tests that need a real server on a socket (the
+``server`` fixture) or the session's PostgreSQL and SeaweedFS (``backends``), the conformance
+suites' PostgreSQL, S3 and Dask implementations, and tests marked ``slow`` are left out of it.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 DEFAULT_SHAPE = {"backend": "local", "transport": "embedded"}
+STARTS_SERVERS = {"server", "backends"}  # uvicorn on a socket; PostgreSQL and SeaweedFS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,7 +146,7 @@ def _runs_in_shape(item: pytest.Item, every_shape: bool) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep each test's shapes (see the module docstring); other shapes are slow."""
+    """Keep each test's shapes; mark what the fast loop leaves out (see the module docstring)."""
     every_shape = bool(config.getoption("--every-shape"))
     keep = [item for item in items if _runs_in_shape(item, every_shape)]
     if len(keep) < len(items):
@@ -151,7 +154,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
         items[:] = keep
     for item in items:
-        if any(DEFAULT_SHAPE[k] != v for k, v in _shape(item).items()):
+        other_shape = any(DEFAULT_SHAPE[k] != v for k, v in _shape(item).items())
+        if other_shape or STARTS_SERVERS & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

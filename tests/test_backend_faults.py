@@ -451,6 +451,8 @@ def test_eight_processes_writing_one_branch_on_postgres_and_s3(store: Path) -> N
         assert set(head) == set(want)
         assert {p: c.get_file(f"r@master:{p}") for p in want} == want
         assert_fsck_clean(c)
-        print(f"{total} commits from {WRITERS} processes in {elapsed:.1f}s")  # a figure, not a bound
+        print(
+            f"{total} commits from {WRITERS} processes in {elapsed:.1f}s"
+        )  # a figure, not a bound
     finally:
         c.close()

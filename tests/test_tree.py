@@ -134,7 +134,7 @@ def fanout(bits: int | None) -> Iterator[None]:
 FANOUTS = [
     pytest.param(None, id="fanout64"),
     pytest.param(2, id="fanout4"),
-    pytest.param(1, id="fanout2"),
+    pytest.param(1, id="fanout2", marks=pytest.mark.slow),  # the fast loop has 4 and 64
 ]
 
 PROPERTY = settings(

@@ -61,7 +61,7 @@ def s3_store(backends: Backends, prefix: str) -> S3ObjectStore:
     )  # fmt: skip
 
 
-@pytest.fixture(params=["local", "s3", "memory"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow), "memory"])
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Impl]:
     """A new, empty object store of each kind."""
     spool = tmp_path / "spool"  # beside a local store's directory: the same file system
