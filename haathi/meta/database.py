@@ -339,14 +339,27 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[str], **val
 
 
 _NUL_TEXT = "text with a NUL character (\\x00) is not a valid name or value"
-_DAMAGED = ("database disk image is malformed", "file is not a database", "invalid page in block")
+# The database's own files are damaged: SQLite's SQLITE_CORRUPT ("database disk image is
+# malformed") and SQLITE_NOTADB; PostgreSQL's data_corrupted (XX001, e.g. "invalid page in
+# block") and index_corrupted (XX002).
+_SQLITE_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_PG_DAMAGED = frozenset({"XX001", "XX002"})
+
+
+def _codes(exc: DBAPIError) -> tuple[int | None, str | None]:
+    """The driver's error code: (SQLite primary result code, PostgreSQL SQLSTATE)."""
+    if isinstance(exc.orig, sqlite3.Error):
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return (None if code is None else code & 0xFF), None
+    return None, getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 def _translate(exc: DBAPIError) -> StorageError | InvalidArgument | Corrupt:
     msg = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
-    if "cannot contain NUL" in msg:  # PostgreSQL text: the value is bad, not the database
+    if "cannot contain NUL" in msg:  # psycopg's own check (no SQLSTATE): the value is bad
         return InvalidArgument(_NUL_TEXT)
-    if any(s in msg for s in _DAMAGED):
+    sqlite_code, sqlstate = _codes(exc)
+    if sqlite_code in _SQLITE_DAMAGED or sqlstate in _PG_DAMAGED:
         return Corrupt(
             f"the metadata database is damaged: {msg} (`haathi fsck` checks it; restore the "
             "database from a backup)"
@@ -365,10 +378,9 @@ def is_transient(exc: DBAPIError) -> bool:
     """
     if exc.connection_invalidated:
         return True
+    sqlite_code, state = _codes(exc)
     if isinstance(exc.orig, sqlite3.Error):
-        code = getattr(exc.orig, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in _SQLITE_TRANSIENT
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return sqlite_code in _SQLITE_TRANSIENT
     if not state:
         return isinstance(exc, OperationalError)
     return state in _PG_TRANSIENT or state[:2] in _PG_TRANSIENT
