@@ -409,7 +409,7 @@ for i in range(int(sys.argv[3])):
 c.close()
 """
 WRITERS = 8
-COMMITS_EACH = 100
+COMMITS_EACH = 50
 
 
 def test_eight_processes_writing_one_branch_on_postgres_and_s3(store: Path) -> None:
