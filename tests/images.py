@@ -13,16 +13,17 @@ already uses, and imported into podman's storage. Four session fixtures return t
   docker-archive (:class:`BusyboxImage`), so every image source can be tested.
 - ``python_image``: ``localhost/haathi-test/python:1``, Debian's essential set plus
   ``python3-minimal``.
-- ``opencv_image``: ``localhost/haathi-test/opencv:1``, Python with OpenCV, numpy and
-  matplotlib, and ``/edges.py`` (``tests/data/images/edges.py``) for Pachyderm's OpenCV
-  tutorial. ``MPLCONFIGDIR`` and ``XDG_CACHE_HOME`` are ``/tmp``, so matplotlib and fontconfig
-  work on a read-only root with no home.
+- ``opencv_image``: ``localhost/haathi-test/opencv:1``, Python with OpenCV and numpy, and
+  ``/edges.py`` (``tests/data/images/edges.py``) for Pachyderm's OpenCV tutorial: about 0.7 GB,
+  since the parts of OpenCV's dependencies that ``cv2`` never loads are left out
+  (:data:`OPENCV_OPTIONS`).
 - ``imagemagick_image``: ``localhost/haathi-test/imagemagick:1``, ImageMagick (``montage``),
   findutils and a shell, for the tutorial's ``montage.json``; ``XDG_CACHE_HOME`` is ``/tmp``.
 
 Debian root filesystems come from ``mmdebstrap --variant=essential`` (no Recommends, no docs,
-man pages or translations); as root it builds in ``root`` mode (a chroot it mounts /proc,
-/dev and /sys in). Images are made with ``podman import --change``.
+man pages or translations; a recipe may add options of its own); as root it builds in ``root``
+mode (a chroot it mounts /proc, /dev and /sys in). Images are made with ``podman import
+--change``.
 
 **Cache.** Each image is labelled ``haathi.test.recipe=<hash of its recipe>`` (packages,
 mmdebstrap options, the files put in, the config, ``RECIPE_VERSION``). A fixture that finds
@@ -142,6 +143,7 @@ class Recipe:
     changes: tuple[str, ...]  # ``podman import --change`` instructions (the image config)
     packages: tuple[str, ...] = ()  # on top of Debian's essential set; () for busybox
     files: tuple[tuple[str, Path], ...] = ()  # (path in the image, file here)
+    options: tuple[str, ...] = ()  # mmdebstrap options of this recipe, after MMDEBSTRAP_OPTIONS
 
     @property
     def ref(self) -> str:
@@ -153,7 +155,9 @@ class Recipe:
 
     def key(self) -> str:
         """A hash of the recipe and of how it is built."""
-        how = MMDEBSTRAP_OPTIONS if self.debian else (BUSYBOX_APPLETS, PASSWD, GROUP)
+        how: tuple[object, ...] = (BUSYBOX_APPLETS, PASSWD, GROUP)
+        if self.debian:
+            how = (*MMDEBSTRAP_OPTIONS, *self.options)
         recipe = [RECIPE_VERSION, SUITE, self.name, self.changes, self.packages, how]
         h = hashlib.sha256(json.dumps(recipe).encode())
         for inside, here in self.files:
@@ -170,18 +174,36 @@ BUSYBOX_RECIPE = Recipe(
     files=(("/bin/busybox", BUSYBOX),),
 )  # fmt: skip
 PYTHON_RECIPE = Recipe("python", (f"ENV {DEBIAN_PATH}",), ("python3-minimal",))
-# python3-fonttools (which matplotlib needs) depends on python3-scipy | python3-munkres and on
-# python3-unicodedata2 | python3-all: naming the small alternatives keeps scipy, pythran, g++
-# and boost (about 600 MB) out of the OpenCV image.
-OPENCV_PACKAGES = (
-    "python3-minimal", "python3-opencv", "python3-matplotlib", "python3-numpy",
-    "python3-munkres", "python3-unicodedata2",
-)  # fmt: skip
+OPENCV_PACKAGES = ("python3-minimal", "python3-opencv", "python3-numpy")
+# cv2 links every OpenCV library and through them Qt, VTK, GDAL and FFmpeg, which must all be
+# there for ``import cv2``; these options leave out what it never loads for imread, Canny and
+# imwrite (270 MB; matplotlib, which edges.py does not use, was another 240 MB). The image is
+# 0.7 GB, and the tutorial's tests spend most of their setup importing and unpacking it.
+_LIB = "/usr/lib/x86_64-linux-gnu"
+OPENCV_OPTIONS = (
+    # Merged /usr made by mmdebstrap's hook with the usr-is-merged package, not by the
+    # usrmerge package, which needs perl (45 MB).
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+    # Mesa's DRI drivers, which libGL opens only to create a GL context (Qt and VTK link
+    # libGL; edges.py opens no window), and LLVM and Z3, which only those drivers use (160 MB).
+    f"--dpkgopt=path-exclude={_LIB}/dri/*",
+    f"--dpkgopt=path-exclude={_LIB}/libLLVM-15.so*",
+    f"--dpkgopt=path-exclude={_LIB}/libz3.so*",
+    # Intel's Quick Sync runtime, which libmfx opens only to code video on an Intel GPU (25 MB).
+    f"--dpkgopt=path-exclude={_LIB}/libmfxhw64.so*",
+    f"--dpkgopt=path-exclude={_LIB}/mfx/*",
+    # Data read only when used: PROJ's grids (GDAL's reprojection) and the ISO code lists
+    # (GStreamer's language names) (40 MB).
+    "--dpkgopt=path-exclude=/usr/share/proj/*",
+    "--dpkgopt=path-exclude=/usr/share/iso-codes/*",
+    "--dpkgopt=path-exclude=/usr/share/xml/iso-codes/*",
+)
 OPENCV_RECIPE = Recipe(
     "opencv",
-    (f"ENV {DEBIAN_PATH}", "ENV MPLCONFIGDIR=/tmp", "ENV XDG_CACHE_HOME=/tmp"),
+    (f"ENV {DEBIAN_PATH}",),
     OPENCV_PACKAGES,
     (("/edges.py", Path(__file__).parent / "data" / "images" / "edges.py"),),
+    OPENCV_OPTIONS,
 )
 IMAGEMAGICK_RECIPE = Recipe(
     "imagemagick",
@@ -289,7 +311,7 @@ def _debian_rootfs(recipe: Recipe, out: Path) -> None:
         hooks += [f"--customize-hook=upload {here} {inside}"]
         hooks += [f'--customize-hook=chmod 0644 "$1{inside}"']
     _run(
-        ["mmdebstrap", "--quiet", "--format=tar", *MMDEBSTRAP_OPTIONS,
+        ["mmdebstrap", "--quiet", "--format=tar", *MMDEBSTRAP_OPTIONS, *recipe.options,
          f"--include={','.join(recipe.packages)}", *hooks, SUITE, str(out)],
         f"mmdebstrap could not build {recipe.ref}", timeout=1800,
     )  # fmt: skip
@@ -411,7 +433,7 @@ def python_image() -> Image:
 
 @pytest.fixture(scope="session")
 def opencv_image() -> Image:
-    """``localhost/haathi-test/opencv:1``: Python, OpenCV, matplotlib and ``/edges.py``."""
+    """``localhost/haathi-test/opencv:1``: Python, OpenCV and ``/edges.py``."""
     return _or_fail(lambda: ensure(OPENCV_RECIPE))
 
 

@@ -18,7 +18,7 @@
 
 The images are ``tests/images.py``'s session fixtures. The daemonless runtime unpacks them into
 a cache private to this module (``HAATHI_IMAGE_CACHE``), so nothing here depends on what other
-tests unpacked before; the OpenCV image (1.2 GB) is unpacked once for the module, which takes
+tests unpacked before; the OpenCV image (0.7 GB) is unpacked once for the module, which takes
 most of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
 """
 
@@ -49,14 +49,14 @@ TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagema
 
 
 # One worker runs this module (scripts/test: --dist loadgroup): its tutorial fixture unpacks
-# the 1.2 GB OpenCV image and runs the tutorial once per runtime, for all its tests.
+# the 0.7 GB OpenCV image and runs the tutorial once per runtime, for all its tests.
 pytestmark = [pytest.mark.xdist_group("images_tutorial"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """This module's own unpack cache for the daemonless runtime (deleted afterwards: an
-    unpacked OpenCV image is 1.2 GB), which is the runtime unless a test names another."""
+    unpacked OpenCV image is 0.7 GB), which is the runtime unless a test names another."""
     path = tmp_path_factory.mktemp("image-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HAATHI_IMAGE_CACHE", str(path))
