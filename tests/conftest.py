@@ -157,6 +157,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         other_shape = any(DEFAULT_SHAPE[k] != v for k, v in _shape(item).items())
         if other_shape or STARTS_SERVERS & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # The modules that are slow as a whole (killed servers, containers, fuzzing) go first, so
+    # that a parallel run does not end with one worker on a long test and the other idle.
+    items.sort(key=lambda item: not _slow_module(item))
+
+
+def _slow_module(item: pytest.Item) -> bool:
+    module = item.getparent(pytest.Module)
+    return module is not None and module.get_closest_marker("slow") is not None
 
 
 @pytest.fixture
