@@ -18,7 +18,7 @@
 
 The images are ``tests/images.py``'s session fixtures. The daemonless runtime unpacks them into
 a cache private to this module (``HAATHI_IMAGE_CACHE``), so nothing here depends on what other
-tests unpacked before; the OpenCV image (0.7 GB) is unpacked once for the module, which takes
+tests unpacked before; the OpenCV image (0.7 GB) is unpacked once per session, which takes
 most of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
 """
 
@@ -53,16 +53,24 @@ TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagema
 pytestmark = [pytest.mark.xdist_group("images_tutorial"), pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This module's own unpack cache for the daemonless runtime (deleted afterwards: an
-    unpacked OpenCV image is 0.7 GB), which is the runtime unless a test names another."""
+@pytest.fixture(scope="session")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's own unpack cache for the daemonless runtime, kept for the session and
+    deleted at its end (an unpacked OpenCV image is 0.7 GB). Session-scoped, like
+    ``tutorial``: pytest-xdist may tear a module's fixtures down after its first test."""
     path = tmp_path_factory.mktemp("image-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HAATHI_IMAGE_CACHE", str(path))
-        mp.setenv("HAATHI_RUNTIME", "bwrap")
-        yield path
+    yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def image_cache(unpacked: Path) -> Iterator[Path]:
+    """The module's tests use its unpack cache and, unless they name another, the daemonless
+    runtime."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HAATHI_IMAGE_CACHE", str(unpacked))
+        mp.setenv("HAATHI_RUNTIME", "bwrap")
+        yield unpacked
 
 
 def files(client: Client, ref: str) -> dict[str, bytes]:
@@ -172,15 +180,29 @@ def tutorial_spec(pipeline: str, image: Image, out: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=["bwrap", "podman"])
+@pytest.fixture(scope="session", params=["bwrap", "podman"])
 def tutorial(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
+    unpacked: Path,
     opencv_image: Image,
     imagemagick_image: Image,
 ) -> Iterator[Tutorial]:
-    """The tutorial's steps, through the CLI under the runtime given (``--runtime``)."""
-    runtime = str(request.param)
+    """The tutorial's steps, through the CLI under the runtime given (``--runtime``); made
+    once per session (see ``unpacked``), for this module's tests only."""
+    with pytest.MonkeyPatch.context() as mp:  # while it is made: tests set their own
+        mp.setenv("HAATHI_IMAGE_CACHE", str(unpacked))
+        made = _tutorial(str(request.param), tmp_path_factory, opencv_image, imagemagick_image)
+    yield made
+    made.client.close()
+
+
+def _tutorial(
+    runtime: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    opencv_image: Image,
+    imagemagick_image: Image,
+) -> Tutorial:
     work = tmp_path_factory.mktemp(f"tutorial-{runtime}")
     cli = Cli(work / "store", work)
     specs = {
@@ -205,8 +227,7 @@ def tutorial(
     client = haathi.connect(str(work / "store"), runtime=runtime)
     ids = [c.id for c in client.list_commit("images@master")]  # newest first
     commits = dict(zip(("wide", "tall", "square"), ids, strict=True))
-    yield Tutorial(runtime, client, cli, commits, {k: str(v) for k, v in specs.items()})
-    client.close()
+    return Tutorial(runtime, client, cli, commits, {k: str(v) for k, v in specs.items()})
 
 
 def test_the_tutorial_specs_are_pachyderms_but_for_the_image(
