@@ -969,8 +969,7 @@ def test_every_check_is_of_a_command_the_readme_runs() -> None:
     assert set(CHECKS) <= readme_commands(), set(CHECKS) - readme_commands()
 
 
-@pytest.mark.slow  # a process per command: about a minute of CPU
-@pytest.mark.xdist_group("docs")
+@pytest.mark.slow  # a process per command
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     """The CLI tour, pipelines, lineage and maintenance, in order on one fresh store."""
     tour = Tour(tmp_path)
@@ -979,8 +978,7 @@ def test_the_readme_runs_as_written(tmp_path: Path) -> None:
     assert len(tour.ran) > 40
 
 
-@pytest.mark.slow  # a process per command: about a minute of CPU
-@pytest.mark.xdist_group("docs")
+@pytest.mark.slow  # a process per command
 def test_the_readme_server_chapter_runs_as_written(tmp_path: Path) -> None:
     """The server, its S3 gateway and auth, in order on a fresh store served on a free port."""
     tour = Tour(tmp_path)

@@ -18,7 +18,7 @@
 
 The images are ``tests/images.py``'s session fixtures. The daemonless runtime unpacks them into
 a cache private to this module (``HAATHI_IMAGE_CACHE``), so nothing here depends on what other
-tests unpacked before; the OpenCV image (0.7 GB) is unpacked once per session, which takes
+tests unpacked before; the OpenCV image (0.7 GB) is unpacked once per test worker, which takes
 most of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
 """
 
@@ -48,16 +48,15 @@ SPECS = Path(__file__).parent / "data" / "tutorial"
 TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagemagick:7.1.0-23"}
 
 
-# One worker runs this module (scripts/test: --dist loadgroup): its tutorial fixture unpacks
-# the 0.7 GB OpenCV image and runs the tutorial once per runtime, for all its tests.
-pytestmark = [pytest.mark.xdist_group("images_tutorial"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
 def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """This module's own unpack cache for the daemonless runtime, kept for the session and
     deleted at its end (an unpacked OpenCV image is 0.7 GB). Session-scoped, like
-    ``tutorial``: pytest-xdist may tear a module's fixtures down after its first test."""
+    ``tutorial``: a pytest-xdist worker runs this module's tests among others' and would tear
+    a module's fixtures down between them (each worker makes each at most once)."""
     path = tmp_path_factory.mktemp("image-cache")
     yield path
     shutil.rmtree(path, ignore_errors=True)
