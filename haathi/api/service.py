@@ -260,6 +260,10 @@ class Api(AccessApi, LineageApi):
         info = files.file_info(commit, entry)
         return info, files.read_content(self.pfs, entry, *info.span(offset, length))
 
+    def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+        self.authorize(Permission.READ, spec.commit.repo)
+        return files.read_files(self.pfs, spec)
+
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         self.authorize(Permission.READ, spec.commit.repo)
         return files.inspect_file(self.pfs, spec)

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -375,6 +375,11 @@ class Client(AuthMethods, LineageMethods):
         info, chunks = self._api.read_file(parse_file(target), offset=offset)
         start, end = info.span(offset)
         return io.BufferedReader(ChunkReader(chunks, end - start))
+
+    def read_files(self, target: str) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+        """Every file at or below the path, in path order, each with its bytes (verified):
+        for a restore. A file's bytes can be read only until the next file is taken."""
+        return self._api.read_files(parse_file(target))
 
     def inspect_file(self, target: str) -> FileInfo:
         return self._api.inspect_file(parse_file(target))

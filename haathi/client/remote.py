@@ -314,6 +314,14 @@ class RemoteApi:
                 f"after {got} of {expected} bytes"
             )
 
+    def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+        """One request for the walk, then one per file (no bulk route yet)."""
+        walked = self.walk_file(spec)
+        return (
+            (info, self.read_file(FileSpec(CommitSpec(info.repo, info.commit), info.path))[1])
+            for info in walked
+        )
+
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         return FileInfo.from_dict(self._call("GET", file_path("info", spec)))
 

@@ -149,6 +149,10 @@ class ApiContract(Protocol):
         """A file's info and its bytes from ``offset`` (at most ``length``), streamed."""
         ...
 
+    def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+        """Every file at or below the path in path order, each with its bytes (a restore)."""
+        ...
+
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         """One file or directory."""
         ...
