@@ -248,6 +248,14 @@ def test_get_file_of_a_truncated_pack_writes_nothing(store: Path, cli: Cli, tmp_
     assert list(out_dir.iterdir()) == []  # no file, no temp file
     assert cli("get", "file", "r@master:/small").raw == b"small"
 
+    # a restore: a new file that cannot be read is removed; an existing one is kept as it was
+    res = cli.fails("get", "file", "-r", "r@master:/", "-o", str(out_dir))
+    assert res.code == 9 and pack in res.err and "truncated" in res.err
+    assert list(out_dir.iterdir()) == []
+    (out_dir / "big").write_bytes(b"mine")
+    cli.fails("get", "file", "-r", "r@master:/", "-o", str(out_dir))
+    assert [(p.name, p.read_bytes()) for p in out_dir.iterdir()] == [("big", b"mine")]
+
 
 def test_get_file_to_stdout_verifies_a_file_before_writing_it(
     store: Path, cli: Cli, tmp_path: Path

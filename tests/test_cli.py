@@ -194,3 +194,24 @@ def test_put_file_progress_counts_files_as_files_and_bytes_as_bytes(
     last = frames[-1]
     assert re.fullmatch(r"put file \S+ 3/3 files 3\.0/3\.0 kB [\d.]+ [kMG]?B/s", last), last
     assert not any("bytes" in f for f in frames)  # ("3/3 bytes": the file count, as bytes)
+
+
+def test_get_file_r_restores_a_tree_and_replaces_what_is_there(cli: Cli, tmp_path: Path) -> None:
+    cli("create", "repo", "r")
+    src = tmp_path / "src"
+    for rel, data in {"a/1.txt": b"one", "a/b/2.txt": b"two", "3.bin": os.urandom(200_000)}.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    cli("put", "file", "r@master:/", "-r", "-f", str(src))
+    out = tmp_path / "out"
+    cli("get", "file", "r@master:/", "-r", "-o", str(out))
+    assert _tree(out) == _tree(src)
+    (out / "a" / "1.txt").write_bytes(b"changed here")
+    (out / "extra").write_bytes(b"not in the commit")
+    cli("get", "file", "r@master:/", "-r", "-o", str(out))  # over the old restore
+    assert _tree(out) == {**_tree(src), "extra": b"not in the commit"}
+    assert not [p for p in out.rglob("*") if p.name.startswith(".haathi-")]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}

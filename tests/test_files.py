@@ -262,3 +262,36 @@ def test_untar_and_multiple_sources(client: Client, cli: object, tmp_path: Path)
     client.create_repo("r")
     client.modify_file("r@master", tar_ops(archive, "/x"))
     assert client.get_file("r@master:/x/t/two/three.txt") == b"3"
+
+
+@pytest.mark.every_shape
+def test_read_files_gives_every_file_below_a_path_with_its_bytes_in_path_order(
+    repo: Client,
+) -> None:
+    """A restore's read: one walk, each file's verified bytes in turn. A file read only in
+    part, or not at all, does not shift the next file's bytes."""
+    content = {
+        "/a/empty": b"",
+        "/a/big.bin": os.urandom(600 * 1024),  # several chunks
+        "/a/sub/x.txt": b"x" * 5000,
+        "/b.txt": b"b",
+    }
+    with repo.start_commit("r@master") as c:
+        for path, data in content.items():
+            c.put_file(path, data)
+    got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/")}
+    assert list(got) == sorted(content) and got == content
+    assert repo.inspect_file("r@master:/a/big.bin").chunks > 1
+
+    partial = []
+    for f, chunks in repo.read_files("r@master:/a"):
+        if f.path == "/a/big.bin":
+            next(chunks)  # its first chunk only
+            continue
+        partial.append((f.path, f.size_bytes, b"".join(chunks)))
+    assert partial == [("/a/empty", 0, b""), ("/a/sub/x.txt", 5000, b"x" * 5000)]
+
+    f, chunks = next(iter(repo.read_files("r@master:/b.txt")))
+    assert (f.path, b"".join(chunks)) == ("/b.txt", b"b")
+    with pytest.raises(NotFound):
+        repo.read_files("r@master:/nowhere")  # at the call, before any file

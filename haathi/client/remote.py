@@ -318,7 +318,7 @@ class RemoteApi:
         """One request for the walk, then one per file (no bulk route yet)."""
         walked = self.walk_file(spec)
         return (
-            (info, self.read_file(FileSpec(CommitSpec(info.repo, info.commit), info.path))[1])
+            (info, self.read_file(FileSpec(CommitSpec(info.repo, info.commit), info.path, True))[1])
             for info in walked
         )
 
