@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from haathi.client import Client
-from haathi.client.sources import walk_dir
+from haathi.client.sources import bytes_op, walk_dir
 from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.internals import inner
 
@@ -66,7 +66,9 @@ def test_ranged_reads_read_only_the_chunks_holding_the_range(
     blobs = inner(repo).pfs.blobs
     read: list[object] = []
     real = blobs.read_location
-    monkeypatch.setattr(blobs, "read_location", lambda loc: read.append(loc) or real(loc))
+    monkeypatch.setattr(
+        blobs, "read_location", lambda loc, payload=None: read.append(loc) or real(loc, payload)
+    )
     info = repo.inspect_file("r@master:/big.bin")
     assert repo.get_file("r@master:/big.bin", offset=len(data) - 10) == data[-10:]
     assert len(read) == 1 < info.chunks  # the last chunk only
@@ -295,3 +297,25 @@ def test_read_files_gives_every_file_below_a_path_with_its_bytes_in_path_order(
     assert (f.path, b"".join(chunks)) == ("/b.txt", b"b")
     with pytest.raises(NotFound):
         repo.read_files("r@master:/nowhere")  # at the call, before any file
+
+
+@pytest.mark.embedded_only("over HTTP, read_files still reads file by file: no bulk route yet")
+def test_reading_many_small_files_reads_their_blobs_a_run_at_a_time(
+    repo: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blobs written one after another in a pack are read back together (one ranged read, an
+    S3 GET, per run of up to 256), not one read per blob."""
+    content = {f"/d/f{i:03d}": f"file {i}\n".encode() * 50 for i in range(300)}
+    repo.modify_file("r@master", [bytes_op(data, path) for path, data in content.items()])
+    objects = inner(repo).pfs.blobs.objects
+    reads: list[int] = []
+    get_range = objects.get_range
+
+    def counted(key: str, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return get_range(key, offset, length)
+
+    monkeypatch.setattr(objects, "get_range", counted)
+    got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/d")}
+    assert got == content
+    assert len(reads) <= 12, f"{len(reads)} reads for 300 files (and their tree's nodes)"

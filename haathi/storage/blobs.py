@@ -35,6 +35,11 @@ PACK_TARGET = 64 * 1024 * 1024
 CHECK_BATCH_BYTES = 4 * 1024 * 1024
 CHECK_BATCH_COUNT = 2048
 ZSTD_LEVEL = 1
+# Reading many blobs (iter_blobs), those next to each other in a pack are read together:
+# at most RUN_BLOBS of them, RUN_BYTES in all, across gaps (other blobs) of up to RUN_GAP.
+RUN_BLOBS = 256
+RUN_BYTES = 8 * 1024 * 1024
+RUN_GAP = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,17 +291,18 @@ class BlobStore:
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 
-    def read_location(self, loc: BlobLocation) -> bytes:
-        """Read and verify one located blob (from the cache when it holds a good copy)."""
+    def read_location(self, loc: BlobLocation, payload: bytes | None = None) -> bytes:
+        """Read and verify one located blob (from the cache when it holds a good copy; else
+        from ``payload``, its stored bytes when already read, or from its pack)."""
         if self.cache is not None:
-            payload = self.cache.get(loc.digest)
-            if payload is not None:
+            cached = self.cache.get(loc.digest)
+            if cached is not None:
                 with contextlib.suppress(zstandard.ZstdError, Corrupt):
-                    data = decode(loc.codec, payload, loc.raw_length)
+                    data = decode(loc.codec, cached, loc.raw_length)
                     if len(data) == loc.raw_length and digest_of(data) == loc.digest:
                         return data
                 self.cache.discard(loc.digest)
-        payload, data = self.read_stored(loc)
+        payload, data = self.read_stored(loc, payload)
         if self.cache is not None:
             self.cache.put(loc.digest, payload)
         return data
@@ -374,8 +380,41 @@ class BlobStore:
 
     def _read_batch(self, digests: list[bytes]) -> Iterator[bytes]:
         locs = self.locate(list(dict.fromkeys(digests)))
-        for d in digests:
-            yield self.read_location(locs[d])
+        read: dict[bytes, bytes] = {}  # stored bytes read ahead with an earlier blob's
+        for i, d in enumerate(digests):
+            if d not in read:
+                read.update(self._read_run([locs[x] for x in digests[i : i + RUN_BLOBS]]))
+            yield self.read_location(locs[d], read.pop(d, None))
+
+    def _read_run(self, locs: list[BlobLocation]) -> dict[bytes, bytes]:
+        """The stored bytes of ``locs[0]`` and of the blobs after it that lie just after it
+        in the same pack, in one ranged read: a restore reads blobs in the order they were
+        written, so small files cost one read per run, not one per blob (an S3 GET each).
+        Nothing for a blob the cache holds, or one too large to read ahead with others."""
+        first = locs[0]
+        if first.length > RUN_BYTES or (self.cache is not None and self.cache.has(first.digest)):
+            return {}
+        run, end = [first], first.offset + first.length
+        for loc in locs[1:]:
+            if (
+                loc.pack != first.pack
+                or not 0 <= loc.offset - end <= RUN_GAP
+                or loc.offset + loc.length - first.offset > RUN_BYTES
+                or (self.cache is not None and self.cache.has(loc.digest))
+            ):
+                break
+            run.append(loc)
+            end = loc.offset + loc.length
+        if len(run) == 1:
+            return {}  # read on its own, as before
+        try:
+            data = self.objects.get_range(pack_key(first.pack), first.offset, end - first.offset)
+        except NotFound:  # a pack missing or cut short: each blob read alone says which
+            return {}
+        return {
+            loc.digest: data[loc.offset - first.offset : loc.offset - first.offset + loc.length]
+            for loc in run
+        }
 
 
 def check_pack_layout(pack: str, data: bytes) -> tuple[list[BlobLocation], list[str]]:
