@@ -9,7 +9,7 @@ import pytest
 
 import haathi
 from haathi.client import Client
-from haathi.errors import Corrupt, FailedPrecondition, InvalidArgument, NotFound
+from haathi.errors import Corrupt, FailedPrecondition, InvalidArgument, NotFound, StorageError
 from haathi.storage.blobs import pack_key
 from haathi.storage.objects import LocalObjectStore, ObjectStore
 from tests.conftest import Cli
@@ -369,3 +369,22 @@ def test_put_of_a_file_name_that_is_not_utf8_writes_nothing(cli: Cli, tmp_path: 
     assert res.code == InvalidArgument.exit_code and "not valid Unicode text" in res.err
     assert "\\udcff" in res.err
     assert cli("list", "commit", "r", "-o", "json").json() == []
+
+
+@pytest.mark.every_shape
+def test_reading_many_files_of_a_truncated_pack_fails_and_names_it(
+    client: Client, tmp_path: Path
+) -> None:
+    """A restore (``read_files``) meets the damage where it is: the files before it come
+    whole, then it fails (over HTTP, the stream stops and says so), never a short file."""
+    _, pack = three_mb_file(client)
+    client.put_file("r@master:/a-first", b"first")
+    objects = inner(client).runtime.objects
+    replace_object(objects, pack_key(pack), objects.get_range(pack_key(pack), 0, 2_000_000),
+                   tmp_path)  # fmt: skip
+    got: dict[str, bytes] = {}
+    with pytest.raises((Corrupt, StorageError)) as caught:
+        for f, chunks in client.read_files("r@master:/"):
+            got[f.path] = b"".join(chunks)
+    assert got == {"/a-first": b"first"}
+    assert pack in str(caught.value) or "from the server" in str(caught.value)

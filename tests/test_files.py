@@ -274,7 +274,7 @@ def test_read_files_gives_every_file_below_a_path_with_its_bytes_in_path_order(
     part, or not at all, does not shift the next file's bytes."""
     content = {
         "/a/empty": b"",
-        "/a/big.bin": os.urandom(600 * 1024),  # several chunks
+        "/a/big.bin": os.urandom(2_500_000),  # at least three chunks (1 MiB at the most)
         "/a/sub/x.txt": b"x" * 5000,
         "/b.txt": b"b",
     }
@@ -299,12 +299,12 @@ def test_read_files_gives_every_file_below_a_path_with_its_bytes_in_path_order(
         repo.read_files("r@master:/nowhere")  # at the call, before any file
 
 
-@pytest.mark.embedded_only("over HTTP, read_files still reads file by file: no bulk route yet")
+@pytest.mark.every_shape
 def test_reading_many_small_files_reads_their_blobs_a_run_at_a_time(
     repo: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blobs written one after another in a pack are read back together (one ranged read, an
-    S3 GET, per run of up to 256), not one read per blob."""
+    S3 GET, per run of up to 256), not one read per blob; over HTTP, in one request."""
     content = {f"/d/f{i:03d}": f"file {i}\n".encode() * 50 for i in range(300)}
     repo.modify_file("r@master", [bytes_op(data, path) for path, data in content.items()])
     objects = inner(repo).pfs.blobs.objects

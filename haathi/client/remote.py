@@ -15,6 +15,7 @@ database; httpx is imported only here.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -24,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from haathi.client.reader import ChunkReader
 from haathi.errors import (
     FailedPrecondition,
     HaathiError,
@@ -49,6 +51,7 @@ from haathi.models.lineage import LineageNode
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
+from haathi.models.tar_stream import files_of
 from haathi.models.text import check_text, not_unicode
 from haathi.models.wire import (
     API_PREFIX,
@@ -282,15 +285,7 @@ class RemoteApi:
         params: dict[str, int] = {} if offset == 0 else {"offset": offset}
         if length is not None:
             params["length"] = length
-        request = self._http.build_request("GET", file_path("files", spec), params=params)
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise StorageError(f"cannot reach the haathi server at {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            response.read()
-            response.close()
-            _raise_for(response)
+        response = self._stream("GET", file_path("files", spec), params=params)
         info = FileInfo.from_dict(json.loads(response.headers[FILE_INFO_HEADER]))
         start, end = info.span(offset, length)
         return info, self._content(response, info, end - start)
@@ -314,13 +309,32 @@ class RemoteApi:
                 f"after {got} of {expected} bytes"
             )
 
+    def _stream(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """A response whose body is still to be read (an error status raises, as _call)."""
+        request = self._http.build_request(method, path, **kw)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise StorageError(f"cannot reach the haathi server at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            _raise_for(response)
+        return response
+
+    def _raw(self, response: httpx.Response, what: str) -> Iterator[bytes]:
+        try:
+            yield from response.iter_raw()
+        except httpx.HTTPError as exc:
+            raise StorageError(f"reading {what} from the server failed: {exc}") from exc
+        finally:
+            response.close()
+
     def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
-        """One request for the walk, then one per file (no bulk route yet)."""
-        walked = self.walk_file(spec)
-        return (
-            (info, self.read_file(FileSpec(CommitSpec(info.repo, info.commit), info.path, True))[1])
-            for info in walked
-        )
+        response = self._stream("GET", file_path("tar", spec))
+        what = file_spec_text(spec)
+        raw = io.BufferedReader(ChunkReader(self._raw(response, what), 0), 1 << 20)
+        return files_of(raw, what)
 
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         return FileInfo.from_dict(self._call("GET", file_path("info", spec)))

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from haathi.models import paths
 from haathi.models.refspec import CommitSpec, FileSpec, parse_commit, parse_file
+from haathi.models.tar_stream import tar_of
 from haathi.models.wire import API_PREFIX, FILE_INFO_HEADER, ref_from_segment
 from haathi.server import upload
 from haathi.server.deps import ApiDep, SettingsDep
@@ -274,6 +275,14 @@ def read_file(
         body, media_type="application/octet-stream",
         headers={FILE_INFO_HEADER: json.dumps(info.to_dict()), "Content-Length": str(end - start)},
     )  # fmt: skip
+
+
+@_file_routes("tar", response_class=StreamingResponse, tags=["files"])
+def read_files(api: ApiDep, repo: str, ref: str, path: str | None = None) -> StreamingResponse:
+    """Every file at or below the path with its bytes, as a tar stream (each member's
+    FileInfo in its pax header ``HAATHI.info``): a restore in one request."""
+    files = api.read_files(file_spec(repo, ref, path))  # a bad path fails here, as an envelope
+    return StreamingResponse(_read_ahead(_batched(tar_of(files))), media_type="application/x-tar")
 
 
 @_file_routes("info", tags=["files"])
