@@ -22,12 +22,14 @@ import images
 import ingest
 import lineage
 import pipelines
+import restore
 import server
 from harness import BENCH, PROJECT, Ctx, Options, Workload, run_workloads, table
 from measure import DVC_BINS, TIME_BIN, version
 
 WORKLOADS: list[Workload] = [
     *ingest.WORKLOADS,
+    *restore.WORKLOADS,
     *backends.WORKLOADS,
     *pipelines.WORKLOADS,
     *lineage.WORKLOADS,
@@ -35,7 +37,7 @@ WORKLOADS: list[Workload] = [
     *images.WORKLOADS,
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
-# --only also takes an area (ingest, backends, pipelines, server, images, ...)
+# --only also takes an area (ingest, restore, backends, pipelines, server, images, ...)
 AREAS = {
     area: [w.name for w in WORKLOADS if w.area == area] for area in {w.area for w in WORKLOADS}
 }
