@@ -11,7 +11,7 @@ import pytest
 
 from haathi.client import Client
 from haathi.client.sources import bytes_op, walk_dir
-from haathi.errors import FailedPrecondition, InvalidArgument, NotFound
+from haathi.errors import FailedPrecondition, InvalidArgument, NotFound, StorageError
 from tests.internals import inner
 
 
@@ -319,3 +319,26 @@ def test_reading_many_small_files_reads_their_blobs_a_run_at_a_time(
     got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/d")}
     assert got == content
     assert len(reads) <= 12, f"{len(reads)} reads for 300 files (and their tree's nodes)"
+
+
+def test_a_restore_refuses_a_file_the_server_names_outside_the_path(tmp_path: Path) -> None:
+    """A server that answers a restore of ``/d`` with ``/d/../../x`` (or ``/e``) is refused
+    before the file is handed out: a restore writes each file where its path says. The
+    server here is a crafted response (httpx's MockTransport): haathi's own never sends one."""
+    import httpx
+
+    from haathi.client.remote import RemoteApi
+    from haathi.models.info import FileInfo, FileType
+    from haathi.models.tar_stream import tar_of
+
+    def serving(path: str) -> httpx.MockTransport:
+        info = FileInfo("r", "c" * 32, path, FileType.FILE, 1, "00", 1)
+        body = b"".join(tar_of(iter([(info, iter([b"x"]))])))
+        return httpx.MockTransport(lambda _: httpx.Response(200, stream=httpx.ByteStream(body)))
+
+    for bad in ("/d/../../x", "/e", "/dd/x"):
+        client = Client(RemoteApi("http://haathi.test", transport=serving(bad)))
+        with pytest.raises(StorageError, match="not at or below /d"):
+            list(client.read_files("r@master:/d"))
+    client = Client(RemoteApi("http://haathi.test", transport=serving("/d/x")))
+    assert [(f.path, b"".join(c)) for f, c in client.read_files("r@master:/d")] == [("/d/x", b"x")]

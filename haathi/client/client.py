@@ -24,7 +24,7 @@ from haathi.client import session, sources
 from haathi.client.auth import AuthMethods
 from haathi.client.lineage import LineageMethods
 from haathi.config import resolve_address, store_config
-from haathi.errors import InvalidArgument
+from haathi.errors import InvalidArgument, StorageError
 from haathi.models import paths
 from haathi.models.contract import ApiContract, JobProgressFn
 from haathi.models.ids import is_commit_id
@@ -379,7 +379,8 @@ class Client(AuthMethods, LineageMethods):
     def read_files(self, target: str) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
         """Every file at or below the path, in path order, each with its bytes (verified):
         for a restore. A file's bytes can be read only until the next file is taken."""
-        return self._api.read_files(parse_file(target))
+        spec = parse_file(target)
+        return _below(spec.path, self._api.read_files(spec))
 
     def inspect_file(self, target: str) -> FileInfo:
         return self._api.inspect_file(parse_file(target))
@@ -619,3 +620,20 @@ if TYPE_CHECKING:  # mypy checks that both transports satisfy the contract
 
     def _remote(api: RemoteApi) -> ApiContract:
         return api
+
+
+def _below(
+    path: str, files: Iterator[tuple[FileInfo, Iterator[bytes]]]
+) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+    """``files`` (FileInfo first), refusing one a server named outside ``path``: a restore
+    writes each where its path says."""
+    prefix = paths.dir_prefix(path)
+    for item in files:
+        got = item[0].path
+        try:
+            inside = got == path or (got.startswith(prefix) and paths.normalize(got) == got)
+        except InvalidArgument:  # `..`, a control character
+            inside = False
+        if not inside:
+            raise StorageError(f"the server sent {got!r}, which is not at or below {path}")
+        yield item
