@@ -350,7 +350,7 @@ class BlobStore:
         sizes: dict[str, int] = {}
         for i in range(0, len(digests), batch):
             for loc in self.locate(list(dict.fromkeys(digests[i : i + batch]))).values():
-                if self.cache is not None and self.cache.has(loc.digest):
+                if self._cached(loc.digest):
                     continue
                 if loc.pack not in sizes:
                     try:
@@ -383,24 +383,29 @@ class BlobStore:
         read: dict[bytes, bytes] = {}  # stored bytes read ahead with an earlier blob's
         for i, d in enumerate(digests):
             if d not in read:
-                read.update(self._read_run([locs[x] for x in digests[i : i + RUN_BLOBS]]))
+                following = (locs[x] for x in digests[i + 1 : i + RUN_BLOBS])  # looked up lazily
+                read.update(self._read_run(locs[d], following))
             yield self.read_location(locs[d], read.pop(d, None))
 
-    def _read_run(self, locs: list[BlobLocation]) -> dict[bytes, bytes]:
-        """The stored bytes of ``locs[0]`` and of the blobs after it that lie just after it
-        in the same pack, in one ranged read: a restore reads blobs in the order they were
-        written, so small files cost one read per run, not one per blob (an S3 GET each).
+    def _cached(self, digest: bytes) -> bool:
+        return self.cache is not None and self.cache.has(digest)
+
+    def _read_run(
+        self, first: BlobLocation, following: Iterable[BlobLocation]
+    ) -> dict[bytes, bytes]:
+        """The stored bytes of ``first`` and of the blobs ``following`` it that lie just
+        after it in the same pack, in one ranged read: a restore reads blobs in the order they
+        were written, so small files cost one read per run, not one per blob (an S3 GET each).
         Nothing for a blob the cache holds, or one too large to read ahead with others."""
-        first = locs[0]
-        if first.length > RUN_BYTES or (self.cache is not None and self.cache.has(first.digest)):
+        if first.length > RUN_BYTES or self._cached(first.digest):
             return {}
         run, end = [first], first.offset + first.length
-        for loc in locs[1:]:
+        for loc in following:
             if (
                 loc.pack != first.pack
                 or not 0 <= loc.offset - end <= RUN_GAP
                 or loc.offset + loc.length - first.offset > RUN_BYTES
-                or (self.cache is not None and self.cache.has(loc.digest))
+                or self._cached(loc.digest)
             ):
                 break
             run.append(loc)
