@@ -67,7 +67,7 @@ def open_store(config: StoreConfig) -> Runtime:
     objects: LocalObjectStore | S3ObjectStore | None = None
     try:
         objects = object_store(config)
-        store_id = open_identity(StoreParts(
+        identity = open_identity(StoreParts(
             db, objects, config.spool_dir, mask_url(config.db_url),
             config.objects_url if config.is_s3 else str(config.objects_dir),
         ))  # fmt: skip
@@ -77,7 +77,9 @@ def open_store(config: StoreConfig) -> Runtime:
         db.dispose()
         raise
     cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
-    blobs = BlobStore(objects, SqlBlobIndex(db), config.spool_dir, cache=cache)
+    blobs = BlobStore(
+        objects, SqlBlobIndex(db), config.spool_dir, cache=cache, chunker=identity.chunker
+    )
     remove_stale_spools(config.spool_dir)
     pfs = PfsContext.create(db, blobs)
     pps = PpsContext(
@@ -95,7 +97,7 @@ def open_store(config: StoreConfig) -> Runtime:
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
         lineage=_lineage(config),
     )
-    return Runtime(config, db, objects, pfs, pps, store_id)
+    return Runtime(config, db, objects, pfs, pps, identity.store_id)
 
 
 def _lineage(config: StoreConfig) -> LineageSink | None:

@@ -17,7 +17,11 @@ from haathi.config import store_config
 from haathi.errors import IncompatibleStore
 from haathi.meta.database import Database, engine_url, head_revision
 from haathi.runtime import object_store
+from haathi.storage import chunker
+from haathi.storage.blobs import digest_of
+from haathi.storage.chunker import chunk_bytes
 from haathi.storage.marker import MARKER_KEY, read_marker, write_marker
+from haathi.tree.entry import FileEntry
 from tests.conftest import BUCKET, Backends, Cli
 from tests.internals import inner
 
@@ -76,9 +80,13 @@ def store_with_data(store: Path, data: bytes = b"") -> str:
         return str(c.store_info()["store_id"])
 
 
-def store_id_of(store: Path) -> str:
+def store_info_of(store: Path) -> dict[str, object]:
     with haathi.connect(str(store)) as c:
-        return str(c.store_info()["store_id"])
+        return c.store_info()
+
+
+def store_id_of(store: Path) -> str:
+    return str(store_info_of(store)["store_id"])
 
 
 def test_a_new_store_records_its_id_in_metadata_and_objects(store: Path, cli: Cli) -> None:
@@ -171,6 +179,47 @@ def test_a_store_made_before_store_ids_gets_one_on_first_open(store: Path, cli: 
     assert db.stored_revision() == head_revision()
     db.dispose()
     assert store_id_of(store) == store_id  # and kept
+
+
+def file_hash(store: Path, path: str) -> str:
+    with haathi.connect(str(store)) as c:
+        return c.inspect_file(path).hash
+
+
+def legacy_hash(data: bytes) -> str:
+    """The hash of ``data`` as a store cut by fastcdc-2016 records it."""
+    chunks = [(digest_of(p), len(p)) for p in chunk_bytes(data, chunker.FASTCDC_2016)]
+    return FileEntry.from_chunks("/x", chunks).hash.hex()
+
+
+def test_a_new_store_cuts_files_with_the_default_chunker(store: Path, cli: Cli) -> None:
+    data = os.urandom(3 * 1024 * 1024)  # several chunks: their boundaries make the file's hash
+    store_with_data(store, data)
+    assert store_info_of(store)["chunker"] == chunker.DEFAULT == "fastcdc-2020"
+    assert "chunker         fastcdc-2020" in cli("inspect", "store").out
+    assert file_hash(store, "r@master:/a") != legacy_hash(data)
+
+
+@pytest.mark.parametrize("made_before", ["store ids", "the chunker was recorded"])
+def test_an_older_store_keeps_cutting_files_as_it_did(store: Path, made_before: str) -> None:
+    """Its files' hashes name their chunk lists: the same bytes put again must not change."""
+    data = os.urandom(3 * 1024 * 1024)
+    store_with_data(store)  # made by this haathi: then turned into an older one with data
+    if made_before == "store ids":
+        make_old(store)
+    else:
+        run_sql(
+            store,
+            "ALTER TABLE store_info DROP COLUMN chunker",
+            "UPDATE alembic_version SET version_num = '0008'",
+        )
+    with haathi.connect(str(store)) as c:
+        old = c.put_file("r@master:/big", data)
+        assert c.store_info()["chunker"] == chunker.FASTCDC_2016
+    assert file_hash(store, "r@master:/big") == legacy_hash(data)
+    with haathi.connect(str(store)) as c:
+        c.put_file("r@master:/big", data)  # the same bytes again: the same file
+        assert c.diff_file("r@master:/", f"r@{old}:/") == []
 
 
 def test_an_old_store_whose_metadata_names_none_of_its_packs_is_refused(

@@ -305,7 +305,11 @@ class Api(AccessApi, LineageApi):
         """The store's configuration. With auth on, only cluster admins see where the store
         lives (its directory, database and object store URLs, credentials' whereabouts); other
         callers see where their code runs (the sandbox) and a note saying so."""
-        info = {**self.runtime.config.describe(), "store_id": self.runtime.store_id}
+        info = {
+            **self.runtime.config.describe(),
+            "store_id": self.runtime.store_id,
+            "chunker": self.runtime.pfs.blobs.chunker,
+        }
         if self._is_admin():
             return info
         return {

@@ -253,4 +253,5 @@ store_info = Table(
     Column("id", Integer, primary_key=True),
     Column("store_id", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("chunker", String(32)),  # how files are cut: haathi.storage.chunker
 )

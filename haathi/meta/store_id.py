@@ -1,4 +1,4 @@
-"""The store ID kept in the metadata database (the ``store_info`` table's one row)."""
+"""The store ID and chunker kept in the metadata database (the ``store_info`` table's one row)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from haathi.meta.database import insert_ignore
 from haathi.meta.schema import store_info
+from haathi.storage.chunker import LEGACY
 
 
 def stored_id(conn: Connection) -> str | None:
@@ -17,9 +18,19 @@ def stored_id(conn: Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
-def claim_id(conn: Connection, store_id: str) -> str:
-    """Record ``store_id`` unless an ID is recorded already; the ID recorded now."""
-    insert_ignore(conn, store_info, ["id"], id=1, store_id=store_id, created_at=datetime.now(UTC))
+def stored_chunker(conn: Connection) -> str:
+    """The chunker that cuts the store's files (the legacy one if none is recorded)."""
+    row = conn.execute(select(store_info.c.chunker).where(store_info.c.id == 1)).first()
+    return LEGACY if row is None or row[0] is None else str(row[0])
+
+
+def claim_id(conn: Connection, store_id: str, chunker: str) -> str:
+    """Record ``store_id`` and ``chunker`` unless an ID is recorded already; the ID recorded
+    now."""
+    insert_ignore(
+        conn, store_info, ["id"],
+        id=1, store_id=store_id, created_at=datetime.now(UTC), chunker=chunker,
+    )  # fmt: skip
     recorded = stored_id(conn)
     assert recorded is not None
     return recorded

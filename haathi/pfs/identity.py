@@ -22,7 +22,8 @@ from pathlib import Path
 from haathi.errors import IncompatibleStore
 from haathi.meta.blob_index import any_pack_known, pack_count
 from haathi.meta.database import Database
-from haathi.meta.store_id import claim_id, stored_id
+from haathi.meta.store_id import claim_id, stored_chunker, stored_id
+from haathi.storage.chunker import DEFAULT, LEGACY
 from haathi.storage.marker import MARKER_KEY, pack_ids, read_marker, write_marker
 from haathi.storage.objects import ObjectStore
 
@@ -40,9 +41,17 @@ class StoreParts:
     objects_where: str
 
 
-def open_identity(parts: StoreParts) -> str:
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A store's ID and the chunker that cuts its files (new stores get the default one)."""
+
+    store_id: str
+    chunker: str
+
+
+def open_identity(parts: StoreParts) -> Identity:
     """Check (creating the schema, and recording the ID where it is missing, only when that is
-    safe) that the metadata and the objects are one store's; its ID."""
+    safe) that the metadata and the objects are one store's; its ID and chunker."""
     marker = read_marker(parts.objects)
     if parts.db.is_empty():
         held = pack_ids(parts.objects, limit=1)
@@ -55,7 +64,7 @@ def open_identity(parts: StoreParts) -> str:
             )
     parts.db.ensure_schema()
     with parts.db.read() as conn:
-        recorded = stored_id(conn)
+        recorded, chunker = stored_id(conn), stored_chunker(conn)
     if recorded is not None and marker is not None:
         if recorded != marker:
             raise IncompatibleStore(
@@ -63,16 +72,19 @@ def open_identity(parts: StoreParts) -> str:
                 f"object store {parts.objects_where} to store {marker}; {_UNCHANGED}: point "
                 "the store at the metadata and objects of one store"
             )
-        return recorded
+        return Identity(recorded, chunker)
     try:
-        _check_accounts_for(parts, recorded, marker)
+        empty = _check_accounts_for(parts, recorded, marker)
     except IncompatibleStore:
         agreed = _agreed(parts)  # another process may have just made a new store here
         if agreed is None:
             raise
-        return agreed
+        return _identity(parts, agreed)
     with parts.db.write() as conn:
-        store_id = claim_id(conn, recorded or marker or uuid.uuid4().hex)
+        # A store holding packs already was cut by the chunker of the time.
+        store_id = claim_id(
+            conn, recorded or marker or uuid.uuid4().hex, DEFAULT if empty else LEGACY
+        )
     if marker is None:
         write_marker(parts.objects, store_id, parts.spool_dir)
     elif store_id != marker:  # another process recorded a different ID meanwhile
@@ -80,7 +92,12 @@ def open_identity(parts: StoreParts) -> str:
             f"the metadata database {parts.db_where} belongs to store {store_id} but the "
             f"object store {parts.objects_where} to store {marker}; {_UNCHANGED}"
         )
-    return store_id
+    return _identity(parts, store_id)
+
+
+def _identity(parts: StoreParts, store_id: str) -> Identity:
+    with parts.db.read() as conn:
+        return Identity(store_id, stored_chunker(conn))
 
 
 def _agreed(parts: StoreParts) -> str | None:
@@ -91,15 +108,16 @@ def _agreed(parts: StoreParts) -> str | None:
     return recorded if recorded is not None and recorded == marker else None
 
 
-def _check_accounts_for(parts: StoreParts, recorded: str | None, marker: str | None) -> None:
+def _check_accounts_for(parts: StoreParts, recorded: str | None, marker: str | None) -> bool:
     """With the ID missing on one side: IncompatibleStore unless the metadata's packs and the
-    objects' packs are one store's (they share a pack, or neither side has any)."""
+    objects' packs are one store's (they share a pack, or neither side has any); whether
+    neither has any."""
     held = pack_ids(parts.objects)
     with parts.db.read() as conn:
         indexed = pack_count(conn)
         shared = bool(held) and any_pack_known(conn, held)
     if shared or (not held and not indexed):
-        return
+        return not shared
     meta = f"store {recorded}" if recorded else "a store"
     objs = f"the object store {parts.objects_where}" + (f" of store {marker}" if marker else "")
     if not held:

@@ -22,7 +22,7 @@ def ingest_stream(
     """Store the stream's bytes as chunks and return the entry naming them."""
     chunks: list[tuple[bytes, int]] = []
     try:
-        for piece in chunk_stream(stream):
+        for piece in chunk_stream(stream, writer.chunker):
             chunks.append((writer.put(piece), len(piece)))
             if progress is not None:
                 progress(len(piece), 0)

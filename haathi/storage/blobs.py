@@ -24,6 +24,7 @@ import msgpack
 import zstandard
 
 from haathi.errors import Corrupt, NotFound, StorageError
+from haathi.storage import chunker as chunking
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import ObjectStore
 
@@ -154,6 +155,7 @@ class BlobWriter:
         self._sealer: ThreadPoolExecutor | None = None
         self._inflight: list[Future[None]] = []
         self.bytes_written = 0
+        self.chunker = store.chunker
 
     def put(self, data: bytes | memoryview) -> bytes:
         """Add one blob; returns its digest. Duplicates (in this writer or indexed) cost nothing."""
@@ -280,6 +282,7 @@ class BlobStore:
         *,
         pack_target: int = PACK_TARGET,
         cache: BlobCache | None = None,
+        chunker: str = chunking.DEFAULT,
     ) -> None:
         self.objects = objects
         self.index = index
@@ -287,6 +290,7 @@ class BlobStore:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.pack_target = pack_target
         self.cache = cache
+        self.chunker = chunking.check_chunker(chunker)  # how this store cuts files into chunks
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)

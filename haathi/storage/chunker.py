@@ -1,11 +1,17 @@
-"""Content-defined chunking (FastCDC, compiled) over streams of any size, in bounded memory."""
+"""Content-defined chunking (FastCDC, compiled) over streams of any size, in bounded memory.
+
+A store records which chunker cuts its files (a file's hash names its chunk list, so the same
+bytes must always be cut the same way in one store). New stores use ``fastcdc-2020``
+(``pyfastcdc``: twice as fast, and it releases the GIL, so several files are cut at once);
+stores made before the choice was recorded keep ``fastcdc-2016`` (the ``fastcdc`` package).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from fastcdc.fastcdc_cy import fastcdc_cy
+from haathi.errors import IncompatibleStore
 
 MIN_CHUNK = 64 * 1024
 AVG_CHUNK = 256 * 1024
@@ -13,16 +19,72 @@ MAX_CHUNK = 1024 * 1024
 WINDOW = 8 * 1024 * 1024
 SMALL = 1024 * 1024
 
+FASTCDC_2016 = "fastcdc-2016"
+FASTCDC_2020 = "fastcdc-2020"
+DEFAULT = FASTCDC_2020
+LEGACY = FASTCDC_2016  # what stores made before the choice was recorded use
 
-def chunk_bytes(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+# A cutter yields (offset, length) of each chunk of a buffer longer than MIN_CHUNK.
+Cutter = Callable[[memoryview], Iterator[tuple[int, int]]]
+
+
+def _fastcdc_2016() -> Cutter:
+    from fastcdc.fastcdc_cy import fastcdc_cy
+
+    def cut(view: memoryview) -> Iterator[tuple[int, int]]:
+        for c in fastcdc_cy(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
+            yield c.offset, c.length
+
+    return cut
+
+
+def _fastcdc_2020() -> Cutter:
+    from pyfastcdc import FastCDC
+
+    cdc = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+
+    def cut(view: memoryview) -> Iterator[tuple[int, int]]:
+        for c in cdc.cut_buf(view):
+            yield c.offset, c.length
+
+    return cut
+
+
+_MAKERS: dict[str, Callable[[], Cutter]] = {
+    FASTCDC_2016: _fastcdc_2016,
+    FASTCDC_2020: _fastcdc_2020,
+}
+_cutters: dict[str, Cutter] = {}
+
+
+def check_chunker(name: str) -> str:
+    """``name`` if haathi knows that chunker, else IncompatibleStore."""
+    if name not in _MAKERS:
+        raise IncompatibleStore(
+            f"the store's files are cut by chunker {name!r}, which this haathi does not know "
+            f"(it knows {', '.join(sorted(_MAKERS))}): upgrade haathi"
+        )
+    return name
+
+
+def _cutter(name: str) -> Cutter:
+    cut = _cutters.get(name)
+    if cut is None:
+        cut = _cutters[name] = _MAKERS[check_chunker(name)]()
+    return cut
+
+
+def chunk_bytes(
+    data: bytes | bytearray | memoryview, chunker: str = DEFAULT
+) -> Iterator[memoryview]:
     """Cut an in-memory buffer into content-defined chunks."""
     view = memoryview(data)
     if len(view) <= MIN_CHUNK:
         if len(view):
             yield view
         return
-    for c in fastcdc_cy(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
-        yield view[c.offset : c.offset + c.length]
+    for offset, length in _cutter(chunker)(view):
+        yield view[offset : offset + length]
 
 
 def _fill(stream: BinaryIO, target: memoryview) -> int:
@@ -36,7 +98,7 @@ def _fill(stream: BinaryIO, target: memoryview) -> int:
     return len(data)
 
 
-def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
+def chunk_stream(stream: BinaryIO, chunker: str = DEFAULT) -> Iterator[memoryview]:
     """Cut a stream into chunks; boundaries equal those of :func:`chunk_bytes` on the whole.
 
     The stream is read into two alternating windows (no per-chunk copies): a yielded view is
@@ -47,9 +109,10 @@ def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
     while len(head) < SMALL:
         more = stream.read(SMALL - len(head))
         if not more:
-            yield from chunk_bytes(head)
+            yield from chunk_bytes(head, chunker)
             return
         head += more
+    cut = _cutter(chunker)
     buffers = [bytearray(WINDOW + MAX_CHUNK), bytearray(WINDOW + MAX_CHUNK)]
     which = 0
     carry = memoryview(head)
@@ -66,10 +129,10 @@ def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
             n += got
         window = buf[:n]
         if eof:
-            yield from chunk_bytes(window)
+            yield from chunk_bytes(window, chunker)
             return
-        cuts = list(fastcdc_cy(window, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK))
+        cuts = list(cut(window))
         # The last cut may only end because the window ends: carry it into the next one.
-        for c in cuts[:-1]:
-            yield window[c.offset : c.offset + c.length]
-        carry = window[cuts[-1].offset :] if len(cuts) > 1 else window
+        for offset, length in cuts[:-1]:
+            yield window[offset : offset + length]
+        carry = window[cuts[-1][0] :] if len(cuts) > 1 else window
