@@ -321,6 +321,36 @@ def test_reading_many_small_files_reads_their_blobs_a_run_at_a_time(
     assert len(reads) <= 12, f"{len(reads)} reads for 300 files (and their tree's nodes)"
 
 
+def test_a_directory_put_is_restored_a_run_at_a_time(
+    repo: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``put file -r`` stores a directory's files in the order of their paths ("a.txt" before
+    "a/", as in the tree), so that restoring it reads their blobs in runs."""
+    src = tmp_path / "src"
+    names = ["a/x", "a/y/z", "a.txt", "a-b", "b", "B", "c/d/e/f"] + [
+        f"m/{i:03d}" for i in range(200)
+    ]
+    for i, name in enumerate(reversed(names)):  # created out of order
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(f"{name} {i}\n".encode() * 30)
+    ops = list(walk_dir(src, "/data"))
+    assert [op.path for op in ops] == sorted(f"/data/{n}" for n in names)
+    repo.modify_file("r@master", ops)
+
+    objects = inner(repo).pfs.blobs.objects
+    reads: list[int] = []
+    get_range = objects.get_range
+
+    def counted(key: str, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return get_range(key, offset, length)
+
+    monkeypatch.setattr(objects, "get_range", counted)
+    got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/data")}
+    assert got == {f"/data/{n}": (src / n).read_bytes() for n in names}
+    assert len(reads) <= 12, f"{len(reads)} reads for {len(names)} files (and their tree's nodes)"
+
+
 def test_a_restore_refuses_a_file_the_server_names_outside_the_path(tmp_path: Path) -> None:
     """A server that answers a restore of ``/d`` with ``/d/../../x`` (or ``/e``) is refused
     before the file is handed out: a restore writes each file where its path says. The

@@ -3,10 +3,7 @@ grammar): each parses, makes one client call, renders."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +13,7 @@ from haathi.cli import render
 from haathi.cli.main import NoWait, OutputOpt, after_write, client, command
 from haathi.cli.render import Output
 from haathi.client import Client
-from haathi.errors import FailedPrecondition, InvalidArgument
+from haathi.errors import InvalidArgument
 
 # repos -------------------------------------------------------------------------------------
 
@@ -246,23 +243,10 @@ def get_file(
     if recursive:
         if not output_path:
             raise InvalidArgument("get file -r needs -o DIR")
+        from haathi.cli.restore import restore
         from haathi.models.refspec import parse_file
 
-        spec = parse_file(target)
-        base = spec.path.rstrip("/")
-        made: set[Path] = set()
-        for f, content in c.read_files(target):
-            rel = f.path[len(base) :].lstrip("/") if f.path != spec.path else Path(f.path).name
-            dest = Path(output_path) / rel
-            try:
-                if dest.parent not in made:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(dest.parent)
-                _write_out(content, dest)
-            except OSError as exc:  # e.g. a path too long here, or a tree of an older haathi
-                raise FailedPrecondition(  # holding a file and a directory at one path
-                    f"cannot write {dest} ({f.path} of {f.repo}@{f.commit}): {exc.strerror or exc}"
-                ) from exc
+        restore(c.read_files(target), parse_file(target).path.rstrip("/") or "/", Path(output_path))
         return
     if output_path:
         _copy_out(c, target, Path(output_path))
@@ -280,37 +264,10 @@ STDOUT_HOLD = 16 << 20
 
 
 def _copy_out(c: Client, target: str, dest: Path) -> None:
+    from haathi.cli.restore import write_out
+
     with c.open_file(target) as src:
-        _write_out(iter(lambda: src.read(1 << 20), b""), dest)
-
-
-def _write_out(content: Iterator[bytes], dest: Path) -> None:
-    """Write ``content`` to ``dest``; a read that fails (damaged data) leaves no partial file.
-    A new file is written in place; an existing one is replaced only once the new bytes are
-    all written, through a temporary file (create + rename costs 7x a create: a restore into
-    an empty directory, the usual case, does without)."""
-    try:
-        _write_new(content, dest)
-    except FileExistsError:
-        # a short name: the file's own may already be as long as a name can be
-        tmp = dest.with_name(f".haathi-{secrets.token_hex(8)}.tmp")
-        try:
-            _write_new(content, tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _write_new(content: Iterator[bytes], path: Path) -> None:
-    """Create ``path`` (FileExistsError if it exists) with ``content``; removed again if the
-    content fails."""
-    with open(path, "xb") as fh:
-        try:
-            for block in content:
-                fh.write(block)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        write_out(iter(lambda: src.read(1 << 20), b""), dest)
 
 
 @command("inspect", "file")

@@ -57,23 +57,31 @@ def stream_op(stream: BinaryIO, dest: str, append: bool = False) -> PutOp:
 
 
 def walk_dir(root: Path, dest_dir: str, append: bool = False) -> Iterator[PutOp]:
-    """One op per file below ``root`` (symlinks followed), placed below ``dest_dir``."""
+    """One op per file below ``root`` (symlinks followed), placed below ``dest_dir``, in the
+    order of their paths in the tree: their chunks are stored in that order, so a restore
+    reads them back in long runs."""
     base = paths.normalize(dest_dir).rstrip("/")
-    stack = [(str(root), base)]
+    stack = [iter(_entries(str(root), base))]
     while stack:
-        local, dest = stack.pop()
-        try:
-            entries = sorted(os.scandir(local), key=lambda e: e.name, reverse=True)
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read directory {local}: {exc.strerror}") from exc
-        for e in entries:
-            target = f"{dest}/{e.name}"
+        for target, e in stack[-1]:
             if e.is_dir():
-                stack.append((e.path, target))
-            elif e.is_file():
-                yield _local_file_op(
-                    e.path, paths.normalize_for_write(target), append, e.stat().st_size
-                )
+                stack.append(iter(_entries(e.path, target)))
+                break
+            if e.is_file():
+                size = e.stat().st_size
+                yield _local_file_op(e.path, paths.normalize_for_write(target), append, size)
+        else:
+            stack.pop()
+
+
+def _entries(local: str, dest: str) -> list[tuple[str, os.DirEntry[str]]]:
+    """A directory's entries with their paths below ``dest``, in path order (a directory's
+    files sort as if its name ended in "/", as their paths do)."""
+    try:
+        found = [(f"{dest}/{e.name}", e) for e in os.scandir(local)]
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read directory {local}: {exc.strerror}") from exc
+    return sorted(found, key=lambda t: t[0] + "/" if t[1].is_dir() else t[0])
 
 
 def tar_ops(source: Path | BinaryIO, dest_dir: str) -> list[PutOp]:

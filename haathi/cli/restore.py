@@ -1,0 +1,94 @@
+"""Writing files out (``get file``): a restore of many files writes them on several threads.
+
+Creating a file costs a few system calls that release the GIL, so small files are handed to
+writer threads while the main thread reads (and verifies) the next ones; a large file is
+written as it is read. A file whose bytes fail to read is never left half written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from haathi.errors import FailedPrecondition
+from haathi.models.info import FileInfo
+
+WRITERS = 4
+SMALL = 1 << 20  # a file up to this size is read whole, then written by a writer thread
+IN_FLIGHT = 256  # files read but not yet written, at most (at most IN_FLIGHT x SMALL bytes)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def restore(files: Iterable[tuple[FileInfo, Iterator[bytes]]], base: str, out: Path) -> None:
+    """Write each file below ``base`` to its place below ``out`` (a file ``base`` itself to
+    ``out/<its name>``); FailedPrecondition naming the file when one cannot be written."""
+    made: set[Path] = set()
+    pending: deque[Future[None]] = deque()
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="haathi-write") as pool:
+        try:
+            for f, content in files:
+                rel = f.path[len(base) :].lstrip("/") if f.path != base else Path(f.path).name
+                dest = out / rel
+                if dest.parent not in made:
+                    _guarded(f, dest, dest.parent.mkdir, parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                if f.size_bytes <= SMALL:
+                    data = [b"".join(content)]  # read and verified before anything is written
+                    pending.append(pool.submit(_guarded, f, dest, write_out, data, dest))
+                    while len(pending) > IN_FLIGHT:
+                        pending.popleft().result()
+                else:
+                    _guarded(f, dest, write_out, content, dest)
+            while pending:
+                pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _guarded(f: FileInfo, dest: Path, act: Callable[..., None], *args: Any, **kw: Any) -> None:
+    """``act(*args, **kw)``, an OSError turned into a one-line error naming the file."""
+    try:
+        act(*args, **kw)
+    except OSError as exc:  # e.g. a path too long here, or a tree of an older haathi
+        raise FailedPrecondition(  # holding a file and a directory at one path
+            f"cannot write {dest} ({f.path} of {f.repo}@{f.commit}): {exc.strerror or exc}"
+        ) from exc
+
+
+def write_out(content: Iterable[bytes], dest: Path) -> None:
+    """Write ``content`` to ``dest``; a read that fails (damaged data) leaves no partial file.
+    A new file is written in place; an existing one is replaced only once the new bytes are
+    all written, through a temporary file (create + rename costs 7x a create: a restore into
+    an empty directory, the usual case, does without)."""
+    try:
+        _write_new(content, dest)
+    except FileExistsError:
+        # a short name: the file's own may already be as long as a name can be
+        tmp = dest.with_name(f".haathi-{secrets.token_hex(8)}.tmp")
+        try:
+            _write_new(content, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _write_new(content: Iterable[bytes], path: Path) -> None:
+    """Create ``path`` (FileExistsError if it exists) with ``content``; removed again if the
+    content fails."""
+    fd = os.open(path, _CREATE, 0o666)
+    try:
+        for block in content:
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
