@@ -268,3 +268,23 @@ def test_copy_op_paths_are_made_canonical(client: Client) -> None:
     client.put_file("r@master:/a", b"a")
     client.modify_file("r@master", [CopyOp(parse_file("r@master:/a"), "b//c/")])
     assert files(client) == {"/a": b"a", "/b/c": b"a"}
+
+
+def test_the_fast_path_for_canonical_paths_agrees_with_the_full_checks() -> None:
+    """Paths that are already canonical skip the checks one by one; every path made of these
+    pieces (up to 4 of them) normalizes, or is refused, exactly as the full checks say."""
+    import itertools
+
+    from haathi.models import paths
+
+    def outcome(fn: object, p: str) -> str:
+        try:
+            return fn(p)  # type: ignore[operator, no-any-return]
+        except InvalidArgument as exc:
+            return f"refused: {exc}"
+
+    pieces = ["/", ".", "..", "a", "b.c", " ", "\x00", "\x1f", "\x7f", "é", "\ud800", "...", ".a"]
+    for k in range(1, 5):
+        for combo in itertools.product(pieces, repeat=k):
+            p = "".join(combo)
+            assert outcome(paths.normalize, p) == outcome(paths._normalize, p), repr(p)

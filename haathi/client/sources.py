@@ -18,7 +18,7 @@ from haathi.models.ops import PutOp
 def _local_file_op(path: str, dest: str, append: bool, size: int | None) -> PutOp:
     def open_file() -> BinaryIO:
         try:
-            return open(path, "rb")
+            return open(path, "rb", buffering=0)  # read in large blocks: no buffer needed
         except OSError as exc:
             raise InvalidArgument(
                 f"cannot read {path}: {exc.strerror or exc}; nothing was written"

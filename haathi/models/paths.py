@@ -18,6 +18,9 @@ from haathi.models.text import check_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB = re.compile(r"[*?\[\]{}]")
+# An ASCII path already canonical: "/"-separated names, none empty, "." or "..", and no
+# control character (most paths a put or a restore names: they skip the checks one by one).
+_CANONICAL_ASCII = re.compile(r"(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f]+)+")
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4095
 
@@ -32,6 +35,12 @@ def normalize(path: str) -> str:
     """Return the canonical form of ``path`` (``/`` for the root) or raise InvalidArgument."""
     if not isinstance(path, str):
         raise InvalidArgument(f"invalid path {path!r}: not a string")
+    if path.isascii() and _CANONICAL_ASCII.fullmatch(path):
+        return path
+    return _normalize(path)
+
+
+def _normalize(path: str) -> str:
     check_text(path, f"path {_shown(path)}")
     _check_chars(path)
     parts = []

@@ -18,11 +18,13 @@ def ingest_stream(
     *,
     label: str = "",
     progress: ProgressFn | None = None,
+    size_hint: int | None = None,
 ) -> FileEntry:
-    """Store the stream's bytes as chunks and return the entry naming them."""
+    """Store the stream's bytes as chunks and return the entry naming them (``size_hint``:
+    the size the stream is expected to have, if known)."""
     chunks: list[tuple[bytes, int]] = []
     try:
-        for piece in chunk_stream(stream, writer.chunker):
+        for piece in chunk_stream(stream, writer.chunker, size_hint):
             chunks.append((writer.put(piece), len(piece)))
             if progress is not None:
                 progress(len(piece), 0)

@@ -23,7 +23,9 @@ PARALLEL_MIN_SIZE = 4 * 1024 * 1024
 
 def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> staging.Change:
     with op.open() as stream:
-        entry = ingest_stream(writer, op.path, stream, label=op.label, progress=progress)
+        entry = ingest_stream(
+            writer, op.path, stream, label=op.label, progress=progress, size_hint=op.size_hint
+        )
     return staging.Change(staging.APPEND if op.append else staging.PUT, op.path, entry)
 
 

@@ -98,20 +98,25 @@ def _fill(stream: BinaryIO, target: memoryview) -> int:
     return len(data)
 
 
-def chunk_stream(stream: BinaryIO, chunker: str = DEFAULT) -> Iterator[memoryview]:
+def chunk_stream(
+    stream: BinaryIO, chunker: str = DEFAULT, size_hint: int | None = None
+) -> Iterator[memoryview]:
     """Cut a stream into chunks; boundaries equal those of :func:`chunk_bytes` on the whole.
 
     The stream is read into two alternating windows (no per-chunk copies): a yielded view is
     valid until the next-but-one window is read, so consumers copy or hash it right away.
+    ``size_hint``, the size the stream is expected to have, only sizes the first reads.
     """
     # Small files (the common case) are read whole, without a window.
-    head = stream.read(SMALL)
+    ask = SMALL if size_hint is None else min(SMALL, size_hint + 1)
+    head = stream.read(ask)
     while len(head) < SMALL:
-        more = stream.read(SMALL - len(head))
+        more = stream.read(min(ask, SMALL - len(head)))
         if not more:
             yield from chunk_bytes(head, chunker)
             return
         head += more
+        ask = SMALL  # more than the hint said
     cut = _cutter(chunker)
     buffers = [bytearray(WINDOW + MAX_CHUNK), bytearray(WINDOW + MAX_CHUNK)]
     which = 0

@@ -41,6 +41,10 @@ def test_a_stream_is_cut_where_the_whole_buffer_is(name: str) -> None:
     whole = cuts(chunk_bytes(DATA, name))
     assert cuts(chunk_stream(io.BytesIO(DATA), name)) == whole
     assert cuts(chunk_stream(Trickle(DATA), name)) == whole  # type: ignore[arg-type]
+    for hint in (0, 5000, len(DATA), 3 * len(DATA)):  # a size hint, right or wrong, sizes reads
+        assert cuts(chunk_stream(Trickle(DATA), name, hint)) == whole  # type: ignore[arg-type]
+        small = DATA[:70_000]
+        assert cuts(chunk_stream(Trickle(small), name, hint)) == cuts(chunk_bytes(small, name))  # type: ignore[arg-type]
     assert sum(whole) == len(DATA)
     pieces = list(chunk_stream(io.BytesIO(DATA), name))
     assert b"".join(bytes(p) for p in chunk_bytes(DATA, name)) == DATA
