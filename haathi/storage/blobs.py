@@ -118,7 +118,7 @@ class _PackSpool:
     def __init__(self, spool_dir: Path) -> None:
         self.id = uuid.uuid4().hex
         self.path = spool_dir / f".tmp-pack-{self.id}"
-        self.fh: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in seal()/abort()
+        self.fh: BinaryIO = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in seal()/abort()
         self.fh.write(PACK_MAGIC)
         self.size = len(PACK_MAGIC)
         self.rows: list[BlobLocation] = []
