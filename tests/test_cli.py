@@ -213,5 +213,19 @@ def test_get_file_r_restores_a_tree_and_replaces_what_is_there(cli: Cli, tmp_pat
     assert not [p for p in out.rglob("*") if p.name.startswith(".haathi-")]
 
 
+def test_get_file_r_stops_at_a_file_it_cannot_write(cli: Cli, tmp_path: Path) -> None:
+    """A large file is written by a writer thread while it is read: when that thread cannot
+    write, the restore stops with a one-line error naming the file (it does not wait forever
+    for the thread to take more)."""
+    cli("create", "repo", "r")
+    cli("put", "file", "r@master:/big", "-f", "-", input=os.urandom(20_000_000))
+    out = tmp_path / "out"
+    (out / "big").mkdir(parents=True)  # in the way: a directory where the file goes
+    (out / "big" / "mine").write_bytes(b"kept")
+    res = cli.fails("get", "file", "r@master:/", "-r", "-o", str(out))
+    assert res.code == 6 and f"cannot write {out / 'big'} (/big of r@" in res.err
+    assert _tree(out) == {"big/mine": b"kept"}  # and no temporary file left
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -8,10 +8,11 @@ written as it is read. A file whose bytes fail to read is never left half writte
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from haathi.models.info import FileInfo
 WRITERS = 4
 SMALL = 1 << 20  # a file up to this size is read whole, then written by a writer thread
 IN_FLIGHT = 256  # files read but not yet written, at most (at most IN_FLIGHT x SMALL bytes)
+LARGE_IN_FLIGHT = 2  # larger files being written at once, each holding at most
+BLOCKS_IN_FLIGHT = 16  # this many blocks (chunks of at most 1 MiB) read but not yet written
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
@@ -29,6 +32,7 @@ def restore(files: Iterable[tuple[FileInfo, Iterator[bytes]]], base: str, out: P
     ``out/<its name>``); FailedPrecondition naming the file when one cannot be written."""
     made: set[Path] = set()
     pending: deque[Future[None]] = deque()
+    large: list[Future[None]] = []
     with ThreadPoolExecutor(WRITERS, thread_name_prefix="haathi-write") as pool:
         try:
             for f, content in files:
@@ -42,13 +46,66 @@ def restore(files: Iterable[tuple[FileInfo, Iterator[bytes]]], base: str, out: P
                     pending.append(pool.submit(_guarded, f, dest, write_out, data, dest))
                     while len(pending) > IN_FLIGHT:
                         pending.popleft().result()
-                else:
-                    _guarded(f, dest, write_out, content, dest)
+                else:  # written by a writer thread as the main thread reads and verifies it
+                    while sum(not p.done() for p in large) >= LARGE_IN_FLIGHT:
+                        wait(large, return_when=FIRST_COMPLETED)
+                    blocks: queue.Queue[bytes | None] = queue.Queue(BLOCKS_IN_FLIGHT)
+                    fut = pool.submit(_guarded, f, dest, write_out, _taken(blocks), dest)
+                    large = [p for p in large if not p.done()] + [fut]
+                    pending.append(fut)
+                    _hand_over(content, blocks, fut)
             while pending:
                 pending.popleft().result()
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+class _ReadFailed(Exception):
+    """The file's bytes failed to read (the reading thread raises the reason)."""
+
+
+def _hand_over(
+    content: Iterator[bytes], blocks: queue.Queue[bytes | None], writer: Future[None]
+) -> None:
+    """Put ``content``'s blocks on ``blocks`` for ``writer``, then None; if reading fails, the
+    writer is told to drop the file (and waited for) before the error goes on."""
+    try:
+        for block in content:
+            _put(blocks, block, writer)
+    except BaseException:
+        _put(blocks, b"", writer, failed=True)
+        wait([writer])
+        raise
+    _put(blocks, None, writer)
+
+
+def _put(
+    blocks: queue.Queue[bytes | None],
+    item: bytes | None,
+    writer: Future[None],
+    *,
+    failed: bool = False,
+) -> None:
+    """Queue ``item`` unless the writer has stopped (its error is raised here instead)."""
+    while not writer.done():
+        try:
+            blocks.put(_FAILED if failed else item, timeout=0.05)
+            return
+        except queue.Full:
+            continue
+    writer.result()
+
+
+_FAILED = b"\0haathi: read failed"  # a marker object, told apart by identity
+
+
+def _taken(blocks: queue.Queue[bytes | None]) -> Iterator[bytes]:
+    """The blocks put on ``blocks`` until None; _ReadFailed when the reader failed."""
+    while (block := blocks.get()) is not None:
+        if block is _FAILED:
+            raise _ReadFailed
+        yield block
 
 
 def _guarded(f: FileInfo, dest: Path, act: Callable[..., None], *args: Any, **kw: Any) -> None:
