@@ -64,7 +64,7 @@ def parse(argv: list[str] | None) -> tuple[Options, list[Workload], argparse.Nam
     ap.add_argument(
         "--install-peers",
         action="store_true",
-        help="apt-get install restic, pip install dvc into /tmp/dvcenv",
+        help="apt-get install restic and borgbackup, pip install dvc into /tmp/dvcenv",
     )
     ap.add_argument("--markdown", action="store_true", help="also print the tables as Markdown")
     ap.add_argument(
@@ -122,15 +122,17 @@ def machine(ctx: Ctx) -> dict[str, object]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "restic": version(["restic", "version"]),
+        "borg": version(["borg", "--version"]),
         "dvc": version([dvc, "version"]) if dvc else "not installed",
         "options": {k: str(v) for k, v in vars(ctx.opts).items()},
     }
 
 
 def install_peers(ctx: Ctx) -> None:
-    if shutil.which("restic") is None:
-        ctx.log("installing restic (apt-get)")
-        subprocess.run(["apt-get", "install", "-y", "restic"], capture_output=True)
+    for tool, package in (("restic", "restic"), ("borg", "borgbackup")):
+        if shutil.which(tool) is None:
+            ctx.log(f"installing {package} (apt-get)")
+            subprocess.run(["apt-get", "install", "-y", package], capture_output=True)
     if not any(p.exists() for p in DVC_BINS):
         ctx.log("installing dvc into /tmp/dvcenv (pip)")
         done = subprocess.run([sys.executable, "-m", "venv", "/tmp/dvcenv"], capture_output=True)
