@@ -1,7 +1,9 @@
 """Ingest and reading on the embedded store (local directory + SQLite).
 
 - ``w1``: 20,000 files of 1-8 KiB in 100 directories: ``haathi put file -r`` against ``restic
-  backup``, ``cp -r`` and ``dvc add``; then ``list file`` and ``diff file`` on the result.
+  backup``, ``cp -r`` and ``dvc add``; then the same directory put again with nothing changed
+  (the stat cache) against ``git add -A`` and ``restic backup`` again; then ``list file`` and
+  ``diff file`` on the result.
 - ``w2``: 8 files x 128 MiB random: ``haathi put file -r`` against ``cp -r`` (+ ``sync``).
 - ``w3``: on a store holding W2, 1 MiB overwritten mid-file and 100 B inserted at the start
   of another file, each put again: how much new storage each edit costs.
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import random
+import resource
 import shutil
 import statistics
 import time
@@ -25,6 +28,8 @@ import blake3
 from harness import SEED, Ctx, GiB, KiB, MiB, Row, Target, Workload, alternate, pct
 from measure import (
     HAATHI_BIN,
+    Argv,
+    call_child,
     dir_bytes,
     dvc_bin,
     fresh_dir,
@@ -217,9 +222,91 @@ def w1(ctx: Ctx) -> None:
     if ctx.wants_profile(passed):
         new_store(out / "profile", "w1")
         profile_put(ctx, "w1_ingest", out / "profile", "w1", src)
+    w1_again(ctx, out, src, restic)
     w1_reads(ctx, out / "haathi-0", src)
     rm_paths(project / ".dvc", project / "data.dvc", project / ".gitignore")
     remove(ctx, out)
+
+
+CHILD = Path(__file__).resolve().parent / "ingest_child.py"
+
+
+def with_cpu(argv: Argv, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Row:
+    """:func:`run_proc`, with the CPU seconds (user + system) the process used: ``cpu_s``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row = run_proc(argv, env=env, cwd=cwd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row["cpu_s"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return row
+
+
+def w1_again(ctx: Ctx, out: Path, src: Path, restic: str | None) -> None:
+    """W1 put again with nothing changed, into the store of the first ingest run (whose put
+    recorded the stat cache): the whole ``haathi put file -r`` process, and the command alone
+    in a process that has imported haathi (what a preloaded process runs); against ``git add
+    -A`` in a work tree whose index holds W1, and ``restic backup`` again into the first run's
+    repository (restic's parent snapshot plays the stat cache's part). Every haathi run must
+    make a commit holding the same files as its parent."""
+    store = out / "haathi-0"
+    argv = put_argv(ctx, "w1", src)
+    env = {"HAATHI_ADDRESS": str(store)}
+    with haathi.connect(str(store)) as c:
+        before = len(c.list_commit("w1@master"))
+
+    def loaded(k: int) -> Row:
+        return call_child(CHILD, "put_loaded", None, store=str(store), argv=argv[1:])
+
+    contenders: dict[str, Callable[[int], Row]] = {
+        "haathi": lambda k: with_cpu(argv, env=env),
+        "haathi_loaded": loaded,
+    }
+    if shutil.which("git") is not None:
+        gitdir = out / "git-again"
+        git = ["git", "--git-dir", str(gitdir), "--work-tree", str(src)]
+        output_of(["git", "init", "-q", "--bare", gitdir])
+        output_of([*git, "config", "core.bare", "false"])
+        output_of([*git, "add", "-A"], cwd=src)
+        who = ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "gc.auto=0"]
+        output_of([git[0], *who, *git[1:], "commit", "-q", "-m", "w1"], cwd=src)
+        contenders["git"] = lambda k: with_cpu([*git, "add", "-A"], cwd=src)
+    else:
+        ctx.note("git is not installed: W1 put again has no git figure")
+    if restic is not None:
+        renv = {"RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(out / "restic-cache-0")}
+        rargv: Argv = [restic, "-r", out / "restic-0", "backup", "--quiet", src]
+        contenders["restic"] = lambda k: with_cpu(rargv, env=renv)
+    trials = alternate(ctx, contenders, before=fresh_inputs(src), key="again_runs")
+    runs = len(trials.rows["haathi"]) + len(trials.rows["haathi_loaded"])
+    with haathi.connect(str(store)) as c:
+        commits = c.list_commit("w1@master")
+        if len(commits) != before + runs or any(c.diff_file(f"w1@{x.id}") for x in commits[:runs]):
+            raise RuntimeError("W1 put again: a run did not commit the same files as before")
+    h, pre = trials.median("haathi"), trials.median("haathi_loaded")
+    loads = [float(r["load"]) for rows in trials.rows.values() for r in rows]
+    peers = "".join(
+        f"; {who} {trials.median(who):.3f} s (haathi/{who} {trials.ratio('haathi', who):.2f}x),"
+        f" CPU {trials.median(who, 'cpu_s'):.3f} s"
+        for who in ("git", "restic")
+        if who in contenders
+    )
+    passed = ctx.figure(
+        "W1 put again, nothing changed: haathi put file -r, whole command",
+        h,
+        "s",
+        Target("<", 0.3, "s"),
+        f"CPU {trials.median('haathi', 'cpu_s'):.3f} s{peers}; per run"
+        f" {trials.per_run('haathi', spec='.3f')} s; load {min(loads):.1f}-{max(loads):.1f}",
+    )
+    ctx.figure(
+        "W1 put again, nothing changed: the command after start-up (haathi imported)",
+        pre,
+        "s",
+        None,
+        f"CPU {trials.median('haathi_loaded', 'cpu_s'):.3f} s; the rest of the whole"
+        f" command, {h - pre:.3f} s, is the interpreter's start-up and imports",
+    )
+    if ctx.wants_profile(passed):
+        profile_process(ctx, "w1_put_again", argv, env)
 
 
 def w1_reads(ctx: Ctx, store: Path, src: Path) -> None:

@@ -24,6 +24,7 @@ from haathi.errors import AlreadyExists, InvalidArgument
 
 ENV_ADDRESS = "HAATHI_ADDRESS"
 ENV_CONFIG_DIR = "HAATHI_CONFIG_DIR"
+ENV_CACHE_DIR = "HAATHI_CACHE_DIR"
 DEFAULT_ADDRESS = "~/.haathi"
 CONFIG_FILE = "haathi.toml"
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
@@ -105,6 +106,12 @@ class StoreConfig:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def stat_cache_dir(self) -> Path:
+        """The stat cache of puts of local directories into this store (see
+        ``haathi.client.statcache``)."""
+        return self.root / "statcache"
 
     @property
     def openlineage_path(self) -> Path | None:
@@ -271,6 +278,15 @@ def user_config_dir() -> Path:
     if base:
         return Path(base)
     return Path(os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")) / "haathi"
+
+
+def user_cache_dir() -> Path:
+    """haathi's per-user client cache (the stat cache of puts to a server):
+    ``$HAATHI_CACHE_DIR``, else ``$XDG_CACHE_HOME/haathi``, else ``~/.cache/haathi``."""
+    base = os.environ.get(ENV_CACHE_DIR)
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")) / "haathi"
 
 
 def protected_paths(cfg: StoreConfig) -> tuple[str, ...]:

@@ -195,19 +195,27 @@ def put_file(
     untar: Annotated[bool, typer.Option("--untar")] = False,
     parallelism: Annotated[int, typer.Option("--parallelism", "-p", min=1, max=64)] = 4,
     message: Annotated[str, typer.Option("--message", "-m")] = "",
+    rehash: Annotated[
+        bool,
+        typer.Option(
+            "--rehash", help="read every file of a directory again (do not trust the stat cache)"
+        ),
+    ] = False,
     no_wait: NoWait = False,
 ) -> None:
-    """Put files; all -f sources land in one atomic commit (then runs the jobs it starts)."""
+    """Put files; all -f sources land in one atomic commit (then runs the jobs it starts).
+    A directory's files unchanged since they were last put are not read again."""
     from haathi.cli.progress import put_progress
     from haathi.client import sources
+    from haathi.models.ops import PutOp
     from haathi.models.refspec import parse_file
 
     spec = parse_file(target)  # each destination is validated as it is made
     dest = spec.path if spec.has_path else None
     dest_is_dir = target.endswith("/") or len(file) > 1
-    ops = []
+    items: list[PutOp | sources.DirScan] = []
     for src in file:
-        ops.extend(
+        items.extend(
             sources.local_ops(
                 src,
                 dest,
@@ -217,17 +225,25 @@ def put_file(
                 dest_is_dir=dest_is_dir,
             )
         )
-    if not ops:
+    scans = [i for i in items if isinstance(i, sources.DirScan)]
+    ops = [i for i in items if not isinstance(i, sources.DirScan)]
+    count = len(ops) + sum(len(s.files) for s in scans)
+    if not count:
         raise InvalidArgument("nothing to put: the sources hold no files")
-    sizes = [op.size_hint for op in ops]
+    sizes = [op.size_hint for op in ops] + [s.size for s in scans]
     known = None if None in sizes else sum(s or 0 for s in sizes)
-    with put_progress(len(ops), known) as progress:
-        client().modify_file(
+    with put_progress(count, known) as progress:
+        result = client().put_files(
             str(spec.commit),
-            ops,
+            items,
+            rehash=rehash,
             parallelism=parallelism,
             progress=progress,
             description=message,
+        )
+    if result.unchanged and render.err.is_terminal:
+        render.err.print(
+            f"{result.unchanged:,} unchanged files not read again (--rehash reads them)"
         )
     after_write(no_wait)
 

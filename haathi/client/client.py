@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from haathi.client import session, sources
 from haathi.client.auth import AuthMethods
 from haathi.client.lineage import LineageMethods
-from haathi.config import resolve_address, store_config
+from haathi.config import resolve_address, store_config, user_cache_dir
 from haathi.errors import InvalidArgument, StorageError
 from haathi.models import paths
 from haathi.models.contract import ApiContract, JobProgressFn
@@ -44,7 +44,9 @@ from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
     from haathi.api import Api
+    from haathi.client.dirput import PutResult
     from haathi.client.remote import RemoteApi
+    from haathi.client.sources import DirScan
     from haathi.models.info import RunSummary
 
 T = TypeVar("T")
@@ -170,12 +172,19 @@ class Client(AuthMethods, LineageMethods):
     """
 
     def __init__(
-        self, api: ApiContract, *, run_jobs: bool = True, progress: JobProgressFn | None = None
+        self,
+        api: ApiContract,
+        *,
+        run_jobs: bool = True,
+        progress: JobProgressFn | None = None,
+        stat_cache_dir: Path | None = None,
     ) -> None:
         self._api = api
         self.auto_run = run_jobs
         self.progress = progress
         self.last_run: RunSummary | None = None
+        # the stat cache of put_files (None: the user's, for any store)
+        self.stat_cache_dir = stat_cache_dir
 
     def _ran_writes(self, result: T = None) -> T:  # type: ignore[assignment]
         """Queue the jobs a write started and (when the client runs jobs) run them; then pass
@@ -345,6 +354,33 @@ class Client(AuthMethods, LineageMethods):
                 description=description,
             )
         )
+
+    def put_files(
+        self,
+        target: str,
+        sources: Sequence[Op | DirScan],
+        *,
+        rehash: bool = False,
+        parallelism: int = 1,
+        progress: ProgressFn | None = None,
+        description: str = "",
+    ) -> PutResult:
+        """Apply ``sources`` as one atomic change, as :meth:`modify_file`; the files of each
+        local directory (a :func:`~haathi.client.sources.scan_dir`) that are unchanged since
+        they were last put (the stat cache), and that the destination still holds, are not
+        read again (``rehash``: read them all). Made with no change at all, the commit holds
+        the files of its parent, as when every file is read and put again."""
+        from haathi.client import dirput
+
+        cache_dir = self.stat_cache_dir or user_cache_dir() / "statcache"
+        spec = parse_commit(target)
+        put = dirput.plan(self._api, spec, sources, cache_dir, rehash=rehash)
+        if progress is not None:
+            put.report_unchanged(progress)
+        commit = self._api.modify_file(
+            spec, put.ops, parallelism=parallelism, progress=progress, description=description
+        )
+        return self._ran_writes(put.remember(self._api, commit))
 
     def delete_file(self, target: str, *, recursive: bool = False) -> str:
         spec = parse_file(target)
@@ -542,8 +578,9 @@ def connect(
     from haathi.api import Api
     from haathi.runtime import open_store
 
-    api = Api(open_store(store_config(resolved, overrides)))
-    return Client(api, run_jobs=run_jobs, progress=progress)
+    config = store_config(resolved, overrides)
+    api = Api(open_store(config))
+    return Client(api, run_jobs=run_jobs, progress=progress, stat_cache_dir=config.stat_cache_dir)
 
 
 def is_server_address(address: str) -> bool:
@@ -610,7 +647,7 @@ def init(
                 "--save-credentials needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set"
             )
     config = store_config(resolve_address(address), settings)
-    return Client(Api(init_store(config)))
+    return Client(Api(init_store(config)), stat_cache_dir=config.stat_cache_dir)
 
 
 if TYPE_CHECKING:  # mypy checks that both transports satisfy the contract
