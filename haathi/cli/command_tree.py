@@ -61,6 +61,7 @@ class _Commands(MutableMapping[str, Any]):
         self._load = load
         self._loaded = False
         self._made: dict[str, Any] = {}
+        self._scanned: tuple[tuple[int, int], dict[str, CommandInfo | TyperInfo]] | None = None
 
     def _registered(self, name: str | None = None) -> dict[str, CommandInfo | TyperInfo]:
         """What is registered; everything, once ``name`` (None: every name) is missing."""
@@ -72,6 +73,12 @@ class _Commands(MutableMapping[str, Any]):
         return found
 
     def _scan(self) -> dict[str, CommandInfo | TyperInfo]:
+        size = (len(self._source.registered_commands), len(self._source.registered_groups))
+        if self._scanned is None or self._scanned[0] != size:
+            self._scanned = size, self._names()
+        return self._scanned[1]
+
+    def _names(self) -> dict[str, CommandInfo | TyperInfo]:
         found: dict[str, CommandInfo | TyperInfo] = {}
         for command in self._source.registered_commands:
             assert command.callback is not None
