@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import backends
+import cli
 import images
 import ingest
 import lineage
@@ -34,10 +35,11 @@ WORKLOADS: list[Workload] = [
     *pipelines.WORKLOADS,
     *lineage.WORKLOADS,
     *server.WORKLOADS,
+    *cli.WORKLOADS,
     *images.WORKLOADS,
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
-# --only also takes an area (ingest, restore, backends, pipelines, server, images, ...)
+# --only also takes an area (ingest, restore, backends, pipelines, server, cli, images, ...)
 AREAS = {
     area: [w.name for w in WORKLOADS if w.area == area] for area in {w.area for w in WORKLOADS}
 }

@@ -1,5 +1,6 @@
-"""glibc ``malloc`` settings for a haathi process (the CLI and ``haathi serve`` call
-:func:`tune` at start; importing this module changes nothing).
+"""glibc ``malloc`` settings for a haathi process (a CLI command calls :func:`tune` before it
+opens a store or connects to a server, ``haathi serve`` at start; importing this module
+changes nothing).
 
 haathi allocates and frees buffers of 64 KiB to a few MiB at a high rate: chunks, their
 compressed forms, network reads of 256 KiB, pack spools. With glibc's defaults such buffers

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -192,6 +191,8 @@ _FILE_KEYS = {
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import tomllib  # ~3 ms: a remote command reads no store config
+
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -161,6 +161,7 @@ def _walk(cmd: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], An
             yield from _walk(sub, (*path, name))
 
 
+cli_main.load_commands()  # the CLI itself imports the commands' modules when it needs them
 ROOT_COMMAND = typer.main.get_command(app)
 COMMANDS = {" ".join(path): cmd for path, cmd in _walk(ROOT_COMMAND, ())}
 GLOBAL_VALUE_OPTIONS = {

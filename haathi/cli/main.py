@@ -6,23 +6,31 @@ errors and exit codes, never a traceback). The commands live beside it, by topic
 :mod:`~haathi.cli.pfs_commands`, :mod:`~haathi.cli.store_commands`,
 :mod:`~haathi.cli.pps_commands`, :mod:`~haathi.cli.lineage_commands`,
 :mod:`~haathi.cli.auth_commands` and :mod:`~haathi.cli.serve_command`.
+
+A command starts light: this module imports neither those modules nor rich, the client or
+the store. ``haathi version`` and ``haathi demo`` (defined here) import nothing more; any other
+command imports the topic modules (:func:`load_commands`), and only the one command it runs
+becomes a click command (:mod:`~haathi.cli.command_tree`). The client, and with it HTTP or
+the embedded store, is imported when a command first asks for it (:func:`client`).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from haathi import allocator
-from haathi.cli import render
-from haathi.cli.render import Output
-from haathi.client import Client
+from haathi.cli.command_tree import click_app
+from haathi.cli.output import Output
 from haathi.errors import HaathiError
+
+if TYPE_CHECKING:
+    from haathi.client import Client
 
 app = typer.Typer(
     help="haathi: version control for data, with Pachyderm's commands (pachctl -> haathi).",
@@ -66,9 +74,12 @@ state.overrides = {}
 
 
 def client() -> Client:
+    """The store or server the command works on (connected on first use)."""
     if state.client is None:
+        from haathi import allocator
         from haathi.client import connect
 
+        allocator.tune()  # before the command moves data (not for `version` or `--help`)
         state.client = connect(state.address, run_jobs=False, **state.overrides)
     return state.client
 
@@ -125,6 +136,7 @@ NoWait = Annotated[
 
 def after_write(no_wait: bool) -> None:
     """Run the jobs a command started (with progress), or say they are queued."""
+    from haathi.cli import render
     from haathi.cli.progress import job_progress
 
     c = client()
@@ -156,16 +168,12 @@ def command(verb: str, noun: str, *aliases: str) -> Any:
     return deco
 
 
-# the commands, registered in the order `haathi --help` lists them
-from haathi.cli import pfs_commands, store_commands  # noqa: E402
-
-
 @app.command("version")
 def version() -> None:
     """Print haathi's version."""
     from haathi import __version__
 
-    render.out.print(__version__)
+    print(__version__)
 
 
 @app.command(
@@ -187,10 +195,24 @@ def demo(
     run_demo(address)
 
 
-# registers the pipeline commands, `haathi serve` and `haathi auth`
-from haathi.cli import auth_commands, pps_commands, serve_command  # noqa: E402
+# the modules that register the other commands, in the order `haathi --help` lists them
+COMMAND_MODULES = (
+    "haathi.cli.pfs_commands",
+    "haathi.cli.store_commands",
+    "haathi.cli.auth_commands",
+    "haathi.cli.pps_commands",  # and haathi.cli.lineage_commands
+    "haathi.cli.serve_command",
+)
 
-_ = pfs_commands, store_commands, auth_commands, pps_commands, serve_command
+
+def load_commands() -> None:
+    """Register every command (the CLI calls it when a command line names one that is not
+    registered yet, or asks for a listing)."""
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+    # the store's commands (init, fsck, gc) come before this module's own (version, demo)
+    store = COMMAND_MODULES[1]
+    app.registered_commands.sort(key=lambda c: getattr(c.callback, "__module__", "") != store)
 
 
 class Terminated(KeyboardInterrupt):
@@ -211,23 +233,23 @@ def run(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and meaningful exit codes, never a traceback.
 
     ``argv`` defaults to ``sys.argv[1:]``; the process exits with the command's code."""
-    allocator.tune()
     signal.signal(signal.SIGTERM, _on_sigterm)
     state.address, state.overrides, state.client = None, {}, None
     _terminated.clear()
     try:
-        result = app(args=argv, prog_name="haathi", standalone_mode=False)
+        command = click_app(app, load_commands)
+        result = command(args=argv, prog_name="haathi", standalone_mode=False)
         code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
     except HaathiError as exc:
-        render.err.print(f"error: {exc}", markup=False)
+        _say(f"error: {exc}", markup=False)
         code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
-        render.err.print("aborted")
+        _say("aborted")
         code = 130
     except KeyboardInterrupt:
-        render.err.print("interrupted")
+        _say("interrupted")
         code = 130
     except BrokenPipeError:
         code = 0
@@ -239,18 +261,25 @@ def run(argv: list[str] | None = None) -> None:
         if isinstance(exc, usage):
             message = exc.format_message()
             if message:  # empty when the help was shown instead
-                render.err.print(f"error: {message}", markup=False)
+                _say(f"error: {message}", markup=False)
             code = exc.exit_code
         else:
             if os.environ.get("HAATHI_DEBUG"):
                 raise
-            render.err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+            _say(f"internal error: {type(exc).__name__}: {exc}", markup=False)
             code = 1
     finally:
         if state.client is not None:
             state.client.close()
             state.client = None
     if _terminated:
-        render.err.print("terminated")
+        _say("terminated")
         code = 128 + signal.SIGTERM
     sys.exit(code)
+
+
+def _say(message: str, *, markup: bool = True) -> None:
+    """One line on stderr (rich is imported by the commands that print, not before)."""
+    from haathi.cli import render
+
+    render.err.print(message, markup=markup)

@@ -6,21 +6,16 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from haathi.cli.output import Output as Output  # the commands import it from here
 from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class Output(str, Enum):
-    table = "table"
-    json = "json"
 
 
 def emit_json(value: Any) -> None:

@@ -50,9 +50,12 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the store over HTTP (REST, OpenAPI at /docs) and run its jobs in the background."""
+    from haathi import allocator
     from haathi.client.client import is_server_address
     from haathi.server.s3.multipart import UploadLimits
     from haathi.server.serve import Server
+
+    allocator.tune()
 
     address = resolve_address(store or state.address)
     if is_server_address(address):

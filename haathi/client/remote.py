@@ -10,22 +10,20 @@ write returns, as an embedded one does, with its jobs done. The server runs jobs
 
 Requests go over TCP by default; any httpx transport can carry them instead (the tests serve
 them with the server's ASGI app in process). Imports nothing of the server, the Api or the
-database; httpx is imported only here.
+database; httpx is imported only here (and in :mod:`~haathi.client.transport`).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from haathi.client.reader import ChunkReader
+from haathi.client.transport import httpx, tcp_transport
 from haathi.errors import (
     FailedPrecondition,
     HaathiError,
@@ -51,7 +49,6 @@ from haathi.models.lineage import LineageNode
 from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
-from haathi.models.tar_stream import files_of
 from haathi.models.text import check_text, not_unicode
 from haathi.models.wire import (
     API_PREFIX,
@@ -134,8 +131,7 @@ class RemoteApi:
         serves them with the server's ASGI app in process."""
         self.url = url.rstrip("/")
         if transport is None:
-            nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            transport = httpx.HTTPTransport(socket_options=nodelay)
+            transport = tcp_transport(self.url)
         headers = {} if not token else {"Authorization": f"Bearer {token}"}
         self._http = httpx.Client(
             base_url=self.url,
@@ -331,6 +327,8 @@ class RemoteApi:
             response.close()
 
     def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
+        from haathi.models.tar_stream import files_of  # tarfile: for `get file -r` only
+
         response = self._stream("GET", file_path("tar", spec))
         what = file_spec_text(spec)
         raw = io.BufferedReader(ChunkReader(self._raw(response, what), 0), 1 << 20)
