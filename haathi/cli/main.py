@@ -40,12 +40,12 @@ app = typer.Typer(
 )
 VERBS = {
     "create": "Create a repo, branch or pipeline.",
-    "list": "List repos, branches, commits, files, pipelines, jobs or datums.",
+    "list": "List repos, branches, commits, files, pipelines, jobs, datums or preloaders.",
     "inspect": "Show a repo, branch, commit, file, pipeline, job or datum, or the store.",
     "update": "Update a repo or pipeline.",
     "delete": "Delete a repo, branch, commit, file or pipeline.",
     "start": "Start a commit or a stopped pipeline.",
-    "stop": "Stop a pipeline or a job.",
+    "stop": "Stop a pipeline, a job or the preloaders.",
     "finish": "Finish a commit.",
     "wait": "Wait for a commit or job to finish.",
     "squash": "Squash a commit into its neighbours.",
@@ -202,6 +202,7 @@ COMMAND_MODULES = (
     "haathi.cli.auth_commands",
     "haathi.cli.pps_commands",  # and haathi.cli.lineage_commands
     "haathi.cli.serve_command",
+    "haathi.cli.preloader_commands",
 )
 
 
