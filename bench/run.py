@@ -23,6 +23,7 @@ import images
 import ingest
 import lineage
 import pipelines
+import preload
 import restore
 import server
 from harness import BENCH, PROJECT, Ctx, Options, Workload, run_workloads, table
@@ -37,6 +38,7 @@ WORKLOADS: list[Workload] = [
     *server.WORKLOADS,
     *cli.WORKLOADS,
     *images.WORKLOADS,
+    *preload.WORKLOADS,
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
 # --only also takes an area (ingest, restore, backends, pipelines, server, cli, images, ...)

@@ -44,6 +44,9 @@ from tests.images import busybox_image, imagemagick_image, opencv_image, python_
 from tests.in_process import InProcessServer, run_cli
 
 BUCKET = "haathi-tests"
+# No command of the suite hands itself to a preloader or starts one (a background process
+# that would outlive the test); tests/test_preload.py turns it on for its own commands.
+os.environ["HAATHI_PRELOAD"] = "0"
 
 
 class Backends:

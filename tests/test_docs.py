@@ -630,6 +630,7 @@ class Tour:
             "HAATHI_ADDRESS": str(tmp / "store"),
             "COLUMNS": "200",
             "AWS_EC2_METADATA_DISABLED": "true",
+            "HAATHI_PRELOAD": "0",  # no background preloader outlives the tour
         }
         self.port = free_port_pair()
         self.fixed = {"/tmp/my-store": str(tmp / "my-store")}

@@ -40,12 +40,12 @@ app = typer.Typer(
 )
 VERBS = {
     "create": "Create a repo, branch or pipeline.",
-    "list": "List repos, branches, commits, files, pipelines, jobs or datums.",
+    "list": "List repos, branches, commits, files, pipelines, jobs, datums or preloaders.",
     "inspect": "Show a repo, branch, commit, file, pipeline, job or datum, or the store.",
     "update": "Update a repo or pipeline.",
     "delete": "Delete a repo, branch, commit, file or pipeline.",
     "start": "Start a commit or a stopped pipeline.",
-    "stop": "Stop a pipeline or a job.",
+    "stop": "Stop a pipeline, a job or the preloaders.",
     "finish": "Finish a commit.",
     "wait": "Wait for a commit or job to finish.",
     "squash": "Squash a commit into its neighbours.",
@@ -202,6 +202,7 @@ COMMAND_MODULES = (
     "haathi.cli.auth_commands",
     "haathi.cli.pps_commands",  # and haathi.cli.lineage_commands
     "haathi.cli.serve_command",
+    "haathi.cli.preloader_commands",
 )
 
 
@@ -229,6 +230,18 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated
 
 
+_click: list[Any] = []
+
+
+def click_command() -> Any:
+    """The click group of :data:`app` (:mod:`~haathi.cli.command_tree`), one per process: a
+    preloader (:mod:`haathi.cli.preload`) makes every command of it before it forks, so that
+    its commands find them made."""
+    if not _click:
+        _click.append(click_app(app, load_commands))
+    return _click[0]
+
+
 def run(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors and meaningful exit codes, never a traceback.
 
@@ -237,8 +250,7 @@ def run(argv: list[str] | None = None) -> None:
     state.address, state.overrides, state.client = None, {}, None
     _terminated.clear()
     try:
-        command = click_app(app, load_commands)
-        result = command(args=argv, prog_name="haathi", standalone_mode=False)
+        result = click_command()(args=argv, prog_name="haathi", standalone_mode=False)
         code = result if isinstance(result, int) else 0  # typer.Exit(n) comes back as n
     except HaathiError as exc:
         _say(f"error: {exc}", markup=False)

@@ -14,8 +14,23 @@ from rich.table import Table
 from haathi.cli.output import Output as Output  # the commands import it from here
 from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _settings(stderr: bool) -> dict[str, Any]:
+    if stderr:
+        return {"stderr": True, "highlight": False, "soft_wrap": True}
+    return {"highlight": False, "soft_wrap": True, "width": None if sys.stdout.isatty() else 240}
+
+
+out = Console(**_settings(stderr=False))
+err = Console(**_settings(stderr=True))
+
+
+def reopen() -> None:
+    """Decide colors, width and terminal again, for the standard streams and environment this
+    process has now (a preloaded process, :mod:`haathi.cli.preload`, imported this module
+    before it had its command's)."""
+    Console.__init__(out, **_settings(stderr=False))
+    Console.__init__(err, **_settings(stderr=True))
 
 
 def emit_json(value: Any) -> None:
