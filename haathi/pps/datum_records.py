@@ -9,19 +9,24 @@ itself), the index behind downstream lineage.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, delete, insert, select
 
-from haathi.errors import NotFound
+from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.database import batches
 from haathi.meta.schema import datum_inputs, datums
 from haathi.models.info import DatumInfo, DatumState
+from haathi.models.limits import check_limit
 from haathi.pfs.context import as_utc
 from haathi.pps.records import JobRow
+
+_SKIPPED = DatumState.SKIPPED.value
+_DATUM_ID = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,43 @@ def insert_datums(conn: Connection, job_id: int, records: Sequence[DatumRecord])
     )
 
 
+class Skipped(NamedTuple):
+    """A datum a job skips: its record carries the outcome of the job that ran it (a tuple:
+    a job may make 100,000 of these at once)."""
+
+    datum_id: str
+    hash: str
+    inputs: str  # JSON, as DatumRecord.inputs
+    outputs: str  # JSON: [[path, hash, size], ...] (the earlier run's)
+    source_job: int  # the job that ran it
+
+
+def insert_skipped(conn: Connection, job_id: int, skipped: Iterable[Skipped]) -> None:
+    """Record datums the job skips (state SKIPPED), in one statement: a no-change job of
+    100,000 datums writes 100,000 of these."""
+    rows = [
+        {
+            "job_id": job_id,
+            "datum_id": k.datum_id,
+            "hash": k.hash,
+            "state": _SKIPPED,
+            "inputs": k.inputs,
+            "outputs": k.outputs,
+            "env": "{}",
+            "reason": None,
+            "started_at": None,
+            "duration": None,
+            "log": "",
+            "attempts": 0,
+            "source_job": k.source_job,
+            "exit_code": None,
+        }
+        for k in skipped
+    ]
+    if rows:
+        conn.execute(insert(datums), rows)
+
+
 def insert_inputs(conn: Connection, job_id: int, read: Collection[tuple[int, str, str]]) -> None:
     """Index which input paths the job's datums read: (repo ID, path, datum ID)."""
     if read:
@@ -110,9 +152,32 @@ def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:
     )
 
 
-def job_datums(conn: Connection, job: JobRow) -> list[DatumInfo]:
-    rows = conn.execute(select(datums).where(datums.c.job_id == job.id).order_by(datums.c.datum_id))
-    return [datum_info(job, r) for r in rows]
+def job_datums(
+    conn: Connection, job: JobRow, *, number: int | None = None, marker: str | None = None
+) -> list[DatumInfo]:
+    """The job's datums in datum ID order: those after the datum ``marker`` (the last one of
+    the previous page, as Pachyderm's ``pagination_marker``), at most ``number`` of them (None
+    or 0: all). A page is one seek on the (job, datum ID) key, however deep it lies."""
+    check_limit(number, "--number")
+    q = select(datums).where(datums.c.job_id == job.id)
+    if marker is not None:
+        if not _DATUM_ID.fullmatch(marker):
+            raise InvalidArgument(
+                f"bad --marker {marker!r}: expected a datum ID (64 hex digits)", marker=marker
+            )
+        there = select(datums.c.datum_id).where(
+            datums.c.job_id == job.id, datums.c.datum_id == marker
+        )
+        if conn.execute(there).first() is None:
+            raise NotFound(
+                f"--marker {marker} is not a datum of job {job.pipeline}@{job.commit_id}",
+                datum=marker,
+            )
+        q = q.where(datums.c.datum_id > marker)
+    q = q.order_by(datums.c.datum_id)
+    if number:
+        q = q.limit(number)
+    return [datum_info(job, r) for r in conn.execute(q)]
 
 
 def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str, str]]:

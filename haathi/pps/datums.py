@@ -20,6 +20,7 @@ datums by ID, so it keeps one), and an input repeated within a join/group key is
 from __future__ import annotations
 
 import itertools
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,6 +61,8 @@ class Match:
     is_dir: bool
 
 
+_LENGTH = struct.Struct(">Q")  # a part's byte length in a datum ID (8 bytes, big-endian)
+
 GlobFn = Callable[[PfsInput], tuple[str, list[Match]]]
 """(commit id of the input branch head, matches of ``inp.glob`` sorted by path)."""
 
@@ -81,6 +84,11 @@ class DatumInput:
     lazy: bool = False
     empty_files: bool = False
     outer_join: bool = False
+
+    def to_dict(self) -> dict[str, str | int | bool | None]:
+        """The fields by name (``dataclasses.asdict`` without its deep copies: 20x faster, and
+        a job records one per input of each of its datums)."""
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -110,13 +118,12 @@ def datum_id(inputs: Sequence[DatumInput]) -> str:
     """Hex BLAKE3 over each input's name, repo, branch and path, each followed by its byte
     length as an 8-byte big-endian integer (Pachyderm's ``common.DatumID``, BLAKE3 for BLAKE2b).
     """
-    h = blake3.blake3()
+    parts: list[bytes] = []
     for inp in inputs:
         for part in (inp.name, inp.repo, inp.branch, inp.path):
             raw = part.encode()
-            h.update(raw)
-            h.update(len(raw).to_bytes(8, "big"))
-    return h.hexdigest()
+            parts += (raw, _LENGTH.pack(len(raw)))
+    return blake3.blake3(b"".join(parts)).hexdigest()
 
 
 def form_datums(inp: Input, glob: GlobFn) -> list[Datum]:
@@ -160,10 +167,13 @@ def _rows(inp: Input, glob: GlobFn) -> list[Row]:
 def _pfs_rows(inp: PfsInput, glob: GlobFn) -> list[Row]:
     commit, matches = glob(inp)
     pattern = compile_input_glob(inp.glob)
+    keyed = inp.join_on is not None or inp.group_by is not None
     rows: list[Row] = []
     for m in sorted(matches, key=lambda m: m.path):
-        found = pattern.match(m.path.rstrip("/") or "/")
-        groups = [found.path, *(g or "" for g in found.groups())] if found else []
+        groups: list[str] = []
+        if keyed:  # the capture groups feed only the join/group keys
+            found = pattern.match(m.path.rstrip("/") or "/")
+            groups = [found.path, *(g or "" for g in found.groups())] if found else []
         rows.append(
             (
                 DatumInput(
