@@ -425,10 +425,12 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.WRITE, pipeline)
         return self._job_info(job_queue.stop_job(self.pps, pipeline, job))
 
-    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
+    def list_datum(
+        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            return datum_records.job_datums(conn, row)
+            return datum_records.job_datums(conn, row, number=number, marker=marker)
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
         for d in self.list_datum(pipeline, job):

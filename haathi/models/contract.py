@@ -248,8 +248,11 @@ class ApiContract(Protocol):
         """Stop a job."""
         ...
 
-    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
-        """The datums of a job."""
+    def list_datum(
+        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
+        """The datums of a job in datum ID order: after the datum ``marker`` (the previous
+        page's last), at most ``number`` (None or 0: all)."""
         ...
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
