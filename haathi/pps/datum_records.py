@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Row, delete, insert, select
 
 from haathi.errors import InvalidArgument, NotFound
-from haathi.meta.database import batches
+from haathi.meta.database import batches, param_marks
 from haathi.meta.schema import datum_inputs, datums
 from haathi.models.info import DatumInfo, DatumState
 from haathi.models.limits import check_limit
@@ -87,39 +87,34 @@ class Skipped(NamedTuple):
     source_job: int  # the job that ran it
 
 
+_SKIPPED_COLUMNS = ("job_id", "datum_id", "hash", "state", "inputs", "outputs", "source_job")
+
+
 def insert_skipped(conn: Connection, job_id: int, skipped: Iterable[Skipped]) -> None:
-    """Record datums the job skips (state SKIPPED), in one statement: a no-change job of
-    100,000 datums writes 100,000 of these."""
+    """Record datums the job skips (state SKIPPED, no attempts, env or log of their own).
+
+    A no-change job of 100,000 datums writes 100,000 of these: as one driver-level
+    ``executemany`` of tuples, which costs a third of what SQLAlchemy's per-row parameter
+    processing of the same insert does."""
     rows = [
-        {
-            "job_id": job_id,
-            "datum_id": k.datum_id,
-            "hash": k.hash,
-            "state": _SKIPPED,
-            "inputs": k.inputs,
-            "outputs": k.outputs,
-            "env": "{}",
-            "reason": None,
-            "started_at": None,
-            "duration": None,
-            "log": "",
-            "attempts": 0,
-            "source_job": k.source_job,
-            "exit_code": None,
-        }
+        (job_id, k.datum_id, k.hash, _SKIPPED, k.inputs, k.outputs, k.source_job, 0, "{}", "")
         for k in skipped
     ]
     if rows:
-        conn.execute(insert(datums), rows)
+        columns = ", ".join((*_SKIPPED_COLUMNS, "attempts", "env", "log"))
+        marks = param_marks(conn, len(_SKIPPED_COLUMNS) + 3)
+        conn.exec_driver_sql(f"INSERT INTO {datums.name} ({columns}) VALUES ({marks})", rows)
 
 
 def insert_inputs(conn: Connection, job_id: int, read: Collection[tuple[int, str, str]]) -> None:
-    """Index which input paths the job's datums read: (repo ID, path, datum ID)."""
+    """Index which input paths the job's datums read: (repo ID, path, datum ID); one row per
+    datum and input of the job, so as plain tuples (see :func:`insert_skipped`)."""
     if read:
-        conn.execute(
-            insert(datum_inputs),
-            [{"job_id": job_id, "repo_id": r, "path": p, "datum_id": d} for r, p, d in read],
+        sql = (
+            f"INSERT INTO {datum_inputs.name} (job_id, repo_id, path, datum_id) "
+            f"VALUES ({param_marks(conn, 4)})"
         )
+        conn.exec_driver_sql(sql, [(job_id, r, p, d) for r, p, d in read])
 
 
 def forget_jobs(conn: Connection, job_ids: Sequence[int]) -> None:
@@ -177,7 +172,7 @@ def job_datums(
     q = q.order_by(datums.c.datum_id)
     if number:
         q = q.limit(number)
-    return [datum_info(job, r) for r in conn.execute(q)]
+    return [datum_info(job, r) for r in conn.execute(q).all()]
 
 
 def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str, str]]:
@@ -207,7 +202,7 @@ def outcomes(conn: Connection, job_id: int) -> dict[str, Outcome]:
         select(
             datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
         ).where(datums.c.job_id == job_id)
-    )
+    ).all()  # fetched at once: row by row costs a third more on 100,000 rows
     return {str(did): Outcome(str(h), str(st), str(outs), src) for did, h, st, outs, src in rows}
 
 

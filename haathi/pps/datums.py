@@ -19,6 +19,7 @@ datums by ID, so it keeps one), and an input repeated within a join/group key is
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from collections.abc import Callable, Sequence
@@ -107,11 +108,8 @@ class Datum:
 
         Equal hash and an earlier success means the datum can be skipped.
         """
-        h = blake3.blake3(self.id.encode())
-        for inp in self.inputs:
-            h.update(inp.hash.encode())
-        h.update(salt.encode())
-        return h.hexdigest()
+        parts = [self.id, *(inp.hash for inp in self.inputs), salt]
+        return blake3.blake3("".join(parts).encode()).hexdigest()
 
 
 def datum_id(inputs: Sequence[DatumInput]) -> str:
@@ -120,10 +118,15 @@ def datum_id(inputs: Sequence[DatumInput]) -> str:
     """
     parts: list[bytes] = []
     for inp in inputs:
-        for part in (inp.name, inp.repo, inp.branch, inp.path):
-            raw = part.encode()
-            parts += (raw, _LENGTH.pack(len(raw)))
+        path = inp.path.encode()
+        parts += (_id_prefix(inp.name, inp.repo, inp.branch), path, _LENGTH.pack(len(path)))
     return blake3.blake3(b"".join(parts)).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _id_prefix(name: str, repo: str, branch: str) -> bytes:
+    """The part of a datum ID's input that all datums of one input share."""
+    return b"".join(raw + _LENGTH.pack(len(raw)) for raw in map(str.encode, (name, repo, branch)))
 
 
 def form_datums(inp: Input, glob: GlobFn) -> list[Datum]:
