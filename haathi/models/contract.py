@@ -251,8 +251,7 @@ class ApiContract(Protocol):
     def list_datum(
         self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
     ) -> list[DatumInfo]:
-        """The datums of a job in datum ID order: after the datum ``marker`` (the previous
-        page's last), at most ``number`` (None or 0: all)."""
+        """A job's datums by ID: after datum ``marker``, at most ``number`` (0: all)."""
         ...
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
