@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, delete, distinct, func, insert, literal, select
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.database import batches, param_marks
@@ -96,10 +96,10 @@ def insert_skipped(conn: Connection, job_id: int, skipped: Iterable[Skipped]) ->
     A no-change job of 100,000 datums writes 100,000 of these: as one driver-level
     ``executemany`` of tuples, which costs a third of what SQLAlchemy's per-row parameter
     processing of the same insert does."""
-    rows = [
+    rows = sorted(
         (job_id, k.datum_id, k.hash, _SKIPPED, k.inputs, k.outputs, k.source_job, 0, "{}", "")
         for k in skipped
-    ]
+    )  # in key order: each index insert appends (SQLite's quick path), none splits a page
     if rows:
         columns = ", ".join((*_SKIPPED_COLUMNS, "attempts", "env", "log"))
         marks = param_marks(conn, len(_SKIPPED_COLUMNS) + 3)
@@ -114,7 +114,34 @@ def insert_inputs(conn: Connection, job_id: int, read: Collection[tuple[int, str
             f"INSERT INTO {datum_inputs.name} (job_id, repo_id, path, datum_id) "
             f"VALUES ({param_marks(conn, 4)})"
         )
-        conn.exec_driver_sql(sql, [(job_id, r, p, d) for r, p, d in read])
+        conn.exec_driver_sql(sql, sorted((job_id, r, p, d) for r, p, d in read))  # key order
+
+
+def copy_skipped_inputs(conn: Connection, job_id: int, base_id: int, repo_ids: set[int]) -> bool:
+    """Index the input paths of the job's SKIPPED datums (recorded already) by copying the
+    base job's rows for them, in SQL: a datum ID names its inputs' repos and paths, so a
+    datum skipped now read what it read then. Only when that holds for the base job's rows:
+    each names a repo among ``repo_ids`` (the job's inputs now; a repo made again under its
+    old name has a new ID) and every datum of the base job has rows (jobs recorded before
+    this index existed have none). Whether it copied."""
+    di = datum_inputs
+    base_repos = conn.execute(select(di.c.repo_id).where(di.c.job_id == base_id).distinct())
+    if not {int(r) for (r,) in base_repos} <= repo_ids:
+        return False
+    indexed = conn.execute(
+        select(func.count(distinct(di.c.datum_id))).where(di.c.job_id == base_id)
+    ).scalar()
+    recorded = conn.execute(select(func.count()).where(datums.c.job_id == base_id)).scalar()
+    if indexed != recorded:
+        return False
+    skipped_now = select(datums.c.datum_id).where(
+        datums.c.job_id == job_id, datums.c.state == _SKIPPED
+    )
+    rows = select(literal(job_id), di.c.repo_id, di.c.path, di.c.datum_id).where(
+        di.c.job_id == base_id, di.c.datum_id.in_(skipped_now)
+    )
+    conn.execute(insert(di).from_select(["job_id", "repo_id", "path", "datum_id"], rows))
+    return True
 
 
 def forget_jobs(conn: Connection, job_ids: Sequence[int]) -> None:
@@ -186,14 +213,14 @@ def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str
     return [(str(d), str(log)) for d, log in rows if log]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a datum came to in a job: what incremental processing compares."""
+class Outcome(NamedTuple):
+    """What a datum came to in a job: what incremental processing compares (a tuple: a job
+    reads 100,000 of these at once)."""
 
     hash: str
     state: str
     outputs: str  # JSON: [[path, hash, size], ...]
-    source_job: int | None
+    source_job: int  # the job that ran it
 
 
 def outcomes(conn: Connection, job_id: int) -> dict[str, Outcome]:
@@ -203,7 +230,7 @@ def outcomes(conn: Connection, job_id: int) -> dict[str, Outcome]:
             datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
         ).where(datums.c.job_id == job_id)
     ).all()  # fetched at once: row by row costs a third more on 100,000 rows
-    return {str(did): Outcome(str(h), str(st), str(outs), src) for did, h, st, outs, src in rows}
+    return {did: Outcome(h, st, outs, src or job_id) for did, h, st, outs, src in rows}
 
 
 def datum_record(conn: Connection, job_id: int, datum_id: str) -> dict[str, Any] | None:

@@ -71,6 +71,8 @@ class Plan:
     skipped: list[tuple[Datum, str, int]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # output paths to remove
     base_root: bytes | None = None
+    base_id: int | None = None  # the base job's row ID
+    input_repos: list[str] = field(default_factory=list)
 
 
 def plan_job(
@@ -97,27 +99,25 @@ def plan_job(
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
     plan = Plan({d.id: d.hash(salt) for d in current})
     base, plan.base_root = base_job(ctx, job)
-    previous: dict[str, tuple[str, str, str, int]] = {}
+    plan.input_repos = sorted({repo for repo, _ in index.commits})
+    previous: dict[str, datum_records.Outcome] = {}
     if base is not None:
+        plan.base_id = base.id
         with ctx.pfs.db.read() as conn:
-            for did, o in datum_records.outcomes(conn, base.id).items():
-                previous[did] = (o.hash, o.state, o.outputs, o.source_job or base.id)
+            previous = datum_records.outcomes(conn, base.id)
     every_job = spec.reprocess_spec == "every_job"
-    seen = set()
+    hashes = plan.hashes  # of the current datums (form_datums made their IDs unique)
     for d in current:
-        if d.id in seen:
-            continue
-        seen.add(d.id)
         old = previous.get(d.id)
-        if old and not every_job and old[0] == plan.hashes[d.id] and old[1] in SKIPPABLE:
-            plan.skipped.append((d, old[2], old[3]))
+        if old and not every_job and old.hash == hashes[d.id] and old.state in SKIPPABLE:
+            plan.skipped.append((d, old.outputs, old.source_job))
             continue
         plan.run.append(d)
         if old:
-            plan.stale.extend(p for p, _, _ in json.loads(old[2]))
-    for did, (_, _, outs, _) in previous.items():
-        if did not in seen:
-            plan.stale.extend(p for p, _, _ in json.loads(outs))
+            plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
+    for did, old in previous.items():
+        if did not in hashes:
+            plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
     return plan, index
 
 
@@ -425,7 +425,16 @@ class _Run:
         context = job_context(ctx, spec, version, isolation)
         with ctx.pfs.db.write() as conn:
             datum_records.insert_skipped(conn, job.id, skipped)
-            _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
+            indexed = plan.run
+            if (
+                plan.base_id is None
+                or not plan.skipped
+                or not datum_records.copy_skipped_inputs(
+                    conn, job.id, plan.base_id, {repo_id_of(conn, r) for r in plan.input_repos}
+                )
+            ):
+                indexed = [d for d, _, _ in plan.skipped] + plan.run
+            _record_datum_inputs(conn, job.id, indexed)
             records.record_plan(conn, job.id, total, len(plan.skipped), context)
         openlineage.job_started(ctx, job)
         self.prog.total, self.prog.skipped = total, len(plan.skipped)
