@@ -25,6 +25,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from json.encoder import encode_basestring_ascii
 
 import blake3
 
@@ -90,6 +91,29 @@ class DatumInput:
         """The fields by name (``dataclasses.asdict`` without its deep copies: 20x faster, and
         a job records one per input of each of its datums)."""
         return dict(self.__dict__)
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())``, exactly, in a third of its time (a no-change job of
+        100,000 datums records 100,000 of these)."""
+        return _INPUT_JSON % (
+            _str(self.name), _str(self.repo), _str(self.branch), _str(self.commit),
+            _str(self.path), _str(self.hash), self.size, _BOOL[self.is_dir],
+            _opt(self.join_on), _opt(self.group_by), _BOOL[self.lazy],
+            _BOOL[self.empty_files], _BOOL[self.outer_join],
+        )  # fmt: skip
+
+
+_str = encode_basestring_ascii  # json.dumps's own string encoder (ensure_ascii)
+_BOOL = {False: "false", True: "true"}
+_INPUT_JSON = (
+    '{"name": %s, "repo": %s, "branch": %s, "commit": %s, "path": %s, "hash": %s, "size": %d, '
+    '"is_dir": %s, "join_on": %s, "group_by": %s, "lazy": %s, "empty_files": %s, '
+    '"outer_join": %s}'
+)
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _str(value)
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ def _datum_row(d: Datum, h: str, state: DatumState, **values: Any) -> datum_reco
 
 def _inputs_json(d: Datum) -> str:
     """The datum's inputs as its record stores them (see :class:`datum_records.DatumRecord`)."""
-    return json.dumps([i.to_dict() for i in d.inputs])
+    return "[" + ", ".join(i.to_json() for i in d.inputs) + "]"
 
 
 def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> None:
