@@ -221,3 +221,14 @@ def test_each_datum_sees_only_its_own_input_files(client: Client) -> None:
         "/c": ".\n./c\n./c/z\n",
         "/d": ".\n./d\n./d/deep\n./d/deep/w\n",
     }
+
+
+def test_inspect_datum_by_id_or_prefix(client: Client) -> None:
+    job = failing_sevens(client)
+    ids = [d.id for d in client.list_datum(job)]
+    for i in (0, 13, FILES - 1):
+        assert client.inspect_datum(job, ids[i]).id == ids[i]
+        assert client.inspect_datum(job, ids[i][:6]).id == ids[i]
+    for missing in ("zzzz", ids[0][:3], "0" * 64):
+        with pytest.raises(NotFound, match=f"datum {missing} not found in job"):
+            client.inspect_datum(job, missing)

@@ -202,6 +202,18 @@ def job_datums(
     return [datum_info(job, r) for r in conn.execute(q).all()]
 
 
+def find_datum(conn: Connection, job: JobRow, datum: str) -> DatumInfo | None:
+    """The job's datum ``datum``: its ID, or (4 characters or more) the first ID starting
+    with it; one seek, not a listing of the job's datums."""
+    q = select(datums).where(datums.c.job_id == job.id)
+    if len(datum) >= 4:  # an ID is lowercase hex: those starting with it lie below it + "g"
+        q = q.where(datums.c.datum_id >= datum, datums.c.datum_id < datum + "g")
+    else:
+        q = q.where(datums.c.datum_id == datum)
+    row = conn.execute(q.order_by(datums.c.datum_id).limit(1)).first()
+    return None if row is None else datum_info(job, row)
+
+
 def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str, str]]:
     """(datum id, user output) of the job's datums that ran (one datum, given its ID)."""
     q = select(datums.c.datum_id, datums.c.log).where(datums.c.job_id == job.id)
