@@ -70,6 +70,7 @@ def walk_pages(list_page: object, number: int) -> list[list[DatumInfo]]:
         marker = page[-1].id
 
 
+@pytest.mark.every_backend  # the order and the seek are the database's
 def test_pages_cover_every_datum_once_in_id_order(client: Client, store: Path) -> None:
     job = failing_sevens(client)
     everything = client.list_datum(job)
@@ -140,6 +141,7 @@ def test_list_datum_pages_in_the_cli(client: Client, cli: Cli) -> None:
         assert message in res.err and len(res.err.strip().splitlines()) == 1
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("every_s", [0.0, 3600.0], ids=["a write per set", "one write"])
 def test_each_datum_keeps_its_state_when_records_are_written_in_batches(
     client: Client, monkeypatch: pytest.MonkeyPatch, every_s: float
