@@ -11,7 +11,9 @@ from __future__ import annotations
 import cProfile
 import os
 import pstats
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,11 +164,71 @@ def child_noop(store: str, n: int) -> dict[str, Any]:
     """``update_pipeline`` with the same spec in a fresh process (connecting not timed)."""
     with connect(store, "none") as c:
         c.list_job("p")
-        t0 = time.perf_counter()
+        c0, t0 = cpu_s(), time.perf_counter()
         c.update_pipeline(true_spec())
-        noop_s = time.perf_counter() - t0
+        noop_s, cpu = time.perf_counter() - t0, cpu_s() - c0
         job_of(c, processed=0, skipped=n)
-    return {"noop_s": noop_s}
+    return {"noop_s": noop_s, "noop_cpu_s": cpu}
+
+
+def cpu_s() -> float:
+    """CPU seconds this process has used (every thread): what a loaded machine's wall time
+    hides."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def page_times(c: Client, number: int, reps: int = 5) -> dict[str, Any]:
+    """``list_datum`` of the newest job of ``p``, a page of ``number`` at a time: the first
+    call (cold in a fresh process), then the median ms of ``reps`` calls for the first page,
+    one in the middle and the last full one (each after the previous page's last datum)."""
+    job = f"p@{c.list_job('p')[0].id}"
+    t0 = time.perf_counter()
+    page = c.list_datum(job, number)
+    out: dict[str, Any] = {"cold_ms": (time.perf_counter() - t0) * 1000}
+    if len(page) != number:
+        raise AssertionError(f"a page of {len(page)} datums, not {number}")
+    t0 = time.perf_counter()
+    ids = [d.id for d in c.list_datum(job)]
+    out["all_s"] = time.perf_counter() - t0
+    markers = {"first": None, "middle": ids[len(ids) // 2 - 1], "last": ids[-number - 1]}
+    for where, marker in markers.items():
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            page = c.list_datum(job, number, marker)
+            times.append((time.perf_counter() - t0) * 1000)
+        start = 0 if marker is None else ids.index(marker) + 1
+        if [d.id for d in page] != ids[start : start + number]:
+            raise AssertionError(f"the {where} page is not datums {start}..{start + number}")
+        out[f"{where}_ms"] = statistics.median(times)
+    out["job"] = job
+    return out
+
+
+def child_datums(store: str, n: int, page: int) -> dict[str, Any]:
+    """A job of ``n`` datums of ``true``; then, nothing changed, ``update_pipeline`` with the
+    same spec and a commit writing one input file's own bytes again (each a job skipping all
+    ``n``; seconds from the call to its return after the job); then ``list_datum`` pages."""
+    with connect(store, "none") as c:
+        out: dict[str, Any] = {"put_s": fill(c, n), "create_s": _create(c, true_spec())}
+        out["job"] = job_of(c, processed=n, skipped=0)
+        c0, t0 = cpu_s(), time.perf_counter()
+        c.update_pipeline(true_spec())
+        out["noop_s"], out["noop_cpu_s"] = time.perf_counter() - t0, cpu_s() - c0
+        job_of(c, processed=0, skipped=n)
+        c0, t0 = cpu_s(), time.perf_counter()
+        c.put_file(f"in@master:/{name(0)}", content(0))
+        out["recommit_s"], out["recommit_cpu_s"] = time.perf_counter() - t0, cpu_s() - c0
+        job_of(c, processed=0, skipped=n)
+        out["pages"] = page_times(c, page)
+    return out
+
+
+def child_pages(store: str, page: int) -> dict[str, Any]:
+    """:func:`page_times` in a fresh process."""
+    with connect(store, "none") as c:
+        return page_times(c, page)
 
 
 def child_w4_full(
@@ -498,6 +560,8 @@ OPS: dict[str, Callable[..., dict[str, Any]]] = {
     for fn in (
         child_true_job,
         child_noop,
+        child_datums,
+        child_pages,
         child_w4_full,
         child_w4_add,
         child_check,

@@ -9,6 +9,12 @@
   datum, against spawning ``true`` 10,000 times; and with the store's scratch dir on tmpfs.
 - ``noop``: ``update_pipeline`` with the same spec on a pipeline of 10,000 processed datums
   (all skipped, asserted), in the job's process and in a fresh one.
+- ``datums100k``: 100,000 datums of ``true`` (10,000 with --quick), sandbox ``none``,
+  parallelism 1: the first run's overhead per datum (its job time less spawning ``true`` as
+  often, per datum); with nothing changed, ``update_pipeline`` (in the job's process and in a
+  fresh one) and a commit rewriting one input file with its own bytes (each skipping every
+  datum); ``list datum`` pages of 100 (first, middle, last; in the job's process and a fresh
+  one; and as a CLI process).
 - ``sandbox``: 1,000 datums of ``true`` in the host sandbox ``bwrap`` against ``none``; plus
   starting each sandbox, and bare spawns of ``true`` and of a minimal bwrap.
 - ``parallel``: 40 datums of a ~150 ms CPU-bound command, ``parallelism_spec`` 2 against 1,
@@ -69,10 +75,21 @@ class Scale:
     sandbox_n: int
     parallel_n: int
     profile_n: int
+    many_n: int  # datums100k
 
 
-FULL = Scale(w4_files=2_000, overhead_n=10_000, sandbox_n=1_000, parallel_n=40, profile_n=2_000)
-QUICK = Scale(w4_files=200, overhead_n=1_000, sandbox_n=200, parallel_n=12, profile_n=300)
+FULL = Scale(
+    w4_files=2_000,
+    overhead_n=10_000,
+    sandbox_n=1_000,
+    parallel_n=40,
+    profile_n=2_000,
+    many_n=100_000,
+)
+QUICK = Scale(
+    w4_files=200, overhead_n=1_000, sandbox_n=200, parallel_n=12, profile_n=300, many_n=10_000
+)
+PAGE = 100  # datums per list datum page (datums100k)
 
 
 def scale(ctx: Ctx) -> Scale:
@@ -343,6 +360,95 @@ def noop(ctx: Ctx) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
+def datums100k(ctx: Ctx) -> None:
+    n = scale(ctx).many_n
+    out = fresh_dir(ctx.work / "out-datums100k")
+    ctx.data.update(datums=n, page=PAGE)
+
+    def job(k: int) -> Row:
+        store = out / f"store-{k}"
+        r = child("datums", store=str(store), n=n, page=PAGE)
+        ctx.settle("datums100k: before the fresh-process steps")
+        warm(store)
+        fresh = child("noop", store=str(store), n=n)
+        pages = child("pages", store=str(store), page=PAGE)
+        argv = [str(HAATHI_BIN), "list", "datum", pages["job"], "-n", str(PAGE)]
+        cli_s = run_proc(argv, env={"HAATHI_ADDRESS": str(store)})["s"]
+        remove(ctx, store)
+        page_ms = {f"{w}_{key}": v for w, p in (("same", r["pages"]), ("fresh", pages))
+                   for key, v in p.items() if key.endswith("_ms")}  # fmt: skip
+        return {
+            "job_s": r["job"]["job_s"],
+            "ms_per_datum": r["job"]["job_s"] / n * 1000,
+            "noop_s": r["noop_s"],
+            "fresh_noop_s": fresh["noop_s"],
+            "recommit_s": r["recommit_s"],
+            "noop_cpu_s": r["noop_cpu_s"],
+            "fresh_noop_cpu_s": fresh["noop_cpu_s"],
+            "recommit_cpu_s": r["recommit_cpu_s"],
+            "page_ms": max(page_ms.values()),
+            **page_ms,
+            "all_s": pages["all_s"],
+            "cli_page_s": cli_s,
+        }
+
+    trials = alternate(ctx, {"haathi": job, "spawn": spawns(n, {"true": ["true"]})})
+    over = [
+        h["ms_per_datum"] - s["true_ms"]
+        for h, s in zip(trials.rows["haathi"], trials.rows["spawn"], strict=True)
+    ]
+    spawn = trials.median("spawn", "true_ms")
+    passed = ctx.figure(
+        f"first run of {n:,} x true: job time less spawning true as often, per datum",
+        statistics.median(over),
+        "ms/datum",
+        Target("<", 5, "ms"),
+        f"per run {'/'.join(f'{x:.2f}' for x in over)}; job "
+        f"{trials.median('haathi', 'job_s'):.0f} s ({trials.median('haathi', 'ms_per_datum'):.2f}"
+        f" ms/datum), spawning true alone {spawn:.2f} ms",
+        judged=not ctx.quick,
+    )
+    if ctx.wants_profile(passed):
+        profile_datums(ctx, "none")
+    worst = [max(r["noop_s"], r["fresh_noop_s"], r["recommit_s"]) for r in trials.rows["haathi"]]
+    passed = ctx.figure(
+        f"no-change re-run of {n:,} datums, all skipped (the slowest of three)",
+        statistics.median(worst),
+        "s",
+        Target("<", 5, "s"),
+        "update_pipeline with the same spec "
+        f"{trials.median('haathi', 'noop_s'):.2f} s (per run "
+        f"{trials.per_run('haathi', 'noop_s')}), in a fresh process "
+        f"{trials.median('haathi', 'fresh_noop_s'):.2f} s; a commit rewriting one input file "
+        f"with its own bytes {trials.median('haathi', 'recommit_s'):.2f} s; CPU time of the "
+        "three "
+        + "/".join(
+            f"{trials.median('haathi', k):.2f}"
+            for k in ("noop_cpu_s", "fresh_noop_cpu_s", "recommit_cpu_s")
+        )
+        + " s",
+        judged=not ctx.quick,
+    )
+    if ctx.wants_profile(passed):
+        profile_skip_path(ctx, n, "noop")
+    med = {k: trials.median("haathi", k) for k in trials.rows["haathi"][0] if k.endswith("_ms")}
+    ctx.figure(
+        f"list datum, a page of {PAGE} of {n:,} datums (the slowest page)",
+        trials.median("haathi", "page_ms"),
+        "ms",
+        Target("<", 200, "ms"),
+        "first/middle/last page "
+        + "/".join(f"{med[f'same_{w}_ms']:.1f}" for w in ("first", "middle", "last"))
+        + " ms in the job's process, "
+        + "/".join(f"{med[f'fresh_{w}_ms']:.1f}" for w in ("first", "middle", "last"))
+        + f" ms in a fresh one (its first call {med['fresh_cold_ms']:.1f} ms); all {n:,} at "
+        f"once {trials.median('haathi', 'all_s'):.2f} s; `haathi list datum -n {PAGE}` as a "
+        f"process {trials.median('haathi', 'cli_page_s'):.2f} s",
+        judged=not ctx.quick,
+    )
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def sandbox(ctx: Ctx) -> None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -519,6 +625,12 @@ WORKLOADS = [
         "datum_overhead", "pipelines", "10,000 datums of true vs spawning true", datum_overhead
     ),
     Workload("noop", "pipelines", "no-change update_pipeline over 10,000 datums", noop),
+    Workload(
+        "datums100k",
+        "pipelines",
+        "100,000 datums: first-run overhead, no-change re-runs, list datum pages",
+        datums100k,
+    ),
     Workload("sandbox", "pipelines", "1,000 datums of true under bwrap vs none", sandbox),
     Workload("parallel", "pipelines", "parallelism 2 vs 1 on a CPU-bound command", parallel),
 ]

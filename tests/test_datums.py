@@ -6,6 +6,8 @@ root ``/`` is matched only by the glob ``/``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import replace
 
 import blake3
@@ -409,3 +411,28 @@ def test_ids_survive_content_changes_in_a_real_glob() -> None:
     b, a = form_datums(inp, before.glob), form_datums(inp, after.glob)
     assert [d.id for d in b] == [d.id for d in a]
     assert b[0].hash("s") == a[0].hash("s") and b[1].hash("s") != a[1].hash("s")
+
+
+def test_an_input_as_json_is_what_json_dumps_makes_of_its_fields() -> None:
+    # a job records its datums' inputs as JSON made by hand (a third of json.dumps's time)
+    inputs = [
+        DatumInput("in", "in", "master", "c" * 32, "/f", "h" * 64, 60, False),
+        DatumInput(
+            "naïve",
+            "r-2",
+            "dev",
+            "c" * 32,
+            '/dir "q"\\\n/é€😀\x01',
+            "",
+            0,
+            True,
+            join_on="$1",
+            group_by="k",
+            lazy=True,
+            empty_files=True,
+            outer_join=True,
+        ),
+    ]
+    for i in inputs:
+        assert [f.name for f in dataclasses.fields(i)] == list(json.loads(i.to_json()))
+        assert i.to_json() == json.dumps(dataclasses.asdict(i))

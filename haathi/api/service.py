@@ -425,16 +425,20 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.WRITE, pipeline)
         return self._job_info(job_queue.stop_job(self.pps, pipeline, job))
 
-    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
+    def list_datum(
+        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            return datum_records.job_datums(conn, row)
+            return datum_records.job_datums(conn, row, number=number, marker=marker)
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
-        for d in self.list_datum(pipeline, job):
-            if d.id == datum or (len(datum) >= 4 and d.id.startswith(datum)):
-                return d
-        raise NotFound(f"datum {datum} not found in job {pipeline}@{job}", datum=datum)
+        row = self._job(pipeline, job)
+        with self.pfs.db.read() as conn:
+            found = datum_records.find_datum(conn, row, datum)
+        if found is None:
+            raise NotFound(f"datum {datum} not found in job {pipeline}@{job}", datum=datum)
+        return found
 
     def logs(
         self, pipeline: str, job: str | None = None, datum: str | None = None

@@ -193,14 +193,26 @@ def list_datum(
         str | None,
         typer.Option("--file", "-f", help="preview the datums of a spec's input instead"),
     ] = None,
+    number: Annotated[
+        int | None,
+        typer.Option("--number", "-n", help="a page: at most N datums (in datum ID order)"),
+    ] = None,
+    marker: Annotated[
+        str | None,
+        typer.Option("--marker", help="start after this datum ID (the previous page's last)"),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """List a job's datums, or (-f) the datums a spec's input has now."""
     if (job is None) == (file is None):
         raise InvalidArgument("list datum takes pipeline@id, or -f spec")
+    if file is not None and (number is not None or marker is not None):
+        raise InvalidArgument("list datum -f takes no --number or --marker")
     c = client()
-    items = c.preview_datums(file) if file is not None else c.list_datum(str(job))
+    items = c.preview_datums(file) if file is not None else c.list_datum(str(job), number, marker)
     render.emit_json(items) if output == Output.json else render_pps.datums(items)
+    if number and len(items) == number and output != Output.json:
+        render.err.print(f"next page: --marker {items[-1].id}", markup=False)
 
 
 @command("inspect", "datum")

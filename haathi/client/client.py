@@ -522,8 +522,13 @@ class Client(AuthMethods, LineageMethods):
     def stop_job(self, job: str) -> JobInfo:
         return self._api.stop_job(*parse_job(job))
 
-    def list_datum(self, job: str) -> list[DatumInfo]:
-        return self._api.list_datum(*parse_job(job))
+    def list_datum(
+        self, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
+        """The datums of ``pipeline@id`` in datum ID order; a page of them with ``number`` (at
+        most that many; None or 0: all) and ``marker`` (start after that datum ID: the last
+        one of the previous page)."""
+        return self._api.list_datum(*parse_job(job), number, marker)
 
     def inspect_datum(self, job: str, datum: str) -> DatumInfo:
         return self._api.inspect_datum(*parse_job(job), datum)

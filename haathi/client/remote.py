@@ -443,8 +443,11 @@ class RemoteApi:
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
         return JobInfo.from_dict(self._call("POST", f"{self._job_path(pipeline, job)}/stop"))
 
-    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
-        ds = self._call("GET", f"{self._job_path(pipeline, job)}/datums")
+    def list_datum(
+        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
+        params = self._params(number=number, marker=marker)
+        ds = self._call("GET", f"{self._job_path(pipeline, job)}/datums", params=params)
         return [DatumInfo.from_dict(d) for d in ds]
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:

@@ -248,8 +248,10 @@ class ApiContract(Protocol):
         """Stop a job."""
         ...
 
-    def list_datum(self, pipeline: str, job: str) -> list[DatumInfo]:
-        """The datums of a job."""
+    def list_datum(
+        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+    ) -> list[DatumInfo]:
+        """A job's datums by ID: after datum ``marker``, at most ``number`` (0: all)."""
         ...
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:

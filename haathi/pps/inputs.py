@@ -60,26 +60,29 @@ def glob_commit(
         matched_dirs.append("/")
     entries: Iterable[FileEntry] = prolly.iter_prefix(root, scan_from, ctx.nodes)
     for e in entries:
-        parts = e.path.split("/")
-        for i in range(2, len(parts)):
-            d = "/".join(parts[:i])
-            if d not in dirs_seen:
-                dirs_seen.add(d)
-                if g.match(d):
-                    hits[d] = []
-                    matched_dirs.append(d)
+        if e.path.count("/") > 1:  # below a directory (each directory checked once)
+            parts = e.path.split("/")
+            for i in range(2, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs_seen:
+                    dirs_seen.add(d)
+                    if g.match(d):
+                        hits[d] = []
+                        matched_dirs.append(d)
         if g.match(e.path):
             hits[e.path] = [e]
-        # entries come sorted, so a directory's files are contiguous: drop the ones left behind
-        matched_dirs = [d for d in matched_dirs if d == "/" or e.path.startswith(d + "/")]
-        for d in matched_dirs:
-            hits[d].append(e)
+        if matched_dirs:
+            # entries come sorted, so a directory's files are contiguous: drop those left
+            matched_dirs = [d for d in matched_dirs if d == "/" or e.path.startswith(d + "/")]
+            for d in matched_dirs:
+                hits[d].append(e)
     matches = []
     for path in sorted(hits):
         files = hits[path]
-        is_dir = not (len(files) == 1 and files[0].path == path)
-        digest = dir_hash(path, files) if is_dir else files[0].hash.hex()
-        matches.append(Match(path, digest, sum(f.size for f in files), is_dir))
+        if len(files) == 1 and files[0].path == path:  # a file
+            matches.append(Match(path, files[0].hash.hex(), files[0].size, False))
+        else:
+            matches.append(Match(path, dir_hash(path, files), sum(f.size for f in files), True))
     return matches, hits
 
 

@@ -9,7 +9,7 @@ outputs. The output commit is the base job's output minus removed outputs plus n
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import math
 import platform
@@ -71,6 +71,8 @@ class Plan:
     skipped: list[tuple[Datum, str, int]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # output paths to remove
     base_root: bytes | None = None
+    base_id: int | None = None  # the base job's row ID
+    input_repos: list[str] = field(default_factory=list)
 
 
 def plan_job(
@@ -97,27 +99,25 @@ def plan_job(
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
     plan = Plan({d.id: d.hash(salt) for d in current})
     base, plan.base_root = base_job(ctx, job)
-    previous: dict[str, tuple[str, str, str, int]] = {}
+    plan.input_repos = sorted({repo for repo, _ in index.commits})
+    previous: dict[str, datum_records.Outcome] = {}
     if base is not None:
+        plan.base_id = base.id
         with ctx.pfs.db.read() as conn:
-            for did, o in datum_records.outcomes(conn, base.id).items():
-                previous[did] = (o.hash, o.state, o.outputs, o.source_job or base.id)
+            previous = datum_records.outcomes(conn, base.id)
     every_job = spec.reprocess_spec == "every_job"
-    seen = set()
+    hashes = plan.hashes  # of the current datums (form_datums made their IDs unique)
     for d in current:
-        if d.id in seen:
-            continue
-        seen.add(d.id)
         old = previous.get(d.id)
-        if old and not every_job and old[0] == plan.hashes[d.id] and old[1] in SKIPPABLE:
-            plan.skipped.append((d, old[2], old[3]))
+        if old and not every_job and old.hash == hashes[d.id] and old.state in SKIPPABLE:
+            plan.skipped.append((d, old.outputs, old.source_job))
             continue
         plan.run.append(d)
         if old:
-            plan.stale.extend(p for p, _, _ in json.loads(old[2]))
-    for did, (_, _, outs, _) in previous.items():
-        if did not in seen:
-            plan.stale.extend(p for p, _, _ in json.loads(outs))
+            plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
+    for did, old in previous.items():
+        if did not in hashes:
+            plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
     return plan, index
 
 
@@ -152,8 +152,13 @@ def _sets(items: list[Datum], parallelism: int, sandbox: str) -> list[list[Datum
 
 
 def _datum_row(d: Datum, h: str, state: DatumState, **values: Any) -> datum_records.DatumRecord:
-    inputs = [dataclasses.asdict(i) for i in d.inputs]
+    inputs = [i.to_dict() for i in d.inputs]
     return datum_records.DatumRecord(d.id, h, state.value, inputs, **values)
+
+
+def _inputs_json(d: Datum) -> str:
+    """The datum's inputs as its record stores them (see :class:`datum_records.DatumRecord`)."""
+    return "[" + ", ".join(i.to_json() for i in d.inputs) + "]"
 
 
 def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> None:
@@ -166,6 +171,50 @@ def _record_datum_inputs(conn: Connection, job_id: int, ds: Sequence[Datum]) -> 
                 repo_ids[i.repo] = repo_id_of(conn, i.repo)
             rows.add((repo_ids[i.repo], i.path, d.id))
     datum_records.insert_inputs(conn, job_id, rows)
+
+
+RECORD_EVERY_S = 1.0
+"""Seconds between writes of a running job's datum records and progress (and at its end)."""
+RECORD_LOG_BYTES = 16 << 20
+"""...or sooner, once the datum logs waiting to be written pass this many bytes."""
+
+
+class _PendingRecords:
+    """Datum records of a running job not written yet, written together: one transaction per
+    second or so, not one per datum set (2,000 commits, each with an fsync, in a job of
+    100,000 datums). Nothing depends on them being written sooner: a job that is claimed
+    again starts over and forgets its datum records (:func:`haathi.pps.job_queue.claim`)."""
+
+    def __init__(self, ctx: PpsContext, job: records.JobRow, counts: dict[DatumState, int]) -> None:
+        self.ctx, self.job, self.counts = ctx, job, counts  # counts: of the datums so far
+        self.rows: list[datum_records.DatumRecord] = []
+        self.log_bytes = 0
+        self.written = time.monotonic()
+
+    def add(self, row: datum_records.DatumRecord) -> None:
+        self.rows.append(row)
+        self.log_bytes += len(row.log)
+
+    def due(self) -> bool:
+        waited = time.monotonic() - self.written
+        return waited >= RECORD_EVERY_S or self.log_bytes >= RECORD_LOG_BYTES
+
+    def flush(self) -> None:
+        """Write the pending records and the job's progress counts (if any were added)."""
+        if not self.rows:
+            return
+        rows, self.rows, self.log_bytes = self.rows, [], 0
+        counts = self.counts
+        with self.ctx.pfs.db.write() as conn:
+            datum_records.insert_datums(conn, self.job.id, rows)
+            records.record_progress(
+                conn,
+                self.job.id,
+                processed=counts.get(DatumState.SUCCESS, 0),
+                failed=counts.get(DatumState.FAILED, 0),
+                recovered=counts.get(DatumState.RECOVERED, 0),
+            )
+        self.written = time.monotonic()
 
 
 def _outputs_json(entries: Sequence[FileEntry]) -> str:
@@ -368,14 +417,24 @@ class _Run:
         ctx, job, plan = self.ctx, self.job, self.plan
         assert plan is not None
         total = len(plan.skipped) + len(plan.run)
-        skipped = [
-            _datum_row(d, plan.hashes[d.id], DatumState.SKIPPED, outputs=outs, source_job=source)
+        hashes = plan.hashes
+        skipped = (
+            datum_records.Skipped(d.id, hashes[d.id], _inputs_json(d), outs, source)
             for d, outs, source in plan.skipped
-        ]
+        )
         context = job_context(ctx, spec, version, isolation)
         with ctx.pfs.db.write() as conn:
-            datum_records.insert_datums(conn, job.id, skipped)
-            _record_datum_inputs(conn, job.id, [d for d, _, _ in plan.skipped] + plan.run)
+            datum_records.insert_skipped(conn, job.id, skipped)
+            indexed = plan.run
+            if (
+                plan.base_id is None
+                or not plan.skipped
+                or not datum_records.copy_skipped_inputs(
+                    conn, job.id, plan.base_id, {repo_id_of(conn, r) for r in plan.input_repos}
+                )
+            ):
+                indexed = [d for d, _, _ in plan.skipped] + plan.run
+            _record_datum_inputs(conn, job.id, indexed)
             records.record_plan(conn, job.id, total, len(plan.skipped), context)
         openlineage.job_started(ctx, job)
         self.prog.total, self.prog.skipped = total, len(plan.skipped)
@@ -413,9 +472,9 @@ class _Run:
             for group in _sets(plan.run, spec.parallelism, isolation.sandbox)
         ]
         results_of_sets = executor.map(run_datum_set, tasks, parallelism=spec.parallelism)
+        pending = _PendingRecords(ctx, job, counts)
         try:
             for results in results_of_sets:
-                rows: list[datum_records.DatumRecord] = []
                 for r in results:
                     counts[r.state] += 1
                     if r.state == DatumState.FAILED:
@@ -427,19 +486,17 @@ class _Run:
                             collision = f"datums {other.datum} and {e.datum} both wrote {e.path}"
                         outputs[e.path] = e
                     d = by_id[r.datum_id]
-                    rows.append(_result_row(job.id, d, plan.hashes[d.id], r))
-                with ctx.pfs.db.write() as conn:
-                    datum_records.insert_datums(conn, job.id, rows)
-                    records.record_progress(
-                        conn,
-                        job.id,
-                        processed=counts[DatumState.SUCCESS],
-                        failed=counts[DatumState.FAILED],
-                        recovered=counts[DatumState.RECOVERED],
-                    )
+                    pending.add(_result_row(job.id, d, plan.hashes[d.id], r))
+                if pending.due():
+                    pending.flush()
                 prog.done += len(results)
                 prog.failed = counts[DatumState.FAILED]
                 self.report(prog)
+            pending.flush()
+        except BaseException:
+            with contextlib.suppress(HaathiError):
+                pending.flush()  # what did run is recorded for the failed or given-back job
+            raise
         finally:
             if isinstance(results_of_sets, Generator):
                 results_of_sets.close()  # sets not started yet are dropped

@@ -274,12 +274,20 @@ class Sandbox:
 
     def new_datum(self, input_names: Sequence[str]) -> Path:
         """Remove the previous datum's inputs and outputs; returns ``S/pfs``, where this datum's
-        inputs go (as ``S/pfs/<name>`` for each of ``input_names``)."""
+        inputs go (as ``S/pfs/<name>`` for each of ``input_names``).
+
+        The directory of an input this datum has too is emptied rather than removed and made
+        again: a datum of one small file then costs an unlink, not an rmdir and a mkdir (on
+        ext4 an rmdir took ~1 ms, a fifth of a ``true`` datum's time)."""
         _check_input_names(input_names)
         pfs = self.scratch / "pfs"
         with os.scandir(pfs) as entries:
             for entry in entries:
-                if entry.name != "out":
+                if entry.name == "out":
+                    continue
+                if entry.name in input_names and entry.is_dir(follow_symlinks=False):
+                    _empty(entry.path)
+                else:
                     _remove(entry)
         self.clear_out()
         return pfs
@@ -288,9 +296,7 @@ class Sandbox:
         """Empty ``S/pfs/out`` in place (a bwrap sandbox's mount holds that very directory)."""
         out = self.scratch / "pfs" / "out"
         try:
-            with os.scandir(out) as entries:
-                for entry in entries:
-                    _remove(entry)
+            _empty(out)
         except FileNotFoundError:  # removed by user code running without a sandbox
             out.mkdir()
 
@@ -408,6 +414,13 @@ class Sandbox:
         assert self.launch is not None
         self._session = Session(self.launch, self.scratch)
         return self._session
+
+
+def _empty(directory: str | Path) -> None:
+    """Delete everything in ``directory`` (as far as it can), keeping the directory."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            _remove(entry)
 
 
 def _remove(entry: os.DirEntry[str]) -> None:

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,18 +131,51 @@ def _store(task: DatumSetTask) -> PfsContext:
         return ctx
 
 
-def _materialize(ctx: PfsContext, root: Path, datum: DatumTask) -> None:
+def _input_digests(datum: DatumTask) -> Iterator[bytes]:
+    """The blobs of the datum's input files, in the order :func:`_materialize` writes them."""
+    for inp in datum.inputs:
+        if not inp.empty_files:
+            for _, chunks in inp.files:
+                for digest, _ in iter_chunks(chunks):
+                    yield digest
+
+
+def _materialize(root: Path, datum: DatumTask, blobs: Iterator[bytes]) -> None:
+    """Write the datum's input files below ``root``, taking their blobs from ``blobs``."""
     for inp in datum.inputs:
         base = root / inp.name
         base.mkdir(parents=True, exist_ok=True)
         for path, chunks in inp.files:
             dest = base / path.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent != base:
+                dest.parent.mkdir(parents=True, exist_ok=True)
             with open(dest, "wb") as f:
                 if inp.empty_files:
                     continue
-                for data in ctx.blobs.iter_blobs(d for d, _ in iter_chunks(chunks)):
-                    f.write(data)
+                for _ in iter_chunks(chunks):
+                    f.write(next(blobs))
+
+
+class InputReads:
+    """The input blobs of a datum set's datums, read as one stream in datum order: locations
+    are looked up, and adjacent blobs read, in batches across datums (a datum of one small
+    file no longer costs a metadata query of its own). After a read error the stream is
+    dropped and every datum from then on reads its own blobs, so a missing or corrupt blob
+    fails the datum that needs it and no other."""
+
+    def __init__(self, ctx: PfsContext, datums: Sequence[DatumTask]) -> None:
+        self._ctx = ctx
+        digests = (d for datum in datums for d in _input_digests(datum))
+        self._stream: Iterator[bytes] | None = ctx.blobs.iter_blobs(digests)
+
+    def materialize(self, root: Path, datum: DatumTask) -> None:
+        """Write the input files of ``datum``, the next datum of the set, below ``root``."""
+        if self._stream is not None:
+            try:
+                return _materialize(root, datum, self._stream)
+            except HaathiError:
+                self._stream = None  # where it stood is lost: read this datum's on its own
+        _materialize(root, datum, self._ctx.blobs.iter_blobs(_input_digests(datum)))
 
 
 def datum_env(task: DatumSetTask, datum: DatumTask, pfs: str) -> dict[str, str]:
@@ -282,10 +315,15 @@ def _output_text(output: bytes) -> str:
 
 
 def run_datum(
-    ctx: PfsContext, task: DatumSetTask, datum: DatumTask, writer: BlobWriter, sandbox: Sandbox
+    ctx: PfsContext,
+    task: DatumSetTask,
+    datum: DatumTask,
+    writer: BlobWriter,
+    sandbox: Sandbox,
+    reads: InputReads | None = None,
 ) -> DatumResult:
     """Run one datum with retries (and ``err_cmd`` after the last failure) in the datum set's
-    sandbox."""
+    sandbox; ``reads``: the set's input stream (default: the datum reads its own blobs)."""
     t0, started = time.perf_counter(), time.time()
     cancel = cancel_event(task.job_id)
     tf = task.transform
@@ -300,7 +338,7 @@ def run_datum(
     code: int | None = None
     inputs_dir = sandbox.new_datum([i.name for i in datum.inputs])  # the previous datum's go
     try:
-        _materialize(ctx, inputs_dir, datum)
+        (reads or InputReads(ctx, [datum])).materialize(inputs_dir, datum)
     except HaathiError as exc:
         return DatumResult(
             datum.datum_id,
@@ -377,11 +415,12 @@ def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
     cancel = cancel_event(task.job_id)
     scratch = Path(tempfile.mkdtemp(prefix="datums-", dir=root))
     try:
+        reads = InputReads(ctx, task.datums)
         with ctx.blobs.writer() as writer, _open(task, scratch) as sandbox:
             for datum in task.datums:
                 if cancel.is_set():
                     break
-                results.append(run_datum(ctx, task, datum, writer, sandbox))
+                results.append(run_datum(ctx, task, datum, writer, sandbox, reads))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results

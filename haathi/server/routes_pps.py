@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel
 
 from haathi.models.info import RunSummary
@@ -135,8 +136,17 @@ def stop_job(api: ApiDep, pipeline: str, job: str) -> Json:
 
 
 @router.get("/pipelines/{pipeline}/jobs/{job}/datums", tags=["datums"])
-def list_datum(api: ApiDep, pipeline: str, job: str) -> list[Json]:
-    return [d.to_dict() for d in api.list_datum(pipeline, job)]
+def list_datum(
+    api: ApiDep,
+    pipeline: str,
+    job: str,
+    number: Annotated[int | None, Query(description="at most this many (0: all)")] = None,
+    marker: Annotated[
+        str | None, Query(description="start after this datum ID (the previous page's last)")
+    ] = None,
+) -> list[Json]:
+    """The job's datums in datum ID order, a page at a time with ``number`` and ``marker``."""
+    return [d.to_dict() for d in api.list_datum(pipeline, job, number, marker)]
 
 
 @router.get("/pipelines/{pipeline}/jobs/{job}/datums/{datum}", tags=["datums"])
