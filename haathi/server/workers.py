@@ -242,6 +242,9 @@ def worker_main(
     from haathi import allocator
 
     allocator.tune()
+    # libuv (uvloop) accepts one connection at a time, letting the other workers take the
+    # next: otherwise the first worker awake takes every connection waiting
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     # Ctrl-C reaches every process of the terminal's group: the parent stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # uvicorn stops gracefully on SIGTERM, then raises it again with this handler in place:
