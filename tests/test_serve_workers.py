@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -175,7 +176,6 @@ def test_concurrent_writers_through_both_workers_lose_no_write(store: Path) -> N
             c.close()
 
 
-@both_backends
 def test_wait_commit_on_one_worker_returns_when_the_runner_in_the_other_finishes(
     store: Path,
 ) -> None:
@@ -277,7 +277,7 @@ def test_the_s3_gateway_is_worker_0s(store: Path) -> None:
 
 def test_a_worker_that_dies_is_started_again(store: Path) -> None:
     """A worker killed (worker 0: with the job runner) is replaced, says the server, and the
-    replacement serves and runs jobs again."""
+    replacement serves and runs jobs again. A killed server's workers end with it."""
     with serve(store, "--s3-bind", "none", env=NO_SANDBOX) as srv:
         with haathi.connect(srv.url) as c:
             c.create_repo("in")
@@ -293,7 +293,12 @@ def test_a_worker_that_dies_is_started_again(store: Path) -> None:
             commit = c.put_file("in@master:/a", b"a")
             c.wait_commit(commit, timeout=60)
             assert c.get_file(f"copy@{commit}:/a") == b"a"
-        assert srv.proc.poll() is None
+        workers = srv.workers()
+        assert len(workers) == 2
+        srv.proc.kill()  # a killed server takes its workers with it
+        srv.proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive
 
 
 def test_sigterm_stops_every_worker_and_leaves_no_process(store: Path, tmp_path: Path) -> None:
@@ -319,16 +324,26 @@ def test_sigterm_stops_every_worker_and_leaves_no_process(store: Path, tmp_path:
         assert embedded.inspect_job(f"slow@{commit}").state == JobState.CREATED
 
 
-def test_a_killed_parent_takes_its_workers_with_it(store: Path) -> None:
+def test_sigterm_while_the_workers_open_the_store_stops_them(store: Path) -> None:
+    """The workers cannot read the database (this test holds it locked) when SIGTERM comes:
+    they stop as soon as they can, rather than go on to serve. (Each ignores SIGINT from its
+    first moment: Ctrl-C is the parent's to handle.)"""
     with serve(store, "--s3-bind", "none") as srv:
-        with haathi.connect(srv.url) as c:
-            c.list_repo()
-        workers = srv.workers()
-        assert len(workers) == 2
-        srv.proc.kill()
-        srv.proc.wait()
-        _, alive = psutil.wait_procs(workers, timeout=30)
-        assert not alive
+        lock = sqlite3.connect(store / "meta.db", isolation_level=None)
+        lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+        lock.execute("BEGIN EXCLUSIVE")  # no other connection reads until this one closes
+        while len(srv.workers()) < 2 or not all(ignores_sigint(w.pid) for w in srv.workers()):
+            time.sleep(0.01)
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        lock.close()
+        assert srv.proc.wait(timeout=20) == 0
+
+
+def ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = dict(line.split(":", 1) for line in status if ":" in line)
+    return bool(int(masks["SigIgn"], 16) & (1 << (signal.SIGINT - 1)))
 
 
 @pytest.mark.parametrize("count", ["0", "65", "x"])

@@ -247,17 +247,25 @@ def worker_main(
     os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     # Ctrl-C reaches every process of the terminal's group: the parent stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # uvicorn stops gracefully on SIGTERM, then raises it again with this handler in place:
-    # a no-op, so that the store is closed and the process exits 0
-    signal.signal(signal.SIGTERM, lambda _s, _f: None)
+    made: list[Server] = []
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        """Before the server is made: stop at once. After: have uvicorn stop (it may not
+        have put its own handler in place yet). uvicorn stops gracefully on SIGTERM, then
+        raises it again with this handler back: the store is closed, the process exits 0."""
+        if not made:
+            raise SystemExit(0)
+        made[0].uvicorn.should_exit = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     _die_with_parent(parent)
     try:
-        server = _server(plan, index, sock, s3_sock, auth_epoch)
+        made.append(_server(plan, index, sock, s3_sock, auth_epoch))
     except HaathiError as exc:
         print(f"error: haathi serve worker {index}: {exc}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
-    threading.Thread(target=_report_serving, args=(server, ready), daemon=True).start()
-    server.run()
+    threading.Thread(target=_report_serving, args=(made[0], ready), daemon=True).start()
+    made[0].run()
 
 
 def _server(
