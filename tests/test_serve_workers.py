@@ -346,6 +346,20 @@ def ignores_sigint(pid: int) -> bool:
     return bool(int(masks["SigIgn"], 16) & (1 << (signal.SIGINT - 1)))
 
 
+def test_a_worker_that_cannot_open_the_store_stops_the_server(store: Path) -> None:
+    """The store's config turns unreadable between the parent's check and the workers' own
+    opening: they fail before they serve, and the server stops with exit code 1, saying so
+    (it would fail the same way again)."""
+    haathi.init(str(store)).close()
+    with serve(store, "--s3-bind", "none") as srv:
+        (store / "haathi.toml").write_text("not toml [[[")  # the workers are still starting
+        assert srv.proc.wait(timeout=60) == 1
+        line = srv.said("before it served; stopping")
+        assert re.search(r"worker \d exited with code 2 before it served", line), line
+        assert "error: haathi serve worker" in srv.said("cannot read store config")
+        assert not any("Traceback" in x for x in srv.lines)
+
+
 @pytest.mark.parametrize("count", ["0", "65", "x"])
 def test_a_worker_count_out_of_range_is_refused(tmp_path: Path, count: str) -> None:
     cli = Cli(tmp_path / "store", tmp_path)

@@ -90,7 +90,8 @@ def serve(server: Server, count: int, address: str, overrides: dict[str, Any],
 class _Worker:
     index: int
     process: BaseProcess
-    ready: Connection
+    ready: Connection  # says "serving" once, or ends (the worker died before it served)
+    heard: bool = False
     serving: bool = False
 
 
@@ -155,7 +156,7 @@ class Workers:
             waiting: list[Any] = [wake]
             for w in self._workers:
                 waiting.append(w.process.sentinel)
-                if not w.serving:
+                if not w.heard:
                     waiting.append(w.ready)
             woke = wait(waiting)
             if wake in woke:
@@ -164,7 +165,8 @@ class Workers:
             if self._signals:
                 return 0
             for i, w in enumerate(self._workers):
-                if not w.serving and w.ready in woke:
+                if not w.heard and w.ready in woke:
+                    w.heard = True
                     with contextlib.suppress(EOFError, OSError):
                         w.serving = w.ready.recv() == "serving"
                 if w.process.sentinel in woke:
