@@ -66,10 +66,12 @@ class Served:
 
 @contextlib.contextmanager
 def serve(store: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """The server in a session of its own (as in a terminal: Ctrl-C reaches its group)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "haathi", "serve", "--store", str(store), "--bind",
          "127.0.0.1:0", "--workers", "2", *args],
         stderr=subprocess.PIPE, text=True, env=None if env is None else {**os.environ, **env},
+        start_new_session=True,
     )  # fmt: skip
     assert proc.stderr is not None
     try:
@@ -322,6 +324,20 @@ def test_sigterm_stops_every_worker_and_leaves_no_process(store: Path, tmp_path:
         assert not alive, [p.cmdline() for p in alive]
     with haathi.connect(str(store)) as embedded:
         assert embedded.inspect_job(f"slow@{commit}").state == JobState.CREATED
+
+
+def test_ctrl_c_stops_the_server_and_its_workers(store: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the workers stop gracefully
+    and the server exits 0."""
+    with serve(store, "--s3-bind", "none") as srv:
+        with haathi.connect(srv.url) as c:
+            c.create_repo("data")
+        workers = srv.workers()
+        os.killpg(srv.proc.pid, signal.SIGINT)
+        assert srv.proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive
+        assert not any("Traceback" in x for x in srv.lines)
 
 
 def test_sigterm_while_the_workers_open_the_store_stops_them(store: Path) -> None:
