@@ -9,6 +9,10 @@
 - ``server_inspect``: open-loop ``inspect commit`` at 200 requests/s (scheduled send times, 2
   processes x 8 threads) for 25 s, latency from the scheduled time; with auth off, then on (a
   ``repoReader``'s token). Baselines: one client alone, and embedded.
+- ``server_workers``: closed-loop ``inspect commit`` throughput of ``haathi serve --workers 2``
+  against ``--workers 1`` on the same store (16 keep-alive connections of raw HTTP/1.1 from
+  one asyncio process, so that the load generator costs little of the 2 cores), with the
+  servers' and the generator's CPU time per request.
 
 The load generators are child processes: ``python bench/server.py '<json>'``.
 """
@@ -30,6 +34,7 @@ import blake3
 from backends import SERVERS
 from harness import Ctx, GiB, KiB, MiB, Row, Target, Workload, alternate, loadavg, medians, pct
 from measure import (
+    call_child,
     child_main,
     child_result,
     fresh_dir,
@@ -60,10 +65,22 @@ class Served:
     def cpu_s(self) -> float:
         return process_cpu_s(self.proc.pid)
 
+    def tree_cpu_s(self) -> float:
+        """CPU seconds of the server and its worker processes (``--workers N``) so far."""
+        return self.cpu_s() + sum(process_cpu_s(pid) for pid in _children(self.proc.pid))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
 
 @contextlib.contextmanager
-def served(store: Path) -> Iterator[Served]:
-    with haathi_serve(store) as (proc, url, _s3):
+def served(store: Path, *args: str) -> Iterator[Served]:
+    with haathi_serve(store, *args) as (proc, url, _s3):
         yield Served(proc, url)
 
 
@@ -108,12 +125,14 @@ def server_io(ctx: Ctx) -> None:
             clients = {"embedded": haathi.connect(str(store)), "remote": haathi.connect(srv.url)}
 
             def timed(row: Row, key: str, op: Callable[..., object], *args: Any) -> None:
-                """``op(*args)`` as ``row[key]`` in MiB/s, with the server's CPU seconds and
-                the load."""
+                """``op(*args)`` as ``row[key]`` in MiB/s, with the server's and this
+                process's CPU seconds, and the load."""
                 load, cpu, t0 = loadavg(), srv.cpu_s(), time.perf_counter()
+                mine = time.process_time()
                 op(*args)
                 row[key] = mib / (time.perf_counter() - t0)
                 row[f"{key}_server_cpu_s"], row[f"{key}_load"] = srv.cpu_s() - cpu, load
+                row[f"{key}_client_cpu_s"] = time.process_time() - mine
 
             def one_run(k: int) -> Row:
                 """Both clients put a new file each (the store dedupes across repos); then
@@ -171,13 +190,17 @@ def server_io(ctx: Ctx) -> None:
             f"MiB/s, embedded {m[f'embedded_{op}']:.0f} MiB/s; cp+sync {m['cp_sync']:.0f}, "
             f"cp {m['cp']:.0f}, read {m['read']:.0f} MiB/s",
         )
+    gib = size / GiB
     ctx.figure(
-        f"remote / embedded open_file of {what}, bytes dropped (informative)",
+        f"remote / embedded open_file of {what}, bytes dropped",
         m["read_ratio"],
         "x",
-        None,
-        f"remote {m['remote_read']:.0f} MiB/s, embedded {m['embedded_read']:.0f} MiB/s: the "
-        "transport without the output file",
+        Target(">=", 0.7),
+        f"per run {trials.per_run('io', 'read_ratio')}; remote {m['remote_read']:.0f} MiB/s, "
+        f"embedded {m['embedded_read']:.0f} MiB/s (the transport without the output file); "
+        f"CPU per GiB: remote {m['remote_read_server_cpu_s'] / gib:.2f} s server + "
+        f"{m['remote_read_client_cpu_s'] / gib:.2f} s client, embedded "
+        f"{m['embedded_read_client_cpu_s'] / gib:.2f} s; load {m['remote_read_load']:.1f}",
     )
 
 
@@ -486,6 +509,127 @@ def _p50_ms(c: Any, target: str) -> float:
     return 1000 * pct(times, 0.5)
 
 
+# --------------------------------------------------------------------------------------------
+# server_workers: inspect commit throughput, --workers 2 vs 1
+
+
+def child_throughput(url: str, path: str, connections: int, warmup: float, duration: float
+                     ) -> dict[str, Any]:  # fmt: skip
+    """``connections`` keep-alive connections, each sending ``GET path`` as soon as its last
+    answer came: the requests answered (200) within ``duration`` after ``warmup``, this
+    process's CPU seconds then, and which worker answered each connection."""
+    import asyncio
+    import os
+    import re
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode()
+    length = re.compile(rb"content-length: *(\d+)", re.I)
+    worker = re.compile(rb"x-haathi-worker: *(\d+)", re.I)
+    done: list[int] = []
+    answered: list[int] = []  # warm-up included
+    workers: list[str] = []
+
+    async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """One request; the worker that answered."""
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        found = length.search(head)
+        body = await reader.readexactly(int(found[1]) if found else 0)
+        if not head.startswith(b"HTTP/1.1 200") or b'"id"' not in body:
+            raise RuntimeError(f"unexpected answer: {head[:200]!r} {body[:200]!r}")
+        w = worker.search(head)
+        return "-" if w is None else w[1].decode()
+
+    async def connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, start: float, stop: float
+    ) -> None:
+        n = total = 0
+        while (now := time.perf_counter()) < stop:
+            await ask(reader, writer)
+            n += now >= start
+            total += 1
+        done.append(n)
+        answered.append(total)
+        writer.close()
+
+    async def main() -> float:
+        # one connection after the other, each answered once: a worker accepts the next
+        # while the other may be busy (opened at once, they would all go to the first awake)
+        opened = []
+        for _ in range(connections):
+            reader, writer = await asyncio.open_connection(u.hostname, u.port)
+            workers.append(await ask(reader, writer))
+            opened.append((reader, writer))
+        t0 = time.perf_counter()
+        start, stop = t0 + warmup, t0 + warmup + duration
+        cpu = [0.0]
+
+        async def mark() -> None:
+            await asyncio.sleep(warmup)
+            cpu[0] = time.process_time()
+
+        await asyncio.gather(mark(), *(connection(r, w, start, stop) for r, w in opened))
+        return time.process_time() - cpu[0]
+
+    cpu_s = asyncio.run(main())
+    return {"requests": sum(done), "rate": sum(done) / duration, "client_cpu_s": cpu_s,
+            "answered": sum(answered),
+            "per_worker": {w: workers.count(w) for w in sorted(set(workers))},
+            "pid": os.getpid()}  # fmt: skip
+
+
+def server_workers(ctx: Ctx) -> None:
+    connections, warmup, duration = 16, 2.0, 3.0 if ctx.quick else 10.0
+    wd = fresh_dir(ctx.work / "server_workers")
+    store, repo = wd / "store", "data"
+    with haathi.init(str(store)) as c:
+        c.create_repo(repo)
+        for i in range(200):
+            c.put_file(f"{repo}@master:/f{i:04d}", f"{i}\n".encode())
+    path = f"/v1/repos/{repo}/commits/master"
+    ctx.data.update(connections=connections, duration_s=duration, commits=200)
+    try:
+        with served(store, "--s3-bind", "none") as one, \
+                served(store, "--s3-bind", "none", "--workers", "2") as two:  # fmt: skip
+
+            def closed_loop(srv: Served) -> Callable[[int], Row]:
+                def run(k: int) -> Row:
+                    load, cpu = loadavg(), srv.tree_cpu_s()
+                    r = call_child(
+                        SCRIPT, "throughput", url=srv.url, path=path, connections=connections,
+                        warmup=warmup, duration=duration,
+                    )  # fmt: skip
+                    return {
+                        "rate": r["rate"],
+                        "server_cpu_ms": 1000 * (srv.tree_cpu_s() - cpu) / r["answered"],
+                        "client_cpu_ms": 1000 * r["client_cpu_s"] / r["requests"],
+                        "split": "/".join(str(n) for n in r["per_worker"].values()),
+                        "load": load,
+                    }
+
+                return run
+
+            trials = alternate(ctx, {"workers_1": closed_loop(one), "workers_2": closed_loop(two)})
+    finally:
+        remove(ctx, wd, settle=False)
+    one_m, two_m = medians(trials.rows["workers_1"]), medians(trials.rows["workers_2"])
+    splits = ", ".join(str(r["split"]) for r in trials.rows["workers_2"])
+    ctx.figure(
+        "inspect commit throughput, haathi serve --workers 2 / --workers 1 (median of per-run "
+        "ratios)",
+        trials.ratio("workers_2", "workers_1", "rate"),
+        "x",
+        Target(">=", 1.7),
+        f"per run {trials.per_run('workers_2', 'rate', spec='.0f')} vs "
+        f"{trials.per_run('workers_1', 'rate', spec='.0f')} requests/s; server CPU "
+        f"{two_m['server_cpu_ms']:.2f} vs {one_m['server_cpu_ms']:.2f} ms per request; load "
+        f"generator {two_m['client_cpu_ms']:.2f} ms per request; connections per worker "
+        f"{splits}; load {two_m['load']:.1f}",
+    )
+
+
 def _with_allocator(run: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
     """``run`` with the malloc settings the CLI (so the server) runs with, for this process's
     clients."""
@@ -518,7 +662,17 @@ WORKLOADS = [
         "inspect commit at 200 requests/s, auth off and on",
         _with_allocator(server_inspect),
     ),
+    Workload(
+        "server_workers",
+        "server",
+        "inspect commit throughput, serve --workers 2 vs 1",
+        _with_allocator(server_workers),
+    ),
 ]
 
 if __name__ == "__main__":
-    sys.exit(child_main({"commits": child_commits, "inspect": child_inspect}))
+    sys.exit(
+        child_main(
+            {"commits": child_commits, "inspect": child_inspect, "throughput": child_throughput}
+        )
+    )

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import threading
 import time
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from haathi.auth import activation, bindings, tokens
 from haathi.errors import InvalidArgument, Unauthenticated
@@ -39,32 +39,48 @@ from haathi.pps.spec import PipelineSpec
 AUTH_OFF_TRUSTED_S = 1.0  # how long a server trusts that auth is off before reading it again
 
 
+class SharedCounter(Protocol):
+    """A number that every process of one server sees (e.g. ``multiprocessing.RawValue``)."""
+
+    value: int
+
+
 class AuthOffMemo:
     """When this process last read that auth is off. A server trusts it for
     :data:`AUTH_OFF_TRUSTED_S`, so that a request while auth is off reads nothing to learn
     it: auth activated by another process on the same database is enforced here within that
-    time (activated through this process: at once)."""
+    time; activated through this process, or through another worker of the same server (they
+    share ``epoch``, bumped on activation), at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: SharedCounter | None = None) -> None:
         self._lock = threading.Lock()
         self._seen_at = -math.inf
+        self._epoch = epoch
         self._generation = 0  # bumped by activation here: older reads may no longer be true
+        self._seen_generation = (0, 0)
 
     def trusted(self) -> bool:
-        return time.monotonic() - self._seen_at < AUTH_OFF_TRUSTED_S
+        return (
+            time.monotonic() - self._seen_at < AUTH_OFF_TRUSTED_S
+            and self._seen_generation == self.generation()
+        )
 
-    def generation(self) -> int:
-        return self._generation
+    def generation(self) -> tuple[int, int]:
+        """Bumped by every activation here (and by the server's other workers)."""
+        return self._generation, 0 if self._epoch is None else self._epoch.value
 
-    def seen_off(self, generation: int) -> None:
+    def seen_off(self, generation: tuple[int, int]) -> None:
         """Auth read as off by a read that began at ``generation``."""
         with self._lock:
-            if generation == self._generation:
+            if generation == self.generation():
                 self._seen_at = time.monotonic()
+                self._seen_generation = generation
 
     def forget(self) -> None:
         with self._lock:
             self._generation += 1
+            if self._epoch is not None:  # the other workers' trust ends at their next request
+                self._epoch.value += 1
             self._seen_at = -math.inf
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from haathi.api.access import AccessApi, AuthOffMemo
+from haathi.api.access import AccessApi, AuthOffMemo, SharedCounter
 from haathi.api.lineage import LineageApi
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.auth import Permission
@@ -80,12 +80,14 @@ class Api(AccessApi, LineageApi):
     :mod:`haathi.api.access`).
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, auth_epoch: SharedCounter | None = None) -> None:
+        """``auth_epoch``: shared by the processes of one server (``haathi serve --workers``),
+        so that auth activated through one is enforced by all at once."""
         self.runtime = runtime
         self.pfs = runtime.pfs
         self.pps = runtime.pps
         self._runner: JobRunner | None = None
-        self.auth_off = AuthOffMemo()
+        self.auth_off = AuthOffMemo(auth_epoch)
 
     def _share_runner(self) -> None:
         self.runner  # noqa: B018 - made once, shared by every caller's view

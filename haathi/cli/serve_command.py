@@ -48,18 +48,29 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not run jobs here (workers run them).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Server processes sharing the port (e.g. one per core); the first also runs "
+            "the jobs and the S3 gateway.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the store over HTTP (REST, OpenAPI at /docs) and run its jobs in the background."""
     from haathi import allocator
     from haathi.client.client import is_server_address
     from haathi.server.s3.multipart import UploadLimits
     from haathi.server.serve import Server
+    from haathi.server.workers import MAX_WORKERS
 
     allocator.tune()
 
     address = resolve_address(store or state.address)
     if is_server_address(address):
         raise InvalidArgument(f"{address} is a server: serve a store directory (--store DIR)")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidArgument(f"--workers must be between 1 and {MAX_WORKERS}, not {workers}")
     server = Server.for_store(
         address, state.overrides, bind, run_worker=not no_worker,
         max_upload_bytes=units.parse_size(max_upload) if max_upload else None, s3_bind=s3_bind,
@@ -67,10 +78,11 @@ def serve(
     )  # fmt: skip
     if server.warning:
         render.err.print(server.warning, markup=False)
+    processes = f" with {workers} worker processes" if workers > 1 else ""
     render.err.print(
-        f"haathi serving {address} at {server.url} (HAATHI_ADDRESS={server.url}; Ctrl-C stops)",
-        markup=False,
-    )
+        f"haathi serving {address} at {server.url}{processes} (HAATHI_ADDRESS={server.url}; "
+        "Ctrl-C stops)", markup=False,
+    )  # fmt: skip
     if server.s3_url:
         render.err.print(
             f"S3 gateway at {server.s3_url} (buckets BRANCH.REPO; e.g. aws --endpoint-url "
@@ -79,4 +91,14 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM itself (the job runner gives its job back);
     # the CLI's own SIGTERM handling would interrupt its start-up instead
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    server.run()
+    if workers == 1:
+        server.run()
+        return
+    from haathi.server import workers as worker_processes
+
+    def say(line: str) -> None:
+        render.err.print(line, markup=False)
+
+    code = worker_processes.serve(server, workers, address, state.overrides, say)
+    if code:
+        raise typer.Exit(code)

@@ -18,12 +18,15 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from haathi.client.reader import ChunkReader
 from haathi.client.transport import httpx, tcp_transport
+
+if TYPE_CHECKING:
+    from haathi.client.download import Downloads, Response
 from haathi.errors import (
     FailedPrecondition,
     HaathiError,
@@ -69,15 +72,19 @@ def _q(name: str) -> str:
 
 
 def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
+    if response.status_code >= 400:
+        _raise_envelope(response.status_code, response.content)
+
+
+def _raise_envelope(status: int, body: bytes) -> None:
+    """Raise the error an error response's body (the JSON envelope) names."""
     try:
-        envelope = response.json()
+        envelope = json.loads(body)
     except ValueError:
         envelope = None
     if isinstance(envelope, dict) and "code" in envelope:
         raise from_dict(envelope)
-    raise HaathiError(f"server answered {response.status_code}: {response.text[:200]}")
+    raise HaathiError(f"server answered {status}: {body[:200].decode(errors='replace')}")
 
 
 def _frames(ops: Sequence[Op], description: str, progress: ProgressFn | None) -> Iterator[bytes]:
@@ -128,21 +135,27 @@ class RemoteApi:
     ) -> None:
         """``transport``: how requests reach the server (default: HTTP over TCP, with no
         Nagle delay between a request's head and its streamed body); tests pass one that
-        serves them with the server's ASGI app in process."""
+        serves them with the server's ASGI app in process. Without one, files' contents come
+        over connections of :mod:`haathi.client.download` where it can (plain HTTP)."""
         self.url = url.rstrip("/")
+        self._may_download = transport is None
+        self._downloads: Downloads | None = None
         if transport is None:
             transport = tcp_transport(self.url)
-        headers = {} if not token else {"Authorization": f"Bearer {token}"}
+        self._headers = {} if not token else {"Authorization": f"Bearer {token}"}
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, read=None),
             follow_redirects=False,
             transport=transport,
-            headers=headers,
+            headers=self._headers,
         )
 
     def close(self) -> None:
         self._http.close()
+        if self._downloads is not None:
+            self._downloads.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> Json:
         if "json" in kw:  # escaped (ASCII): the server names a field that is not Unicode
@@ -281,24 +294,67 @@ class RemoteApi:
         params: dict[str, int] = {} if offset == 0 else {"offset": offset}
         if length is not None:
             params["length"] = length
-        response = self._stream("GET", file_path("files", spec), params=params)
-        info = FileInfo.from_dict(json.loads(response.headers[FILE_INFO_HEADER]))
+        path = file_path("files", spec)
+        downloads = self._direct()
+        if downloads is not None:
+            direct = self._download(downloads, path, params)
+            header, pieces = direct.header(FILE_INFO_HEADER), direct.pieces()
+        else:
+            response = self._stream("GET", path, params=params)
+            header, pieces = response.headers[FILE_INFO_HEADER], self._raw_pieces(response)
+        info = FileInfo.from_dict(json.loads(header or "{}"))
         start, end = info.span(offset, length)
-        return info, self._content(response, info, end - start)
+        return info, self._content(pieces, info, end - start)
 
-    def _content(self, response: httpx.Response, info: FileInfo, expected: int) -> Iterator[bytes]:
+    def _direct(self) -> Downloads | None:
+        """The pool of :mod:`haathi.client.download`, where it can be used."""
+        if self._may_download and self._downloads is None:
+            from haathi.client.download import Downloads, direct
+
+            self._may_download = direct(self.url)
+            if self._may_download:
+                self._downloads = Downloads(self.url, self._headers, self._timeout)
+        return self._downloads
+
+    def _download(self, downloads: Downloads, path: str, params: dict[str, int]) -> Response:
+        """``GET path`` over a connection of ``downloads`` (an error status raises, as
+        _call)."""
+        import http.client
+
+        try:
+            response = downloads.get(path, params)
+        except (OSError, http.client.HTTPException) as exc:
+            raise StorageError(
+                f"cannot reach the haathi server at {self.url}: {exc}", retryable=True
+            ) from exc
+        if response.status >= 400:
+            _raise_envelope(response.status, response.read())
+        return response
+
+    @staticmethod
+    def _raw_pieces(response: httpx.Response) -> Generator[bytes, None, None]:
+        try:
+            yield from response.iter_raw()
+        finally:
+            response.close()
+
+    def _content(
+        self, pieces: Generator[bytes, None, None], info: FileInfo, expected: int
+    ) -> Iterator[bytes]:
+        import http.client
+
         got = 0
         try:
-            for chunk in response.iter_raw():
+            for chunk in pieces:
                 got += len(chunk)
                 yield chunk
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
             raise StorageError(
                 f"reading {info.repo}@{info.commit}:{info.path} from the server failed "
                 f"after {got} bytes: {exc}"
             ) from exc
         finally:
-            response.close()
+            pieces.close()
         if got != expected:
             raise StorageError(
                 f"reading {info.repo}@{info.commit}:{info.path} from the server stopped "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import sqlite3
+import struct
 import threading
 import time
 from collections import deque
@@ -121,6 +124,54 @@ class _LocalLocks:
                     del self._locks[name]
 
 
+class _FileLocks:
+    """Exclusive locks across processes: one byte of a lock file per key, locked with an open
+    file description lock (Linux ``F_OFD_SETLKW``): two Database objects exclude each other
+    even in one process, and the kernel drops the locks of a process that dies. Elsewhere a
+    POSIX record lock (``lockf``): one per process, so the threads of a process must take
+    turns first (as :meth:`Database.named_lock` has them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._mutex = threading.Lock()
+
+    def _file(self) -> int:
+        with self._mutex:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return self._fd
+
+    @staticmethod
+    def _set(fd: int, kind: int, offset: int) -> None:
+        if hasattr(fcntl, "F_OFD_SETLKW"):  # struct flock: type, whence, start, len, pid (0)
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(kind, os.SEEK_SET, offset, 1, 0))
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN if kind == fcntl.F_UNLCK else fcntl.LOCK_EX, 1, offset)
+
+    @contextmanager
+    def hold(self, key: int) -> Iterator[None]:
+        """Hold the lock ``key`` (a byte offset below 2**62); blocks until it is free."""
+        try:
+            fd = self._file()
+            self._set(fd, fcntl.F_WRLCK, key)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {self.path}: {exc.strerror or exc}") from exc
+        try:
+            yield
+        finally:
+            self._set(fd, fcntl.F_UNLCK, key)
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+_FLOCK = struct.Struct("@hhqqi4x")  # Linux's struct flock on 64-bit hosts (32 bytes)
+
+
 class Database:
     """The metadata database: an engine plus read and write transactions.
 
@@ -145,6 +196,9 @@ class Database:
             msg = mask_url(str(exc).splitlines()[0])
             raise InvalidArgument(f"cannot use metadata database: {msg}") from exc
         self._local_locks = _LocalLocks()
+        path = self.engine.url.database if self.is_sqlite else None
+        on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+        self._file_locks = _FileLocks(Path(f"{path}.locks")) if on_disk else None
         if self.is_sqlite:
             _sqlite_setup(self.engine)
             self._read_options: dict[str, Any] = {}
@@ -180,19 +234,25 @@ class Database:
     @contextmanager
     def named_lock(self, name: str) -> Iterator[None]:
         """Hold the lock ``name`` across transactions: one thread of this process at a time
-        and, on PostgreSQL, one process or host at a time.
+        and one process (on PostgreSQL, one host) at a time.
 
         Threads take turns on an in-process lock first (a server's request threads: waiting
         there holds no database connection, so waiters cannot exhaust the pool that the
-        holder needs for its writes). On PostgreSQL the holder then takes a session advisory
-        lock (released if the process dies). SQLite has none across processes: its writers
-        are serialized by their write transactions, and callers check what they read.
+        holder needs for its writes). Then the holder takes a lock that reaches other
+        processes: on PostgreSQL a session advisory lock, on SQLite a lock on a byte of the
+        file ``<database>.locks`` beside it (:class:`_FileLocks`; the processes of one host,
+        e.g. the workers of ``haathi serve --workers N`` and CLI commands). Both are released
+        if the process dies. An in-memory SQLite database has only the in-process lock.
         """
-        with self._local_locks.hold(name):
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+        with self._local_locks.hold(str(key)):  # names of one key take turns here too
             if self.is_sqlite:
-                yield
+                if self._file_locks is None:
+                    yield
+                    return
+                with self._file_locks.hold(key >> 2):
+                    yield
                 return
-            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
             key -= 2**63
             try:
                 with self.engine.connect() as conn:
@@ -286,6 +346,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._file_locks is not None:
+            self._file_locks.close()
 
 
 # SQLSTATEs of PostgreSQL errors that may pass when the transaction runs again (whole classes

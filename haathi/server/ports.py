@@ -3,9 +3,10 @@ gateway on its own (one uvicorn server, one event loop, for both)."""
 
 from __future__ import annotations
 
+import os
 import socket
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from haathi.errors import InvalidArgument
 
@@ -45,3 +46,24 @@ class PortRouter:
         server = scope.get("server") if scope["type"] in ("http", "websocket") else None
         app = self.by_port.get(server[1], self.main) if server else self.main
         await app(scope, receive, send)
+
+
+class WorkerHeader:
+    """An ASGI app adding ``X-Haathi-Worker: N; pid=P`` to every response of ``app``: which
+    worker process of a multi-process server (``haathi serve --workers``) answered."""
+
+    def __init__(self, app: ASGIApp, worker: int) -> None:
+        self.app = app
+        self.header = (b"x-haathi-worker", f"{worker}; pid={os.getpid()}".encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, with_header)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -14,7 +15,7 @@ from haathi.config import store_config
 from haathi.errors import InvalidArgument
 from haathi.runtime import open_store
 from haathi.server.app import create_app
-from haathi.server.ports import PortRouter, listen, url
+from haathi.server.ports import PortRouter, WorkerHeader, listen, url
 from haathi.server.s3.app import create_s3_app
 from haathi.server.s3.gateway import Gateway
 from haathi.server.s3.multipart import DEFAULT_SPOOL_BYTES, UploadLimits
@@ -60,11 +61,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Bound:
+    """Sockets bound by a server's parent process for its workers: the API's, the S3
+    gateway's (None in a worker that serves no gateway) and the gateway's URL (which every
+    worker reports, the gateway's or not)."""
+
+    sock: socket.socket
+    s3_sock: socket.socket | None
+    s3_url: str | None
+
+
 class Server:
     """The app serving ``api`` on a socket bound at construction (port 0: any free port), and
     its S3 gateway on a second socket (``s3_bind``: ``auto`` is the server's port + 1, any port
     when that is 0; None or ``none`` serves no gateway; ``s3_uploads``: the bounds on its
-    multipart uploads, by default with a spool at least as large as ``max_upload_bytes``)."""
+    multipart uploads, by default with a spool at least as large as ``max_upload_bytes``).
+
+    A worker of a multi-process server (:mod:`haathi.server.workers`) is given its sockets,
+    bound by the parent (``bound``), and its number (``worker``: sent back in the
+    ``X-Haathi-Worker`` header of every response)."""
 
     def __init__(
         self,
@@ -76,30 +92,22 @@ class Server:
         log_level: str = "warning",
         s3_bind: str | None = "auto",
         s3_uploads: UploadLimits | None = None,
+        bound: Bound | None = None,
+        worker: int | None = None,
     ) -> None:
         if run_worker:
             api.runner.check()  # a server whose jobs cannot run here does not start
-        host, port = parse_bind(bind)
-        self.sock = listen(host, port)
-        self.host = host
+        self.run_worker, self.max_upload_bytes, self.s3_uploads = (
+            run_worker, max_upload_bytes, s3_uploads,
+        )  # fmt: skip
+        self.log_level = log_level
+        if bound is not None:
+            self.sock, self.s3_sock, self._s3_url = bound.sock, bound.s3_sock, bound.s3_url
+            self.host = str(self.sock.getsockname()[0])
+        else:
+            self._bind(bind, s3_bind)
         self.port = int(self.sock.getsockname()[1])
-        self.s3_sock: socket.socket | None = None
         self.gateway: Gateway | None = None
-        try:
-            s3 = parse_s3_bind(s3_bind, host, port)
-            if s3 is not None:
-                try:
-                    self.s3_sock = listen(*s3)
-                except InvalidArgument as exc:
-                    raise InvalidArgument(
-                        f"S3 gateway: {exc} (--s3-bind HOST:PORT puts it elsewhere, --s3-bind "
-                        "none serves without it)"
-                    ) from exc
-                if self.s3_sock.getsockname()[1] == self.port:
-                    raise InvalidArgument("--s3-bind needs a port other than the server's")
-        except BaseException:
-            self._close_sockets()
-            raise
         self.api = api
         app: Any = create_app(
             api, run_worker=run_worker, max_upload_bytes=max_upload_bytes,
@@ -111,6 +119,8 @@ class Server:
                 s3_uploads = UploadLimits(max_spool_bytes=spool)
             self.gateway = Gateway(api, max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads)
             app = PortRouter(app, {self.s3_port: create_s3_app(self.gateway)})
+        if worker is not None:
+            app = WorkerHeader(app, worker)
         # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
         # never reuses a connection the server is closing
         config = uvicorn.Config(
@@ -120,15 +130,41 @@ class Server:
         self.uvicorn = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
+    def _bind(self, bind: str, s3_bind: str | None) -> None:
+        host, port = parse_bind(bind)
+        self.sock = listen(host, port)
+        self.host = host
+        self.s3_sock = None
+        try:
+            s3 = parse_s3_bind(s3_bind, host, port)
+            if s3 is not None:
+                try:
+                    self.s3_sock = listen(*s3)
+                except InvalidArgument as exc:
+                    raise InvalidArgument(
+                        f"S3 gateway: {exc} (--s3-bind HOST:PORT puts it elsewhere, --s3-bind "
+                        "none serves without it)"
+                    ) from exc
+                if self.s3_sock.getsockname()[1] == self.sock.getsockname()[1]:
+                    raise InvalidArgument("--s3-bind needs a port other than the server's")
+        except BaseException:
+            self.close_sockets()
+            raise
+        self._s3_url = None if self.s3_sock is None else url(*self.s3_sock.getsockname()[:2])
+
     def _sockets(self) -> list[socket.socket]:
         return [s for s in (self.sock, self.s3_sock) if s is not None]
 
-    def _close_sockets(self) -> None:
+    def close_sockets(self) -> None:
         for s in self._sockets():
             s.close()
 
     def _close(self) -> None:
-        self._close_sockets()
+        self.close_sockets()
+        self.close_store()
+
+    def close_store(self) -> None:
+        """Close the store (and the S3 gateway's spool), not the sockets."""
         if self.gateway is not None:
             self.gateway.close()
         self.api.close()
@@ -154,9 +190,7 @@ class Server:
     @property
     def s3_url(self) -> str | None:
         """The S3 gateway's endpoint (None when the server has none)."""
-        if self.s3_sock is None:
-            return None
-        return url(str(self.s3_sock.getsockname()[0]), self.s3_port)
+        return self._s3_url
 
     @property
     def warning(self) -> str | None:

@@ -123,7 +123,7 @@ def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
         engine = Engine(
             "sqlite", new_file, copy_file, f"sqlite:///{tmp_path / 'no-such-dir' / 'meta.db'}",
-            locks_across_processes=False,
+            locks_across_processes=True,
         )  # fmt: skip
     else:
         backends: Backends = request.getfixturevalue("backends")
