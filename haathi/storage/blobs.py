@@ -27,7 +27,7 @@ from haathi.errors import Corrupt, NotFound, StorageError
 from haathi.storage import chunker as chunking
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import ObjectStore
-from haathi.storage.readahead import ReadAhead, read_in_runs
+from haathi.storage.readahead import ReadAhead, RunReader
 
 RAW = 0
 ZSTD = 1
@@ -381,12 +381,14 @@ class BlobStore:
         ``keep``: a stream (a restore, a large file) passes it by, as it would only evict
         what the cache holds, and writing each blob twice costs as much as the read."""
         located = (self._located(chunk) for chunk in _batched(digests, batch))
-        fetched = read_in_runs(
-            located, self._read_range, self.read_ahead, skip=lambda loc: self._cached(loc.digest)
-        )
-        with contextlib.closing(fetched):  # a blob found corrupt ends the reads ahead at once
-            for loc, payload in fetched:
+        cache = self.cache
+        skip = None if cache is None else lambda loc: cache.has(loc.digest)
+        reader = RunReader(located, self._read_range, self.read_ahead, skip=skip)
+        try:
+            for loc, payload in reader:
                 yield self.read_location(loc, payload, keep=keep)
+        finally:  # also when a blob is found corrupt: the reads ahead end at once
+            reader.close()
 
     def _located(self, digests: list[bytes]) -> list[BlobLocation]:
         locs = self.locate(list(dict.fromkeys(digests)))

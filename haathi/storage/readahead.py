@@ -18,7 +18,7 @@ flight (at most ``concurrency`` ranged reads): it leaves no thread behind.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -69,6 +69,7 @@ class _Run:
     pending: int = 0  # the reader's items still to be given out of it
     fetch: Future[bytes] | None = None
     data: bytes | None = field(default=None, repr=False)
+    queued: bool = False  # on the reader's list of runs to fetch
     missing: bool = False  # its read was NotFound: each of its blobs is read alone
 
     @property
@@ -83,12 +84,10 @@ class _Failed:
         self.error = error
 
 
-def plan_runs(batch: Sequence[T], skip: Callable[[T], bool]) -> list[_Run | None]:
+def _plan_runs(batch: Sequence[T], skip: Callable[[T], bool] | None) -> list[_Run | None]:
     """The run each blob of ``batch`` is read in (None: skipped, the reader reads it)."""
-    wanted = sorted(
-        (i for i, loc in enumerate(batch) if not skip(loc)),
-        key=lambda i: (batch[i].pack, batch[i].offset),
-    )
+    wanted = [i for i, loc in enumerate(batch) if skip is None or not skip(loc)]
+    wanted.sort(key=lambda i: (batch[i].pack, batch[i].offset))
     runs: list[_Run | None] = [None] * len(batch)
     run: _Run | None = None
     for i in wanted:
@@ -101,19 +100,25 @@ def plan_runs(batch: Sequence[T], skip: Callable[[T], bool]) -> list[_Run | None
             or max(run.end, end) - run.offset > RUN_BYTES
         ):
             run = _Run(loc.pack, loc.offset, end)
-        run.end = max(run.end, end)
+        elif end > run.end:
+            run.end = end
         run.pending += 1
         runs[i] = run
     return runs
 
 
-class _Reader(Generic[T]):
+class RunReader(Generic[T]):
+    """The blobs of ``batches`` in order, each with its stored bytes (None: the caller reads
+    it alone: a ``skip``'d blob, or one whose run's read was NotFound, so that the caller
+    meets the error that names it). ``close()`` ends the reads ahead."""
+
     def __init__(
         self,
         batches: Iterator[Sequence[T]],
         read: ReadRange,
         policy: ReadAhead,
-        skip: Callable[[T], bool],
+        *,
+        skip: Callable[[T], bool] | None = None,
     ) -> None:
         self._batches = batches
         self._read = read
@@ -129,29 +134,35 @@ class _Reader(Generic[T]):
             else None
         )
 
-    def items(self) -> Iterator[tuple[T, bytes | None]]:
-        """Each blob with its stored bytes; None for a skipped blob, or one whose run's read
-        was NotFound (the reader reads it alone, and meets the error that names it)."""
+    def __iter__(self) -> Iterator[tuple[T, bytes | None]]:
+        queue, ahead = self._queue, self._pool is not None
         while True:
-            self._send()
-            if not self._queue:
+            if ahead:
+                self._send()
+            if not queue:
                 if self._exhausted:
                     return
                 self._plan()
                 continue
-            entry = self._queue.popleft()
+            entry = queue.popleft()
             if isinstance(entry, _Failed):
                 raise entry.error
             loc, run = entry
             if run is None:
                 yield loc, None
                 continue
-            data = self._data(run)
+            data = run.data
+            if data is None and not run.missing:
+                data = self._fetch(run)
             run.pending -= 1
-            if run.pending == 0:
-                self._release(run)
-            start = loc.offset - run.offset
-            yield loc, None if data is None else data[start : start + loc.length]
+            if not run.pending:
+                run.data = None
+                self._held -= run.length
+            if data is None:
+                yield loc, None
+            else:
+                start = loc.offset - run.offset
+                yield loc, data[start : start + loc.length]
 
     def _plan(self) -> bool:
         """Plan the next batch; False when there is none."""
@@ -166,19 +177,16 @@ class _Reader(Generic[T]):
         if batch is None:
             self._exhausted = True
             return False
-        runs = plan_runs(batch, self._skip)
-        seen: set[int] = set()
+        runs = _plan_runs(batch, self._skip)
         for run in runs:  # in order of first need
-            if run is not None and id(run) not in seen:
-                seen.add(id(run))
+            if run is not None and not run.queued:
+                run.queued = True
                 self._unsent.append(run)
         self._queue.extend(zip(batch, runs, strict=True))
         return True
 
     def _send(self) -> None:
         """Start reads of upcoming runs while the window has room."""
-        if self._pool is None:
-            return
         while True:
             if not self._unsent:
                 full = self._held >= self._policy.window or len(self._queue) >= MAX_PLANNED
@@ -195,47 +203,27 @@ class _Reader(Generic[T]):
         run.fetch = self._pool.submit(self._read, run.pack, run.offset, run.length)
         self._held += run.length
 
-    def _data(self, run: _Run) -> bytes | None:
-        """The run's bytes, read now if no read was started (the next one needed always is)."""
-        if run.data is None and not run.missing:
-            if run.fetch is None:
-                self._unsent.remove(run)  # the first of them: every run before it was needed
-                if self._pool is not None:
-                    self._start(run)
-                else:
-                    self._held += run.length
-            try:
-                if run.fetch is not None:
-                    run.data = run.fetch.result()
-                else:
-                    run.data = self._read(run.pack, run.offset, run.length)
-            except NotFound:
-                run.missing = True
-            run.fetch = None
+    def _fetch(self, run: _Run) -> bytes | None:
+        """The run's bytes, read now if no read was started (the next one needed always is);
+        None if its read was NotFound."""
+        if run.fetch is None:
+            self._unsent.remove(run)  # the first of them: every run before it was needed
+            if self._pool is not None:
+                self._start(run)
+            else:
+                self._held += run.length
+        try:
+            if run.fetch is not None:
+                run.data = run.fetch.result()
+            else:
+                run.data = self._read(run.pack, run.offset, run.length)
+        except NotFound:
+            run.missing = True
+        run.fetch = None
         return run.data
-
-    def _release(self, run: _Run) -> None:
-        run.data = None
-        self._held -= run.length
 
     def close(self) -> None:
         """Cancel the reads not started; wait for those in flight."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def read_in_runs(
-    batches: Iterator[Sequence[T]],
-    read: ReadRange,
-    policy: ReadAhead,
-    *,
-    skip: Callable[[T], bool] = lambda _: False,
-) -> Generator[tuple[T, bytes | None], None, None]:
-    """The blobs of ``batches`` in order, each with its stored bytes (None: the caller reads it
-    alone); ``skip``'d blobs are not read."""
-    reader = _Reader(batches, read, policy, skip)
-    try:
-        yield from reader.items()
-    finally:
-        reader.close()
