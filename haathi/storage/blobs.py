@@ -37,6 +37,7 @@ PACK_TARGET = 64 * 1024 * 1024
 CHECK_BATCH_BYTES = 4 * 1024 * 1024
 CHECK_BATCH_COUNT = 2048
 ZSTD_LEVEL = 1
+LOCATE_BATCH = 2048  # blobs located in one query at most by a long read (iter_blobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,12 +376,14 @@ class BlobStore:
     def iter_blobs(
         self, digests: Iterable[bytes], *, batch: int = 256, keep: bool = False
     ) -> Iterator[bytes]:
-        """Read many blobs in order, verified: located in batches, the stored bytes of those
+        """Read many blobs in order, verified: located in batches (of ``batch``, growing to
+        LOCATE_BATCH), the stored bytes of those
         close together in a pack read together, runs ahead read in parallel as
         ``read_ahead`` allows (:mod:`haathi.storage.readahead`). Kept in the cache only with
         ``keep``: a stream (a restore, a large file) passes it by, as it would only evict
         what the cache holds, and writing each blob twice costs as much as the read."""
-        located = (self._located(chunk) for chunk in _batched(digests, batch))
+        batches = _batched(digests, batch, max(batch, LOCATE_BATCH))
+        located = (self._located(chunk) for chunk in batches)
         cache = self.cache
         skip = None if cache is None else lambda loc: cache.has(loc.digest)
         reader = RunReader(located, self._read_range, self.read_ahead, skip=skip)
@@ -401,13 +404,17 @@ class BlobStore:
         return self.cache is not None and self.cache.has(digest)
 
 
-def _batched(items: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
+def _batched(items: Iterable[bytes], first: int, most: int) -> Iterator[list[bytes]]:
+    """``items`` in batches of ``first``, then twice as many each time up to ``most``: a short
+    read waits for no more than it needs, a long one asks the index in few queries."""
     batch: list[bytes] = []
+    n = first
     for item in items:
         batch.append(item)
         if len(batch) >= n:
             yield batch
             batch = []
+            n = min(2 * n, most)
     if batch:
         yield batch
 
