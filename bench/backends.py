@@ -8,6 +8,9 @@ servers on loopback (:mod:`loopback.servers`), started once for the workloads th
   ``upload_file`` to the same server.
 - ``pglatency``: one-off ``put_file`` commits with metadata on PostgreSQL (objects in
   SeaweedFS, or in the store directory), against the embedded store.
+- ``s3_restore``: reads from SeaweedFS. W1 from a SeaweedFS + PostgreSQL store by ``haathi
+  get file -r`` against ``aws s3 sync`` of the same 20,000 files uploaded as objects to another
+  bucket of the same server; one 1 GiB file by ``haathi get file -o`` against ``aws s3 cp``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import blake3
 from harness import (
     BENCH,
     SEED,
@@ -40,15 +44,21 @@ from harness import (
 )
 from ingest import gen_w1, gen_w2, new_store, profile_put, put, scale
 from measure import (
+    HAATHI_BIN,
     PY,
+    Argv,
     fresh_dir,
     fresh_inputs,
     profile_call,
+    profile_process,
     remove,
     run_proc,
+    stream_bytes,
     timed_sync,
     version,
+    warm,
 )
+from restore import check_same, load_range, tree_digests
 
 import haathi
 from loopback.servers import Postgres, SeaweedS3, pg_bin, weed_binary
@@ -327,8 +337,155 @@ def pglatency(ctx: Ctx) -> None:
         remove(ctx, out, settle=False)
 
 
+# --------------------------------------------------------------------------------------------
+# s3_restore: reading back from SeaweedFS
+
+
+def gen_big(ctx: Ctx) -> tuple[Path, bytes]:
+    """One file as large as W2 (1 GiB; 64 MiB with --quick) of seeded random bytes, made once
+    per size; its BLAKE3."""
+    sc = scale(ctx)
+    size = sc.w2_files * sc.w2_size
+    path = ctx.work / "big1" / "big.bin"
+    marker = path.parent / f".complete-{size}-{SEED}"
+    if not marker.exists():
+        fresh_dir(path.parent)
+        with open(path, "wb") as fh:
+            for i in range(0, size, 64 * MiB):
+                fh.write(stream_bytes(f"big1-{i}", min(64 * MiB, size - i)))
+        marker.touch()
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    h.update_mmap(path)
+    return path, h.digest()
+
+
+def s3_restore(ctx: Ctx) -> None:
+    if not AWS_BIN.exists():
+        raise Skipped(f"{AWS_BIN} is missing (pip install awscli)")
+    srv = ctx.use(SERVERS)
+    src, nbytes = gen_w1(ctx)
+    big, big_digest = gen_big(ctx)
+    out = fresh_dir(ctx.work / "out-s3-restore")
+    store, ours, theirs = out / "store", "bench-s3restore", "bench-s3restore-aws"
+    for b in (ours, theirs):
+        srv.new_bucket(b)
+    ctx.data.update(files=scale(ctx).w1_files, bytes=nbytes, big_bytes=big.stat().st_size)
+    expected = tree_digests(src)
+    aws: list[str | Path] = [AWS_BIN, "s3", "--endpoint-url", srv.endpoint]
+
+    def get(what: str, dest: Path) -> Argv:
+        """``haathi get file`` of W1 (``w1``) into ``dest``, or of the large file to
+        ``dest/big.bin``; its read cache emptied first (every byte comes from S3, as for aws)."""
+        shutil.rmtree(store / "cache", ignore_errors=True)
+        if what == "w1":
+            return [HAATHI_BIN, "get", "file", "w1@master:/", "-r", "-o", dest]
+        dest.mkdir()
+        return [HAATHI_BIN, "get", "file", "big@master:/big.bin", "-o", dest / "big.bin"]
+
+    def fetch(who: str, what: str) -> Callable[[int], Row]:
+        """haathi or awscli, W1 (``w1``) or the large file (``big``), into a new directory."""
+
+        def run(k: int) -> Row:
+            dest = out / f"{what}-{who}-{k}"
+            argv: Argv
+            if who == "haathi":
+                argv = get(what, dest)
+            elif what == "w1":
+                argv = [*aws, "sync", "--only-show-errors", f"s3://{theirs}/w1/", dest]
+            else:
+                argv = [
+                    *aws,
+                    "cp",
+                    "--only-show-errors",
+                    f"s3://{theirs}/big.bin",
+                    dest / "big.bin",
+                ]
+            row = run_proc(argv, env={"HAATHI_ADDRESS": str(store)})
+            row["s_sync"] = row["s"] + timed_sync()
+            if what == "w1":
+                check_same(who, dest, expected)  # kept until the end: deleting 20,000 files
+            else:  # slows the disk down for the next runs
+                h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+                h.update_mmap(dest / "big.bin")
+                if h.digest() != big_digest:
+                    raise RuntimeError(f"{who}'s copy of the large file is not the original")
+                shutil.rmtree(dest)
+            return row
+
+        return run
+
+    def warm_server() -> None:
+        """The server's volumes read back (both buckets' objects come from the page cache)."""
+        os.sync()
+        time.sleep(1.0)
+        warm(srv.s3.workdir / "data")
+
+    try:
+        srv.make_store(store, "w1", objects=f"s3://{ours}/store")
+        with haathi.connect(str(store)) as c:
+            c.create_repo("big")
+        put(ctx, store, "w1", src)
+        put(ctx, store, "big", big)
+        run_proc([*aws, "sync", "--only-show-errors", src, f"s3://{theirs}/w1/"])
+        run_proc([*aws, "cp", "--only-show-errors", big, f"s3://{theirs}/big.bin"])
+        ctx.settle("stores made")
+        w1 = alternate(
+            ctx, {who: fetch(who, "w1") for who in ("haathi", "awscli")}, before=warm_server
+        )
+        passed = ctx.figure(
+            "W1 from S3: aws s3 sync / haathi get file -r time",
+            w1.ratio("awscli", "haathi"),
+            "x",
+            Target(">=", 3.0),
+            f"haathi {w1.median('haathi'):.2f} s ({w1.per_run('haathi')}), aws s3 sync "
+            f"{w1.median('awscli'):.2f} s ({w1.per_run('awscli')}); peak RSS haathi "
+            f"{w1.median('haathi', 'rss') / MiB:.0f} MiB, aws "
+            f"{w1.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(w1)}",
+        )
+        if ctx.wants_profile(passed):
+            argv = get("w1", out / "profile")
+            profile_process(ctx, "s3_restore_w1", argv, {"HAATHI_ADDRESS": str(store)})
+        size = big.stat().st_size
+        large = alternate(
+            ctx,
+            {who: fetch(who, "big") for who in ("haathi", "awscli")},
+            before=warm_server,
+            key="runs_big",
+        )
+        mb_s = {who: size / large.median(who) / 1e6 for who in ("haathi", "awscli")}
+        synced = {who: size / large.median(who, "s_sync") / 1e6 for who in ("haathi", "awscli")}
+        passed = ctx.figure(
+            f"{size // MiB} MiB file from S3: haathi get file / aws s3 cp throughput",
+            large.ratio("awscli", "haathi"),
+            "x",
+            Target(">=", 1.0),
+            f"haathi {mb_s['haathi']:.0f} MB/s ({large.per_run('haathi')} s), aws s3 cp "
+            f"{mb_s['awscli']:.0f} MB/s ({large.per_run('awscli')} s); with the sync after: "
+            f"{synced['haathi']:.0f} vs {synced['awscli']:.0f} MB/s; peak RSS haathi "
+            f"{large.median('haathi', 'rss') / MiB:.0f} MiB, aws "
+            f"{large.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(large)}",
+            judged=not ctx.quick,  # 64 MiB: process start-up dominates
+        )
+        if ctx.wants_profile(passed):
+            argv = get("big", out / "profile-big")
+            profile_process(ctx, "s3_restore_big", argv, {"HAATHI_ADDRESS": str(store)})
+    finally:
+        for b in (ours, theirs):
+            try:
+                srv.delete_bucket(b)
+            except Exception as exc:
+                ctx.note(f"s3_restore: deleting bucket {b} failed: {exc}")
+        remove(ctx, out)
+
+
 WORKLOADS = [
     Workload("s3w1", "backends", "W1 into SeaweedFS + PostgreSQL vs the local store", s3w1),
     Workload("s3w2", "backends", "W2 into SeaweedFS vs aws s3 cp and boto3", s3w2),
     Workload("pglatency", "backends", "one-off commits with metadata on PostgreSQL", pglatency),
+    Workload(
+        "s3_restore",
+        "backends",
+        "W1 and a 1 GiB file from SeaweedFS: get file vs aws s3 sync / cp",
+        s3_restore,
+    ),
 ]

@@ -27,6 +27,9 @@ ENV_CACHE_DIR = "HAATHI_CACHE_DIR"
 DEFAULT_ADDRESS = "~/.haathi"
 CONFIG_FILE = "haathi.toml"
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+# An S3 store's streams of reads (a restore, a large file): GETs in flight, bytes read ahead.
+DEFAULT_READ_CONCURRENCY = 16
+DEFAULT_READ_AHEAD_BYTES = 64 * 1024 * 1024
 ENV_OVERRIDES = {
     "HAATHI_DB": "db_url",
     "HAATHI_OBJECTS": "objects_url",
@@ -59,6 +62,8 @@ class StoreConfig:
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_retry_timeout: float = 60.0
+    s3_read_concurrency: int = DEFAULT_READ_CONCURRENCY
+    s3_read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES
     cache_bytes: int = DEFAULT_CACHE_BYTES
     executor: str | None = None  # where datums run: None (local threads) or dask://host:port
     sandbox: str = "auto"  # how user code runs: auto | bwrap | none
@@ -176,6 +181,8 @@ _FILE_KEYS = {
     ("objects", "access_key_id"): "s3_access_key_id",
     ("objects", "secret_access_key"): "s3_secret_access_key",
     ("objects", "retry_timeout_s"): "s3_retry_timeout",
+    ("objects", "read_concurrency"): "s3_read_concurrency",
+    ("objects", "read_ahead_bytes"): "s3_read_ahead_bytes",
     ("cache", "max_bytes"): "cache_bytes",
     ("pipelines", "executor"): "executor",
     ("pipelines", "sandbox"): "sandbox",
@@ -257,6 +264,10 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         value = getattr(cfg, name)
         if not isinstance(value, int | float) or value < 0:
             raise InvalidArgument(f"store config: {name} must be a non-negative number")
+    for name in ("s3_read_concurrency", "s3_read_ahead_bytes"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"store config: {name} must be a whole number of at least 1")
     return cfg
 
 

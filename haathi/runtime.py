@@ -17,6 +17,7 @@ from haathi.pps.openlineage import LineageSink
 from haathi.storage.blobs import BlobStore, remove_stale_spools
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import LocalObjectStore
+from haathi.storage.readahead import ReadAhead
 
 if TYPE_CHECKING:
     from haathi.storage.s3 import S3ObjectStore
@@ -56,6 +57,14 @@ def object_store(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
     )
 
 
+def read_ahead(config: StoreConfig) -> ReadAhead:
+    """How far streams of reads run ahead: on S3 several GETs in flight, as configured; on a
+    local directory none (a read from the page cache costs less than handing it to a thread)."""
+    if not config.is_s3:
+        return ReadAhead()
+    return ReadAhead(config.s3_read_concurrency, config.s3_read_ahead_bytes)
+
+
 def open_store(config: StoreConfig) -> Runtime:
     """Open (creating it on first use) the store ``config`` describes, once its metadata and
     objects are known to be one store's (:mod:`haathi.pfs.identity`)."""
@@ -78,7 +87,12 @@ def open_store(config: StoreConfig) -> Runtime:
         raise
     cache = BlobCache(config.cache_dir, config.cache_bytes) if config.is_s3 else None
     blobs = BlobStore(
-        objects, SqlBlobIndex(db), config.spool_dir, cache=cache, chunker=identity.chunker
+        objects,
+        SqlBlobIndex(db),
+        config.spool_dir,
+        cache=cache,
+        chunker=identity.chunker,
+        read_ahead=read_ahead(config),
     )
     remove_stale_spools(config.spool_dir)
     pfs = PfsContext.create(db, blobs)

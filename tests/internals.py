@@ -5,8 +5,12 @@ Embedded it is the Client's own; remote, it is the Api of the server the Client 
 
 from __future__ import annotations
 
+import threading
+import time
+
 from haathi.api import Api
 from haathi.client import Client
+from haathi.storage.objects import ObjectStore
 
 
 def inner(client: Client) -> Api:
@@ -60,3 +64,38 @@ def plant_commit(
         )
         assert cas_head(conn, repo_id, "master", head, cid)
     return cid
+
+
+class ReadLog:
+    """Counts the ranged reads of a store's objects (``get_range``: an S3 GET each), and how
+    many are in flight at once; each read is slowed by ``delay`` seconds, so that reads
+    started together overlap. Installed with ``monkeypatch.setattr(objects, "get_range",
+    log.get_range)``."""
+
+    def __init__(self, objects: ObjectStore, delay: float = 0.0) -> None:
+        self._get_range = objects.get_range
+        self._delay = delay
+        self._lock = threading.Lock()
+        self.reads: list[tuple[str, int]] = []  # (key, length), in the order they were started
+        self.ahead = 0  # bytes read by the read-ahead threads
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        with self._lock:
+            self.reads.append((key, length))
+            if threading.current_thread().name.startswith("haathi-read"):
+                self.ahead += length
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self._delay)
+            return self._get_range(key, offset, length)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def read_threads() -> list[threading.Thread]:
+    """The read-ahead threads alive now (none once a stream of reads has ended)."""
+    return [t for t in threading.enumerate() if t.name.startswith("haathi-read")]

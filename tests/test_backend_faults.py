@@ -23,9 +23,13 @@ import pytest
 
 import haathi
 from haathi.client import Client
+from haathi.client.sources import bytes_op
 from haathi.errors import StorageError
 from haathi.models.info import CommitInfo
+from haathi.storage import readahead
+from haathi.storage.readahead import ReadAhead
 from loopback.servers import Postgres, SeaweedS3
+from tests.internals import ReadLog, inner, read_threads
 
 pytestmark = pytest.mark.slow  # its own SeaweedFS and PostgreSQL, killed and restarted
 
@@ -265,6 +269,43 @@ def test_s3_down_after_retries_is_a_clear_error(s3: SeaweedS3, store: Path, tmp_
         assert c.get_file("r@master:/keep") == b"kept"
         assert {f.path for f in c.walk_file("r@master:/")} == {"/keep", "/lost", "/cli"}
         assert_fsck_clean(c)
+    finally:
+        c.close()
+
+
+def test_s3_down_in_the_middle_of_a_restore_is_a_clear_error(
+    s3: SeaweedS3, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 going away while a restore has GETs in flight ahead of it fails the restore with the
+    clear StorageError any read gives once the retry timeout is spent: no hang, no thread
+    left behind. The files given out before were whole."""
+    c = haathi.connect(str(store), s3_retry_timeout=2)
+    try:
+        c.create_repo("r")
+        files = {f"/d/f{i:04d}": os.urandom(4096) for i in range(2000)}
+        c.modify_file("r@master", [bytes_op(data, path) for path, data in files.items()])
+        blobs = inner(c).pfs.blobs
+        monkeypatch.setattr(readahead, "RUN_BYTES", 64 * 1024)
+        monkeypatch.setattr(blobs, "read_ahead", ReadAhead(concurrency=8, window=512 * 1024))
+        log = ReadLog(blobs.objects, delay=0.01)
+        monkeypatch.setattr(blobs.objects, "get_range", log.get_range)
+
+        restore = iter(c.read_files("r@master:/d"))
+        for _ in range(100):
+            f, chunks = next(restore)
+            assert b"".join(chunks) == files[f.path]
+        assert sum(n for _, n in log.reads) < len(files) * 4096 / 2  # most is still unread
+        s3.stop(remove=False)
+        started = time.monotonic()
+        with pytest.raises(StorageError) as caught:
+            for f, chunks in restore:
+                assert b"".join(chunks) == files[f.path]
+        elapsed = time.monotonic() - started
+        message = str(caught.value)
+        assert "\n" not in message and s3.endpoint in message, message
+        assert elapsed < 20, f"gave up after {elapsed:.1f}s with a 2s retry timeout"
+        del restore, chunks, caught
+        assert log.in_flight == 0 and read_threads() == []
     finally:
         c.close()
 

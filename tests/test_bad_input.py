@@ -9,11 +9,13 @@ import pytest
 
 import haathi
 from haathi.client import Client
+from haathi.client.sources import bytes_op
 from haathi.errors import Corrupt, FailedPrecondition, InvalidArgument, NotFound, StorageError
 from haathi.storage.blobs import pack_key
 from haathi.storage.objects import LocalObjectStore, ObjectStore
+from haathi.storage.readahead import ReadAhead
 from tests.conftest import Cli
-from tests.internals import inner
+from tests.internals import inner, read_threads
 
 
 def state(client: Client) -> list[tuple[str, str, list[str]]]:
@@ -388,3 +390,39 @@ def test_reading_many_files_of_a_truncated_pack_fails_and_names_it(
             got[f.path] = b"".join(chunks)
     assert got == {"/a-first": b"first"}
     assert pack in str(caught.value) or "from the server" in str(caught.value)
+
+
+@pytest.mark.every_backend
+@pytest.mark.parametrize("damage", ["missing", "flipped"])
+def test_a_restore_reading_ahead_meets_a_damaged_pack_where_it_is(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """A damaged pack in the middle of a restore (gone, or one byte of it flipped) is read
+    ahead, in parallel, while the files before it are still being given out: those files
+    come whole, then the restore fails with the error a read of the damaged blob alone gives,
+    naming the pack; it does not hang, and no read-ahead thread is left."""
+    client.create_repo("r")
+    groups = {g: {f"/{g}/f{i:03d}": os.urandom(3000) for i in range(60)} for g in "bac"}
+    for files in groups.values():  # one commit, one pack each: /b's is written first
+        client.modify_file("r@master", [bytes_op(data, path) for path, data in files.items()])
+    blobs = inner(client).pfs.blobs
+    monkeypatch.setattr(blobs, "read_ahead", ReadAhead(concurrency=8, window=64 << 20))
+    b_chunks = [_chunks_of(client, f"r@master:{path}")[0] for path in sorted(groups["b"])]
+    pack = blobs.locate(b_chunks[:1])[b_chunks[0]].pack
+    objects = inner(client).runtime.objects
+    if damage == "missing":
+        objects.delete(pack_key(pack))
+        expected = dict(groups["a"])
+    else:
+        flip_byte(objects, pack_key(pack), blobs.locate(b_chunks[30:31])[b_chunks[30]].offset,
+                  tmp_path)  # fmt: skip
+        expected = {**groups["a"], **dict(sorted(groups["b"].items())[:30])}
+
+    got: dict[str, bytes] = {}
+    with pytest.raises(Corrupt) as caught:
+        for f, chunks in client.read_files("r@master:/"):
+            got[f.path] = b"".join(chunks)
+    assert got == expected
+    assert pack in str(caught.value)
+    assert damage != "flipped" or "hash mismatch" in str(caught.value)
+    assert read_threads() == []

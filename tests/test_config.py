@@ -12,6 +12,7 @@ import pytest
 
 import haathi
 from haathi.errors import InvalidArgument
+from haathi.storage.readahead import ReadAhead
 from tests.conftest import BUCKET, Backends, Cli
 
 SECRET = "s3cret-pw"
@@ -151,3 +152,44 @@ def test_read_cache_stays_within_its_bound_and_survives_damage(
                 entry.write_bytes(b"garbage")  # a damaged cache is re-read from S3
         for path, data in list(files.items())[-20:]:
             assert c.get_file(f"r@master:{path}") == data
+
+
+def test_a_restore_streams_past_the_read_cache(live: Backends, tmp_path: Path) -> None:
+    """Blobs read with others (a restore, a large file) are not kept in the read cache: a
+    restore larger than the cache would only evict what it holds, and writing each blob to the
+    cache costs as much as writing it out. A blob read alone (a small file, a tree node) is."""
+    store = tmp_path / "store"
+    assert live.pg is not None and live.s3 is not None
+    objects, endpoint = s3_args(live)[1::2]
+    with haathi.init(str(store), db=live.pg.create_database(), objects=objects,
+                     s3_endpoint=endpoint) as c:  # fmt: skip
+        c.create_repo("r")
+        files = {f"/d/f{i:03d}": os.urandom(20_000) for i in range(150)}
+        files["/big"] = os.urandom(3_000_000)
+        with c.start_commit("r@master") as commit:
+            for path, data in files.items():
+                commit.put_file(path, data)
+        cache = c._api.pfs.blobs.cache
+        assert cache is not None
+        before = cache.usage()
+        assert {f.path: b"".join(chunks) for f, chunks in c.read_files("r@master:/")} == files
+        assert c.get_file("r@master:/big") == files["/big"]
+        assert cache.usage() - before < 100_000  # tree nodes only, of 6 MB read
+        assert c.get_file("r@master:/d/f007") == files["/d/f007"]
+        assert cache.usage() - before >= 20_000
+
+
+def test_read_ahead_of_an_s3_store_is_configured_in_its_file(
+    live: Backends, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    assert live.pg is not None
+    Cli(store, tmp_path)("init", "--db", live.pg.create_database(), *s3_args(live))
+    config = store / "haathi.toml"
+    text = config.read_text()
+    config.write_text(text.replace("[objects]\n", "[objects]\nread_concurrency = 4\n"))
+    with haathi.connect(str(store)) as c:
+        assert c._api.pfs.blobs.read_ahead == ReadAhead(concurrency=4, window=64 << 20)
+    config.write_text(text.replace("[objects]\n", "[objects]\nread_ahead_bytes = 0\n"))
+    with pytest.raises(InvalidArgument, match="read_ahead_bytes must be a whole number"):
+        haathi.connect(str(store))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import tarfile
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 from haathi.client import Client
 from haathi.client.sources import bytes_op, walk_dir
 from haathi.errors import FailedPrecondition, InvalidArgument, NotFound, StorageError
-from tests.internals import inner
+from haathi.storage import readahead
+from haathi.storage.readahead import ReadAhead
+from tests.internals import ReadLog, inner, read_threads
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def test_ranged_reads_read_only_the_chunks_holding_the_range(
     read: list[object] = []
     real = blobs.read_location
     monkeypatch.setattr(
-        blobs, "read_location", lambda loc, payload=None: read.append(loc) or real(loc, payload)
+        blobs, "read_location", lambda loc, *rest, **kw: read.append(loc) or real(loc, *rest, **kw)
     )
     info = repo.inspect_file("r@master:/big.bin")
     assert repo.get_file("r@master:/big.bin", offset=len(data) - 10) == data[-10:]
@@ -349,6 +352,78 @@ def test_a_directory_put_is_restored_a_run_at_a_time(
     got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/data")}
     assert got == {f"/data/{n}": (src / n).read_bytes() for n in names}
     assert len(reads) <= 12, f"{len(reads)} reads for {len(names)} files (and their tree's nodes)"
+
+
+def interleaved_files(client: Client, n: int = 900) -> dict[str, bytes]:
+    """``n`` files of 1-6 KiB of random bytes below ``r@master:/d``, put in three commits (so
+    in three packs), each file in turn in the next; each commit writes its files in reverse
+    path order. In path order, no file's blob follows the one before it in a pack."""
+    rng = random.Random(7)
+    content = {f"/d/f{i:04d}": rng.randbytes(rng.randint(1024, 6144)) for i in range(n)}
+    paths = sorted(content)
+    for k in range(3):
+        ops = [bytes_op(content[p], p) for p in reversed(paths[k::3])]
+        client.modify_file("r@master", ops)
+    return content
+
+
+@pytest.mark.every_backend
+def test_a_restore_reads_runs_ahead_in_parallel_and_gives_every_file_in_order(
+    repo: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore reads ahead: the blobs of upcoming files that lie close together in a pack are
+    read together whatever order they were written in, several such runs at once, and what is
+    read ahead and not yet given out stays within the read-ahead window (plus the runs of one
+    batch of 256 blobs, which may be needed far apart); the files come in path order, byte for
+    byte."""
+    content = interleaved_files(repo)
+    blobs = inner(repo).pfs.blobs
+    window = 256 * 1024
+    monkeypatch.setattr(readahead, "RUN_BYTES", 32 * 1024)  # many runs
+    monkeypatch.setattr(blobs, "read_ahead", ReadAhead(concurrency=8, window=window))
+    log = ReadLog(blobs.objects, delay=0.005)
+    monkeypatch.setattr(blobs.objects, "get_range", log.get_range)
+
+    got, consumed, most_ahead = [], 0, 0
+    for f, chunks in repo.read_files("r@master:/d"):
+        data = b"".join(chunks)
+        got.append((f.path, data))
+        consumed += len(data)  # random bytes: stored as they are, as many bytes as read
+        most_ahead = max(most_ahead, log.ahead - consumed)
+    assert got == sorted(content.items())
+    assert 1 < log.most_in_flight <= 8
+    runs = sum(map(len, content.values())) / (32 * 1024)  # about 100, where files are 900
+    assert len(log.reads) < 1.5 * runs, f"{len(log.reads)} reads for {len(content)} files"
+    assert 0 < most_ahead <= window + 256 * 6144
+    assert read_threads() == []
+
+
+@pytest.mark.every_backend
+def test_a_restore_stopped_early_stops_its_reads_ahead(
+    repo: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that stops taking files (an error writing one out, a client gone) and lets go
+    of the file it holds stops the restore: the reads ahead not started are dropped, those in
+    flight finish, no thread is left, and nothing more is read. (The file held can be read to
+    its end until then.)"""
+    content = interleaved_files(repo)
+    blobs = inner(repo).pfs.blobs
+    monkeypatch.setattr(readahead, "RUN_BYTES", 16 * 1024)
+    monkeypatch.setattr(blobs, "read_ahead", ReadAhead(concurrency=8, window=128 * 1024))
+    log = ReadLog(blobs.objects, delay=0.02)
+    monkeypatch.setattr(blobs.objects, "get_range", log.get_range)
+
+    for i, (f, chunks) in enumerate(repo.read_files("r@master:/d")):
+        if i == 2:
+            break  # with the third file's bytes not read
+        assert b"".join(chunks) == content[f.path]
+    assert read_threads() != []  # ``chunks`` can still be read
+    del chunks
+    assert log.in_flight == 0 and read_threads() == []
+    started = len(log.reads)
+    assert started < 40, f"{started} reads to give out 2 files"
+    assert repo.get_file("r@master:/d/f0500") == content["/d/f0500"]  # the store reads on
+    assert len(log.reads) <= started + 2 and read_threads() == []
 
 
 def test_a_restore_refuses_a_file_the_server_names_outside_the_path(tmp_path: Path) -> None:

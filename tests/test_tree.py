@@ -582,6 +582,32 @@ def test_lookups_and_scans_match_brute_force(bits: int | None, data: st.DataObje
             assert prolly.range_totals(root, hi, key, store) == brute_range(entries, hi, key)
 
 
+def test_a_scan_reads_nodes_ahead_in_growing_groups(big: BigTree) -> None:
+    """Given a reader of many blobs at once (on S3: the nodes written together come in one
+    GET), a scan of the whole tree reads its ~1,600 leaves in a few dozen groups, each node
+    once; a short scan from a seek still reads about one node per level."""
+    blobs = MemorySink(big.blobs).blobs
+    groups: list[int] = []
+
+    def read_many(digests: Sequence[bytes]) -> Iterator[bytes]:
+        groups.append(len(digests))
+        return iter([blobs[d] for d in digests])
+
+    one = CountingReader(blobs)
+    store = NodeStore(one, read_many)
+    assert list(prolly.iter_from(big.root, "", store)) == big.entries
+    assert one.reads + sum(groups) == big.nodes  # each node read once
+    assert one.reads + len(groups) < big.nodes / 10
+    assert max(groups) <= prolly.SCAN_AHEAD
+
+    groups.clear()
+    one = CountingReader(blobs)
+    target = big.entries[77_777]
+    ten = list(islice(prolly.iter_from(big.root, target.path, NodeStore(one, read_many)), 10))
+    assert ten == big.entries[77_777:77_787]
+    assert one.reads + sum(groups) <= big.height + 2
+
+
 def test_seeks_in_a_big_tree_read_log_n_nodes(big: BigTree) -> None:
     sink = MemorySink(big.blobs)  # read-only below
     keys = [e.path for e in big.entries]

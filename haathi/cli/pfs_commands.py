@@ -280,10 +280,10 @@ STDOUT_HOLD = 16 << 20
 
 
 def _copy_out(c: Client, target: str, dest: Path) -> None:
-    from haathi.cli.restore import write_out
+    from haathi.cli.restore import write_streamed
 
     with c.open_file(target) as src:
-        write_out(iter(lambda: src.read(1 << 20), b""), dest)
+        write_streamed(iter(lambda: src.read(1 << 20), b""), dest)
 
 
 @command("inspect", "file")

@@ -118,6 +118,16 @@ def _guarded(f: FileInfo, dest: Path, act: Callable[..., None], *args: Any, **kw
         ) from exc
 
 
+def write_streamed(content: Iterator[bytes], dest: Path) -> None:
+    """:func:`write_out` on a writer thread while this thread reads (and verifies) the next
+    blocks: a large file's reads (GETs, from S3) and its writes to disk overlap."""
+    blocks: queue.Queue[bytes | None] = queue.Queue(BLOCKS_IN_FLIGHT)
+    with ThreadPoolExecutor(1, thread_name_prefix="haathi-write") as pool:
+        writer = pool.submit(write_out, _taken(blocks), dest)
+        _hand_over(content, blocks, writer)
+        writer.result()
+
+
 def write_out(content: Iterable[bytes], dest: Path) -> None:
     """Write ``content`` to ``dest``; a read that fails (damaged data) leaves no partial file.
     A new file is written in place; an existing one is replaced only once the new bytes are

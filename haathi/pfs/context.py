@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 from dataclasses import dataclass, field
@@ -62,4 +63,5 @@ class PfsContext:
     @classmethod
     def create(cls, db: Database, blobs: BlobStore, author: str | None = None) -> PfsContext:
         """A context whose user commits are by ``author`` (default: the OS user)."""
-        return cls(db, blobs, NodeStore(blobs.get), author if author is not None else os_user())
+        nodes = NodeStore(blobs.get, functools.partial(blobs.iter_blobs, keep=True))
+        return cls(db, blobs, nodes, author if author is not None else os_user())

@@ -109,7 +109,8 @@ def read_content(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Ite
             wanted.append(digest)
         pos += n
     ctx.blobs.check_readable(wanted[1:])
-    pieces = _slice(ctx.blobs.iter_blobs(wanted), skip, max(end - start, 0))
+    blobs = ctx.blobs.iter_blobs(wanted, keep=len(wanted) == 1)  # a small file: kept in the cache
+    pieces = _slice(blobs, skip, max(end - start, 0))
     first = next(pieces, None)
     return iter(()) if first is None else chain([first], pieces)
 

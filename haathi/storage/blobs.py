@@ -27,6 +27,7 @@ from haathi.errors import Corrupt, NotFound, StorageError
 from haathi.storage import chunker as chunking
 from haathi.storage.cache import BlobCache
 from haathi.storage.objects import ObjectStore
+from haathi.storage.readahead import ReadAhead, RunReader
 
 RAW = 0
 ZSTD = 1
@@ -36,11 +37,7 @@ PACK_TARGET = 64 * 1024 * 1024
 CHECK_BATCH_BYTES = 4 * 1024 * 1024
 CHECK_BATCH_COUNT = 2048
 ZSTD_LEVEL = 1
-# Reading many blobs (iter_blobs), those next to each other in a pack are read together:
-# at most RUN_BLOBS of them, RUN_BYTES in all, across gaps (other blobs) of up to RUN_GAP.
-RUN_BLOBS = 256
-RUN_BYTES = 8 * 1024 * 1024
-RUN_GAP = 64 * 1024
+LOCATE_BATCH = 2048  # blobs located in one query at most by a long read (iter_blobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +280,7 @@ class BlobStore:
         pack_target: int = PACK_TARGET,
         cache: BlobCache | None = None,
         chunker: str = chunking.DEFAULT,
+        read_ahead: ReadAhead = ReadAhead(),
     ) -> None:
         self.objects = objects
         self.index = index
@@ -291,14 +289,18 @@ class BlobStore:
         self.pack_target = pack_target
         self.cache = cache
         self.chunker = chunking.check_chunker(chunker)  # how this store cuts files into chunks
+        self.read_ahead = read_ahead
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 
-    def read_location(self, loc: BlobLocation, payload: bytes | None = None) -> bytes:
+    def read_location(
+        self, loc: BlobLocation, payload: bytes | None = None, *, keep: bool = True
+    ) -> bytes:
         """Read and verify one located blob (from the cache when it holds a good copy; else
-        from ``payload``, its stored bytes when already read, or from its pack)."""
-        if self.cache is not None:
+        from ``payload``, its stored bytes when already read, or from its pack, and then kept
+        in the cache unless ``keep`` is False)."""
+        if self.cache is not None and payload is None:
             cached = self.cache.get(loc.digest)
             if cached is not None:
                 with contextlib.suppress(zstandard.ZstdError, Corrupt):
@@ -307,7 +309,7 @@ class BlobStore:
                         return data
                 self.cache.discard(loc.digest)
         payload, data = self.read_stored(loc, payload)
-        if self.cache is not None:
+        if self.cache is not None and keep:
             self.cache.put(loc.digest, payload)
         return data
 
@@ -371,59 +373,50 @@ class BlobStore:
                         f"{loc.offset + loc.length - 1})", blob=loc.digest.hex(), pack=loc.pack,
                     )  # fmt: skip
 
-    def iter_blobs(self, digests: Iterable[bytes], *, batch: int = 256) -> Iterator[bytes]:
-        """Read many blobs in order, verified, looking up locations in batches."""
-        buf: list[bytes] = []
-        for d in digests:
-            buf.append(d)
-            if len(buf) >= batch:
-                yield from self._read_batch(buf)
-                buf = []
-        if buf:
-            yield from self._read_batch(buf)
+    def iter_blobs(
+        self, digests: Iterable[bytes], *, batch: int = 256, keep: bool = False
+    ) -> Iterator[bytes]:
+        """Read many blobs in order, verified: located in batches (of ``batch``, growing to
+        LOCATE_BATCH), the stored bytes of those
+        close together in a pack read together, runs ahead read in parallel as
+        ``read_ahead`` allows (:mod:`haathi.storage.readahead`). Kept in the cache only with
+        ``keep``: a stream (a restore, a large file) passes it by, as it would only evict
+        what the cache holds, and writing each blob twice costs as much as the read."""
+        batches = _batched(digests, batch, max(batch, LOCATE_BATCH))
+        located = (self._located(chunk) for chunk in batches)
+        cache = self.cache
+        skip = None if cache is None else lambda loc: cache.has(loc.digest)
+        reader = RunReader(located, self._read_range, self.read_ahead, skip=skip)
+        try:
+            for loc, payload in reader:
+                yield self.read_location(loc, payload, keep=keep)
+        finally:  # also when a blob is found corrupt: the reads ahead end at once
+            reader.close()
 
-    def _read_batch(self, digests: list[bytes]) -> Iterator[bytes]:
+    def _located(self, digests: list[bytes]) -> list[BlobLocation]:
         locs = self.locate(list(dict.fromkeys(digests)))
-        read: dict[bytes, bytes] = {}  # stored bytes read ahead with an earlier blob's
-        for i, d in enumerate(digests):
-            if d not in read:
-                following = (locs[x] for x in digests[i + 1 : i + RUN_BLOBS])  # looked up lazily
-                read.update(self._read_run(locs[d], following))
-            yield self.read_location(locs[d], read.pop(d, None))
+        return [locs[d] for d in digests]
+
+    def _read_range(self, pack: str, offset: int, length: int) -> bytes:
+        return self.objects.get_range(pack_key(pack), offset, length)
 
     def _cached(self, digest: bytes) -> bool:
         return self.cache is not None and self.cache.has(digest)
 
-    def _read_run(
-        self, first: BlobLocation, following: Iterable[BlobLocation]
-    ) -> dict[bytes, bytes]:
-        """The stored bytes of ``first`` and of the blobs ``following`` it that lie just
-        after it in the same pack, in one ranged read: a restore reads blobs in the order they
-        were written, so small files cost one read per run, not one per blob (an S3 GET each).
-        Nothing for a blob the cache holds, or one too large to read ahead with others."""
-        if first.length > RUN_BYTES or self._cached(first.digest):
-            return {}
-        run, end = [first], first.offset + first.length
-        for loc in following:
-            if (
-                loc.pack != first.pack
-                or not 0 <= loc.offset - end <= RUN_GAP
-                or loc.offset + loc.length - first.offset > RUN_BYTES
-                or self._cached(loc.digest)
-            ):
-                break
-            run.append(loc)
-            end = loc.offset + loc.length
-        if len(run) == 1:
-            return {}  # read on its own, as before
-        try:
-            data = self.objects.get_range(pack_key(first.pack), first.offset, end - first.offset)
-        except NotFound:  # a pack missing or cut short: each blob read alone says which
-            return {}
-        return {
-            loc.digest: data[loc.offset - first.offset : loc.offset - first.offset + loc.length]
-            for loc in run
-        }
+
+def _batched(items: Iterable[bytes], first: int, most: int) -> Iterator[list[bytes]]:
+    """``items`` in batches of ``first``, then twice as many each time up to ``most``: a short
+    read waits for no more than it needs, a long one asks the index in few queries."""
+    batch: list[bytes] = []
+    n = first
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+            n = min(2 * n, most)
+    if batch:
+        yield batch
 
 
 def check_pack_layout(pack: str, data: bytes) -> tuple[list[BlobLocation], list[str]]:

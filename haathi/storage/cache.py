@@ -20,6 +20,7 @@ class BlobCache:
 
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._size: int | None = None
@@ -40,7 +41,8 @@ class BlobCache:
 
     def has(self, digest: bytes) -> bool:
         """Whether an entry for ``digest`` is there (not whether it is sound)."""
-        return self._path(digest).is_file()
+        h = digest.hex()
+        return os.path.isfile(f"{self._root}/{h[:2]}/{h}")  # a stat per blob read: no Path
 
     def put(self, digest: bytes, payload: bytes) -> None:
         if self.max_bytes <= 0 or len(payload) > self.max_bytes // 8:

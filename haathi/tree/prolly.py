@@ -26,6 +26,7 @@ from haathi.tree.entry import FileEntry, NodeRef
 FANOUT_BITS = 6  # about 64 entries per node
 _MASK = (1 << FANOUT_BITS) - 1
 _CACHE_NODES = 4096
+SCAN_AHEAD = 64  # nodes read ahead at most by a scan (a level's worth, about)
 
 Entry = FileEntry | NodeRef
 
@@ -76,10 +77,16 @@ class BlobSink(Protocol):
 
 
 class NodeStore:
-    """Reads nodes through a blob reader with a bounded cache of decoded nodes."""
+    """Reads nodes through a blob reader with a bounded cache of decoded nodes; with
+    ``read_blobs`` (many blobs in order, read together), a scan reads the nodes ahead."""
 
-    def __init__(self, read_blob: Callable[[bytes], bytes]) -> None:
+    def __init__(
+        self,
+        read_blob: Callable[[bytes], bytes],
+        read_blobs: Callable[[Sequence[bytes]], Iterator[bytes]] | None = None,
+    ) -> None:
         self._read_blob = read_blob
+        self._read_blobs = read_blobs
         self._cache: OrderedDict[bytes, Node] = OrderedDict()
         self.overlay: dict[bytes, bytes] = {}
 
@@ -91,11 +98,30 @@ class NodeStore:
         data = self.overlay.get(digest)
         if data is None:
             data = self._read_blob(digest)
-        node = decode_node(data, digest)
+        return self._keep(digest, decode_node(data, digest))
+
+    def _keep(self, digest: bytes, node: Node) -> Node:
         self._cache[digest] = node
         if len(self._cache) > _CACHE_NODES:
             self._cache.popitem(last=False)
         return node
+
+    def scan(self, digests: Sequence[bytes]) -> Iterator[Node]:
+        """The nodes of ``digests`` in order, those not at hand read ahead in groups that grow
+        as the caller goes on (1, 2, 4, ... up to SCAN_AHEAD): a seek that stops early reads
+        little, a long scan reads a group at a time (on S3, a GET or two, not one a node)."""
+        group, i = 1, 0
+        while i < len(digests):
+            ahead = digests[i : i + group]
+            if self._read_blobs is not None:
+                wanted = [d for d in ahead if d not in self._cache and d not in self.overlay]
+                if len(wanted) > 1:
+                    for d, data in zip(wanted, self._read_blobs(wanted), strict=True):
+                        self._keep(d, decode_node(data, d))
+            for d in ahead:
+                yield self.get(d)
+            i += len(ahead)
+            group = min(2 * group, SCAN_AHEAD)
 
     def put(self, node: Node, sink: BlobSink) -> NodeRef:
         data = encode_node(node)
@@ -299,19 +325,18 @@ def iter_from(root: bytes | None, start: str, store: NodeStore) -> Iterator[File
     if root is None:
         return
 
-    def walk(digest: bytes) -> Iterator[FileEntry]:
-        node = store.get(digest)
+    def walk(node: Node) -> Iterator[FileEntry]:
         i = bisect.bisect_left(node.keys, start)
         if node.level == 0:
             for e in node.entries[i:]:
                 assert isinstance(e, FileEntry)
                 yield e
             return
-        for ref in node.entries[i:]:
-            assert isinstance(ref, NodeRef)
-            yield from walk(ref.digest)
+        children = [ref.digest for ref in node.entries[i:] if isinstance(ref, NodeRef)]
+        for child in store.scan(children):
+            yield from walk(child)
 
-    yield from walk(root)
+    yield from walk(store.get(root))
 
 
 def iter_prefix(root: bytes | None, prefix: str, store: NodeStore) -> Iterator[FileEntry]:
