@@ -38,6 +38,7 @@ from harness import (
     Row,
     Skipped,
     Target,
+    Trials,
     Workload,
     alternate,
     pct,
@@ -373,43 +374,41 @@ def s3_restore(ctx: Ctx) -> None:
     expected = tree_digests(src)
     aws: list[str | Path] = [AWS_BIN, "s3", "--endpoint-url", srv.endpoint]
 
-    def get(what: str, dest: Path) -> Argv:
-        """``haathi get file`` of W1 (``w1``) into ``dest``, or of the large file to
-        ``dest/big.bin``; its read cache emptied first (every byte comes from S3, as for aws)."""
+    def argv(who: str, what: str, dest: Path) -> Argv:
+        """W1 into the new directory ``dest`` (``w1``), or the large file to ``dest/big.bin``
+        (``big``) or to stdout (``pipe``, dropped); haathi's read cache emptied first (every
+        byte comes from S3, as for aws)."""
+        if what != "w1":
+            dest.mkdir()
+        to = dest / "big.bin" if what == "big" else "-"
+        if who == "awscli":
+            if what == "w1":
+                return [*aws, "sync", "--only-show-errors", f"s3://{theirs}/w1/", dest]
+            return [*aws, "cp", "--only-show-errors", f"s3://{theirs}/big.bin", to]
         shutil.rmtree(store / "cache", ignore_errors=True)
         if what == "w1":
             return [HAATHI_BIN, "get", "file", "w1@master:/", "-r", "-o", dest]
-        dest.mkdir()
-        return [HAATHI_BIN, "get", "file", "big@master:/big.bin", "-o", dest / "big.bin"]
+        return [HAATHI_BIN, "get", "file", "big@master:/big.bin", *(["-o", to] * (to != "-"))]
+
+    # haathi as a whole process (start-up included, as aws's): no preloader
+    env = {"HAATHI_ADDRESS": str(store), "HAATHI_PRELOAD": "0"}
 
     def fetch(who: str, what: str) -> Callable[[int], Row]:
-        """haathi or awscli, W1 (``w1``) or the large file (``big``), into a new directory."""
+        """haathi or awscli, W1 or the large file (see ``argv``)."""
 
         def run(k: int) -> Row:
             dest = out / f"{what}-{who}-{k}"
-            argv: Argv
-            if who == "haathi":
-                argv = get(what, dest)
-            elif what == "w1":
-                argv = [*aws, "sync", "--only-show-errors", f"s3://{theirs}/w1/", dest]
-            else:
-                argv = [
-                    *aws,
-                    "cp",
-                    "--only-show-errors",
-                    f"s3://{theirs}/big.bin",
-                    dest / "big.bin",
-                ]
-            row = run_proc(argv, env={"HAATHI_ADDRESS": str(store)})
+            row = run_proc(argv(who, what, dest), env=env)
             row["s_sync"] = row["s"] + timed_sync()
-            if what == "w1":
-                check_same(who, dest, expected)  # kept until the end: deleting 20,000 files
-            else:  # slows the disk down for the next runs
+            if what == "w1":  # kept until the end: deleting 20,000 files slows the disk down
+                check_same(who, dest, expected)
+                return row
+            if what == "big":  # (``pipe``: dropped unchecked; the same bytes as ``big``)
                 h = blake3.blake3(max_threads=blake3.blake3.AUTO)
                 h.update_mmap(dest / "big.bin")
                 if h.digest() != big_digest:
                     raise RuntimeError(f"{who}'s copy of the large file is not the original")
-                shutil.rmtree(dest)
+            shutil.rmtree(dest)
             return row
 
         return run
@@ -440,35 +439,46 @@ def s3_restore(ctx: Ctx) -> None:
             f"haathi {w1.median('haathi'):.2f} s ({w1.per_run('haathi')}), aws s3 sync "
             f"{w1.median('awscli'):.2f} s ({w1.per_run('awscli')}); peak RSS haathi "
             f"{w1.median('haathi', 'rss') / MiB:.0f} MiB, aws "
-            f"{w1.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(w1)}",
+            f"{w1.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(w1)}; haathi a whole "
+            "process (HAATHI_PRELOAD=0), its read cache emptied before each run",
         )
         if ctx.wants_profile(passed):
-            argv = get("w1", out / "profile")
-            profile_process(ctx, "s3_restore_w1", argv, {"HAATHI_ADDRESS": str(store)})
+            profile_process(ctx, "s3_restore_w1", argv("haathi", "w1", out / "profile"), env)
         size = big.stat().st_size
-        large = alternate(
-            ctx,
-            {who: fetch(who, "big") for who in ("haathi", "awscli")},
-            before=warm_server,
-            key="runs_big",
-        )
-        mb_s = {who: size / large.median(who) / 1e6 for who in ("haathi", "awscli")}
-        synced = {who: size / large.median(who, "s_sync") / 1e6 for who in ("haathi", "awscli")}
+
+        def large(what: str) -> tuple[Trials, str]:
+            """The large file's runs (to a file, or to stdout), and their detail."""
+            contenders = {who: fetch(who, what) for who in ("haathi", "awscli")}
+            trials = alternate(ctx, contenders, before=warm_server, key=f"runs_{what}")
+            mb_s = {who: size / trials.median(who) / 1e6 for who in contenders}
+            rss = {who: trials.median(who, "rss") / MiB for who in contenders}
+            return trials, (
+                f"haathi {mb_s['haathi']:.0f} MB/s ({trials.per_run('haathi')} s), aws s3 cp "
+                f"{mb_s['awscli']:.0f} MB/s ({trials.per_run('awscli')} s); peak RSS haathi "
+                f"{rss['haathi']:.0f} MiB, aws {rss['awscli']:.0f} MiB; {load_range(trials)}"
+            )
+
+        to_file, detail = large("big")
+        synced = {w: size / to_file.median(w, "s_sync") / 1e6 for w in ("haathi", "awscli")}
         passed = ctx.figure(
-            f"{size // MiB} MiB file from S3: haathi get file / aws s3 cp throughput",
-            large.ratio("awscli", "haathi"),
+            f"{size // MiB} MiB file from S3 to a file: haathi get file / aws s3 cp",
+            to_file.ratio("awscli", "haathi"),
             "x",
             Target(">=", 1.0),
-            f"haathi {mb_s['haathi']:.0f} MB/s ({large.per_run('haathi')} s), aws s3 cp "
-            f"{mb_s['awscli']:.0f} MB/s ({large.per_run('awscli')} s); with the sync after: "
-            f"{synced['haathi']:.0f} vs {synced['awscli']:.0f} MB/s; peak RSS haathi "
-            f"{large.median('haathi', 'rss') / MiB:.0f} MiB, aws "
-            f"{large.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(large)}",
+            f"{detail}; with the sync after: haathi {synced['haathi']:.0f}, aws "
+            f"{synced['awscli']:.0f} MB/s",
             judged=not ctx.quick,  # 64 MiB: process start-up dominates
         )
         if ctx.wants_profile(passed):
-            argv = get("big", out / "profile-big")
-            profile_process(ctx, "s3_restore_big", argv, {"HAATHI_ADDRESS": str(store)})
+            profile_process(ctx, "s3_restore_big", argv("haathi", "big", out / "prof-big"), env)
+        to_stdout, detail = large("pipe")
+        ctx.figure(
+            "the same to stdout (dropped): haathi get file / aws s3 cp -",
+            to_stdout.ratio("awscli", "haathi"),
+            "x",
+            None,
+            detail,
+        )
     finally:
         for b in (ours, theirs):
             try:
