@@ -38,6 +38,7 @@ from harness import (
     Row,
     Skipped,
     Target,
+    Trials,
     Workload,
     alternate,
     pct,
@@ -359,57 +360,59 @@ def gen_big(ctx: Ctx) -> tuple[Path, bytes]:
     return path, h.digest()
 
 
+# haathi as users run it (its preloader on: started by the set-up's commands, a fork each
+# command), and as a whole process (HAATHI_PRELOAD=0: start-up included, as aws's; its peak RSS
+# is the reading process's, where the preloaded command's is only its thin client's)
+WHO = ("haathi", "haathi_cold", "awscli")
+
+
 def s3_restore(ctx: Ctx) -> None:
     if not AWS_BIN.exists():
         raise Skipped(f"{AWS_BIN} is missing (pip install awscli)")
     srv = ctx.use(SERVERS)
     src, nbytes = gen_w1(ctx)
     big, big_digest = gen_big(ctx)
+    size = big.stat().st_size
     out = fresh_dir(ctx.work / "out-s3-restore")
     store, ours, theirs = out / "store", "bench-s3restore", "bench-s3restore-aws"
     for b in (ours, theirs):
         srv.new_bucket(b)
-    ctx.data.update(files=scale(ctx).w1_files, bytes=nbytes, big_bytes=big.stat().st_size)
+    ctx.data.update(files=scale(ctx).w1_files, bytes=nbytes, big_bytes=size)
     expected = tree_digests(src)
     aws: list[str | Path] = [AWS_BIN, "s3", "--endpoint-url", srv.endpoint]
+    env = {"HAATHI_ADDRESS": str(store)}
+    cold = env | {"HAATHI_PRELOAD": "0"}  # (and for profiles: the work in the profiled process)
 
-    def get(what: str, dest: Path) -> Argv:
-        """``haathi get file`` of W1 (``w1``) into ``dest``, or of the large file to
-        ``dest/big.bin``; its read cache emptied first (every byte comes from S3, as for aws)."""
+    def argv(who: str, what: str, dest: Path) -> Argv:
+        """W1 into the new directory ``dest`` (``w1``), or the large file to ``dest/big.bin``
+        (``big``) or to stdout (``pipe``, dropped); haathi's read cache emptied first (every
+        byte comes from S3, as for aws)."""
+        if what != "w1":
+            dest.mkdir()
+        to = dest / "big.bin" if what == "big" else "-"
+        if who == "awscli":
+            if what == "w1":
+                return [*aws, "sync", "--only-show-errors", f"s3://{theirs}/w1/", dest]
+            return [*aws, "cp", "--only-show-errors", f"s3://{theirs}/big.bin", to]
         shutil.rmtree(store / "cache", ignore_errors=True)
         if what == "w1":
             return [HAATHI_BIN, "get", "file", "w1@master:/", "-r", "-o", dest]
-        dest.mkdir()
-        return [HAATHI_BIN, "get", "file", "big@master:/big.bin", "-o", dest / "big.bin"]
+        return [HAATHI_BIN, "get", "file", "big@master:/big.bin", *(["-o", to] * (to != "-"))]
 
     def fetch(who: str, what: str) -> Callable[[int], Row]:
-        """haathi or awscli, W1 (``w1``) or the large file (``big``), into a new directory."""
-
         def run(k: int) -> Row:
             dest = out / f"{what}-{who}-{k}"
-            argv: Argv
-            if who == "haathi":
-                argv = get(what, dest)
-            elif what == "w1":
-                argv = [*aws, "sync", "--only-show-errors", f"s3://{theirs}/w1/", dest]
-            else:
-                argv = [
-                    *aws,
-                    "cp",
-                    "--only-show-errors",
-                    f"s3://{theirs}/big.bin",
-                    dest / "big.bin",
-                ]
-            row = run_proc(argv, env={"HAATHI_ADDRESS": str(store)})
+            row = run_proc(argv(who, what, dest), env=cold if who == "haathi_cold" else env)
             row["s_sync"] = row["s"] + timed_sync()
-            if what == "w1":
-                check_same(who, dest, expected)  # kept until the end: deleting 20,000 files
-            else:  # slows the disk down for the next runs
+            if what == "w1":  # kept until the end: deleting 20,000 files slows the disk down
+                check_same(who, dest, expected)
+                return row
+            if what == "big":  # (``pipe``: dropped unchecked; the same bytes as ``big``)
                 h = blake3.blake3(max_threads=blake3.blake3.AUTO)
                 h.update_mmap(dest / "big.bin")
                 if h.digest() != big_digest:
                     raise RuntimeError(f"{who}'s copy of the large file is not the original")
-                shutil.rmtree(dest)
+            shutil.rmtree(dest)
             return row
 
         return run
@@ -420,6 +423,19 @@ def s3_restore(ctx: Ctx) -> None:
         time.sleep(1.0)
         warm(srv.s3.workdir / "data")
 
+    def trials(what: str) -> tuple[Trials, str]:
+        """Each contender's runs of ``what`` (see ``argv``), and what they say."""
+        got = alternate(
+            ctx, {who: fetch(who, what) for who in WHO}, before=warm_server, key=f"runs_{what}"
+        )
+        rss = {who: got.median(who, "rss") / MiB for who in ("haathi_cold", "awscli")}
+        return got, (
+            f"haathi {got.median('haathi'):.2f} s ({got.per_run('haathi')}), as a whole process"
+            f" {got.median('haathi_cold'):.2f} s ({got.per_run('haathi_cold')}); aws "
+            f"{got.median('awscli'):.2f} s ({got.per_run('awscli')}); peak RSS haathi "
+            f"{rss['haathi_cold']:.0f} MiB, aws {rss['awscli']:.0f} MiB; {load_range(got)}"
+        )
+
     try:
         srv.make_store(store, "w1", objects=f"s3://{ours}/store")
         with haathi.connect(str(store)) as c:
@@ -429,46 +445,51 @@ def s3_restore(ctx: Ctx) -> None:
         run_proc([*aws, "sync", "--only-show-errors", src, f"s3://{theirs}/w1/"])
         run_proc([*aws, "cp", "--only-show-errors", big, f"s3://{theirs}/big.bin"])
         ctx.settle("stores made")
-        w1 = alternate(
-            ctx, {who: fetch(who, "w1") for who in ("haathi", "awscli")}, before=warm_server
-        )
+
+        w1, detail = trials("w1")
         passed = ctx.figure(
             "W1 from S3: aws s3 sync / haathi get file -r time",
             w1.ratio("awscli", "haathi"),
             "x",
             Target(">=", 3.0),
-            f"haathi {w1.median('haathi'):.2f} s ({w1.per_run('haathi')}), aws s3 sync "
-            f"{w1.median('awscli'):.2f} s ({w1.per_run('awscli')}); peak RSS haathi "
-            f"{w1.median('haathi', 'rss') / MiB:.0f} MiB, aws "
-            f"{w1.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(w1)}",
+            detail,
+        )
+        ctx.figure(
+            "the same, haathi as a whole process (no preloader)",
+            w1.ratio("awscli", "haathi_cold"),
+            "x",
+            None,
         )
         if ctx.wants_profile(passed):
-            argv = get("w1", out / "profile")
-            profile_process(ctx, "s3_restore_w1", argv, {"HAATHI_ADDRESS": str(store)})
-        size = big.stat().st_size
-        large = alternate(
-            ctx,
-            {who: fetch(who, "big") for who in ("haathi", "awscli")},
-            before=warm_server,
-            key="runs_big",
-        )
-        mb_s = {who: size / large.median(who) / 1e6 for who in ("haathi", "awscli")}
-        synced = {who: size / large.median(who, "s_sync") / 1e6 for who in ("haathi", "awscli")}
+            profile_process(ctx, "s3_restore_w1", argv("haathi", "w1", out / "profile"), cold)
+
+        to_file, detail = trials("big")
+        mb_s = {who: size / to_file.median(who, "s_sync") / 1e6 for who in WHO}
         passed = ctx.figure(
-            f"{size // MiB} MiB file from S3: haathi get file / aws s3 cp throughput",
-            large.ratio("awscli", "haathi"),
+            f"{size // MiB} MiB file from S3 to a file: haathi get file / aws s3 cp throughput",
+            to_file.ratio("awscli", "haathi"),
             "x",
             Target(">=", 1.0),
-            f"haathi {mb_s['haathi']:.0f} MB/s ({large.per_run('haathi')} s), aws s3 cp "
-            f"{mb_s['awscli']:.0f} MB/s ({large.per_run('awscli')} s); with the sync after: "
-            f"{synced['haathi']:.0f} vs {synced['awscli']:.0f} MB/s; peak RSS haathi "
-            f"{large.median('haathi', 'rss') / MiB:.0f} MiB, aws "
-            f"{large.median('awscli', 'rss') / MiB:.0f} MiB; {load_range(large)}",
+            f"{detail}; MB/s with the sync after: haathi {mb_s['haathi']:.0f} (whole process "
+            f"{mb_s['haathi_cold']:.0f}), aws {mb_s['awscli']:.0f}",
             judged=not ctx.quick,  # 64 MiB: process start-up dominates
         )
+        ctx.figure(
+            "the same, haathi as a whole process (no preloader)",
+            to_file.ratio("awscli", "haathi_cold"),
+            "x",
+            None,
+        )
         if ctx.wants_profile(passed):
-            argv = get("big", out / "profile-big")
-            profile_process(ctx, "s3_restore_big", argv, {"HAATHI_ADDRESS": str(store)})
+            profile_process(ctx, "s3_restore_big", argv("haathi", "big", out / "prof-big"), cold)
+        to_stdout, detail = trials("pipe")
+        ctx.figure(
+            "the same to stdout (dropped): haathi get file / aws s3 cp -",
+            to_stdout.ratio("awscli", "haathi"),
+            "x",
+            None,
+            detail,
+        )
     finally:
         for b in (ours, theirs):
             try:

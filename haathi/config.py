@@ -29,7 +29,7 @@ CONFIG_FILE = "haathi.toml"
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 # An S3 store's streams of reads (a restore, a large file): GETs in flight, bytes read ahead.
 DEFAULT_READ_CONCURRENCY = 16
-DEFAULT_READ_AHEAD_BYTES = 64 * 1024 * 1024
+DEFAULT_READ_AHEAD_BYTES = 32 * 1024 * 1024
 ENV_OVERRIDES = {
     "HAATHI_DB": "db_url",
     "HAATHI_OBJECTS": "objects_url",

@@ -189,7 +189,7 @@ def test_read_ahead_of_an_s3_store_is_configured_in_its_file(
     text = config.read_text()
     config.write_text(text.replace("[objects]\n", "[objects]\nread_concurrency = 4\n"))
     with haathi.connect(str(store)) as c:
-        assert c._api.pfs.blobs.read_ahead == ReadAhead(concurrency=4, window=64 << 20)
+        assert c._api.pfs.blobs.read_ahead == ReadAhead(concurrency=4, window=32 << 20)
     config.write_text(text.replace("[objects]\n", "[objects]\nread_ahead_bytes = 0\n"))
     with pytest.raises(InvalidArgument, match="read_ahead_bytes must be a whole number"):
         haathi.connect(str(store))

@@ -350,7 +350,7 @@ class BlobStore:
         """Read one blob, verified."""
         return self.read_location(self.locate([digest])[digest])
 
-    def check_readable(self, digests: Sequence[bytes], *, batch: int = 256) -> None:
+    def check_readable(self, digests: Sequence[bytes], *, batch: int = LOCATE_BATCH) -> None:
         """Corrupt unless every blob is indexed and its pack is there and long enough to hold
         it (or the local cache holds it): what can be known without reading data."""
         sizes: dict[str, int] = {}

@@ -40,7 +40,7 @@ class ReadAhead:
     fetched and not yet consumed hold less than ``window`` bytes."""
 
     concurrency: int = 1
-    window: int = 64 * 1024 * 1024
+    window: int = 32 * 1024 * 1024
 
 
 class Located(Protocol):
