@@ -213,6 +213,21 @@ def test_get_file_r_restores_a_tree_and_replaces_what_is_there(cli: Cli, tmp_pat
     assert not [p for p in out.rglob("*") if p.name.startswith(".haathi-")]
 
 
+def test_get_file_of_a_large_file_to_stdout_and_to_a_file(cli: Cli, tmp_path: Path) -> None:
+    """Past the 16 MiB held back (read and verified before any byte is written), a file goes to
+    stdout as it is read; -o writes it whole, replacing what is there."""
+    data = os.urandom(20 * 1024 * 1024 + 12_345)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    cli("create", "repo", "r")
+    cli("put", "file", "r@master:/big.bin", "-f", str(src))
+    assert cli("get", "file", "r@master:/big.bin").raw == data
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"old")
+    cli("get", "file", "r@master:/big.bin", "-o", str(out))
+    assert out.read_bytes() == data
+
+
 def test_get_file_r_stops_at_a_file_it_cannot_write(cli: Cli, tmp_path: Path) -> None:
     """A large file is written by a writer thread while it is read: when that thread cannot
     write, the restore stops with a one-line error naming the file (it does not wait forever

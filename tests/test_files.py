@@ -80,6 +80,19 @@ def test_ranged_reads_read_only_the_chunks_holding_the_range(
     assert len(read) == info.chunks
 
 
+def test_read_file_gives_the_info_and_the_bytes_chunk_by_chunk(repo: Client) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    repo.put_file("r@master:/big.bin", data)
+    info, chunks = repo.read_file("r@master:/big.bin")
+    assert info.size_bytes == len(data) and info.path == "/big.bin"
+    got = list(chunks)
+    assert len(got) == info.chunks > 1 and b"".join(got) == data
+    _, chunks = repo.read_file("r@master:/big.bin", offset=1_000_000, length=5)
+    assert b"".join(chunks) == data[1_000_000:1_000_005]
+    with pytest.raises(FailedPrecondition, match="is a directory"):
+        repo.read_file("r@master:/")
+
+
 def test_walk_pages_from_a_start_path(repo: Client) -> None:
     with repo.start_commit("r@master") as c:
         for name in ["a/1", "a/2", "a/b/3", "a0", "b/4", "b/5"]:

@@ -403,6 +403,14 @@ class Client(AuthMethods, LineageMethods):
         _, chunks = self._api.read_file(parse_file(target), offset=offset, length=length)
         return b"".join(chunks)
 
+    def read_file(
+        self, target: str, *, offset: int = 0, length: int | None = None
+    ) -> tuple[FileInfo, Iterator[bytes]]:
+        """The file's info and its bytes as they are read, chunk by chunk (verified; from
+        ``offset``, at most ``length``): to copy a file out without a reader's buffers. A file
+        whose data is missing or cut short fails here, before any byte."""
+        return self._api.read_file(parse_file(target), offset=offset, length=length)
+
     def open_file(self, target: str, *, offset: int = 0) -> BinaryIO:
         """A streaming reader over the file's bytes from ``offset`` (verified chunk by
         chunk)."""
