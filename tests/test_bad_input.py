@@ -259,6 +259,28 @@ def test_get_file_of_a_truncated_pack_writes_nothing(store: Path, cli: Cli, tmp_
     assert [(p.name, p.read_bytes()) for p in out_dir.iterdir()] == [("big", b"mine")]
 
 
+def test_a_restore_of_many_files_stops_at_a_damaged_one(
+    store: Path, cli: Cli, tmp_path: Path
+) -> None:
+    """Files past the first 128 are written by a writer process: a restore meeting a damaged
+    file fails naming its blob, having written every file before it and nothing of it."""
+    files = {f"/f{i:03d}": os.urandom(3000) for i in range(300)}
+    with haathi.connect(str(store)) as c:
+        c.create_repo("r")
+        c.modify_file("r@master", [bytes_op(data, path) for path, data in files.items()])
+        chunk = _chunks_of(c, "r@master:/f200")[0]
+        blobs = inner(c).pfs.blobs
+        loc = blobs.locate([chunk])[chunk]
+        flip_byte(inner(c).runtime.objects, pack_key(loc.pack), loc.offset + 10, tmp_path)
+
+    out = tmp_path / "out"
+    res = cli.fails("get", "file", "-r", "r@master:/", "-o", str(out))
+    assert res.code == 9 and chunk.hex() in res.err and res.err.count("\n") == 1
+    assert {f"/{p.name}": p.read_bytes() for p in out.iterdir()} == {
+        path: data for path, data in files.items() if path < "/f200"
+    }
+
+
 def test_get_file_to_stdout_verifies_a_file_before_writing_it(
     store: Path, cli: Cli, tmp_path: Path
 ) -> None:

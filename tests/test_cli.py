@@ -213,6 +213,39 @@ def test_get_file_r_restores_a_tree_and_replaces_what_is_there(cli: Cli, tmp_pat
     assert not [p for p in out.rglob("*") if p.name.startswith(".haathi-")]
 
 
+def test_get_file_r_of_many_small_files_through_the_writer_process(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Past the first 128 small files, a restore hands files to a writer process: they come out
+    byte for byte, an existing file is replaced (no temporary file left), one in the way is
+    named in one line, and the files before it are written."""
+    cli("create", "repo", "r")
+    src = tmp_path / "src"
+    for i in range(400):
+        (src / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 4}" / f"f{i:03d}").write_bytes(os.urandom(i * 7))
+    cli("put", "file", "r@master:/", "-r", "-f", str(src))
+    out = tmp_path / "out"
+    (out / "d3").mkdir(parents=True)
+    (out / "d3" / "f399").write_bytes(b"an old version")
+    (out / "d3" / "mine").write_bytes(b"kept")
+    cli("get", "file", "r@master:/", "-r", "-o", str(out))
+    assert _tree(out) == {**_tree(src), "d3/mine": b"kept"}
+    assert not [p for p in out.rglob("*") if p.name.startswith(".haathi-")]
+
+    again = tmp_path / "again"
+    (again / "d2" / "f302").mkdir(parents=True)  # in the way: a directory, 300 files in
+    (again / "d2" / "f302" / "mine").write_bytes(b"kept")
+    res = cli.fails("get", "file", "r@master:/", "-r", "-o", str(again))
+    assert res.code == 6 and res.err.count("\n") == 1
+    assert f"cannot write {again / 'd2' / 'f302'} (/d2/f302 of r@" in res.err
+    assert "Is a directory" in res.err
+    restored = _tree(again)
+    assert restored["d2/f302/mine"] == b"kept"
+    assert all(restored[p] == data for p, data in _tree(src).items() if p < "d2/f302")
+    assert not [p for p in again.rglob("*") if p.name.startswith(".haathi-")]
+
+
 def test_get_file_of_a_large_file_to_stdout_and_to_a_file(cli: Cli, tmp_path: Path) -> None:
     """Past the 16 MiB held back (read and verified before any byte is written), a file goes to
     stdout as it is read; -o writes it whole, replacing what is there."""

@@ -1,39 +1,50 @@
-"""Writing files out (``get file``): a restore of many files writes them on several threads.
+"""Writing files out (``get file``): a restore of many files writes them in another process.
 
-Creating a file costs a few system calls that release the GIL, so small files are handed to
-writer threads while the main thread reads (and verifies) the next ones; a large file is
-written as it is read. A file whose bytes fail to read is never left half written.
+Creating a file costs a few system calls. A restore of many small files reads (and verifies)
+them here and hands them to a writer process (:mod:`haathi.cli.restore_child`), which creates
+them on the other core; a few files are written here, and a large file is written by a writer
+thread as it is read. A file whose bytes fail to read is never left half written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import secrets
-from collections import deque
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from haathi.cli import restore_child
 from haathi.errors import FailedPrecondition
 from haathi.models.info import FileInfo
 
-WRITERS = 4
-SMALL = 1 << 20  # a file up to this size is read whole, then written by a writer thread
-IN_FLIGHT = 256  # files read but not yet written, at most (at most IN_FLIGHT x SMALL bytes)
+SMALL = 1 << 20  # a file up to this size is read whole, then written
+CHILD_AFTER = 128  # small files written here before the rest go to a writer process
 LARGE_IN_FLIGHT = 2  # larger files being written at once, each holding at most
 BLOCKS_IN_FLIGHT = 16  # this many blocks (chunks of at most 1 MiB) read but not yet written
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
-def restore(files: Iterable[tuple[FileInfo, Iterator[bytes]]], base: str, out: Path) -> None:
+def restore(
+    files: Iterable[tuple[FileInfo, Iterator[bytes]]],
+    base: str,
+    out: Path,
+    *,
+    child_after: int = CHILD_AFTER,
+) -> None:
     """Write each file below ``base`` to its place below ``out`` (a file ``base`` itself to
-    ``out/<its name>``); FailedPrecondition naming the file when one cannot be written."""
+    ``out/<its name>``); FailedPrecondition naming the file when one cannot be written. The
+    small files after the first ``child_after`` are written by a writer process."""
     made: set[Path] = set()
-    pending: deque[Future[None]] = deque()
+    small = 0
+    child: _Writer | None = None
     large: list[Future[None]] = []
-    with ThreadPoolExecutor(WRITERS, thread_name_prefix="haathi-write") as pool:
+    with ThreadPoolExecutor(LARGE_IN_FLIGHT, thread_name_prefix="haathi-write") as pool:
         try:
             for f, content in files:
                 rel = f.path[len(base) :].lstrip("/") if f.path != base else Path(f.path).name
@@ -41,24 +52,114 @@ def restore(files: Iterable[tuple[FileInfo, Iterator[bytes]]], base: str, out: P
                 if dest.parent not in made:
                     _guarded(f, dest, dest.parent.mkdir, parents=True, exist_ok=True)
                     made.add(dest.parent)
-                if f.size_bytes <= SMALL:
-                    data = [b"".join(content)]  # read and verified before anything is written
-                    pending.append(pool.submit(_guarded, f, dest, write_out, data, dest))
-                    while len(pending) > IN_FLIGHT:
-                        pending.popleft().result()
-                else:  # written by a writer thread as the main thread reads and verifies it
+                if f.size_bytes > SMALL:  # written by a thread as this one reads and verifies
                     while sum(not p.done() for p in large) >= LARGE_IN_FLIGHT:
                         wait(large, return_when=FIRST_COMPLETED)
                     blocks: queue.Queue[bytes | None] = queue.Queue(BLOCKS_IN_FLIGHT)
                     fut = pool.submit(_guarded, f, dest, write_out, _taken(blocks), dest)
                     large = [p for p in large if not p.done()] + [fut]
-                    pending.append(fut)
                     _hand_over(content, blocks, fut)
-            while pending:
-                pending.popleft().result()
+                    continue
+                data = b"".join(content)  # read and verified before anything is written
+                small += 1
+                if small <= child_after:
+                    _guarded(f, dest, write_out, [data], dest)
+                    continue
+                if child is None:
+                    child = _Writer(out, f, base)
+                child.send(rel, data)
+            if child is not None:
+                child.close()
+            for p in large:
+                p.result()
         finally:
-            for fut in pending:
-                fut.cancel()
+            if child is not None:  # on an error here, the files read before it are written
+                child.stop()
+            for p in large:
+                p.cancel()
+
+
+class _Writer:
+    """A writer process creating files below ``out``: :meth:`send` hands it a file (in batches
+    of about 1 MiB), :meth:`close` waits until all are written. A file it cannot write is a
+    FailedPrecondition naming it, from whichever call finds out."""
+
+    BATCH = 1 << 20
+
+    def __init__(self, out: Path, first: FileInfo, base: str) -> None:
+        self._out, self._repo, self._commit = out, first.repo, first.commit
+        self._base = base.rstrip("/")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", restore_child.__file__, str(out)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        self._batch: list[bytes] = []
+        self._size = 0
+
+    def send(self, rel: str, data: bytes) -> None:
+        path = os.fsencode(rel)
+        self._batch += (restore_child.HEADER.pack(len(path), len(data)), path, data)
+        self._size += len(data) + len(path)
+        if self._size >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._write_batch():
+            self._failed()
+
+    def _write_batch(self) -> bool:
+        """Send the batch; False if the process has ended."""
+        batch = b"".join(self._batch)
+        self._batch.clear()
+        self._size = 0
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(batch)
+        except (BrokenPipeError, ValueError):  # ended, or closed here already
+            return False
+        return True
+
+    def close(self) -> None:
+        """Send what is left and wait until every file is written."""
+        self._flush()
+        self._end()
+        if self._proc.returncode != 0:
+            self._failed()
+        self.stop()
+
+    def stop(self) -> None:
+        """No more files: the process writes those sent so far, then ends."""
+        self._write_batch()
+        self._end()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+    def _end(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it ended
+            stdin.close()
+        self._proc.wait()
+
+    def _failed(self) -> None:
+        self._end()
+        stdout = self._proc.stdout
+        assert stdout is not None
+        said = stdout.read()
+        path, _, reason = said.partition(b"\0")
+        if not reason:
+            raise FailedPrecondition(
+                f"cannot write the files below {self._out}: the writer process ended"
+                f" (status {self._proc.returncode})"
+            )
+        rel = os.fsdecode(path)
+        raise FailedPrecondition(
+            f"cannot write {self._out / rel} ({self._base}/{rel} of {self._repo}@"
+            f"{self._commit}): {reason.decode(errors='replace')}"
+        )
 
 
 class _ReadFailed(Exception):
