@@ -9,6 +9,7 @@ thread as it is read. A file whose bytes fail to read is never left half written
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import secrets
@@ -40,7 +41,7 @@ def restore(
     """Write each file below ``base`` to its place below ``out`` (a file ``base`` itself to
     ``out/<its name>``); FailedPrecondition naming the file when one cannot be written. The
     small files after the first ``child_after`` are written by a writer process."""
-    made: set[Path] = set()
+    made: set[str] = set()  # the directories made, relative to out
     small = 0
     child: _Writer | None = None
     large: list[Future[None]] = []
@@ -48,10 +49,15 @@ def restore(
         try:
             for f, content in files:
                 rel = f.path[len(base) :].lstrip("/") if f.path != base else Path(f.path).name
-                dest = out / rel
-                if dest.parent not in made:
+                folder = rel.rpartition("/")[0]
+                if folder not in made:
+                    dest = out / rel
                     _guarded(f, dest, dest.parent.mkdir, parents=True, exist_ok=True)
-                    made.add(dest.parent)
+                    made.add(folder)
+                if child is not None and f.size_bytes <= SMALL:  # the most files, at least cost
+                    child.send(rel, b"".join(content))  # read and verified before it is sent
+                    continue
+                dest = out / rel
                 if f.size_bytes > SMALL:  # written by a thread as this one reads and verifies
                     while sum(not p.done() for p in large) >= LARGE_IN_FLIGHT:
                         wait(large, return_when=FIRST_COMPLETED)
@@ -65,8 +71,7 @@ def restore(
                 if small <= child_after:
                     _guarded(f, dest, write_out, [data], dest)
                     continue
-                if child is None:
-                    child = _Writer(out, f, base)
+                child = _Writer(out, f, base)
                 child.send(rel, data)
             if child is not None:
                 child.close()
@@ -84,7 +89,8 @@ class _Writer:
     of about 1 MiB), :meth:`close` waits until all are written. A file it cannot write is a
     FailedPrecondition naming it, from whichever call finds out."""
 
-    BATCH = 1 << 20
+    BATCH = 128 << 10
+    PIPE = 1 << 20  # the most a process may ask for, by default
 
     def __init__(self, out: Path, first: FileInfo, base: str) -> None:
         self._out, self._repo, self._commit = out, first.repo, first.commit
@@ -95,6 +101,10 @@ class _Writer:
             stdout=subprocess.PIPE,
             close_fds=True,
         )
+        stdin = self._proc.stdin
+        assert stdin is not None
+        with contextlib.suppress(OSError):  # Linux: room for this to read ahead of the writes
+            fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, self.PIPE)
         self._batch: list[bytes] = []
         self._size = 0
 
