@@ -1,13 +1,21 @@
 """The record of every datum of every job, and the index of the input paths each one read: the
-owner of the ``datums`` and ``datum_inputs`` tables.
+owner of the ``datums``, ``datum_inputs`` and ``datum_bases`` tables.
 
-A job's datum rows are its complete datum set (skipped datums too, naming the job that ran
-them); ``datum_inputs`` says which datums of a job read a path (a file, or a directory as
-itself), the index behind downstream lineage.
+A job's datum set is its rows in ``datums`` (skipped datums too, naming the job that ran
+them); or, for a job that *keeps* the datums of an earlier job (a ``datum_bases`` row), that
+job's rows, each read as SKIPPED with this job's input commits, under this job's own rows
+(the datums it ran, or skipped with an outcome the kept job does not hold). A no-change job
+of 100,000 datums then writes one row, not 100,000. A kept job keeps no other's, so a datum
+is found in at most two places. ``datum_inputs`` says which datums of a job read a path (a
+file, or a directory as itself), the index behind downstream lineage; a keeping job indexes
+its own rows, the kept job's rows index the rest.
+
+Every reader below sees a job's whole datum set, whichever way it is stored.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -15,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, delete, distinct, func, insert, literal, select
+from sqlalchemy import Connection, delete, distinct, func, insert, literal, select
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.database import batches, param_marks
-from haathi.meta.schema import datum_inputs, datums
+from haathi.meta.schema import datum_bases, datum_inputs, datums
 from haathi.models.info import DatumInfo, DatumState
 from haathi.models.limits import check_limit
 from haathi.pfs.context import as_utc
@@ -145,17 +153,121 @@ def copy_skipped_inputs(conn: Connection, job_id: int, base_id: int, repo_ids: s
 
 
 def forget_jobs(conn: Connection, job_ids: Sequence[int]) -> None:
-    """Drop the datum records and input index of the jobs ``job_ids`` (restarted or deleted)."""
+    """Drop the datum records and input index of the jobs ``job_ids`` (restarted or deleted:
+    a job is kept by later ones only once it succeeded, and then goes only with its
+    pipeline)."""
     for part in batches(job_ids):
         conn.execute(delete(datums).where(datums.c.job_id.in_(part)))
         conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(part)))
+        conn.execute(delete(datum_bases).where(datum_bases.c.job_id.in_(part)))
+
+
+# ---- kept datums ----------------------------------------------------------------------------
+
+
+class Base(NamedTuple):
+    """The job whose datum rows a job keeps, and the keeping job's input commits."""
+
+    job_id: int
+    commits: dict[tuple[str, str], str]  # (repo, branch) -> the keeping job's input commit
+
+
+def keep_datums_of(
+    conn: Connection, job_id: int, base_job_id: int, commits: Mapping[tuple[str, str], str]
+) -> None:
+    """Record that the job keeps the datums of job ``base_job_id`` (one that keeps none) it
+    has no row of its own for; ``commits``: its input commit of each (repo, branch)."""
+    listed = json.dumps(sorted([r, b, c] for (r, b), c in commits.items()))
+    conn.execute(insert(datum_bases).values(job_id=job_id, base_job_id=base_job_id, commits=listed))
+
+
+def base_of(conn: Connection, job_id: int) -> Base | None:
+    """The job whose datums the job keeps (None: its own rows are all of them)."""
+    row = conn.execute(
+        select(datum_bases.c.base_job_id, datum_bases.c.commits).where(
+            datum_bases.c.job_id == job_id
+        )
+    ).first()
+    if row is None:
+        return None
+    return Base(int(row[0]), {(r, b): c for r, b, c in json.loads(row[1])})
+
+
+class OwnRow(NamedTuple):
+    """A datum row of a job's own (of one that keeps another's: the few that differ)."""
+
+    datum_id: str
+    hash: str
+    inputs: str  # JSON, as DatumRecord.inputs
+    outputs: str  # JSON: [[path, hash, size], ...]
+    source_job: int  # the job that ran it
+
+
+def own_rows(conn: Connection, job_id: int) -> list[OwnRow]:
+    """The job's own datum rows (not those it keeps of another job), by datum ID."""
+    rows = conn.execute(
+        select(
+            datums.c.datum_id, datums.c.hash, datums.c.inputs, datums.c.outputs, datums.c.source_job
+        )
+        .where(datums.c.job_id == job_id)
+        .order_by(datums.c.datum_id)
+    )
+    return [OwnRow(d, h, i, o, s or job_id) for d, h, i, o, s in rows]
+
+
+_KEPT = {
+    "state": _SKIPPED,
+    "attempts": 0,
+    "env": "{}",
+    "reason": None,
+    "started_at": None,
+    "duration": None,
+    "log": "",
+    "exit_code": None,
+}
+
+
+def _as_kept(m: Mapping[str, Any], job_id: int, base: Base) -> dict[str, Any]:
+    """A kept job's datum row as the keeping job's: SKIPPED, with the keeping job's input
+    commits (the rest of its inputs follows from the datum's ID and hash, which are equal)."""
+    inputs = json.loads(m["inputs"])
+    for i in inputs:
+        i["commit"] = base.commits.get((i["repo"], i["branch"]), i["commit"])
+    return {
+        **m,
+        **_KEPT,
+        "job_id": job_id,
+        "inputs": json.dumps(inputs),
+        "source_job": m["source_job"] or base.job_id,
+    }
+
+
+def _view(
+    conn: Connection, job_id: int, *where: Any, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The job's datum rows (``where``: conditions on the datum ID only), kept ones included,
+    in datum ID order; at most ``limit``. Each part is one seek on the (job, datum ID) key."""
+    q = select(datums).where(datums.c.job_id == job_id, *where).order_by(datums.c.datum_id)
+    own = [dict(r._mapping) for r in conn.execute(q.limit(limit) if limit else q)]
+    base = base_of(conn, job_id)
+    if base is None:
+        return own
+    mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
+    q = (
+        select(datums)
+        .where(datums.c.job_id == base.job_id, datums.c.datum_id.not_in(mine), *where)
+        .order_by(datums.c.datum_id)
+    )
+    rows = conn.execute(q.limit(limit) if limit else q)
+    kept = [_as_kept(dict(r._mapping), job_id, base) for r in rows]
+    merged = list(heapq.merge(own, kept, key=lambda m: str(m["datum_id"])))
+    return merged[:limit] if limit else merged
 
 
 # ---- reading --------------------------------------------------------------------------------
 
 
-def datum_info(job: JobRow, r: Row[Any]) -> DatumInfo:
-    m = r._mapping
+def datum_info(job: JobRow, m: Mapping[str, Any]) -> DatumInfo:
     return DatumInfo(
         job=f"{job.pipeline}@{job.commit_id}",
         id=str(m["datum_id"]),
@@ -179,39 +291,33 @@ def job_datums(
 ) -> list[DatumInfo]:
     """The job's datums in datum ID order: those after the datum ``marker`` (the last one of
     the previous page, as Pachyderm's ``pagination_marker``), at most ``number`` of them (None
-    or 0: all). A page is one seek on the (job, datum ID) key, however deep it lies."""
+    or 0: all). A page is a seek or two on the (job, datum ID) key, however deep it lies."""
     check_limit(number, "--number")
-    q = select(datums).where(datums.c.job_id == job.id)
+    where = []
     if marker is not None:
         if not _DATUM_ID.fullmatch(marker):
             raise InvalidArgument(
                 f"bad --marker {marker!r}: expected a datum ID (64 hex digits)", marker=marker
             )
-        there = select(datums.c.datum_id).where(
-            datums.c.job_id == job.id, datums.c.datum_id == marker
-        )
-        if conn.execute(there).first() is None:
+        if not _view(conn, job.id, datums.c.datum_id == marker):
             raise NotFound(
                 f"--marker {marker} is not a datum of job {job.pipeline}@{job.commit_id}",
                 datum=marker,
             )
-        q = q.where(datums.c.datum_id > marker)
-    q = q.order_by(datums.c.datum_id)
-    if number:
-        q = q.limit(number)
-    return [datum_info(job, r) for r in conn.execute(q).all()]
+        where.append(datums.c.datum_id > marker)
+    return [datum_info(job, m) for m in _view(conn, job.id, *where, limit=number or None)]
 
 
 def find_datum(conn: Connection, job: JobRow, datum: str) -> DatumInfo | None:
     """The job's datum ``datum``: its ID, or (4 characters or more) the first ID starting
-    with it; one seek, not a listing of the job's datums."""
-    q = select(datums).where(datums.c.job_id == job.id)
+    with it; a seek or two, not a listing of the job's datums."""
     if len(datum) >= 4:  # an ID is lowercase hex: those starting with it lie below it + "g"
-        q = q.where(datums.c.datum_id >= datum, datums.c.datum_id < datum + "g")
+        rows = _view(
+            conn, job.id, datums.c.datum_id >= datum, datums.c.datum_id < datum + "g", limit=1
+        )
     else:
-        q = q.where(datums.c.datum_id == datum)
-    row = conn.execute(q.order_by(datums.c.datum_id).limit(1)).first()
-    return None if row is None else datum_info(job, row)
+        rows = _view(conn, job.id, datums.c.datum_id == datum, limit=1)
+    return datum_info(job, rows[0]) if rows else None
 
 
 def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str, str]]:
@@ -220,7 +326,11 @@ def job_logs(conn: Connection, job: JobRow, datum: str | None) -> list[tuple[str
     if datum is not None:
         q = q.where(datums.c.datum_id.like(datum + "%"))
     rows = conn.execute(q.order_by(datums.c.started_at, datums.c.datum_id)).all()
-    if datum is not None and not rows:
+    if (
+        datum is not None
+        and not rows
+        and not _view(conn, job.id, datums.c.datum_id.like(datum + "%"), limit=1)
+    ):
         raise NotFound(f"datum {datum} not found in job {job.pipeline}@{job.commit_id}")
     return [(str(d), str(log)) for d, log in rows if log]
 
@@ -235,66 +345,103 @@ class Outcome(NamedTuple):
     source_job: int  # the job that ran it
 
 
-def outcomes(conn: Connection, job_id: int) -> dict[str, Outcome]:
+class Outcomes(NamedTuple):
+    """The outcome of every datum of a job, and where they are kept."""
+
+    of: dict[str, Outcome]  # by datum ID
+    kept: int  # the job whose rows hold those not in ``own`` (the job itself, if it keeps none)
+    own: frozenset[str]  # datums with a row of the job's own, if it keeps another's
+
+
+def outcomes(conn: Connection, job_id: int) -> Outcomes:
     """datum ID -> outcome, of every datum of the job."""
+    base = base_of(conn, job_id)
+    kept = job_id if base is None else base.job_id
     rows = conn.execute(
         select(
             datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
-        ).where(datums.c.job_id == job_id)
+        ).where(datums.c.job_id == kept)
     ).all()  # fetched at once: row by row costs a third more on 100,000 rows
-    return {did: Outcome(h, st, outs, src or job_id) for did, h, st, outs, src in rows}
+    if base is None:
+        return Outcomes(
+            {did: Outcome(h, st, outs, src or job_id) for did, h, st, outs, src in rows},
+            job_id,
+            frozenset(),
+        )
+    of = {did: Outcome(h, _SKIPPED, outs, src or kept) for did, h, _st, outs, src in rows}
+    own = conn.execute(
+        select(
+            datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
+        ).where(datums.c.job_id == job_id)
+    ).all()
+    of.update((did, Outcome(h, st, outs, src or job_id)) for did, h, st, outs, src in own)
+    return Outcomes(of, kept, frozenset(did for did, *_ in own))
 
 
 def datum_record(conn: Connection, job_id: int, datum_id: str) -> dict[str, Any] | None:
     """The datum's inputs, outputs (JSON), state and source job."""
-    row = conn.execute(
-        select(datums.c.inputs, datums.c.outputs, datums.c.state, datums.c.source_job).where(
-            datums.c.job_id == job_id, datums.c.datum_id == datum_id
-        )
-    ).first()
-    return None if row is None else dict(row._mapping)
+    rows = _view(conn, job_id, datums.c.datum_id == datum_id)
+    if not rows:
+        return None
+    return {k: rows[0][k] for k in ("inputs", "outputs", "state", "source_job")}
 
 
 def datums_reading(conn: Connection, job_id: int, repo_id: int, paths: Sequence[str]) -> list[str]:
     """The job's datums that read any of ``paths`` of the repo, sorted."""
-    rows = conn.execute(
-        select(datum_inputs.c.datum_id).where(
-            datum_inputs.c.job_id == job_id,
-            datum_inputs.c.repo_id == repo_id,
-            datum_inputs.c.path.in_(paths),
+    di = datum_inputs
+    found = {
+        str(d)
+        for (d,) in conn.execute(
+            select(di.c.datum_id).where(
+                di.c.job_id == job_id, di.c.repo_id == repo_id, di.c.path.in_(paths)
+            )
         )
-    )
-    return sorted({str(d) for (d,) in rows})
+    }
+    base = base_of(conn, job_id)
+    if base is not None:
+        mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
+        kept = conn.execute(
+            select(di.c.datum_id).where(
+                di.c.job_id == base.job_id,
+                di.c.repo_id == repo_id,
+                di.c.path.in_(paths),
+                di.c.datum_id.not_in(mine),
+            )
+        )
+        found.update(str(d) for (d,) in kept)
+    return sorted(found)
 
 
 def outputs_by_state(
     conn: Connection, job_id: int, states: Collection[str]
 ) -> list[tuple[str, str]]:
     """(datum ID, outputs JSON) of the job's datums in one of ``states``."""
-    rows = conn.execute(
-        select(datums.c.datum_id, datums.c.outputs).where(
-            datums.c.job_id == job_id, datums.c.state.in_(states)
-        )
-    )
-    return [(str(d), str(o)) for d, o in rows]
+    q = select(datums.c.datum_id, datums.c.outputs)
+    out = [
+        (str(d), str(o))
+        for d, o in conn.execute(q.where(datums.c.job_id == job_id, datums.c.state.in_(states)))
+    ]
+    base = base_of(conn, job_id)
+    if base is not None and _SKIPPED in states:  # the kept datums, each SKIPPED here
+        mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
+        kept = q.where(datums.c.job_id == base.job_id, datums.c.datum_id.not_in(mine))
+        out += [(str(d), str(o)) for d, o in conn.execute(kept)]
+    return out
 
 
 def sources(conn: Connection, job_id: int, ids: Sequence[str]) -> dict[str, int | None]:
     """datum ID -> the job that ran it (None: this one), of those of ``ids`` the job has."""
     out: dict[str, int | None] = {}
     for part in batches(ids):
-        rows = conn.execute(
-            select(datums.c.datum_id, datums.c.source_job).where(
-                datums.c.job_id == job_id, datums.c.datum_id.in_(part)
-            )
-        )
-        out.update((str(d), None if s is None else int(s)) for d, s in rows)
+        for m in _view(conn, job_id, datums.c.datum_id.in_(part)):
+            s = m["source_job"]
+            out[str(m["datum_id"])] = None if s is None else int(s)
     return out
 
 
 def runs(conn: Connection, job_id: int, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
     """datum ID -> its inputs, outputs and env as recorded (JSON), of those of ``ids`` the job
-    ran."""
+    ran (its own rows: a job keeps only datums it skipped)."""
     out: dict[str, Mapping[str, Any]] = {}
     for part in batches(ids):
         rows = conn.execute(

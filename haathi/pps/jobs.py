@@ -32,7 +32,7 @@ from haathi.pfs.repos import repo_id_of
 from haathi.pfs.staging import DELETE, PUT, Change
 from haathi.pps import datum_records, openlineage, records
 from haathi.pps.context import PpsContext
-from haathi.pps.datums import Datum, form_datums
+from haathi.pps.datums import Datum, DatumInput, form_datums
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
 from haathi.pps.isolation import Isolation, isolation_for
@@ -73,6 +73,43 @@ class Plan:
     base_root: bytes | None = None
     base_id: int | None = None  # the base job's row ID
     input_repos: list[str] = field(default_factory=list)
+    # the job whose datum records this one keeps (see :mod:`datum_records`), if it does; then
+    # ``kept`` of the skipped datums (by index) are read from there and not recorded again,
+    # nor are ``unlisted`` more skipped ones, not in ``skipped`` at all
+    keeps: int | None = None
+    kept: set[int] = field(default_factory=set)
+    unlisted: int = 0
+    base_records: int | None = None  # the job whose records hold the base's datums
+    commits: dict[tuple[str, str], str] = field(default_factory=dict)  # the input commits
+
+    @property
+    def total(self) -> int:
+        return len(self.run) + self.skipped_count
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped) + self.unlisted
+
+
+def _input_commits(conn: Connection, job: records.JobRow, spec: PipelineSpec) -> GlobIndex:
+    """The job's input commits, by (repo, branch) of the spec's inputs."""
+    repo_id = repo_id_of(conn, job.pipeline)
+    index = GlobIndex({})
+    found: dict[str, list[CommitRow]] = {}
+    for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
+        c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
+        assert c is not None
+        found.setdefault(repo, []).append(c)
+    for repo, branch in input_branches(spec):
+        # the input branch's head when the job was made (a commit keeps the branch it was
+        # first made on, which differs after `create branch --head`)
+        candidates = found.get(repo, [])
+        pick = next((c for c in candidates if c.branch == branch), None)
+        if pick is None and candidates:
+            pick = candidates[0]
+        if pick is not None:
+            index.commits[(repo, branch)] = InputCommit(repo, branch, pick.id, pick.root)
+    return index
 
 
 def plan_job(
@@ -80,45 +117,102 @@ def plan_job(
 ) -> tuple[Plan, GlobIndex]:
     """Form the job's datums and decide which to skip, run and remove."""
     with ctx.pfs.db.read() as conn:
-        repo_id = repo_id_of(conn, job.pipeline)
-        index = GlobIndex({})
-        found: dict[str, list[CommitRow]] = {}
-        for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
-            c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
-            assert c is not None
-            found.setdefault(repo, []).append(c)
-        for repo, branch in input_branches(spec):
-            # the input branch's head when the job was made (a commit keeps the branch it was
-            # first made on, which differs after `create branch --head`)
-            candidates = found.get(repo, [])
-            pick = next((c for c in candidates if c.branch == branch), None)
-            if pick is None and candidates:
-                pick = candidates[0]
-            if pick is not None:
-                index.commits[(repo, branch)] = InputCommit(repo, branch, pick.id, pick.root)
+        index = _input_commits(conn, job, spec)
+    base, base_root = base_job(ctx, job)
+    if base is not None and spec.reprocess_spec != "every_job":
+        unchanged = _unchanged(ctx, base, spec, salt, index)
+        if unchanged is not None:
+            unchanged.base_root = base_root
+            return unchanged, index
     current = form_datums(spec.input, glob_fn(ctx.pfs, index))
-    plan = Plan({d.id: d.hash(salt) for d in current})
-    base, plan.base_root = base_job(ctx, job)
+    plan = Plan({d.id: d.hash(salt) for d in current}, base_root=base_root)
+    plan.commits = {key: ic.commit for key, ic in index.commits.items()}
     plan.input_repos = sorted({repo for repo, _ in index.commits})
-    previous: dict[str, datum_records.Outcome] = {}
+    previous = datum_records.Outcomes({}, 0, frozenset())
     if base is not None:
         plan.base_id = base.id
         with ctx.pfs.db.read() as conn:
             previous = datum_records.outcomes(conn, base.id)
+        plan.base_records = previous.kept
     every_job = spec.reprocess_spec == "every_job"
     hashes = plan.hashes  # of the current datums (form_datums made their IDs unique)
+    of, own = previous.of, previous.own
+    kept: set[int] = set()  # skipped datums whose outcome is the kept job's row
     for d in current:
-        old = previous.get(d.id)
+        old = of.get(d.id)
         if old and not every_job and old.hash == hashes[d.id] and old.state in SKIPPABLE:
+            if d.id not in own:
+                kept.add(len(plan.skipped))
             plan.skipped.append((d, old.outputs, old.source_job))
             continue
         plan.run.append(d)
         if old:
             plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
-    for did, old in previous.items():
+    removed = 0
+    for did, old in of.items():
         if did not in hashes:
             plan.stale.extend(p for p, _, _ in json.loads(old.outputs))
+            removed += did not in own
+    if base is not None and not removed and _may_keep(ctx, spec, previous.kept, len(kept), hashes):
+        plan.keeps, plan.kept = previous.kept, kept
     return plan, index
+
+
+def _unchanged(
+    ctx: PpsContext, base: records.JobRow, spec: PipelineSpec, salt: str, index: GlobIndex
+) -> Plan | None:
+    """The plan of a job whose datums are its base job's, all skipped, without forming them:
+    when the base read the same input trees (a tree is named by its content) with the same
+    input spec and salt, so that it had the same datums with the same hashes, and all of them
+    succeeded. Then the job keeps the records the base keeps (or the base's own) and records
+    again only the base's own rows. None: the datums must be formed and compared."""
+    _total, _processed, _skipped, failed, recovered = base.counts
+    if base.state != JobState.SUCCESS or failed or recovered:
+        return None
+    with ctx.pfs.db.read() as conn:
+        then = records.version_row(conn, base.pipeline_id, base.version)
+        if then.salt != salt or then.spec.get("input") != spec.to_dict().get("input"):
+            return None
+        roots = {key: ic.root for key, ic in _input_commits(conn, base, spec).commits.items()}
+        if roots != {key: ic.root for key, ic in index.commits.items()}:
+            return None
+        kept = datum_records.base_of(conn, base.id)
+        own = datum_records.own_rows(conn, base.id) if kept is not None else []
+    plan = Plan({}, base_id=base.id, keeps=base.id if kept is None else kept.job_id)
+    plan.base_records = plan.keeps
+    plan.commits = {key: ic.commit for key, ic in index.commits.items()}
+    plan.input_repos = sorted({repo for repo, _ in index.commits})
+    for row in own:
+        try:
+            d = Datum(
+                tuple(
+                    DatumInput(**{**i, "commit": plan.commits.get((i["repo"], i["branch"]), "")})
+                    for i in json.loads(row.inputs)
+                )
+            )
+        except TypeError:  # not the inputs this haathi records
+            return None
+        plan.hashes[d.id] = d.hash(salt)
+        if d.id != row.datum_id or plan.hashes[d.id] != row.hash:
+            return None  # not as this haathi forms it: form and compare them all
+        plan.skipped.append((d, row.outputs, row.source_job))
+    plan.unlisted = base.counts[0] - len(plan.skipped)
+    return plan
+
+
+def _may_keep(
+    ctx: PpsContext, spec: PipelineSpec, kept_job: int, kept: int, hashes: dict[str, str]
+) -> bool:
+    """Whether a job may keep the datum records of ``kept_job``, ``kept`` of its datums in
+    ``hashes`` being read from there: when they are at least half of them (else the job
+    records all, and later jobs keep its records), and the kept job's spec formed its datums'
+    inputs the same way (``lazy``, ``join_on``, ... of a datum with the same ID and hash)."""
+    if kept * 2 < len(hashes):
+        return False
+    with ctx.pfs.db.read() as conn:
+        other = records.job_by_pk(conn, kept_job)
+        spec_then = records.version_row(conn, other.pipeline_id, other.version).spec
+    return bool(spec_then.get("input") == spec.to_dict().get("input"))
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -413,21 +507,27 @@ class _Run:
         return self._finish(outputs, keep, failed, collision, since_epoch)
 
     def _start(self, spec: PipelineSpec, version: records.VersionRow, isolation: Isolation) -> None:
-        """Record the skipped datums, the inputs every datum reads, and the job's context."""
+        """Record the skipped datums (or which job's records the job keeps), the inputs every
+        datum reads, and the job's context."""
         ctx, job, plan = self.ctx, self.job, self.plan
         assert plan is not None
-        total = len(plan.skipped) + len(plan.run)
+        total = plan.total
         hashes = plan.hashes
+        own = [s for k, s in enumerate(plan.skipped) if k not in plan.kept]
         skipped = (
             datum_records.Skipped(d.id, hashes[d.id], _inputs_json(d), outs, source)
-            for d, outs, source in plan.skipped
+            for d, outs, source in own
         )
         context = job_context(ctx, spec, version, isolation)
         with ctx.pfs.db.write() as conn:
             datum_records.insert_skipped(conn, job.id, skipped)
             indexed = plan.run
-            if (
+            if plan.keeps is not None:
+                datum_records.keep_datums_of(conn, job.id, plan.keeps, plan.commits)
+                indexed = [d for d, _, _ in own] + plan.run
+            elif (
                 plan.base_id is None
+                or plan.base_records != plan.base_id  # the base keeps another's records
                 or not plan.skipped
                 or not datum_records.copy_skipped_inputs(
                     conn, job.id, plan.base_id, {repo_id_of(conn, r) for r in plan.input_repos}
@@ -435,9 +535,9 @@ class _Run:
             ):
                 indexed = [d for d, _, _ in plan.skipped] + plan.run
             _record_datum_inputs(conn, job.id, indexed)
-            records.record_plan(conn, job.id, total, len(plan.skipped), context)
+            records.record_plan(conn, job.id, total, plan.skipped_count, context)
         openlineage.job_started(ctx, job)
-        self.prog.total, self.prog.skipped = total, len(plan.skipped)
+        self.prog.total, self.prog.skipped = total, plan.skipped_count
         self.prog.sandbox = isolation.describe()
         self.report(self.prog)
 
