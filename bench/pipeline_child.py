@@ -209,7 +209,9 @@ def page_times(c: Client, number: int, reps: int = 5) -> dict[str, Any]:
 def child_datums(store: str, n: int, page: int) -> dict[str, Any]:
     """A job of ``n`` datums of ``true``; then, nothing changed, ``update_pipeline`` with the
     same spec and a commit writing one input file's own bytes again (each a job skipping all
-    ``n``; seconds from the call to its return after the job); then ``list_datum`` pages."""
+    ``n``; seconds from the call to its return after the job); a commit changing one input file
+    (one datum runs, the job forms and compares all ``n``); then ``list_datum`` pages (of that
+    last job)."""
     with connect(store, "none") as c:
         out: dict[str, Any] = {"put_s": fill(c, n), "create_s": _create(c, true_spec())}
         out["job"] = job_of(c, processed=n, skipped=0)
@@ -221,6 +223,10 @@ def child_datums(store: str, n: int, page: int) -> dict[str, Any]:
         c.put_file(f"in@master:/{name(0)}", content(0))
         out["recommit_s"], out["recommit_cpu_s"] = time.perf_counter() - t0, cpu_s() - c0
         job_of(c, processed=0, skipped=n)
+        c0, t0 = cpu_s(), time.perf_counter()  # for comparison: one datum to run
+        c.put_file(f"in@master:/{name(1)}", content(1) + b"changed\n")
+        out["change1_s"], out["change1_cpu_s"] = time.perf_counter() - t0, cpu_s() - c0
+        job_of(c, processed=1, skipped=n - 1)
         out["pages"] = page_times(c, page)
     return out
 

@@ -13,8 +13,9 @@
   parallelism 1: the first run's overhead per datum (its job time less spawning ``true`` as
   often, per datum); with nothing changed, ``update_pipeline`` (in the job's process and in a
   fresh one) and a commit rewriting one input file with its own bytes (each skipping every
-  datum); ``list datum`` pages of 100 (first, middle, last; in the job's process and a fresh
-  one; and as a CLI process).
+  datum), and for comparison a commit changing one file (one datum runs); ``list datum``
+  pages of 100 (first, middle, last; in the job's process and a fresh one; and as a CLI
+  process).
 - ``sandbox``: 1,000 datums of ``true`` in the host sandbox ``bwrap`` against ``none``; plus
   starting each sandbox, and bare spawns of ``true`` and of a minimal bwrap.
 - ``parallel``: 40 datums of a ~150 ms CPU-bound command, ``parallelism_spec`` 2 against 1,
@@ -416,6 +417,8 @@ def datums100k(ctx: Ctx) -> None:
             "noop_cpu_s": r["noop_cpu_s"],
             "fresh_noop_cpu_s": fresh["noop_cpu_s"],
             "recommit_cpu_s": r["recommit_cpu_s"],
+            "change1_s": r["change1_s"],
+            "change1_cpu_s": r["change1_cpu_s"],
             "page_ms": max(page_ms.values()),
             **page_ms,
             "all_s": pages["all_s"],
@@ -456,7 +459,9 @@ def datums100k(ctx: Ctx) -> None:
             f"{trials.median('haathi', k):.2f}"
             for k in ("noop_cpu_s", "fresh_noop_cpu_s", "recommit_cpu_s")
         )
-        + " s",
+        + " s; for comparison, a commit changing one input file (1 datum run, all formed and "
+        f"compared) {trials.median('haathi', 'change1_s'):.2f} s, CPU "
+        f"{trials.median('haathi', 'change1_cpu_s'):.2f} s",
         judged=not ctx.quick,
     )
     if ctx.wants_profile(passed):
