@@ -96,6 +96,7 @@ def fields(d: DatumInfo) -> dict[str, Any]:
     return {k: getattr(d, k) for k in FIELDS}
 
 
+@pytest.mark.every_backend  # the seeks and the merge are the database's
 def test_a_no_change_job_lists_every_datum_skipped_and_writes_no_row(client: Client) -> None:
     first = pipeline_over(client)
     ran = datums_of(client, first)
@@ -124,6 +125,7 @@ def test_a_no_change_job_lists_every_datum_skipped_and_writes_no_row(client: Cli
     assert client.get_file("p@master:/f3") == content(3)
 
 
+@pytest.mark.every_backend  # the seeks and the merge are the database's
 def test_a_job_running_a_few_datums_writes_only_those(client: Client) -> None:
     first = pipeline_over(client)
     client.put_file("in@master:/f1", b"changed\n")
@@ -215,8 +217,8 @@ def test_a_store_from_before_keeps_skipping(tmp_path: Path, runs_before: int) ->
             c.modify_file("in@master", [bytes_op(b"y\n", f"/f{i}") for i in range(1, N)])
         before = datums_of(c, newest(c))
         with inner(c).pfs.db.read() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM datum_bases").scalar() == 0
-    run_sql(store, "DROP TABLE datum_bases", "UPDATE alembic_version SET version_num = '0009'")
+            assert conn.exec_driver_sql("SELECT count(*) FROM kept_datums").scalar() == 0
+    run_sql(store, "DROP TABLE kept_datums", "UPDATE alembic_version SET version_num = '0009'")
     with haathi.connect(str(store), sandbox="none") as c:
         c.put_file("in@master:/f0", content(0))  # the same bytes: nothing to run
         job = newest(c)

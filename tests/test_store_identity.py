@@ -66,7 +66,7 @@ def make_old(store: Path) -> None:
         store,
         "DROP TABLE store_info",
         "DROP INDEX ix_staged_path",
-        "DROP TABLE datum_bases",
+        "DROP TABLE kept_datums",
         "UPDATE alembic_version SET version_num = '0006'",
     )
     object_store(store_config(str(store))).delete(MARKER_KEY)
@@ -212,7 +212,7 @@ def test_an_older_store_keeps_cutting_files_as_it_did(store: Path, made_before: 
         run_sql(
             store,
             "ALTER TABLE store_info DROP COLUMN chunker",
-            "DROP TABLE datum_bases",
+            "DROP TABLE kept_datums",
             "UPDATE alembic_version SET version_num = '0008'",
         )
     with haathi.connect(str(store)) as c:

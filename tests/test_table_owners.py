@@ -43,7 +43,7 @@ OWNERS = {
     "jobs": "haathi.pps.records",
     "datums": "haathi.pps.datum_records",
     "datum_inputs": "haathi.pps.datum_records",
-    "datum_bases": "haathi.pps.datum_records",
+    "kept_datums": "haathi.pps.datum_records",
     # auth
     "auth_config": "haathi.auth.activation",
     "auth_tokens": "haathi.auth.tokens",

@@ -208,12 +208,12 @@ datums = Table(
 # A job that keeps most of its datums as another job recorded them: its datum set is that
 # job's rows (shown as SKIPPED, read with this job's input commits) and its own rows in
 # ``datums`` (datums it ran, or skipped with another outcome), which take precedence. A job
-# without a row here has all its datums in ``datums``; a base job always has.
-datum_bases = Table(
-    "datum_bases",
+# without a row here has all its datums in ``datums``; a kept job always has.
+kept_datums = Table(
+    "kept_datums",
     metadata,
     Column("job_id", Integer, primary_key=True),
-    Column("base_job_id", Integer, nullable=False),
+    Column("from_job_id", Integer, nullable=False),
     Column("commits", Text, nullable=False),  # JSON: [[repo, branch, commit], ...] of the job
 )
 

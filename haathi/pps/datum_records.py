@@ -1,8 +1,8 @@
 """The record of every datum of every job, and the index of the input paths each one read: the
-owner of the ``datums``, ``datum_inputs`` and ``datum_bases`` tables.
+owner of the ``datums``, ``datum_inputs`` and ``kept_datums`` tables.
 
 A job's datum set is its rows in ``datums`` (skipped datums too, naming the job that ran
-them); or, for a job that *keeps* the datums of an earlier job (a ``datum_bases`` row), that
+them); or, for a job that *keeps* the datums of an earlier job (a ``kept_datums`` row), that
 job's rows, each read as SKIPPED with this job's input commits, under this job's own rows
 (the datums it ran, or skipped with an outcome the kept job does not hold). A no-change job
 of 100,000 datums then writes one row, not 100,000. A kept job keeps no other's, so a datum
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, delete, distinct, func, insert, literal, sele
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.meta.database import batches, param_marks
-from haathi.meta.schema import datum_bases, datum_inputs, datums
+from haathi.meta.schema import datum_inputs, datums, kept_datums
 from haathi.models.info import DatumInfo, DatumState
 from haathi.models.limits import check_limit
 from haathi.pfs.context import as_utc
@@ -159,13 +159,13 @@ def forget_jobs(conn: Connection, job_ids: Sequence[int]) -> None:
     for part in batches(job_ids):
         conn.execute(delete(datums).where(datums.c.job_id.in_(part)))
         conn.execute(delete(datum_inputs).where(datum_inputs.c.job_id.in_(part)))
-        conn.execute(delete(datum_bases).where(datum_bases.c.job_id.in_(part)))
+        conn.execute(delete(kept_datums).where(kept_datums.c.job_id.in_(part)))
 
 
 # ---- kept datums ----------------------------------------------------------------------------
 
 
-class Base(NamedTuple):
+class Kept(NamedTuple):
     """The job whose datum rows a job keeps, and the keeping job's input commits."""
 
     job_id: int
@@ -173,24 +173,24 @@ class Base(NamedTuple):
 
 
 def keep_datums_of(
-    conn: Connection, job_id: int, base_job_id: int, commits: Mapping[tuple[str, str], str]
+    conn: Connection, job_id: int, from_job_id: int, commits: Mapping[tuple[str, str], str]
 ) -> None:
-    """Record that the job keeps the datums of job ``base_job_id`` (one that keeps none) it
+    """Record that the job keeps the datums of job ``from_job_id`` (one that keeps none) it
     has no row of its own for; ``commits``: its input commit of each (repo, branch)."""
     listed = json.dumps(sorted([r, b, c] for (r, b), c in commits.items()))
-    conn.execute(insert(datum_bases).values(job_id=job_id, base_job_id=base_job_id, commits=listed))
+    conn.execute(insert(kept_datums).values(job_id=job_id, from_job_id=from_job_id, commits=listed))
 
 
-def base_of(conn: Connection, job_id: int) -> Base | None:
+def kept_of(conn: Connection, job_id: int) -> Kept | None:
     """The job whose datums the job keeps (None: its own rows are all of them)."""
     row = conn.execute(
-        select(datum_bases.c.base_job_id, datum_bases.c.commits).where(
-            datum_bases.c.job_id == job_id
+        select(kept_datums.c.from_job_id, kept_datums.c.commits).where(
+            kept_datums.c.job_id == job_id
         )
     ).first()
     if row is None:
         return None
-    return Base(int(row[0]), {(r, b): c for r, b, c in json.loads(row[1])})
+    return Kept(int(row[0]), {(r, b): c for r, b, c in json.loads(row[1])})
 
 
 class OwnRow(NamedTuple):
@@ -227,18 +227,18 @@ _KEPT = {
 }
 
 
-def _as_kept(m: Mapping[str, Any], job_id: int, base: Base) -> dict[str, Any]:
+def _as_kept(m: Mapping[str, Any], job_id: int, kept: Kept) -> dict[str, Any]:
     """A kept job's datum row as the keeping job's: SKIPPED, with the keeping job's input
     commits (the rest of its inputs follows from the datum's ID and hash, which are equal)."""
     inputs = json.loads(m["inputs"])
     for i in inputs:
-        i["commit"] = base.commits.get((i["repo"], i["branch"]), i["commit"])
+        i["commit"] = kept.commits.get((i["repo"], i["branch"]), i["commit"])
     return {
         **m,
         **_KEPT,
         "job_id": job_id,
         "inputs": json.dumps(inputs),
-        "source_job": m["source_job"] or base.job_id,
+        "source_job": m["source_job"] or kept.job_id,
     }
 
 
@@ -249,17 +249,17 @@ def _view(
     in datum ID order; at most ``limit``. Each part is one seek on the (job, datum ID) key."""
     q = select(datums).where(datums.c.job_id == job_id, *where).order_by(datums.c.datum_id)
     own = [dict(r._mapping) for r in conn.execute(q.limit(limit) if limit else q)]
-    base = base_of(conn, job_id)
-    if base is None:
+    keeps = kept_of(conn, job_id)
+    if keeps is None:
         return own
     mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
     q = (
         select(datums)
-        .where(datums.c.job_id == base.job_id, datums.c.datum_id.not_in(mine), *where)
+        .where(datums.c.job_id == keeps.job_id, datums.c.datum_id.not_in(mine), *where)
         .order_by(datums.c.datum_id)
     )
     rows = conn.execute(q.limit(limit) if limit else q)
-    kept = [_as_kept(dict(r._mapping), job_id, base) for r in rows]
+    kept = [_as_kept(dict(r._mapping), job_id, keeps) for r in rows]
     merged = list(heapq.merge(own, kept, key=lambda m: str(m["datum_id"])))
     return merged[:limit] if limit else merged
 
@@ -355,14 +355,14 @@ class Outcomes(NamedTuple):
 
 def outcomes(conn: Connection, job_id: int) -> Outcomes:
     """datum ID -> outcome, of every datum of the job."""
-    base = base_of(conn, job_id)
-    kept = job_id if base is None else base.job_id
+    keeps = kept_of(conn, job_id)
+    kept = job_id if keeps is None else keeps.job_id
     rows = conn.execute(
         select(
             datums.c.datum_id, datums.c.hash, datums.c.state, datums.c.outputs, datums.c.source_job
         ).where(datums.c.job_id == kept)
     ).all()  # fetched at once: row by row costs a third more on 100,000 rows
-    if base is None:
+    if keeps is None:
         return Outcomes(
             {did: Outcome(h, st, outs, src or job_id) for did, h, st, outs, src in rows},
             job_id,
@@ -397,12 +397,12 @@ def datums_reading(conn: Connection, job_id: int, repo_id: int, paths: Sequence[
             )
         )
     }
-    base = base_of(conn, job_id)
-    if base is not None:
+    keeps = kept_of(conn, job_id)
+    if keeps is not None:
         mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
         kept = conn.execute(
             select(di.c.datum_id).where(
-                di.c.job_id == base.job_id,
+                di.c.job_id == keeps.job_id,
                 di.c.repo_id == repo_id,
                 di.c.path.in_(paths),
                 di.c.datum_id.not_in(mine),
@@ -421,10 +421,10 @@ def outputs_by_state(
         (str(d), str(o))
         for d, o in conn.execute(q.where(datums.c.job_id == job_id, datums.c.state.in_(states)))
     ]
-    base = base_of(conn, job_id)
-    if base is not None and _SKIPPED in states:  # the kept datums, each SKIPPED here
+    keeps = kept_of(conn, job_id)
+    if keeps is not None and _SKIPPED in states:  # the kept datums, each SKIPPED here
         mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
-        kept = q.where(datums.c.job_id == base.job_id, datums.c.datum_id.not_in(mine))
+        kept = q.where(datums.c.job_id == keeps.job_id, datums.c.datum_id.not_in(mine))
         out += [(str(d), str(o)) for d, o in conn.execute(kept)]
     return out
 

@@ -5,6 +5,10 @@ A job compares its datums with those of the pipeline's last successful job (the 
 a datum with the same ID and hash that succeeded there is SKIPPED and keeps its outputs; one
 whose inputs vanished has its outputs removed; every other datum runs, replacing its old
 outputs. The output commit is the base job's output minus removed outputs plus new ones.
+
+A job that skips most of its datums records only those that differ and keeps the records of
+the job that holds the rest (:mod:`haathi.pps.datum_records`); a job whose input trees, input
+spec and salt are its base's skips them all without forming them (:func:`_unchanged`).
 """
 
 from __future__ import annotations
@@ -176,7 +180,7 @@ def _unchanged(
         roots = {key: ic.root for key, ic in _input_commits(conn, base, spec).commits.items()}
         if roots != {key: ic.root for key, ic in index.commits.items()}:
             return None
-        kept = datum_records.base_of(conn, base.id)
+        kept = datum_records.kept_of(conn, base.id)
         own = datum_records.own_rows(conn, base.id) if kept is not None else []
     plan = Plan({}, base_id=base.id, keeps=base.id if kept is None else kept.job_id)
     plan.base_records = plan.keeps

@@ -16,13 +16,13 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "datum_bases",
+        "kept_datums",
         sa.Column("job_id", sa.Integer(), nullable=False),
-        sa.Column("base_job_id", sa.Integer(), nullable=False),
+        sa.Column("from_job_id", sa.Integer(), nullable=False),
         sa.Column("commits", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("job_id"),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("datum_bases")
+    op.drop_table("kept_datums")
