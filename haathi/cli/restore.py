@@ -1,9 +1,11 @@
 """Writing files out (``get file``): a restore of many files writes them in another process.
 
 Creating a file costs a few system calls. A restore of many small files reads (and verifies)
-them here and hands them to a writer process (:mod:`haathi.cli.restore_child`), which creates
-them on the other core; a few files are written here, and a large file is written by a writer
-thread as it is read. A file whose bytes fail to read is never left half written.
+them here and hands them to two writer processes (:mod:`haathi.cli.restore_child`), which
+create them on the other cores, each the files of its directories (when the kernel's creates
+are slow, as on a busy disk, two at once take half the time); a few files are written here,
+and a large file is written by a writer thread as it is read. A file whose bytes fail to read
+is never left half written.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from haathi.errors import FailedPrecondition
 from haathi.models.info import FileInfo
 
 SMALL = 1 << 20  # a file up to this size is read whole, then written
-CHILD_AFTER = 128  # small files written here before the rest go to a writer process
+CHILD_AFTER = 128  # small files written here before the rest go to writer processes
+WRITER_PROCESSES = 2
 LARGE_IN_FLIGHT = 2  # larger files being written at once, each holding at most
 BLOCKS_IN_FLIGHT = 16  # this many blocks (chunks of at most 1 MiB) read but not yet written
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -43,7 +46,7 @@ def restore(
     small files after the first ``child_after`` are written by a writer process."""
     made: set[str] = set()  # the directories made, relative to out
     small = 0
-    child: _Writer | None = None
+    child: _Writers | None = None
     large: list[Future[None]] = []
     with ThreadPoolExecutor(LARGE_IN_FLIGHT, thread_name_prefix="haathi-write") as pool:
         try:
@@ -55,7 +58,7 @@ def restore(
                     _guarded(f, dest, dest.parent.mkdir, parents=True, exist_ok=True)
                     made.add(folder)
                 if child is not None and f.size_bytes <= SMALL:  # the most files, at least cost
-                    child.send(rel, b"".join(content))  # read and verified before it is sent
+                    child.send(folder, rel, b"".join(content))  # read and verified first
                     continue
                 dest = out / rel
                 if f.size_bytes > SMALL:  # written by a thread as this one reads and verifies
@@ -71,8 +74,8 @@ def restore(
                 if small <= child_after:
                     _guarded(f, dest, write_out, [data], dest)
                     continue
-                child = _Writer(out, f, base)
-                child.send(rel, data)
+                child = _Writers(out, f, base)
+                child.send(folder, rel, data)
             if child is not None:
                 child.close()
             for p in large:
@@ -82,6 +85,26 @@ def restore(
                 child.stop()
             for p in large:
                 p.cancel()
+
+
+class _Writers:
+    """Writer processes, one per core up to ``WRITER_PROCESSES``; a directory's files all go to
+    one of them (creates in one directory wait for each other in the kernel)."""
+
+    def __init__(self, out: Path, first: FileInfo, base: str) -> None:
+        n = max(1, min(WRITER_PROCESSES, os.cpu_count() or 1))
+        self._writers = [_Writer(out, first, base) for _ in range(n)]
+
+    def send(self, folder: str, rel: str, data: bytes) -> None:
+        self._writers[hash(folder) % len(self._writers)].send(rel, data)
+
+    def close(self) -> None:
+        for w in self._writers:
+            w.close()
+
+    def stop(self) -> None:
+        for w in self._writers:
+            w.stop()
 
 
 class _Writer:
