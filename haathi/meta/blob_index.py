@@ -35,7 +35,9 @@ class SqlBlobIndex:
             for part in batches(digests):
                 marks = param_marks(conn, len(part))
                 sql = f"SELECT {columns} FROM blobs WHERE digest IN ({marks}) {where}"
-                out.extend(tuple(r) for r in conn.exec_driver_sql(sql, tuple(part)))
+                result = conn.exec_driver_sql(sql, tuple(part))
+                out.extend(result.cursor.fetchall())  # the driver's tuples: half the time
+                result.close()
         return out
 
     def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
