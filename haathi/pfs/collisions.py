@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -206,6 +206,125 @@ def find_clashes(view: ChangeView, written: Iterable[str]) -> Iterator[Clash]:
                 other = f"{head}/{alt}"
                 if view.is_file(other) or view.file_below(other) is not None:
                     yield Clash(p, other, spelling=True, upper_written=True)
+
+
+class SortedPuts:
+    """The clashes of files written in strictly increasing path order onto the tree ``base``,
+    when nothing is deleted: what :func:`find_clashes` finds for such changes, found as each
+    path comes (so a stream of puts is refused before the bytes of the path that clashes).
+
+    It holds the written files that later paths could lie below (prefixes of the latest path),
+    the directories above the latest path, and the written names that have another Unicode
+    spelling (usually none); a base seek per new directory that the base holds files in.
+    A name whose other spelling is ASCII (only with U+212A KELVIN SIGN, U+037E GREEK QUESTION
+    MARK or U+1FEF GREEK VARIA in it) may clash with an earlier ASCII path, which is not kept:
+    then ``complete`` turns false, and the caller checks the whole change list.
+    """
+
+    def __init__(self, base: bytes | None, nodes: NodeStore) -> None:
+        self.base, self.nodes = base, nodes
+        self.last: str | None = None
+        self._open: list[str] = []  # written files a later path could lie below
+        self._dirs: list[tuple[str, bool]] = []  # above ``last``: (directory, base holds below?)
+        self._spelled: set[str] = set()  # written paths and directories with non-ASCII names
+        self._spelling_of: dict[str, str] = {}  # another spelling of one of those -> it
+        self.complete = True
+
+    def ordered(self, path: str) -> bool:
+        """Whether ``path`` comes after every path so far (once one does not, the check is
+        over, and incomplete)."""
+        if self.complete and (self.last is None or path > self.last):
+            return True
+        self.complete = False
+        return False
+
+    def clash(self, path: str) -> Clash | None:
+        """The first clash the file ``path`` makes with the base and the earlier paths."""
+        if self.last is not None and path <= self.last:
+            raise ValueError(f"{path} does not follow {self.last}")
+        self.last = path
+        while self._open:  # a written file is a prefix of the paths below it and of those
+            top = self._open[-1]  # sorting between it and them ("/a", "/a-b", "/a/c")
+            if path.startswith(top) and path[len(top)] <= "/":
+                break
+            self._open.pop()
+        if self._open and path[len(self._open[-1])] == "/":
+            return Clash(self._open[-1], path)
+        self._open.append(path)
+        found = self._check_base(path)
+        if found is None and not path.isascii():
+            found = self._check_spellings(path)
+        return found
+
+    def _holds(self, directory: str) -> bool:
+        """Whether the base holds a file below ``directory`` (a seek)."""
+        e = prolly.first_from(self.base, directory + "/", self.nodes)
+        return e is not None and e.path.startswith(directory + "/")
+
+    def _check_base(self, path: str) -> Clash | None:
+        above = _self_and_above(path)[1:-1]
+        keep = 0
+        while keep < min(len(above), len(self._dirs)) and self._dirs[keep][0] == above[keep]:
+            keep += 1
+        del self._dirs[keep:]
+        holds = self._dirs[-1][1] if self._dirs else self.base is not None
+        for d in above[keep:]:  # new directories: a file of the base, or holding some?
+            if holds:
+                if prolly.get(self.base, d, self.nodes) is not None:
+                    return Clash(d, path)
+                holds = self._holds(d)
+            self._dirs.append((d, holds))
+        if holds and self._holds(path):
+            below = prolly.first_from(self.base, path + "/", self.nodes)
+            assert below is not None
+            return Clash(path, below.path, upper_written=True)
+        return None
+
+    def _check_spellings(self, path: str) -> Clash | None:
+        for p in _self_and_above(path)[1:]:
+            if p in self._spelled:
+                continue
+            self._spelled.add(p)
+            other = self._spelling_of.get(p)
+            if other is not None:
+                return Clash(p, other, spelling=True, upper_written=True)
+            head, _, name = p.rpartition("/")
+            for alt in _spellings(name):
+                other = f"{head}/{alt}"
+                self._spelling_of.setdefault(other, p)
+                self.complete = self.complete and not alt.isascii()
+                in_base = prolly.get(self.base, other, self.nodes) is not None or (
+                    self._holds(other)
+                )
+                if other in self._spelled or in_base:
+                    return Clash(p, other, spelling=True, upper_written=True)
+        return None
+
+
+def is_sorted_puts(changes: Iterable[staging.Change]) -> bool:
+    """Whether ``changes`` only write files, each path after the one before."""
+    last = None
+    for ch in changes:
+        if ch.op not in (staging.PUT, staging.APPEND) or (last is not None and ch.path <= last):
+            return False
+        last = ch.path
+    return True
+
+
+def check_sorted_puts(
+    base: bytes | None,
+    written: Callable[[], Iterable[str]],
+    nodes: NodeStore,
+    outcome: str = "nothing was written",
+) -> None:
+    """Refuse files written at the paths ``written()`` gives (strictly increasing; nothing
+    deleted) onto ``base`` if they make a clash: :func:`check_changes` for such changes, in one
+    pass (two in the rare case :class:`SortedPuts` leaves incomplete)."""
+    check = SortedPuts(base, nodes)
+    for path in written():
+        refuse(check.clash(path), outcome)
+    if not check.complete:
+        check_changes(base, [staging.Change(staging.PUT, p) for p in written()], nodes, outcome)
 
 
 def refuse(clash: Clash | None, outcome: str = "nothing was written") -> None:
