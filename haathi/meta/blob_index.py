@@ -6,8 +6,9 @@ them through the functions here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -88,28 +89,31 @@ def gc_epoch(conn: Connection, lock: str | None = "share") -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def keep_reused(conn: Connection, since_epoch: int, digests: Collection[bytes]) -> None:
+def keep_reused(conn: Connection, since_epoch: int, digests: Iterable[bytes]) -> None:
     """Before a write that began at gc epoch ``since_epoch`` commits references to
-    ``digests``: if gc ran meanwhile, revive the condemned packs holding them, or raise
-    :class:`Conflict` if gc already deleted one (the write then makes no commit)."""
-    if gc_epoch(conn) == since_epoch or not digests:
+    ``digests`` (read in batches; repeats allowed): if gc ran meanwhile, revive the condemned
+    packs holding them, or raise :class:`Conflict` if gc already deleted one (the write then
+    makes no commit)."""
+    if gc_epoch(conn) == since_epoch:
         return
-    wanted = list(digests)
-    found: dict[bytes, str] = {}
+    missing = 0
     revive: set[str] = set()
-    for part in batches(wanted):
+    todo = iter(digests)
+    while wanted := set(islice(todo, 500)):
+        found: set[bytes] = set()
         sql = (
             "SELECT b.digest, b.pack, p.state FROM blobs b JOIN packs p ON p.id = b.pack "
-            f"WHERE b.digest IN ({param_marks(conn, len(part))})"
+            f"WHERE b.digest IN ({param_marks(conn, len(wanted))})"
         )
-        for digest, pack, state in conn.exec_driver_sql(sql, tuple(part)):
-            found[bytes(digest)] = str(pack)
+        for digest, pack, state in conn.exec_driver_sql(sql, tuple(wanted)):
+            found.add(bytes(digest))
             if state == "condemned":
                 revive.add(str(pack))
-    if len(found) < len(wanted):
+        missing += len(wanted - found)
+    if missing:
         raise Conflict(
-            f"garbage collection removed {len(wanted) - len(found)} stored blobs this write "
-            "was reusing while it ran; nothing was committed: run the write again"
+            f"garbage collection removed {missing} stored blobs this write was reusing while "
+            "it ran; nothing was committed: run the write again"
         )
     if revive:
         conn.execute(

@@ -38,6 +38,7 @@ CHECK_BATCH_BYTES = 4 * 1024 * 1024
 CHECK_BATCH_COUNT = 2048
 ZSTD_LEVEL = 1
 LOCATE_BATCH = 2048  # blobs located in one query at most by a long read (iter_blobs)
+KNOWN_KEPT = 65536  # digests a writer remembers finding indexed (duplicates cost no lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +120,12 @@ class _PackSpool:
         self.fh.write(PACK_MAGIC)
         self.size = len(PACK_MAGIC)
         self.rows: list[BlobLocation] = []
+        self.digests: set[bytes] = set()
 
     def append(self, digest: bytes, codec: int, payload: bytes, raw_length: int) -> None:
         self.fh.write(payload)
         self.rows.append(BlobLocation(digest, self.id, self.size, len(payload), raw_length, codec))
+        self.digests.add(digest)
         self.size += len(payload)
 
     def seal(self) -> None:
@@ -140,31 +143,48 @@ class _PackSpool:
 
 
 class BlobWriter:
-    """Adds blobs to packs; thread-safe. ``flush()`` makes everything added so far durable."""
+    """Adds blobs to packs; thread-safe. ``flush()`` makes everything added so far durable.
+
+    Its memory does not grow with the blobs written: it remembers the digests of the blobs
+    not yet indexed (pending, in the pack being written, in packs being stored) and a few
+    thousand found indexed, and 32 bytes per blob it was given (:meth:`iter_referenced`).
+    """
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._seen: set[bytes] = set()
+        self._pending_digests: set[bytes] = set()
+        self._known: set[bytes] = set()  # recently found indexed (cleared when it grows)
+        self._referenced = bytearray()  # the digests given or told of, 32 bytes each
         self._pending: list[tuple[bytes, int, bytes, int]] = []
         self._pending_bytes = 0
         self._spool: _PackSpool | None = None
         self._sealer: ThreadPoolExecutor | None = None
-        self._inflight: list[Future[None]] = []
+        self._inflight: list[tuple[Future[None], _PackSpool]] = []
         self.bytes_written = 0
         self.chunker = store.chunker
+
+    def _has_locked(self, digest: bytes) -> bool:
+        """Whether the blob is known indexed, or added and not yet indexed."""
+        return (
+            digest in self._pending_digests
+            or digest in self._known
+            or (self._spool is not None and digest in self._spool.digests)
+            or any(digest in spool.digests for _, spool in self._inflight)
+        )
 
     def put(self, data: bytes | memoryview) -> bytes:
         """Add one blob; returns its digest. Duplicates (in this writer or indexed) cost nothing."""
         digest = digest_of(data)
         with self._lock:
-            if digest in self._seen:
+            self._referenced += digest
+            if self._has_locked(digest):
                 return digest
         codec, payload = encode(data)
         with self._lock:
-            if digest in self._seen:
+            if self._has_locked(digest):
                 return digest
-            self._seen.add(digest)
+            self._pending_digests.add(digest)
             self._pending.append((digest, codec, payload, len(data)))
             self._pending_bytes += len(payload)
             if self._pending_bytes >= CHECK_BATCH_BYTES or len(self._pending) >= CHECK_BATCH_COUNT:
@@ -174,18 +194,29 @@ class BlobWriter:
     @property
     def referenced(self) -> frozenset[bytes]:
         """Every digest this writer was given or told of: what a commit built with it uses."""
+        return frozenset(self.iter_referenced())
+
+    def iter_referenced(self) -> Iterator[bytes]:
+        """:attr:`referenced`, one digest at a time (some maybe more than once)."""
         with self._lock:
-            return frozenset(self._seen)
+            refs = bytes(self._referenced)
+        for i in range(0, len(refs), 32):
+            yield refs[i : i + 32]
 
     def track(self, digests: Iterable[bytes]) -> None:
         """Count existing blobs (e.g. of copied files) as used by this writer's commit."""
         with self._lock:
-            self._seen.update(digests)
+            for d in digests:
+                self._referenced += d
 
     def _drain_locked(self) -> None:
         if not self._pending:
             return
         known = self._store.index.known([p[0] for p in self._pending])
+        if len(self._known) + len(known) > KNOWN_KEPT:
+            self._known.clear()
+        self._known.update(known)
+        self._pending_digests.clear()
         for digest, codec, payload, raw_length in self._pending:
             if digest in known:
                 continue
@@ -221,15 +252,16 @@ class BlobWriter:
             self._sealer = ThreadPoolExecutor(1, thread_name_prefix="haathi-pack")
         try:
             while len(self._inflight) >= 2:
-                self._inflight.pop(0).result()
+                self._inflight[0][0].result()
+                self._inflight.pop(0)  # indexed: the index knows its blobs now
         except BaseException:
             spool.abort()  # an earlier upload failed: this pack will never be stored
             raise
-        self._inflight.append(self._sealer.submit(self._store_pack, spool))
+        self._inflight.append((self._sealer.submit(self._store_pack, spool), spool))
 
     def _wait_inflight_locked(self) -> None:
         try:
-            for fut in self._inflight:
+            for fut, _ in self._inflight:
                 fut.result()
         finally:
             self._inflight.clear()
@@ -252,6 +284,7 @@ class BlobWriter:
         """Drop unsealed blobs (they were never indexed)."""
         with self._lock:
             self._pending.clear()
+            self._pending_digests.clear()
             if self._spool is not None:
                 self._spool.abort()
                 self._spool = None
