@@ -26,7 +26,7 @@ from haathi.models.info import (
     RepoInfo,
 )
 from haathi.models.limits import MAX_LIMIT
-from haathi.models.ops import CopyOp, Op, ProgressFn
+from haathi.models.ops import CopyOp, Ops, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.pfs import (
     catalog,
@@ -232,15 +232,16 @@ class Api(AccessApi, LineageApi):
     def modify_file(
         self,
         spec: CommitSpec,
-        ops: Sequence[Op],
+        ops: Ops,
         *,
         parallelism: int = 1,
         progress: ProgressFn | None = None,
         description: str = "",
     ) -> str:
         self.authorize(Permission.WRITE, spec.repo)
-        sources = {op.source.commit.repo for op in ops if isinstance(op, CopyOp)}
-        self.authorize(Permission.READ, *sources)
+        if isinstance(ops, Sequence):  # (an iterator only puts)
+            sources = {op.source.commit.repo for op in ops if isinstance(op, CopyOp)}
+            self.authorize(Permission.READ, *sources)
         return modify.modify(
             self.pfs,
             spec,

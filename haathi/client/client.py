@@ -39,7 +39,7 @@ from haathi.models.info import (
     Problem,
     RepoInfo,
 )
-from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
@@ -338,13 +338,14 @@ class Client(AuthMethods, LineageMethods):
     def modify_file(
         self,
         target: str,
-        ops: Sequence[Op],
+        ops: Ops,
         *,
         parallelism: int = 1,
         progress: ProgressFn | None = None,
         description: str = "",
     ) -> str:
-        """Apply several operations (see :mod:`haathi.models.ops`) as one atomic change."""
+        """Apply several operations (see :mod:`haathi.models.ops`) as one atomic change: a
+        sequence, or an iterator of puts (streamed, for directories of millions of files)."""
         return self._ran_writes(
             self._api.modify_file(
                 parse_commit(target),

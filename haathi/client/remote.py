@@ -49,7 +49,7 @@ from haathi.models.info import (
     RunSummary,
 )
 from haathi.models.lineage import LineageNode
-from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
 from haathi.models.text import check_text, not_unicode
@@ -277,7 +277,7 @@ class RemoteApi:
     def modify_file(
         self,
         spec: CommitSpec,
-        ops: Sequence[Op],
+        ops: Ops,
         *,
         parallelism: int = 1,
         progress: ProgressFn | None = None,

@@ -30,7 +30,7 @@ from haathi.models.info import (
     RunSummary,
 )
 from haathi.models.lineage import LineageNode
-from haathi.models.ops import Op, ProgressFn
+from haathi.models.ops import Ops, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
 
@@ -134,7 +134,7 @@ class ApiContract(Protocol):
     def modify_file(
         self,
         spec: CommitSpec,
-        ops: Sequence[Op],
+        ops: Ops,
         *,
         parallelism: int = 1,
         progress: ProgressFn | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -40,5 +40,9 @@ class CopyOp:
 
 
 Op = PutOp | DeleteOp | CopyOp
+Ops = Sequence[Op] | Iterator[PutOp]
+"""What one ``modify`` applies: a sequence of any ops, every path checked before any byte is
+read; or an iterator of puts, streamed (``put file -r`` of a directory of millions of files),
+each path checked before its own bytes are read."""
 ProgressFn = Callable[[int, int], None]
 """Called with (bytes, files) done since the previous call."""

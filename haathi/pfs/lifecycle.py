@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.models.text import check_text
 from haathi.pfs import collisions, commits, provenance, staging
 from haathi.pfs.branches import branch_head, branches_at, cas_head, ensure_branch, move_heads
+from haathi.pfs.changelog import ChangeLog
 from haathi.pfs.commits import (
     CommitRow,
     children_of,
@@ -38,6 +40,7 @@ from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
 CAS_ATTEMPTS = 200
+APPLY_BATCH = 65536  # sorted puts applied to a tree at once
 
 
 def write_target(ctx: PfsContext, spec: CommitSpec) -> tuple[int, str | None, CommitRow | None]:
@@ -145,10 +148,77 @@ def check_paths(ctx: PfsContext, spec: CommitSpec, changes: Sequence[staging.Cha
     return Checked(head_id)
 
 
+@dataclass(frozen=True, slots=True)
+class PutsCheck:
+    """A stream of puts checked as it comes (:class:`collisions.SortedPuts`) against the head
+    of the branch it goes to: ``checked`` says which."""
+
+    checked: Checked
+    puts: collisions.SortedPuts
+
+
+def puts_check(ctx: PfsContext, spec: CommitSpec) -> PutsCheck | None:
+    """The check for a stream of puts to ``spec``; None when they go to an open commit (they
+    are checked when staged)."""
+    repo_id, branch, open_commit = write_target(ctx, spec)
+    if open_commit is not None:
+        return None
+    assert branch is not None
+    with ctx.db.read() as conn:
+        head_id = branch_head(conn, repo_id, branch)[1]
+        head = get_commit(conn, repo_id, spec.repo, head_id) if head_id else None
+    if head is not None and not head.finished:
+        return None  # opened meanwhile: commit_changes checks against it
+    puts = collisions.SortedPuts(head.root if head else None, ctx.nodes)
+    return PutsCheck(Checked(head_id), puts)
+
+
+Changes = Sequence[staging.Change] | ChangeLog
+
+
+def _sorted_puts(changes: Changes) -> bool:
+    if isinstance(changes, ChangeLog):
+        return changes.sorted_puts
+    return collisions.is_sorted_puts(changes)
+
+
+def new_tree(
+    ctx: PfsContext, base: bytes | None, changes: Changes, writer: BlobWriter, *, check: bool
+) -> bytes | None:
+    """The tree of ``base`` with ``changes`` applied, refused first if ``check`` finds a
+    clash. Puts in path order (``put file -r``) go in batches of :data:`APPLY_BATCH`, each
+    onto the tree the ones before made (flushed, so that it can be read): memory follows the
+    batch, not the whole change; other changes are applied at once."""
+    if not _sorted_puts(changes):
+        listed = list(changes)
+        if check:
+            collisions.check_changes(base, listed, ctx.nodes)
+        return prolly.apply(base, staging.edits_for(base, listed, ctx.nodes), ctx.nodes, writer)
+    puts = collisions.SortedPuts(base, ctx.nodes) if check else None
+    root = base
+    batch: list[staging.Change] = []
+    started = False
+    for ch in itertools.chain(changes, [None]):
+        if ch is not None:
+            if puts is not None:
+                collisions.refuse(puts.clash(ch.path))
+            batch.append(ch)
+            if len(batch) < APPLY_BATCH:
+                continue
+        if started:
+            writer.flush()
+        edits = staging.edits_for(root, batch, ctx.nodes)
+        root = prolly.apply(root, edits, ctx.nodes, writer)
+        batch, started = [], True
+    if puts is not None and not puts.complete:
+        collisions.check_changes(base, list(changes), ctx.nodes)
+    return root
+
+
 def commit_changes(
     ctx: PfsContext,
     spec: CommitSpec,
-    changes: Sequence[staging.Change],
+    changes: Changes,
     description: str,
     writer: BlobWriter,
     since_epoch: int,
@@ -168,14 +238,14 @@ def commit_changes(
             writer.flush()
             with ctx.db.write() as conn:
                 lock(conn, spec.repo)
-                keep_reused(conn, since_epoch, writer.referenced)
+                keep_reused(conn, since_epoch, writer.iter_referenced())
                 cur = get_commit(conn, repo_id, spec.repo, open_commit.id)
                 if cur.finished:
                     continue
                 if checked != Checked(cur.id, staging.last_seq(conn, repo_id, cur.id)):
-                    collisions.check_staged(
-                        conn, repo_id, cur.id, staging.open_base(conn, cur), changes, ctx.nodes
-                    )
+                    base = staging.open_base(conn, cur)
+                    listed = list(changes)
+                    collisions.check_staged(conn, repo_id, cur.id, base, listed, ctx.nodes)
                 staging.stage(conn, repo_id, cur.id, changes)
             return open_commit.id
         assert branch is not None
@@ -198,7 +268,7 @@ def _commit_on_branch(
     spec: CommitSpec,
     repo_id: int,
     branch: str,
-    changes: Sequence[staging.Change],
+    changes: Changes,
     description: str,
     writer: BlobWriter,
     since_epoch: int,
@@ -211,15 +281,12 @@ def _commit_on_branch(
     if base is not None and not base.finished:
         return None
     root = base.root if base else None
-    if checked != Checked(head_id):
-        collisions.check_changes(root, changes, ctx.nodes)
-    edits = staging.edits_for(root, changes, ctx.nodes)
-    new_root = prolly.apply(root, edits, ctx.nodes, writer)
+    new_root = new_tree(ctx, root, changes, writer, check=checked != Checked(head_id))
     writer.flush()
     cid = new_commit_id()
     with ctx.db.write() as conn:
         lock(conn, spec.repo)
-        keep_reused(conn, since_epoch, writer.referenced)
+        keep_reused(conn, since_epoch, writer.iter_referenced())
         ensure_branch(conn, repo_id, branch)
         if not cas_head(conn, repo_id, branch, head_id, cid):
             return None
@@ -321,7 +388,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
             lock(conn, spec.repo)
             if staging.last_seq(conn, commit.repo_id, commit.id) != staged_upto:
                 continue
-            keep_reused(conn, since_epoch, writer.referenced)
+            keep_reused(conn, since_epoch, writer.iter_referenced())
             if not commits.finish_open(
                 conn,
                 commit.repo_id,

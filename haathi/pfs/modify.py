@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-from haathi.errors import NotFound
+from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
 from haathi.models.bounds import check_description
-from haathi.models.ops import CopyOp, DeleteOp, Op, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec
 from haathi.models.text import check_text
-from haathi.pfs import files, lifecycle, staging
+from haathi.pfs import collisions, files, lifecycle, staging
+from haathi.pfs.changelog import ChangeLog
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.storage.blobs import BlobWriter
 from haathi.tree import prolly
 
 PARALLEL_MIN_SIZE = 4 * 1024 * 1024
+AHEAD = 1024  # changes held back behind a large put still running, at most
 
 
-def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> staging.Change:
+def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> list[staging.Change]:
     with op.open() as stream:
         entry = ingest_stream(
             writer, op.path, stream, label=op.label, progress=progress, size_hint=op.size_hint
         )
-    return staging.Change(staging.APPEND if op.append else staging.PUT, op.path, entry)
+    return [staging.Change(staging.APPEND if op.append else staging.PUT, op.path, entry)]
 
 
 def _copy(ctx: PfsContext, op: CopyOp) -> list[staging.Change]:
@@ -81,10 +84,35 @@ def _check_deletes(ctx: PfsContext, spec: CommitSpec, ops: Sequence[Op]) -> None
         raise NotFound(f"file {op.path} not found in {spec}", path=op.path)
 
 
+def _streamed(
+    ctx: PfsContext, spec: CommitSpec, ops: Iterator[PutOp]
+) -> tuple[Iterator[Op], lifecycle.PutsCheck | None]:
+    """The puts of ``ops``, each path validated, then checked for clashes against the branch
+    head and the earlier paths (while they come in order), as it is reached: before its
+    bytes are read. Returns them and the check (None where the write goes to an open commit,
+    checked when staged)."""
+    check = lifecycle.puts_check(ctx, spec)
+
+    def each() -> Iterator[Op]:
+        nonlocal check
+        for op in ops:
+            if not isinstance(op, PutOp):
+                raise InvalidArgument(
+                    f"a stream of ops can only put files, got a {type(op).__name__}: give a "
+                    "list to delete or copy"
+                )
+            op = _canonical(op)  # type: ignore[assignment]
+            if check is not None and check.puts.ordered(op.path):
+                collisions.refuse(check.puts.clash(op.path))
+            yield op
+
+    return each(), check
+
+
 def modify(
     ctx: PfsContext,
     spec: CommitSpec,
-    ops: Sequence[Op],
+    ops: Ops,
     *,
     parallelism: int = 1,
     progress: ProgressFn | None = None,
@@ -94,43 +122,77 @@ def modify(
 
     Everything is validated and all bytes are stored before anything becomes visible: a
     failure (bad path, unreadable source, a path that would be a file and a directory) leaves
-    the repo as it was. Paths are checked before any byte is read.
+    the repo as it was. Given a sequence, every path is checked before any byte is read.
+    Given an iterator of puts (see :data:`~haathi.models.ops.Ops`), the ops are streamed and
+    no memory is held per file: each path is checked before its own bytes are read (against
+    the branch's files and the paths before it, while they come in path order), so a bad path
+    fails the write after the bytes of the files before it were stored, and those are garbage
+    that ``gc`` removes (as after an unreadable file or a crash mid-write).
     """
     check_text(description, "the commit message")
     check_description(description, "the commit message")
     lifecycle.write_target(ctx, spec)
-    ops = [_canonical(op) for op in ops]
-    _check_deletes(ctx, spec, ops)
-    copies = {i: _copy(ctx, op) for i, op in enumerate(ops) if isinstance(op, CopyOp)}
-    checked = lifecycle.check_paths(ctx, spec, _planned(ops, copies))
-    changes: list[list[staging.Change]] = [[] for _ in ops]
+    stream: Iterator[Op]
+    copies: dict[int, list[staging.Change]] = {}
+    checked: lifecycle.Checked | None = None
+    puts_check: lifecycle.PutsCheck | None = None
+    if isinstance(ops, Sequence):
+        listed = [_canonical(op) for op in ops]
+        _check_deletes(ctx, spec, listed)
+        copies = {i: _copy(ctx, op) for i, op in enumerate(listed) if isinstance(op, CopyOp)}
+        checked = lifecycle.check_paths(ctx, spec, _planned(listed, copies))
+        stream = iter(listed)
+    else:
+        stream, puts_check = _streamed(ctx, spec, ops)
     since_epoch = lifecycle.gc_epoch_now(ctx)
     writer = ctx.blobs.writer()
+    pool = ThreadPoolExecutor(parallelism) if parallelism > 1 else None
     try:
-        puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
-        # Threads pay off for large files (hashing and compression release the GIL); small
-        # files go faster on one thread.
-        large = [(i, op) for i, op in puts if (op.size_hint or 0) >= PARALLEL_MIN_SIZE]
-        small = [(i, op) for i, op in puts if (op.size_hint or 0) < PARALLEL_MIN_SIZE]
-        if parallelism > 1 and len(large) > 1:
-            with ThreadPoolExecutor(max_workers=parallelism) as pool:
-                futures = [(i, pool.submit(_put, writer, op, progress)) for i, op in large]
-                for i, op in small:
-                    changes[i] = [_put(writer, op, progress)]
-                for i, fut in futures:
-                    changes[i] = [fut.result()]
-        else:
-            for i, op in puts:
-                changes[i] = [_put(writer, op, progress)]
-        for i, each in enumerate(ops):
-            if isinstance(each, DeleteOp):
-                kind = staging.RDELETE if each.recursive else staging.DELETE
-                changes[i] = [staging.Change(kind, each.path)]
-            elif isinstance(each, CopyOp):
-                changes[i] = copies[i]
-                writer.track(d for c in changes[i] if c.entry for d, _ in c.entry.chunk_list())
-        flat = [c for group in changes for c in group]
-        return lifecycle.commit_changes(ctx, spec, flat, description, writer, since_epoch, checked)
+        with ChangeLog(ctx.blobs.spool_dir) as log:
+            # Threads pay off for large files (hashing and compression release the GIL);
+            # small files go faster on this one. Changes enter the log in the ops' order.
+            ahead: deque[Future[list[staging.Change]] | list[staging.Change]] = deque()
+            for i, op in enumerate(stream):
+                if isinstance(op, PutOp):
+                    if pool is not None and (op.size_hint or 0) >= PARALLEL_MIN_SIZE:
+                        ahead.append(pool.submit(_put, writer, op, progress))
+                    else:
+                        ahead.append(_put(writer, op, progress))
+                elif isinstance(op, DeleteOp):
+                    kind = staging.RDELETE if op.recursive else staging.DELETE
+                    ahead.append([staging.Change(kind, op.path)])
+                else:
+                    moved = copies.pop(i)
+                    writer.track(d for c in moved if c.entry for d, _ in c.entry.chunk_list())
+                    ahead.append(moved)
+                _log_done(ahead, log, wait=len(ahead) > AHEAD)
+            _log_done(ahead, log, wait=True)
+            if puts_check is not None:
+                checked = puts_check.checked if puts_check.puts.complete else None
+            return lifecycle.commit_changes(
+                ctx, spec, log, description, writer, since_epoch, checked
+            )
     except BaseException:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         writer.abort()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _log_done(
+    ahead: deque[Future[list[staging.Change]] | list[staging.Change]], log: ChangeLog, wait: bool
+) -> None:
+    """Move the changes at the front of ``ahead`` to ``log`` as far as they are done (all of
+    them with ``wait``; else at least down to :data:`AHEAD`)."""
+    while ahead:
+        head = ahead[0]
+        if isinstance(head, Future):
+            if not (wait or head.done() or len(ahead) > AHEAD):
+                return
+            head = head.result()
+        for ch in head:
+            log.add(ch)
+        ahead.popleft()

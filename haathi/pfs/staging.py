@@ -7,6 +7,7 @@ module owns the ``staged`` table (the changes of open commits).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -93,8 +94,12 @@ def last_seq(conn: Connection, repo_id: int, commit_id: str) -> int | None:
     return None if value is None else int(value)
 
 
+STAGE_BATCH = 10_000
+
+
 def stage(conn: Connection, repo_id: int, commit_id: str, changes: Iterable[Change]) -> None:
-    rows = [
+    """Add ``changes`` to the open commit's, after those it has (in batches of rows)."""
+    rows = (
         {
             "repo_id": repo_id,
             "commit_id": commit_id,
@@ -103,9 +108,9 @@ def stage(conn: Connection, repo_id: int, commit_id: str, changes: Iterable[Chan
             "payload": msgpack.packb(ch.entry.encode()) if ch.entry is not None else None,
         }
         for ch in changes
-    ]
-    if rows:
-        conn.execute(insert(staged), rows)
+    )
+    while batch := list(itertools.islice(rows, STAGE_BATCH)):
+        conn.execute(insert(staged), batch)
 
 
 def staged_changes(conn: Connection, repo_id: int, commit_id: str) -> list[Change]:
