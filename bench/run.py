@@ -22,6 +22,7 @@ import cli
 import images
 import ingest
 import lineage
+import million
 import pipelines
 import preload
 import restore
@@ -31,6 +32,7 @@ from measure import DVC_BINS, TIME_BIN, version
 
 WORKLOADS: list[Workload] = [
     *ingest.WORKLOADS,
+    *million.WORKLOADS,
     *restore.WORKLOADS,
     *backends.WORKLOADS,
     *pipelines.WORKLOADS,
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ok = run_workloads(ctx, chosen)
     finally:  # the generated inputs (made once per run, shared by workloads)
-        for data in ("w1", "w2", "mem"):
+        for data in ("w1", "w2", "mem", "million"):
             shutil.rmtree(opts.work / data, ignore_errors=True)
     ctx.meta["total_s"] = round(time.perf_counter() - t0, 1)
     ctx.save()
