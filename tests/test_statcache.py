@@ -279,7 +279,7 @@ def test_a_put_that_lands_in_a_commit_opened_meanwhile_records_nothing(
     assert client.stat_cache_dir is not None
     put = dirput.plan(api, spec, [scan_dir(src, "/")], client.stat_cache_dir)
     with client.start_commit("r@master") as other:
-        commit = api.modify_file(spec, put.ops)
+        commit = api.modify_file(spec, put.ops())
         other.put_file("/a.txt", b"another writer")
     put.remember(api, commit)
     assert client.get_file("r@master:/a.txt") == b"another writer"

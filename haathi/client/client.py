@@ -39,7 +39,7 @@ from haathi.models.info import (
     Problem,
     RepoInfo,
 )
-from haathi.models.ops import CopyOp, DeleteOp, Ops, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, parse_commit, parse_file
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class Client(AuthMethods, LineageMethods):
         if progress is not None:
             put.report_unchanged(progress)
         commit = self._api.modify_file(
-            spec, put.ops, parallelism=parallelism, progress=progress, description=description
+            spec, put.ops(), parallelism=parallelism, progress=progress, description=description
         )
         return self._ran_writes(put.remember(self._api, commit))
 

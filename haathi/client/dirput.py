@@ -13,7 +13,7 @@ it before it is finished).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from haathi.client.statcache import StatCache, settled
 from haathi.errors import NotFound
 from haathi.models.contract import ApiContract
 from haathi.models.info import CommitInfo, CommitState
-from haathi.models.ops import Op, ProgressFn, PutOp
+from haathi.models.ops import Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 
 
@@ -42,7 +42,6 @@ class _Dir:
     cache: StatCache
     sent: list[LocalFile] = field(default_factory=list)
     unchanged: list[LocalFile] = field(default_factory=list)
-    ops: list[PutOp] = field(default_factory=list)  # of the files sent
 
 
 @dataclass(slots=True, eq=False)
@@ -50,9 +49,44 @@ class DirPut:
     """The ops of one put, without the files the stat cache showed unchanged."""
 
     spec: CommitSpec
-    ops: list[Op]
+    sources: Sequence[Op | DirScan]
     dirs: list[_Dir]
     head: CommitInfo | None  # the destination's head the unchanged files were checked against
+
+    def ops(self) -> Ops:
+        """The ops: made one by one as the write takes them when every source puts (a
+        million files make no list of a million ops), else a list."""
+        if all(isinstance(s, (PutOp, DirScan)) for s in self.sources):
+            return self._puts()
+        return list(self._each())
+
+    def _each(self) -> Iterator[Op]:
+        dirs = iter(self.dirs)
+        for s in self.sources:
+            if isinstance(s, DirScan):
+                d = next(dirs)
+                yield from map(d.scan.op, d.sent)
+            else:
+                yield s
+
+    def _puts(self) -> Iterator[PutOp]:
+        for op in self._each():
+            assert isinstance(op, PutOp)
+            yield op
+
+    def _later(self) -> dict[str, int]:
+        """Per path put by more than one source, the last source putting it."""
+        if len(self.sources) < 2:
+            return {}
+        last: dict[str, int] = {}
+        dirs = iter(self.dirs)
+        for i, s in enumerate(self.sources):
+            if isinstance(s, DirScan):
+                d = next(dirs)
+                last.update((d.scan.dest_of(f), i) for f in d.sent)
+            elif isinstance(s, PutOp):
+                last[s.path] = i
+        return last
 
     def report_unchanged(self, progress: ProgressFn) -> None:
         """Count the files left out as done."""
@@ -66,7 +100,8 @@ class DirPut:
         may hold other writers' bytes at the paths put."""
         sent = sum(len(d.sent) for d in self.dirs)
         unchanged = sum(len(d.unchanged) for d in self.dirs)
-        result = PutResult(commit, sum(isinstance(op, PutOp) for op in self.ops), unchanged)
+        puts = sum(isinstance(s, PutOp) for s in self.sources)
+        result = PutResult(commit, sent + puts, unchanged)
         for d in self.dirs:
             if not d.sent:
                 d.cache.mark_used()
@@ -76,10 +111,12 @@ class DirPut:
         info = _commit(api, spec)
         if info is None or info.state != CommitState.FINISHED or info.finished != info.started:
             return result
-        last_writer = {op.path: op for op in self.ops if isinstance(op, PutOp)}
+        last_writer = self._later()  # (a file is its path's last writer unless it says another)
+        where = {id(s): i for i, s in enumerate(self.sources)}
         for d in self.dirs:
             if not d.sent:
                 continue
+            me = where[id(d.scan)]
             entries: dict[str, bytes] = {}
             if d.unchanged and self.head is not None:
                 # Another commit may have come between the head checked and this one.
@@ -89,8 +126,9 @@ class DirPut:
                 if moved is not None:
                     dest_of = d.scan.dest_of
                     entries.update((f.rel, f.stat) for f in d.unchanged if dest_of(f) not in moved)
-            for f, op in zip(d.sent, d.ops, strict=True):
-                if last_writer.get(op.path) is op and settled(f.stat, d.scan.started_ns):
+            for f in d.sent:
+                mine = last_writer.get(d.scan.dest_of(f), me) == me
+                if mine and settled(f.stat, d.scan.started_ns):
                     entries[f.rel] = f.stat
             d.cache.save(commit, entries)
         return result
@@ -139,16 +177,7 @@ def plan(
             if clash:
                 d.sent += [f for f in d.unchanged if f.rel in clash]
                 d.unchanged = [f for f in d.unchanged if f.rel not in clash]
-    ops: list[Op] = []
-    scans = iter(dirs)
-    for s in sources:
-        if isinstance(s, DirScan):
-            d = next(scans)
-            d.ops = [d.scan.op(f) for f in d.sent]
-            ops.extend(d.ops)
-        else:
-            ops.append(s)
-    return DirPut(spec, ops, dirs, head)
+    return DirPut(spec, sources, dirs, head)
 
 
 def _commit(api: ApiContract, spec: CommitSpec) -> CommitInfo | None:
