@@ -649,3 +649,15 @@ def test_seeks_in_a_big_tree_read_log_n_nodes(big: BigTree) -> None:
     # The root, then one node per level on the way down to each end of the range.
     assert reads(lambda s: prolly.range_totals(big.root, lo, hi, s)) <= 1 + 2 * (big.height - 1)
     assert prolly.totals(big.root, sink.store()) == (BIG, sum(range(BIG)))
+
+
+def test_building_a_big_tree_keeps_a_bounded_number_of_nodes_in_memory() -> None:
+    """The node store caches the nodes it writes as well as those it reads, a bounded number
+    of them: building the tree of a million files holds a few thousand nodes, not all."""
+    sink = MemorySink()
+    store = sink.store()
+    with fanout(1):  # about 2 entries per node: a few thousand entries make many nodes
+        root = prolly.build([make_entry(f"/f{i:05}") for i in range(12_000)], store, sink)
+    assert sink.new > prolly._CACHE_NODES
+    assert len(store._cache) <= prolly._CACHE_NODES
+    assert prolly.totals(root, store) == (12_000, 12_000 * 100)

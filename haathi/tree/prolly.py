@@ -90,6 +90,13 @@ class NodeStore:
         self._cache: OrderedDict[bytes, Node] = OrderedDict()
         self.overlay: dict[bytes, bytes] = {}
 
+    def _keep(self, digest: bytes, node: Node) -> Node:
+        self._cache[digest] = node
+        self._cache.move_to_end(digest)
+        if len(self._cache) > _CACHE_NODES:
+            self._cache.popitem(last=False)
+        return node
+
     def get(self, digest: bytes) -> Node:
         node = self._cache.get(digest)
         if node is not None:
@@ -99,12 +106,6 @@ class NodeStore:
         if data is None:
             data = self._read_blob(digest)
         return self._keep(digest, decode_node(data, digest))
-
-    def _keep(self, digest: bytes, node: Node) -> Node:
-        self._cache[digest] = node
-        if len(self._cache) > _CACHE_NODES:
-            self._cache.popitem(last=False)
-        return node
 
     def scan(self, digests: Sequence[bytes]) -> Iterator[Node]:
         """The nodes of ``digests`` in order, those not at hand read ahead in groups that grow
@@ -126,7 +127,7 @@ class NodeStore:
     def put(self, node: Node, sink: BlobSink) -> NodeRef:
         data = encode_node(node)
         digest = sink.put(data)
-        self._cache[digest] = node
+        self._keep(digest, node)  # (bounded: a tree of millions of files is built through it)
         count, size = node.totals()
         return NodeRef(node.last_key, digest, count, size)
 
