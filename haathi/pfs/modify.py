@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
+from haathi import allocator
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
 from haathi.models.bounds import check_description
@@ -148,7 +149,7 @@ def modify(
     writer = ctx.blobs.writer()
     pool = ThreadPoolExecutor(parallelism) if parallelism > 1 else None
     try:
-        with ChangeLog(ctx.blobs.spool_dir) as log:
+        with ChangeLog(ctx.blobs.spool_dir) as log, allocator.collector_paused():
             # Threads pay off for large files (hashing and compression release the GIL);
             # small files go faster on this one. Changes enter the log in the ops' order.
             ahead: deque[Future[list[staging.Change]] | list[staging.Change]] = deque()
