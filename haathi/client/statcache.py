@@ -110,8 +110,8 @@ class StatCache:
             os.utime(self.path)
 
     def save(self, commit: str, entries: Mapping[str, bytes]) -> None:
-        """Replace the cache: ``commit`` holds ``entries``. Best effort: a cache that cannot be
-        written stays as it was."""
+        """Replace the cache: ``commit`` holds ``entries`` (a dict is kept, not copied). Best
+        effort: a cache that cannot be written stays as it was."""
         body = msgpack.packb(
             (self._key, commit, list(entries), b"".join(entries.values())),
             unicode_errors="surrogateescape",
@@ -119,12 +119,14 @@ class StatCache:
         tmp = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(MAGIC + blake3.blake3(body).digest() + body)
+            with open(tmp, "wb") as fh:  # (in pieces: a million files' body is ~100 MB)
+                fh.write(MAGIC + blake3.blake3(body).digest())
+                fh.write(body)
             os.replace(tmp, self.path)
         except OSError:
             tmp.unlink(missing_ok=True)
             return
-        self.commit, self.entries = commit, dict(entries)
+        self.commit, self.entries = commit, entries if isinstance(entries, dict) else dict(entries)
         _prune(self.path.parent)
 
 
