@@ -262,6 +262,8 @@ class SortedPuts:
         return e is not None and e.path.startswith(directory + "/")
 
     def _check_base(self, path: str) -> Clash | None:
+        if self.base is None:
+            return None
         above = _self_and_above(path)[1:-1]
         keep = 0
         while keep < min(len(above), len(self._dirs)) and self._dirs[keep][0] == above[keep]:

@@ -207,7 +207,10 @@ def new_tree(
                 continue
         if started:
             writer.flush()
-        edits = staging.edits_for(root, batch, ctx.nodes)
+        if all(ch.op == staging.PUT for ch in batch):  # (sorted, one per path: the edits)
+            edits = [(ch.path, ch.entry) for ch in batch]
+        else:
+            edits = staging.edits_for(root, batch, ctx.nodes)
         root = prolly.apply(root, edits, ctx.nodes, writer)
         batch, started = [], True
     if puts is not None and not puts.complete:

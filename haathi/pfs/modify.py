@@ -157,6 +157,9 @@ def modify(
                 if isinstance(op, PutOp):
                     if pool is not None and (op.size_hint or 0) >= PARALLEL_MIN_SIZE:
                         ahead.append(pool.submit(_put, writer, op, progress))
+                    elif not ahead:  # (most puts: nothing waits, so straight to the log)
+                        log.add(_put(writer, op, progress)[0])
+                        continue
                     else:
                         ahead.append(_put(writer, op, progress))
                 elif isinstance(op, DeleteOp):

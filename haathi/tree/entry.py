@@ -22,6 +22,8 @@ def iter_chunks(packed: bytes) -> Iterator[tuple[bytes, int]]:
 
 def content_hash(packed_chunks: bytes) -> bytes:
     """A file's content hash: BLAKE3 over its chunk digests (content-defined, so stable)."""
+    if len(packed_chunks) == _CHUNK.size:  # one chunk (most files)
+        return blake3.blake3(packed_chunks[:32]).digest()
     digests = b"".join(packed_chunks[i : i + 32] for i in range(0, len(packed_chunks), 40))
     return blake3.blake3(digests).digest()
 
