@@ -222,3 +222,28 @@ def test_fsck_names_a_pack_whose_size_is_not_what_was_written(
         assert f"pack {pack} is damaged: it is {len(raw) + 1} bytes, {len(raw)} were written" in (
             messages
         )
+
+
+@pytest.mark.parametrize("backend", ["local"])
+def test_fsck_holds_one_packs_index_rows_at_a_time(client: Client) -> None:
+    """A store of a million blobs is checked without holding its index: the rows are read a
+    pack at a time, and the chunks the trees name are looked up in batches."""
+    import tracemalloc
+
+    from haathi.client.sources import bytes_op
+    from haathi.storage.blobs import BlobStore
+
+    blobs = inner(client).pfs.blobs
+    small = BlobStore(blobs.objects, blobs.index, blobs.spool_dir, pack_target=64 * 1024)
+    with small.writer() as writer:
+        for _ in range(30_000):
+            writer.put(os.urandom(512))  # ~470 packs of ~130 blobs
+    client.create_repo("r")
+    client.modify_file("r@master", [bytes_op(os.urandom(512), f"/f{i:04}") for i in range(2_000)])
+    tracemalloc.start()
+    try:
+        assert client.fsck() == []
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 1024 * 1024, peak  # the 32,000 index rows alone took ~10 MB

@@ -166,6 +166,28 @@ def locations(conn: Connection) -> list[BlobLocation]:
     ]
 
 
+def packs_indexed(conn: Connection) -> set[str]:
+    """The packs the index rows point into."""
+    return {str(r[0]) for r in conn.execute(select(blobs.c.pack).distinct())}
+
+
+def pack_blobs(conn: Connection, pack: str) -> list[BlobLocation]:
+    """The index rows pointing into ``pack``."""
+    return [
+        BlobLocation(bytes(r.digest), r.pack, r.offset, r.length, r.raw_length, r.codec)
+        for r in conn.execute(select(blobs).where(blobs.c.pack == pack))
+    ]
+
+
+def indexed(conn: Connection, digests: Sequence[bytes]) -> set[bytes]:
+    """Those of ``digests`` that have an index row (in any pack)."""
+    out: set[bytes] = set()
+    for part in batches(digests):
+        rows = conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(part)))
+        out.update(bytes(r[0]) for r in rows)
+    return out
+
+
 def pack_sizes(conn: Connection) -> dict[str, int]:
     """pack ID -> the size it was written with, of every recorded pack."""
     return {str(r.id): int(r.size) for r in conn.execute(select(packs))}

@@ -63,13 +63,13 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
     """Problems of the blob index, packs, trees and branch heads."""
     with ctx.db.read() as conn:
         pack_rows = blob_index.pack_sizes(conn)
-        blob_rows = blob_index.locations(conn)
+        indexed_packs = blob_index.packs_indexed(conn)
         snap = snapshot(conn)
         commit_ids = {(r.repo_id, r.id) for r in commits.tree_rows(conn)}
         heads = branches.all_heads(conn)
 
     problems: list[Problem] = []
-    sizes = {p: _size(ctx, p) for p in sorted(set(pack_rows) | {b.pack for b in blob_rows})}
+    sizes = {p: _size(ctx, p) for p in sorted(set(pack_rows) | indexed_packs)}
     missing_packs = [p for p, size in sizes.items() if size is None]
     for pack in missing_packs:
         problems.append(Problem(
@@ -78,21 +78,12 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
             "restore the pack from a backup; `haathi fsck --fix` drops its index rows if "
             "nothing needs its blobs",
         ))  # fmt: skip
-    bad = dict(_check_blobs(ctx, blob_rows, sizes, pack_rows, fast, problems))
+    bad = dict(_check_blobs(ctx, sizes, pack_rows, fast, problems))
 
-    indexed = {b.digest for b in blob_rows}
-
-    def check_entry(e: FileEntry, where: str) -> None:
-        for digest, _ in e.chunk_list():
-            if digest not in indexed:
-                problems.append(Problem(
-                    "error", "missing_chunk", digest.hex(),
-                    f"{where}:{e.path} needs chunk {digest.hex()}, which is not in the index",
-                    "the file's data is lost; restore from a backup or delete the file",
-                ))  # fmt: skip
-
-    marker = Marker(ctx.nodes, strict=False, on_entry=check_entry)
+    chunks = _ChunkCheck(ctx, problems)
+    marker = Marker(ctx.nodes, strict=False, on_entry=chunks.entry)
     marker.mark(snap)
+    chunks.flush()
     problems.extend(marker.problems)
     for digest, pack in bad.items():
         if digest in marker.reached:
@@ -115,6 +106,34 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
     return problems
 
 
+class _ChunkCheck:
+    """Reports the chunks of the files reached that are not in the index, looking them up a
+    batch at a time (the index is not held in memory: a store may have millions of blobs)."""
+
+    BATCH = 500
+
+    def __init__(self, ctx: PfsContext, problems: list[Problem]) -> None:
+        self.ctx, self.problems = ctx, problems
+        self.pending: list[tuple[bytes, FileEntry, str]] = []
+
+    def entry(self, e: FileEntry, where: str) -> None:
+        self.pending.extend((digest, e, where) for digest, _ in e.chunk_list())
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.ctx.db.read() as conn:
+            found = blob_index.indexed(conn, list({d for d, _, _ in self.pending}))
+        for digest, e, where in self.pending:
+            if digest not in found:
+                self.problems.append(Problem(
+                    "error", "missing_chunk", digest.hex(),
+                    f"{where}:{e.path} needs chunk {digest.hex()}, which is not in the index",
+                    "the file's data is lost; restore from a backup or delete the file",
+                ))  # fmt: skip
+        self.pending = []
+
+
 def tree_path_problems(ctx: PfsContext) -> list[Problem]:
     """Paths that writes now refuse, in trees of older stores: a file that is also a
     directory, a name in two Unicode spellings, a name or path too long to restore.
@@ -130,23 +149,21 @@ def tree_path_problems(ctx: PfsContext) -> list[Problem]:
         where = f"{r.repo}@{r.id}"
         branch = f"{r.repo}@{r.branch or r.id}"
         before = roots.get((r.repo_id, r.parent)) if r.parent else None
+        too_long: list[tuple[str, InvalidArgument]] = []
+        written = _written(ctx, before, r.root, too_long)
         try:
-            changed = [p for p, _, new in prolly.diff(before, r.root, ctx.nodes) if new]
             clashes: dict[object, Clash] = {}  # one per file that is a directory too, and
-            for c in find_clashes(ChangeView(r.root, [], ctx.nodes), changed):  # per pair of
+            for c in find_clashes(ChangeView(r.root, [], ctx.nodes), written):  # per pair of
                 key = frozenset((c.upper, c.other)) if c.spelling else c.upper  # spellings
                 clashes.setdefault(key, c)
         except HaathiError:
             continue  # an unreadable tree node: the reachability check reports it
-        for path in changed:
-            try:
-                paths.check_length(path)
-            except InvalidArgument as exc:
-                problems.append(Problem(
-                    "error", "long_path", f"{where}:{path}", f"{where}: {exc}",
-                    f"`get file -r` cannot restore it: move it to a shorter path in a new "
-                    f"commit (haathi copy file, then delete file {branch}:{path})",
-                ))  # fmt: skip
+        for path, exc in too_long:
+            problems.append(Problem(
+                "error", "long_path", f"{where}:{path}", f"{where}: {exc}",
+                f"`get file -r` cannot restore it: move it to a shorter path in a new "
+                f"commit (haathi copy file, then delete file {branch}:{path})",
+            ))  # fmt: skip
         for c in clashes.values():
             if c.spelling:
                 problems.append(Problem(
@@ -164,6 +181,24 @@ def tree_path_problems(ctx: PfsContext) -> list[Problem]:
     return problems
 
 
+def _written(
+    ctx: PfsContext,
+    before: bytes | None,
+    root: bytes | None,
+    too_long: list[tuple[str, InvalidArgument]],
+) -> Iterator[str]:
+    """The paths a commit wrote (``root`` against its parent's ``before``), streamed (a first
+    commit may hold millions); those too long to restore are added to ``too_long``."""
+    for path, _, new in prolly.diff(before, root, ctx.nodes):
+        if new is None:
+            continue
+        try:
+            paths.check_length(path)
+        except InvalidArgument as exc:
+            too_long.append((path, exc))
+        yield path
+
+
 def _size(ctx: PfsContext, pack: str) -> int | None:
     """The pack object's size, None if it is missing."""
     try:
@@ -174,19 +209,17 @@ def _size(ctx: PfsContext, pack: str) -> int | None:
 
 def _check_blobs(
     ctx: PfsContext,
-    rows: list[BlobLocation],
     sizes: dict[str, int | None],
     recorded: dict[str, int],
     fast: bool,
     problems: list[Problem],
 ) -> Iterator[tuple[bytes, str]]:
     """Check each indexed blob and each pack as a whole (its size; unless ``fast``, every
-    byte), reading each pack once; yields (digest, pack) of bad indexed blobs."""
-    by_pack: dict[str, list[BlobLocation]] = {}
-    for loc in rows:
-        by_pack.setdefault(loc.pack, []).append(loc)
+    byte), reading each pack and its index rows once, one pack at a time; yields (digest,
+    pack) of bad indexed blobs."""
     for pack, size in sizes.items():
-        locs = by_pack.get(pack, [])
+        with ctx.db.read() as conn:
+            locs = blob_index.pack_blobs(conn, pack)
         if size is None:
             yield from ((loc.digest, pack) for loc in locs)
             continue
