@@ -16,7 +16,7 @@ from typing import BinaryIO
 import pytest
 
 from haathi.client import Client, dirput
-from haathi.client.sources import bytes_op, scan_dir
+from haathi.client.sources import bytes_op, file_op, scan_dir
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.meta import blob_index
 from haathi.models.ops import DeleteOp, Op, PutOp
@@ -191,3 +191,16 @@ def test_a_writer_remembers_only_the_blobs_not_yet_indexed(client: Client) -> No
     assert set(blobs.index.locate(digests)) == set(digests)
     with inner(client).pfs.db.read() as conn:
         assert len(blob_index.locations(conn)) == 6_000  # each stored once
+
+
+def test_a_small_file_read_whole_is_read_again_when_it_grew(client: Client, tmp_path: Path) -> None:
+    """A small local file is read in one system call, whole; one that grew since it was seen
+    (larger than its size said) is read again as a stream, to its end."""
+    client.create_repo("r")
+    grown, same = tmp_path / "grown", tmp_path / "same"
+    grown.write_bytes(b"x" * 100)
+    same.write_bytes(b"y" * 100)
+    ops = [file_op(grown, "/grown"), file_op(same, "/same")]
+    grown.write_bytes(b"z" * 3_000_000)  # past a whole read, and chunked
+    client.modify_file("r@master", iter(ops))
+    assert files(client) == {"/grown": b"z" * 3_000_000, "/same": b"y" * 100}

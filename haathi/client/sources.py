@@ -14,19 +14,11 @@ from typing import BinaryIO, NamedTuple
 
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
-from haathi.models.ops import PutOp
+from haathi.models.ops import LocalOpener, PutOp
 
 
 def _local_file_op(path: str, dest: str, append: bool, size: int | None) -> PutOp:
-    def open_file() -> BinaryIO:
-        try:
-            return open(path, "rb", buffering=0)  # read in large blocks: no buffer needed
-        except OSError as exc:
-            raise InvalidArgument(
-                f"cannot read {path}: {exc.strerror or exc}; nothing was written"
-            ) from exc
-
-    return PutOp(dest, open_file, append, path, size)
+    return PutOp(dest, LocalOpener(path), append, path, size)
 
 
 def file_op(path: Path, dest: str, append: bool = False) -> PutOp:

@@ -7,7 +7,7 @@ from typing import BinaryIO
 from haathi.errors import InvalidArgument
 from haathi.models.ops import ProgressFn
 from haathi.storage.blobs import BlobWriter
-from haathi.storage.chunker import chunk_stream
+from haathi.storage.chunker import chunk_bytes, chunk_stream
 from haathi.tree.entry import FileEntry
 
 
@@ -35,4 +35,15 @@ def ingest_stream(
         ) from exc
     if progress is not None:
         progress(0, 1)
+    return FileEntry.from_chunks(path, chunks)
+
+
+def ingest_bytes(
+    writer: BlobWriter, path: str, data: bytes, progress: ProgressFn | None = None
+) -> FileEntry:
+    """Store bytes already read (a small file whole), as :func:`ingest_stream` stores a
+    stream: the same chunks."""
+    chunks = [(writer.put(piece), len(piece)) for piece in chunk_bytes(data, writer.chunker)]
+    if progress is not None:
+        progress(len(data), 1)
     return FileEntry.from_chunks(path, chunks)

@@ -11,14 +11,15 @@ from haathi import allocator
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
 from haathi.models.bounds import check_description
-from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, LocalOpener, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec
 from haathi.models.text import check_text
 from haathi.pfs import collisions, files, lifecycle, staging
 from haathi.pfs.changelog import ChangeLog
 from haathi.pfs.context import PfsContext
-from haathi.pfs.ingest import ingest_stream
+from haathi.pfs.ingest import ingest_bytes, ingest_stream
 from haathi.storage.blobs import BlobWriter
+from haathi.storage.chunker import SMALL
 from haathi.tree import prolly
 
 PARALLEL_MIN_SIZE = 4 * 1024 * 1024
@@ -26,11 +27,17 @@ AHEAD = 1024  # changes held back behind a large put still running, at most
 
 
 def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> list[staging.Change]:
+    kind = staging.APPEND if op.append else staging.PUT
+    size = op.size_hint
+    if isinstance(op.open, LocalOpener) and size is not None and size <= SMALL:
+        data = op.open.read_small(size)  # (most files of a large directory)
+        if data is not None:
+            return [staging.Change(kind, op.path, ingest_bytes(writer, op.path, data, progress))]
     with op.open() as stream:
         entry = ingest_stream(
-            writer, op.path, stream, label=op.label, progress=progress, size_hint=op.size_hint
+            writer, op.path, stream, label=op.label, progress=progress, size_hint=size
         )
-    return [staging.Change(staging.APPEND if op.append else staging.PUT, op.path, entry)]
+    return [staging.Change(kind, op.path, entry)]
 
 
 def _copy(ctx: PfsContext, op: CopyOp) -> list[staging.Change]:
