@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import SEED, Ctx, KiB, MiB, Row, Target, Workload, alternate
-from ingest import new_store, profile_put, put, stored
+from ingest import new_store, put_argv, stored
 from measure import (
     HAATHI_BIN,
     dir_bytes,
@@ -33,15 +33,19 @@ from measure import (
     fresh_inputs,
     output_of,
     profile_call,
+    profile_process,
     remove,
     run_proc,
     stream_bytes,
+    warm,
 )
 
 import haathi
 from haathi.client.sources import bytes_op
 
 REPO = "million"
+# the command runs in the process measured (not in a preloaded one: its RSS is the figure)
+COLD = {"HAATHI_PRELOAD": "0"}
 READS = 9  # calls per read figure (the median is reported)
 
 
@@ -116,7 +120,8 @@ def million(ctx: Ctx) -> None:
     def haathi_put(k: int) -> Row:
         store = out / f"haathi-{k}"
         new_store(store, REPO)
-        return stored(put(ctx, store, REPO, src), store)
+        env = {"HAATHI_ADDRESS": str(store), **COLD}
+        return stored(run_proc(put_argv(ctx, REPO, src), env=env), store)
 
     contenders: dict[str, Callable[[int], Row]] = {"haathi": haathi_put}
     restic = shutil.which("restic")
@@ -157,7 +162,9 @@ def million(ctx: Ctx) -> None:
     )
     if ctx.wants_profile(passed):
         new_store(out / "profile", REPO)
-        profile_put(ctx, "million_ingest", out / "profile", REPO, src)
+        warm(src)
+        env = {"HAATHI_ADDRESS": str(out / "profile"), **COLD}
+        profile_process(ctx, "million_ingest", put_argv(ctx, REPO, src), env)
         remove(ctx, out / "profile", settle=False)
     store = out / "haathi-0"
     reads(ctx, store, sc)
@@ -226,19 +233,18 @@ def reads(ctx: Ctx, store: Path, sc: Scale) -> None:
 def maintenance(ctx: Ctx, store: Path, sc: Scale) -> None:
     """``haathi fsck`` (every pack read and every blob hashed) and ``haathi gc`` as processes:
     wall time and peak RSS, beside the RSS of a command that loads nothing (``list repo``)."""
-    env = {"HAATHI_ADDRESS": str(store)}
+    env = {"HAATHI_ADDRESS": str(store), **COLD}
     idle = run_proc([HAATHI_BIN, "list", "repo"], env=env)["rss"]
     res: dict[str, Any] = ctx.data.setdefault("maintenance", {"idle_rss": idle})
     for cmd in ("fsck", "gc"):
         row = res[cmd] = run_proc([HAATHI_BIN, cmd], env=env)
-        extra = (row["rss"] - idle) / sc.files
         ctx.figure(
             f"{sc.files:,} files: {cmd} peak RSS",
             row["rss"] / MiB,
             "MiB",
             Target("<", 1024, "MiB"),
-            f"{row['s']:.1f} s; {extra:,.0f} B per file above an idle command's "
-            f"{idle / MiB:.0f} MiB; store {dir_bytes(store) / MiB:,.0f} MiB",
+            f"{row['s']:.1f} s; an idle command {idle / MiB:.0f} MiB; store "
+            f"{dir_bytes(store) / MiB:,.0f} MiB",
         )
 
 
