@@ -204,3 +204,23 @@ def test_a_small_file_read_whole_is_read_again_when_it_grew(client: Client, tmp_
     grown.write_bytes(b"z" * 3_000_000)  # past a whole read, and chunked
     client.modify_file("r@master", iter(ops))
     assert files(client) == {"/grown": b"z" * 3_000_000, "/same": b"y" * 100}
+
+
+def test_the_collector_is_paused_while_a_directory_is_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from haathi.client import sources
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"x")
+    seen: list[bool] = []
+    entries = sources._entries
+
+    def watched(local: str, prefix: str) -> list[tuple[str, os.DirEntry[str]]]:
+        seen.append(gc.isenabled())
+        return entries(local, prefix)
+
+    monkeypatch.setattr(sources, "_entries", watched)
+    assert [f.rel for f in scan_dir(tmp_path, "/").files] == ["d/f"]
+    assert seen == [False, False]
+    assert gc.isenabled()
