@@ -9,12 +9,17 @@ from __future__ import annotations
 import gc
 import io
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
+import haathi
 from haathi.client import Client, dirput
 from haathi.client.sources import bytes_op, file_op, scan_dir
 from haathi.errors import FailedPrecondition, InvalidArgument
@@ -224,3 +229,121 @@ def test_the_collector_is_paused_while_a_directory_is_scanned(
     assert [f.rel for f in scan_dir(tmp_path, "/").files] == ["d/f"]
     assert seen == [False, False]
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(("meanwhile", "refused"), [("/b", True), ("/m", False)])
+def test_a_branch_that_moves_during_a_stream_is_checked_again_before_the_commit(
+    client: Client, meanwhile: str, refused: bool
+) -> None:
+    """The paths of a stream are checked against the head of the branch when it starts; if
+    another commit lands on the branch while the stream runs, the whole write is checked again
+    against the new head before it commits: a file and a directory at one path are still
+    refused, and nothing of the stream becomes visible."""
+    client.create_repo("r")
+    client.put_file("r@master:/keep", b"0")
+
+    def ops() -> Iterator[PutOp]:
+        yield bytes_op(b"1", "/a")
+        client.put_file(f"r@master:{meanwhile}", b"another writer's")  # the branch moves
+        yield bytes_op(b"2", "/b/c")
+        yield bytes_op(b"3", "/d")
+
+    before = {"/keep": b"0", meanwhile: b"another writer's"}
+    if refused:
+        with pytest.raises(FailedPrecondition, match="/b is a file, so /b/c cannot"):
+            client.modify_file("r@master", ops())
+        assert files(client) == before
+        assert len(client.list_commit("r")) == 2
+    else:
+        client.modify_file("r@master", ops())
+        assert files(client) == {**before, "/a": b"1", "/b/c": b"2", "/d": b"3"}
+        assert len(client.list_commit("r")) == 3
+
+
+def _fds_in(directory: Path) -> list[str]:
+    """What this process's open file descriptors below ``directory`` point at."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # (the descriptor listdir itself used)
+        if target.startswith(f"{directory}/"):
+            out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_spilled_change_log_is_an_unnamed_file_closed_when_the_write_ends(
+    client: Client, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """Past a few thousand changes a write keeps them in a temp file in the store's spool
+    directory: one without a name (nothing to clean up after a crash, even a SIGKILL), and
+    closed when the write ends, committed or failed."""
+    monkeypatch.setattr(changelog, "SPILL", 10)
+    client.create_repo("r")
+    spool = Path(os.path.realpath(inner(client).pfs.blobs.spool_dir))
+    names_before = set(os.listdir(spool))
+    during: list[tuple[set[str], list[str]]] = []
+
+    def ops() -> Iterator[PutOp]:
+        for i in range(50):
+            if i == 40:  # the log spilled 30 changes ago
+                during.append((set(os.listdir(spool)) - names_before, _fds_in(spool)))
+            yield bytes_op(b"%d" % i, f"/f{i:03}")
+        if fails:
+            yield bytes_op(b"", "/bad\x00name")
+
+    if fails:
+        with pytest.raises(InvalidArgument):
+            client.modify_file("r@master", ops())
+        assert client.list_commit("r") == []
+    else:
+        client.modify_file("r@master", ops())
+        assert len(files(client)) == 50
+    [(new_names, open_fds)] = during
+    assert new_names == set()  # no name in the directory
+    assert len(open_fds) == 1 and open_fds[0].endswith(" (deleted)")  # the log, unnamed
+    assert _fds_in(spool) == []
+    assert set(os.listdir(spool)) == names_before
+
+
+@pytest.mark.slow
+def test_a_directory_put_killed_midway_commits_all_of_it_or_nothing(
+    client: Client, store: Path, tmp_path: Path
+) -> None:
+    """``put file -r`` of many small files (streamed: its change log spilled, its tree built
+    in batches) killed at any moment leaves the branch at its old head or at a commit of every
+    file, never part of them; fsck finds no error."""
+    src = tmp_path / "src"
+    for d in range(20):
+        (src / f"d{d:02}").mkdir(parents=True)
+        for f in range(1000):
+            (src / f"d{d:02}" / f"f{f:04}").write_bytes(b"%d-%d" % (d, f) + os.urandom(64))
+    client.create_repo("r")
+    client.put_file("r@master:/before", b"safe")
+    client.close()
+    cmd = [sys.executable, "-m", "haathi", "put", "file", "r@master:/data", "-r", "-f", str(src)]
+    env = dict(os.environ, HAATHI_ADDRESS=str(store), HAATHI_PRELOAD="0")
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # how long a whole put takes
+    whole = time.monotonic() - t0
+    with haathi.connect(str(store)) as c:
+        assert len(c.walk_file("r@master:/data")) == 20_000
+        c.delete_file("r@master:/data", recursive=True)
+    outcomes = set()
+    for part in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95):  # scanning, storing, building the tree, ...
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(part * whole)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        with haathi.connect(str(store)) as c:
+            listed = {f.path for f in c.walk_file("r@master:/")}
+            outcomes.add(len(listed))
+            assert len(listed) in (1, 20_001), "a commit of part of the files"
+            assert all(p.state.value == "FINISHED" for p in c.list_commit("r"))
+            assert c.get_file("r@master:/before") == b"safe"
+            assert [p for p in c.fsck() if p.severity == "error"] == []
+            if len(listed) == 20_001:
+                c.delete_file("r@master:/data", recursive=True)  # the next one starts anew
+    assert 1 in outcomes  # (at least one kill came before the commit)
