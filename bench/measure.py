@@ -39,8 +39,8 @@ Argv = Sequence[str | Path]
 
 
 def run_proc(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Row:
-    """Run ``argv``: its wall seconds ``s`` and peak RSS bytes ``rss``. Raises with its stderr
-    on failure.
+    """Run ``argv``: its wall seconds ``s``, CPU seconds ``cpu`` (user + system, its children's
+    included) and peak RSS bytes ``rss``. Raises with its stderr on failure.
 
     The peak RSS comes from ``/usr/bin/time``: a child forked straight from this (big) runner
     reports the runner's RSS at fork time as its ``ru_maxrss`` (Linux carries the old mm's
@@ -62,7 +62,7 @@ def run_proc(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | No
             msg = err.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{' '.join(cmd)} failed ({code}):\n{msg}")
         rss_kib = int(rss_file.read().split()[-1]) if TIME_BIN else usage.ru_maxrss
-    return {"s": dt, "rss": rss_kib * 1024}
+    return {"s": dt, "rss": rss_kib * 1024, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def output_of(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:

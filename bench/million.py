@@ -139,7 +139,10 @@ def million(ctx: Ctx) -> None:
     trials = alternate(ctx, contenders, before=fresh_inputs(src))
     h = trials.median("haathi")
     rate = f"{sc.files / h:,.0f} files/s"
-    detail = ", ".join(f"{who} {trials.median(who):.1f} s" for who in contenders)
+    detail = ", ".join(
+        f"{who} {trials.median(who):.1f} s ({trials.median(who, 'cpu'):.1f} s CPU)"
+        for who in contenders
+    )
     label = f"{sc.files:,} files"
     if restic is not None:
         passed = ctx.figure(
@@ -243,8 +246,8 @@ def maintenance(ctx: Ctx, store: Path, sc: Scale) -> None:
             row["rss"] / MiB,
             "MiB",
             Target("<", 1024, "MiB"),
-            f"{row['s']:.1f} s; an idle command {idle / MiB:.0f} MiB; store "
-            f"{dir_bytes(store) / MiB:,.0f} MiB",
+            f"{row['s']:.1f} s ({row['cpu']:.1f} s CPU); an idle command {idle / MiB:.0f} MiB; "
+            f"store {dir_bytes(store) / MiB:,.0f} MiB",
         )
 
 
