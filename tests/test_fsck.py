@@ -14,6 +14,7 @@ import haathi
 from haathi.client import Client
 from haathi.config import store_config
 from haathi.meta.database import engine_url
+from haathi.pfs import markset
 from haathi.storage.blobs import pack_key
 from loopback.servers import Postgres
 from tests.conftest import Cli
@@ -32,6 +33,7 @@ def pack_of(client: Client, target: str) -> str:
     return inner(client).pfs.blobs.locate([digest])[digest].pack
 
 
+@pytest.mark.usefixtures("marks")
 def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(client: Client, tmp_path: Path) -> None:
     client.create_repo("r")
     client.put_file("r@master:/f", os.urandom(100_000))
@@ -42,6 +44,15 @@ def test_fast_fsck_checks_sizes_and_full_fsck_checks_hashes(client: Client, tmp_
     assert kinds(client.fsck()) == [("corrupt_blob", False), ("needed_blob_lost", False)]
 
 
+@pytest.fixture(params=["marks in memory", "marks on disk"])
+def marks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marks of chunks in memory (a small store), or each in a run of its own on disk (as
+    past a quarter of a million in a large one)."""
+    if request.param == "marks on disk":
+        monkeypatch.setattr(markset, "RUN", 1)
+
+
+@pytest.mark.usefixtures("marks")
 def test_fix_drops_index_rows_of_a_lost_pack_nothing_needs(client: Client, cli: Cli) -> None:
     client.create_repo("tmp")
     client.put_file("tmp@master:/f", os.urandom(50_000))
@@ -56,6 +67,7 @@ def test_fix_drops_index_rows_of_a_lost_pack_nothing_needs(client: Client, cli: 
     assert client.fsck() == []
 
 
+@pytest.mark.usefixtures("marks")
 def test_fix_never_drops_what_a_commit_needs(client: Client, cli: Cli) -> None:
     client.create_repo("r")
     client.put_file("r@master:/f", os.urandom(50_000))
@@ -67,6 +79,7 @@ def test_fix_never_drops_what_a_commit_needs(client: Client, cli: Cli) -> None:
     assert ("missing_pack", False) in kinds(client.fsck())
 
 
+@pytest.mark.usefixtures("marks")
 def test_fix_drops_a_corrupt_unused_blob_so_new_writes_store_a_good_copy(
     client: Client, tmp_path: Path
 ) -> None:

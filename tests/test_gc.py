@@ -11,17 +11,28 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import haathi
 from haathi.client import Client
 from haathi.errors import Conflict
 from haathi.models.refspec import CommitSpec
-from haathi.pfs import lifecycle, staging
+from haathi.pfs import lifecycle, markset, staging
+from haathi.pfs.gc import live_packs
 from haathi.pfs.ingest import ingest_stream
-from haathi.storage.blobs import BlobWriter
+from haathi.storage.blobs import BlobStore, BlobWriter
 from haathi.tree.entry import FileEntry
 from tests.conftest import Cli
 from tests.internals import inner
+
+
+@pytest.fixture(autouse=True, params=["marks in memory", "marks on disk"])
+def marks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: gc's marks of chunks in memory (as in a small store), and each in a
+    run of its own on disk (as past a quarter of a million in a large one)."""
+    if request.param == "marks on disk":
+        monkeypatch.setattr(markset, "RUN", 1)
 
 
 def stored_bytes(client: Client) -> int:
@@ -151,6 +162,33 @@ def test_a_running_write_whose_reused_data_was_deleted_commits_nothing(client: C
     assert errors(client) == []
 
 
+@pytest.mark.every_backend
+def test_gc_keeps_each_pack_a_commit_reaches_by_its_one_blob(client: Client) -> None:
+    """Packs of one blob each (a chunk or the tree node): each is kept by its own digest alone,
+    found by merging the index and the marks in digest order, in SQLite and PostgreSQL alike."""
+    ctx = inner(client).pfs
+    blobs = ctx.blobs
+    one_each = BlobStore(blobs.objects, blobs.index, blobs.spool_dir, pack_target=1,
+                         chunker=blobs.chunker)  # fmt: skip
+    kept, gone = os.urandom(12_000_000), os.urandom(12_000_000)
+    chunks = {}
+    for repo, data in (("r", kept), ("tmp", gone)):
+        client.create_repo(repo)
+        since = lifecycle.gc_epoch_now(ctx)
+        writer = one_each.writer()
+        entry = ingest_stream(writer, "/f", io.BytesIO(data))
+        change = staging.Change(staging.PUT, "/f", entry)
+        lifecycle.commit_changes(ctx, CommitSpec(repo, "master"), [change], "", writer, since)
+        chunks[repo] = len(entry.chunk_list())
+    assert chunks["tmp"] > 3
+    client.delete_repo("tmp")
+    report = client.gc(grace_s=0)
+    assert report["packs_deleted"] == chunks["tmp"] + 1  # its chunks and its tree's one node
+    assert report["reachable_blobs"] == chunks["r"] + 1
+    assert client.get_file("r@master:/f") == kept
+    assert errors(client) == []
+
+
 WRITER = """
 import random, sys, haathi
 from haathi.errors import Conflict
@@ -229,3 +267,40 @@ def test_reopened_store_sees_gc_results(store: Path, client: Client) -> None:
     client.gc(grace_s=0)
     with haathi.connect(str(store)) as other:
         assert other.fsck() == []
+
+
+# -- the mark set: as large as the store, in one run's memory --------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    digests=st.lists(st.sampled_from([bytes([i]) * 32 for i in range(40)]), max_size=60),
+    run=st.integers(1, 6),
+    fan_in=st.integers(2, 5),
+)
+def test_the_mark_set_gives_back_every_digest_once_in_order(
+    tmp_path_factory: pytest.TempPathFactory, digests: list[bytes], run: int, fan_in: int
+) -> None:
+    """Sorted into runs on disk every ``run`` digests, the runs merged into one when there
+    would be ``fan_in`` of them."""
+    spool = tmp_path_factory.mktemp("spool")
+    with markset.MarkSet(spool, run, fan_in) as marks:
+        marks.update(digests)
+        spills = len(digests) // run  # runs: 1, 2, ... fan_in, then 2 (merged, new), 3, ...
+        runs = spills if spills <= fan_in else 2 + (spills - fan_in - 1) % (fan_in - 1)
+        assert marks.runs == runs
+        assert list(marks) == sorted(set(digests))
+        assert list(marks) == sorted(set(digests))  # (read as often as needed)
+        assert os.listdir(spool) == []  # the runs have no names: a crash leaves nothing
+
+
+@given(
+    index=st.dictionaries(st.binary(min_size=2, max_size=2), st.sampled_from("abcd")),
+    reached=st.sets(st.binary(min_size=2, max_size=2)),
+)
+def test_live_packs_are_those_holding_a_reached_digest(
+    index: dict[bytes, str], reached: set[bytes]
+) -> None:
+    """The index and the marks merged in digest order, neither held whole."""
+    expected = {pack for digest, pack in index.items() if digest in reached}
+    assert live_packs(iter(sorted(index.items())), iter(sorted(reached))) == expected

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from haathi.errors import Conflict
 from haathi.meta.database import Database, batches, param_marks
@@ -152,10 +152,20 @@ def packs_of(conn: Connection, digests: Sequence[bytes]) -> set[str]:
     return out
 
 
-def digest_packs(conn: Connection) -> Iterator[tuple[bytes, str]]:
-    """(digest, pack) of every indexed blob."""
-    for digest, pack in conn.execute(select(blobs.c.digest, blobs.c.pack)):
-        yield bytes(digest), str(pack)
+def digest_packs_sorted(conn: Connection) -> Iterator[tuple[bytes, str]]:
+    """(digest, pack) of every indexed blob in increasing digest order, streamed from the
+    database (a server-side cursor where there is one): memory does not grow with the index.
+    SQLite sorts the table as it scans it (``+digest``: its external sort in C, 2.5x faster here
+    than a walk of the digest index that looks up each row's pack)."""
+    order = text("+digest") if conn.dialect.name == "sqlite" else blobs.c.digest
+    stmt = (
+        select(blobs.c.digest, blobs.c.pack)
+        .order_by(order)
+        .execution_options(stream_results=True, yield_per=10_000)
+    )
+    for rows in conn.execute(stmt).partitions():
+        for digest, pack in rows:
+            yield bytes(digest), pack
 
 
 def locations(conn: Connection) -> list[BlobLocation]:

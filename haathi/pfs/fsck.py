@@ -81,29 +81,30 @@ def _check_store(ctx: PfsContext, *, fast: bool, fix: bool) -> list[Problem]:
     bad = dict(_check_blobs(ctx, sizes, pack_rows, fast, problems))
 
     chunks = _ChunkCheck(ctx, problems)
-    marker = Marker(ctx.nodes, strict=False, on_entry=chunks.entry)
-    marker.mark(snap)
-    chunks.flush()
-    problems.extend(marker.problems)
-    for digest, pack in bad.items():
-        if digest in marker.reached:
-            problems.append(Problem(
-                "error", "needed_blob_lost", digest.hex(),
-                f"blob {digest.hex()} (pack {pack}) is needed by a commit and is unreadable",
-                "restore the pack from a backup; the files using it cannot be read",
-            ))  # fmt: skip
+    with Marker(ctx.nodes, ctx.blobs.spool_dir, strict=False, on_entry=chunks.entry) as marker:
+        marker.mark(snap)
+        chunks.flush()
+        problems.extend(marker.problems)
+        needed = marker.reached_among(bad)
+        for digest, pack in bad.items():
+            if digest in needed:
+                problems.append(Problem(
+                    "error", "needed_blob_lost", digest.hex(),
+                    f"blob {digest.hex()} (pack {pack}) is needed by a commit and is unreadable",
+                    "restore the pack from a backup; the files using it cannot be read",
+                ))  # fmt: skip
 
-    for repo_id, repo, name, head in heads:
-        if head is not None and (repo_id, head) not in commit_ids:
-            problems.append(Problem(
-                "error", "dangling_head", f"{repo}@{name}",
-                f"branch {repo}@{name} points at commit {head}, which does not exist",
-                f"move the branch: `haathi create branch {repo}@{name} --head <commit>`",
-            ))  # fmt: skip
-    problems.extend(tree_path_problems(ctx))
-    if fix:
-        problems = _fix(ctx, problems, bad, set(missing_packs), snap, marker)
-    return problems
+        for repo_id, repo, name, head in heads:
+            if head is not None and (repo_id, head) not in commit_ids:
+                problems.append(Problem(
+                    "error", "dangling_head", f"{repo}@{name}",
+                    f"branch {repo}@{name} points at commit {head}, which does not exist",
+                    f"move the branch: `haathi create branch {repo}@{name} --head <commit>`",
+                ))  # fmt: skip
+        problems.extend(tree_path_problems(ctx))
+        if fix:
+            problems = _fix(ctx, problems, bad, set(missing_packs), snap, marker)
+        return problems
 
 
 class _ChunkCheck:
@@ -310,7 +311,8 @@ def _fix(
     with ctx.db.write() as conn:
         blob_index.bump_epoch(conn)  # writers that reused one of these blobs fail cleanly
         recheck(conn, snap, marker)
-        drop = {d: pack for d, pack in bad.items() if d not in marker.reached}
+        needed = marker.reached_among(bad)
+        drop = {d: pack for d, pack in bad.items() if d not in needed}
         blob_index.drop_blobs(conn, drop)
         dropped = set(drop)
         emptied = {p for p in missing_packs if blob_index.drop_pack_if_empty(conn, p)}

@@ -3,7 +3,9 @@
 A pack is garbage when none of its indexed blobs is reachable from a commit or an open commit.
 gc runs in three steps, each safe against writers running at the same time:
 
-1. **mark**: walk every root in a snapshot of the metadata;
+1. **mark**: walk every root in a snapshot of the metadata (the tree nodes reached kept in
+   memory, the chunks in sorted runs on disk past 262,144: :mod:`haathi.pfs.markset`), then
+   merge the marks with the index, both in digest order, into the packs that hold a mark;
 2. **condemn**: under gc's lock, walk the roots added since the snapshot, then mark the
    still-unreachable packs ``condemned``. New writes no longer
    reuse their blobs (they store fresh copies). A write that began before and reuses one
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,7 +57,7 @@ class GcReport:
 def recheck(conn: Connection, snap: Snapshot, marker: Marker) -> set[str]:
     """Under gc's lock: mark what was added since ``snap``; the packs now holding the index
     rows of newly reached digests."""
-    marker.take_added()
+    marker.track_added()
     marker.mark(snapshot(conn, since=snap))
     return blob_index.packs_of(conn, marker.take_added())
 
@@ -80,24 +83,59 @@ def gc(ctx: PfsContext, *, grace_s: float = 600.0, orphan_grace_s: float = 3600.
     """Delete unreachable packs condemned at least ``grace_s`` ago; condemn newly found ones."""
     grace_s, orphan_grace_s = _grace("grace", grace_s), _grace("orphan grace", orphan_grace_s)
     verify_identity(ctx.db, ctx.blobs.objects, "gc")  # never judge objects by foreign metadata
-    marker = Marker(ctx.nodes, strict=True)
-    with ctx.db.read() as conn:
-        snap = snapshot(conn)
-    marker.mark(snap)
+    with Marker(ctx.nodes, ctx.blobs.spool_dir, strict=True) as marker:
+        with ctx.db.read() as conn:
+            snap = snapshot(conn)
+        marker.mark(snap)
 
-    with ctx.db.read() as conn:
-        live = {pack for digest, pack in blob_index.digest_packs(conn) if digest in marker.reached}
-        pack_rows = blob_index.pack_states(conn)
-    candidates = {p for p, state in pack_rows if state == "live" and p not in live}
-    kept = sum(1 for _, state in pack_rows if state == "live") - len(candidates)
+        with ctx.db.read() as conn:
+            reached = Counted(marker.reached())
+            live = live_packs(blob_index.digest_packs_sorted(conn), reached)
+            reached.drain()
+            pack_rows = blob_index.pack_states(conn)
+        candidates = {p for p, state in pack_rows if state == "live" and p not in live}
+        kept = sum(1 for _, state in pack_rows if state == "live") - len(candidates)
 
-    with ctx.db.write() as conn:
-        blob_index.bump_epoch(conn)
-        candidates -= recheck(conn, snap, marker)
-        blob_index.condemn(conn, sorted(candidates), now())
+        with ctx.db.write() as conn:
+            blob_index.bump_epoch(conn)
+            candidates -= recheck(conn, snap, marker)
+            blob_index.condemn(conn, sorted(candidates), now())
     deleted, freed = _sweep(ctx, now() - timedelta(seconds=grace_s))
     orphans = _delete_orphans(ctx, orphan_grace_s)
-    return GcReport(len(marker.reached), kept, len(candidates), deleted, freed, orphans)
+    return GcReport(reached.count, kept, len(candidates), deleted, freed, orphans)
+
+
+def live_packs(rows: Iterable[tuple[bytes, str]], reached: Iterable[bytes]) -> set[str]:
+    """The packs holding a reached digest: index rows ``(digest, pack)`` and the reached
+    digests, both in increasing digest order, merged in one pass (neither held in memory)."""
+    live: set[str] = set()
+    it = iter(reached)
+    cur = next(it, None)
+    for digest, pack in rows:
+        while cur is not None and cur < digest:
+            cur = next(it, None)
+        if cur is None:
+            break
+        if cur == digest:
+            live.add(pack)
+    return live
+
+
+class Counted:
+    """An iterator that counts what it gave (:meth:`drain` reads the rest, counted too)."""
+
+    def __init__(self, items: Iterable[bytes]) -> None:
+        self._it = iter(items)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._it:
+            self.count += 1
+            yield item
+
+    def drain(self) -> None:
+        for _ in self:
+            pass
 
 
 def _sweep(ctx: PfsContext, cutoff: datetime) -> tuple[int, int]:

@@ -2,19 +2,23 @@
 
 ``snapshot`` lists the roots (finished commits' trees, open commits' staged files) and where
 the listing stopped, so a later ``snapshot(conn, since=...)`` returns only what was added after.
-``Marker`` walks roots into the set of reachable digests, skipping subtrees it has seen.
+``Marker`` walks roots into the reachable digests, skipping subtrees it has seen: the tree
+nodes in a set in memory, the chunks in a :class:`~haathi.pfs.markset.MarkSet` (sorted runs on
+disk once they are many), read back in digest order beside the index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Connection
 
 from haathi.errors import Corrupt, HaathiError
 from haathi.models.info import Problem
 from haathi.pfs import commits, staging
+from haathi.pfs.markset import MarkSet, merged
 from haathi.tree.entry import FileEntry, NodeRef
 from haathi.tree.prolly import NodeStore
 
@@ -54,7 +58,8 @@ def snapshot(conn: Connection, since: Snapshot | None = None) -> Snapshot:
 
 
 class Marker:
-    """Accumulates the digests reachable from roots.
+    """Accumulates the digests reachable from roots: :attr:`nodes` (tree nodes, in memory) and
+    :attr:`chunks` (on disk past 262,144); :meth:`reached` reads them back in order.
 
     A tree node that cannot be read stops ``gc`` (``strict``): what lies below it is unknown,
     so nothing may be deleted. ``fsck`` instead records a problem and goes on.
@@ -63,27 +68,34 @@ class Marker:
     def __init__(
         self,
         nodes: NodeStore,
+        spool_dir: Path,
         *,
         strict: bool = True,
         on_entry: Callable[[FileEntry, str], None] | None = None,
     ) -> None:
-        self.nodes = nodes
+        self.store = nodes
         self.strict = strict
         self.on_entry = on_entry
-        self.reached: set[bytes] = set()
-        self.added: list[bytes] = []  # digests newly reached since the last ``take_added``
+        self.nodes: set[bytes] = set()
+        self.chunks = MarkSet(spool_dir)
+        self.added: list[bytes] | None = None  # reached since ``track_added`` (repeats allowed)
         self.problems: list[Problem] = []
 
-    def _reach(self, digest: bytes) -> bool:
-        if digest in self.reached:
-            return False
-        self.reached.add(digest)
-        self.added.append(digest)
-        return True
+    def track_added(self) -> None:
+        """From now on, list the digests reached (for :meth:`take_added`)."""
+        self.added = []
+
+    def take_added(self) -> list[bytes]:
+        """The digests reached since :meth:`track_added` or the last call (some perhaps
+        reached before too)."""
+        added, self.added = self.added or [], []
+        return added
 
     def entry(self, e: FileEntry, where: str) -> None:
         for digest, _ in e.chunk_list():
-            self._reach(digest)
+            self.chunks.add(digest)
+            if self.added is not None:
+                self.added.append(digest)
         if self.on_entry is not None:
             self.on_entry(e, where)
 
@@ -91,10 +103,13 @@ class Marker:
         stack = [root]
         while stack:
             d = stack.pop()
-            if not self._reach(d):
-                continue
+            if d in self.nodes:
+                continue  # (and all below it)
+            self.nodes.add(d)
+            if self.added is not None:
+                self.added.append(d)
             try:
-                node = self.nodes.get(d)
+                node = self.store.get(d)
             except HaathiError as exc:
                 if self.strict:
                     raise Corrupt(
@@ -122,6 +137,23 @@ class Marker:
         for where, e in snap.staged:
             self.entry(e, where)
 
-    def take_added(self) -> list[bytes]:
-        added, self.added = self.added, []
-        return added
+    def reached(self) -> Iterator[bytes]:
+        """Every digest reached, in increasing order, each once."""
+        return merged(sorted(self.nodes), self.chunks)
+
+    def reached_among(self, digests: Collection[bytes]) -> set[bytes]:
+        """Those of ``digests`` that were reached (one pass over the chunks)."""
+        wanted = set(digests)
+        found = wanted & self.nodes
+        if len(found) < len(wanted):
+            found.update(d for d in self.chunks if d in wanted)
+        return found
+
+    def close(self) -> None:
+        self.chunks.close()
+
+    def __enter__(self) -> Marker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
