@@ -74,9 +74,13 @@ class MarkSet:
 
     def __iter__(self) -> Iterator[bytes]:
         """Every digest added, in increasing order, each once."""
-        if not self._runs:
-            return iter(self._sorted_buffer())
-        return merged(self._sorted_buffer(), *map(_read_run, self._runs))
+        streams = self.streams()
+        return iter(streams[0]) if len(streams) == 1 else merged(*streams)
+
+    def streams(self) -> list[Iterable[bytes]]:
+        """Increasing streams that hold every digest added (one may repeat another's): for a
+        caller that merges them with streams of its own."""
+        return [self._sorted_buffer(), *map(_read_run, self._runs)]
 
     def close(self) -> None:
         for run in self._runs:

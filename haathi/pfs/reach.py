@@ -139,7 +139,7 @@ class Marker:
 
     def reached(self) -> Iterator[bytes]:
         """Every digest reached, in increasing order, each once."""
-        return merged(sorted(self.nodes), self.chunks)
+        return merged(sorted(self.nodes), *self.chunks.streams())
 
     def reached_among(self, digests: Collection[bytes]) -> set[bytes]:
         """Those of ``digests`` that were reached (one pass over the chunks)."""
