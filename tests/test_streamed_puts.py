@@ -316,9 +316,9 @@ def test_a_directory_put_killed_midway_commits_all_of_it_or_nothing(
     in batches) killed at any moment leaves the branch at its old head or at a commit of every
     file, never part of them; fsck finds no error."""
     src = tmp_path / "src"
-    for d in range(20):
+    for d in range(10):  # 8,000 files: the change log spills past 4,096
         (src / f"d{d:02}").mkdir(parents=True)
-        for f in range(1000):
+        for f in range(800):
             (src / f"d{d:02}" / f"f{f:04}").write_bytes(b"%d-%d" % (d, f) + os.urandom(64))
     client.create_repo("r")
     client.put_file("r@master:/before", b"safe")
@@ -329,10 +329,10 @@ def test_a_directory_put_killed_midway_commits_all_of_it_or_nothing(
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # how long a whole put takes
     whole = time.monotonic() - t0
     with haathi.connect(str(store)) as c:
-        assert len(c.walk_file("r@master:/data")) == 20_000
+        assert len(c.walk_file("r@master:/data")) == 8_000
         c.delete_file("r@master:/data", recursive=True)
     outcomes = set()
-    for part in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95):  # scanning, storing, building the tree, ...
+    for part in (0.3, 0.6, 0.85, 0.95):  # scanning, storing, building the tree, ...
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(part * whole)
         p.send_signal(signal.SIGKILL)
@@ -340,10 +340,10 @@ def test_a_directory_put_killed_midway_commits_all_of_it_or_nothing(
         with haathi.connect(str(store)) as c:
             listed = {f.path for f in c.walk_file("r@master:/")}
             outcomes.add(len(listed))
-            assert len(listed) in (1, 20_001), "a commit of part of the files"
+            assert len(listed) in (1, 8_001), "a commit of part of the files"
             assert all(p.state.value == "FINISHED" for p in c.list_commit("r"))
             assert c.get_file("r@master:/before") == b"safe"
             assert [p for p in c.fsck() if p.severity == "error"] == []
-            if len(listed) == 20_001:
+            if len(listed) == 8_001:
                 c.delete_file("r@master:/data", recursive=True)  # the next one starts anew
     assert 1 in outcomes  # (at least one kill came before the commit)
