@@ -152,6 +152,23 @@ def stored(row: Row, target: Path) -> Row:
     return row
 
 
+def restic_backup(ctx: Ctx, out: Path, src: Path, label: str) -> Callable[[int], Row] | None:
+    """A contender: ``restic backup`` of ``src`` into a new repository below ``out`` per run
+    (None, and a note, when restic is not installed)."""
+    restic = shutil.which("restic")
+    if restic is None:
+        ctx.note(f"restic is not installed (run.py --install-peers): {label} has no restic figure")
+        return None
+
+    def backup(k: int) -> Row:
+        repo = out / f"restic-{k}"
+        env = {"RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(out / f"restic-cache-{k}")}
+        output_of([restic, "-r", repo, "init"], env=env)
+        return stored(run_proc([restic, "-r", repo, "backup", "--quiet", src], env=env), repo)
+
+    return backup
+
+
 def put_and_cp(ctx: Ctx, out: Path, repo: str, src: Path) -> dict[str, Callable[[int], Row]]:
     """Contenders: ``haathi put file`` of ``src`` into a new store, and ``cp -r`` of it; each
     with the ``sync`` after it and the bytes written (under ``out``)."""
@@ -184,18 +201,10 @@ def w1(ctx: Ctx) -> None:
     ctx.data.update(files=sc.w1_files, dirs=sc.w1_dirs, bytes=nbytes)
 
     contenders = put_and_cp(ctx, out, "w1", src)
+    backup = restic_backup(ctx, out, src, "W1")
+    if backup is not None:
+        contenders["restic"] = backup
     restic = shutil.which("restic")
-    if restic is not None:
-
-        def restic_backup(k: int) -> Row:
-            repo = out / f"restic-{k}"
-            env = {"RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(out / f"restic-cache-{k}")}
-            output_of([restic, "-r", repo, "init"], env=env)
-            return stored(run_proc([restic, "-r", repo, "backup", "--quiet", src], env=env), repo)
-
-        contenders["restic"] = restic_backup
-    else:
-        ctx.note("restic is not installed (run.py --install-peers): W1 has no restic figure")
     dvc = dvc_bin(ctx)
     project = src.parent  # a DVC project around data/, a new cache and state dir per run
     if dvc is not None:

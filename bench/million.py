@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -25,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import SEED, Ctx, KiB, MiB, Row, Target, Workload, alternate
-from ingest import new_store, put_argv, stored
+from ingest import new_store, put_argv, restic_backup, stored
 from measure import (
     HAATHI_BIN,
     dir_bytes,
     fresh_dir,
     fresh_inputs,
-    output_of,
     profile_call,
     profile_process,
     remove,
@@ -124,18 +122,9 @@ def million(ctx: Ctx) -> None:
         return stored(run_proc(put_argv(ctx, REPO, src), env=env), store)
 
     contenders: dict[str, Callable[[int], Row]] = {"haathi": haathi_put}
-    restic = shutil.which("restic")
+    restic = restic_backup(ctx, out, src, "million")
     if restic is not None:
-
-        def restic_backup(k: int) -> Row:
-            repo = out / f"restic-{k}"
-            env = {"RESTIC_PASSWORD": "bench", "RESTIC_CACHE_DIR": str(out / f"restic-cache-{k}")}
-            output_of([restic, "-r", repo, "init"], env=env)
-            return stored(run_proc([restic, "-r", repo, "backup", "--quiet", src], env=env), repo)
-
-        contenders["restic"] = restic_backup
-    else:
-        ctx.note("restic is not installed (run.py --install-peers): no restic figure")
+        contenders["restic"] = restic
     trials = alternate(ctx, contenders, before=fresh_inputs(src))
     h = trials.median("haathi")
     rate = f"{sc.files / h:,.0f} files/s"
