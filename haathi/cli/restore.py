@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import os
 import queue
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from haathi.cli import restore_child
+from haathi.cli.restore_child import write_out
 from haathi.errors import FailedPrecondition
 from haathi.models.info import FileInfo
 
@@ -31,7 +31,6 @@ CHILD_AFTER = 128  # small files written here before the rest go to writer proce
 WRITER_PROCESSES = 2
 LARGE_IN_FLIGHT = 2  # larger files being written at once, each holding at most
 BLOCKS_IN_FLIGHT = 16  # this many blocks (chunks of at most 1 MiB) read but not yet written
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def restore(
@@ -65,14 +64,14 @@ def restore(
                     while sum(not p.done() for p in large) >= LARGE_IN_FLIGHT:
                         wait(large, return_when=FIRST_COMPLETED)
                     blocks: queue.Queue[bytes | None] = queue.Queue(BLOCKS_IN_FLIGHT)
-                    fut = pool.submit(_guarded, f, dest, write_out, _taken(blocks), dest)
+                    fut = pool.submit(_guarded, f, dest, write_out, dest, _taken(blocks))
                     large = [p for p in large if not p.done()] + [fut]
                     _hand_over(content, blocks, fut)
                     continue
                 data = b"".join(content)  # read and verified before anything is written
                 small += 1
                 if small <= child_after:
-                    _guarded(f, dest, write_out, [data], dest)
+                    _guarded(f, dest, write_out, dest, (data,))
                     continue
                 child = _Writers(out, f, base)
                 child.send(folder, rel, data)
@@ -257,39 +256,6 @@ def write_streamed(content: Iterator[bytes], dest: Path) -> None:
     blocks: a large file's reads (GETs, from S3) and its writes to disk overlap."""
     blocks: queue.Queue[bytes | None] = queue.Queue(BLOCKS_IN_FLIGHT)
     with ThreadPoolExecutor(1, thread_name_prefix="haathi-write") as pool:
-        writer = pool.submit(write_out, _taken(blocks), dest)
+        writer = pool.submit(write_out, dest, _taken(blocks))
         _hand_over(content, blocks, writer)
         writer.result()
-
-
-def write_out(content: Iterable[bytes], dest: Path) -> None:
-    """Write ``content`` to ``dest``; a read that fails (damaged data) leaves no partial file.
-    A new file is written in place; an existing one is replaced only once the new bytes are
-    all written, through a temporary file (create + rename costs 7x a create: a restore into
-    an empty directory, the usual case, does without)."""
-    try:
-        _write_new(content, dest)
-    except FileExistsError:
-        # a short name: the file's own may already be as long as a name can be
-        tmp = dest.with_name(f".haathi-{secrets.token_hex(8)}.tmp")
-        try:
-            _write_new(content, tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _write_new(content: Iterable[bytes], path: Path) -> None:
-    """Create ``path`` (FileExistsError if it exists) with ``content``; removed again if the
-    content fails."""
-    fd = os.open(path, _CREATE, 0o666)
-    try:
-        for block in content:
-            view = memoryview(block)
-            while view:
-                view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
