@@ -42,7 +42,7 @@ def restore(
 ) -> None:
     """Write each file below ``base`` to its place below ``out`` (a file ``base`` itself to
     ``out/<its name>``); FailedPrecondition naming the file when one cannot be written. The
-    small files after the first ``child_after`` are written by a writer process."""
+    small files after the first ``child_after`` are written by writer processes."""
     made: set[str] = set()  # the directories made, relative to out
     small = 0
     child: _Writers | None = None
@@ -108,7 +108,7 @@ class _Writers:
 
 class _Writer:
     """A writer process creating files below ``out``: :meth:`send` hands it a file (in batches
-    of about 1 MiB), :meth:`close` waits until all are written. A file it cannot write is a
+    of about 128 KiB), :meth:`close` waits until all are written. A file it cannot write is a
     FailedPrecondition naming it, from whichever call finds out."""
 
     BATCH = 128 << 10
@@ -125,8 +125,10 @@ class _Writer:
         )
         stdin = self._proc.stdin
         assert stdin is not None
-        with contextlib.suppress(OSError):  # Linux: room for this to read ahead of the writes
-            fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, self.PIPE)
+        resize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux: room to read ahead of the writes
+        if resize is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(stdin.fileno(), resize, self.PIPE)
         self._batch: list[bytes] = []
         self._size = 0
 
