@@ -168,14 +168,6 @@ def digest_packs_sorted(conn: Connection) -> Iterator[tuple[bytes, str]]:
             yield bytes(digest), pack
 
 
-def locations(conn: Connection) -> list[BlobLocation]:
-    """Every index row."""
-    return [
-        BlobLocation(bytes(r.digest), r.pack, r.offset, r.length, r.raw_length, r.codec)
-        for r in conn.execute(select(blobs))
-    ]
-
-
 def packs_indexed(conn: Connection) -> set[str]:
     """The packs the index rows point into."""
     return {str(r[0]) for r in conn.execute(select(blobs.c.pack).distinct())}
