@@ -118,7 +118,7 @@ class Servers:
 
 @contextlib.contextmanager
 def _servers(ctx: Ctx) -> Iterator[Servers]:
-    s3 = SeaweedS3(volume_max=400)  # three 1 GiB buckets x 3 runs need more than the tests'
+    s3 = SeaweedS3()
     pg = Postgres()
     try:
         s3.start()

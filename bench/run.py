@@ -19,6 +19,9 @@ from pathlib import Path
 
 import backends
 import cli
+import console
+import console_jobs
+import daemons
 import images
 import ingest
 import lineage
@@ -27,6 +30,8 @@ import pipelines
 import preload
 import restore
 import server
+import transactions
+import workflows
 from harness import BENCH, PROJECT, Ctx, Options, Workload, run_workloads, table
 from measure import DVC_BINS, TIME_BIN, version
 
@@ -36,11 +41,16 @@ WORKLOADS: list[Workload] = [
     *restore.WORKLOADS,
     *backends.WORKLOADS,
     *pipelines.WORKLOADS,
+    *daemons.WORKLOADS,
     *lineage.WORKLOADS,
     *server.WORKLOADS,
+    *workflows.WORKLOADS,
     *cli.WORKLOADS,
+    *console.WORKLOADS,
+    *console_jobs.WORKLOADS,
     *images.WORKLOADS,
     *preload.WORKLOADS,
+    *transactions.WORKLOADS,
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
 # --only also takes an area (ingest, restore, backends, pipelines, server, cli, images, ...)

@@ -13,19 +13,26 @@ if TYPE_CHECKING:
 
 
 def connect(address: str | None = None, **overrides: Any) -> Client:
-    """Open a store: a directory path, else ``$HAATHI_ADDRESS``, else ~/.haathi.
+    """Open a store: a directory path, else ``$HAATHI_ADDRESS``, else ~/.haathi (or connect
+    to a server at an ``http(s)://`` address); see :func:`haathi.client.connect`.
 
     ``overrides`` replace settings of the store's config (``db_url``, ``objects_url``, ...).
+    The jobs a store's client runs get their S3 gateways (s3 inputs, ``s3_out``) from
+    :mod:`haathi.server.sidecar`.
     """
     from haathi.client import connect as _connect
+    from haathi.server.sidecar import JobGatewayFactory
 
+    overrides.setdefault("gateways", JobGatewayFactory())
     return _connect(address, **overrides)
 
 
 def init(address: str | None = None, **settings: Any) -> Client:
     """Create a store (see :func:`haathi.client.init`) and connect to it."""
     from haathi.client import init as _init
+    from haathi.server.sidecar import JobGatewayFactory
 
+    settings.setdefault("gateways", JobGatewayFactory())
     return _init(address, **settings)
 
 

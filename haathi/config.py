@@ -7,7 +7,8 @@ the directory itself). ``HAATHI_DB``, ``HAATHI_OBJECTS``, ``HAATHI_S3_ENDPOINT``
 ``HAATHI_S3_REGION`` (and ``HAATHI_EXECUTOR``, ``HAATHI_SANDBOX``, ``HAATHI_RUNTIME``,
 ``HAATHI_IMAGE_PULL_POLICY``, ``HAATHI_ALLOW_NETWORK`` for pipelines,
 ``HAATHI_OPENLINEAGE_URL``, ``HAATHI_OPENLINEAGE_FILE``, ``HAATHI_OPENLINEAGE_NAMESPACE`` for
-OpenLineage run events) override the file, and explicit overrides (CLI flags) override both.
+OpenLineage run events, ``HAATHI_SECRETS_KEY_FILE`` for the key that encrypts secrets) override
+the file, and explicit overrides (CLI flags) override both.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ ENV_OVERRIDES = {
     "HAATHI_OPENLINEAGE_URL": "openlineage_url",
     "HAATHI_OPENLINEAGE_FILE": "openlineage_file",
     "HAATHI_OPENLINEAGE_NAMESPACE": "openlineage_namespace",
+    "HAATHI_SECRETS_KEY_FILE": "secrets_key_file",
 }
 DEFAULT_OPENLINEAGE_NAMESPACE = "haathi"
+SECRETS_KEY_FILE = "secrets.key"
 _SECRET = "***"
 
 
@@ -78,6 +81,9 @@ class StoreConfig:
     openlineage_url: str | None = None
     openlineage_file: str | None = None
     openlineage_namespace: str = DEFAULT_OPENLINEAGE_NAMESPACE
+    # the key that encrypts secrets (never in the metadata database or the object store);
+    # relative: in the store directory; unset: <store>/secrets.key
+    secrets_key_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.db_url:
@@ -124,6 +130,13 @@ class StoreConfig:
             return None
         return self.root / Path(self.openlineage_file).expanduser()
 
+    @property
+    def secrets_key_path(self) -> Path:
+        """The file holding the key that encrypts secrets (made by the first ``create
+        secret``): ``secrets_key_file`` (a relative path is relative to the store dir), else
+        ``<store>/secrets.key``."""
+        return self.root / Path(self.secrets_key_file or SECRETS_KEY_FILE).expanduser()
+
     def describe(self) -> dict[str, Any]:
         """The configuration for display: passwords and secret keys are never included."""
         out: dict[str, Any] = {
@@ -149,6 +162,7 @@ class StoreConfig:
             out["openlineage_file"] = str(self.openlineage_path)
         if self.openlineage_url or self.openlineage_file:
             out["openlineage_namespace"] = self.openlineage_namespace
+        out["secrets_key_file"] = str(self.secrets_key_path)
         return out
 
 
@@ -194,6 +208,7 @@ _FILE_KEYS = {
     ("openlineage", "url"): "openlineage_url",
     ("openlineage", "file"): "openlineage_file",
     ("openlineage", "namespace"): "openlineage_namespace",
+    ("secrets", "key_file"): "secrets_key_file",
 }
 
 
@@ -248,7 +263,12 @@ def _validate(cfg: StoreConfig) -> StoreConfig:
         raise InvalidArgument("store config: allow_network must be true or false")
     if cfg.executor is not None and not cfg.executor.startswith(("dask://", "tcp://", "local")):
         raise InvalidArgument(f"unknown executor {cfg.executor!r}: use local or dask://host:port")
-    for name in ("openlineage_url", "openlineage_file", "openlineage_namespace"):
+    for name in (
+        "openlineage_url",
+        "openlineage_file",
+        "openlineage_namespace",
+        "secrets_key_file",
+    ):
         value = getattr(cfg, name)
         if value is not None and not (isinstance(value, str) and value.strip()):
             raise InvalidArgument(f"store config: {name} must be a non-empty string")
@@ -311,6 +331,7 @@ def protected_paths(cfg: StoreConfig) -> tuple[str, ...]:
         paths.append(cfg.objects_dir)
     if cfg.openlineage_path is not None:
         paths.append(cfg.openlineage_path)
+    paths.append(cfg.secrets_key_path)
     return tuple(dict.fromkeys(str(p) for p in paths))
 
 

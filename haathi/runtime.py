@@ -16,6 +16,7 @@ from haathi.pps.context import PpsContext
 from haathi.pps.openlineage import LineageSink
 from haathi.storage.blobs import BlobStore, remove_stale_spools
 from haathi.storage.cache import BlobCache
+from haathi.storage.chunker import MIN_CHUNK
 from haathi.storage.objects import LocalObjectStore
 from haathi.storage.readahead import ReadAhead
 
@@ -59,9 +60,10 @@ def object_store(config: StoreConfig) -> LocalObjectStore | S3ObjectStore:
 
 def read_ahead(config: StoreConfig) -> ReadAhead:
     """How far streams of reads run ahead: on S3 several GETs in flight, as configured; on a
-    local directory none (a read from the page cache costs less than handing it to a thread)."""
+    local directory none (a read from the page cache costs less than handing it to a thread),
+    and a file's chunks (64 KiB or more) each read alone, not copied out of a larger read."""
     if not config.is_s3:
-        return ReadAhead()
+        return ReadAhead(alone=MIN_CHUNK)
     return ReadAhead(config.s3_read_concurrency, config.s3_read_ahead_bytes)
 
 
@@ -110,6 +112,9 @@ def open_store(config: StoreConfig) -> Runtime:
         job_lease_s=config.job_lease_s,
         store_key=f"{config.root}|{config.db_url}|{config.objects_url}",
         lineage=_lineage(config),
+        secrets_key_path=config.secrets_key_path,
+        own_objects=(*config.s3_bucket_prefix, config.s3_endpoint) if config.is_s3 else None,
+        own_db_url=config.db_url,
     )
     return Runtime(config, db, objects, pfs, pps, identity.store_id)
 

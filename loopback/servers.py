@@ -104,9 +104,10 @@ class SeaweedS3(_Daemon):
     # The master's raft election timeout (SeaweedFS's default, 10 s, when None). A restarted
     # master waits about this long before it leads again and the S3 gateway serves requests.
     election_timeout_s: float | None = None
-    # Volumes of 256 MiB the server may make: 50 fit the tests; a benchmark filling buckets with
-    # GiBs needs more.
-    volume_max: int = 50
+    # Volumes of up to 256 MiB the server may make (sparse files, made as data comes). Every
+    # bucket is a SeaweedFS collection that takes 7 volumes at its first write, so 50 ran out at
+    # the 8th bucket (PutObject: InternalError); 1,000 hold the ~140 buckets a session uses.
+    volume_max: int = 1000
 
     @property
     def endpoint(self) -> str:
@@ -245,6 +246,37 @@ class Postgres:
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def add_password_role(self, role: str, password: str) -> None:
+        """A login role that must give ``password`` over TCP (the cluster trusts the others);
+        again for a role it has, its password changes."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text()
+        if line not in text:  # before the trust lines: the first that matches applies
+            hba.write_text(line + text)
+            self._run(pg_bin("pg_ctl"), "-D", str(self.data), "reload")
+
+            def asks_password() -> bool:  # the reload is a signal: wait until it took effect
+                wrong = self.url().replace(f"{self.user}@", f"{role}:{uuid.uuid4().hex}@")
+                try:
+                    psycopg.connect(wrong, connect_timeout=5).close()
+                except psycopg.OperationalError as exc:
+                    return "password authentication failed" in str(exc)
+                return False
+
+            _wait(asks_password, f"PostgreSQL asking {role} for a password", timeout=10)
 
     def create_database(self, name: str | None = None) -> str:
         """A new empty database; returns its URL."""

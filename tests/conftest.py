@@ -14,6 +14,8 @@ Which shapes a test runs in:
 - ``@pytest.mark.every_shape``: the representative end-to-end set, in all four shapes;
 - ``@pytest.mark.every_backend``: both backend pairs, embedded transport (tests of what is
   stored: damage, identity, crashes);
+- ``@pytest.mark.every_transport``: both transports, local backend (tests of what a request
+  carries: bad paths);
 - ``--every-shape`` on the command line: every test in every shape (the full matrix).
 
 The fast loop, ``bash scripts/test -m "not slow"``, is the default shape with nothing started
@@ -78,6 +80,16 @@ def backends() -> Iterator[Backends]:
     b.stop()
 
 
+@pytest.fixture
+def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The client's contexts (``config.json``: the default project, the active transaction)
+    of this test only, and no ``HAATHI_PROJECT`` from outside."""
+    config = tmp_path / "config"
+    monkeypatch.setenv("HAATHI_CONFIG_DIR", str(config))
+    monkeypatch.delenv("HAATHI_PROJECT", raising=False)
+    return config
+
+
 @pytest.fixture(params=["local", "s3pg"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Which backend pair the test's store uses."""
@@ -125,6 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "embedded_only(reason): the test needs the in-process Api (not over HTTP)",
         "every_shape: an end-to-end test of the representative set, run in all four shapes",
         "every_backend: run on both backend pairs (embedded transport)",
+        "every_transport: run over both transports (local backend)",
         "slow: left out of the fast loop (-m 'not slow')",
     ):
         config.addinivalue_line("markers", marker)
@@ -145,6 +158,8 @@ def _runs_in_shape(item: pytest.Item, every_shape: bool) -> bool:
         return True
     if item.get_closest_marker("every_backend"):
         return shape.get("transport", "embedded") == "embedded"
+    if item.get_closest_marker("every_transport"):
+        return shape.get("backend", "local") == "local"
     return all(DEFAULT_SHAPE[k] == v for k, v in shape.items())
 
 
@@ -265,6 +280,15 @@ class Cli:
         lines = [ln for ln in res.err.strip().splitlines() if ln.strip()]
         assert len(lines) == 1, f"expected one line on stderr, got: {res.err!r}"
         return res
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (:mod:`loopback.browser`), one per test module."""
+    from loopback.browser import chromium
+
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture

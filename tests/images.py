@@ -2,7 +2,7 @@
 
 No container registry is reachable from the development and CI machines, so the images that
 pipeline tests run in are built here, from Debian packages of the apt mirror the machine
-already uses, and imported into podman's storage. Four session fixtures return them:
+already uses, and imported into podman's storage. Session fixtures return them:
 
 - ``busybox_image``: ``localhost/haathi-test/busybox:1``, a few MB: Debian's static busybox
   with applet links (sh, echo, cat, ls, ...), users ``root``, ``nobody`` (65534) and ``worker``
@@ -19,6 +19,16 @@ already uses, and imported into podman's storage. Four session fixtures return t
   (:data:`OPENCV_OPTIONS`).
 - ``imagemagick_image``: ``localhost/haathi-test/imagemagick:1``, ImageMagick (``montage``),
   findutils and a shell, for the tutorial's ``montage.json``; ``XDG_CACHE_HOME`` is ``/tmp``.
+- ``examples_image``, ``iris_image``, ``hyperparameter_image``: for Pachyderm's examples
+  (``tests/test_pipeline_examples_run.py``), each with the code its images hold, at their paths:
+  Python (``python`` too) with the group and joins examples' code and the word count's ``app``;
+  scikit-learn and pandas (0.4 GB: ``sklearn``, a recipe of its own) with the iris example's
+  code, or with the hyperparameter example's (and busybox's ``ash``, ``bc``).
+
+A recipe with a ``base`` is a **derived** image: ``podman build`` of its base with its files
+added (one layer) and its config changes, rebuilt when the base is. It shares the base's
+layers in podman's storage, and two images that need one file at the same path (the iris and
+hyperparameter examples' ``/code/pytrain.py``) share one Debian build.
 
 Debian root filesystems come from ``mmdebstrap --variant=essential`` (no Recommends, no docs,
 man pages or translations; a recipe may add options of its own); as root it builds in ``root``
@@ -26,13 +36,14 @@ mode (a chroot it mounts /proc, /dev and /sys in). Images are made with ``podman
 --change``.
 
 **Cache.** Each image is labelled ``haathi.test.recipe=<hash of its recipe>`` (packages,
-mmdebstrap options, the files put in, the config, ``RECIPE_VERSION``). A fixture that finds
-the image in podman storage with its recipe's label builds nothing; a changed recipe builds
-again. Builders hold one lock file per image in the cache directory, so pytest-xdist workers
-and test runs in other worktrees build each image once and the others wait for it. The root
-filesystem tars, the busybox exports and ``build.log`` (what was built, how long it took) are
-kept in ``$HAATHI_TEST_IMAGE_CACHE`` (default ``/var/tmp/haathi-test-images``), never in the
-repository; those of an older recipe are deleted when a new one is built.
+mmdebstrap options, the files put in and which are executable, the config, a derived image's
+base's hash, ``RECIPE_VERSION``). A fixture that finds the image in podman storage with its
+recipe's label builds nothing; a changed recipe builds again. Builders hold one lock file per
+image in the cache directory, so pytest-xdist workers and test runs in other worktrees build
+each image once and the others wait for it. The root filesystem tars, the busybox exports and
+``build.log`` (what was built, how long it took) are kept in ``$HAATHI_TEST_IMAGE_CACHE``
+(default ``/var/tmp/haathi-test-images``), never in the repository; those of an older recipe
+are deleted when a new one is built.
 
 **Failure.** A missing tool or a failed build raises :class:`ImageBuildError` with one line
 that names what is missing; the fixtures turn it into a test failure, never a skip.
@@ -55,6 +66,7 @@ import shutil
 import struct
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -144,6 +156,8 @@ class Recipe:
     packages: tuple[str, ...] = ()  # on top of Debian's essential set; () for busybox
     files: tuple[tuple[str, Path], ...] = ()  # (path in the image, file here)
     options: tuple[str, ...] = ()  # mmdebstrap options of this recipe, after MMDEBSTRAP_OPTIONS
+    executables: tuple[str, ...] = ()  # paths of ``files`` made executable (0755, else 0644)
+    base: Recipe | None = None  # a derived image: ``base``'s, with ``files`` and ``changes``
 
     @property
     def ref(self) -> str:
@@ -154,11 +168,15 @@ class Recipe:
         return bool(self.packages)
 
     def key(self) -> str:
-        """A hash of the recipe and of how it is built."""
+        """A hash of the recipe and of how it is built (a derived image's: and of its base's)."""
         how: tuple[object, ...] = (BUSYBOX_APPLETS, PASSWD, GROUP)
-        if self.debian:
+        if self.base is not None:
+            how = ("derived", self.base.key())
+        elif self.debian:
             how = (*MMDEBSTRAP_OPTIONS, *self.options)
         recipe = [RECIPE_VERSION, SUITE, self.name, self.changes, self.packages, how]
+        if self.executables:
+            recipe.append(list(self.executables))
         h = hashlib.sha256(json.dumps(recipe).encode())
         for inside, here in self.files:
             h.update(inside.encode() + b"\0" + here.read_bytes())
@@ -209,6 +227,61 @@ IMAGEMAGICK_RECIPE = Recipe(
     "imagemagick",
     (f"ENV {DEBIAN_PATH}", "ENV XDG_CACHE_HOME=/tmp"),  # fontconfig's cache, on a read-only root
     ("imagemagick", "findutils", "dash"),
+)
+
+# Pachyderm's examples whose code is in their images (tests/test_pipeline_examples_run.py).
+_EXAMPLES = Path(__file__).parent / "data" / "pachyderm_examples"
+_EQUIVALENT = Path(__file__).parent / "data" / "images" / "pachyderm"
+EXAMPLES_RECIPE = Recipe(
+    "pachyderm-examples",
+    (f"ENV PATH=/go/bin:{DEBIAN_PATH.removeprefix('PATH=')}", "WORKDIR /app"),
+    ("python3", "python-is-python3", "findutils"),
+    (
+        ("/app/main.py", _EXAMPLES / "group" / "src" / "main.py"),  # example-group
+        ("/app/inner/main.py", _EXAMPLES / "joins" / "src" / "inner" / "main.py"),
+        ("/app/outer/main.py", _EXAMPLES / "joins" / "src" / "outer" / "main.py"),
+        ("/go/bin/app", _EQUIVALENT / "word_count_app.py"),  # example-wordcount's map.go
+    ),
+    executables=("/go/bin/app",),
+)
+# scikit-learn and pandas, with busybox's ash as /bin/ash (Alpine's: ``[ a == b ]`` works) and
+# bc. SciPy needs Pythran, which needs g++ and Boost: their headers and compilers (300 MB), the
+# libraries' test suites (90 MB) and static libraries are left out: the image is 0.4 GB.
+SKLEARN_RECIPE = Recipe(
+    "sklearn",
+    (f"ENV {DEBIAN_PATH}",),
+    ("python3", "python-is-python3", "python3-sklearn", "python3-pandas", "busybox", "bc"),
+    options=(
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+        "--dpkgopt=path-exclude=/usr/include/*",
+        "--dpkgopt=path-exclude=/usr/lib/gcc/*",
+        "--dpkgopt=path-exclude=/usr/bin/x86_64-linux-gnu-lto-dump-*",
+        f"--dpkgopt=path-exclude={_LIB}/*.a",
+        # py3compile, run as each package is set up, needs its tests in place: removed after
+        '--customize-hook=rm -rf "$1"/usr/lib/python3/dist-packages/pythran'
+        ' "$1"/usr/lib/python3/dist-packages/*/tests'
+        ' "$1"/usr/lib/python3/dist-packages/*/*/tests'
+        ' "$1"/usr/lib/python3/dist-packages/*/*/*/tests',
+        '--customize-hook=ln -s busybox "$1/usr/bin/ash"',
+    ),
+)
+IRIS_RECIPE = Recipe(  # pachyderm/iris-train:python-svm and pachyderm/iris-infer:python
+    "iris",
+    ("WORKDIR /code",),
+    files=(
+        ("/code/pytrain.py", _EQUIVALENT / "iris_pytrain.py"),
+        ("/code/pyinfer.py", _EQUIVALENT / "iris_pyinfer.py"),
+    ),
+    base=SKLEARN_RECIPE,
+)
+HYPERPARAMETER_RECIPE = Recipe(  # iris-train:python-svm-adj-c-gamma and iris-evaluate
+    "hyperparameter",
+    ("WORKDIR /code",),
+    files=(
+        ("/code/pytrain.py", _EQUIVALENT / "hyperparameter_pytrain.py"),
+        ("/code/evaluate.py", _EQUIVALENT / "hyperparameter_evaluate.py"),
+    ),
+    base=SKLEARN_RECIPE,
 )
 
 
@@ -308,8 +381,11 @@ def _debian_rootfs(recipe: Recipe, out: Path) -> None:
     _need("mmdebstrap", recipe.ref)
     hooks = []
     for inside, here in recipe.files:
+        mode = "0755" if inside in recipe.executables else "0644"
+        if Path(inside).parent != Path("/"):
+            hooks += [f'--customize-hook=mkdir -p "$1{Path(inside).parent}"']
         hooks += [f"--customize-hook=upload {here} {inside}"]
-        hooks += [f'--customize-hook=chmod 0644 "$1{inside}"']
+        hooks += [f'--customize-hook=chmod {mode} "$1{inside}"']
     _run(
         ["mmdebstrap", "--quiet", "--format=tar", *MMDEBSTRAP_OPTIONS, *recipe.options,
          f"--include={','.join(recipe.packages)}", *hooks, SUITE, str(out)],
@@ -338,7 +414,9 @@ def ensure(recipe: Recipe) -> Image:
     """The recipe's image in podman storage, built first unless it is there already."""
     _need("podman", recipe.ref)
     _need("skopeo", recipe.ref)
-    if not recipe.debian:
+    if recipe.base is not None:
+        ensure(recipe.base)
+    elif not recipe.debian:
         _check_busybox()
     cache = cache_dir()
     with _locked(cache / f"{recipe.name}.lock"):
@@ -346,29 +424,58 @@ def ensure(recipe: Recipe) -> Image:
         found = _labelled(recipe.ref)
         if found is None or found[1] != key:
             start = time.monotonic()
-            tar = cache / f"{recipe.name}-{key}.tar"
-            if not tar.exists():
-                for old in cache.glob(f"{recipe.name}-*.tar"):
-                    old.unlink()
-                partial = cache / f"{recipe.name}-{key}.partial.tar"
-                if recipe.debian:
-                    _debian_rootfs(recipe, partial)
-                else:
-                    _busybox_rootfs(partial)
-                partial.rename(tar)
-            changes = [f"--change={c}" for c in (*recipe.changes, f"LABEL {LABEL}={key}")]
-            _run(
-                ["podman", "import", "--quiet", *changes, str(tar), recipe.ref],
-                f"podman could not import {recipe.ref}",
-            )
+            if recipe.base is not None:
+                _derive(recipe, key)
+                made = f"on {recipe.base.ref}"
+            else:
+                made = _import(recipe, key, cache)
             if found is not None:  # the old build, now untagged; it may still be in use
                 subprocess.run(["podman", "rmi", found[0]], capture_output=True)
-            _log(cache, f"built {recipe.ref} ({key}) in {time.monotonic() - start:.1f} s, "
-                        f"rootfs tar {tar.stat().st_size / 1e6:.0f} MB")  # fmt: skip
+            _log(cache, f"built {recipe.ref} ({key}) in {time.monotonic() - start:.1f} s, {made}")
         found = _labelled(recipe.ref)
         if found is None:
             raise ImageBuildError(f"podman does not list {recipe.ref} after importing it")
         return Image(recipe.ref, _digest(f"containers-storage:{recipe.ref}"), f"sha256:{found[0]}")
+
+
+def _import(recipe: Recipe, key: str, cache: Path) -> str:
+    """Build the recipe's root filesystem tar (unless cached) and import it as its image."""
+    tar = cache / f"{recipe.name}-{key}.tar"
+    if not tar.exists():
+        for old in cache.glob(f"{recipe.name}-*.tar"):
+            old.unlink()
+        partial = cache / f"{recipe.name}-{key}.partial.tar"
+        if recipe.debian:
+            _debian_rootfs(recipe, partial)
+        else:
+            _busybox_rootfs(partial)
+        partial.rename(tar)
+    changes = [f"--change={c}" for c in (*recipe.changes, f"LABEL {LABEL}={key}")]
+    _run(
+        ["podman", "import", "--quiet", *changes, str(tar), recipe.ref],
+        f"podman could not import {recipe.ref}",
+    )
+    return f"rootfs tar {tar.stat().st_size / 1e6:.0f} MB"
+
+
+def _derive(recipe: Recipe, key: str) -> None:
+    """A derived recipe's image: ``podman build`` of its base with its files (a layer) and its
+    config changes, which are Containerfile instructions as ``podman import --change`` takes."""
+    assert recipe.base is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        for inside, here in recipe.files:
+            copy = context / "root" / inside.lstrip("/")
+            copy.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            shutil.copyfile(here, copy)
+            copy.chmod(0o755 if inside in recipe.executables else 0o644)
+        lines = [f"FROM {recipe.base.ref}", "COPY root/ /", *recipe.changes]
+        lines.append(f"LABEL {LABEL}={key}")
+        (context / "Containerfile").write_text("\n".join(lines) + "\n")
+        _run(
+            [*PODMAN, "build", "--pull=never", "--quiet", "--tag", recipe.ref, str(context)],
+            f"podman could not build {recipe.ref}",
+        )
 
 
 def _digest(source: str) -> str:
@@ -441,3 +548,23 @@ def opencv_image() -> Image:
 def imagemagick_image() -> Image:
     """``localhost/haathi-test/imagemagick:1``: ImageMagick's ``montage``, find and sh."""
     return _or_fail(lambda: ensure(IMAGEMAGICK_RECIPE))
+
+
+@pytest.fixture(scope="session")
+def examples_image() -> Image:
+    """``localhost/haathi-test/pachyderm-examples:1``: Python, and the code of Pachyderm's
+    group, joins and word count examples where their images have it."""
+    return _or_fail(lambda: ensure(EXAMPLES_RECIPE))
+
+
+@pytest.fixture(scope="session")
+def iris_image() -> Image:
+    """``localhost/haathi-test/iris:1``: scikit-learn, pandas and the iris example's code."""
+    return _or_fail(lambda: ensure(IRIS_RECIPE))
+
+
+@pytest.fixture(scope="session")
+def hyperparameter_image() -> Image:
+    """``localhost/haathi-test/hyperparameter:1``: scikit-learn, pandas, ash, bc and the
+    hyperparameter example's code."""
+    return _or_fail(lambda: ensure(HYPERPARAMETER_RECIPE))

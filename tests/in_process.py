@@ -43,6 +43,7 @@ from haathi.client.remote import RemoteApi
 from haathi.config import store_config
 from haathi.runtime import open_store
 from haathi.server.app import create_app
+from haathi.server.sidecar import JobGatewayFactory
 
 Message = MutableMapping[str, Any]
 
@@ -350,15 +351,18 @@ class InProcessServer:
 
     url = "http://haathi.in-process"
 
-    def __init__(self, api: Api, *, run_worker: bool = True) -> None:
+    def __init__(
+        self, api: Api, *, run_worker: bool = True, max_upload_bytes: int | None = None
+    ) -> None:
         if run_worker:
             api.runner.check()  # as Server: a server whose jobs cannot run here does not start
         self.api = api
-        self.transport = AppTransport(create_app(api, run_worker=run_worker))
+        app = create_app(api, run_worker=run_worker, max_upload_bytes=max_upload_bytes)
+        self.transport = AppTransport(app)
 
     @classmethod
     def for_store(cls, address: str, **kw: Any) -> InProcessServer:
-        api = Api(open_store(store_config(address, {})))
+        api = Api(open_store(store_config(address, {})), gateways=JobGatewayFactory())
         try:
             return cls(api, **kw)
         except BaseException:

@@ -149,6 +149,8 @@ def test_demo_runs_a_two_stage_pipeline_incrementally(cli: Cli, tmp_path: Path) 
     # a BusyBox image built on the spot, and the job names its digest
     assert "The pipelines run in a BusyBox container image built just now: oci:" in res.out
     assert re.search(r"Image: oci:\S+:demo sha256:[0-9a-f]{64}", lineage)
+    # and how to see it in the console
+    assert "then open the console at http://127.0.0.1:8650/" in res.out
 
 
 def _stderr_on_a_terminal(cli: Cli, *args: str) -> str:

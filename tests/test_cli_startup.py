@@ -53,7 +53,7 @@ def test_version_imports_neither_the_store_nor_http_nor_the_renderer(tmp_path: P
 def test_a_remote_command_imports_no_embedded_store(server: Server, store: Path) -> None:
     haathi.connect(server.url).create_repo("data")
     out, modules = imported("--address", server.url, "list", "repo")
-    assert out.splitlines()[1].split()[0] == "data"  # under the table's header
+    assert out.splitlines()[1].split()[:2] == ["default", "data"]  # under the table's header
     embedded = ("sqlalchemy", "haathi.api", "haathi.runtime", "haathi.meta", "haathi.storage")
     assert loaded(modules, *embedded, "haathi.pfs", "haathi.pps", "haathi.auth") == []
     # nor what httpx's own command line needs (haathi's CLI runs on typer's copy of click)

@@ -108,6 +108,35 @@ def test_pages_cover_every_datum_once_in_id_order(client: Client, store: Path) -
         server.stop()
 
 
+def test_a_page_of_the_datums_in_some_states(client: Client, store: Path) -> None:
+    """As Pachyderm's ListDatum filter: only datums in the states named (any case), paged as
+    the whole list is; a state that is none is refused, over HTTP a 400."""
+    job = failing_sevens(client)
+    everything = client.list_datum(job)
+    failed = [d for d in everything if d.state == DatumState.FAILED]
+    assert {d.inputs[0]["path"] for d in failed} == FAILING
+    assert client.list_datum(job, state="failed") == failed
+    assert walk_pages(lambda n, m: client.list_datum(job, n, m, state="FAILED"), 2) == [
+        failed[:2],
+        failed[2:],
+    ]
+    assert client.list_datum(job, state=["success", "failed"]) == everything
+    assert client.list_datum(job, state="skipped") == []
+    with pytest.raises(InvalidArgument, match="datum state 'broken' must be one of starting"):
+        client.list_datum(job, state="broken")
+
+    server = InProcessServer.for_store(str(store), run_worker=False).start()
+    try:
+        remote = server.connect(run_jobs=False)
+        assert remote.list_datum(job, 2, state="failed") == failed[:2]
+        with httpx.Client(transport=server.transport, base_url=server.url) as http:
+            path = f"/v1/pipelines/p/jobs/{job.split('@')[1]}/datums"
+            bad = http.get(path, params={"state": "broken"})
+            assert bad.status_code == 400 and bad.json()["code"] == "invalid_argument"
+    finally:
+        server.stop()
+
+
 def test_a_bad_page_size_or_marker_is_refused(client: Client) -> None:
     job = failing_sevens(client)
     with pytest.raises(InvalidArgument, match="--number must be between 0"):

@@ -233,6 +233,46 @@ def test_diff(repo: Client) -> None:
     assert first == {"/keep", "/change", "/remove", "/d/x"}  # first commit: all added
 
 
+@pytest.mark.every_shape
+def test_list_and_diff_page_from_a_start_path(repo: Client) -> None:
+    """A page of a huge directory or change: from ``start`` on, at most ``limit``; the next
+    page starts at the ``list_key`` of the entry after the last one shown (a directory sorts
+    as its path followed by ``/``, among the files below it)."""
+    with repo.start_commit("r@master") as c:
+        for name in ["a-b", "a/1", "a/2", "a0", "b", "c/d/e"]:
+            c.put_file("/" + name, name.encode())
+    every = repo.list_file("r@master:/")
+    assert [(f.path, f.list_key) for f in every] == [
+        ("/a-b", "/a-b"), ("/a", "/a/"), ("/a0", "/a0"), ("/b", "/b"), ("/c", "/c/")
+    ]  # fmt: skip
+    assert every[1].size_bytes == 6  # a directory: the bytes below it
+    first = repo.list_file("r@master:/", limit=3 + 1)  # a page of 3, and the next one's start
+    assert [f.path for f in first[:3]] == ["/a-b", "/a", "/a0"]
+    second = repo.list_file("r@master:/", start=first[3].list_key, limit=3 + 1)
+    assert [f.path for f in second] == ["/b", "/c"]
+    assert [f.path for f in repo.list_file("r@master:/", start="/a/2")] == ["/a0", "/b", "/c"]
+    assert [f.path for f in repo.list_file("r@master:/", start="/a")] == ["/a-b", "/a", "/a0",
+                                                                         "/b", "/c"]  # fmt: skip
+    assert [f.path for f in repo.list_file("r@master:/c", start="/")] == ["/c/d"]
+    assert [f.path for f in repo.list_file("r@master:/b", start="/b")] == ["/b"]
+    assert repo.list_file("r@master:/b", start="/c") == []
+    assert repo.list_file("r@master:/", limit=0) == []
+    with pytest.raises(InvalidArgument):
+        repo.list_file("r@master:/", limit=-1)
+
+    with repo.start_commit("r@master") as c:
+        for name in ["a-b", "a/2", "b"]:
+            c.put_file("/" + name, b"changed")
+        c.delete_file("/c/d/e")
+    diff = [(d.path, d.change.value) for d in repo.diff_file("r@master")]
+    assert diff == [("/a-b", "modified"), ("/a/2", "modified"), ("/b", "modified"),
+                    ("/c/d/e", "removed")]  # fmt: skip
+    page = repo.diff_file("r@master", start="/a/2", limit=2)
+    assert [d.path for d in page] == ["/a/2", "/b"]
+    assert [d.path for d in repo.diff_file("r@master", "r@master^", start="/b0")] == ["/c/d/e"]
+    assert repo.diff_file("r@master", limit=0) == []
+
+
 def test_delete_file_and_directory(repo: Client) -> None:
     with repo.start_commit("r@master") as c:
         for p in ["/d/a", "/d/b", "/d/e/f", "/dx", "/other"]:
@@ -335,6 +375,28 @@ def test_reading_many_small_files_reads_their_blobs_a_run_at_a_time(
     got = {f.path: b"".join(chunks) for f, chunks in repo.read_files("r@master:/d")}
     assert got == content
     assert len(reads) <= 12, f"{len(reads)} reads for 300 files (and their tree's nodes)"
+
+
+def test_a_large_files_chunks_are_read_each_alone_from_a_local_store(
+    repo: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a local disk a read costs less than copying a chunk out of a larger read: each
+    chunk of a large file (64 KiB or more) is read on its own, exactly its bytes."""
+    data = os.urandom(3 * 1024 * 1024)  # random: every chunk stored as it is
+    repo.put_file("r@master:/big", data)
+    sizes = [len(chunk) for chunk in repo.read_file("r@master:/big")[1]]  # one piece a chunk
+    objects = inner(repo).pfs.blobs.objects
+    reads: list[int] = []
+    get_range = objects.get_range
+
+    def counted(key: str, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return get_range(key, offset, length)
+
+    monkeypatch.setattr(objects, "get_range", counted)
+    with repo.open_file("r@master:/big") as fh:
+        assert fh.read() == data
+    assert len(sizes) > 3 and reads == sizes
 
 
 def test_a_directory_put_is_restored_a_run_at_a_time(

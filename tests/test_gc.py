@@ -211,7 +211,7 @@ for i in range(n):
 """
 
 
-@pytest.mark.every_shape
+@pytest.mark.every_backend  # (the remote shape: test_gc_deletes_a_deleted_repos_data_...)
 def test_gc_running_during_writes_never_deletes_what_they_commit(
     client: Client, store: Path
 ) -> None:

@@ -791,19 +791,24 @@ def cli_here(tmp_path: Path) -> Cli:
     return cli
 
 
-def test_a_gpu_is_refused_before_anything_is_made(
+def test_a_gpu_is_noted_up_front_and_its_job_fails_saying_so(
     cli_here: Cli, busybox_image: BusyboxImage, tmp_path: Path
 ) -> None:
+    """haathi gives containers no GPU: the job fails rather than run without the one it needs."""
     gpu = spec("gpu", BUSYBOX, ECHO, resource_limits={"gpu": {"type": "nvidia.com/gpu",
                                                               "number": 1}})  # fmt: skip
     path = write_spec(tmp_path, gpu)
-    for command in ("validate", "create"):
-        res = cli_here.fails(command, "pipeline", "-f", path)
-        assert res.err == (
-            "error: resource_limits.gpu is not supported: haathi runs no GPU containers\n"
-        )
-    assert cli_here("list", "pipeline", "-o", "json").json() == []
-    assert [r["name"] for r in cli_here("list", "repo", "-o", "json").json()] == ["data"]
+    note = ("note: resource_limits.gpu: haathi gives jobs no GPU, so this pipeline's jobs will "
+            "fail (needs a GPU)\n")  # fmt: skip
+    assert cli_here("validate", "pipeline", "-f", path).err == note
+    with haathi.connect(str(cli_here.store)) as c:
+        before = Before.of(c)
+    made = cli_here("create", "pipeline", "-f", path)
+    assert made.err.startswith(note) and "job gpu@" in made.err and "FAILURE" in made.err
+    with haathi.connect(str(cli_here.store)) as c:
+        job = failed_cleanly(c, "gpu", before)
+        assert job.reason is not None and job.reason.startswith("job failed: needs a GPU: ")
+        assert job.reason.endswith("(the spec asks for 1 nvidia.com/gpu)")
 
 
 LIMITS = (  # cgroup v2, else v1 (this machine: v1)

@@ -25,7 +25,7 @@ from haathi.client.sources import bytes_op
 from haathi.models.info import DatumInfo, DatumState, JobInfo
 from haathi.pps import records
 from tests.internals import inner
-from tests.test_store_identity import run_sql
+from tests.test_store_identity import SINCE_0010, run_sql
 
 N = 8
 SPEC = {
@@ -137,6 +137,12 @@ def test_a_job_running_a_few_datums_writes_only_those(client: Client) -> None:
     listed = datums_of(client, one)
     states = {d.inputs[0]["path"]: d.state for d in listed.values()}
     assert states == {f"/f{i}": DatumState.SKIPPED for i in range(N)} | {"/f1": DatumState.SUCCESS}
+    # a state filter sees the kept rows as SKIPPED, and the job's own rows as they are
+    skipped = client.list_datum(f"p@{one.id}", state="skipped")
+    assert [d.id for d in skipped] == sorted(d for d, x in listed.items() if x.state == "SKIPPED")
+    assert [d.inputs[0]["path"] for d in client.list_datum(f"p@{one.id}", state="success")] == [
+        "/f1"
+    ]
     assert client.get_file("p@master:/f1") == b"changed\n"
     assert client.logs("p", one.id)[1] == [
         (d.id, "ran /pfs/in/f1\n") for d in listed.values() if d.state == DatumState.SUCCESS
@@ -218,7 +224,12 @@ def test_a_store_from_before_keeps_skipping(tmp_path: Path, runs_before: int) ->
         before = datums_of(c, newest(c))
         with inner(c).pfs.db.read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM kept_datums").scalar() == 0
-    run_sql(store, "DROP TABLE kept_datums", "UPDATE alembic_version SET version_num = '0009'")
+    run_sql(
+        store,
+        "DROP TABLE kept_datums",
+        *SINCE_0010,  # and what the migrations after 0010 add
+        "UPDATE alembic_version SET version_num = '0009'",
+    )
     with haathi.connect(str(store), sandbox="none") as c:
         c.put_file("in@master:/f0", content(0))  # the same bytes: nothing to run
         job = newest(c)

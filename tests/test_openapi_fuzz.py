@@ -182,7 +182,8 @@ def test_a_lone_surrogate_in_any_json_field_is_invalid_never_5xx(fuzz_server: Se
         token = c.auth_activate()
     doc = _openapi()
     components = doc["components"]["schemas"]
-    params = {"repo": "data", "ref": "master", "kind": "repo"}
+    params = {"repo": "data", "ref": "master", "kind": "repo", "project": "default",
+              "transaction": "0" * 32}  # fmt: skip
     sent = 0
     with httpx.Client(base_url=fuzz_server.url, timeout=60,
                       headers={"Authorization": f"Bearer {token}"}) as h:  # fmt: skip

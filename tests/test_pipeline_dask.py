@@ -78,3 +78,24 @@ def _put(path: str, data: bytes) -> haathi.models.ops.PutOp:  # type: ignore[nam
     from haathi.client import sources
 
     return sources.bytes_op(data, path)
+
+
+@pytest.mark.every_backend
+def test_a_dask_worker_serves_its_datum_sets_s3_gateway(store: Path, dask_address: str) -> None:
+    """``input.pfs.s3`` and ``s3_out`` on Dask: the worker that runs a datum set opens its S3
+    gateway (the task carries the gateway factory, not a gateway)."""
+    from tests.test_s3_io import python, s3_input, spec
+
+    copy = 'assert s3("PUT", "/out/" + name, s3("GET", "/in/" + name)[1])[0] == 200'
+    script = "name = os.path.basename(os.environ['data'])\n" + copy
+    address = dask_address.replace("tcp://", "dask://")
+    with haathi.connect(str(store), executor=address) as c:
+        c.create_repo("data")
+        c.modify_file("data@master", [_put(f"/f{i}", f"v{i}".encode()) for i in range(4)])
+        cross = {"cross": [{"pfs": {"repo": "data", "glob": "/*"}}, s3_input("data")]}
+        c.create_pipeline({**spec("copy", python(script), cross, s3_out=True),
+                           "parallelism_spec": {"constant": 2}})  # fmt: skip
+        job = c.list_job("copy")[0]
+        assert (job.state.value, job.data_processed) == ("SUCCESS", 4), job.reason
+        out = {f.path: c.get_file(f"copy@master:{f.path}") for f in c.list_file("copy@master:/")}
+        assert out == {f"/f{i}": f"v{i}".encode() for i in range(4)}

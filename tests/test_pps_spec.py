@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from haathi.errors import InvalidArgument
-from haathi.pps.cron import format_duration, parse_cron, parse_duration
+from haathi.models.schedule import format_duration, parse_cron, parse_duration
 from haathi.pps.input_spec import (
     CronInput,
     CrossInput,
@@ -240,8 +240,11 @@ def test_image_user_and_resource_limits_are_parsed() -> None:
 @pytest.mark.parametrize(
     ("limits", "message"),
     [
-        ({"gpu": {"type": "nvidia.com/gpu", "number": 1}}, "gpu is not supported"),
+        ({"gpu": {"number": -1}}, r"resource_limits\.gpu\.number must be >= 0, got -1"),
+        ({"gpu": {"kind": "tpu"}}, "unsupported field 'resource_limits.gpu.kind'"),
         ({"memory": "lots"}, "must be a memory size"),
+        ({"memory": "256XB"}, "must be a memory size"),
+        ({"memory": "1e3"}, "must be a memory size"),
         ({"memory": "1k"}, "at least 4Mi"),
         ({"cpu": 0}, "number of CPUs above 0"),
         ({"cpu": "x"}, "number of CPUs above 0"),
@@ -257,6 +260,78 @@ def test_bad_resource_limits_are_refused(limits: dict[str, object], message: str
     }
     with pytest.raises(InvalidArgument, match=message):
         parse_spec(doc)
+
+
+def limited(**fields: Any) -> dict[str, Any]:
+    """A spec in a container, with ``fields`` (``resource_limits`` and the like) added."""
+    return {
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "r", "glob": "/*"}},
+        "transform": {"image": "x:1", "cmd": ["sh"]},
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("memory", "size"),
+    [
+        # Kubernetes' quantities
+        ("64Mi", 64 << 20), ("1Gi", 1 << 30), ("1G", 10**9), ("4.0G", 4 * 10**9),
+        ("5000k", 5_000_000), (5_000_000, 5_000_000), ("5000000", 5_000_000),
+        # go-units' human sizes, as Pachyderm's examples write them (churn: "256MB")
+        ("256MB", 256 * 10**6), ("256mb", 256 * 10**6), ("256 MB", 256 * 10**6),
+        ("10g", 10**10), ("1.5GB", 15 * 10**8), ("512MiB", 512 << 20), ("1TB", 10**12),
+    ],
+)  # fmt: skip
+def test_memory_sizes(memory: str | int, size: int) -> None:
+    spec = parse_spec(limited(resource_limits={"memory": memory}))
+    assert spec.resources.memory == size
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_a_gpu_is_accepted_with_a_note_and_autoscaling_as_pachyderm_has_it() -> None:
+    spec = parse_spec(
+        limited(
+            resourceLimits={"gpu": {"type": "nvidia.com/gpu", "number": 1}, "memory": "10G"},
+            resourceRequests={"memory": "10G", "cpu": 1},
+            autoscaling=True,
+        )
+    )
+    assert (spec.resources.gpu, spec.resources.gpu_type, spec.autoscaling) == (
+        1, "nvidia.com/gpu", True,
+    )  # fmt: skip
+    assert spec.notes == (
+        "resourceLimits.gpu: haathi gives jobs no GPU, so this pipeline's jobs will fail "
+        "(needs a GPU)",
+    )
+    assert spec.to_dict()["resource_limits"]["gpu"] == {"number": 1, "type": "nvidia.com/gpu"}
+    assert parse_spec(spec.to_dict()).to_dict() == spec.to_dict()
+    # a GPU asked for only as a request is needed too; none at all is no GPU
+    requested = parse_spec(limited(resource_requests={"gpu": {"number": "2"}}))
+    assert (requested.resources.gpu, requested.resources.gpu_type) == (2, None)
+    assert parse_spec(limited(resource_limits={"gpu": {"number": 0}})).notes == ()
+    assert parse_spec(limited(autoscaling=False)).to_dict().get("autoscaling") is None
+
+
+def test_resource_requests_are_checked_beside_limits() -> None:
+    doc = limited(resource_limits={"cpu": 1}, resource_requests={"memory": "lots"})
+    with pytest.raises(InvalidArgument, match=r"^resource_requests\.memory must be a memory"):
+        parse_spec(doc)
+
+
+def test_an_input_without_a_glob_is_only_a_note_when_the_spec_is_checked() -> None:
+    """pachctl's validate checks on the client; Pachyderm's server refuses no glob at create."""
+    doc = limited(input={"cross": [{"pfs": {"repo": "a"}}, {"pfs": {"repo": "b", "glob": ""}}]})
+    checked = parse_spec(doc, check_only=True)
+    assert checked.notes == (
+        "create pipeline refuses: input.cross[0].pfs.glob is required (e.g. '/*')",
+        "create pipeline refuses: input.cross[1].pfs.glob is required (e.g. '/*')",
+    )
+    with pytest.raises(InvalidArgument, match=r"^input\.cross\[0\]\.pfs\.glob is required"):
+        parse_spec(doc)
+    bad = limited(input={"pfs": {"repo": "a", "glob": "/[*"}})
+    with pytest.raises(InvalidArgument, match=r"^input\.pfs\.glob: "):
+        parse_spec(bad, check_only=True)  # a glob given is checked as ever
 
 
 @pytest.mark.parametrize("text", EXAMPLES, ids=["edges", "montage", "reduce", "join", "group"])
@@ -280,6 +355,16 @@ def test_json_concatenated_objects_and_lists() -> None:
 def test_yaml_multi_document() -> None:
     text = "---\n" + EDGES_YAML + "---\n" + GROUP_LAB_YAML + "---\n"
     assert [parse_spec(d).name for d in load_documents(text)] == ["edges", "group_by_hospital"]
+
+
+def test_json_documents_separated_as_yaml_documents() -> None:
+    """pachctl reads specs as YAML, so JSON documents may be separated by ``---`` lines, and a
+    tab may follow a value (Pachyderm's examples/ml/tensorflow do both)."""
+    text = EDGES + "---\n" + MONTAGE.replace('"glob": "/",', '"glob": "/",\t')
+    assert [parse_spec(d).name for d in load_documents(text)] == ["edges", "montage"]
+    assert load_documents(text) == [json.loads(EDGES), json.loads(MONTAGE)]
+    with pytest.raises(InvalidArgument, match=r"^x: invalid YAML at line \d+: "):
+        load_documents(EDGES + "---\n" + '{"pipeline": ', "x")
 
 
 @pytest.mark.parametrize(
@@ -569,12 +654,25 @@ def _pfs(**kw: Any) -> dict[str, Any]:
 
 BAD: list[tuple[str, Any, str]] = [
     # unsupported fields, by name, at every level
-    ("top", _set("spout", {"overwrite": True}), r"^unsupported field 'spout' in pipeline spec$"),
-    ("top camel", _set("podPatch", "[]"), r"unsupported field 'podPatch'"),
-    ("spout", _set("spout", {}), r"unsupported field 'spout'"),
-    ("pfs.s3", _set("input.pfs.s3", True), r"unsupported field 'input\.pfs\.s3'"),
-    ("pfs trigger", _set("input.pfs.trigger", {}), r"unsupported field 'input\.pfs\.trigger'"),
-    ("secrets", _set("transform.secrets", []), r"unsupported field 'transform\.secrets'"),
+    ("top", _set("podPatch", "[]"), r"^unsupported field 'podPatch' in pipeline spec$"),
+    ("pfs commit", _set("input.pfs.commit", "c"), r"unsupported field 'input\.pfs\.commit'"),
+    ("trigger field", _set("input.pfs.trigger", {"sise": "1"}), r"input\.pfs\.trigger\.sise"),
+    (
+        "trigger size",
+        _set("input.pfs.trigger", {"size": "1XB"}),
+        r"^input\.pfs\.trigger: invalid trigger size '1XB'$",
+    ),
+    # spouts and services (more in tests/test_spouts_services.py)
+    ("spout", _set("spout", {}), r"^spout pipelines \(without a service\) must not have an input$"),
+    ("service", _set("service", {}), r"^service\.internal_port is required"),
+    ("egress", _set("egress", {}), r"^egress needs a target: URL, object_storage or sql_database$"),
+    ("s3_out", _set("s3Out", 1), r"^s3Out must be true or false, got int$"),
+    ("pfs.s3", _set("input.pfs.s3", True), r"^input\.pfs: inputs that set 's3' to 'true' must "),
+    (
+        "pull secrets",
+        _set("transform.imagePullSecrets", ["s"]),
+        r"unsupported field 'transform\.imagePullSecrets'",
+    ),
     (
         "coefficient",
         _set("parallelism_spec", {"coefficient": 1}),
@@ -600,8 +698,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("dash first", _set("pipeline.name", "-p"), r"pipeline\.name '-p' is invalid"),
     (
         "project",
-        _set("pipeline.project", {"name": "team"}),
-        r"pipeline\.project\.name 'team' is not supported",
+        _set("pipeline.project", {"name": "lenny.123"}),
+        r"^pipeline\.project\.name: invalid project name 'lenny\.123'",
     ),
     ("description", _set("description", 3), r"^description must be a string, got int$"),
     # the transform
@@ -756,9 +854,14 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("self input", _set("input.pfs.repo", "p"), r"^input: repo 'p' is this pipeline's output repo"),
     (
-        "cron field",
-        _set("input", {"cron": {"name": "t", "spec": "@daily", "project": "x"}}),
-        r"unsupported field 'input\.cron\.project'",
+        "cron project",
+        _set("input", {"cron": {"name": "t", "spec": "@daily", "project": "_x"}}),
+        r"^input\.cron\.project: invalid project name '_x'",
+    ),
+    (
+        "pfs project",
+        _set("input.pfs.project", "a" * 52),
+        r"^input\.pfs\.project: invalid project name 'a+'",
     ),
     # numbers past their bounds: each error names the field and the bound
     (

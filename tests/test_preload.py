@@ -563,3 +563,66 @@ def test_the_launcher_imports_only_the_standard_library(module: str) -> None:
     assert set(new) - {"haathi", "haathi.cli", "haathi.cli.launcher"} <= {
         m for m in new if m.split(".")[0] in sys.stdlib_module_names
     }
+
+
+def _helpers_below(pid: int) -> list[int]:
+    """The helper processes (``multiprocessing`` spawns) among the descendants of ``pid``."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # (ended meanwhile)
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    todo.extend(int(p) for p in f.read().split())
+            except OSError:
+                continue
+        if parent != pid:
+            try:
+                with open(f"/proc/{parent}/cmdline", "rb") as f:
+                    if b"spawn_main" in f.read():
+                        found.append(parent)
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preload_it", [True, False])
+def test_helper_processes_of_a_large_put_run_nothing_else_and_end_with_it(
+    hh: Haathi, tmp_path: Path, preload_it: bool
+) -> None:
+    """`put file -r` of thousands of small files hands them to helper processes (new
+    interpreters, started from the command cold or preloaded) to read and encode. They run
+    nothing of the command themselves: a whole put makes one commit of the right files. And
+    Ctrl-C ends a put as it ends any command (130, nothing committed), the helpers with it,
+    none of them printing anything."""
+    src = tmp_path / "src"
+    for d in range(10):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(800):
+            (src / f"d{d}" / f"f{i:03}").write_bytes(b"%d/%d\n" % (d, i))
+    assert hh("create", "repo", "data").code == 0
+    if preload_it:
+        hh.warm()
+    put = [str(hh.script), "put", "file", "-r", "data@master:/in", "-f", str(src)]
+    env = hh.env | {"HAATHI_PRELOAD": "1" if preload_it else "0"}
+    proc = subprocess.Popen(put, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=hh.cwd,
+                            env=env, process_group=0)  # fmt: skip
+    top = hh.ready()["pid"] if preload_it else proc.pid
+    helpers = wait_for(lambda: _helpers_below(top), every=0.005)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: to the foreground group
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (130, b"")  # (as Ctrl-C ends any command)
+    assert hh("list", "commit", "data").out.count(b"\n") == 1  # the header: no commit
+    wait_for(lambda: not any(_alive(p) for p in helpers), timeout=30)
+
+    whole = hh("put", "file", "-r", "data@master:/in", "-f", str(src / "d3"), preload=preload_it)
+    assert (whole.code, whole.err) == (0, b"")
+    with haathi.connect(str(hh.store)) as c:
+        assert len(c.list_commit("data")) == 1
+        got = {f.path: c.get_file(f"data@master:{f.path}") for f in c.walk_file("data@master:/")}
+    assert got == {f"/in/f{i:03}": b"3/%d\n" % i for i in range(800)}

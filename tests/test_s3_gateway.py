@@ -1,6 +1,7 @@
 """The S3 gateway of ``haathi serve``, driven by real S3 clients (boto3 and the AWS CLI) on
-both backend pairs: buckets are branches (``branch.repo``) and commits
-(``commit.branch.repo``, read-only), every write is one commit, errors are S3 XML."""
+both backend pairs: buckets are branches (``branch.repo``; ``branch.repo.project`` in another
+project) and commits (``commit.branch.repo``, read-only), every write is one commit, errors
+are S3 XML."""
 
 from __future__ import annotations
 
@@ -130,8 +131,30 @@ def test_create_bucket_makes_the_repo_and_branch(c: Client, s3: BaseClient) -> N
     assert code_of(exc) == (409, "BucketAlreadyOwnedByYou")
 
 
+def test_a_bucket_of_another_project_names_it_last(c: Client, s3: BaseClient) -> None:
+    """Pachyderm's ``[commit.][branch.]repo[.project]``: ``branch.repo.project`` for a repo of
+    another project than ``default``; ``repo`` alone is the master of default's."""
+    c.create_project("p2")
+    for repo, content in (("data", b"default"), ("p2/data", b"p2")):
+        c.create_repo(repo)
+        c.put_file(f"{repo}@master:/f", content)
+    for bucket, content in (("master.data.p2", b"p2"), ("data", b"default"),
+                            ("master.data", b"default")):  # fmt: skip
+        assert s3.get_object(Bucket=bucket, Key="f")["Body"].read() == content, bucket
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert names == ["master.data", "master.data.p2"]
+    s3.put_object(Bucket="master.data.p2", Key="g", Body=b"new")
+    assert c.get_file("p2/data@master:/g") == b"new"
+    head = c.inspect_commit("p2/data@master").id
+    assert s3.get_object(Bucket=f"{head}.master.data.p2", Key="g")["Body"].read() == b"new"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="master.data.nope", Key="f")
+    assert code_of(exc) == (404, "NoSuchBucket")
+
+
 def test_bad_bucket_names_are_refused(raw: httpx.Client) -> None:
-    for name in ("nodot", "a.b.c.d", "bad name.repo", "notacommit.master.data"):
+    # Pachyderm's [commit.][branch.]repo[.project]: at most three parts after a commit ID
+    for name in ("a.b.c.d", "bad name.repo", f"{'a' * 32}.a.b.c.d", "master.data.bad name"):
         status, code, _ = s3_error(raw.get(f"/{name}"))
         assert (status, code) == (400, "InvalidBucketName"), name
 
@@ -763,7 +786,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-@pytest.mark.every_backend
+# the default store only: the gateway on PostgreSQL and S3 is tested through boto3 (every_backend)
 def test_aws_cli_copies_a_directory_in_and_out_and_syncs_only_changes(
     c: Client, aws: AwsCli, tmp_path: Path
 ) -> None:

@@ -306,3 +306,86 @@ def test_interpreters_and_programs_installed_under_tmp_run_in_the_sandbox(
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["SUCCESS bwrap", str(venv), "False"], res.stdout
+
+
+# What user code leaves in /pfs/out is read on the host, with the worker's rights: a symlink
+# there must not make the worker read a host file for it.
+LINK_LAYOUTS = {
+    "absolute": 'ln -s "$SECRET" /pfs/out/leak',
+    "relative": 'ln -s "../../../../../../../../../..$SECRET" /pfs/out/leak',
+    "directory": 'ln -s "$(dirname "$SECRET")" /pfs/out/leak',
+    # a_leak sorts first: it reaches the host through a link the walk has not checked yet
+    "chain": 'ln -s /pfs/out/hop /pfs/out/a_leak && ln -s "$SECRET" /pfs/out/hop',
+    "chain in a directory": "mkdir /pfs/out/d && ln -s /pfs/out/d/hop /pfs/out/a_leak && "
+    'ln -s "$SECRET" /pfs/out/d/hop',
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LINK_LAYOUTS))
+def test_a_symlink_in_pfs_out_to_a_host_file_fails_the_datum_and_reads_nothing(
+    client: haathi.Client, store: Path, layout: str
+) -> None:
+    secret_dir = Path(tempfile.mkdtemp(prefix="haathi-secret-", dir="/var/tmp"))
+    try:
+        secret = secret_dir / "key"
+        data = os.urandom(4096)  # (stored as is, were it stored: random bytes do not compress)
+        secret.write_bytes(data)
+        secret.chmod(0o644)
+        client.create_repo("in")
+        client.put_file("in@master:/a", b"a")
+        client.create_pipeline(
+            {
+                "pipeline": {"name": "links"},
+                "input": {"pfs": {"repo": "in", "glob": "/"}},
+                "transform": {
+                    "cmd": ["sh", "-c", LINK_LAYOUTS[layout]],
+                    "env": {"SECRET": str(secret)},
+                },
+            }
+        )
+        [job] = client.list_job("links")
+        assert job.state == JobState.FAILURE
+        [datum] = client.list_datum(f"links@{job.id}")
+        assert datum.reason is not None and "write a copy of it instead" in datum.reason
+        assert client.walk_file("links@master:/") == []
+        for path in store.rglob("*"):  # (not even as a blob no commit holds)
+            if path.is_file():
+                assert data[1000:1064] not in path.read_bytes(), path
+    finally:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+
+
+def test_symlinks_within_pfs_out_are_followed_and_a_loop_fails_the_datum(
+    client: haathi.Client,
+) -> None:
+    client.create_repo("in")
+    client.put_file("in@master:/a", b"a")
+    client.create_pipeline(
+        {
+            "pipeline": {"name": "within"},
+            "input": {"pfs": {"repo": "in", "glob": "/"}},
+            "transform": {
+                "cmd": ["sh", "-c", "mkdir -p /pfs/out/d/e && echo hi > /pfs/out/d/e/f && "
+                        "ln -s /pfs/out/d /pfs/out/abs && ln -s d/e/../e /pfs/out/rel && "
+                        "ln -s ../abs/e/f /pfs/out/d/back"],
+            },
+        }
+    )  # fmt: skip
+    assert {f.path: client.get_file(f"within@master:{f.path}")
+            for f in client.walk_file("within@master:/")} == {
+        "/abs/back": b"hi\n", "/abs/e/f": b"hi\n", "/d/back": b"hi\n", "/d/e/f": b"hi\n",
+        "/rel/f": b"hi\n",
+    }  # fmt: skip
+    client.create_pipeline(
+        {
+            "pipeline": {"name": "loop"},
+            "input": {"pfs": {"repo": "in", "glob": "/"}},
+            "transform": {"cmd": ["sh", "-c", "mkdir /pfs/out/d && ln -s .. /pfs/out/d/up"]},
+        }
+    )
+    [job] = client.list_job("loop")
+    [datum] = client.list_datum(f"loop@{job.id}")
+    assert (job.state, datum.reason) == (
+        JobState.FAILURE,
+        "output /d/up is a symlink to a directory above it",
+    )

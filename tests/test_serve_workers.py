@@ -337,7 +337,22 @@ def test_ctrl_c_stops_the_server_and_its_workers(store: Path) -> None:
         assert srv.proc.wait(timeout=60) == 0
         _, alive = psutil.wait_procs(workers, timeout=15)
         assert not alive
-        assert not any("Traceback" in x for x in srv.lines)
+        assert not any("Traceback" in x for x in srv.lines), "\n".join(srv.lines)
+
+
+def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(store: Path) -> None:
+    """Ctrl-C as soon as the workers exist, while they are still importing haathi: they start
+    with SIGINT blocked and ignore it before they unblock it, so the parent alone handles it
+    (as Ctrl-C once they serve)."""
+    with serve(store, "--s3-bind", "none") as srv:
+        while len(srv.workers()) < 2:
+            time.sleep(0.001)
+        workers = srv.workers()
+        os.killpg(srv.proc.pid, signal.SIGINT)
+        assert srv.proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive
+    assert not any("Traceback" in x for x in srv.lines), "\n".join(srv.lines)
 
 
 def test_sigterm_while_the_workers_open_the_store_stops_them(store: Path) -> None:
@@ -373,7 +388,7 @@ def test_a_worker_that_cannot_open_the_store_stops_the_server(store: Path) -> No
         line = srv.said("before it served; stopping")
         assert re.search(r"worker \d exited with code 2 before it served", line), line
         assert "error: haathi serve worker" in srv.said("cannot read store config")
-        assert not any("Traceback" in x for x in srv.lines)
+        assert not any("Traceback" in x for x in srv.lines), "\n".join(srv.lines)
 
 
 @pytest.mark.parametrize("count", ["0", "65", "x"])

@@ -255,8 +255,9 @@ def test_remote_client_raises_the_same_class_with_the_same_message(
 
 # the surface -----------------------------------------------------------------------------
 
-NOT_OVER_HTTP = {  # the server's own: who calls, and running jobs
+NOT_OVER_HTTP = {  # the server's own: who calls, running jobs, and how it sends a file
     "close",
+    "read_file_stored",
     "run_worker",
     "runner",
     "caller",
@@ -266,6 +267,8 @@ NOT_OVER_HTTP = {  # the server's own: who calls, and running jobs
     "auth_known_off",
     "caller_for_token",
     "authorize",
+    "confined_to",
+    "confined_view",
 }
 
 

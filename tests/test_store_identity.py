@@ -59,6 +59,31 @@ def lose_metadata(store: Path, backend: str) -> None:
         run_sql(store, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
 
 
+# what migration 0016 (projects) adds, undone in place (as it added it: no table rebuilt)
+PROJECTS_0016 = (
+    "DROP INDEX ix_repos_project",
+    "ALTER TABLE repos DROP COLUMN project",
+    "DROP INDEX ix_pipelines_project",
+    "ALTER TABLE pipelines DROP COLUMN project",
+    "DROP TABLE projects",
+)
+# what the migrations after 0017 (project roles: rows only) add: 0018 (transactions), 0019
+# (daemons)
+SINCE_0017 = ("DROP TABLE daemons", "DROP TABLE transactions")
+# what the migrations after 0015 add
+SINCE_0015 = (*SINCE_0017, *PROJECTS_0016)
+# what the migrations after 0010 add
+SINCE_0010 = (
+    *SINCE_0015,
+    "DROP TABLE secrets",
+    "ALTER TABLE branches DROP COLUMN trigger",
+    "ALTER TABLE commit_provenance DROP COLUMN from_branches",
+    "ALTER TABLE jobs DROP COLUMN egress",
+)
+# what the migrations after 0009 add
+SINCE_0009 = ("DROP TABLE kept_datums", *SINCE_0010)
+
+
 def make_old(store: Path) -> None:
     """Turn the store into one made before store IDs (schema 0006: no ID in its metadata, no
     marker, nor what later migrations add)."""
@@ -66,7 +91,7 @@ def make_old(store: Path) -> None:
         store,
         "DROP TABLE store_info",
         "DROP INDEX ix_staged_path",
-        "DROP TABLE kept_datums",
+        *SINCE_0009,
         "UPDATE alembic_version SET version_num = '0006'",
     )
     object_store(store_config(str(store))).delete(MARKER_KEY)
@@ -212,7 +237,7 @@ def test_an_older_store_keeps_cutting_files_as_it_did(store: Path, made_before: 
         run_sql(
             store,
             "ALTER TABLE store_info DROP COLUMN chunker",
-            "DROP TABLE kept_datums",
+            *SINCE_0009,
             "UPDATE alembic_version SET version_num = '0008'",
         )
     with haathi.connect(str(store)) as c:

@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -26,10 +27,12 @@ from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.meta import blob_index
 from haathi.models.ops import DeleteOp, Op, PutOp
 from haathi.models.refspec import CommitSpec
-from haathi.pfs import changelog, lifecycle
+from haathi.pfs import changelog, lifecycle, puts
 from haathi.pfs.commits import resolve
 from haathi.storage.blobs import CHECK_BATCH_COUNT, BlobStore
+from haathi.storage.encoder import Encoders
 from tests.internals import inner
+from tests.test_bad_input import _chunks_of
 
 
 class Opened:
@@ -348,3 +351,109 @@ def test_a_directory_put_killed_midway_commits_all_of_it_or_nothing(
             if len(listed) == 8_001:
                 c.delete_file("r@master:/data", recursive=True)  # the next one starts anew
     assert 1 in outcomes  # (at least one kill came before the commit)
+
+
+def _done(result: Any) -> Future[Any]:
+    done: Future[Any] = Future()
+    done.set_result(result)
+    return done
+
+
+def _ready_at_once(self: Encoders, files: list[tuple[str, int]], chunker: str) -> Future[Any]:
+    """A write stores files itself until its helper runs: here, it runs at once."""
+    return _done([]) if not files else submit(self, files, chunker)
+
+
+submit = Encoders.submit
+
+
+def test_helper_processes_encode_small_files_as_this_process_would(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a few hundred small local files, helper processes read, hash and compress them,
+    and the write stores their blobs in the files' order: the commit is the one a write
+    without helpers makes, and the files lie in the packs in path order. A file that grew
+    since it was seen, or is too large, is read here; empty and multi-chunk ones go through
+    the helpers too."""
+    submitted: list[int] = []
+
+    def counted(self: Encoders, files: list[tuple[str, int]], chunker: str) -> Future[Any]:
+        if not files:  # the write asks whether the helper runs: say it does, at once
+            return _done([])
+        submitted.append(len(files))
+        return submit(self, files, chunker)
+
+    monkeypatch.setattr(Encoders, "submit", counted)
+    monkeypatch.setattr(puts, "HELPERS_AFTER", 4)
+    monkeypatch.setattr(puts, "BATCH_FILES", 16)
+    monkeypatch.setattr(puts, "_helpers", lambda parallelism: 1)
+    src = tmp_path / "src"
+    for i in range(200):
+        (src / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 3}" / f"f{i:03}").write_bytes(os.urandom(i * 7))
+    (src / "big").write_bytes(os.urandom(200_000))  # more than one chunk
+    (src / "large").write_bytes(os.urandom(1_200_000))  # read here, as a stream
+    scan = scan_dir(src, "/")
+    (src / "d1" / "f190").write_bytes(b"grown " * 1000)  # larger than the scan saw
+    client.create_repo("r")
+    client.create_branch("r@alone")
+    client.modify_file("r@master", (scan.op(f) for f in scan.files), parallelism=4)
+    assert sum(submitted) == 201 - 3  # every small file but the 3 before the helper started
+    monkeypatch.setattr(puts, "_helpers", lambda parallelism: 0)
+    client.modify_file("r@alone", (scan.op(f) for f in scan.files), parallelism=4)
+    expected = {f"/{f.rel}": (src / f.rel).read_bytes() for f in scan.files}
+    assert files(client) == expected
+    assert client.diff_file("r@master", "r@alone") == []
+    pfs = inner(client).pfs
+    with pfs.db.read() as conn:
+        roots = {b: resolve(conn, CommitSpec("r", b)).root for b in ("master", "alone")}
+        assert roots["master"] == roots["alone"]
+    digests = [d for p in sorted(expected) for d in _chunks_of(client, f"r@master:{p}")]
+    places = [(loc.pack, loc.offset) for loc in map(pfs.blobs.locate(digests).get, digests)]
+    assert places == sorted(places)  # (one pack here: in path order)
+
+
+def test_a_file_gone_before_a_helper_reads_it_fails_the_write(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Encoders, "submit", _ready_at_once)
+    monkeypatch.setattr(puts, "HELPERS_AFTER", 1)
+    monkeypatch.setattr(puts, "_helpers", lambda parallelism: 1)
+    for i in range(40):
+        (tmp_path / f"f{i:02}").write_bytes(b"%d" % i)
+    scan = scan_dir(tmp_path, "/")
+    (tmp_path / "f30").unlink()
+    client.create_repo("r")
+    with pytest.raises(InvalidArgument, match=r"cannot read .*f30: No such file"):
+        client.modify_file("r@master", (scan.op(f) for f in scan.files), parallelism=2)
+    assert client.list_commit("r") == []
+
+
+def test_a_helper_that_dies_leaves_its_files_to_the_write(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper process that dies (killed, out of memory) takes nothing with it: the files it
+    held, and every later one, are read and stored by the write itself."""
+    batches: list[int] = []
+
+    def dies_on_the_second(self: Encoders, files: list[tuple[str, int]], chunker: str) -> Any:
+        if not files:
+            return _done([])
+        batches.append(len(files))
+        if len(batches) == 2:
+            return self._pool.submit(os._exit, 1)
+        return submit(self, files, chunker)
+
+    monkeypatch.setattr(Encoders, "submit", dies_on_the_second)
+    monkeypatch.setattr(puts, "HELPERS_AFTER", 1)
+    monkeypatch.setattr(puts, "BATCH_FILES", 10)
+    monkeypatch.setattr(puts, "_helpers", lambda parallelism: 1)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(100):
+        (src / f"f{i:02}").write_bytes(b"%d" % i)
+    scan = scan_dir(src, "/")
+    client.create_repo("r")
+    client.modify_file("r@master", (scan.op(f) for f in scan.files), parallelism=2)
+    assert files(client) == {f"/f{i:02}": b"%d" % i for i in range(100)}
+    assert len(batches) >= 2

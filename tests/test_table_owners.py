@@ -26,6 +26,7 @@ from haathi.meta import schema
 
 OWNERS = {
     # pfs
+    "projects": "haathi.pfs.projects",
     "repos": "haathi.pfs.repos",
     "branches": "haathi.pfs.branches",
     "commits": "haathi.pfs.commits",
@@ -44,6 +45,9 @@ OWNERS = {
     "datums": "haathi.pps.datum_records",
     "datum_inputs": "haathi.pps.datum_records",
     "kept_datums": "haathi.pps.datum_records",
+    "secrets": "haathi.pps.secrets",
+    "transactions": "haathi.pps.txn_records",
+    "daemons": "haathi.pps.daemon_records",
     # auth
     "auth_config": "haathi.auth.activation",
     "auth_tokens": "haathi.auth.tokens",

@@ -220,6 +220,35 @@ def test_a_recipe_is_built_once_and_again_when_it_changes(scratch: Recipe, tmp_p
     assert tars == [f"{scratch.name}-{changed.key()}.tar"]  # the old recipe's tar is deleted
 
 
+def test_a_derived_recipe_is_its_base_with_its_files_and_is_rebuilt_with_it(
+    scratch: Recipe, tmp_path: Path
+) -> None:
+    (tmp_path / "tool").write_text("#!/bin/sh\necho tool ran\n")
+    (tmp_path / "note.txt").write_text("a note\n")
+    derived = Recipe(
+        f"{scratch.name}-derived", ("WORKDIR /opt",), base=scratch,
+        files=(("/opt/bin/tool", tmp_path / "tool"), ("/opt/note.txt", tmp_path / "note.txt")),
+        executables=("/opt/bin/tool",),
+    )  # fmt: skip
+    try:
+        image = ensure(derived)
+        assert ensure(derived) == image
+        assert builds(tmp_path / "cache") == [scratch.ref, derived.ref]
+        config = inspect(derived.ref)["Config"]
+        assert config["WorkingDir"] == "/opt" and "IMAGE_VAR=from-image" in config["Env"]
+        out = run(image, "sh", "-c", "bin/tool; cat note.txt; ls -l bin/tool note.txt")
+        lines = out.splitlines()
+        assert lines[:2] == ["tool ran", "a note"]
+        assert [line.split()[0] for line in lines[2:]] == ["-rwxr-xr-x", "-rw-r--r--"]
+
+        changed = dataclasses.replace(scratch, changes=(*scratch.changes, "ENV CHANGED=1"))
+        ensure(dataclasses.replace(derived, base=changed))
+        assert builds(tmp_path / "cache") == [scratch.ref, derived.ref] * 2
+        assert "CHANGED=1" in inspect(derived.ref)["Config"]["Env"]
+    finally:
+        subprocess.run(["podman", "rmi", "--force", derived.ref], capture_output=True)
+
+
 def test_a_recipes_own_mmdebstrap_options_are_in_its_key() -> None:
     with_option = dataclasses.replace(PYTHON_RECIPE, options=("--dpkgopt=path-exclude=/srv/*",))
     assert with_option.key() != PYTHON_RECIPE.key()

@@ -4,8 +4,8 @@ operations (activate, tokens, role bindings).
 An Api with ``caller`` None is unrestricted: the embedded client (who can open the store's
 files can read them anyway) and a server while auth is off. A server with auth on serves
 each request through :meth:`AccessApi.for_token`, a view whose operations check the
-caller's roles (Pachyderm's: ``repoReader`` < ``repoWriter`` < ``repoOwner``, and
-``clusterAdmin``).
+caller's roles (Pachyderm's, on the cluster, a project or a repo: see
+:mod:`haathi.models.auth`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,23 @@ from typing import Any, Protocol, Self
 from haathi.auth import activation, bindings, tokens
 from haathi.errors import InvalidArgument, Unauthenticated
 from haathi.models.auth import (
+    ALL_CLUSTER_USERS,
     ROOT,
     Access,
     Caller,
     Permission,
+    ProjectAccess,
+    Resource,
+    Role,
     RoleBindings,
+    Scope,
     parse_roles,
     parse_subject,
     pipeline_subject,
 )
+from haathi.models.ids import split_key, validate_project_name
+from haathi.models.info import ProjectInfo
+from haathi.pfs import projects
 from haathi.pfs.context import PfsContext
 from haathi.pfs.repos import exists as repo_exists
 from haathi.pfs.repos import repo_row
@@ -143,11 +151,21 @@ class AccessApi:
 
     def authorize(self, permission: Permission, *repos: str) -> None:
         """Raise PermissionDenied unless the caller has ``permission`` on every repo (on the
-        cluster, for ADMIN)."""
+        cluster, for a cluster permission)."""
         if self.caller is None:
             return
         with self.pfs.db.read() as conn:
             bindings.require(conn, self.caller.subject, permission, repos)
+
+    def _authorize_project(self, permission: Permission, project: str) -> None:
+        """NotFound unless ``project`` exists; then PermissionDenied unless the caller has
+        ``permission`` on it."""
+        validate_project_name(project)
+        if self.caller is None:
+            return
+        with self.pfs.db.read() as conn:
+            projects.require(conn, project)
+            bindings.require_project(conn, self.caller.subject, permission, project)
 
     def _is_admin(self) -> bool:
         """Whether the caller is a cluster admin (the embedded client and a server while auth
@@ -157,12 +175,20 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             return Permission.ADMIN in bindings.permissions(conn, self.caller.subject, None)
 
-    def _readable(self) -> set[str] | None:
+    def _readable(self) -> Scope | None:
         """The repos the caller may read; None: all of them."""
+        return self._scope(Permission.READ)
+
+    def _visible(self) -> Scope | None:
+        """The repos (and pipelines, by their output repo) lists show the caller: those of
+        the projects it may list (projectViewer) and those it may read; None: all of them."""
+        return self._scope(Permission.READ, Permission.LIST_REPO)
+
+    def _scope(self, *wanted: Permission) -> Scope | None:
         if self.caller is None:
             return None
         with self.pfs.db.read() as conn:
-            return bindings.readable_repos(conn, self.caller.subject)
+            return bindings.scope(conn, self.caller.subject, *wanted)
 
     def _subject(self) -> str:
         """The caller's subject (the embedded client acts as root)."""
@@ -190,12 +216,17 @@ class AccessApi:
                 bindings.drop(conn, resource=bindings.repo_resource(name))
 
     def _check_pipeline(self, spec: PipelineSpec) -> bool:
-        """Before creating or updating ``spec``: the caller needs read on its inputs and, to
-        update, write on its output. Whether the pipeline is new."""
+        """Before creating or updating ``spec``: the caller needs, to create it, to create
+        repos in its project (projectWriter) and, to update it, write on its output; and read
+        on its inputs. Whether the pipeline is new."""
         with self.pfs.db.read() as conn:
             new = records.find_pipeline(conn, spec.name) is None
             if self.caller is not None:
                 who = self.caller.subject
+                if new:
+                    project = split_key(spec.name)[0]
+                    projects.require(conn, project)
+                    bindings.require_project(conn, who, Permission.CREATE_REPO, project)
                 inputs = [r for r, _ in pipelines.input_branches(spec) if repo_exists(conn, r)]
                 bindings.require(conn, who, Permission.READ, inputs)
                 if not new:
@@ -229,6 +260,8 @@ class AccessApi:
     def get_auth_token(self, subject: str, ttl_s: float | None = None) -> str:
         """A new token for ``subject`` (a cluster admin's operation, or the caller's own)."""
         subject = parse_subject(subject)
+        if subject == ALL_CLUSTER_USERS:
+            raise InvalidArgument(f"{subject} names every caller: a token is for one subject")
         if subject != self._subject():
             self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
@@ -264,7 +297,7 @@ class AccessApi:
 
     def set_repo_roles(self, repo: str, roles: str, subject: str) -> RoleBindings:
         """Make ``roles`` (comma-separated, or ``none``) what ``subject`` holds on ``repo``."""
-        wanted = parse_roles(roles, on_cluster=False)
+        wanted = parse_roles(roles, on=Resource.REPO)
         subject = parse_subject(subject)
         self.authorize(Permission.OWN, repo)
         resource = bindings.repo_resource(repo)
@@ -291,19 +324,67 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             repo_row(conn, repo)
-            roles = bindings.roles_of(conn, who, [bindings.CLUSTER, bindings.repo_resource(repo)])
+            roles = bindings.roles_of(conn, who, bindings.resources_of(repo))
             perms = bindings.permissions(conn, who, repo)
-        return Access(
-            who,
-            repo,
-            sorted(r.value for r in roles),
-            [p.value for p in Permission if p in perms and p is not Permission.ADMIN],
-        )
+        return Access(who, repo, *_shown(roles, perms, Resource.REPO))
+
+    def set_project_roles(self, project: str, roles: str, subject: str) -> RoleBindings:
+        """Make ``roles`` (comma-separated, or ``none``) what ``subject`` holds on ``project``
+        (its owners): project roles, and repo roles that hold for every repo of it."""
+        wanted = parse_roles(roles, on=Resource.PROJECT)
+        subject = parse_subject(subject)
+        self._authorize_project(Permission.OWN_PROJECT, project)
+        resource = bindings.project_resource(project)
+        with self.pfs.db.write() as conn:
+            activation.require_active(conn)
+            projects.require(conn, project)
+            bindings.set_roles(conn, resource, subject, wanted)
+            return RoleBindings(project, bindings.bindings(conn, resource))
+
+    def get_project_roles(self, project: str) -> RoleBindings:
+        """Who holds which roles on ``project`` (for those who may list its repos)."""
+        self._authorize_project(Permission.LIST_REPO, project)
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            projects.require(conn, project)
+            resource = bindings.project_resource(project)
+            return RoleBindings(project, bindings.bindings(conn, resource))
+
+    def check_project(self, project: str, subject: str | None = None) -> ProjectAccess:
+        """The roles and permissions of the caller (or, for the project's owners, of
+        ``subject``) on ``project`` and, by those roles, on each of its repos."""
+        who = self._subject() if subject is None else parse_subject(subject)
+        validate_project_name(project)
+        if who != self._subject():
+            self._authorize_project(Permission.OWN_PROJECT, project)
+        with self.pfs.db.read() as conn:
+            activation.require_active(conn)
+            projects.require(conn, project)
+            roles = bindings.roles_of(conn, who, bindings.resources_of(project=project))
+            perms = bindings.permissions(conn, who, None, project=project)
+        return ProjectAccess(who, project, *_shown(roles, perms, Resource.PROJECT))
+
+    def _with_access(self, infos: list[ProjectInfo]) -> list[ProjectInfo]:
+        """With auth on, each project with the caller's roles and permissions on it (as
+        Pachyderm's ``list project`` shows them), read in one query."""
+        if self.caller is None and not self.auth_active():
+            return infos
+        who = self._subject()
+        with self.pfs.db.read() as conn:
+            held = {} if who == ROOT else bindings.held_on_projects(conn, who)
+        on_cluster = {Role.CLUSTER_ADMIN} if who == ROOT else held.get(bindings.CLUSTER, set())
+        out = []
+        for info in infos:
+            roles = on_cluster | held.get(bindings.project_resource(info.name), set())
+            perms = set(Permission) if who == ROOT else {p for r in roles for p in r.permissions}
+            shown, permitted = _shown(roles, perms, Resource.PROJECT)
+            out.append(dataclasses.replace(info, roles=tuple(shown), permissions=tuple(permitted)))
+        return out
 
     def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
-        """Make ``roles`` (``clusterAdmin`` or ``none``) what ``subject`` holds on the
-        cluster."""
-        wanted = parse_roles(roles, on_cluster=True)
+        """Make ``roles`` (``clusterAdmin``, ``projectCreator``, and project or repo roles
+        that then hold everywhere; or ``none``) what ``subject`` holds on the cluster."""
+        wanted = parse_roles(roles, on=Resource.CLUSTER)
         subject = parse_subject(subject)
         self.authorize(Permission.ADMIN)
         with self.pfs.db.write() as conn:
@@ -316,3 +397,15 @@ class AccessApi:
         with self.pfs.db.read() as conn:
             activation.require_active(conn)
             return RoleBindings(bindings.CLUSTER, bindings.bindings(conn, bindings.CLUSTER))
+
+
+def _shown(
+    roles: set[Role], permitted: set[Permission], on: Resource
+) -> tuple[list[str], list[str]]:
+    """What ``auth check`` of a resource of kind ``on`` shows: the roles that grant something
+    there, and the permissions (on a project: its own, and those on each of its repos)."""
+    kinds = {on, Resource.REPO}
+    return (
+        sorted(r.value for r in roles if r.shown_for(on)),
+        [p.value for p in Permission if p in permitted and p.on in kinds],
+    )

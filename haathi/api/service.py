@@ -9,25 +9,33 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from haathi.api.access import AccessApi, AuthOffMemo, SharedCounter
+from haathi.api.access import AuthOffMemo, SharedCounter
+from haathi.api.confined import ConfinedAccess, ServesSpouts
 from haathi.api.lineage import LineageApi
+from haathi.api.projects import ProjectApi
+from haathi.api.secrets import SecretApi
+from haathi.api.transactions import TransactionApi
 from haathi.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from haathi.models.auth import Permission
-from haathi.models.ids import is_commit_id
+from haathi.models.ids import is_commit_id, split_key, validate_repo_key
 from haathi.models.info import (
     BranchInfo,
     CommitInfo,
     DatumInfo,
+    DatumState,
     DiffEntry,
     FileInfo,
     JobInfo,
+    JobState,
     PipelineInfo,
     Problem,
     RepoInfo,
 )
 from haathi.models.limits import MAX_LIMIT
 from haathi.models.ops import CopyOp, Ops, ProgressFn
+from haathi.models.pipeline_ref import check_history
 from haathi.models.refspec import CommitSpec, FileSpec
+from haathi.models.trigger import Trigger
 from haathi.pfs import (
     catalog,
     commits,
@@ -46,13 +54,17 @@ from haathi.pps import (
     isolation,
     job_queue,
     jobs,
+    pipeline_versions,
     pipelines,
     preview,
     records,
 )
 from haathi.pps.runner import JobRunner, RunSummary
+from haathi.pps.sidecars import JobGateways
 from haathi.pps.spec import parse_spec
 from haathi.runtime import Runtime
+from haathi.storage.blobs import StoredRange
+from haathi.tree.entry import FileEntry
 
 Item = TypeVar("Item")
 
@@ -73,19 +85,35 @@ def _wait(
         delay = min(delay * 1.5, 0.5)
 
 
-class Api(AccessApi, LineageApi):
+def _check_page(limit: int | None, what: str) -> None:
+    """InvalidArgument unless ``limit`` (of a page of ``what``) is None or 0 up to MAX_LIMIT."""
+    if limit is not None and not 0 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(f"{what}'s limit must be between 0 and {MAX_LIMIT}, got {limit}")
+
+
+class Api(ProjectApi, ConfinedAccess, LineageApi, SecretApi, TransactionApi):
     """The embedded implementation of every operation (the server exposes the same).
 
     Each operation first checks that the caller may do it (a no-op without a caller: see
     :mod:`haathi.api.access`).
     """
 
-    def __init__(self, runtime: Runtime, *, auth_epoch: SharedCounter | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        auth_epoch: SharedCounter | None = None,
+        gateways: JobGateways | None = None,
+    ) -> None:
         """``auth_epoch``: shared by the processes of one server (``haathi serve --workers``),
-        so that auth activated through one is enforced by all at once."""
+        so that auth activated through one is enforced by all at once. ``gateways``: serves
+        the S3 gateways of the jobs this process runs (s3 inputs, ``s3_out``; without it
+        such jobs fail, saying so: :mod:`haathi.pps.sidecars`)."""
         self.runtime = runtime
         self.pfs = runtime.pfs
         self.pps = runtime.pps
+        if gateways is not None:
+            self.pps.gateways = gateways
         self._runner: JobRunner | None = None
         self.auth_off = AuthOffMemo(auth_epoch)
 
@@ -99,6 +127,8 @@ class Api(AccessApi, LineageApi):
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
+        """A new repo, owned by its creator (who needs projectWriter on its project)."""
+        self._authorize_project(Permission.CREATE_REPO, split_key(validate_repo_key(name))[0])
         info = catalog.create_repo(self.pfs, name, description)
         self._owned_by_caller(name)
         return info
@@ -107,10 +137,12 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.READ, name)
         return catalog.inspect_repo(self.pfs, name)
 
-    def list_repo(self) -> list[RepoInfo]:
-        """Every repo the caller may read."""
-        readable = self._readable()
-        return [r for r in catalog.list_repo(self.pfs) if readable is None or r.name in readable]
+    def list_repo(self, project: str | None = None) -> list[RepoInfo]:
+        """Every repo (of ``project``; None: of all) the caller may read, or see listed
+        (projectViewer on its project)."""
+        visible = self._visible()
+        found = catalog.list_repo(self.pfs, project)
+        return [r for r in found if visible is None or r.name in visible]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
         self.authorize(Permission.WRITE, name)
@@ -128,9 +160,11 @@ class Api(AccessApi, LineageApi):
         self._forget_repo(name)
 
     # branches
-    def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
+    def create_branch(
+        self, spec: CommitSpec, head: str | None = None, trigger: Trigger | None = None
+    ) -> BranchInfo:
         self.authorize(Permission.WRITE, spec.repo)
-        return catalog.create_branch(self.pfs, spec, head)
+        return catalog.create_branch(self.pfs, spec, head, trigger)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
         self.authorize(Permission.READ, spec.repo)
@@ -256,12 +290,26 @@ class Api(AccessApi, LineageApi):
     ) -> tuple[FileInfo, Iterator[bytes]]:
         """The file's info and its bytes; from ``offset``, at most ``length`` of them
         (:meth:`FileInfo.span`), reading only the chunks that hold them."""
+        info, entry = self._file_to_read(spec, offset, length)
+        return info, files.read_content(self.pfs, entry, *info.span(offset, length))
+
+    def read_file_stored(
+        self, spec: FileSpec, *, offset: int = 0, length: int | None = None
+    ) -> tuple[FileInfo, Iterator[bytes | StoredRange]]:
+        """As :meth:`read_file`, but the chunks a local store holds raw come as the verified
+        :class:`StoredRange` of their bytes in their packs: for the server, to send them from
+        the files (``os.sendfile``)."""
+        info, entry = self._file_to_read(spec, offset, length)
+        return info, files.read_stored_content(self.pfs, entry, *info.span(offset, length))
+
+    def _file_to_read(
+        self, spec: FileSpec, offset: int, length: int | None
+    ) -> tuple[FileInfo, FileEntry]:
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgument("a read's offset and length cannot be negative")
         self.authorize(Permission.READ, spec.commit.repo)
         commit, entry = files.file_entry(self.pfs, spec)
-        info = files.file_info(commit, entry)
-        return info, files.read_content(self.pfs, entry, *info.span(offset, length))
+        return files.file_info(commit, entry), entry
 
     def read_files(self, spec: FileSpec) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
         self.authorize(Permission.READ, spec.commit.repo)
@@ -271,17 +319,21 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.READ, spec.commit.repo)
         return files.inspect_file(self.pfs, spec)
 
-    def list_file(self, spec: FileSpec) -> list[FileInfo]:
+    def list_file(
+        self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        """A directory's entries in path order: from ``start`` on (:attr:`FileInfo.list_key`;
+        a seek), at most ``limit`` of them."""
+        _check_page(limit, "a listing")
         self.authorize(Permission.READ, spec.commit.repo)
-        return files.list_file(self.pfs, spec)
+        return files.list_file(self.pfs, spec, start, limit)
 
     def walk_file(
         self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
     ) -> list[FileInfo]:
         """Every file at or below the path, in path order: from the path ``start`` on (a
         seek), at most ``limit`` of them."""
-        if limit is not None and not 0 <= limit <= MAX_LIMIT:
-            raise InvalidArgument(f"a walk's limit must be between 0 and {MAX_LIMIT}, got {limit}")
+        _check_page(limit, "a walk")
         self.authorize(Permission.READ, spec.commit.repo)
         commit, entries = files.walk_files(self.pfs, spec, start)
         return [files.file_info(commit, e) for e in islice(entries, limit)]
@@ -290,10 +342,20 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.READ, spec.repo)
         return files.glob_file(self.pfs, spec, pattern)
 
-    def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
+    def diff_file(
+        self,
+        new: FileSpec,
+        old: FileSpec | None = None,
+        *,
+        start: str | None = None,
+        limit: int | None = None,
+    ) -> list[DiffEntry]:
+        """The changes from ``old`` (default: ``new``'s parent) to ``new`` in path order: from
+        the path ``start`` on, at most ``limit`` of them."""
+        _check_page(limit, "a diff")
         olds = () if old is None else (old.commit.repo,)
         self.authorize(Permission.READ, new.commit.repo, *olds)
-        return files.diff_file(self.pfs, new, old)
+        return files.diff_file(self.pfs, new, old, start, limit)
 
     # checks
     def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
@@ -332,6 +394,7 @@ class Api(AccessApi, LineageApi):
         """
         parsed = parse_spec(spec)
         new = self._check_pipeline(parsed)
+        self._check_secrets(parsed)
         self.runner.check()
         return pipelines.create_pipeline(
             self.pps,
@@ -347,15 +410,30 @@ class Api(AccessApi, LineageApi):
         notes = [*parsed.notes, *isolation.preflight(self.pps, parsed)]
         return {"spec": parsed.to_dict(), "notes": notes}
 
-    def inspect_pipeline(self, name: str) -> PipelineInfo:
+    def inspect_pipeline(
+        self, name: str, *, version: int | None = None, back: int = 0
+    ) -> PipelineInfo:
+        """The pipeline at its current version, at ``version``, or ``back`` versions before."""
         self.authorize(Permission.READ, name)
-        return pipelines.inspect_pipeline(self.pps, name)
+        if version is None and not back:
+            return pipelines.inspect_pipeline(self.pps, name)
+        return pipeline_versions.inspect_version(self.pps, name, version=version, back=back)
 
-    def list_pipeline(self) -> list[PipelineInfo]:
-        """Every pipeline whose output repo the caller may read."""
-        readable = self._readable()
-        found = pipelines.list_pipeline(self.pps)
-        return [p for p in found if readable is None or p.name in readable]
+    def list_pipeline(
+        self, *, name: str | None = None, history: int = 0, project: str | None = None
+    ) -> list[PipelineInfo]:
+        """Every pipeline (of ``project``; None: of all) whose output repo the caller may read
+        or see listed (or the one ``name``), each followed by its ``history`` earlier versions
+        (-1: all)."""
+        check_history(history)
+        if name is not None:
+            self.authorize(Permission.READ, name)
+            found = [pipelines.inspect_pipeline(self.pps, name)]
+        else:
+            visible = self._visible()
+            found = pipelines.list_pipeline(self.pps, project)
+            found = [p for p in found if visible is None or p.name in visible]
+        return pipeline_versions.with_history(self.pps, found, history) if history else found
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
         self.authorize(Permission.OWN, name)
@@ -374,6 +452,41 @@ class Api(AccessApi, LineageApi):
         self.authorize(Permission.WRITE, name)
         return cron_ticks.run_cron(self.pps, name)
 
+    def rerun_pipeline(self, name: str, *, reprocess: bool = False) -> str:
+        """Make the current spec a new version (salt kept unless ``reprocess``); its job's ID."""
+        self.authorize(Permission.WRITE, name)
+        return self._make_version(
+            pipeline_versions.rerun_version(self.pps, name, reprocess=reprocess)
+        )
+
+    def rollback_pipeline(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        back: int = 0,
+        reprocess: bool = False,
+    ) -> str:
+        """Make an earlier version's spec and salt (default: the previous version's) the new
+        version; its job's ID. See :mod:`haathi.pps.pipeline_versions`."""
+        self.authorize(Permission.WRITE, name)
+        new = pipeline_versions.rollback_version(
+            self.pps, name, version=version, back=back, reprocess=reprocess
+        )
+        return self._make_version(new)
+
+    def _make_version(self, new: pipeline_versions.NewVersion) -> str:
+        """As ``create_pipeline`` checks an update: the caller's access, that the secrets the
+        spec names exist, that jobs run here."""
+        self._check_pipeline(new.spec)
+        self._check_secrets(new.spec)
+        self.runner.check()
+        return pipeline_versions.make_version(
+            self.pps,
+            new,
+            then=lambda conn: pipelines.secure(conn, new.spec, new=False, owner=self._owner()),
+        )
+
     def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
         """The datums a spec's input has now, without creating anything."""
         if self.caller is not None:
@@ -391,16 +504,35 @@ class Api(AccessApi, LineageApi):
         return job_queue.job_info(self.pps, row)
 
     def list_job(
-        self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
+        self,
+        pipeline: str | None = None,
+        job: str | None = None,
+        limit: int | None = None,
+        *,
+        history: int = -1,
+        states: tuple[str, ...] = (),
+        project: str | None = None,
     ) -> list[JobInfo]:
         """Jobs, newest first: of ``pipeline``, of commit set ``job``, or every one the caller
-        may read."""
+        may read (of the pipelines of ``project``, if given); of each pipeline's current
+        version and ``history`` versions before it (-1: of all); in one of ``states`` (none:
+        in any)."""
+        check_history(history)
+        wanted = tuple(JobState.parse(s) for s in states)
         if pipeline is not None:
             self.authorize(Permission.READ, pipeline)
         with self.pfs.db.read() as conn:
             if pipeline is not None:
                 records.pipeline_row(conn, pipeline)
-            rows = records.list_jobs(conn, pipeline=pipeline, commit_id=job, limit=limit)
+            rows = records.list_jobs(
+                conn,
+                pipeline=pipeline,
+                commit_id=job,
+                limit=limit,
+                history=history,
+                states=wanted,
+                project=project,
+            )
         if job is not None:  # a commit set's jobs, as its commits: all readable or none
             self.authorize(Permission.READ, *(r.pipeline for r in rows))
         readable = self._readable()
@@ -429,11 +561,18 @@ class Api(AccessApi, LineageApi):
         return self._job_info(job_queue.stop_job(self.pps, pipeline, job))
 
     def list_datum(
-        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+        self,
+        pipeline: str,
+        job: str,
+        number: int | None = None,
+        marker: str | None = None,
+        *,
+        states: tuple[str, ...] = (),
     ) -> list[DatumInfo]:
+        wanted = tuple(DatumState.parse(s) for s in states)
         row = self._job(pipeline, job)
         with self.pfs.db.read() as conn:
-            return datum_records.job_datums(conn, row, number=number, marker=marker)
+            return datum_records.job_datums(conn, row, number=number, marker=marker, states=wanted)
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
         row = self._job(pipeline, job)
@@ -481,5 +620,7 @@ class Api(AccessApi, LineageApi):
         )
 
     def run_worker(self, stop: threading.Event, progress: jobs.ProgressFn | None = None) -> None:
-        """Run jobs and cron ticks until ``stop`` is set."""
-        self.runner.run_forever(stop, progress)
+        """Run jobs, cron ticks, spouts and services until ``stop`` is set."""
+        gateways = self.pps.gateways
+        apis = gateways.spout_apis(self) if isinstance(gateways, ServesSpouts) else None
+        self.runner.run_forever(stop, progress, apis=apis)

@@ -19,10 +19,13 @@ def is_active(conn: Connection) -> bool:
 
 
 def activate(conn: Connection) -> str:
-    """Turn auth on; the root token (shown once: only its hash is kept)."""
+    """Turn auth on; the root token (shown once: only its hash is kept). Every authenticated
+    caller may then create projects, and repos and pipelines in ``default``
+    (:func:`bindings.seed`)."""
     if is_active(conn):
         raise FailedPrecondition("auth is already activated")
     conn.execute(insert(auth_config).values(id=1, activated_at=datetime.now(UTC)))
+    bindings.seed(conn)
     return tokens.issue(conn, ROOT)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from haathi.cli import render
-from haathi.cli.main import OutputOpt, app, client, state
+from haathi.cli.main import OutputOpt, ProjectOpt, app, client, state
 from haathi.cli.render import Output
 from haathi.cli.units import parse_duration
 from haathi.client import session
@@ -21,9 +21,15 @@ from haathi.models.auth import RoleBindings
 auth_app = typer.Typer(
     help="Access control of a server: tokens, logins and roles.", no_args_is_help=True
 )
-set_app = typer.Typer(help="Set a subject's roles on a repo or the cluster.", no_args_is_help=True)
-get_app = typer.Typer(help="Show the role bindings of a repo or the cluster.", no_args_is_help=True)
-check_app = typer.Typer(help="Show what you (or a subject) may do on a repo.", no_args_is_help=True)
+set_app = typer.Typer(
+    help="Set a subject's roles on a repo, a project or the cluster.", no_args_is_help=True
+)
+get_app = typer.Typer(
+    help="Show the role bindings of a repo, a project or the cluster.", no_args_is_help=True
+)
+check_app = typer.Typer(
+    help="Show what you (or a subject) may do on a repo or a project.", no_args_is_help=True
+)
 app.add_typer(auth_app, name="auth")
 auth_app.add_typer(set_app, name="set")
 auth_app.add_typer(get_app, name="get")
@@ -165,42 +171,97 @@ def _bindings(b: RoleBindings, output: Output) -> None:
 Roles = Annotated[
     str, typer.Argument(help="repoReader, repoWriter, repoOwner (comma-separated), or none")
 ]
-Subject = Annotated[str, typer.Argument(help="user:NAME, robot:NAME or pipeline:NAME")]
+Subject = Annotated[
+    str, typer.Argument(help="user:NAME, robot:NAME, pipeline:NAME or allClusterUsers")
+]
+WhoseAccess = Annotated[str | None, typer.Argument(help="whose access (default: yours)")]
 
 
 @set_app.command("repo")
-def set_repo(repo: str, roles: Roles, subject: Subject, output: OutputOpt = Output.table) -> None:
+def set_repo(
+    repo: str,
+    roles: Roles,
+    subject: Subject,
+    project: ProjectOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
     """Make ROLES what SUBJECT holds on REPO (repo owners)."""
-    _bindings(client().set_repo_roles(repo, roles, subject), output)
+    _bindings(client(project).set_repo_roles(repo, roles, subject), output)
 
 
 @get_app.command("repo")
-def get_repo(repo: str, output: OutputOpt = Output.table) -> None:
+def get_repo(repo: str, project: ProjectOpt = None, output: OutputOpt = Output.table) -> None:
     """Who holds which roles on REPO."""
-    _bindings(client().get_repo_roles(repo), output)
+    _bindings(client(project).get_repo_roles(repo), output)
+
+
+def _access(subject: str, where: str, roles: list[str], permissions: list[str]) -> None:
+    render.out.print(
+        f"{subject} on {where}: roles {', '.join(roles) or 'none'}; "
+        f"may {', '.join(permissions) or 'do nothing'}",
+        markup=False,
+    )
 
 
 @check_app.command("repo")
 def check_repo(
     repo: str,
-    subject: Annotated[str | None, typer.Argument(help="whose access (default: yours)")] = None,
+    subject: WhoseAccess = None,
+    project: ProjectOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Your roles and permissions on REPO (or SUBJECT's, for the repo's owners)."""
-    access = client().check_repo(repo, subject)
+    access = client(project).check_repo(repo, subject)
     if output == Output.json:
         render.emit_json(access)
         return
-    render.out.print(
-        f"{access.subject} on {access.repo}: roles {', '.join(access.roles) or 'none'}; "
-        f"may {', '.join(access.permissions) or 'do nothing'}",
-        markup=False,
-    )
+    _access(access.subject, access.repo, access.roles, access.permissions)
+
+
+ProjectRoles = Annotated[
+    str,
+    typer.Argument(
+        help="projectViewer, projectWriter, projectOwner, or repo roles for all its repos "
+        "(comma-separated), or none"
+    ),
+]
+
+
+@set_app.command("project")
+def set_project(
+    project: str, roles: ProjectRoles, subject: Subject, output: OutputOpt = Output.table
+) -> None:
+    """Make ROLES what SUBJECT holds on PROJECT (project owners)."""
+    _bindings(client().set_project_roles(project, roles, subject), output)
+
+
+@get_app.command("project")
+def get_project(project: str, output: OutputOpt = Output.table) -> None:
+    """Who holds which roles on PROJECT."""
+    _bindings(client().get_project_roles(project), output)
+
+
+@check_app.command("project")
+def check_project(
+    project: str, subject: WhoseAccess = None, output: OutputOpt = Output.table
+) -> None:
+    """Your roles and permissions on PROJECT and its repos (or SUBJECT's, for its owners)."""
+    access = client().check_project(project, subject)
+    if output == Output.json:
+        render.emit_json(access)
+        return
+    _access(access.subject, f"project {access.project}", access.roles, access.permissions)
 
 
 @set_app.command("cluster")
 def set_cluster(
-    roles: Annotated[str, typer.Argument(help="clusterAdmin, or none")],
+    roles: Annotated[
+        str,
+        typer.Argument(
+            help="clusterAdmin, projectCreator, or project or repo roles that then hold "
+            "everywhere (comma-separated), or none"
+        ),
+    ],
     subject: Subject,
     output: OutputOpt = Output.table,
 ) -> None:

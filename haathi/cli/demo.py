@@ -22,9 +22,12 @@ from typing import Any
 from haathi.cli import render, render_pps
 from haathi.cli.progress import job_progress
 from haathi.client import connect
+from haathi.client.client import is_server_address
 from haathi.errors import HaathiError
 from haathi.models.ops import PutOp
 from haathi.pps import containers
+
+CONSOLE = "http://127.0.0.1:8650/"  # where haathi serve's console is by default
 
 SALES = {
     "/2026/01.csv": b"day,store,amount\n1,berlin,120\n2,berlin,80\n3,paris,200\n",
@@ -125,11 +128,15 @@ def _in_image(spec: dict[str, Any], image: str | None) -> dict[str, Any]:
 
 
 def run_demo(address: str | None) -> None:
+    """The demo on a new store at ``address`` (a directory; None: a new temp dir), or on the
+    server at ``address`` (``http(s)://``: the console shows its data)."""
     store = address or tempfile.mkdtemp(prefix="haathi-demo-")
+    served = is_server_address(store)
     say = render.out.print
-    say(f"[bold]haathi demo[/bold] — embedded store at {store}\n")
+    say(f"[bold]haathi demo[/bold] — {'server' if served else 'embedded store'} at {store}\n")
     with job_progress(render.out) as progress, connect(store, progress=progress) as c:
-        image, why = demo_image(Path(tempfile.mkdtemp(prefix="demo-image-", dir=store)))
+        images = tempfile.mkdtemp(prefix="demo-image-", dir=None if served else store)
+        image, why = demo_image(Path(images))
         if image is not None:
             say(f"The pipelines run in a BusyBox container image built just now: {image}\n")
         else:
@@ -165,6 +172,10 @@ def run_demo(address: str | None) -> None:
         say(f"\n$ haathi inspect job report@{cid}")
         render_pps.job(c.inspect_job(f"report@{cid}"))
     say(f"\nExplore it yourself: export HAATHI_ADDRESS={store}; haathi list pipeline")
+    if served:
+        say(f"Or in a browser, the console: {store.rstrip('/')}/")
+    else:
+        say(f"Or in a browser: haathi serve --store {store}, then open the console at {CONSOLE}")
 
 
 def _put(path: str, data: bytes) -> PutOp:

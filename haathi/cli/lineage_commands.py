@@ -13,7 +13,7 @@ from rich.tree import Tree
 from typer.core import TyperGroup
 
 from haathi.cli import render
-from haathi.cli.main import OutputOpt, app, client
+from haathi.cli.main import OutputOpt, ProjectOpt, app, client
 from haathi.cli.pps_commands import draw_app
 from haathi.cli.render import Output
 from haathi.models.lineage import LineageGraph, LineageNode
@@ -41,10 +41,11 @@ def lineage(
     downstream: Downstream = False,
     at: At = None,
     output: OutputOpt = Output.table,
+    project: ProjectOpt = None,
 ) -> None:
     """Where a file came from: datum, job, spec version and input files, down to user
     commits (or, with --downstream, every file derived from it)."""
-    roots = client().lineage(target, downstream=downstream, at=at)
+    roots = client(project).lineage(target, downstream=downstream, at=at)
     if output == Output.json:
         render.emit_json(roots)
         return
@@ -62,9 +63,10 @@ def draw_lineage(
     fmt: Annotated[GraphFormat, typer.Option("--format", help="dot, mermaid or json")] = (
         GraphFormat.dot
     ),
+    project: ProjectOpt = None,
 ) -> None:
     """Draw the lineage graph (data flows from inputs to outputs)."""
-    graph = client().lineage_graph(target, downstream=downstream, at=at)
+    graph = client(project).lineage_graph(target, downstream=downstream, at=at)
     if fmt == GraphFormat.json:
         render.emit_json(graph)
     else:
@@ -147,9 +149,10 @@ def reproduce_file(
         str, typer.Argument(help="repo@branch-or-commit:/path of a pipeline output (dir, glob ok)")
     ],
     output: OutputOpt = Output.table,
+    project: ProjectOpt = None,
 ) -> None:
     """Re-run the datums that wrote these files and compare every file they wrote."""
-    _show(client().reproduce(target), output)
+    _show(client(project).reproduce(target), output)
 
 
 @reproduce_app.command("commit")
@@ -163,9 +166,10 @@ def reproduce_commit(
         int | None, typer.Option("--seed", help="with --sample: pick the same datums each time")
     ] = None,
     output: OutputOpt = Output.table,
+    project: ProjectOpt = None,
 ) -> None:
     """Re-run every datum that wrote files in an output commit (or --sample N of them)."""
-    _show(client().reproduce_commit(commit, sample=sample, seed=seed), output)
+    _show(client(project).reproduce_commit(commit, sample=sample, seed=seed), output)
 
 
 def _show(report: ReproduceReport, output: Output) -> None:

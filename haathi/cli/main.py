@@ -5,6 +5,7 @@ the commands share, :func:`command` to register one, and the entry point (:func:
 errors and exit codes, never a traceback). The commands live beside it, by topic:
 :mod:`~haathi.cli.pfs_commands`, :mod:`~haathi.cli.store_commands`,
 :mod:`~haathi.cli.pps_commands`, :mod:`~haathi.cli.lineage_commands`,
+:mod:`~haathi.cli.history_commands`, :mod:`~haathi.cli.secret_commands`,
 :mod:`~haathi.cli.auth_commands` and :mod:`~haathi.cli.serve_command`.
 
 A command starts light: this module imports neither those modules nor rich, the client or
@@ -31,6 +32,7 @@ from haathi.errors import HaathiError
 
 if TYPE_CHECKING:
     from haathi.client import Client
+    from haathi.pps.sidecars import JobGateways
 
 app = typer.Typer(
     help="haathi: version control for data, with Pachyderm's commands (pachctl -> haathi).",
@@ -39,14 +41,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 VERBS = {
-    "create": "Create a repo, branch or pipeline.",
-    "list": "List repos, branches, commits, files, pipelines, jobs, datums or preloaders.",
-    "inspect": "Show a repo, branch, commit, file, pipeline, job or datum, or the store.",
-    "update": "Update a repo or pipeline.",
-    "delete": "Delete a repo, branch, commit, file or pipeline.",
-    "start": "Start a commit or a stopped pipeline.",
-    "stop": "Stop a pipeline, a job or the preloaders.",
-    "finish": "Finish a commit.",
+    "create": "Create a project, repo, branch, pipeline or secret.",
+    "list": "List projects, repos, branches, commits, files, pipelines, jobs, datums, secrets, "
+    "transactions or preloaders.",
+    "inspect": "Show a project, repo, branch, commit, file, pipeline, job, datum, secret or "
+    "transaction, or the store.",
+    "update": "Update a project, repo or pipeline.",
+    "delete": "Delete a project, repo, branch, commit, file, pipeline, secret or transaction.",
+    "start": "Start a commit, a stopped pipeline or a transaction.",
+    "stop": "Stop a pipeline, a job, the preloaders or adding to a transaction.",
+    "finish": "Finish a commit or a transaction.",
     "wait": "Wait for a commit or job to finish.",
     "squash": "Squash a commit into its neighbours.",
     "put": "Put files into a repo.",
@@ -56,6 +60,10 @@ VERBS = {
     "copy": "Copy files without copying bytes.",
     "find": "Find the commits that changed a path.",
     "edit": "Edit the key/value metadata of a repo, branch or commit.",
+    "rerun": "Rerun a pipeline: its current spec as a new version.",
+    "rollback": "Roll a pipeline back to an earlier spec version.",
+    "config": "Show or change the client's context (its default project).",
+    "resume": "Resume a stopped transaction.",
 }
 verbs: dict[str, typer.Typer] = {}
 for _verb, _help in VERBS.items():
@@ -73,15 +81,38 @@ state = State()
 state.overrides = {}
 
 
-def client() -> Client:
-    """The store or server the command works on (connected on first use)."""
+def client(project: str | None = None) -> Client:
+    """The store or server the command works on (connected on first use), in ``project``
+    (the command's ``--project``; else ``$HAATHI_PROJECT``, else the context's, else
+    ``default``), adding to the context's active transaction if there is one."""
     if state.client is None:
         from haathi import allocator
         from haathi.client import connect
+        from haathi.client.context import active_transaction
+        from haathi.config import resolve_address
 
         allocator.tune()  # before the command moves data (not for `version` or `--help`)
-        state.client = connect(state.address, run_jobs=False, **state.overrides)
+        state.client = connect(
+            state.address, run_jobs=False, gateways=job_gateways(state.address),
+            project=project, **state.overrides,
+        )  # fmt: skip
+        state.client.transaction_id = active_transaction(resolve_address(state.address))
+    elif project is not None:
+        state.client.project = project
     return state.client
+
+
+def job_gateways(address: str | None) -> JobGateways | None:
+    """What serves the S3 gateways of the jobs a command runs on a store directory (none for
+    a server, which runs its jobs itself)."""
+    from haathi.client.client import is_server_address
+    from haathi.config import resolve_address
+
+    if is_server_address(resolve_address(address)):
+        return None
+    from haathi.server.sidecar import JobGatewayFactory
+
+    return JobGatewayFactory()
 
 
 @app.callback()
@@ -126,12 +157,45 @@ def main(
 
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+ProjectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        help="the project of bare repo and pipeline names (default: $HAATHI_PROJECT, else the "
+        "context's, else default)",
+    ),
+]
+AllProjectsOpt = Annotated[
+    bool, typer.Option("--all-projects", "-A", help="of every project, not only the current one")
+]
+
+
+def one_or_all(what: str, name: str | None, every: bool, all_projects: bool) -> None:
+    """``delete WHAT``'s arguments: a name or ``--all`` (with ``-A`` only beside ``--all``)."""
+    from haathi.errors import InvalidArgument
+
+    if (name is None) == (not every):
+        raise InvalidArgument(f"delete {what} takes a {what} name, or --all")
+    if all_projects and not every:
+        raise InvalidArgument("--all-projects goes with --all")
+
+
 NoWait = Annotated[
     bool,
     typer.Option(
         "--no-wait", help="queue the jobs this starts and return; `haathi run worker` runs them"
     ),
 ]
+
+
+def added_to_transaction() -> bool:
+    """After a transactional command: whether it added a request to the active transaction
+    (then it says so, as pachctl does)."""
+    c = client()
+    if c.transaction_id is None:
+        return False
+    print(f"Added to transaction: {c.transaction_id}", flush=True)
+    return True
 
 
 def after_write(no_wait: bool) -> None:
@@ -141,7 +205,7 @@ def after_write(no_wait: bool) -> None:
 
     c = client()
     if no_wait:
-        queued = [j for j in c.list_job() if not j.state.terminal]
+        queued = [j for j in c.list_job(all_projects=True) if not j.state.terminal]
         if queued:
             render.err.print(
                 f"{len(queued)} job(s) queued: `haathi run worker` (or any command without "
@@ -186,7 +250,12 @@ def version() -> None:
 )
 def demo(
     address: Annotated[
-        str | None, typer.Option("--store", help="store directory (default: a new temp dir)")
+        str | None,
+        typer.Option(
+            "--store",
+            help="store directory (default: a new temp dir), or a server's URL (the demo's data "
+            "then shows in its console)",
+        ),
     ] = None,
 ) -> None:
     """``haathi demo``: see haathi/cli/demo.py."""
@@ -197,10 +266,14 @@ def demo(
 
 # the modules that register the other commands, in the order `haathi --help` lists them
 COMMAND_MODULES = (
+    "haathi.cli.project_commands",
     "haathi.cli.pfs_commands",
     "haathi.cli.store_commands",
     "haathi.cli.auth_commands",
     "haathi.cli.pps_commands",  # and haathi.cli.lineage_commands
+    "haathi.cli.history_commands",
+    "haathi.cli.secret_commands",
+    "haathi.cli.transaction_commands",
     "haathi.cli.serve_command",
     "haathi.cli.preloader_commands",
 )
@@ -212,7 +285,7 @@ def load_commands() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name)
     # the store's commands (init, fsck, gc) come before this module's own (version, demo)
-    store = COMMAND_MODULES[1]
+    store = "haathi.cli.store_commands"
     app.registered_commands.sort(key=lambda c: getattr(c.callback, "__module__", "") != store)
 
 

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from haathi.cli.render import err
-from haathi.models.info import JobProgress
+from haathi.models.info import JobProgress, JobState
 from haathi.models.ops import ProgressFn
 
 JobProgressFn = Callable[[JobProgress], None]
@@ -83,6 +83,8 @@ def job_progress(console: Console = err) -> Iterator[JobProgressFn]:
             if key not in tasks:
                 tasks[key] = bar.add_task(f"job {p.pipeline}@{p.job[:12]}", total=p.total)
             bar.update(tasks[key], total=p.total, completed=p.skipped + p.done)
+            if p.state == JobState.EGRESSING:
+                bar.update(tasks[key], description=f"job {p.pipeline}@{p.job[:12]} egressing")
             if p.state.terminal:
                 bar.remove_task(tasks[key])
                 job_line(p, console)

@@ -12,7 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from haathi.cli.output import Output as Output  # the commands import it from here
-from haathi.models.info import BranchInfo, CommitInfo, DiffEntry, FileInfo, Problem, RepoInfo
+from haathi.models.ids import split_key
+from haathi.models.info import (
+    BranchInfo,
+    CommitInfo,
+    DiffEntry,
+    FileInfo,
+    Problem,
+    ProjectInfo,
+    RepoInfo,
+)
+from haathi.models.transaction import TransactionInfo
+from haathi.models.trigger import Trigger
 
 
 def _settings(stderr: bool) -> dict[str, Any]:
@@ -73,10 +84,37 @@ def _table(*cols: str) -> Table:
     return t
 
 
+def projects(items: Sequence[ProjectInfo], active: str) -> None:
+    """Pachyderm's ``list project``: ``*`` marks the active project, no description ``-``;
+    with auth on, ACCESS_LEVEL: the caller's roles on each."""
+    auth = any(p.roles is not None for p in items)
+    t = _table("ACTIVE", "PROJECT", *(["ACCESS_LEVEL"] if auth else []), "CREATED", "DESCRIPTION")
+    for p in items:
+        access = [",".join(p.roles or ()) or "none"] if auth else []
+        t.add_row("*" if p.name == active else "", p.name, *access, ago(p.created),
+                  p.description or "-")  # fmt: skip
+    out.print(t)
+
+
+def project(p: ProjectInfo) -> None:
+    out.print(f"Name: {p.name}", markup=False)
+    out.print(f"Description: {p.description}\nCreated at: {ago(p.created)}", markup=False)
+    if p.created_by:
+        out.print(f"Created by: {p.created_by}", markup=False)
+    if p.roles is not None:
+        out.print(f"Roles: {', '.join(p.roles) or 'none'}", markup=False)
+        out.print(f"Permissions: {', '.join(p.permissions or ()) or 'none'}", markup=False)
+
+
+def bare(key: str) -> str:
+    """A key's bare name (a table's PROJECT column shows its project)."""
+    return split_key(key)[1]
+
+
 def repos(items: Sequence[RepoInfo]) -> None:
-    t = _table("NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION")
+    t = _table("PROJECT", "NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION")
     for r in items:
-        t.add_row(r.name, ago(r.created), size(r.size_bytes), r.description)
+        t.add_row(r.project, bare(r.name), ago(r.created), size(r.size_bytes), r.description)
     out.print(t)
 
 
@@ -91,24 +129,34 @@ def repo(r: RepoInfo) -> None:
         out.print(f"Metadata: {_metadata(r.metadata)}", markup=False)
 
 
+def _trigger(b: BranchInfo) -> str:
+    return "-" if b.trigger is None else Trigger.from_dict(b.trigger).describe()
+
+
 def branches(items: Sequence[BranchInfo]) -> None:
-    t = _table("BRANCH", "HEAD")
+    t = _table("BRANCH", "HEAD", "TRIGGER")
     for b in items:
-        t.add_row(b.name, b.head or "-")
+        t.add_row(b.name, b.head or "-", _trigger(b))
     out.print(t)
 
 
 def branch(b: BranchInfo) -> None:
     out.print(f"Name: {b.repo}@{b.name}\nHead Commit: {b.head or '-'}")
+    if b.trigger is not None:
+        out.print(f"Trigger: {_trigger(b)}", markup=False)
     if b.metadata:
         out.print(f"Metadata: {_metadata(b.metadata)}", markup=False)
 
 
 def commits(items: Sequence[CommitInfo]) -> None:
-    t = _table("REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "AUTHOR", "DESCRIPTION")
+    t = _table(
+        "PROJECT", "REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "AUTHOR",
+        "DESCRIPTION",
+    )  # fmt: skip
     for c in items:
         t.add_row(
-            c.repo,
+            c.project,
+            bare(c.repo),
             c.branch or "-",
             c.id,
             ago(c.finished) if c.finished else "open",
@@ -210,3 +258,17 @@ def gc_report(report: dict[str, int]) -> None:
         f"{report['orphans_deleted']} orphan objects; condemned {report['packs_condemned']} "
         f"packs (deleted by a later gc after the grace period); kept {report['packs_kept']} packs"
     )
+
+
+def transactions(items: Sequence[TransactionInfo]) -> None:
+    """Pachyderm's ``list transaction``."""
+    t = _table("TRANSACTION", "STARTED", "OPS")
+    for info in items:
+        t.add_row(info.id, ago(info.started), str(len(info.requests)))
+    out.print(t)
+
+
+def transaction(info: TransactionInfo) -> None:
+    """Pachyderm's ``inspect transaction``: its ID, start and one line per request."""
+    lines = [f"ID: {info.id}", f"Started: {ago(info.started)}", "Requests:", *info.describe()]
+    out.print("\n".join(lines), markup=False)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from haathi.cli.render import _table, ago, err, out
+from haathi.cli.render import _table, ago, bare, err, out
 from haathi.models.info import DatumInfo, JobInfo, JobProgress, PipelineInfo
 
 
@@ -30,22 +31,37 @@ def _progress(j: JobInfo) -> str:
 
 
 def pipelines(items: Sequence[PipelineInfo]) -> None:
-    t = _table("NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB")
+    t = _table("PROJECT", "NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB")
     for p in items:
         t.add_row(
-            p.name,
+            p.project,
+            bare(p.name),
             str(p.version),
-            ", ".join(p.inputs),
+            ", ".join(p.inputs) or (p.daemon or {}).get("kind", ""),
             ago(p.created),
-            f"{p.state.lower()} / {(p.last_job or '-').lower()}",
+            f"{_state(p)} / {(p.last_job or '-').lower()}",
         )
     out.print(t)
+
+
+def _state(p: PipelineInfo) -> str:
+    """``running``; a spout's or service's with where it is published or why it is in its
+    state: ``running (127.0.0.1:31800)``, ``crashing (port 31800 is in use ...)``."""
+    extra = (p.daemon or {}).get("address") or p.reason
+    return escape(f"{p.state.lower()} ({extra})" if extra else p.state.lower())
 
 
 def pipeline(p: PipelineInfo) -> None:
     import json
 
     out.print(f"Name: {p.name}\nVersion: {p.version}\nState: {p.state}")
+    if p.reason:
+        out.print(f"Reason: {p.reason}", markup=False)
+    if p.daemon is not None:
+        d = p.daemon
+        out.print(f"Runs in: {d.get('runner') or '-'} (restarts: {d.get('restarts', 0)})")
+        if d.get("address"):
+            out.print(f"Service: {d['address']}")
     out.print(f"Created: {ago(p.created)}\nUpdated: {ago(p.updated)}")
     out.print(f"Inputs: {', '.join(p.inputs)}\nOutput: {p.name}@{p.output_branch}")
     out.print(f"Last job: {p.last_job or '-'}")
@@ -54,15 +70,34 @@ def pipeline(p: PipelineInfo) -> None:
     out.print("Spec:\n" + json.dumps(p.spec, indent=2), markup=False)
 
 
+def daemon_started(spec: dict[str, Any]) -> None:
+    """Say where a spout or service runs (on stderr), for the spec just created."""
+    kind = "spout" if "spout" in spec else "service" if "service" in spec else None
+    if kind is not None:
+        err.print(
+            f"pipeline {spec['pipeline']['name']}: its {kind} runs in a worker (`haathi run "
+            "worker` or `haathi serve`); `haathi list pipeline` shows its state",
+            markup=False,
+        )
+
+
 def notes(items: Sequence[str]) -> None:
     for n in items:
         err.print(f"note: {n}", markup=False)
 
 
 def jobs(items: Sequence[JobInfo]) -> None:
-    t = _table("PIPELINE", "ID", "STARTED", "DURATION", "PROGRESS", "STATE")
+    t = _table("PROJECT", "PIPELINE", "ID", "STARTED", "DURATION", "PROGRESS", "STATE")
     for j in items:
-        t.add_row(j.pipeline, j.id, ago(j.started), _duration(j), _progress(j), j.state.value)
+        t.add_row(
+            j.project,
+            bare(j.pipeline),
+            j.id,
+            ago(j.started),
+            _duration(j),
+            _progress(j),
+            j.state.value,
+        )
     out.print(t)
 
 
@@ -77,6 +112,8 @@ def job(j: JobInfo) -> None:
         f"skipped, {j.data_failed} failed, {j.data_recovered} recovered"
     )
     out.print(f"Created: {ago(j.created)}\nStarted: {ago(j.started)}\nDuration: {_duration(j)}")
+    if j.egress:
+        out.print(f"Egress: {_egress(j.egress)}", markup=False)
     if j.context:
         c = j.context
         note = f": {c['sandbox_note']}" if c.get("sandbox_note") else ""
@@ -87,6 +124,16 @@ def job(j: JobInfo) -> None:
             )
         else:
             out.print(f"Executor: {c.get('executor')} (sandbox {c.get('sandbox')}{note})")
+
+
+def _egress(e: dict[str, Any]) -> str:
+    """``target: STATE, what it wrote (N attempts)``."""
+    if "rows" in e:
+        wrote = ", ".join(f"{t}: {n} rows" for t, n in e["rows"].items()) or "no tables"
+    else:
+        wrote = f"{e.get('files', 0)} files, {e.get('bytes', 0)} bytes"
+    tries = e.get("attempts", 0)
+    return f"{e['target']}: {e['state']}, {wrote} ({tries} attempt{'s' * (tries != 1)})"
 
 
 def datums(items: Sequence[DatumInfo]) -> None:
@@ -153,7 +200,8 @@ def dag(items: Sequence[PipelineInfo]) -> None:
     for p in items:
         for inp in p.inputs:
             consumers.setdefault(inp.split("@")[0], []).append(p.name)
-    roots = sorted(r for r in consumers if r not in names)
+    sources = {p.name for p in items if not p.inputs}  # spouts: their own inputs
+    roots = sorted({r for r in consumers if r not in names} | sources)
     lines: list[str] = []
 
     def walk(node: str, prefix: str, last: bool, depth: int, seen: tuple[str, ...]) -> None:

@@ -57,7 +57,8 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Serve the store over HTTP (REST, OpenAPI at /docs) and run its jobs in the background."""
+    """Serve the store over HTTP (REST, OpenAPI at /docs, the web console at /) and run its jobs
+    in the background."""
     from haathi import allocator
     from haathi.client.client import is_server_address
     from haathi.server.s3.multipart import UploadLimits
@@ -88,6 +89,7 @@ def serve(
             f"S3 gateway at {server.s3_url} (buckets BRANCH.REPO; e.g. aws --endpoint-url "
             f"{server.s3_url} s3 ls)", markup=False,
         )  # fmt: skip
+    render.err.print(f"console at {server.url}/ (open it in a browser)", markup=False)
     # uvicorn shuts down gracefully on SIGTERM itself (the job runner gives its job back);
     # the CLI's own SIGTERM handling would interrupt its start-up instead
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

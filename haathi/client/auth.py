@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from haathi.models.auth import Access, RoleBindings
+from haathi.models.auth import Access, ProjectAccess, RoleBindings
 from haathi.models.contract import ApiContract
 
 
@@ -13,6 +14,7 @@ class AuthMethods:
     """Mixed into :class:`haathi.client.client.Client`."""
 
     _api: ApiContract
+    _key: Callable[[str], str]  # a repo's key in the current project (ProjectMethods)
 
     def auth_activate(self) -> str:
         """Turn auth on; the root token (``haathi:root``, a cluster admin). It is shown only
@@ -42,18 +44,34 @@ class AuthMethods:
     def set_repo_roles(self, repo: str, roles: str, subject: str) -> RoleBindings:
         """Make ``roles`` (``repoReader``, ``repoWriter``, ``repoOwner``, comma-separated, or
         ``none``) what ``subject`` holds on ``repo`` (the repo's owners)."""
-        return self._api.set_repo_roles(repo, roles, subject)
+        return self._api.set_repo_roles(self._key(repo), roles, subject)
 
     def get_repo_roles(self, repo: str) -> RoleBindings:
         """Who holds which roles on ``repo``."""
-        return self._api.get_repo_roles(repo)
+        return self._api.get_repo_roles(self._key(repo))
 
     def check_repo(self, repo: str, subject: str | None = None) -> Access:
         """Your roles and permissions on ``repo`` (or ``subject``'s, for its owners)."""
-        return self._api.check_repo(repo, subject)
+        return self._api.check_repo(self._key(repo), subject)
+
+    def set_project_roles(self, project: str, roles: str, subject: str) -> RoleBindings:
+        """Make ``roles`` (``projectViewer``, ``projectWriter``, ``projectOwner``, or repo
+        roles that then hold on every repo of the project; comma-separated, or ``none``)
+        what ``subject`` holds on ``project`` (the project's owners)."""
+        return self._api.set_project_roles(project, roles, subject)
+
+    def get_project_roles(self, project: str) -> RoleBindings:
+        """Who holds which roles on ``project``."""
+        return self._api.get_project_roles(project)
+
+    def check_project(self, project: str, subject: str | None = None) -> ProjectAccess:
+        """Your roles and permissions on ``project`` and its repos (or ``subject``'s, for
+        its owners)."""
+        return self._api.check_project(project, subject)
 
     def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
-        """Make ``roles`` (``clusterAdmin`` or ``none``) what ``subject`` holds on the cluster."""
+        """Make ``roles`` (``clusterAdmin``, ``projectCreator``, project or repo roles that
+        then hold everywhere, or ``none``) what ``subject`` holds on the cluster."""
         return self._api.set_cluster_roles(roles, subject)
 
     def get_cluster_roles(self) -> RoleBindings:

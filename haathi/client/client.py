@@ -13,16 +13,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-from haathi.client import session, sources
+from haathi.client import context, session, sources
 from haathi.client.auth import AuthMethods
 from haathi.client.lineage import LineageMethods
+from haathi.client.projects import ProjectMethods
+from haathi.client.secrets import SecretMethods
+from haathi.client.transactions import TransactionMethods
 from haathi.config import resolve_address, store_config, user_cache_dir
 from haathi.errors import InvalidArgument, StorageError
 from haathi.models import paths
@@ -40,7 +42,18 @@ from haathi.models.info import (
     RepoInfo,
 )
 from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
-from haathi.models.refspec import CommitSpec, parse_commit, parse_file
+from haathi.models.pipeline_ref import check_history, parse_history, parse_pipeline_ref
+from haathi.models.refspec import CommitSpec
+from haathi.models.transaction import (
+    CreateBranchOp,
+    CreatePipelineOp,
+    CreateRepoOp,
+    DeleteBranchOp,
+    DeleteRepoOp,
+    FinishCommitOp,
+    StartCommitOp,
+)
+from haathi.models.trigger import Trigger
 
 if TYPE_CHECKING:
     from haathi.api import Api
@@ -48,9 +61,10 @@ if TYPE_CHECKING:
     from haathi.client.remote import RemoteApi
     from haathi.client.sources import DirScan
     from haathi.models.info import RunSummary
+    from haathi.pps.sidecars import JobGateways
 
 T = TypeVar("T")
-SpecSource = dict[str, Any] | str | os.PathLike[str]
+SpecSource = dict[str, Any] | list[dict[str, Any]] | str | os.PathLike[str]
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -136,11 +150,23 @@ class CommitHandle:
     def put_file(self, path: str, source: Source, *, append: bool = False) -> None:
         self._client._api.modify_file(self.spec, [_put_op(path, source, append)])
 
+    def put_file_url(
+        self, path: str, url: str, *, recursive: bool = False, append: bool = False
+    ) -> None:
+        """Download ``url`` (``http(s)://``, ``s3://``; with ``recursive``, every object under
+        an ``s3://`` prefix) into ``path``, as :meth:`Client.put_file_url`."""
+        from haathi.client import urls
+
+        with urls.Fetcher() as fetcher:
+            ops = urls.url_ops(fetcher, url, paths.normalize_for_write(path),
+                               recursive=recursive, append=append)  # fmt: skip
+            self._client._api.modify_file(self.spec, ops)
+
     def delete_file(self, path: str, *, recursive: bool = False) -> None:
         self._client._api.modify_file(self.spec, [DeleteOp(paths.normalize(path), recursive)])
 
     def copy_file(self, source: str, path: str, *, append: bool = False) -> None:
-        op = CopyOp(parse_file(source), paths.normalize_for_write(path), append)
+        op = CopyOp(self._client._file(source), paths.normalize_for_write(path), append)
         self._client._api.modify_file(self.spec, [op])
 
     def finish(self, description: str | None = None) -> CommitInfo:
@@ -163,12 +189,19 @@ class CommitHandle:
             self._client._api.delete_commit(self.spec)
 
 
-class Client(AuthMethods, LineageMethods):
+class Client(ProjectMethods, AuthMethods, LineageMethods, SecretMethods, TransactionMethods):
     """The haathi client. Every method takes the CLI's refspec strings.
+
+    Repos and pipelines named bare are in the client's current ``project`` (``default``
+    unless given); ``project/name`` names another project's. Lists are of the current
+    project unless ``all_projects``.
 
     Embedded, a call that starts pipeline jobs (a write to an input repo, creating or
     updating a pipeline, ...) runs them to completion before it returns, unless the client was
     made with ``run_jobs=False`` (then call :meth:`run_jobs`, or run ``haathi run worker``).
+
+    Inside ``with client.transaction():`` the transactional methods add requests to the
+    transaction instead (see :mod:`haathi.client.transactions`).
     """
 
     def __init__(
@@ -178,8 +211,11 @@ class Client(AuthMethods, LineageMethods):
         run_jobs: bool = True,
         progress: JobProgressFn | None = None,
         stat_cache_dir: Path | None = None,
+        project: str | None = None,
     ) -> None:
         self._api = api
+        if project is not None:
+            self.project = project
         self.auto_run = run_jobs
         self.progress = progress
         self.last_run: RunSummary | None = None
@@ -217,58 +253,94 @@ class Client(AuthMethods, LineageMethods):
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
-        return self._api.create_repo(name, description)
+        if self.transaction_id is not None:
+            info = self._added(CreateRepoOp(self._key(name), description)).info
+            return RepoInfo.from_dict(info or {})
+        return self._api.create_repo(self._key(name), description)
 
     def inspect_repo(self, name: str) -> RepoInfo:
-        return self._api.inspect_repo(name)
+        return self._api.inspect_repo(self._key(name))
 
-    def list_repo(self) -> list[RepoInfo]:
-        return self._api.list_repo()
+    def list_repo(
+        self, *, project: str | None = None, all_projects: bool = False
+    ) -> list[RepoInfo]:
+        """The repos of ``project`` (default: the current one; ``all_projects``: of every
+        project)."""
+        return self._api.list_repo(self._filter(all_projects, project))
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
-        return self._api.update_repo(name, description)
+        return self._api.update_repo(self._key(name), description)
 
     def delete_repo(self, name: str, *, force: bool = False) -> None:
-        self._api.delete_repo(name, force)
+        if self.transaction_id is not None:
+            self._added(DeleteRepoOp(self._key(name), force))
+            return
+        self._api.delete_repo(self._key(name), force)
 
     # branches
-    def create_branch(self, branch: str, head: str | None = None) -> BranchInfo:
-        spec = parse_commit(branch)
+    def create_branch(
+        self,
+        branch: str,
+        head: str | None = None,
+        *,
+        trigger: Trigger | Mapping[str, Any] | None = None,
+    ) -> BranchInfo:
+        """Create ``repo@branch`` (or move it to ``head``). ``trigger``: the branch follows
+        another branch of the repo, as Pachyderm's (a :class:`Trigger`, or its JSON shape:
+        ``{"branch": "staging", "size": "1MB"}``); an existing branch keeps its head."""
+        spec = self._commit(branch)
         if spec.ref is None:
             raise InvalidArgument("create branch needs repo@branch")
-        info = self._api.create_branch(spec, head)
+        if trigger is not None and not isinstance(trigger, Trigger):
+            trigger = Trigger.from_dict(trigger)
+        trigger = None if trigger is None else trigger.check()
+        if self.transaction_id is not None:
+            added = self._added(CreateBranchOp(spec, head, trigger)).info
+            return BranchInfo.from_dict(added or {})
+        info = self._api.create_branch(spec, head, trigger)
         self._ran_writes()
         return info
 
     def inspect_branch(self, branch: str) -> BranchInfo:
-        return self._api.inspect_branch(parse_commit(branch))
+        return self._api.inspect_branch(self._commit(branch))
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
-        return self._api.list_branch(parse_commit(repo).repo)
+        return self._api.list_branch(self._commit(repo).repo)
 
     def delete_branch(self, branch: str) -> None:
-        self._api.delete_branch(parse_commit(branch))
+        if self.transaction_id is not None:
+            self._added(DeleteBranchOp(self._commit(branch)))
+            return
+        self._api.delete_branch(self._commit(branch))
 
     # commits
     def start_commit(
         self, branch: str, *, parent: str | None = None, description: str = ""
     ) -> CommitHandle:
-        info = self._api.start_commit(parse_commit(branch), parent, description)
+        """Open a commit on ``repo@branch`` (in a transaction: the commit it will start, whose
+        ID is the transaction's)."""
+        if self.transaction_id is not None:
+            op = StartCommitOp(self._commit(branch), parent, description)
+            return CommitHandle(self, CommitInfo.from_dict(self._added(op).info or {}))
+        info = self._api.start_commit(self._commit(branch), parent, description)
         return CommitHandle(self, info)
 
     def finish_commit(self, commit: str, description: str | None = None) -> CommitInfo:
-        info = self._api.finish_commit(parse_commit(commit), description)
+        if self.transaction_id is not None:
+            added = self._added(FinishCommitOp(self._commit(commit), description)).info
+            return CommitInfo.from_dict(added or {})
+        info = self._api.finish_commit(self._commit(commit), description)
         self._ran_writes()
         return info
 
     def inspect_commit(self, commit: str) -> CommitInfo:
-        return self._api.inspect_commit(parse_commit(commit))
+        return self._api.inspect_commit(self._commit(commit))
 
     def list_commit(self, target: str, number: int | None = None) -> list[CommitInfo]:
         """Commits of ``repo`` or ``repo@branch`` (newest first), or the set of a commit ID."""
         if is_commit_id(target):
             return self._api.list_commit_set(target)
-        spec = parse_commit(target)
+        spec = self._commit(target)
         return self._api.list_commit(spec.repo, spec.ref, number)
 
     def wait_commit(self, commit: str, timeout: float | None = None) -> list[CommitInfo]:
@@ -276,19 +348,19 @@ class Client(AuthMethods, LineageMethods):
         self._ran_writes()
         if is_commit_id(commit):
             return self._api.wait_commit(commit, timeout)
-        return self._api.wait_commit(parse_commit(commit), timeout)
+        return self._api.wait_commit(self._commit(commit), timeout)
 
     def delete_commit(self, commit: str) -> str:
-        return self._api.delete_commit(parse_commit(commit))
+        return self._api.delete_commit(self._commit(commit))
 
     def squash_commit(self, commit: str) -> str:
-        return self._api.squash_commit(parse_commit(commit))
+        return self._api.squash_commit(self._commit(commit))
 
     def find_commit(self, target: str, limit: int | None = None) -> list[CommitInfo]:
         """The commits in the history of ``repo@branch-or-commit:/path`` (newest first) that
         changed the path: the file, or for a directory anything below it (added, removed or
         modified). At most ``limit`` of them; open commits are not searched."""
-        spec = parse_file(target)
+        spec = self._file(target)
         if not spec.has_path:
             raise InvalidArgument(f"{target}: find commit needs repo@branch-or-commit:/path")
         return self._api.find_commit(spec, limit)
@@ -318,7 +390,7 @@ class Client(AuthMethods, LineageMethods):
             raise InvalidArgument(
                 f"unknown metadata action {action!r}: use {', '.join(METADATA_ACTIONS)}"
             )
-        spec = parse_commit(target)
+        spec = self._commit(target)
         return self._api.edit_metadata(kind_, spec, action_, metadata_items(action_, items))
 
     # files: writing
@@ -326,7 +398,7 @@ class Client(AuthMethods, LineageMethods):
         self, target: str, source: Source, *, append: bool = False, description: str = ""
     ) -> str:
         """Write one file (bytes, a local path, or a binary file object) as one atomic change."""
-        spec = parse_file(target, for_write=True)
+        spec = self._file(target, for_write=True)
         if not spec.has_path:
             raise InvalidArgument(f"{target}: give the file's path (repo@branch:/path)")
         return self._ran_writes(
@@ -334,6 +406,31 @@ class Client(AuthMethods, LineageMethods):
                 spec.commit, [_put_op(spec.path, source, append)], description=description
             )
         )
+
+    def put_file_url(
+        self,
+        target: str,
+        url: str,
+        *,
+        recursive: bool = False,
+        append: bool = False,
+        description: str = "",
+    ) -> str:
+        """Download ``url`` into the commit as one atomic change: ``http(s)://...`` or
+        ``s3://bucket/key`` (endpoint and credentials from the ``AWS_*`` variables), or with
+        ``recursive`` every object under ``s3://bucket/prefix``. This client downloads, as a
+        stream (the server never fetches a URL); a failed download commits nothing. The file
+        goes to the target's path (below it if the path ends in ``/``; no path: ``/`` and the
+        URL's last segment), as ``put file -f URL``."""
+        from haathi.client import urls
+
+        spec = self._file(target)
+        dest = spec.path if spec.has_path else None
+        with urls.Fetcher() as fetcher:
+            ops = urls.url_ops(fetcher, url, dest, recursive=recursive, append=append,
+                               dest_is_dir=target.endswith("/"))  # fmt: skip
+            commit = self._api.modify_file(spec.commit, ops, description=description)
+        return self._ran_writes(commit)
 
     def modify_file(
         self,
@@ -348,7 +445,7 @@ class Client(AuthMethods, LineageMethods):
         sequence, or an iterator of puts (streamed, for directories of millions of files)."""
         return self._ran_writes(
             self._api.modify_file(
-                parse_commit(target),
+                self._commit(target),
                 ops,
                 parallelism=parallelism,
                 progress=progress,
@@ -374,7 +471,7 @@ class Client(AuthMethods, LineageMethods):
         from haathi.client import dirput
 
         cache_dir = self.stat_cache_dir or user_cache_dir() / "statcache"
-        spec = parse_commit(target)
+        spec = self._commit(target)
         put = dirput.plan(self._api, spec, sources, cache_dir, rehash=rehash)
         if progress is not None:
             put.report_unchanged(progress)
@@ -384,7 +481,7 @@ class Client(AuthMethods, LineageMethods):
         return self._ran_writes(put.remember(self._api, commit))
 
     def delete_file(self, target: str, *, recursive: bool = False) -> str:
-        spec = parse_file(target)
+        spec = self._file(target)
         if spec.path == "/" and not recursive:
             raise InvalidArgument("deleting / needs recursive=True")
         return self._ran_writes(
@@ -393,15 +490,15 @@ class Client(AuthMethods, LineageMethods):
 
     def copy_file(self, source: str, dest: str, *, append: bool = False) -> str:
         """Copy a file or directory between commits or repos without copying bytes."""
-        src = parse_file(source)
-        dst = parse_file(dest, for_write=True)
+        src = self._file(source)
+        dst = self._file(dest, for_write=True)
         return self._ran_writes(self._api.modify_file(dst.commit, [CopyOp(src, dst.path, append)]))
 
     # files: reading
     def get_file(self, target: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The file's bytes (from ``offset``, at most ``length``: only the chunks holding them
         are read)."""
-        _, chunks = self._api.read_file(parse_file(target), offset=offset, length=length)
+        _, chunks = self._api.read_file(self._file(target), offset=offset, length=length)
         return b"".join(chunks)
 
     def read_file(
@@ -410,45 +507,60 @@ class Client(AuthMethods, LineageMethods):
         """The file's info and its bytes as they are read, chunk by chunk (verified; from
         ``offset``, at most ``length``): to copy a file out without a reader's buffers. A file
         whose data is missing or cut short fails here, before any byte."""
-        return self._api.read_file(parse_file(target), offset=offset, length=length)
+        return self._api.read_file(self._file(target), offset=offset, length=length)
 
     def open_file(self, target: str, *, offset: int = 0) -> BinaryIO:
         """A streaming reader over the file's bytes from ``offset`` (verified chunk by
         chunk)."""
         from haathi.client.reader import ChunkReader
 
-        info, chunks = self._api.read_file(parse_file(target), offset=offset)
+        info, chunks = self._api.read_file(self._file(target), offset=offset)
         start, end = info.span(offset)
         return io.BufferedReader(ChunkReader(chunks, end - start))
 
     def read_files(self, target: str) -> Iterator[tuple[FileInfo, Iterator[bytes]]]:
         """Every file at or below the path, in path order, each with its bytes (verified):
         for a restore. A file's bytes can be read only until the next file is taken."""
-        spec = parse_file(target)
+        spec = self._file(target)
         return _below(spec.path, self._api.read_files(spec))
 
     def inspect_file(self, target: str) -> FileInfo:
-        return self._api.inspect_file(parse_file(target))
+        return self._api.inspect_file(self._file(target))
 
-    def list_file(self, target: str) -> list[FileInfo]:
-        return self._api.list_file(parse_file(target))
+    def list_file(
+        self, target: str, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        """A directory's entries in path order (from ``start`` on, where a directory sorts as
+        its path followed by ``/`` (:attr:`FileInfo.list_key`), at most ``limit``: a page of
+        a huge directory; the next page starts at the ``list_key`` of the entry after it)."""
+        return self._api.list_file(self._file(target), start=start, limit=limit)
 
     def walk_file(
         self, target: str, *, start: str | None = None, limit: int | None = None
     ) -> list[FileInfo]:
         """Every file at or below the path, in path order (from the path ``start`` on, at
         most ``limit``: a page of a large directory)."""
-        return self._api.walk_file(parse_file(target), start=start, limit=limit)
+        return self._api.walk_file(self._file(target), start=start, limit=limit)
 
     def glob_file(self, target: str) -> list[FileInfo]:
         """Files and directories matching ``repo@ref:pattern``."""
         head, sep, pattern = target.partition(":")
         if not sep:
             raise InvalidArgument("glob file needs repo@ref:pattern")
-        return self._api.glob_file(parse_commit(head), pattern)
+        return self._api.glob_file(self._commit(head), pattern)
 
-    def diff_file(self, new: str, old: str | None = None) -> list[DiffEntry]:
-        return self._api.diff_file(parse_file(new), parse_file(old) if old else None)
+    def diff_file(
+        self,
+        new: str,
+        old: str | None = None,
+        *,
+        start: str | None = None,
+        limit: int | None = None,
+    ) -> list[DiffEntry]:
+        """What changed from ``old`` (default: ``new``'s parent) to ``new``, in path order
+        (from the path ``start`` on, at most ``limit`` changes: a page of a huge change)."""
+        old_spec = self._file(old) if old else None
+        return self._api.diff_file(self._file(new), old_spec, start=start, limit=limit)
 
     def fsck(self, *, fast: bool = False, fix: bool = False) -> list[Problem]:
         """Problems found in the store; with ``fix``, safely repairable ones are repaired."""
@@ -471,9 +583,15 @@ class Client(AuthMethods, LineageMethods):
         reprocess: bool = False,
     ) -> list[str]:
         """Create (``update``: replace) the pipelines of a spec (a dict, a JSON/YAML text or a
-        file path; several documents allowed). Returns the IDs of the jobs they start."""
+        file path; several documents allowed), in the current project unless a spec names its
+        ``pipeline.project``. Returns the IDs of the jobs they start."""
+        if self.transaction_id is not None:
+            ops = [
+                CreatePipelineOp(self._in_project(d), update, reprocess) for d in load_specs(spec)
+            ]
+            return [str(self._added(op).commit) for op in ops]
         ids = [
-            self._api.create_pipeline(doc, update=update, reprocess=reprocess)
+            self._api.create_pipeline(self._in_project(doc), update=update, reprocess=reprocess)
             for doc in load_specs(spec)
         ]
         return self._ran_writes(ids)
@@ -482,71 +600,161 @@ class Client(AuthMethods, LineageMethods):
         """Update pipelines; datums are re-run only if their inputs changed, or ``reprocess``."""
         return self.create_pipeline(spec, update=True, reprocess=reprocess)
 
+    def render_template(
+        self, template: str, args: Mapping[str, str] | Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The pipeline specs a Jsonnet template makes (``template``: a path, an
+        ``http(s)://`` URL or ``-``; ``args``: its top-level arguments, a mapping or
+        ``key=value`` texts), rendered here: pass them to :meth:`create_pipeline`."""
+        from haathi.client import templates
+
+        return templates.render(template, args)
+
     def validate_pipeline(self, spec: SpecSource) -> list[dict[str, Any]]:
         """The effective specs (defaults applied) and notes; InvalidArgument if one is bad."""
-        return [self._api.validate_pipeline(doc) for doc in load_specs(spec)]
+        return [self._api.validate_pipeline(self._in_project(doc)) for doc in load_specs(spec)]
 
     def inspect_pipeline(self, name: str) -> PipelineInfo:
-        return self._api.inspect_pipeline(name)
+        """A pipeline at its current version, or at an earlier one: ``NAME@vN`` (version N),
+        ``NAME^`` / ``NAME^k`` / ``NAME~k`` (k versions before the current one)."""
+        ref = parse_pipeline_ref(name)
+        return self._api.inspect_pipeline(self._key(ref.name), version=ref.version, back=ref.back)
 
-    def list_pipeline(self) -> list[PipelineInfo]:
-        return self._api.list_pipeline()
+    def list_pipeline(
+        self,
+        name: str | None = None,
+        *,
+        history: int | str = 0,
+        project: str | None = None,
+        all_projects: bool = False,
+    ) -> list[PipelineInfo]:
+        """The pipelines of ``project`` (default: the current one; ``all_projects``: of every
+        project), or the one ``name``, each followed by its ``history`` earlier versions,
+        newest first (an int, or ``"all"`` / ``"none"`` as pachctl's ``--history``; -1:
+        all)."""
+        if name is not None:
+            return self._api.list_pipeline(name=self._key(name), history=_history(history))
+        return self._api.list_pipeline(
+            history=_history(history), project=self._filter(all_projects, project)
+        )
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
-        self._api.delete_pipeline(name, keep_repo=keep_repo)
+        self._api.delete_pipeline(self._key(name), keep_repo=keep_repo)
 
     def stop_pipeline(self, name: str) -> None:
-        self._api.stop_pipeline(name)
+        self._api.stop_pipeline(self._key(name))
 
     def start_pipeline(self, name: str) -> str | None:
-        return self._ran_writes(self._api.start_pipeline(name))
+        return self._ran_writes(self._api.start_pipeline(self._key(name)))
 
     def run_cron(self, name: str) -> list[str]:
         """Tick the pipeline's cron inputs now."""
-        return self._ran_writes(self._api.run_cron(name))
+        return self._ran_writes(self._api.run_cron(self._key(name)))
+
+    def rerun_pipeline(self, name: str, *, reprocess: bool = False) -> str:
+        """Make the pipeline's current spec a new version and run a job with it: datums that
+        succeeded before are skipped (failed ones retried) unless ``reprocess``, which gives
+        the version a new salt. The job's ID."""
+        ref = parse_pipeline_ref(name)
+        if ref.version is not None or ref.back:
+            raise InvalidArgument(
+                f"rerun pipeline takes a pipeline's name, not a version ({name}): to run an "
+                "earlier version's spec, use rollback pipeline"
+            )
+        return self._ran_writes(self._api.rerun_pipeline(self._key(ref.name), reprocess=reprocess))
+
+    def rollback_pipeline(
+        self, name: str, *, version: int | None = None, reprocess: bool = False
+    ) -> str:
+        """Make an earlier version's spec and salt the pipeline's new version and run a job
+        with it: ``NAME@vN`` or ``version=N`` (version N), ``NAME^k`` (k versions back), or
+        ``NAME`` (the previous version). Datums whose hash is unchanged are skipped unless
+        ``reprocess`` (see the README's pipeline history). The job's ID."""
+        ref = parse_pipeline_ref(name)
+        if version is not None and (ref.version is not None or ref.back):
+            raise InvalidArgument(f"name the version once: {name}, or version {version}")
+        job = self._api.rollback_pipeline(
+            self._key(ref.name),
+            version=ref.version if version is None else version,
+            back=ref.back,
+            reprocess=reprocess,
+        )
+        return self._ran_writes(job)
 
     def preview_datums(self, spec: SpecSource) -> list[DatumInfo]:
         """The datums a spec's input would have now (``list datum -f``); nothing is created."""
         docs = load_specs(spec)
         if len(docs) != 1:
             raise InvalidArgument("list datum -f takes one spec")
-        return self._api.preview_datums(docs[0])
+        return self._api.preview_datums(self._preview_doc(docs[0]))
 
     # jobs and datums
-    def list_job(self, pipeline: str | None = None, job: str | None = None) -> list[JobInfo]:
-        """Jobs, newest first: of one pipeline, of one job set (ID), or all."""
-        return self._api.list_job(pipeline, job)
+    def list_job(
+        self,
+        pipeline: str | None = None,
+        job: str | None = None,
+        *,
+        history: int | str = -1,
+        state: str | Sequence[str] = (),
+        project: str | None = None,
+        all_projects: bool = False,
+    ) -> list[JobInfo]:
+        """Jobs, newest first: of one pipeline, of one job set (ID: in every project), or all
+        of ``project`` (default: the current one; ``all_projects``: of every project); of each
+        pipeline's current version and the ``history`` versions before it (default -1 or
+        ``"all"``: of every version; 0 or ``"none"``: of the current one only); in one of
+        the states ``state`` names (``"egressing"``, ``["failure", "killed"]``; pachctl's
+        names, ``JOB_`` or not, in any case), or in any."""
+        back = _history(history)
+        states = (state,) if isinstance(state, str) else tuple(state)
+        if pipeline is not None:
+            return self._api.list_job(self._key(pipeline), job, history=back, states=states)
+        if job is not None:
+            return self._api.list_job(None, job, history=back, states=states)
+        return self._api.list_job(
+            history=back, states=states, project=self._filter(all_projects, project)
+        )
+
+    def _job(self, job: str) -> tuple[str, str]:
+        pipeline, job_id = parse_job(job)
+        return self._key(pipeline), job_id
 
     def inspect_job(self, job: str) -> JobInfo:
-        pipeline, job_id = parse_job(job)
-        return self._api.inspect_job(pipeline, job_id)
+        return self._api.inspect_job(*self._job(job))
 
     def wait_job(self, job: str, timeout: float | None = None) -> list[JobInfo]:
         """Block until ``pipeline@id`` (or every job of set ``id``) has ended."""
         self._ran_writes()
         if "@" in job:
-            return self._api.wait_job(*parse_job(job), timeout)
+            return self._api.wait_job(*self._job(job), timeout)
         return self._api.wait_job(None, job, timeout)
 
     def stop_job(self, job: str) -> JobInfo:
-        return self._api.stop_job(*parse_job(job))
+        return self._api.stop_job(*self._job(job))
 
     def list_datum(
-        self, job: str, number: int | None = None, marker: str | None = None
+        self,
+        job: str,
+        number: int | None = None,
+        marker: str | None = None,
+        *,
+        state: str | Sequence[str] = (),
     ) -> list[DatumInfo]:
         """The datums of ``pipeline@id`` in datum ID order; a page of them with ``number`` (at
         most that many; None or 0: all) and ``marker`` (start after that datum ID: the last
-        one of the previous page)."""
-        return self._api.list_datum(*parse_job(job), number, marker)
+        one of the previous page); only those in the states ``state`` names (``"failed"``,
+        ``["success", "skipped"]``, in any case), or in any."""
+        states = (state,) if isinstance(state, str) else tuple(state)
+        return self._api.list_datum(*self._job(job), number, marker, states=states)
 
     def inspect_datum(self, job: str, datum: str) -> DatumInfo:
-        return self._api.inspect_datum(*parse_job(job), datum)
+        return self._api.inspect_datum(*self._job(job), datum)
 
     def logs(
         self, pipeline: str, job: str | None = None, datum: str | None = None
     ) -> tuple[JobInfo, list[tuple[str, str]]]:
         """The user code's output per datum, of ``job`` (default: the pipeline's newest)."""
-        return self._api.logs(pipeline, job, datum)
+        return self._api.logs(self._key(pipeline), job, datum)
 
     def store_info(self) -> dict[str, Any]:
         """The store's configuration (passwords and secret keys are never included)."""
@@ -567,16 +775,23 @@ def connect(
     run_jobs: bool = True,
     progress: JobProgressFn | None = None,
     token: str | None = None,
+    gateways: JobGateways | None = None,
+    project: str | None = None,
     **overrides: Any,
 ) -> Client:
     """Open the store at ``address`` (else ``$HAATHI_ADDRESS``, else ``~/.haathi``), or
     connect to the ``haathi serve`` server at an ``http(s)://`` address (with ``token``, else
     ``$HAATHI_TOKEN``, else the token ``haathi auth login`` saved for that address).
 
+    ``project`` is the client's current project (else ``$HAATHI_PROJECT``, else the one
+    ``haathi config update context --project`` saved for the address, else ``default``).
     ``overrides`` replace settings of the store's config file (``db_url``, ``objects_url``,
     ``s3_endpoint``, ``executor``, ``sandbox``, ...). ``run_jobs``: see :class:`Client`.
+    ``gateways``: serves the S3 gateways of the jobs a store directory's client runs (s3
+    inputs, ``s3_out``; :func:`haathi.connect` gives it; a server runs its jobs itself).
     """
     resolved = resolve_address(address)
+    project = project or context.project_for(resolved)
     if is_server_address(resolved):
         from haathi.client.remote import RemoteApi
 
@@ -587,19 +802,30 @@ def connect(
                 f"at {resolved} uses its own"
             )
         remote = RemoteApi(resolved, token=token or session.token_for(resolved))
-        return Client(remote, run_jobs=run_jobs, progress=progress)
+        return Client(remote, run_jobs=run_jobs, progress=progress, project=project)
 
     from haathi.api import Api
     from haathi.runtime import open_store
 
     config = store_config(resolved, overrides)
-    api = Api(open_store(config))
-    return Client(api, run_jobs=run_jobs, progress=progress, stat_cache_dir=config.stat_cache_dir)
+    api = Api(open_store(config), gateways=gateways)
+    return Client(
+        api,
+        run_jobs=run_jobs,
+        progress=progress,
+        stat_cache_dir=config.stat_cache_dir,
+        project=project,
+    )
 
 
 def is_server_address(address: str) -> bool:
     """Whether ``address`` names a haathi server (``http(s)://``) rather than a directory."""
     return address.startswith(("http://", "https://"))
+
+
+def _history(value: int | str) -> int:
+    """``history`` as a count of versions: pachctl's ``all`` / ``none`` or a number."""
+    return parse_history(value) if isinstance(value, str) else check_history(value)
 
 
 def parse_job(job: str) -> tuple[str, str]:
@@ -611,21 +837,23 @@ def parse_job(job: str) -> tuple[str, str]:
 
 
 def load_specs(spec: SpecSource) -> list[dict[str, Any]]:
-    """Spec documents from a dict, a JSON/YAML text, or a file path (``-``: stdin)."""
+    """Spec documents from a dict (or a list of them), a JSON/YAML text, a file path, a URL
+    (``http(s)://``, ``s3://``) or ``-`` (stdin)."""
     from haathi.pps.spec import load_documents
 
     if isinstance(spec, dict):
         return [spec]
+    if isinstance(spec, list):
+        if not spec or not all(isinstance(d, dict) for d in spec):
+            raise InvalidArgument("give pipeline specs as a list of objects")
+        return list(spec)
     text = str(spec)
     if isinstance(spec, os.PathLike) or (
         text and not text.lstrip().startswith(("{", "[")) and "\n" not in text
     ):
-        if text == "-":
-            return load_documents(sys.stdin.read(), "stdin")
-        try:
-            return load_documents(Path(text).read_text(), text)
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read {text}: {exc.strerror or exc}") from exc
+        from haathi.client.urls import read_text
+
+        return load_documents(read_text(text), "stdin" if text == "-" else text)
     return load_documents(text)
 
 
@@ -638,6 +866,7 @@ def init(
     s3_region: str | None = None,
     cache_bytes: int | None = None,
     save_credentials: bool = False,
+    gateways: JobGateways | None = None,
 ) -> Client:
     """Create a store at ``address`` and connect to it.
 
@@ -661,7 +890,8 @@ def init(
                 "--save-credentials needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set"
             )
     config = store_config(resolve_address(address), settings)
-    return Client(Api(init_store(config)), stat_cache_dir=config.stat_cache_dir)
+    api = Api(init_store(config), gateways=gateways)
+    return Client(api, stat_cache_dir=config.stat_cache_dir)
 
 
 if TYPE_CHECKING:  # mypy checks that both transports satisfy the contract

@@ -4,7 +4,8 @@
 Through httpx, every 64 KiB read from the socket is copied four times by its HTTP/1.1 parser
 (h11's receive buffer, then two slices and a ``bytes``), and each piece costs a parser event:
 reading 1 GiB from a server on loopback took 0.65 s of the client's CPU. Here the body goes
-from the socket into each 1 MiB piece with one copy (0.2 s). :class:`RemoteApi` uses this for
+from the socket into each 1 MiB piece with one copy (0.2 s), or straight into the reader's
+own buffer (:meth:`Response.readinto`: no piece to copy out of). :class:`RemoteApi` uses this for
 file contents when it talks plain HTTP to the server itself: not over TLS, not through a
 proxy, not through a transport given to it (tests serve requests in process).
 """
@@ -65,6 +66,18 @@ class Response:
                 yield piece
         finally:
             self.close()
+
+    def readinto(self, b: memoryview) -> int:
+        """The body's next bytes, read from the socket straight into ``b`` (0: its end, and
+        the connection is released; http.client's errors and ``OSError`` pass through)."""
+        try:
+            n = self._raw.readinto(b)
+        except BaseException:
+            self.close()
+            raise
+        if not n and len(b):
+            self.close()
+        return n
 
     def close(self) -> None:
         conn, self._conn = self._conn, None  # type: ignore[assignment]

@@ -15,12 +15,13 @@ database; httpx is imported only here (and in :mod:`~haathi.client.transport`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from haathi.client.reader import ChunkReader
 from haathi.client.transport import httpx, tcp_transport
@@ -34,7 +35,7 @@ from haathi.errors import (
     StorageError,
     from_dict,
 )
-from haathi.models.auth import Access, RoleBindings
+from haathi.models.auth import Access, ProjectAccess, RoleBindings
 from haathi.models.contract import JobProgressFn
 from haathi.models.info import (
     BranchInfo,
@@ -45,6 +46,7 @@ from haathi.models.info import (
     JobInfo,
     PipelineInfo,
     Problem,
+    ProjectInfo,
     RepoInfo,
     RunSummary,
 )
@@ -52,7 +54,10 @@ from haathi.models.lineage import LineageNode
 from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
+from haathi.models.secret import SecretInfo
 from haathi.models.text import check_text, not_unicode
+from haathi.models.transaction import TransactionInfo, TxnOp, TxnResponse, op_to_dict
+from haathi.models.trigger import Trigger
 from haathi.models.wire import (
     API_PREFIX,
     FILE_INFO_HEADER,
@@ -61,6 +66,7 @@ from haathi.models.wire import (
     commit_path,
     file_path,
     file_spec_text,
+    keyed_path,
     ref_segment,
 )
 
@@ -69,6 +75,23 @@ Json = Any
 
 def _q(name: str) -> str:
     return quote(check_text(name, repr(name)), safe="")
+
+
+def _repo(key: str, suffix: str = "") -> str:
+    """The path of repo ``key`` (its project in the query: see :mod:`haathi.models.wire`)."""
+    return keyed_path("repos", check_text(key, repr(key)), suffix)
+
+
+def _pipeline(key: str, suffix: str = "") -> str:
+    return keyed_path("pipelines", check_text(key, repr(key)), suffix)
+
+
+def _split_query(path: str, params: Any) -> tuple[str, Any]:
+    """A path's own query (``?project=``) merged into the request's ``params``."""
+    path, sep, query = path.partition("?")
+    if not sep:
+        return path, params
+    return path, {**dict(parse_qsl(query)), **(params or {})}
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -158,6 +181,7 @@ class RemoteApi:
             self._downloads.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> Json:
+        path, kw["params"] = _split_query(path, kw.get("params"))
         if "json" in kw:  # escaped (ASCII): the server names a field that is not Unicode
             kw["content"] = json.dumps(kw.pop("json")).encode()
             kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
@@ -181,6 +205,27 @@ class RemoteApi:
     def _params(**kw: Any) -> dict[str, Any]:
         return {k: v for k, v in kw.items() if v is not None and v is not False}
 
+    # projects
+    def create_project(self, name: str, description: str = "") -> ProjectInfo:
+        d = self._call("POST", f"{API_PREFIX}/projects",
+                       json={"name": name, "description": description})  # fmt: skip
+        return ProjectInfo.from_dict(d)
+
+    def inspect_project(self, name: str) -> ProjectInfo:
+        return ProjectInfo.from_dict(self._call("GET", f"{API_PREFIX}/projects/{_q(name)}"))
+
+    def list_project(self) -> list[ProjectInfo]:
+        return [ProjectInfo.from_dict(d) for d in self._call("GET", f"{API_PREFIX}/projects")]
+
+    def update_project(self, name: str, description: str) -> ProjectInfo:
+        d = self._call("PATCH", f"{API_PREFIX}/projects/{_q(name)}",
+                       json={"description": description})  # fmt: skip
+        return ProjectInfo.from_dict(d)
+
+    def delete_project(self, name: str, force: bool = False) -> None:
+        self._call("DELETE", f"{API_PREFIX}/projects/{_q(name)}",
+                   params=self._params(force=force))  # fmt: skip
+
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
         d = self._call("POST", f"{API_PREFIX}/repos",
@@ -188,46 +233,49 @@ class RemoteApi:
         return RepoInfo.from_dict(d)
 
     def inspect_repo(self, name: str) -> RepoInfo:
-        return RepoInfo.from_dict(self._call("GET", f"{API_PREFIX}/repos/{_q(name)}"))
+        return RepoInfo.from_dict(self._call("GET", _repo(name)))
 
-    def list_repo(self) -> list[RepoInfo]:
-        return [RepoInfo.from_dict(d) for d in self._call("GET", f"{API_PREFIX}/repos")]
+    def list_repo(self, project: str | None = None) -> list[RepoInfo]:
+        ds = self._call("GET", f"{API_PREFIX}/repos", params=self._params(project=project))
+        return [RepoInfo.from_dict(d) for d in ds]
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
-        d = self._call("PATCH", f"{API_PREFIX}/repos/{_q(name)}",
-                       json={"description": description})  # fmt: skip
+        d = self._call("PATCH", _repo(name), json={"description": description})
         return RepoInfo.from_dict(d)
 
     def delete_repo(self, name: str, force: bool = False) -> None:
-        self._call("DELETE", f"{API_PREFIX}/repos/{_q(name)}", params=self._params(force=force))
+        self._call("DELETE", _repo(name), params=self._params(force=force))
 
     # branches
-    def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
-        d = self._call("POST", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches",
-                       json={"branch": spec.ref, "head": head})  # fmt: skip
+    def create_branch(
+        self, spec: CommitSpec, head: str | None = None, trigger: Trigger | None = None
+    ) -> BranchInfo:
+        body: dict[str, Any] = {"branch": spec.ref, "head": head}
+        if trigger is not None:
+            body["trigger"] = trigger.to_dict()
+        d = self._call("POST", _repo(spec.repo, "/branches"), json=body)
         return BranchInfo.from_dict(d)
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
-        d = self._call("GET", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches/{ref_segment(spec)}")
+        d = self._call("GET", _repo(spec.repo, f"/branches/{ref_segment(spec)}"))
         return BranchInfo.from_dict(d)
 
     def list_branch(self, repo: str) -> list[BranchInfo]:
-        return [BranchInfo.from_dict(d)
-                for d in self._call("GET", f"{API_PREFIX}/repos/{_q(repo)}/branches")]  # fmt: skip
+        return [BranchInfo.from_dict(d) for d in self._call("GET", _repo(repo, "/branches"))]
 
     def delete_branch(self, spec: CommitSpec) -> None:
-        self._call("DELETE", f"{API_PREFIX}/repos/{_q(spec.repo)}/branches/{ref_segment(spec)}")
+        self._call("DELETE", _repo(spec.repo, f"/branches/{ref_segment(spec)}"))
 
     # commits
     def start_commit(
         self, spec: CommitSpec, parent: str | None = None, description: str = ""
     ) -> CommitInfo:
-        d = self._call("POST", f"{commit_path(spec)}/start",
+        d = self._call("POST", commit_path(spec, "/start"),
                        json={"parent": parent, "description": description})  # fmt: skip
         return CommitInfo.from_dict(d)
 
     def finish_commit(self, spec: CommitSpec, description: str | None = None) -> CommitInfo:
-        d = self._call("POST", f"{commit_path(spec)}/finish", json={"description": description})
+        d = self._call("POST", commit_path(spec, "/finish"), json={"description": description})
         return CommitInfo.from_dict(d)
 
     def inspect_commit(self, spec: CommitSpec) -> CommitInfo:
@@ -236,7 +284,7 @@ class RemoteApi:
     def list_commit(
         self, repo: str, branch: str | None = None, number: int | None = None
     ) -> list[CommitInfo]:
-        ds = self._call("GET", f"{API_PREFIX}/repos/{_q(repo)}/commits",
+        ds = self._call("GET", _repo(repo, "/commits"),
                         params=self._params(branch=branch, number=number))  # fmt: skip
         return [CommitInfo.from_dict(d) for d in ds]
 
@@ -246,7 +294,7 @@ class RemoteApi:
 
     def wait_commit(self, spec: CommitSpec | str, timeout: float | None = None) -> list[CommitInfo]:
         path = (f"{API_PREFIX}/commitsets/{_q(spec)}/wait" if isinstance(spec, str)
-                else f"{commit_path(spec)}/wait")  # fmt: skip
+                else commit_path(spec, "/wait"))  # fmt: skip
         ds = self._call("POST", path, params=self._params(timeout=timeout))
         return [CommitInfo.from_dict(d) for d in ds]
 
@@ -254,7 +302,7 @@ class RemoteApi:
         return str(self._call("DELETE", commit_path(spec))["id"])
 
     def squash_commit(self, spec: CommitSpec) -> str:
-        return str(self._call("POST", f"{commit_path(spec)}/squash")["id"])
+        return str(self._call("POST", commit_path(spec, "/squash"))["id"])
 
     def find_commit(self, spec: FileSpec, limit: int | None = None) -> list[CommitInfo]:
         ds = self._call("GET", file_path("history", spec), params=self._params(limit=limit))
@@ -270,7 +318,7 @@ class RemoteApi:
     ) -> dict[str, str]:
         body = {"action": action, "items": dict(items) if isinstance(items, Mapping)
                 else list(items)}  # fmt: skip
-        path = f"{API_PREFIX}/repos/{_q(spec.repo)}/metadata/{_q(kind)}/{ref_segment(spec)}"
+        path = _repo(spec.repo, f"/metadata/{_q(kind)}/{ref_segment(spec)}")
         return dict(self._call("POST", path, json=body))
 
     # files
@@ -284,7 +332,7 @@ class RemoteApi:
         description: str = "",
     ) -> str:
         body = _frames(list(ops), description, progress)
-        d = self._call("POST", f"{commit_path(spec)}/modify", content=body,
+        d = self._call("POST", commit_path(spec, "/modify"), content=body,
                        headers={"Content-Type": "application/x-haathi-modify"})  # fmt: skip
         return str(d["commit"])
 
@@ -294,17 +342,17 @@ class RemoteApi:
         params: dict[str, int] = {} if offset == 0 else {"offset": offset}
         if length is not None:
             params["length"] = length
-        path = file_path("files", spec)
+        path, params = _split_query(file_path("files", spec), params)
         downloads = self._direct()
         if downloads is not None:
             direct = self._download(downloads, path, params)
-            header, pieces = direct.header(FILE_INFO_HEADER), direct.pieces()
-        else:
-            response = self._stream("GET", path, params=params)
-            header, pieces = response.headers[FILE_INFO_HEADER], self._raw_pieces(response)
-        info = FileInfo.from_dict(json.loads(header or "{}"))
+            info = _file_info(direct.header(FILE_INFO_HEADER))
+            start, end = info.span(offset, length)
+            return info, _DirectBody(direct, info, end - start)
+        response = self._stream("GET", path, params=params)
+        info = _file_info(response.headers[FILE_INFO_HEADER])
         start, end = info.span(offset, length)
-        return info, self._content(pieces, info, end - start)
+        return info, _Body(self._raw_pieces(response), info, end - start)
 
     def _direct(self) -> Downloads | None:
         """The pool of :mod:`haathi.client.download`, where it can be used."""
@@ -338,31 +386,9 @@ class RemoteApi:
         finally:
             response.close()
 
-    def _content(
-        self, pieces: Generator[bytes, None, None], info: FileInfo, expected: int
-    ) -> Iterator[bytes]:
-        import http.client
-
-        got = 0
-        try:
-            for chunk in pieces:
-                got += len(chunk)
-                yield chunk
-        except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
-            raise StorageError(
-                f"reading {info.repo}@{info.commit}:{info.path} from the server failed "
-                f"after {got} bytes: {exc}"
-            ) from exc
-        finally:
-            pieces.close()
-        if got != expected:
-            raise StorageError(
-                f"reading {info.repo}@{info.commit}:{info.path} from the server stopped "
-                f"after {got} of {expected} bytes"
-            )
-
     def _stream(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """A response whose body is still to be read (an error status raises, as _call)."""
+        path, kw["params"] = _split_query(path, kw.get("params"))
         request = self._http.build_request(method, path, **kw)
         try:
             response = self._http.send(request, stream=True)
@@ -393,8 +419,12 @@ class RemoteApi:
     def inspect_file(self, spec: FileSpec) -> FileInfo:
         return FileInfo.from_dict(self._call("GET", file_path("info", spec)))
 
-    def list_file(self, spec: FileSpec) -> list[FileInfo]:
-        return [FileInfo.from_dict(d) for d in self._call("GET", file_path("list", spec))]
+    def list_file(
+        self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        params = {k: v for k, v in (("start", start), ("limit", limit)) if v is not None}
+        ds = self._call("GET", file_path("list", spec), params=params)
+        return [FileInfo.from_dict(d) for d in ds]
 
     def walk_file(
         self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
@@ -405,11 +435,20 @@ class RemoteApi:
 
     def glob_file(self, spec: CommitSpec, pattern: str) -> list[FileInfo]:
         check_text(pattern, f"glob pattern {pattern!r}")  # a URL cannot carry it to the server
-        ds = self._call("GET", f"{commit_path(spec)}/glob", params={"pattern": pattern})
+        ds = self._call("GET", commit_path(spec, "/glob"), params={"pattern": pattern})
         return [FileInfo.from_dict(d) for d in ds]
 
-    def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
-        params = {} if old is None else {"old": file_spec_text(old)}
+    def diff_file(
+        self,
+        new: FileSpec,
+        old: FileSpec | None = None,
+        *,
+        start: str | None = None,
+        limit: int | None = None,
+    ) -> list[DiffEntry]:
+        given = (("old", None if old is None else file_spec_text(old)), ("start", start),
+                 ("limit", limit))  # fmt: skip
+        params = {k: v for k, v in given if v is not None}
         ds = self._call("GET", file_path("diff", new), params=params)
         return [DiffEntry.from_dict(d) for d in ds]
 
@@ -446,26 +485,48 @@ class RemoteApi:
     def validate_pipeline(self, spec: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", f"{API_PREFIX}/pipelines/validate", json={"spec": spec}))
 
-    def inspect_pipeline(self, name: str) -> PipelineInfo:
-        return PipelineInfo.from_dict(self._call("GET", f"{API_PREFIX}/pipelines/{_q(name)}"))
+    def inspect_pipeline(
+        self, name: str, *, version: int | None = None, back: int = 0
+    ) -> PipelineInfo:
+        d = self._call("GET", _pipeline(name),
+                       params=self._params(version=version, back=back or None))  # fmt: skip
+        return PipelineInfo.from_dict(d)
 
-    def list_pipeline(self) -> list[PipelineInfo]:
-        return [PipelineInfo.from_dict(d)
-                for d in self._call("GET", f"{API_PREFIX}/pipelines")]  # fmt: skip
+    def list_pipeline(
+        self, *, name: str | None = None, history: int = 0, project: str | None = None
+    ) -> list[PipelineInfo]:
+        params = self._params(name=name, history=history or None, project=project)
+        ds = self._call("GET", f"{API_PREFIX}/pipelines", params=params)
+        return [PipelineInfo.from_dict(d) for d in ds]
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
-        self._call("DELETE", f"{API_PREFIX}/pipelines/{_q(name)}",
-                   params=self._params(keep_repo=keep_repo))  # fmt: skip
+        self._call("DELETE", _pipeline(name), params=self._params(keep_repo=keep_repo))
 
     def stop_pipeline(self, name: str) -> None:
-        self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/stop")
+        self._call("POST", _pipeline(name, "/stop"))
 
     def start_pipeline(self, name: str) -> str | None:
-        job = self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/start")["job"]
+        job = self._call("POST", _pipeline(name, "/start"))["job"]
         return None if job is None else str(job)
 
     def run_cron(self, name: str) -> list[str]:
-        return [str(x) for x in self._call("POST", f"{API_PREFIX}/pipelines/{_q(name)}/cron")]
+        return [str(x) for x in self._call("POST", _pipeline(name, "/cron"))]
+
+    def rerun_pipeline(self, name: str, *, reprocess: bool = False) -> str:
+        d = self._call("POST", _pipeline(name, "/rerun"), json={"reprocess": reprocess})
+        return str(d["job"])
+
+    def rollback_pipeline(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        back: int = 0,
+        reprocess: bool = False,
+    ) -> str:
+        body = {"version": version, "back": back, "reprocess": reprocess}
+        d = self._call("POST", _pipeline(name, "/rollback"), json=body)
+        return str(d["job"])
 
     def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
         ds = self._call("POST", f"{API_PREFIX}/pipelines/preview", json={"spec": spec})
@@ -473,17 +534,31 @@ class RemoteApi:
 
     # jobs and datums
     def list_job(
-        self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
+        self,
+        pipeline: str | None = None,
+        job: str | None = None,
+        limit: int | None = None,
+        *,
+        history: int = -1,
+        states: tuple[str, ...] = (),
+        project: str | None = None,
     ) -> list[JobInfo]:
         ds = self._call(
             "GET",
             f"{API_PREFIX}/jobs",
-            params=self._params(pipeline=pipeline, job=job, limit=limit),
+            params=self._params(
+                pipeline=pipeline,
+                job=job,
+                limit=limit,
+                history=history,
+                state=list(states) or None,
+                project=project,
+            ),
         )
         return [JobInfo.from_dict(d) for d in ds]
 
-    def _job_path(self, pipeline: str, job: str) -> str:
-        return f"{API_PREFIX}/pipelines/{_q(pipeline)}/jobs/{_q(job)}"
+    def _job_path(self, pipeline: str, job: str, suffix: str = "") -> str:
+        return _pipeline(pipeline, f"/jobs/{_q(job)}{suffix}")
 
     def inspect_job(self, pipeline: str, job: str) -> JobInfo:
         return JobInfo.from_dict(self._call("GET", self._job_path(pipeline, job)))
@@ -492,28 +567,34 @@ class RemoteApi:
         self, pipeline: str | None, job: str, timeout: float | None = None
     ) -> list[JobInfo]:
         path = (f"{API_PREFIX}/jobs/{_q(job)}/wait" if pipeline is None
-                else f"{self._job_path(pipeline, job)}/wait")  # fmt: skip
+                else self._job_path(pipeline, job, "/wait"))  # fmt: skip
         ds = self._call("POST", path, params=self._params(timeout=timeout))
         return [JobInfo.from_dict(d) for d in ds]
 
     def stop_job(self, pipeline: str, job: str) -> JobInfo:
-        return JobInfo.from_dict(self._call("POST", f"{self._job_path(pipeline, job)}/stop"))
+        return JobInfo.from_dict(self._call("POST", self._job_path(pipeline, job, "/stop")))
 
     def list_datum(
-        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+        self,
+        pipeline: str,
+        job: str,
+        number: int | None = None,
+        marker: str | None = None,
+        *,
+        states: tuple[str, ...] = (),
     ) -> list[DatumInfo]:
-        params = self._params(number=number, marker=marker)
-        ds = self._call("GET", f"{self._job_path(pipeline, job)}/datums", params=params)
+        params = self._params(number=number, marker=marker, state=list(states) or None)
+        ds = self._call("GET", self._job_path(pipeline, job, "/datums"), params=params)
         return [DatumInfo.from_dict(d) for d in ds]
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
-        d = self._call("GET", f"{self._job_path(pipeline, job)}/datums/{_q(datum)}")
+        d = self._call("GET", self._job_path(pipeline, job, f"/datums/{_q(datum)}"))
         return DatumInfo.from_dict(d)
 
     def logs(
         self, pipeline: str, job: str | None = None, datum: str | None = None
     ) -> tuple[JobInfo, list[tuple[str, str]]]:
-        d = self._call("GET", f"{API_PREFIX}/pipelines/{_q(pipeline)}/logs",
+        d = self._call("GET", _pipeline(pipeline, "/logs"),
                        params=self._params(job=job, datum=datum))  # fmt: skip
         return JobInfo.from_dict(d["job"]), [(x["datum"], x["output"]) for x in d["logs"]]
 
@@ -579,19 +660,138 @@ class RemoteApi:
         return int(self._auth("POST", "revoke", token=token, subject=subject)["revoked"])
 
     def set_repo_roles(self, repo: str, roles: str, subject: str) -> RoleBindings:
-        d = self._auth("PUT", f"repos/{_q(repo)}", roles=roles, subject=subject)
+        d = self._call("PUT", keyed_path("auth/repos", repo),
+                       json={"roles": roles, "subject": subject})  # fmt: skip
         return RoleBindings.from_dict(d)
 
     def get_repo_roles(self, repo: str) -> RoleBindings:
-        return RoleBindings.from_dict(self._call("GET", f"{API_PREFIX}/auth/repos/{_q(repo)}"))
+        return RoleBindings.from_dict(self._call("GET", keyed_path("auth/repos", repo)))
 
     def check_repo(self, repo: str, subject: str | None = None) -> Access:
         params = {} if subject is None else {"subject": subject}
-        d = self._call("GET", f"{API_PREFIX}/auth/repos/{_q(repo)}/check", params=params)
+        d = self._call("GET", keyed_path("auth/repos", repo, "/check"), params=params)
         return Access.from_dict(d)
+
+    def set_project_roles(self, project: str, roles: str, subject: str) -> RoleBindings:
+        d = self._auth("PUT", f"projects/{_q(project)}", roles=roles, subject=subject)
+        return RoleBindings.from_dict(d)
+
+    def get_project_roles(self, project: str) -> RoleBindings:
+        return RoleBindings.from_dict(
+            self._call("GET", f"{API_PREFIX}/auth/projects/{_q(project)}")
+        )
+
+    def check_project(self, project: str, subject: str | None = None) -> ProjectAccess:
+        d = self._call("GET", f"{API_PREFIX}/auth/projects/{_q(project)}/check",
+                       params=self._params(subject=subject))  # fmt: skip
+        return ProjectAccess.from_dict(d)
 
     def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
         return RoleBindings.from_dict(self._auth("PUT", "cluster", roles=roles, subject=subject))
 
     def get_cluster_roles(self) -> RoleBindings:
         return RoleBindings.from_dict(self._call("GET", f"{API_PREFIX}/auth/cluster"))
+
+    # secrets
+    def create_secret(self, doc: dict[str, Any]) -> SecretInfo:
+        return SecretInfo.from_dict(self._call("POST", f"{API_PREFIX}/secrets", json=doc))
+
+    def inspect_secret(self, name: str) -> SecretInfo:
+        return SecretInfo.from_dict(self._call("GET", f"{API_PREFIX}/secrets/{_q(name)}"))
+
+    def list_secret(self) -> list[SecretInfo]:
+        return [SecretInfo.from_dict(d) for d in self._call("GET", f"{API_PREFIX}/secrets")]
+
+    def delete_secret(self, name: str) -> None:
+        self._call("DELETE", f"{API_PREFIX}/secrets/{_q(name)}")
+
+    # transactions
+    def start_transaction(self) -> TransactionInfo:
+        return TransactionInfo.from_dict(self._call("POST", f"{API_PREFIX}/transactions"))
+
+    def append_transaction(self, transaction: str, op: TxnOp) -> TxnResponse:
+        path = f"{API_PREFIX}/transactions/{_q(transaction)}/requests"
+        return TxnResponse.from_dict(self._call("POST", path, json=op_to_dict(op)))
+
+    def finish_transaction(self, transaction: str) -> TransactionInfo:
+        path = f"{API_PREFIX}/transactions/{_q(transaction)}/finish"
+        return TransactionInfo.from_dict(self._call("POST", path))
+
+    def delete_transaction(self, transaction: str) -> None:
+        self._call("DELETE", f"{API_PREFIX}/transactions/{_q(transaction)}")
+
+    def inspect_transaction(self, transaction: str) -> TransactionInfo:
+        path = f"{API_PREFIX}/transactions/{_q(transaction)}"
+        return TransactionInfo.from_dict(self._call("GET", path))
+
+    def list_transaction(self) -> list[TransactionInfo]:
+        found = self._call("GET", f"{API_PREFIX}/transactions")
+        return [TransactionInfo.from_dict(d) for d in found]
+
+
+def _file_info(header: str | None) -> FileInfo:
+    return FileInfo.from_dict(json.loads(header or "{}"))
+
+
+class _Body(Iterator[bytes]):
+    """A file's bytes as they come from the server, ``expected`` of them, in pieces. An error
+    reading them, or fewer bytes than expected, is a StorageError naming the file."""
+
+    def __init__(self, pieces: Generator[bytes, None, None], info: FileInfo, expected: int):
+        self.pieces, self.info, self.expected = pieces, info, expected
+        self.got = 0
+
+    def __next__(self) -> bytes:
+        with self._errors():
+            chunk = next(self.pieces, None)
+        if chunk is None:
+            self._check_end()
+            raise StopIteration
+        self.got += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.pieces.close()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        import http.client
+
+        try:
+            yield
+        except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise StorageError(
+                f"reading {self._what()} from the server failed after {self.got} bytes: {exc}"
+            ) from exc
+
+    def _check_end(self) -> None:
+        if self.got != self.expected:
+            raise StorageError(
+                f"reading {self._what()} from the server stopped after {self.got} of "
+                f"{self.expected} bytes"
+            )
+
+    def _what(self) -> str:
+        return f"{self.info.repo}@{self.info.commit}:{self.info.path}"
+
+
+class _DirectBody(_Body):
+    """The body of a response over a connection of :mod:`haathi.client.download`: read in
+    pieces, or from the socket straight into a caller's buffer (:meth:`readinto`)."""
+
+    def __init__(self, response: Response, info: FileInfo, expected: int):
+        super().__init__(response.pieces(), info, expected)
+        self.response = response
+
+    def readinto(self, b: memoryview) -> int:
+        with self._errors():
+            n = self.response.readinto(b)
+        self.got += n
+        if not n and len(b):
+            self._check_end()
+        return n
+
+    def close(self) -> None:
+        super().close()
+        self.response.close()

@@ -53,12 +53,17 @@ def forget_token(address: str) -> bool:
 
 
 def _write(tokens: dict[str, str]) -> Path:
-    path = tokens_file()
+    return write_private_json(tokens_file(), tokens)
+
+
+def write_private_json(path: Path, data: object, *, sort_keys: bool = False) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (a temp file renamed over it, synced),
+    readable by its owner only (mode 0600): the client's tokens and contexts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(tokens, fh, indent=1)
+        json.dump(data, fh, indent=1, sort_keys=sort_keys)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

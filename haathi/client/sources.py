@@ -185,6 +185,8 @@ def local_ops(
     """Ops for one ``-f`` source (a path or ``-`` for stdin); a directory put without
     ``append`` is a :class:`DirScan` (its unchanged files need not be read again)."""
     if source == "-":
+        if recursive:  # (pachctl's refusal)
+            raise InvalidArgument("cannot set -r and read from stdin (must also set -f or -i)")
         if untar:
             return tar_ops(sys.stdin.buffer, dest or "/")
         if not dest or dest == "/":

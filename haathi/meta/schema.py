@@ -20,14 +20,36 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+def _widened(length: int, before: int) -> String:
+    """A VARCHAR migration 0016 widened on PostgreSQL; SQLite keeps the declared length of
+    ``before`` (it enforces none, and changing it would rebuild the table)."""
+    return String(length).with_variant(String(before), "sqlite")
+
+
+# Projects group repos and pipelines; ``default`` always exists (migration 0016 makes it).
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("metadata", Text, nullable=False, default="{}"),
+)
+
+# ``name`` is the repo's key: the bare name in the default project, else ``project/name``;
+# ``project`` repeats the key's project, for listing a project's repos.
 repos = Table(
     "repos",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(64), nullable=False, unique=True),
+    Column("name", _widened(128, 64), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("metadata", Text, nullable=False, default="{}"),
+    Column("project", String(64), nullable=False, server_default="default"),
+    Index("ix_repos_project", "project"),
 )
 
 branches = Table(
@@ -39,6 +61,7 @@ branches = Table(
     Column("head", String(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("metadata", Text, nullable=False, default="{}"),
+    Column("trigger", Text, nullable=True),  # JSON: models/trigger.py (Pachyderm's Trigger)
     UniqueConstraint("repo_id", "name", name="uq_branch_repo_name"),
 )
 
@@ -72,6 +95,8 @@ commit_provenance = Table(
     Column("commit_id", String(32), primary_key=True),
     Column("from_repo_id", Integer, primary_key=True),
     Column("from_commit_id", String(32), primary_key=True),
+    # the input branches whose head it was (JSON list; NULL in stores before migration 0016)
+    Column("from_branches", Text, nullable=True),
     Index("ix_commit_provenance_from", "from_repo_id", "from_commit_id"),
 )
 
@@ -139,11 +164,13 @@ pipelines = Table(
     "pipelines",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(64), nullable=False, unique=True),
+    Column("name", _widened(128, 64), nullable=False, unique=True),  # a key, as repos.name
     Column("version", Integer, nullable=False),
     Column("state", String(16), nullable=False),  # RUNNING | PAUSED
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("project", String(64), nullable=False, server_default="default"),
+    Index("ix_pipelines_project", "project"),
 )
 
 # Every version of every pipeline's effective spec: jobs name the version they ran.
@@ -180,6 +207,8 @@ jobs = Table(
     Column("runner", String(64), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
     Column("context", Text, nullable=False, default="{}"),  # executor, versions, platform
+    # JSON of the job's egress once it reached it (target, state, attempts, counts, error)
+    Column("egress", Text, nullable=True),
     UniqueConstraint("pipeline_id", "commit_id", name="uq_job_pipeline_commit"),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_commit", "commit_id"),
@@ -248,11 +277,11 @@ auth_tokens = Table(
     Index("ix_auth_tokens_subject", "subject"),
 )
 
-# Role bindings: ``resource`` is ``cluster`` or ``repo:NAME``.
+# Role bindings: ``resource`` is ``cluster`` or ``repo:KEY``.
 role_bindings = Table(
     "role_bindings",
     metadata,
-    Column("resource", String(80), primary_key=True),
+    Column("resource", _widened(200, 80), primary_key=True),
     Column("subject", String(200), primary_key=True),
     Column("role", String(32), primary_key=True),
 )
@@ -266,4 +295,53 @@ store_info = Table(
     Column("store_id", String(32), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("chunker", String(32)),  # how files are cut: haathi.storage.chunker
+)
+
+# Secrets (``create secret``): each one's values are one AES-256-GCM ciphertext (of the JSON
+# ``{key: base64 value}``, the name as associated data) under the store's key, which lives in a
+# file outside this database (``<store>/secrets.key``); ``key_id`` names that key.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("keys", Text, nullable=False),  # JSON list of the key names (not secret): c["keys"]
+    Column("key_id", String(16), nullable=False),
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+)
+
+# Transactions (``start transaction`` ... ``finish transaction``): the requests each holds, as
+# a JSON list in order, with the responses of their dry runs; ``version`` grows with each
+# request added. A transaction's row goes when it is finished or deleted.
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", String(32), primary_key=True),  # also the ID of the commits it starts
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("ops", Text, nullable=False),  # JSON list of haathi.models.transaction ops
+    Column("responses", Text, nullable=False),  # JSON list, one per op
+)
+
+# The long-lived programs of spout and service pipelines (one row each, made with the
+# pipeline): which worker runs it (``runner``, under a lease as a job's), how it goes, and for
+# a service the job it serves and the port it is published on.
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("pipeline_id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # spout | service
+    Column("state", String(16), nullable=False),  # STARTING | RUNNING | CRASHING | PAUSED
+    Column("reason", Text, nullable=True),
+    Column("runner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=True),  # the spec version it runs
+    Column("job_commit", String(32), nullable=True),  # a service: the job it serves
+    Column("port", Integer, nullable=True),  # where it is published on 127.0.0.1
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True), nullable=True),
 )

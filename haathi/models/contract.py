@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from haathi.models.auth import Access, RoleBindings
+from haathi.models.auth import Access, ProjectAccess, RoleBindings
 from haathi.models.info import (
     BranchInfo,
     CommitInfo,
@@ -26,6 +26,7 @@ from haathi.models.info import (
     JobProgress,
     PipelineInfo,
     Problem,
+    ProjectInfo,
     RepoInfo,
     RunSummary,
 )
@@ -33,12 +34,40 @@ from haathi.models.lineage import LineageNode
 from haathi.models.ops import Ops, ProgressFn
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.models.reproduce import ReproduceReport
+from haathi.models.secret import SecretInfo
+from haathi.models.transaction import TransactionInfo, TxnOp, TxnResponse
+from haathi.models.trigger import Trigger
 
 JobProgressFn = Callable[[JobProgress], None]
 
 
 class ApiContract(Protocol):
-    """The operations of haathi, as the Client calls them (see the module)."""
+    """The operations of haathi, as the Client calls them (see the module).
+
+    Repos and pipelines are named by key (``project/name``, the bare name in the default
+    project); a list's ``project`` filter None means every project.
+    """
+
+    # projects
+    def create_project(self, name: str, description: str = "") -> ProjectInfo:
+        """Create a project."""
+        ...
+
+    def inspect_project(self, name: str) -> ProjectInfo:
+        """One project."""
+        ...
+
+    def list_project(self) -> list[ProjectInfo]:
+        """Every project."""
+        ...
+
+    def update_project(self, name: str, description: str) -> ProjectInfo:
+        """Replace a project's description."""
+        ...
+
+    def delete_project(self, name: str, force: bool = False) -> None:
+        """Delete a project (``force``: with the pipelines and repos it holds)."""
+        ...
 
     # repos
     def create_repo(self, name: str, description: str = "") -> RepoInfo:
@@ -49,8 +78,8 @@ class ApiContract(Protocol):
         """One repo."""
         ...
 
-    def list_repo(self) -> list[RepoInfo]:
-        """Every repo the caller may read."""
+    def list_repo(self, project: str | None = None) -> list[RepoInfo]:
+        """Every repo (of ``project``) the caller may read."""
         ...
 
     def update_repo(self, name: str, description: str) -> RepoInfo:
@@ -62,8 +91,10 @@ class ApiContract(Protocol):
         ...
 
     # branches
-    def create_branch(self, spec: CommitSpec, head: str | None = None) -> BranchInfo:
-        """Create the branch ``spec.ref`` (or move it) at commit ``head``."""
+    def create_branch(
+        self, spec: CommitSpec, head: str | None = None, trigger: Trigger | None = None
+    ) -> BranchInfo:
+        """Create the branch ``spec.ref`` (or move it) at commit ``head``, with ``trigger``."""
         ...
 
     def inspect_branch(self, spec: CommitSpec) -> BranchInfo:
@@ -157,8 +188,10 @@ class ApiContract(Protocol):
         """One file or directory."""
         ...
 
-    def list_file(self, spec: FileSpec) -> list[FileInfo]:
-        """The entries of a directory (or the file itself)."""
+    def list_file(
+        self, spec: FileSpec, *, start: str | None = None, limit: int | None = None
+    ) -> list[FileInfo]:
+        """A directory's entries (or the file), from ``start`` (``list_key``), ``limit`` of them."""
         ...
 
     def walk_file(
@@ -171,8 +204,15 @@ class ApiContract(Protocol):
         """Files and directories of a commit matching a glob pattern."""
         ...
 
-    def diff_file(self, new: FileSpec, old: FileSpec | None = None) -> list[DiffEntry]:
-        """What changed between ``old`` (default: ``new``'s parent) and ``new``."""
+    def diff_file(
+        self,
+        new: FileSpec,
+        old: FileSpec | None = None,
+        *,
+        start: str | None = None,
+        limit: int | None = None,
+    ) -> list[DiffEntry]:
+        """What changed from ``old`` (default: the parent) to ``new``, paged by start, limit."""
         ...
 
     # checks and the store
@@ -199,12 +239,16 @@ class ApiContract(Protocol):
         """The effective spec (defaults applied) and notes, or InvalidArgument."""
         ...
 
-    def inspect_pipeline(self, name: str) -> PipelineInfo:
-        """One pipeline."""
+    def inspect_pipeline(
+        self, name: str, *, version: int | None = None, back: int = 0
+    ) -> PipelineInfo:
+        """One pipeline, at its current version, at ``version`` or ``back`` versions before."""
         ...
 
-    def list_pipeline(self) -> list[PipelineInfo]:
-        """Every pipeline whose output repo the caller may read."""
+    def list_pipeline(
+        self, *, name: str | None = None, history: int = 0, project: str | None = None
+    ) -> list[PipelineInfo]:
+        """Every pipeline the caller may read (of ``project``, or ``name``), ``history`` too."""
         ...
 
     def delete_pipeline(self, name: str, *, keep_repo: bool = False) -> None:
@@ -223,15 +267,37 @@ class ApiContract(Protocol):
         """Tick a pipeline's cron inputs now; the IDs of the jobs started."""
         ...
 
+    def rerun_pipeline(self, name: str, *, reprocess: bool = False) -> str:
+        """Make the current spec a new version (salt kept unless ``reprocess``); its job's ID."""
+        ...
+
+    def rollback_pipeline(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        back: int = 0,
+        reprocess: bool = False,
+    ) -> str:
+        """Make an earlier version's spec and salt the new version (default: the previous)."""
+        ...
+
     def preview_datums(self, spec: dict[str, Any]) -> list[DatumInfo]:
         """The datums a spec's input has now, without creating anything."""
         ...
 
     # jobs and datums
     def list_job(
-        self, pipeline: str | None = None, job: str | None = None, limit: int | None = None
+        self,
+        pipeline: str | None = None,
+        job: str | None = None,
+        limit: int | None = None,
+        *,
+        history: int = -1,
+        states: tuple[str, ...] = (),
+        project: str | None = None,
     ) -> list[JobInfo]:
-        """Jobs, newest first: of a pipeline, of a job set, or every one the caller may read."""
+        """Jobs, newest first: of a pipeline, a job set, or all (of ``project``); in ``states``."""
         ...
 
     def inspect_job(self, pipeline: str, job: str) -> JobInfo:
@@ -249,9 +315,15 @@ class ApiContract(Protocol):
         ...
 
     def list_datum(
-        self, pipeline: str, job: str, number: int | None = None, marker: str | None = None
+        self,
+        pipeline: str,
+        job: str,
+        number: int | None = None,
+        marker: str | None = None,
+        *,
+        states: tuple[str, ...] = (),
     ) -> list[DatumInfo]:
-        """A job's datums by ID: after datum ``marker``, at most ``number`` (0: all)."""
+        """A job's datums by ID: after ``marker``, at most ``number``, in ``states`` (or any)."""
         ...
 
     def inspect_datum(self, pipeline: str, job: str, datum: str) -> DatumInfo:
@@ -331,12 +403,66 @@ class ApiContract(Protocol):
         """The roles and permissions of the caller (or ``subject``) on ``repo``."""
         ...
 
+    def set_project_roles(self, project: str, roles: str, subject: str) -> RoleBindings:
+        """Make ``roles`` what ``subject`` holds on ``project`` (and so on its repos)."""
+        ...
+
+    def get_project_roles(self, project: str) -> RoleBindings:
+        """Who holds which roles on ``project``."""
+        ...
+
+    def check_project(self, project: str, subject: str | None = None) -> ProjectAccess:
+        """The roles and permissions of the caller (or ``subject``) on ``project``."""
+        ...
+
     def set_cluster_roles(self, roles: str, subject: str) -> RoleBindings:
         """Make ``roles`` what ``subject`` holds on the cluster."""
         ...
 
     def get_cluster_roles(self) -> RoleBindings:
         """Who holds which roles on the cluster."""
+        ...
+
+    # secrets
+    def create_secret(self, doc: dict[str, Any]) -> SecretInfo:
+        """Store a secret from a Kubernetes Secret document (cluster admins)."""
+        ...
+
+    def inspect_secret(self, name: str) -> SecretInfo:
+        """A secret's name, type, key names and creation time (never a value)."""
+        ...
+
+    def list_secret(self) -> list[SecretInfo]:
+        """Every secret (never a value)."""
+        ...
+
+    def delete_secret(self, name: str) -> None:
+        """Delete a secret."""
+        ...
+
+    # transactions
+    def start_transaction(self) -> TransactionInfo:
+        """A new, empty transaction."""
+        ...
+
+    def append_transaction(self, transaction: str, op: TxnOp) -> TxnResponse:
+        """Add a request to a transaction if a dry run of all its requests succeeds."""
+        ...
+
+    def finish_transaction(self, transaction: str) -> TransactionInfo:
+        """Apply every request of a transaction at once, or none of them."""
+        ...
+
+    def delete_transaction(self, transaction: str) -> None:
+        """Delete a transaction (none of its requests is applied)."""
+        ...
+
+    def inspect_transaction(self, transaction: str) -> TransactionInfo:
+        """One transaction, with its requests."""
+        ...
+
+    def list_transaction(self) -> list[TransactionInfo]:
+        """Every transaction, oldest first."""
         ...
 
     # the connection

@@ -12,6 +12,9 @@ from haathi.errors import InvalidArgument
 
 DIGEST_SIZE = 32
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # whole names: fullmatch
+_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,50}")
+DEFAULT_PROJECT = "default"
+MAX_PROJECT_NAME = 51  # Pachyderm's: 63 - len("-v99") - 8
 _HEX32_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -68,3 +71,44 @@ def validate_branch_name(name: str) -> str:
     if is_commit_id(name):
         raise InvalidArgument(f"invalid branch name {name!r}: it looks like a commit ID")
     return name
+
+
+def validate_project_name(name: str) -> str:
+    """Project names: letters, digits, ``_`` and ``-``, starting alphanumeric, at most 51
+    characters (Pachyderm's rules)."""
+    if not isinstance(name, str) or not _PROJECT_RE.fullmatch(name):
+        raise InvalidArgument(
+            f"invalid project name {name!r}: use letters, digits, '_' and '-' (start with a "
+            f"letter or digit, at most {MAX_PROJECT_NAME} characters)"
+        )
+    return name
+
+
+def repo_key(project: str, name: str) -> str:
+    """The key of repo (or pipeline) ``name`` in ``project``: the bare name in the default
+    project, else ``project/name``. Every layer below the client names repos by key."""
+    validate_project_name(project)
+    validate_repo_name(name)
+    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(project, name)`` of a repo key (a bare name is in the default project)."""
+    project, sep, name = key.partition("/")
+    return (project, name) if sep else (DEFAULT_PROJECT, key)
+
+
+def validate_repo_key(key: str) -> str:
+    """A repo key (``name`` or ``project/name``), normalized: ``default/x`` is ``x``."""
+    if not isinstance(key, str):
+        raise InvalidArgument(f"invalid repo name {key!r}")
+    if "/" not in key:
+        return validate_repo_name(key)
+    project, name = split_key(key)
+    return repo_key(project, name)
+
+
+def qualify(name: str, project: str) -> str:
+    """The key of ``name`` (a bare name, or ``project/name``) when the current project is
+    ``project``: an explicit ``project/`` wins."""
+    return validate_repo_key(name) if "/" in name else repo_key(project, name)

@@ -10,6 +10,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from haathi.errors import InvalidArgument
+from haathi.models.ids import split_key
+
 InfoT = TypeVar("InfoT", bound="_Info")
 
 
@@ -87,14 +90,35 @@ class _Info:
         return cls(**kwargs)
 
 
+def _project_of(info: Any, key: str) -> None:
+    """Fill an info's ``project`` field from the key it names (``project/name``)."""
+    object.__setattr__(info, "project", split_key(key)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo(_Info):
+    name: str
+    description: str
+    created: datetime
+    created_by: str | None = None  # the subject that created it (None: before auth, or root)
+    metadata: dict[str, str] = field(default_factory=dict)
+    # with auth on, the caller's roles and permissions on it (None: auth is off)
+    roles: tuple[str, ...] | None = None
+    permissions: tuple[str, ...] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RepoInfo(_Info):
-    name: str
+    name: str  # the key: ``project/name``, or the bare name in the default project
     description: str
     created: datetime
     size_bytes: int
     branches: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)  # user key/value annotations
+    project: str = ""  # filled from ``name``
+
+    def __post_init__(self) -> None:
+        _project_of(self, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +128,12 @@ class BranchInfo(_Info):
     head: str | None
     created: datetime
     metadata: dict[str, str] = field(default_factory=dict)  # user key/value annotations
+    # Pachyderm's Trigger (models/trigger.py): {"branch": ..., and the conditions set}
+    trigger: dict[str, Any] | None = None
+    project: str = ""  # filled from ``repo``
+
+    def __post_init__(self) -> None:
+        _project_of(self, self.repo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +158,10 @@ class CommitInfo(_Info):
     # Filled by inspect commit only (repo@commit, nearest first):
     full_provenance: tuple[str, ...] = ()  # every upstream commit, back to user commits
     subvenance: tuple[str, ...] = ()  # every commit made from this one, transitively
+    project: str = ""  # filled from ``repo``
+
+    def __post_init__(self) -> None:
+        _project_of(self, self.repo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +180,13 @@ class FileInfo(_Info):
         returns (empty past the end of the file)."""
         end = self.size_bytes if length is None else min(self.size_bytes, offset + length)
         return min(offset, end), end
+
+    @property
+    def list_key(self) -> str:
+        """Where it sorts among its directory's entries (``list file``'s order, and what its
+        ``start`` compares): its path, a directory's followed by ``/`` (with the files below
+        it)."""
+        return self.path + "/" if self.type is FileType.DIR else self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +212,7 @@ class Problem(_Info):
 class JobState(str, Enum):
     CREATED = "CREATED"
     RUNNING = "RUNNING"
+    EGRESSING = "EGRESSING"  # its datums succeeded; its output commit is being egressed
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     KILLED = "KILLED"
@@ -178,7 +220,18 @@ class JobState(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (JobState.CREATED, JobState.RUNNING)
+        return self not in (JobState.CREATED, JobState.RUNNING, JobState.EGRESSING)
+
+    @classmethod
+    def parse(cls, name: str) -> JobState:
+        """A state by name as pachctl takes it: any case, with or without ``JOB_``;
+        ``EGRESS`` is ``EGRESSING`` (pachctl's help names it so)."""
+        canon = name.strip().upper().removeprefix("JOB_")
+        canon = {"EGRESS": "EGRESSING"}.get(canon, canon)
+        if canon not in cls.__members__:
+            names = ", ".join(s.value.lower() for s in cls)
+            raise InvalidArgument(f"state {name[:40]!r} must be one of {names}")
+        return cls(canon)
 
 
 class DatumState(str, Enum):
@@ -188,12 +241,21 @@ class DatumState(str, Enum):
     FAILED = "FAILED"
     RECOVERED = "RECOVERED"
 
+    @classmethod
+    def parse(cls, name: str) -> DatumState:
+        """A state by name, in any case (``failed``, ``SKIPPED``)."""
+        canon = name.strip().upper()
+        if canon not in cls.__members__:
+            names = ", ".join(s.value.lower() for s in cls)
+            raise InvalidArgument(f"datum state {name[:40]!r} must be one of {names}")
+        return cls(canon)
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineInfo(_Info):
     name: str
     version: int
-    state: str  # RUNNING | PAUSED
+    state: str  # RUNNING | PAUSED; a spout's or service's: STARTING | RUNNING | CRASHING | PAUSED
     spec: dict[str, Any]
     created: datetime
     updated: datetime
@@ -201,6 +263,14 @@ class PipelineInfo(_Info):
     output_branch: str
     last_job: str | None = None  # the newest job's state
     notes: tuple[str, ...] = ()
+    project: str = ""  # filled from ``name``
+    reason: str | None = None  # why a spout or service is in its state (e.g. CRASHING)
+    # a spout's or service's program: kind, state, reason, runner (the worker running it),
+    # restarts, address (127.0.0.1:PORT where a service is published), job (the one served)
+    daemon: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _project_of(self, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +291,13 @@ class JobInfo(_Info):
     inputs: tuple[str, ...] = ()  # repo@commit the job read
     output_commit: str = ""  # pipeline@id
     context: dict[str, Any] = field(default_factory=dict)
+    # the spec's egress as this job ran it: target, state, attempts, files and bytes or rows
+    # per table, error (None: the pipeline has no egress, or the job did not reach it)
+    egress: dict[str, Any] | None = None
+    project: str = ""  # filled from ``pipeline``
+
+    def __post_init__(self) -> None:
+        _project_of(self, self.pipeline)
 
 
 @dataclass(frozen=True, slots=True)

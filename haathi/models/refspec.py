@@ -1,4 +1,7 @@
-"""Object syntax: ``repo@branch-or-commit:/path`` with Pachyderm's ancestry suffixes.
+"""Object syntax: ``[project/]repo@branch-or-commit:/path`` with Pachyderm's ancestry suffixes.
+
+The repo is a key (:func:`haathi.models.ids.repo_key`): a bare name is in the current project
+(``project`` given to the parsers), ``project/repo`` names its project explicitly.
 
 ``master^`` / ``master^^`` / ``master^3`` / ``master~3`` go up parents; ``master.1`` is the first
 commit of the branch's history, ``master.-1`` the head's parent.
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from haathi.errors import InvalidArgument
 from haathi.models import paths
-from haathi.models.ids import validate_repo_name
+from haathi.models.ids import DEFAULT_PROJECT, qualify, validate_project_name, validate_repo_key
 from haathi.models.text import check_text
 
 _ANCESTRY_RE = re.compile(r"(\^+\d*|~+\d*|\.-?\d+)\Z")
@@ -85,14 +88,15 @@ class FileSpec:
         return f"{self.commit}:{self.path}"
 
 
-def parse_commit(text: str) -> CommitSpec:
-    """Parse ``repo`` or ``repo@ref``."""
+def parse_commit(text: str, project: str | None = None) -> CommitSpec:
+    """Parse ``repo`` or ``repo@ref`` (``project/repo``...); a bare repo is in ``project``
+    (None: the default project)."""
     if not isinstance(text, str) or not text:
         raise InvalidArgument("expected repo[@branch-or-commit]")
     if ":" in text:
         raise InvalidArgument(f"{text!r}: expected repo@branch-or-commit, without a path")
     repo, sep, ref = text.partition("@")
-    validate_repo_name(repo)
+    repo = validate_repo_key(repo) if project is None else qualify(repo, project)
     if sep and not ref:
         raise InvalidArgument(f"{text!r}: missing branch or commit after '@'")
     if ref:
@@ -104,13 +108,24 @@ def parse_commit(text: str) -> CommitSpec:
     return CommitSpec(repo, ref or None)
 
 
-def parse_file(text: str, *, for_write: bool = False) -> FileSpec:
-    """Parse ``repo@ref:/path`` (path optional)."""
+def parse_file(text: str, *, for_write: bool = False, project: str | None = None) -> FileSpec:
+    """Parse ``repo@ref:/path`` (path optional; ``project`` as :func:`parse_commit`)."""
     if not isinstance(text, str) or not text:
         raise InvalidArgument("expected repo@branch-or-commit:/path")
     head, sep, path = text.partition(":")
-    commit = parse_commit(head)
+    commit = parse_commit(head, project)
     if not sep:
         return FileSpec(commit)
     norm = paths.normalize_for_write(path) if for_write else paths.normalize(path)
     return FileSpec(commit, norm, has_path=True)
+
+
+def qualify_text(text: str, project: str) -> str:
+    """``repo@ref:/path`` text with a bare repo put in ``project`` (``project/repo@...``); a
+    repo already naming its project, or ``project`` default, leaves it as it is. For texts
+    parsed further on (lineage targets, copy sources)."""
+    validate_project_name(project)
+    if project == DEFAULT_PROJECT:
+        return text
+    end = min((i for i in (text.find("@"), text.find(":")) if i >= 0), default=len(text))
+    return text if "/" in text[:end] else f"{project}/{text}"

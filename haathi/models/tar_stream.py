@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, BinaryIO
 
 from haathi.errors import Corrupt, StorageError
@@ -19,11 +19,26 @@ BLOCK = tarfile.BLOCKSIZE
 
 def tar_of(files: Iterator[tuple[FileInfo, Iterator[bytes]]]) -> Iterator[bytes]:
     """The tar stream of ``files``, produced as their bytes are read."""
+
+    def member(info: FileInfo) -> tarfile.TarInfo:
+        entry = tarfile.TarInfo(info.path.lstrip("/"))
+        entry.pax_headers = {INFO_KEY: json.dumps(info.to_dict(), sort_keys=True)}
+        return entry
+
+    return pax_stream(files, member)
+
+
+def pax_stream(
+    files: Iterator[tuple[FileInfo, Iterator[bytes]]],
+    member: Callable[[FileInfo], tarfile.TarInfo],
+) -> Iterator[bytes]:
+    """A POSIX (pax) tar stream of ``files`` as their bytes are read, each under the header
+    ``member(info)`` gives (its size and mode set here); a file whose bytes come short or
+    long of its size raises :class:`Corrupt` there."""
     for info, chunks in files:
-        member = tarfile.TarInfo(info.path.lstrip("/"))
-        member.size, member.mode = info.size_bytes, 0o644
-        member.pax_headers = {INFO_KEY: json.dumps(info.to_dict(), sort_keys=True)}
-        yield member.tobuf(tarfile.PAX_FORMAT)
+        header = member(info)
+        header.size, header.mode = info.size_bytes, 0o644
+        yield header.tobuf(tarfile.PAX_FORMAT)
         sent = 0
         for chunk in chunks:
             sent += len(chunk)

@@ -1,21 +1,30 @@
 """Branch rows: the owner of the ``branches`` table. A branch names its head commit (None
-until its first commit); writers move heads with a compare-and-swap (``cas_head``)."""
+until its first commit); writers move heads with a compare-and-swap (``cas_head``). A branch
+may have a trigger (``pfs/triggers.py`` fires it)."""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from haathi.errors import NotFound
 from haathi.meta.schema import branches
 from haathi.models.ids import validate_branch_name
+from haathi.models.trigger import Trigger
 from haathi.pfs import repos
-from haathi.pfs.context import now
+from haathi.pfs.context import as_utc, now
 
 # built once: every resolve of a ref runs it (building a statement costs several times running
 # it on SQLite)
 _HEAD = select(branches.c.head).where(
     branches.c.repo_id == bindparam("repo_id"), branches.c.name == bindparam("name")
 )
+_ID = select(branches.c.id).where(
+    branches.c.repo_id == bindparam("repo_id"), branches.c.name == bindparam("name")
+)
+_SET_HEAD = update(branches).where(branches.c.id == bindparam("branch_id"))
 
 
 def branch_row(conn: Connection, repo_id: int, repo: str, name: str) -> Row[tuple[object, ...]]:
@@ -73,9 +82,7 @@ def all_heads(conn: Connection) -> list[tuple[int, str, str, str | None]]:
 
 def branch_id(conn: Connection, repo_id: int, name: str) -> int | None:
     """The branch's row ID, None if the repo has no such branch."""
-    row = conn.execute(
-        select(branches.c.id).where(branches.c.repo_id == repo_id, branches.c.name == name)
-    ).first()
+    row = conn.execute(_ID, {"repo_id": repo_id, "name": name}).first()
     return None if row is None else int(row[0])
 
 
@@ -100,7 +107,7 @@ def ensure_branch(conn: Connection, repo_id: int, name: str) -> str | None:
 
 def set_head(conn: Connection, branch_id: int, head: str | None) -> None:
     """Point the branch with row ID ``branch_id`` at ``head``, whatever it pointed at."""
-    conn.execute(update(branches).where(branches.c.id == branch_id).values(head=head))
+    conn.execute(_SET_HEAD, {"branch_id": branch_id, "head": head})
 
 
 def cas_head(conn: Connection, repo_id: int, branch: str, expected: str | None, new: str) -> bool:
@@ -121,6 +128,48 @@ def move_heads(conn: Connection, repo_id: int, cid: str, to: str | None) -> None
         .where(branches.c.repo_id == repo_id, branches.c.head == cid)
         .values(head=to)
     )
+
+
+def trigger_in(text: object) -> Trigger | None:
+    """A ``trigger`` column's trigger (None: the branch has none)."""
+    return None if not text else Trigger.from_dict(json.loads(str(text)))
+
+
+def set_trigger(conn: Connection, branch_id: int, trigger: Trigger) -> None:
+    """Give the branch with row ID ``branch_id`` a trigger (checked by the caller)."""
+    text = json.dumps(trigger.to_dict(), sort_keys=True)
+    conn.execute(update(branches).where(branches.c.id == branch_id).values(trigger=text))
+
+
+def trigger_of(conn: Connection, repo_id: int, name: str) -> Trigger | None:
+    """The branch's trigger; None if it has none or does not exist."""
+    row = conn.execute(
+        select(branches.c.trigger).where(branches.c.repo_id == repo_id, branches.c.name == name)
+    ).first()
+    return None if row is None else trigger_in(row[0])
+
+
+def triggered(
+    conn: Connection, repo_id: int | None = None
+) -> list[tuple[int, int, str, str | None, datetime, Trigger]]:
+    """(row ID, repo ID, branch, head, created, trigger) of every branch with a trigger (of
+    repo ``repo_id``, or of every repo)."""
+    q = select(
+        branches.c.id,
+        branches.c.repo_id,
+        branches.c.name,
+        branches.c.head,
+        branches.c.created_at,
+        branches.c.trigger,
+    ).where(branches.c.trigger.is_not(None))
+    if repo_id is not None:
+        q = q.where(branches.c.repo_id == repo_id)
+    out = []
+    for r in conn.execute(q.order_by(branches.c.repo_id, branches.c.name)):
+        trigger = trigger_in(r[5])
+        if trigger is not None:
+            out.append((int(r[0]), int(r[1]), str(r[2]), r[3], as_utc(r[4]) or r[4], trigger))
+    return out
 
 
 def set_metadata(conn: Connection, branch_id: int, metadata: str) -> None:

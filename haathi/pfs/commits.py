@@ -200,10 +200,14 @@ def list_commits(
     conn: Connection, repo: str, branch: str | None, limit: int | None
 ) -> list[CommitRow]:
     """Commits of a branch (following parents from its head) or of a whole repo, newest first;
-    at most ``limit`` of them (None or 0: all)."""
+    at most ``limit`` of them (None or 0: all). A branch with no commits has none (as
+    pachctl lists it: an empty list, not an error)."""
     check_limit(limit, "--number")
     repo_id = repo_id_of(conn, repo)
     if branch is not None:
+        is_branch, first = branches.branch_head(conn, repo_id, branch)
+        if is_branch and first is None:
+            return []
         head = resolve(conn, CommitSpec(repo, branch))
         return ancestry_chain(conn, head, limit)
     q = select(commits).where(commits.c.repo_id == repo_id).order_by(commits.c.seq.desc())

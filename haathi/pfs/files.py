@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import chain, islice, takewhile, tee
+from typing import TypeVar
 
 from haathi.errors import FailedPrecondition, NotFound
 from haathi.models import paths
@@ -14,6 +15,7 @@ from haathi.models.text import check_text
 from haathi.pfs import staging
 from haathi.pfs.commits import CommitRow, get_commit, resolve
 from haathi.pfs.context import PfsContext
+from haathi.storage.blobs import StoredRange
 from haathi.tree import prolly
 from haathi.tree.entry import FileEntry
 from haathi.tree.prolly import OverlaySink
@@ -97,6 +99,24 @@ def read_content(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Ite
     (no data read), and the first chunk is read and verified: a file whose data is missing or
     truncated fails here, before any of its bytes goes out (a chunk damaged in place, same
     size, is only found when it is read)."""
+    wanted, skip = _wanted(ctx, entry, start, end)
+    blobs = ctx.blobs.iter_blobs(wanted, keep=len(wanted) == 1)  # a small file: kept in the cache
+    return _first_read(_slice(blobs, skip, max(end - start, 0)))
+
+
+def read_stored_content(
+    ctx: PfsContext, entry: FileEntry, start: int, end: int
+) -> Iterator[bytes | StoredRange]:
+    """As :func:`read_content`, but the chunks a local store holds raw come as the verified
+    :class:`StoredRange` of their bytes in their packs (for a server to send from the files)."""
+    wanted, skip = _wanted(ctx, entry, start, end)
+    blobs = ctx.blobs.iter_stored(wanted, keep=len(wanted) == 1)
+    return _first_read(_slice(blobs, skip, max(end - start, 0)))
+
+
+def _wanted(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> tuple[list[bytes], int]:
+    """The chunks that hold bytes [start, end), each checked readable but the first (no data
+    read), and how many bytes of the first come before ``start``."""
     wanted: list[bytes] = []
     skip = 0
     pos = 0
@@ -109,19 +129,26 @@ def read_content(ctx: PfsContext, entry: FileEntry, start: int, end: int) -> Ite
             wanted.append(digest)
         pos += n
     ctx.blobs.check_readable(wanted[1:])
-    blobs = ctx.blobs.iter_blobs(wanted, keep=len(wanted) == 1)  # a small file: kept in the cache
-    pieces = _slice(blobs, skip, max(end - start, 0))
+    return wanted, skip
+
+
+def _first_read(pieces: Iterator[Piece]) -> Iterator[Piece]:
+    """``pieces``, the first one read already (its errors are raised here)."""
     first = next(pieces, None)
     return iter(()) if first is None else chain([first], pieces)
 
 
-def _slice(chunks: Iterator[bytes], skip: int, left: int) -> Iterator[bytes]:
+Piece = TypeVar("Piece", bytes, "bytes | StoredRange")
+
+
+def _slice(chunks: Iterator[Piece], skip: int, left: int) -> Iterator[Piece]:
     """``left`` bytes of the concatenated ``chunks`` after the first ``skip``."""
     for data in chunks:
-        piece = data[skip : skip + left]
+        piece = data[skip : skip + left] if isinstance(data, bytes) else data.part(skip, left)
+        size = len(piece) if isinstance(piece, bytes) else piece.length
         skip = 0
-        left -= len(piece)
-        if piece:
+        left -= size
+        if size:
             yield piece
         if left <= 0:
             return
@@ -132,27 +159,34 @@ def inspect_file(ctx: PfsContext, spec: FileSpec) -> FileInfo:
     return file_info(commit, entry) if entry else dir_info(ctx, commit, root, spec.path)
 
 
-def list_file(ctx: PfsContext, spec: FileSpec) -> list[FileInfo]:
-    """The immediate children of a directory (or the file itself)."""
+def list_file(
+    ctx: PfsContext, spec: FileSpec, start: str | None = None, limit: int | None = None
+) -> list[FileInfo]:
+    """The immediate children of a directory (or the file itself), in path order: those whose
+    place in that order (:attr:`FileInfo.list_key`) is ``start`` or after it (found by a seek, not a
+    scan), at most ``limit`` of them. A page of a huge directory costs its own entries."""
     commit, root, entry = lookup(ctx, spec)
     if entry is not None:
-        return [file_info(commit, entry)]
-    prefix = paths.dir_prefix(spec.path)
-    out: list[FileInfo] = []
-    start = prefix
-    while True:
-        e = next(prolly.iter_from(root, start, ctx.nodes), None)
-        if e is None or not e.path.startswith(prefix):
-            break
+        found = [] if start is not None and entry.path < start else [file_info(commit, entry)]
+        return found[:limit]
+    return list(islice(_children(ctx, commit, root, spec.path, start or ""), limit))
+
+
+def _children(
+    ctx: PfsContext, commit: CommitRow, root: bytes | None, path: str, start: str
+) -> Iterator[FileInfo]:
+    prefix = paths.dir_prefix(path)
+    entries = prolly.iter_from(root, max(prefix, start), ctx.nodes)
+    while (e := next(entries, None)) is not None and e.path.startswith(prefix):
         rest = e.path[len(prefix) :]
-        if "/" in rest:
-            sub = prefix + rest.split("/", 1)[0]
-            out.append(dir_info(ctx, commit, root, sub))
-            start = sub + "0"  # '0' sorts right after '/': skip the whole subdirectory
-        else:
-            out.append(file_info(commit, e))
-            start = e.path + "\x00"
-    return out
+        if "/" not in rest:
+            yield file_info(commit, e)
+            continue
+        sub = prefix + rest.split("/", 1)[0]
+        if sub + "/" >= start:
+            yield dir_info(ctx, commit, root, sub)
+        # '0' sorts right after '/': seek past the whole subdirectory
+        entries = prolly.iter_from(root, sub + "0", ctx.nodes)
 
 
 def walk_files(
@@ -215,8 +249,16 @@ def glob_file(ctx: PfsContext, spec: CommitSpec, pattern: str) -> list[FileInfo]
     return sorted(out, key=lambda f: f.path)
 
 
-def diff_file(ctx: PfsContext, new: FileSpec, old: FileSpec | None) -> list[DiffEntry]:
-    """Files added, removed or modified between two commits (default: the new one's parent)."""
+def diff_file(
+    ctx: PfsContext,
+    new: FileSpec,
+    old: FileSpec | None,
+    start: str | None = None,
+    limit: int | None = None,
+) -> list[DiffEntry]:
+    """Files added, removed or modified between two commits (default: the new one's parent),
+    in path order: from the path ``start`` on (the walk skips what comes before it, equal or
+    not), at most ``limit`` of them (a page of a huge change)."""
     new_commit, new_root = open_tree(ctx, new.commit)
     if old is None:
         if new_commit.parent is None:
@@ -237,7 +279,9 @@ def diff_file(ctx: PfsContext, new: FileSpec, old: FileSpec | None) -> list[Diff
     def within(p: str, path: str, prefix: str) -> bool:
         return path == "/" or p == path or p.startswith(prefix)
 
-    for p, o, n in prolly.diff(old_root, new_root, ctx.nodes):
+    for p, o, n in prolly.diff(old_root, new_root, ctx.nodes, lo=start or ""):
+        if limit is not None and len(out) >= limit:
+            break
         o = o if o is not None and within(p, old_path, old_prefix) else None
         n = n if n is not None and within(p, new.path, new_prefix) else None
         if o is None and n is None:

@@ -47,3 +47,18 @@ def ingest_bytes(
     if progress is not None:
         progress(len(data), 1)
     return FileEntry.from_chunks(path, chunks)
+
+
+def ingest_encoded(
+    writer: BlobWriter,
+    path: str,
+    chunks: list[tuple[bytes, int, bytes, int]],
+    size: int,
+    progress: ProgressFn | None = None,
+) -> FileEntry:
+    """Store a small file's chunks already hashed and encoded (by a helper process, see
+    :mod:`haathi.storage.encoder`): (digest, codec, payload, raw length) each."""
+    stored = [(writer.put_encoded(*c), c[3]) for c in chunks]
+    if progress is not None:
+        progress(size, 1)
+    return FileEntry.from_chunks(path, stored)

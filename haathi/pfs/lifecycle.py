@@ -17,7 +17,7 @@ from haathi.models.ids import is_commit_id, new_commit_id, validate_branch_name
 from haathi.models.info import CommitState, Origin
 from haathi.models.refspec import CommitSpec, parse_ancestry
 from haathi.models.text import check_text
-from haathi.pfs import collisions, commits, provenance, staging
+from haathi.pfs import collisions, commits, provenance, staging, triggers
 from haathi.pfs.branches import branch_head, branches_at, cas_head, ensure_branch, move_heads
 from haathi.pfs.changelog import ChangeLog
 from haathi.pfs.commits import (
@@ -29,6 +29,7 @@ from haathi.pfs.commits import (
     resolve,
 )
 from haathi.pfs.context import PfsContext
+from haathi.pfs.propagation import Deferred
 from haathi.pfs.provenance import (
     drop_open_auto_commits,
     propagate,
@@ -305,7 +306,7 @@ def _commit_on_branch(
             totals=prolly.totals(new_root, ctx.nodes),
             author=ctx.author,
         )
-        propagate(conn, (repo_id, branch), cid)
+        triggers.on_finish(conn, repo_id, spec.repo, cid, new_head_of=(repo_id, branch))
     return cid
 
 
@@ -313,44 +314,61 @@ def start_commit(
     ctx: PfsContext, spec: CommitSpec, parent: str | None = None, description: str = ""
 ) -> str:
     """Open a new commit on a branch (created if missing); it becomes the branch head."""
+    with ctx.db.write() as conn:
+        return start_commit_in(ctx, conn, spec, parent, description, cid=new_commit_id())
+
+
+def start_commit_in(
+    ctx: PfsContext,
+    conn: Connection,
+    spec: CommitSpec,
+    parent: str | None = None,
+    description: str = "",
+    *,
+    cid: str,
+    prop: Deferred | None = None,
+) -> str:
+    """:func:`start_commit` in this transaction, as commit ``cid`` (``prop``: a transaction's,
+    where the branches downstream follow at its end)."""
     branch = spec.ref_or_default
     if parse_ancestry(branch).base != branch or is_commit_id(branch):
         raise InvalidArgument(f"start commit needs a branch, got {spec}")
     validate_branch_name(branch)
     check_text(description, "the commit message")
     check_description(description, "the commit message")
-    cid = new_commit_id()
-    with ctx.db.write() as conn:
-        repo_id = lock(conn, spec.repo)
-        _check_not_output(conn, repo_id, spec.repo, branch)
-        head = ensure_branch(conn, repo_id, branch)
-        if head is not None:
-            cur = get_commit(conn, repo_id, spec.repo, head)
-            if not cur.finished:
-                raise FailedPrecondition(
-                    f"branch {branch} of repo {spec.repo} already has an open commit {cur.id}: "
-                    "finish it first",
-                    repo=spec.repo,
-                    commit=cur.id,
-                )
-        parent_id = head
-        if parent is not None:
-            p = resolve(conn, CommitSpec(spec.repo, parent))
-            if not p.finished:
-                raise FailedPrecondition(f"parent commit {p.id} is not finished")
-            parent_id = p.id
-        insert_commit(
-            conn,
-            repo_id,
-            cid,
-            branch=branch,
-            parent=parent_id,
-            state=CommitState.STARTED,
-            description=description,
-            author=ctx.author,
-        )
-        if not cas_head(conn, repo_id, branch, head, cid):
-            raise Conflict(f"branch {branch} moved while starting a commit; try again")
+    repo_id = lock(conn, spec.repo)
+    _check_not_output(conn, repo_id, spec.repo, branch)
+    head = ensure_branch(conn, repo_id, branch)
+    if head is not None:
+        cur = get_commit(conn, repo_id, spec.repo, head)
+        if not cur.finished:
+            raise FailedPrecondition(
+                f"branch {branch} of repo {spec.repo} already has an open commit {cur.id}: "
+                "finish it first",
+                repo=spec.repo,
+                commit=cur.id,
+            )
+    parent_id = head
+    if parent is not None:
+        p = resolve(conn, CommitSpec(spec.repo, parent))
+        if not p.finished:
+            raise FailedPrecondition(f"parent commit {p.id} is not finished")
+        parent_id = p.id
+    insert_commit(
+        conn,
+        repo_id,
+        cid,
+        branch=branch,
+        parent=parent_id,
+        state=CommitState.STARTED,
+        description=description,
+        author=ctx.author,
+    )
+    if not cas_head(conn, repo_id, branch, head, cid):
+        raise Conflict(f"branch {branch} moved while starting a commit; try again")
+    if prop is not None:
+        prop.move((repo_id, branch))
+    else:
         propagate(conn, (repo_id, branch), cid)
     return cid
 
@@ -366,14 +384,7 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
         check_description(description, "the commit message")
     for _ in range(CAS_ATTEMPTS):
         with ctx.db.read() as conn:
-            commit = resolve(conn, spec)
-            if commit.finished:
-                raise FailedPrecondition(
-                    f"commit {commit.id} in repo {spec.repo} is already finished",
-                    repo=spec.repo,
-                    commit=commit.id,
-                )
-            _check_not_auto(commit)
+            commit = _open_to_finish(conn, spec)
             base, changes = staging.open_commit_state(conn, commit)
             staged_upto = staging.last_seq(conn, commit.repo_id, commit.id)
             since_epoch = gc_epoch(conn, lock=None)
@@ -392,18 +403,119 @@ def finish_commit(ctx: PfsContext, spec: CommitSpec, description: str | None = N
             if staging.last_seq(conn, commit.repo_id, commit.id) != staged_upto:
                 continue
             keep_reused(conn, since_epoch, writer.iter_referenced())
-            if not commits.finish_open(
-                conn,
-                commit.repo_id,
-                commit.id,
-                root=root,
-                totals=totals,
-                description=description,
-            ):
-                raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
-            staging.clear(conn, commit.repo_id, commit.id)
+            _finish(conn, commit, spec.repo, root, totals, description)
         return commit.id
     raise Conflict(f"too many concurrent writes to {spec} while finishing it; try again")
+
+
+def _open_to_finish(conn: Connection, spec: CommitSpec) -> CommitRow:
+    """The open user commit ``spec`` names (FailedPrecondition if it is finished, or a
+    pipeline's)."""
+    commit = resolve(conn, spec)
+    if commit.finished:
+        raise FailedPrecondition(
+            f"commit {commit.id} in repo {spec.repo} is already finished",
+            repo=spec.repo,
+            commit=commit.id,
+        )
+    _check_not_auto(commit)
+    return commit
+
+
+def _finish(
+    conn: Connection,
+    commit: CommitRow,
+    repo: str,
+    root: bytes | None,
+    totals: tuple[int, int],
+    description: str | None,
+    prop: Deferred | None = None,
+) -> None:
+    """Mark the open ``commit`` finished with tree ``root`` and fire its triggers."""
+    if not commits.finish_open(
+        conn, commit.repo_id, commit.id, root=root, totals=totals, description=description
+    ):
+        raise FailedPrecondition(f"commit {commit.id} was finished or deleted meanwhile")
+    staging.clear(conn, commit.repo_id, commit.id)
+    triggers.on_finish(conn, commit.repo_id, repo, commit.id, prop=prop)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltTree:
+    """An open commit's tree, built outside the transaction that finishes it, from its
+    staged changes up to ``staged_upto`` (the blobs a gc since ``since_epoch`` must keep:
+    ``refs``)."""
+
+    repo_id: int
+    commit: str
+    staged_upto: int | None
+    root: bytes | None
+    totals: tuple[int, int]
+    since_epoch: int
+    refs: bytes  # 32-byte digests, concatenated
+
+
+class TreeNeeded(Exception):
+    """Raised by :func:`finish_commit_in` for an open commit with staged changes whose tree
+    is not built yet: blobs cannot be written inside a write transaction (their index is
+    written in one of its own). The caller rolls back, builds it (:func:`build_tree`) and
+    runs the transaction again with it."""
+
+    def __init__(self, commit: CommitRow, staged_upto: int | None, since_epoch: int) -> None:
+        super().__init__(f"the tree of commit {commit.id} is to be built")
+        self.commit = commit
+        self.staged_upto = staged_upto
+        self.since_epoch = since_epoch
+
+
+def build_tree(ctx: PfsContext, needed: TreeNeeded) -> BuiltTree:
+    """The tree :class:`TreeNeeded` asks for (its changes read again; if more were staged
+    since, the transaction asks again)."""
+    commit = needed.commit
+    with ctx.db.read() as conn:
+        base, changes = staging.open_commit_state(conn, commit)
+        upto = staging.last_seq(conn, commit.repo_id, commit.id)
+    collisions.check_changes(
+        base, changes, ctx.nodes, f"commit {commit.id} stays open: delete one, then finish it"
+    )
+    writer = ctx.blobs.writer()
+    with writer:
+        root = prolly.apply(base, staging.edits_for(base, changes, ctx.nodes), ctx.nodes, writer)
+    refs = b"".join(writer.iter_referenced())
+    totals = prolly.totals(root, ctx.nodes)
+    return BuiltTree(commit.repo_id, commit.id, upto, root, totals, needed.since_epoch, refs)
+
+
+def finish_commit_in(
+    ctx: PfsContext,
+    conn: Connection,
+    spec: CommitSpec,
+    description: str | None = None,
+    built: Sequence[BuiltTree] = (),
+    prop: Deferred | None = None,
+) -> str:
+    """:func:`finish_commit` in this transaction. A commit with staged changes needs its tree
+    in ``built`` (built from those changes: else :class:`TreeNeeded`); one without any
+    (started in this transaction, say) gets its parent's. ``prop``: a transaction's, where
+    the branches its triggers move are propagated at its end."""
+    if description is not None:
+        check_text(description, "the commit message")
+        check_description(description, "the commit message")
+    lock(conn, spec.repo)
+    commit = _open_to_finish(conn, spec)
+    upto = staging.last_seq(conn, commit.repo_id, commit.id)
+    if upto is None:
+        root = staging.open_base(conn, commit)
+        totals = prolly.totals(root, ctx.nodes)
+        _finish(conn, commit, spec.repo, root, totals, description, prop)
+        return commit.id
+    for tree in built:
+        if (tree.repo_id, tree.commit, tree.staged_upto) == (commit.repo_id, commit.id, upto):
+            refs = (tree.refs[i : i + 32] for i in range(0, len(tree.refs), 32))
+            keep_reused(conn, tree.since_epoch, refs)
+            _finish(conn, commit, spec.repo, tree.root, tree.totals, description, prop)
+            return commit.id
+    raise TreeNeeded(commit, upto, gc_epoch(conn, lock=None))
 
 
 def _drop(conn: Connection, commit: CommitRow) -> None:

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from haathi import allocator
 from haathi.errors import InvalidArgument, NotFound
 from haathi.models import paths
 from haathi.models.bounds import check_description
-from haathi.models.ops import CopyOp, DeleteOp, LocalOpener, Op, Ops, ProgressFn, PutOp
+from haathi.models.ops import CopyOp, DeleteOp, Op, Ops, ProgressFn, PutOp
 from haathi.models.refspec import CommitSpec
 from haathi.models.text import check_text
 from haathi.pfs import collisions, files, lifecycle, staging
 from haathi.pfs.changelog import ChangeLog
 from haathi.pfs.context import PfsContext
-from haathi.pfs.ingest import ingest_bytes, ingest_stream
-from haathi.storage.blobs import BlobWriter
-from haathi.storage.chunker import SMALL
+from haathi.pfs.puts import Puts
 from haathi.tree import prolly
-
-PARALLEL_MIN_SIZE = 4 * 1024 * 1024
-AHEAD = 1024  # changes held back behind a large put still running, at most
-
-
-def _put(writer: BlobWriter, op: PutOp, progress: ProgressFn | None) -> list[staging.Change]:
-    kind = staging.APPEND if op.append else staging.PUT
-    size = op.size_hint
-    if isinstance(op.open, LocalOpener) and size is not None and size <= SMALL:
-        data = op.open.read_small(size)  # (most files of a large directory)
-        if data is not None:
-            return [staging.Change(kind, op.path, ingest_bytes(writer, op.path, data, progress))]
-    with op.open() as stream:
-        entry = ingest_stream(
-            writer, op.path, stream, label=op.label, progress=progress, size_hint=size
-        )
-    return [staging.Change(kind, op.path, entry)]
 
 
 def _copy(ctx: PfsContext, op: CopyOp) -> list[staging.Change]:
@@ -154,56 +133,28 @@ def modify(
         stream, puts_check = _streamed(ctx, spec, ops)
     since_epoch = lifecycle.gc_epoch_now(ctx)
     writer = ctx.blobs.writer()
-    pool = ThreadPoolExecutor(parallelism) if parallelism > 1 else None
-    try:
-        with ChangeLog(ctx.blobs.spool_dir) as log, allocator.collector_paused():
-            # Threads pay off for large files (hashing and compression release the GIL);
-            # small files go faster on this one. Changes enter the log in the ops' order.
-            ahead: deque[Future[list[staging.Change]] | list[staging.Change]] = deque()
+    with ChangeLog(ctx.blobs.spool_dir) as log, allocator.collector_paused():
+        stored = Puts(writer, log, progress, parallelism)
+        try:
             for i, op in enumerate(stream):
                 if isinstance(op, PutOp):
-                    if pool is not None and (op.size_hint or 0) >= PARALLEL_MIN_SIZE:
-                        ahead.append(pool.submit(_put, writer, op, progress))
-                    elif not ahead:  # (most puts: nothing waits, so straight to the log)
-                        log.add(_put(writer, op, progress)[0])
-                        continue
-                    else:
-                        ahead.append(_put(writer, op, progress))
+                    stored.put(op)
                 elif isinstance(op, DeleteOp):
                     kind = staging.RDELETE if op.recursive else staging.DELETE
-                    ahead.append([staging.Change(kind, op.path)])
+                    stored.add([staging.Change(kind, op.path)])
                 else:
                     moved = copies.pop(i)
                     writer.track(d for c in moved if c.entry for d, _ in c.entry.chunk_list())
-                    ahead.append(moved)
-                _log_done(ahead, log, wait=len(ahead) > AHEAD)
-            _log_done(ahead, log, wait=True)
+                    stored.add(moved)
+            stored.finish()
             if puts_check is not None:
                 checked = puts_check.checked if puts_check.puts.complete else None
             return lifecycle.commit_changes(
                 ctx, spec, log, description, writer, since_epoch, checked
             )
-    except BaseException:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        writer.abort()
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown()
-
-
-def _log_done(
-    ahead: deque[Future[list[staging.Change]] | list[staging.Change]], log: ChangeLog, wait: bool
-) -> None:
-    """Move the changes at the front of ``ahead`` to ``log`` as far as they are done (all of
-    them with ``wait``; else at least down to :data:`AHEAD`)."""
-    while ahead:
-        head = ahead[0]
-        if isinstance(head, Future):
-            if not (wait or head.done() or len(ahead) > AHEAD):
-                return
-            head = head.result()
-        for ch in head:
-            log.add(ch)
-        ahead.popleft()
+        except BaseException:
+            stored.close(cancel=True)
+            writer.abort()
+            raise
+        finally:
+            stored.close()

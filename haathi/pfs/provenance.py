@@ -18,7 +18,8 @@ multiply rows.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +38,7 @@ from sqlalchemy import (
 
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.meta.schema import branch_provenance, commit_provenance
+from haathi.models.ids import new_commit_id
 from haathi.models.info import CommitState, Origin
 from haathi.pfs import branches, commits, repos
 
@@ -97,17 +99,20 @@ def upstream_closure(conn: Connection, branch: BranchKey) -> set[BranchKey]:
     return seen
 
 
-def downstream_order(conn: Connection, origin: BranchKey) -> list[BranchKey]:
-    """Branches downstream of ``origin``, each after all of its affected upstream branches."""
-    affected: set[BranchKey] = set()
-    todo = [origin]
+def downstream_order(
+    conn: Connection, *origins: BranchKey, include: Iterable[BranchKey] = ()
+) -> list[BranchKey]:
+    """Branches downstream of ``origins`` (and those of ``include``), each after all of its
+    affected upstream branches."""
+    affected: set[BranchKey] = set(include)
+    todo = list(origins)
     while todo:
         for down in downstream_branches(conn, todo.pop()):
             if down not in affected:
                 affected.add(down)
                 todo.append(down)
     order: list[BranchKey] = []
-    done = {origin}
+    done: set[BranchKey] = set()  # (an origin that is affected too comes before its own)
     pending = sorted(affected)
     while pending:
         ready = [
@@ -167,14 +172,21 @@ def start_auto_commit(conn: Connection, branch: BranchKey, cid: str) -> bool:
         conn, repo_id, cid, branch=name, parent=head, state=CommitState.STARTED,
         description="", origin=Origin.AUTO,
     )  # fmt: skip
+    heads: dict[tuple[int, str], list[str]] = {}  # (repo, commit) -> the branches it heads
     for up_repo, up_branch in provenance_of(conn, branch):
         up_head = branches.branch_head(conn, up_repo, up_branch)[1]
         if up_head is not None:
-            conn.execute(
-                insert(commit_provenance).values(
-                    repo_id=repo_id, commit_id=cid, from_repo_id=up_repo, from_commit_id=up_head
-                )
+            heads.setdefault((up_repo, up_head), []).append(up_branch)
+    for (up_repo, up_head), names in heads.items():
+        conn.execute(
+            insert(commit_provenance).values(
+                repo_id=repo_id,
+                commit_id=cid,
+                from_repo_id=up_repo,
+                from_commit_id=up_head,
+                from_branches=json.dumps(sorted(names)),
             )
+        )
     if not branches.cas_head(conn, repo_id, name, head, cid):
         raise FailedPrecondition(f"branch {name} moved while propagating commit {cid}")
     return True
@@ -182,11 +194,26 @@ def start_auto_commit(conn: Connection, branch: BranchKey, cid: str) -> bool:
 
 def propagate(conn: Connection, origin: BranchKey, cid: str) -> list[BranchKey]:
     """Give every branch downstream of ``origin`` an open AUTO commit ``cid`` (same txn)."""
+    return propagate_set(conn, [origin], cid)
+
+
+def propagate_set(conn: Connection, origins: Sequence[BranchKey], cid: str) -> list[BranchKey]:
+    """Give every branch downstream of ``origins`` (whose heads moved together) an open AUTO
+    commit ``cid`` (same txn): a branch downstream of several of them gets one commit."""
     started = []
-    for branch in downstream_order(conn, origin):
+    for branch in downstream_order(conn, *origins):
         if start_auto_commit(conn, branch, cid):
             started.append(branch)
     return started
+
+
+def propagate_move(conn: Connection, origins: Sequence[BranchKey], head: str) -> list[BranchKey]:
+    """After ``origins`` moved to an existing commit ``head``: their downstream branches get
+    commit set ``head`` (extending it, as Pachyderm's), or a new set if none could (each
+    already has that one: a branch moved back to it)."""
+    if not downstream_order(conn, *origins):
+        return []
+    return propagate_set(conn, origins, head) or propagate_set(conn, origins, new_commit_id())
 
 
 _NAMES = repos.names()
@@ -205,6 +232,21 @@ def direct_provenance(conn: Connection, repo_id: int, cid: str) -> list[tuple[st
     """(repo, commit) pairs a commit is directly provenant on."""
     rows = conn.execute(_DIRECT, {"repo_id": repo_id, "cid": cid})
     return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def input_heads(
+    conn: Connection, repo_id: int, cid: str
+) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(repo, commit, branches) a commit is directly provenant on: ``branches`` are its
+    provenance branches whose head that commit was when it was made (None for a commit made
+    before haathi recorded them)."""
+    rows = conn.execute(
+        select(_NAMES.c.name, commit_provenance.c.from_commit_id, commit_provenance.c.from_branches)
+        .join(_NAMES, _NAMES.c.id == commit_provenance.c.from_repo_id)
+        .where(commit_provenance.c.repo_id == repo_id, commit_provenance.c.commit_id == cid)
+        .order_by(_NAMES.c.name)
+    )
+    return [(str(r[0]), str(r[1]), None if r[2] is None else tuple(json.loads(r[2]))) for r in rows]
 
 
 def subvenance(conn: Connection, repo_id: int, cid: str) -> list[str]:

@@ -15,12 +15,14 @@ from haathi.errors import AlreadyExists, NotFound
 from haathi.meta.database import insert_ignore, lock_rows
 from haathi.meta.schema import repos
 from haathi.models.bounds import check_description
-from haathi.models.ids import validate_repo_name
+from haathi.models.ids import split_key, validate_repo_key
 from haathi.models.text import check_text
 from haathi.pfs.context import now
 
 # built once: every resolve of a ref runs it
 _ID = select(repos.c.id).where(repos.c.name == bindparam("name"))
+_ROW = select(repos).where(repos.c.name == bindparam("name"))  # and every write, locked
+_ROW_LOCKED = _ROW.with_for_update()
 
 
 @functools.cache
@@ -30,11 +32,13 @@ def names() -> Subquery:
 
 
 def insert_repo(conn: Connection, name: str, description: str = "") -> int:
-    """Create a repo in this transaction; its ID."""
-    validate_repo_name(name)
+    """Create a repo (``name`` is its key: ``project/name``) in this transaction; its ID. The
+    caller checks that its project exists."""
+    validate_repo_key(name)
     check_text(description, f"the description of repo {name}")
     check_description(description, f"the description of repo {name}")
-    values = {"description": description, "created_at": now(), "metadata": "{}"}
+    values = {"description": description, "created_at": now(), "metadata": "{}",
+              "project": split_key(name)[0]}  # fmt: skip
     if not insert_ignore(conn, repos, ["name"], name=name, **values):
         raise AlreadyExists(f"repo {name} already exists", repo=name)
     return int(repo_row(conn, name).id)
@@ -44,8 +48,7 @@ def repo_row(conn: Connection, name: str, *, lock: bool = False) -> Row[tuple[ob
     """The repo's row. With ``lock`` (in a write transaction) the row stays locked until the
     transaction ends: every write that changes a repo's branches or commits takes this lock
     first, so it reads what it depends on only after earlier writers have committed."""
-    stmt = select(repos).where(repos.c.name == name)
-    rows = lock_rows(conn, stmt) if lock else conn.execute(stmt).all()
+    rows = conn.execute(_ROW_LOCKED if lock else _ROW, {"name": name}).all()
     if not rows:
         raise NotFound(f"repo {name} not found", repo=name)
     return rows[0]
@@ -77,9 +80,12 @@ def repo_name(conn: Connection, repo_id: int) -> str:
     return str(conn.execute(select(repos.c.name).where(repos.c.id == repo_id)).scalar_one())
 
 
-def repo_names(conn: Connection) -> list[str]:
-    """Every repo's name, sorted."""
-    return [str(r[0]) for r in conn.execute(select(repos.c.name).order_by(repos.c.name))]
+def repo_names(conn: Connection, project: str | None = None) -> list[str]:
+    """Every repo's key (of ``project``; None: of every project), sorted."""
+    stmt = select(repos.c.name).order_by(repos.c.name)
+    if project is not None:
+        stmt = stmt.where(repos.c.project == project)
+    return [str(r[0]) for r in conn.execute(stmt)]
 
 
 def set_description(conn: Connection, repo_id: int, description: str) -> None:

@@ -44,10 +44,10 @@ from pathlib import Path
 
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps import image_cache, images
-from haathi.pps.bwrap import UNPRIVILEGED
+from haathi.pps.bwrap import UNPRIVILEGED, mount_args
 from haathi.pps.image_sources import TOOL_TIMEOUT, Image, tools_missing
 from haathi.pps.sandbox import Sandbox, probe_bwrap
-from haathi.pps.session import SOCKET_DIR, Launch, launcher_argv
+from haathi.pps.session import SOCKET_DIR, SOCKET_MOUNT, Launch, launcher_argv
 from haathi.pps.transform_spec import Resources
 
 RUNTIMES = ("auto", "bwrap", "podman", "docker")
@@ -264,8 +264,10 @@ class _BwrapImage(Launch):
 
     kind = "bwrap"
 
-    def __init__(self, spec: ContainerSpec, rootfs: Path, bwrap: str) -> None:
-        self.spec, self.rootfs, self.bwrap = spec, rootfs, bwrap
+    def __init__(
+        self, spec: ContainerSpec, rootfs: Path, bwrap: str, mounts: tuple[tuple[str, str], ...]
+    ) -> None:
+        self.spec, self.rootfs, self.bwrap, self.mounts = spec, rootfs, bwrap, mounts
         user = spec.user if spec.user is not None else spec.image.config.user
         self.ids = image_cache.user_ids(rootfs, user)
         self.root = os.geteuid() == 0
@@ -273,11 +275,13 @@ class _BwrapImage(Launch):
 
     def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
         argv = [self.bwrap]
+        present = ["/tmp", HOST]
         with os.scandir(self.rootfs) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 if entry.name in ("dev", "proc", "tmp", "pfs", ".haathi"):
                     continue
                 inside = "/" + entry.name
+                present.append(inside)
                 if entry.is_symlink():
                     argv += ["--symlink", os.readlink(entry.path), inside]
                 else:
@@ -285,8 +289,11 @@ class _BwrapImage(Launch):
         argv += ["--dev", "/dev", "--proc", "/proc", "--bind", str(scratch / "tmp"), "/tmp"]
         pfs = scratch / "pfs"
         argv += ["--ro-bind", str(pfs), "/pfs", "--bind", str(pfs / "out"), "/pfs/out"]
+        argv += ["--perms", "0755", "--dir", "/.haathi"]  # the launcher may be another user
+        argv += ["--ro-bind", str(scratch / SOCKET_DIR), SOCKET_MOUNT]
         for path in _host_python().binds:
             argv += ["--ro-bind", path, HOST + path]
+        argv += mount_args(self.mounts, present)
         argv += ["--remount-ro", "/", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         if not self.spec.network:
             argv.append("--unshare-net")
@@ -308,14 +315,19 @@ class _Cli(Launch):
     listens = True
     info_fd = False
 
-    def __init__(self, spec: ContainerSpec) -> None:
+    def __init__(self, spec: ContainerSpec, mounts: tuple[tuple[str, str], ...]) -> None:
         self.spec = spec
         self.kind = spec.runtime
         self.name = f"haathi-{uuid.uuid4().hex[:16]}"
+        self.mounts = mounts
 
     def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
         for sub in ("tmp", "pfs/out"):  # the image's user, whoever it is, writes there
             os.chmod(scratch / sub, 0o1777 if sub == "tmp" else 0o777)
+        for host, _ in self.mounts:  # ... and reads its secrets (only this container sees them)
+            os.chmod(host, 0o755)
+            for entry in os.scandir(host):
+                os.chmod(entry.path, 0o444)
         spec = self.spec
         argv = [*_cli(spec.runtime), "run", "--rm", "--name", self.name, "--read-only"]
         if spec.runtime == "podman":
@@ -324,7 +336,9 @@ class _Cli(Launch):
         argv += _ulimits()
         pfs = scratch / "pfs"
         argv += ["-v", f"{scratch / 'tmp'}:/tmp", "-v", f"{pfs}:/pfs:ro"]
-        argv += ["-v", f"{pfs / 'out'}:/pfs/out", "-v", f"{scratch / SOCKET_DIR}:/.haathi/sock"]
+        argv += ["-v", f"{pfs / 'out'}:/pfs/out", "-v", f"{scratch / SOCKET_DIR}:{SOCKET_MOUNT}"]
+        for host, inside in self.mounts:
+            argv += ["-v", f"{host}:{inside}:ro"]
         for path in _host_python().binds:
             argv += ["-v", f"{path}:{HOST}{path}:ro"]
         if spec.user is not None:
@@ -335,7 +349,7 @@ class _Cli(Launch):
             argv += ["--memory", str(spec.resources.memory)]
         python = _host_python().argv
         argv += ["--entrypoint", python[0], spec.image.image_id.removeprefix("sha256:")]
-        return argv + launcher_argv(python[1:], "/.haathi/sock/launcher.sock", None)
+        return argv + launcher_argv(python[1:], f"{SOCKET_MOUNT}/launcher.sock", None)
 
     def env(self) -> dict[str, str]:
         keep = ("PATH", "HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
@@ -353,9 +367,12 @@ class _Cli(Launch):
             )  # fmt: skip
 
 
-def open_container(spec: ContainerSpec, scratch: Path) -> Sandbox:
+def open_container(
+    spec: ContainerSpec, scratch: Path, mounts: tuple[tuple[str, str], ...] = ()
+) -> Sandbox:
     """A :class:`~haathi.pps.sandbox.Sandbox` running user code in a container of
-    ``spec.image`` (unpacked first if the daemonless runtime needs it)."""
+    ``spec.image`` (unpacked first if the daemonless runtime needs it), showing ``mounts``
+    (host directory, path inside) read-only."""
     if spec.runtime == "bwrap":
         bwrap = probe_bwrap()[0]
         if bwrap is None:
@@ -363,5 +380,5 @@ def open_container(spec: ContainerSpec, scratch: Path) -> Sandbox:
         rootfs = image_cache.cached_rootfs(spec.image.digest)
         if rootfs is None:
             rootfs, _ = image_cache.unpack(spec.image)
-        return Sandbox("bwrap", scratch, launch=_BwrapImage(spec, rootfs, bwrap))
-    return Sandbox(spec.runtime, scratch, launch=_Cli(spec))
+        return Sandbox("bwrap", scratch, launch=_BwrapImage(spec, rootfs, bwrap, mounts))
+    return Sandbox(spec.runtime, scratch, launch=_Cli(spec, mounts))

@@ -11,6 +11,7 @@ from haathi.pfs.context import PfsContext
 
 if TYPE_CHECKING:
     from haathi.pps.openlineage import LineageSink
+    from haathi.pps.sidecars import JobGateways
 
 StoreOpener = Callable[[], PfsContext]
 
@@ -34,3 +35,9 @@ class PpsContext:
     store_key: str = "local"  # names the store for workers (its address)
     runner_id: str = field(default="")
     lineage: LineageSink | None = None  # where jobs send OpenLineage run events (None: nowhere)
+    secrets_key_path: Path | None = None  # the file of the key that encrypts secrets
+    gateways: JobGateways | None = None  # serves jobs' S3 gateways (None: such jobs fail)
+    # where egress may not write: the store's own objects (bucket, prefix, endpoint) when
+    # they are in S3, and its metadata database
+    own_objects: tuple[str, str, str | None] | None = None
+    own_db_url: str | None = None

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from haathi.errors import FailedPrecondition
 from haathi.models.ops import DeleteOp, Op, PutOp
 from haathi.models.refspec import CommitSpec
+from haathi.models.schedule import parse_cron
 from haathi.pfs import modify
 from haathi.pfs.branches import branch_head
 from haathi.pfs.commits import find_commit
 from haathi.pfs.repos import repo_id_of
 from haathi.pps import records
 from haathi.pps.context import PpsContext
-from haathi.pps.cron import parse_cron
 from haathi.pps.input_spec import CronInput, walk_inputs
 from haathi.pps.pipelines import RUNNING, spec_of
 

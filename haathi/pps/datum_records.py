@@ -243,14 +243,22 @@ def _as_kept(m: Mapping[str, Any], job_id: int, kept: Kept) -> dict[str, Any]:
 
 
 def _view(
-    conn: Connection, job_id: int, *where: Any, limit: int | None = None
+    conn: Connection,
+    job_id: int,
+    *where: Any,
+    limit: int | None = None,
+    states: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The job's datum rows (``where``: conditions on the datum ID only), kept ones included,
-    in datum ID order; at most ``limit``. Each part is one seek on the (job, datum ID) key."""
+    in datum ID order; at most ``limit``; only those in ``states`` (none: in any; kept rows
+    are SKIPPED). Each part is one seek on the (job, datum ID) key (and, with ``states``, a
+    scan along it until ``limit`` rows are found)."""
     q = select(datums).where(datums.c.job_id == job_id, *where).order_by(datums.c.datum_id)
+    if states:
+        q = q.where(datums.c.state.in_(sorted(states)))
     own = [dict(r._mapping) for r in conn.execute(q.limit(limit) if limit else q)]
     keeps = kept_of(conn, job_id)
-    if keeps is None:
+    if keeps is None or (states and _SKIPPED not in states):
         return own
     mine = select(datums.c.datum_id).where(datums.c.job_id == job_id)
     q = (
@@ -287,11 +295,17 @@ def datum_info(job: JobRow, m: Mapping[str, Any]) -> DatumInfo:
 
 
 def job_datums(
-    conn: Connection, job: JobRow, *, number: int | None = None, marker: str | None = None
+    conn: Connection,
+    job: JobRow,
+    *,
+    number: int | None = None,
+    marker: str | None = None,
+    states: Collection[DatumState] = (),
 ) -> list[DatumInfo]:
     """The job's datums in datum ID order: those after the datum ``marker`` (the last one of
     the previous page, as Pachyderm's ``pagination_marker``), at most ``number`` of them (None
-    or 0: all). A page is a seek or two on the (job, datum ID) key, however deep it lies."""
+    or 0: all), in one of ``states`` (none: in any, as Pachyderm's ListDatum filter). A page
+    is a seek or two on the (job, datum ID) key, however deep it lies."""
     check_limit(number, "--number")
     where = []
     if marker is not None:
@@ -305,7 +319,9 @@ def job_datums(
                 datum=marker,
             )
         where.append(datums.c.datum_id > marker)
-    return [datum_info(job, m) for m in _view(conn, job.id, *where, limit=number or None)]
+    wanted = {s.value for s in states}
+    rows = _view(conn, job.id, *where, limit=number or None, states=wanted)
+    return [datum_info(job, m) for m in rows]
 
 
 def find_datum(conn: Connection, job: JobRow, datum: str) -> DatumInfo | None:

@@ -7,7 +7,8 @@ A spec with ``transform.image`` runs in a container of that image (:mod:`haathi.
 the runtime is resolved (``auto`` says what it chose and why), and the image is resolved to its
 manifest digest at the job's start: every datum of the job runs that digest, whatever the tag
 does meanwhile, and the job records it. A job that cannot get its image or a runtime fails with
-the reason; it never falls back to the host.
+the reason; it never falls back to the host. A job whose spec asks for a GPU fails too: haathi
+gives jobs none, and never runs one without what it asked for.
 
 Without an image, user code runs in the host sandbox. With auth on, pipelines come from users
 who are not the store's owner, so their code runs only in a real sandbox (never ``none``: a job
@@ -23,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from haathi.auth import activation
@@ -34,6 +36,7 @@ from haathi.pps.hostview import HostView
 from haathi.pps.image_sources import PATH_TRANSPORTS, Image
 from haathi.pps.sandbox import resolve_sandbox, sandbox_note
 from haathi.pps.spec import PipelineSpec
+from haathi.pps.transform_spec import Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ def isolation_for(
     sandbox). ``ran``: a job's recorded context; its image is run by the recorded digest
     (``reproduce``), not by what the tag names now.
     """
+    if spec is not None and spec.resources.gpu:
+        raise FailedPrecondition(needs_gpu(spec.resources), pipeline=spec.name)
     with ctx.pfs.db.read() as conn:
         auth_on = activation.is_active(conn)
     if spec is not None and spec.transform.image is not None:
@@ -95,15 +100,32 @@ def isolation_for(
     return Isolation(sandbox, view, sandbox_note(ctx.sandbox, sandbox))
 
 
+def needs_gpu(resources: Resources) -> str:
+    """Why a job that asks for a GPU fails here."""
+    asked = f"{resources.gpu} {resources.gpu_type or 'GPU'}"
+    here = (
+        "haathi does not give jobs this machine's GPUs yet"
+        if any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+        else "this machine has none"
+    )
+    return f"needs a GPU: {here} (the spec asks for {asked})"
+
+
 def preflight(ctx: PpsContext, spec: PipelineSpec) -> tuple[str, ...]:
-    """Warnings for ``create pipeline`` / ``validate pipeline``: why this spec's jobs would
-    fail here now (no runtime for its image, or the image cannot be found)."""
+    """Warnings for ``create pipeline`` (and ``Client.validate_pipeline``): why this spec's
+    jobs would fail here now (no runtime for its image, or the image cannot be found)."""
+    return image_notes(ctx.runtime, ctx.image_pull_policy, spec)
+
+
+def image_notes(runtime: str, pull_policy: str, spec: PipelineSpec) -> tuple[str, ...]:
+    """:func:`preflight` on this machine under the settings ``runtime`` and ``pull_policy``
+    (a store's; the store itself is not needed)."""
     ref = spec.transform.image
     if ref is None:
         return ()
     try:
-        containers.resolve_runtime(ctx.runtime)
-        images.resolve(ref, ctx.image_pull_policy)  # where it is now; nothing is pulled
+        containers.resolve_runtime(runtime)
+        images.resolve(ref, pull_policy)  # where it is now; nothing is pulled
     except HaathiError as exc:
         return (f"its jobs will fail until this is fixed: {exc}",)
     return ()

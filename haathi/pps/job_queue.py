@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -17,7 +18,7 @@ from haathi.errors import HaathiError
 from haathi.meta.blob_index import keep_reused
 from haathi.models.auth import Permission, pipeline_subject
 from haathi.models.info import JobInfo, JobState
-from haathi.pfs import commits, provenance
+from haathi.pfs import commits, provenance, triggers
 from haathi.pfs.commits import find_commit
 from haathi.pfs.context import now
 from haathi.pfs.repos import repo_id_of
@@ -72,6 +73,11 @@ def readiness(conn: Connection, job: records.JobRow) -> Readiness:
         parent = find_commit(conn, repo_id, job.pipeline, out.parent)
         if parent is not None and not parent.finished:
             return Readiness(False, f"waits for the previous job {job.pipeline}@{out.parent}")
+        previous = records.job_of_commit(conn, job.pipeline, out.parent)
+        if previous is not None and previous.state == JobState.EGRESSING:
+            return Readiness(
+                False, f"waits for the previous job {job.pipeline}@{out.parent} to egress"
+            )
     if failed:
         return Readiness(
             False,
@@ -103,10 +109,14 @@ def _unreadable_inputs(conn: Connection, pipeline: str) -> list[str]:
 
 
 def claim(ctx: PpsContext, job: records.JobRow) -> bool:
-    """Take the job for this runner (queued, or running under an expired lease)."""
+    """Take the job for this runner (queued, or running under an expired lease; or, as
+    ``job`` was read, egressing with no runner or an expired lease: then only its egress is
+    left to do)."""
     t = now()
     with ctx.pfs.db.write() as conn:
         lease = t + timedelta(seconds=ctx.job_lease_s)
+        if job.state == JobState.EGRESSING:
+            return records.claim_egress(conn, job.id, ctx.runner_id, t, lease)
         if not records.claim(conn, job.id, ctx.runner_id, t, lease):
             return False
         datum_records.forget_jobs(conn, [job.id])  # a restarted job
@@ -134,18 +144,27 @@ def end_job(
     keep: Sequence[bytes] = (),
     since_epoch: int | None = None,
     only_if_running: bool = True,
+    egress: dict[str, Any] | None = None,
 ) -> bool:
-    """Record the job's end and finish its output commit (with ``reason`` as its error)."""
+    """Record the job's end and finish its output commit (with ``reason`` as its error).
+
+    With ``state`` EGRESSING (and ``egress``, its record), the job has not ended: its output
+    commit is finished as a successful one's, and :func:`end_egress` ends the job."""
     with ctx.pfs.db.write() as conn:
         runner = ctx.runner_id if only_if_running else None
-        if not records.end(conn, job.id, state, reason, runner):
+        if state == JobState.EGRESSING:
+            assert runner is not None and egress is not None
+            if not records.start_egress(conn, job.id, runner, egress):
+                return False
+        elif not records.end(conn, job.id, state, reason, runner):
             return False
         repo_id = repo_id_of(conn, job.pipeline)
         if since_epoch is not None:
             keep_reused(conn, since_epoch, keep)
         out = find_commit(conn, repo_id, job.pipeline, job.commit_id)
         if out is not None and not out.finished:
-            error = None if state == JobState.SUCCESS else (reason or state.value.lower())
+            made = state in (JobState.SUCCESS, JobState.EGRESSING)
+            error = None if made else (reason or state.value.lower())
             provenance.finish_auto_commit(
                 conn,
                 repo_id,
@@ -154,8 +173,29 @@ def end_job(
                 totals=prolly.totals(root, ctx.pfs.nodes),
                 error=error,
             )
-    openlineage.job_ended(ctx, job, state, reason)
+            triggers.on_finish(conn, repo_id, job.pipeline, job.commit_id)
+    if state != JobState.EGRESSING:
+        openlineage.job_ended(ctx, job, state, reason)
     return True
+
+
+def end_egress(
+    ctx: PpsContext,
+    job: records.JobRow,
+    state: JobState,
+    reason: str | None,
+    egress: dict[str, Any],
+) -> bool:
+    """End an egressing job this runner holds (its output commit is finished already) with
+    how its egress went; False if it no longer holds it (the job was stopped: then only the
+    egress record is written)."""
+    with ctx.pfs.db.write() as conn:
+        ended = records.end(conn, job.id, state, reason, ctx.runner_id, egress)
+        if not ended:
+            records.record_egress(conn, job.id, egress)
+    if ended:
+        openlineage.job_ended(ctx, job, state, reason)
+    return ended
 
 
 def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
@@ -171,7 +211,7 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
             root=base_root(ctx, job),
             only_if_running=False,
         )
-    elif job.state == JobState.RUNNING:
+    elif job.state in (JobState.RUNNING, JobState.EGRESSING):
         with ctx.pfs.db.write() as conn:
             records.kill(conn, job.id, "job stopped")
     with ctx.pfs.db.read() as conn:
@@ -179,7 +219,8 @@ def stop_job(ctx: PpsContext, pipeline: str, commit_id: str) -> records.JobRow:
 
 
 def base_job(ctx: PpsContext, job: records.JobRow) -> tuple[records.JobRow | None, bytes | None]:
-    """The pipeline's last successful job before this one, and its output tree."""
+    """The pipeline's last job before this one that made its output (it succeeded, or only
+    its egress failed), and its output tree."""
     with ctx.pfs.db.read() as conn:
         base = records.last_success_before(conn, job)
         if base is None:

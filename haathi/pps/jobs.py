@@ -26,23 +26,27 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from haathi.errors import Conflict, HaathiError
+from haathi.errors import Conflict, FailedPrecondition, HaathiError
 from haathi.models.info import DatumState, JobProgress, JobState
+from haathi.models.secret import JobSecrets
 from haathi.pfs import lifecycle, provenance
 from haathi.pfs.collisions import ChangeView, find_clashes
 from haathi.pfs.commits import CommitRow, find_commit
 from haathi.pfs.context import now
 from haathi.pfs.repos import repo_id_of
 from haathi.pfs.staging import DELETE, PUT, Change
-from haathi.pps import datum_records, openlineage, records
+from haathi.pps import datum_records, openlineage, records, secrets
 from haathi.pps.context import PpsContext
 from haathi.pps.datums import Datum, DatumInput, form_datums
+from haathi.pps.egress import EgressRecord, run_egress
+from haathi.pps.egress_spec import Egress
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
 from haathi.pps.isolation import Isolation, isolation_for
-from haathi.pps.job_queue import base_job, base_root, end_job, release
+from haathi.pps.job_queue import base_job, base_root, end_egress, end_job, release
 from haathi.pps.pipelines import input_branches
-from haathi.pps.spec import PipelineSpec, parse_spec
+from haathi.pps.sidecars import NO_GATEWAY
+from haathi.pps.spec import PipelineSpec, parse_spec, s3_input_names
 from haathi.pps.worker import (
     DatumResult,
     DatumSetTask,
@@ -95,22 +99,29 @@ class Plan:
         return len(self.skipped) + self.unlisted
 
 
-def _input_commits(conn: Connection, job: records.JobRow, spec: PipelineSpec) -> GlobIndex:
+def input_commits(conn: Connection, job: records.JobRow, spec: PipelineSpec) -> GlobIndex:
     """The job's input commits, by (repo, branch) of the spec's inputs."""
     repo_id = repo_id_of(conn, job.pipeline)
     index = GlobIndex({})
     found: dict[str, list[CommitRow]] = {}
-    for repo, cid in provenance.direct_provenance(conn, repo_id, job.commit_id):
+    heads: dict[tuple[str, str], CommitRow] = {}  # (repo, branch) -> its head then
+    recorded = True
+    for repo, cid, names in provenance.input_heads(conn, repo_id, job.commit_id):
         c = find_commit(conn, repo_id_of(conn, repo), repo, cid)
         assert c is not None
         found.setdefault(repo, []).append(c)
+        recorded = recorded and names is not None
+        heads.update({(repo, name): c for name in names or ()})
     for repo, branch in input_branches(spec):
-        # the input branch's head when the job was made (a commit keeps the branch it was
-        # first made on, which differs after `create branch --head`)
-        candidates = found.get(repo, [])
-        pick = next((c for c in candidates if c.branch == branch), None)
-        if pick is None and candidates:
-            pick = candidates[0]
+        # the input branch's head when the job was made; a commit made before haathi recorded
+        # them: the one made on that branch (a commit keeps the branch it was first made on,
+        # which differs after `create branch --head` and for triggered branches), else any
+        pick = heads.get((repo, branch))
+        if not recorded and pick is None:
+            candidates = found.get(repo, [])
+            pick = next((c for c in candidates if c.branch == branch), None)
+            if pick is None and candidates:
+                pick = candidates[0]
         if pick is not None:
             index.commits[(repo, branch)] = InputCommit(repo, branch, pick.id, pick.root)
     return index
@@ -121,9 +132,9 @@ def plan_job(
 ) -> tuple[Plan, GlobIndex]:
     """Form the job's datums and decide which to skip, run and remove."""
     with ctx.pfs.db.read() as conn:
-        index = _input_commits(conn, job, spec)
+        index = input_commits(conn, job, spec)
     base, base_root = base_job(ctx, job)
-    if base is not None and spec.reprocess_spec != "every_job":
+    if base is not None and not spec.reprocesses_all:
         unchanged = _unchanged(ctx, base, spec, salt, index)
         if unchanged is not None:
             unchanged.base_root = base_root
@@ -138,7 +149,7 @@ def plan_job(
         with ctx.pfs.db.read() as conn:
             previous = datum_records.outcomes(conn, base.id)
         plan.base_records = previous.kept
-    every_job = spec.reprocess_spec == "every_job"
+    every_job = spec.reprocesses_all
     hashes = plan.hashes  # of the current datums (form_datums made their IDs unique)
     of, own = previous.of, previous.own
     kept: set[int] = set()  # skipped datums whose outcome is the kept job's row
@@ -171,13 +182,13 @@ def _unchanged(
     succeeded. Then the job keeps the records the base keeps (or the base's own) and records
     again only the base's own rows. None: the datums must be formed and compared."""
     _total, _processed, _skipped, failed, recovered = base.counts
-    if base.state != JobState.SUCCESS or failed or recovered:
+    if not base.made_output or failed or recovered:
         return None
     with ctx.pfs.db.read() as conn:
         then = records.version_row(conn, base.pipeline_id, base.version)
         if then.salt != salt or then.spec.get("input") != spec.to_dict().get("input"):
             return None
-        roots = {key: ic.root for key, ic in _input_commits(conn, base, spec).commits.items()}
+        roots = {key: ic.root for key, ic in input_commits(conn, base, spec).commits.items()}
         if roots != {key: ic.root for key, ic in index.commits.items()}:
             return None
         kept = datum_records.kept_of(conn, base.id)
@@ -222,7 +233,8 @@ def _may_keep(
 # ---- running -----------------------------------------------------------------------------
 
 
-def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
+def task_inputs(index: GlobIndex, d: Datum, s3: frozenset[str]) -> tuple[TaskInput, ...]:
+    """The datum's inputs as a task carries them; ``s3``: the names of the s3 inputs."""
     return tuple(
         TaskInput(
             name=i.name,
@@ -233,6 +245,7 @@ def _task_inputs(index: GlobIndex, d: Datum) -> tuple[TaskInput, ...]:
             join_on=i.join_on,
             group_by=i.group_by,
             empty_files=i.empty_files,
+            s3=i.name in s3,
         )
         for i in d.inputs
     )
@@ -383,7 +396,7 @@ class _Watch:
             try:
                 with self.ctx.pfs.db.read() as conn:
                     state = records.job_state(conn, self.job.id)
-                if state != JobState.RUNNING.value:
+                if state not in (JobState.RUNNING.value, JobState.EGRESSING.value):
                     return self._end("job stopped")
                 if time.monotonic() - last_renew > self.ctx.job_lease_s / 4:
                     with self.ctx.pfs.db.write() as conn:
@@ -460,6 +473,8 @@ def run_job(
     watch = _Watch(ctx, job, stop)
     run = _Run(ctx, job, report, watch)
     try:
+        if job.state == JobState.EGRESSING:  # taken over from a runner that stopped
+            return run.egress_only()
         return run.to_end(executor)
     except HaathiError as exc:
         try:
@@ -486,6 +501,8 @@ class _Run:
     ) -> None:
         self.ctx, self.job, self.report, self.watch = ctx, job, report, watch
         self.plan: Plan | None = None
+        self.egress: Egress | None = None
+        self.secrets = JobSecrets()
         self.prog = JobProgress(job.pipeline, job.commit_id, JobState.RUNNING, 0, 0)
 
     def base_root(self) -> bytes | None:
@@ -497,9 +514,14 @@ class _Run:
         with ctx.pfs.db.read() as conn:
             version = records.version_row(conn, job.pipeline_id, job.version)
         spec, salt = parse_spec(version.spec, stored=True), version.salt
+        self.egress = spec.egress
         # fails the job when its image or a runtime is missing, or auth is on and no sandbox
         # can run
         isolation = isolation_for(ctx, spec)
+        # fails the job when a secret it names was deleted, or cannot be shown as asked
+        self.secrets = secrets.for_job(ctx, spec.transform.secrets, isolation)
+        if spec.uses_s3_gateway and ctx.gateways is None:
+            raise FailedPrecondition(NO_GATEWAY, pipeline=spec.name)
         watch.time_out_after(spec.job_timeout)
         since_epoch = lifecycle.gc_epoch_now(ctx.pfs)
         self.plan, index = plan_job(ctx, job, spec, salt)
@@ -558,6 +580,7 @@ class _Run:
         keep: set[bytes] = set()
         counts = {s: 0 for s in DatumState}
         failed: list[str] = []
+        s3 = s3_input_names(spec)
         tasks = [
             DatumSetTask(
                 store=ctx.remote_store or (lambda: ctx.pfs),
@@ -571,7 +594,10 @@ class _Run:
                 view=isolation.view,
                 container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
-                datums=tuple(DatumTask(d.id, _task_inputs(index, d)) for d in group),
+                datums=tuple(DatumTask(d.id, task_inputs(index, d, s3)) for d in group),
+                secrets=self.secrets,
+                gateways=ctx.gateways,
+                s3_out=spec.s3_out,
             )
             for group in _sets(plan.run, spec.parallelism, isolation.sandbox)
         ]
@@ -631,13 +657,61 @@ class _Run:
                 if failed:
                     state = JobState.FAILURE
                     reason = f"{len(failed)} datum(s) failed: " + ", ".join(sorted(failed)[:3])
+            egress = self.egress if state == JobState.SUCCESS else None
+            if egress is not None:  # the output is made: egress it before the job ends
+                state, started = JobState.EGRESSING, EgressRecord.start(egress).to_dict()
+            else:
+                started = None
             try:
-                end_job(
-                    ctx, job, state, reason, root=root, keep=sorted(keep), since_epoch=since_epoch
-                )
+                ended = end_job(
+                    ctx, job, state, reason, root=root, keep=sorted(keep),
+                    since_epoch=since_epoch, egress=started,
+                )  # fmt: skip
             except Conflict as exc:
                 state, reason = JobState.FAILURE, str(exc)
                 end_job(ctx, job, state, reason, root=plan.base_root)
+            else:
+                if state == JobState.EGRESSING and ended:
+                    assert egress is not None
+                    return self._egress(egress)
+                if state == JobState.EGRESSING:  # stopped as it ended: its output is made
+                    state, reason = JobState.KILLED, "job stopped"
+                    end_job(ctx, job, state, reason, root=root, only_if_running=False)
+        self.prog.state, self.prog.reason = state, reason
+        self.report(self.prog)
+        return state
+
+    def egress_only(self) -> JobState:
+        """Egress a job whose runner stopped while it egressed (its output commit is made)."""
+        with self.ctx.pfs.db.read() as conn:
+            version = records.version_row(conn, self.job.pipeline_id, self.job.version)
+        egress = parse_spec(version.spec, stored=True).egress
+        assert egress is not None  # only a spec with egress makes an EGRESSING job
+        return self._egress(egress)
+
+    def _egress(self, egress: Egress) -> JobState:
+        """Write the job's output commit to the egress target, then end the job: SUCCESS, or
+        FAILURE with the reason (the output commit stays made: the next job retries)."""
+        ctx, job, watch = self.ctx, self.job, self.watch
+        self.prog.state, self.prog.reason = JobState.EGRESSING, None
+        self.report(self.prog)
+
+        def attempt(record: EgressRecord) -> None:
+            with ctx.pfs.db.write() as conn:
+                records.record_egress(conn, job.id, record.to_dict())
+
+        record = run_egress(ctx, job.pipeline, job.commit_id, egress, watch.cancel, attempt)
+        if watch.reason == RUNNER_STOPPED:  # the next runner egresses it
+            release(ctx, job)
+            return JobState.CREATED
+        if watch.reason is not None:  # stopped, or timed out
+            state, reason = JobState.KILLED, watch.reason
+            record.state = JobState.KILLED.value
+        elif record.state == "SUCCESS":
+            state, reason = JobState.SUCCESS, None
+        else:
+            state, reason = JobState.FAILURE, record.error
+        end_egress(ctx, job, state, reason, record.to_dict())
         self.prog.state, self.prog.reason = state, reason
         self.report(self.prog)
         return state

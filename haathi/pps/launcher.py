@@ -22,21 +22,39 @@ big-endian length and a :mod:`marshal` payload (both ends run the same interpret
   and orphans are its children), then it replies ``("exit", code)`` (``128 + N`` for signal N).
 - If the command cannot start, it replies ``("cwd", errno, strerror)`` or
   ``("exec", errno, strerror)``.
+- haathi may also send ``(b"relay", listen, connect)``, with no descriptors, between runs:
+  the launcher listens at ``listen`` and relays every connection made there to ``connect``
+  (an address is a Unix socket's path, bytes, or ``(host, port)`` for TCP: port 0 listens on
+  any free port). It replies ``("relay", port)`` (the TCP port it listens on, else 0) or
+  ``("relay-error", errno, strerror)``. This is how user code without a network reaches a
+  socket haathi serves (the job's S3 gateway: TCP on the sandbox's loopback to a Unix socket
+  mounted in, :mod:`haathi.pps.sidecars`), and how a server user code runs is reached from
+  the host (a Unix socket in its ``/tmp`` to its TCP port); a connection made while nothing
+  listens at ``connect`` yet waits for it a few seconds. The relays run in threads of PID 1:
+  the kill after each run does not reach them, and the kernel ends them with the sandbox.
 
 At end of file on the socket it exits, and the kernel kills whatever is left in the sandbox.
 Nothing inside can stop it: PID 1 ignores every signal it has no handler for (SIGINT's handler
 is removed), and haathi kills the session from outside on a timeout.
 """
 
+from __future__ import annotations
+
 import _signal
 import _socket
+import _thread
 import marshal
 import os
 import select
 import sys
 
+TYPE_CHECKING = False  # not typing's: importing typing would slow every sandbox's start
+if TYPE_CHECKING:
+    from typing import Any
+
 _MAX_FDS = 2
 _CHUNK = 1 << 16
+_CONNECT_TRIES, _CONNECT_WAIT = 50, 0.1  # a relay waits 5 s at most for its server to listen
 
 
 def main() -> None:
@@ -59,14 +77,22 @@ def main() -> None:
         request = _receive(sock)
         if request is None:
             return
-        (argv, env, cwd), fds = request
-        out = fds[0]
-        stdin = fds[1] if len(fds) > 1 else devnull
-        try:
-            reply = _run(argv, env, cwd, out, stdin, sock)
-        finally:
+        message, fds = request
+        if message[0] == b"relay":
             for f in fds:
                 os.close(f)
+            reply = _relay(message[1], message[2])
+        else:
+            if not fds:
+                raise RuntimeError("launcher: a run needs its output pipe")
+            argv, env, cwd = message
+            out = fds[0]
+            stdin = fds[1] if len(fds) > 1 else devnull
+            try:
+                reply = _run(argv, env, cwd, out, stdin, sock)
+            finally:
+                for f in fds:
+                    os.close(f)
         data = marshal.dumps(reply)
         sock.sendall(len(data).to_bytes(4, "big") + data)
 
@@ -80,9 +106,7 @@ def _become(uid: int, gid: int) -> None:
         raise SystemExit("launcher: could not drop root")
 
 
-def _receive(
-    sock: _socket.socket,
-) -> tuple[tuple[list[bytes], dict[bytes, bytes], bytes], list[int]] | None:
+def _receive(sock: _socket.socket) -> tuple[tuple[Any, ...], list[int]] | None:
     """The next request and the descriptors sent with it; None at end of file."""
     data, ancdata, _flags, _addr = sock.recvmsg(
         _CHUNK, _socket.CMSG_SPACE(_MAX_FDS * 4), _socket.MSG_CMSG_CLOEXEC
@@ -99,9 +123,72 @@ def _receive(
                 os.close(f)
             return None
         data += more
-    if len(fds) not in (1, 2):
-        raise RuntimeError(f"launcher: expected 1 or 2 descriptors, got {len(fds)}")
+    if len(fds) > _MAX_FDS:
+        raise RuntimeError(f"launcher: expected at most {_MAX_FDS} descriptors, got {len(fds)}")
     return marshal.loads(data[4:]), fds
+
+
+def _relay(listen: Any, connect: Any) -> tuple[str | int | None, ...]:
+    """Listen at ``listen`` and relay each connection to ``connect`` (see the docstring)."""
+    try:
+        listener = _socket.socket(_family(listen), _socket.SOCK_STREAM)
+        if not isinstance(listen, bytes):
+            listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.bind(listen)
+        listener.listen(64)
+    except OSError as exc:
+        return ("relay-error", exc.errno, exc.strerror)
+    port = 0 if isinstance(listen, bytes) else listener.getsockname()[1]
+    _thread.start_new_thread(_accept, (listener, connect))
+    return ("relay", port)
+
+
+def _family(address: Any) -> int:
+    return _socket.AF_UNIX if isinstance(address, bytes) else _socket.AF_INET
+
+
+def _accept(listener: _socket.socket, connect: Any) -> None:
+    while True:
+        try:
+            fd = listener._accept()[0]  # type: ignore[attr-defined]  # (close-on-exec)
+            conn = _socket.socket(fileno=fd)
+        except OSError:  # one that went away before it was taken, or no descriptor left
+            select.select([], [], [], 0.05)
+            continue
+        _thread.start_new_thread(_pump, (conn, connect))
+
+
+def _pump(conn: _socket.socket, connect: Any) -> None:
+    """Copy bytes both ways between ``conn`` and a new connection to ``connect`` until both
+    sides have closed (a side's end of file is passed on as a shutdown). While nothing
+    listens at ``connect`` yet (a server starting up), it tries again for a few seconds."""
+    other = _socket.socket(_family(connect), _socket.SOCK_STREAM)
+    try:
+        for _ in range(_CONNECT_TRIES):
+            try:
+                other.connect(connect)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                other.close()
+                other = _socket.socket(_family(connect), _socket.SOCK_STREAM)
+                select.select([], [], [], _CONNECT_WAIT)
+        else:
+            return
+        peer = {conn.fileno(): other, other.fileno(): conn}
+        reading = [conn, other]
+        while reading:
+            for side in select.select(reading, [], [])[0]:
+                data = side.recv(_CHUNK)
+                if data:
+                    peer[side.fileno()].sendall(data)
+                else:
+                    reading.remove(side)
+                    peer[side.fileno()].shutdown(_socket.SHUT_WR)
+    except OSError:
+        pass  # either side reset: both are closed
+    finally:
+        conn.close()
+        other.close()
 
 
 def _run(

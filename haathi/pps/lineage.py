@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from haathi.errors import NotFound
 from haathi.models import paths
-from haathi.models.info import DatumState, FileType, JobState, Origin
+from haathi.models.info import DatumState, FileType, Origin
 from haathi.models.lineage import LineageNode
 from haathi.models.refspec import FileSpec
 from haathi.pfs import files, provenance
@@ -79,12 +79,13 @@ class LineageWalk:
         return self.commits[key]
 
     def job(self, pipeline: str, cid: str) -> records.JobRow | None:
-        """The job whose outputs the commit holds: its own if it succeeded, else the last
-        successful one before it (a failed job's output commit keeps its base's files)."""
+        """The job whose outputs the commit holds: its own if it made them (it succeeded,
+        or only its egress failed), else the last one before it that did (a failed job's
+        output commit keeps its base's files)."""
         key = (pipeline, cid)
         if key not in self.jobs:
             job = records.job_of_commit(self.conn, pipeline, cid)
-            if job is not None and job.state != JobState.SUCCESS:
+            if job is not None and not job.made_output:
                 job = records.last_success_before(self.conn, job)
             self.jobs[key] = job
         return self.jobs[key]

@@ -14,16 +14,18 @@ from haathi.pps.context import PpsContext
 from haathi.pps.datums import form_datums
 from haathi.pps.input_spec import CronInput, parse_input, validate_input, walk_inputs
 from haathi.pps.inputs import GlobIndex, InputCommit, glob_fn
+from haathi.pps.spec import pipeline_project
 
 
 def preview_datums(ctx: PpsContext, doc: dict[str, Any]) -> list[DatumInfo]:
-    """Datums of ``doc``'s input (a pipeline spec, or ``{"input": ...}``, or a bare input)."""
+    """Datums of ``doc``'s input (a pipeline spec, or ``{"input": ...}``, or a bare input; its
+    repos are in ``pipeline.project``, else the default project)."""
     if not isinstance(doc, dict):
         raise InvalidArgument("list datum -f needs a pipeline spec or an input object")
     raw = doc.get("input", doc) if "input" in doc or "pipeline" in doc else doc
     if not isinstance(raw, dict):
         raise InvalidArgument("the spec's input must be an object")
-    inp = parse_input(raw)
+    inp = parse_input(raw, project=pipeline_project(doc))
     validate_input(inp)
     index = GlobIndex({})
     with ctx.pfs.db.read() as conn:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, se
 
 from haathi.errors import NotFound
 from haathi.meta.schema import jobs, pipeline_versions, pipelines
+from haathi.models.ids import split_key
 from haathi.models.info import JobInfo, JobState
 from haathi.models.limits import check_limit
 from haathi.pfs.context import as_utc, now
@@ -52,6 +53,13 @@ class JobRow:
     finished_at: datetime | None
     counts: tuple[int, int, int, int, int]  # total, processed, skipped, failed, recovered
     context: dict[str, Any]
+    egress: dict[str, Any] | None = None  # set once the job reached its egress
+
+    @property
+    def made_output(self) -> bool:
+        """Whether the job's output commit holds its complete output: it succeeded, or its
+        datums did and only its egress did not (or has not yet)."""
+        return self.state == JobState.SUCCESS or self.egress is not None
 
     def info(self, inputs: tuple[str, ...] = ()) -> JobInfo:
         total, processed, skipped, failed, recovered = self.counts
@@ -72,6 +80,7 @@ class JobRow:
             inputs=inputs,
             output_commit=f"{self.pipeline}@{self.commit_id}",
             context=self.context,
+            egress=self.egress,
         )
 
 
@@ -105,8 +114,12 @@ def _pipeline(r: Row[Any]) -> PipelineRow:
     )
 
 
-def all_pipelines(conn: Connection) -> list[PipelineRow]:
-    return [_pipeline(r) for r in conn.execute(select(pipelines).order_by(pipelines.c.name))]
+def all_pipelines(conn: Connection, project: str | None = None) -> list[PipelineRow]:
+    """Every pipeline (of ``project``; None: of every project), by key."""
+    stmt = select(pipelines).order_by(pipelines.c.name)
+    if project is not None:
+        stmt = stmt.where(pipelines.c.project == project)
+    return [_pipeline(r) for r in conn.execute(stmt)]
 
 
 def version_row(conn: Connection, pipeline_id: int, version: int) -> VersionRow:
@@ -118,6 +131,10 @@ def version_row(conn: Connection, pipeline_id: int, version: int) -> VersionRow:
     ).first()
     if r is None:
         raise NotFound(f"pipeline version {version} not found")
+    return _version(r)
+
+
+def _version(r: Row[Any]) -> VersionRow:
     m = r._mapping
     return VersionRow(
         int(m["pipeline_id"]),
@@ -127,6 +144,30 @@ def version_row(conn: Connection, pipeline_id: int, version: int) -> VersionRow:
         str(m["salt"]),
         _utc(m["created_at"]),
     )
+
+
+def versions(conn: Connection, pipeline_id: int, since: int = 1) -> list[VersionRow]:
+    """The pipeline's versions from ``since`` on, newest first."""
+    rows = conn.execute(
+        select(pipeline_versions)
+        .where(
+            pipeline_versions.c.pipeline_id == pipeline_id,
+            pipeline_versions.c.version >= since,
+        )
+        .order_by(pipeline_versions.c.version.desc())
+    )
+    return [_version(r) for r in rows]
+
+
+def last_job_state(conn: Connection, pipeline_id: int, version: int) -> JobState | None:
+    """The state of the newest job that version ``version`` of the pipeline ran, if any."""
+    state = conn.execute(
+        select(jobs.c.state)
+        .where(jobs.c.pipeline_id == pipeline_id, jobs.c.version == version)
+        .order_by(jobs.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return None if state is None else JobState(state)
 
 
 _JOB_COLUMNS = (jobs, pipelines.c.name.label("pipeline_name"))
@@ -153,6 +194,7 @@ def _job_from_row(r: Row[Any]) -> JobRow:
             int(m["data_recovered"]),
         ),
         context=json.loads(m["context"] or "{}"),
+        egress=json.loads(m["egress"]) if m["egress"] else None,
     )
 
 
@@ -168,13 +210,15 @@ def job_by_pk(conn: Connection, pk: int) -> JobRow:
 
 
 def last_success_before(conn: Connection, job: JobRow) -> JobRow | None:
-    """The pipeline's last successful job before ``job`` (whose output it builds on)."""
+    """The pipeline's last job before ``job`` that made its output (whose output it builds
+    on): a successful one, or one whose datums succeeded and only its egress failed (see
+    :attr:`JobRow.made_output`)."""
     r = conn.execute(
         _job_query()
         .where(
             jobs.c.pipeline_id == job.pipeline_id,
             jobs.c.id < job.id,
-            jobs.c.state == JobState.SUCCESS.value,
+            or_(jobs.c.state == JobState.SUCCESS.value, jobs.c.egress.is_not(None)),
         )
         .order_by(jobs.c.id.desc())
         .limit(1)
@@ -210,12 +254,20 @@ def list_jobs(
     commit_id: str | None = None,
     states: tuple[JobState, ...] = (),
     limit: int | None = None,
+    history: int = -1,
+    project: str | None = None,
 ) -> list[JobRow]:
-    """Jobs, newest first; at most ``limit`` of them (None or 0: all)."""
+    """Jobs, newest first (of the pipelines of ``project``, if given); at most ``limit`` of
+    them (None or 0: all); of each pipeline's current version and the ``history`` versions
+    before it (-1: of every version)."""
     check_limit(limit)
     q = _job_query()
+    if history >= 0:
+        q = q.where(jobs.c.version >= pipelines.c.version - history)
     if pipeline is not None:
         q = q.where(pipelines.c.name == pipeline)
+    if project is not None:
+        q = q.where(pipelines.c.project == project)
     if commit_id is not None:
         q = q.where(jobs.c.commit_id == commit_id)
     if states:
@@ -249,7 +301,14 @@ def any_pipeline(conn: Connection) -> bool:
 def insert_pipeline(conn: Connection, name: str, state: str, at: datetime) -> PipelineRow:
     """A new pipeline at version 1."""
     conn.execute(
-        insert(pipelines).values(name=name, version=1, state=state, created_at=at, updated_at=at)
+        insert(pipelines).values(
+            name=name,
+            version=1,
+            state=state,
+            created_at=at,
+            updated_at=at,
+            project=split_key(name)[0],
+        )
     )
     return pipeline_row(conn, name)
 
@@ -358,41 +417,87 @@ def claim(conn: Connection, job_id: int, runner: str, at: datetime, lease_until:
     return res.rowcount == 1
 
 
-def release(conn: Connection, job_id: int, runner: str) -> bool:
-    """Give the job ``runner`` is running back to the queue; False if it runs no such job."""
+def claim_egress(
+    conn: Connection, job_id: int, runner: str, at: datetime, lease_until: datetime
+) -> bool:
+    """Take over the egress of a job whose runner stopped or went silent (no lease, or an
+    expired one); it stays EGRESSING."""
     res = conn.execute(
         update(jobs)
         .where(
             jobs.c.id == job_id,
-            jobs.c.state == JobState.RUNNING.value,
-            jobs.c.runner == runner,
+            jobs.c.state == JobState.EGRESSING.value,
+            or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < at),
         )
-        .values(state=JobState.CREATED.value, runner=None, lease_until=None)
+        .values(runner=runner, lease_until=lease_until)
     )
     return res.rowcount == 1
 
 
-def end(
-    conn: Connection, job_id: int, state: JobState, reason: str | None, runner: str | None
-) -> bool:
-    """Record the job's end in ``state``; with ``runner``, only if that runner is running it.
-    Whether it did."""
-    cond = [jobs.c.id == job_id]
-    if runner is not None:
-        cond += [jobs.c.state == JobState.RUNNING.value, jobs.c.runner == runner]
+_ACTIVE = (JobState.RUNNING.value, JobState.EGRESSING.value)  # what a runner holds
+
+
+def release(conn: Connection, job_id: int, runner: str) -> bool:
+    """Give the job ``runner`` is running back to the queue (an egressing job stays so, for
+    the next runner to egress); False if it runs no such job."""
+    mine = (jobs.c.id == job_id, jobs.c.runner == runner)
     res = conn.execute(
         update(jobs)
-        .where(*cond)
-        .values(state=state.value, reason=reason, finished_at=now(), lease_until=None)
+        .where(*mine, jobs.c.state == JobState.RUNNING.value)
+        .values(state=JobState.CREATED.value, runner=None, lease_until=None)
     )
+    if res.rowcount == 1:
+        return True
+    res = conn.execute(
+        update(jobs)
+        .where(*mine, jobs.c.state == JobState.EGRESSING.value)
+        .values(runner=None, lease_until=None)
+    )
+    return res.rowcount == 1
+
+
+def start_egress(conn: Connection, job_id: int, runner: str, egress: dict[str, Any]) -> bool:
+    """The job ``runner`` runs has made its output and egresses it now."""
+    res = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value, jobs.c.runner == runner)
+        .values(state=JobState.EGRESSING.value, egress=json.dumps(egress))
+    )
+    return res.rowcount == 1
+
+
+def record_egress(conn: Connection, job_id: int, egress: dict[str, Any]) -> None:
+    """How the job's egress went so far (attempts, counts, error)."""
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(egress=json.dumps(egress)))
+
+
+def end(
+    conn: Connection,
+    job_id: int,
+    state: JobState,
+    reason: str | None,
+    runner: str | None,
+    egress: dict[str, Any] | None = None,
+) -> bool:
+    """Record the job's end in ``state`` (with how its ``egress`` went, if it had one); with
+    ``runner``, only if that runner is running it. Whether it did."""
+    cond = [jobs.c.id == job_id]
+    if runner is not None:
+        cond += [jobs.c.state.in_(_ACTIVE), jobs.c.runner == runner]
+    values: dict[str, Any] = {
+        "state": state.value, "reason": reason, "finished_at": now(), "lease_until": None,
+    }  # fmt: skip
+    if egress is not None:
+        values["egress"] = json.dumps(egress)
+    res = conn.execute(update(jobs).where(*cond).values(**values))
     return res.rowcount == 1
 
 
 def kill(conn: Connection, job_id: int, reason: str) -> None:
-    """Mark a running job KILLED; its runner notices and stops it."""
+    """Mark a running (or egressing) job KILLED; its runner notices and stops it."""
     conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value)
+        .where(jobs.c.id == job_id, jobs.c.state.in_(_ACTIVE))
         .values(state=JobState.KILLED.value, reason=reason, finished_at=now())
     )
 

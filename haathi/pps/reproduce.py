@@ -22,6 +22,7 @@ nothing refers to them, so ``gc`` removes them like any other unreferenced blob.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -42,14 +43,15 @@ from haathi.models.reproduce import (
     ReproduceReport,
 )
 from haathi.pfs.commits import CommitRow, resolve
-from haathi.pps import datum_records, records
+from haathi.pps import datum_records, records, secrets
 from haathi.pps.context import PpsContext
 from haathi.pps.executors import Executor
 from haathi.pps.inputs import dir_hash
 from haathi.pps.isolation import isolation_for
 from haathi.pps.jobs import MAX_SET
 from haathi.pps.lineage import WROTE, LineageWalk
-from haathi.pps.spec import PipelineSpec, parse_spec
+from haathi.pps.sidecars import NO_GATEWAY
+from haathi.pps.spec import PipelineSpec, parse_spec, s3_input_names
 from haathi.pps.worker import (
     DatumResult,
     DatumSetTask,
@@ -255,9 +257,15 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
             for p in group:  # its image is gone: these datums cannot be re-run
                 p.task, p.problem = None, str(exc)
             continue
+        if spec.uses_s3_gateway and ctx.gateways is None:
+            for p in group:
+                p.task, p.problem = None, NO_GATEWAY
+            continue
         for p in group:
             p.sandbox, p.tag_now = isolation.sandbox, isolation.tag_now
-        todo = [p.task for p in group if p.task is not None]
+        job_secrets = secrets.for_job(ctx, spec.transform.secrets, isolation)
+        s3 = s3_input_names(spec)
+        todo = [_reading_s3(p.task, s3) for p in group if p.task is not None]
         size = max(1, min(MAX_SET, math.ceil(len(todo) / max(1, spec.parallelism * 4))))
         tasks = [
             DatumSetTask(
@@ -273,6 +281,9 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
                 container=isolation.container,
                 scratch_root=None if ctx.executor else str(ctx.scratch_dir),
                 datums=tuple(todo[i : i + size]),
+                secrets=job_secrets,
+                gateways=ctx.gateways,
+                s3_out=spec.s3_out,
             )
             for i in range(0, len(todo), size)
         ]
@@ -287,6 +298,12 @@ def _run(ctx: PpsContext, executor: Executor, planned: list[_Planned]) -> dict[s
             if isinstance(results, Generator):
                 results.close()  # tasks not started yet are dropped
     return out
+
+
+def _reading_s3(task: DatumTask, s3: frozenset[str]) -> DatumTask:
+    """``task`` with its s3 inputs (by name) read through the job's gateway."""
+    inputs = tuple(dataclasses.replace(i, s3=i.name in s3) for i in task.inputs)
+    return dataclasses.replace(task, inputs=inputs)
 
 
 def _compare(p: _Planned, r: DatumResult | None) -> DatumReproduction:

@@ -2,8 +2,10 @@
 
 Embedded, the command that queued jobs runs them until none is runnable (``run_pending``);
 ``haathi run worker`` (and ``haathi serve``) run :meth:`JobRunner.run_forever`, which also
-ticks cron inputs. Several runners may share a store: a job is claimed with a lease in the DB,
-and a job whose runner died is claimed again when its lease expires.
+ticks cron inputs, fires cron branch triggers and runs spouts and services
+(:mod:`haathi.pps.daemons`). Several runners may share a store: a job is claimed with a lease
+in the DB, and a job whose runner died is claimed again when its lease expires. The jobs of
+services are not a runner's: the worker running the service takes them.
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from haathi.models.info import JobState, RunSummary
-from haathi.pps import cron_ticks, job_queue, jobs, records
+from haathi.pfs.triggers import CronTriggers
+from haathi.pps import cron_ticks, daemon_records, job_queue, jobs, records
 from haathi.pps.context import PpsContext
+from haathi.pps.daemons import DaemonSupervisor
 from haathi.pps.executors import Executor, make_executor
 from haathi.pps.sandbox import resolve_sandbox
+from haathi.pps.sidecars import SpoutApis
 from haathi.pps.worker import forget_job, register_store
 
 __all__ = ["JobRunner", "RunSummary"]
+
+HELD_OR_QUEUED = (JobState.CREATED, JobState.RUNNING, JobState.EGRESSING)
 
 
 class JobRunner:
@@ -30,6 +38,7 @@ class JobRunner:
             ctx.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.ctx = ctx
         self._executor: Executor | None = None
+        self._cron_triggers = CronTriggers()
         register_store(ctx.store_key, ctx.pfs)
 
     @property
@@ -60,14 +69,16 @@ class JobRunner:
         job_queue.ensure_jobs(self.ctx)
         while True:  # scan again after ending an unrunnable job: its downstream may be next
             with self.ctx.pfs.db.read() as conn:
-                queued = records.list_jobs(conn, states=(JobState.CREATED, JobState.RUNNING))
+                queued = records.list_jobs(conn, states=HELD_OR_QUEUED)
+                daemon_pipelines = daemon_records.pipeline_ids(conn)
+            queued = [j for j in queued if j.pipeline_id not in daemon_pipelines]
             if only is not None:
                 queued = [j for j in queued if only(j.pipeline)]
             summary.waiting.clear()
             for job in sorted(queued, key=lambda j: j.id):
                 key = f"{job.pipeline}@{job.commit_id}"
-                if job.state == JobState.RUNNING:
-                    if self._claim(job, held):  # its runner's lease expired
+                if job.state in (JobState.RUNNING, JobState.EGRESSING):
+                    if self._claim(job, held):  # its runner's lease expired (or it stopped)
                         return job
                     summary.waiting[key] = "running in another runner"
                     continue
@@ -132,12 +143,24 @@ class JobRunner:
         return summary
 
     def run_forever(
-        self, stop: threading.Event, progress: jobs.ProgressFn | None = None, poll: float = 0.5
+        self,
+        stop: threading.Event,
+        progress: jobs.ProgressFn | None = None,
+        poll: float = 0.5,
+        apis: SpoutApis | None = None,
     ) -> None:
-        """Run jobs and tick cron inputs until ``stop`` is set; a job running then goes
-        back to the queue at once. Raises at once if this runner cannot run jobs here."""
+        """Run jobs, tick cron inputs, fire cron triggers and run spouts and services (their
+        API served by ``apis``) until ``stop`` is set; a job running then goes back to the
+        queue at once, and the spouts and services stop. Raises at once if this runner cannot
+        run jobs here."""
         self.check()
-        while not stop.is_set():
-            cron_ticks.tick_due(self.ctx)
-            self.run_pending(progress, stop=stop)
-            stop.wait(poll)
+        daemons = DaemonSupervisor(self.ctx, apis)
+        daemons.start()
+        try:
+            while not stop.is_set():
+                cron_ticks.tick_due(self.ctx)
+                self._cron_triggers.due(self.ctx.pfs, datetime.now(UTC))
+                self.run_pending(progress, stop=stop)
+                stop.wait(poll)
+        finally:
+            daemons.stop()

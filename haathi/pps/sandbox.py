@@ -55,6 +55,8 @@ import errno
 import os
 import re
 import shutil
+import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -66,7 +68,7 @@ from pathlib import Path
 from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps.bwrap import EMPTY, UNPRIVILEGED, HostLaunch
 from haathi.pps.hostview import HostView
-from haathi.pps.session import Launch, LauncherRun, Session
+from haathi.pps.session import SOCKET_DIR, SOCKET_MOUNT, Address, Launch, LauncherRun, Session
 from haathi.pps.supervisor import Output, Pipes, Process, supervise
 
 SANDBOXES = ("auto", "bwrap", "none")
@@ -183,11 +185,19 @@ def _check_input_names(input_names: Sequence[str]) -> None:
 # Running
 
 
-def open_sandbox(sandbox: str, scratch: Path, view: HostView | None = None) -> Sandbox:
+def open_sandbox(
+    sandbox: str,
+    scratch: Path,
+    view: HostView | None = None,
+    mounts: Sequence[tuple[str, str]] = (),
+) -> Sandbox:
     """A :class:`Sandbox` of the kind requested (``auto``, ``bwrap`` or ``none``) on ``scratch``,
-    showing the host as ``view`` says (bwrap)."""
+    showing the host as ``view`` says (bwrap), and ``mounts`` read-only (see
+    :class:`Sandbox`)."""
     kind = resolve_sandbox(sandbox)
-    return Sandbox(kind, scratch, probe_bwrap()[0] if kind == "bwrap" else None, view)
+    return Sandbox(
+        kind, scratch, probe_bwrap()[0] if kind == "bwrap" else None, view, mounts=mounts
+    )
 
 
 def run_user_code(
@@ -227,23 +237,30 @@ class Sandbox:
         bwrap: str | None = None,
         view: HostView | None = None,
         launch: Launch | None = None,
+        mounts: Sequence[tuple[str, str]] = (),
     ) -> None:
         """``kind`` is ``bwrap`` (``bwrap`` is then its path, and ``view`` says what of the
         host it shows) or ``none``; see :func:`open_sandbox`. With ``launch`` (a container of
         an image, :mod:`haathi.pps.containers`), ``kind`` names its runtime and ``launch``
-        starts it."""
+        starts it (and shows its own ``mounts``). ``mounts``: host directories the bwrap
+        sandbox shows read-only, as (host path, path inside); ``none`` cannot show them."""
         if launch is None and (
             kind not in ("bwrap", "none") or (kind == "bwrap") != (bwrap is not None)
         ):
             raise ValueError(f"bad sandbox kind {kind!r} (bwrap: {bwrap!r})")
+        if launch is None and bwrap is None and mounts:
+            raise FailedPrecondition(
+                "secrets with mount_path need a sandbox (bwrap or a container): sandbox none "
+                "cannot show files at a path"
+            )
         self.kind = kind
         self.scratch = Path(os.path.abspath(scratch))
-        for sub in ("tmp", "pfs/out"):
+        for sub in ("tmp", "pfs/out", SOCKET_DIR):
             (self.scratch / sub).mkdir(parents=True, exist_ok=True)
         if launch is None and bwrap is not None:
             as_user = os.geteuid() == 0
             layout = (view or HostView()).layout(unprivileged=as_user)
-            launch = HostLaunch(bwrap, layout, UNPRIVILEGED if as_user else None)
+            launch = HostLaunch(bwrap, layout, UNPRIVILEGED if as_user else None, mounts)
         self.launch = launch
         """How the sandbox's launcher starts (None: no sandbox, ``none``)."""
         self.pfs = "/pfs" if launch is not None else str(self.scratch / "pfs")
@@ -253,7 +270,13 @@ class Sandbox:
             if launch.owner is not None and os.geteuid() == 0:
                 for sub in ("tmp", "pfs/out"):  # user code's own: it runs as launch.owner
                     os.chown(self.scratch / sub, *launch.owner)
+                for host, _ in launch.mounts:  # its secrets: readable by it alone
+                    for path in (host, *(e.path for e in os.scandir(host))):
+                        os.chown(path, *launch.owner)
         self._session: Session | None = None
+        self._relays: list[tuple[Address, Address]] = []  # set up in every session
+        self._published: list[tuple[str, int]] = []  # (socket in S/tmp, port inside): too
+        self._relayed: Session | None = None  # the session they are set up in
         if launch is not None:
             # Start now: the launcher boots while the caller prepares the first datum. If it
             # cannot start, the first run says why.
@@ -271,6 +294,57 @@ class Sandbox:
         session, self._session = self._session, None
         if session is not None:
             session.close()
+
+    def relay(self, connect: Path) -> int | None:
+        """Make the Unix socket ``connect`` (in ``S/.sock``) reachable by user code at
+        ``127.0.0.1:PORT`` on the sandbox's own loopback (it has no other network): the
+        launcher relays each connection there to the socket. Returns PORT, the same for the
+        whole datum set (a sandbox started again after a timeout relays it again); None
+        without a sandbox (``none``), where user code shares the host's network and the
+        caller listens on the host's loopback itself. OSError if the launcher cannot."""
+        if self.launch is None:
+            return None
+        inside = os.fsencode(f"{SOCKET_MOUNT}/{connect.relative_to(self.scratch / SOCKET_DIR)}")
+        session = self._session or self._start_session()
+        if not session.connect():
+            raise OSError(f"the {self.kind} sandbox did not start")
+        self._set_up_relays(session)
+        port = session.relay(("127.0.0.1", 0), inside)
+        self._relays.append((("127.0.0.1", port), inside))
+        return port
+
+    def publish(self, port: int) -> Path | None:
+        """Make TCP ``127.0.0.1:port`` on the sandbox's own loopback (where user code serves,
+        a service's ``internal_port``) reachable from the host: the launcher listens on a Unix
+        socket in the sandbox's ``/tmp`` and relays each connection made there to the port.
+        Returns where that socket is on the host (``S/tmp/...``: user code may replace it, so
+        connect to it with :func:`connect_published`); None without a sandbox (``none``),
+        where user code listens on the host's loopback itself. OSError if the launcher
+        cannot."""
+        if self.launch is None:
+            return None
+        name = f".haathi-port-{port}.sock"
+        session = self._session or self._start_session()
+        if not session.connect():
+            raise OSError(f"the {self.kind} sandbox did not start")
+        self._set_up_relays(session)
+        self._publish_in(session, name, port)
+        self._published.append((name, port))
+        return self.scratch / "tmp" / name
+
+    def _publish_in(self, session: Session, name: str, port: int) -> None:
+        with contextlib.suppress(FileNotFoundError):  # left by a session killed before
+            os.unlink(self.scratch / "tmp" / name)
+        session.relay(os.fsencode(f"/tmp/{name}"), ("127.0.0.1", port))
+
+    def _set_up_relays(self, session: Session) -> None:
+        """The relays asked for so far, in ``session`` (once)."""
+        if self._relayed is not session:
+            for listen, connect in self._relays:
+                session.relay(listen, connect)
+            for name, port in self._published:
+                self._publish_in(session, name, port)
+            self._relayed = session
 
     def new_datum(self, input_names: Sequence[str]) -> Path:
         """Remove the previous datum's inputs and outputs; returns ``S/pfs``, where this datum's
@@ -390,6 +464,13 @@ class Sandbox:
             note = f"haathi: cannot start the {self.kind} sandbox: {exc}\n"
             return _result(Output(), None, False, False, start, note)
         connected = session.connect()
+        if connected and self._relayed is not session:
+            try:
+                self._set_up_relays(session)
+            except OSError as exc:
+                note = f"haathi: cannot relay the sandbox's sockets: {exc}\n"
+                self.close()
+                return _result(Output(), None, False, False, start, note)
         run = LauncherRun(session)
         with Pipes(stdin_bytes is not None) as pipes:
             if connected and session.send(argv, {**env, "PWD": cwd}, cwd, pipes.child_fds()):
@@ -470,3 +551,25 @@ def _start_failure(
     else:
         message, code = f"haathi: cannot start {program}: {strerror}", 126
     return RunResult(code, False, False, time.monotonic() - start, (message + "\n").encode())
+
+
+def connect_published(path: Path) -> socket.socket:
+    """A connection to the socket :meth:`Sandbox.publish` returned, never following a link:
+    user code owns the directory it is in, and could put a link to a host socket there."""
+    where = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(path.name, os.O_PATH | os.O_NOFOLLOW, dir_fd=where)
+    finally:
+        os.close(where)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ConnectionRefusedError(f"{path} is not a socket")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(f"/proc/self/fd/{fd}")  # the socket opened above, not a path again
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    finally:
+        os.close(fd)

@@ -31,6 +31,13 @@ from haathi.pps.supervisor import KILL_GRACE, close_fd, signal_group
 SOCKET_DIR = ".sock"  # in the scratch directory: where a container's launcher connects
 START_TIMEOUT = 120.0
 """Seconds a container's launcher has to connect (the runtime starting the container)."""
+RELAY_TIMEOUT = 30.0
+"""Seconds the launcher has to answer a relay request."""
+SOCKET_MOUNT = "/.haathi/sock"
+"""Where a sandbox shows ``S/.sock`` (:data:`SOCKET_DIR`): the sockets haathi serves it."""
+
+Address = bytes | tuple[str, int]
+"""A socket address the launcher relays: a Unix socket's path, or TCP (host, port)."""
 _CHILD_PID_RE = re.compile(rb'"child-pid":\s*(\d+)')
 _LOG_TAIL = 4096  # bytes of bubblewrap's and the launcher's own messages quoted on a failure
 
@@ -52,6 +59,9 @@ class Launch:
     info_fd = True
     """The command reports the launcher's PID on ``--info-fd`` (bwrap); else :meth:`stop`
     ends it."""
+    mounts: tuple[tuple[str, str], ...] = ()
+    """Host directories shown read-only inside, as (host path, path inside): the files of the
+    secrets the pipeline mounts."""
 
     def argv(self, scratch: Path, sock_fd: int, info_fd: int) -> list[str]:
         """The command that starts the launcher, talking on ``sock_fd``."""
@@ -111,7 +121,7 @@ class Session:
             pass_fds = [inside.fileno()]
             if launch.listens:  # a container: its launcher connects to a socket mounted in
                 self.sock.close()  # replaced by the accepted connection (connect())
-                self._listener = _listen(scratch / SOCKET_DIR / "launcher.sock")
+                self._listener = listen_unix(scratch / SOCKET_DIR / "launcher.sock")
                 on_error.callback(self._listener.close)
                 pass_fds = []
             self._info_fd, info_w = os.pipe()  # bwrap writes the launcher's PID there
@@ -165,6 +175,30 @@ class Session:
         except OSError:
             return False
         return True
+
+    def relay(self, listen: Address, connect: Address) -> int:
+        """Have the launcher relay every connection made at ``listen`` inside the sandbox to
+        ``connect`` (see :mod:`haathi.pps.launcher`); the TCP port it listens on (0 for a Unix
+        socket). Called between runs; OSError if the launcher cannot, or is gone."""
+        payload = marshal.dumps((b"relay", listen, connect))
+        try:
+            self.sock.sendall(len(payload).to_bytes(4, "big") + payload, socket.MSG_NOSIGNAL)
+        except OSError as exc:
+            raise OSError(f"the sandbox's launcher is gone ({exc})") from exc
+        deadline = time.monotonic() + RELAY_TIMEOUT
+        while True:
+            done, reply = self.receive()
+            if done:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or not _readable(self.sock, left):
+                raise OSError("the sandbox's launcher did not answer a relay request")
+        if reply is None or reply[0] not in ("relay", "relay-error"):
+            raise OSError("the sandbox's launcher is gone")
+        if reply[0] == "relay-error":
+            raise OSError(reply[1], f"relay: {reply[2]}")
+        port: int = reply[1]
+        return port
 
     def receive(self) -> tuple[bool, tuple[Any, ...] | None]:
         """(done, reply): (False, None) while the reply is incomplete, (True, None) when the
@@ -282,7 +316,7 @@ class LauncherRun:
             self.session.kill()
 
 
-def _listen(path: Path) -> socket.socket:
+def listen_unix(path: Path, backlog: int = 1) -> socket.socket:
     """A Unix socket listening at ``path`` (its directory made), open to any user: the
     launcher may run as another one."""
     path.parent.mkdir(mode=0o755, exist_ok=True)
@@ -295,7 +329,7 @@ def _listen(path: Path) -> socket.socket:
     try:
         sock.bind(f"/proc/self/fd/{where}/{path.name}")
         os.chmod(path, 0o777)
-        sock.listen(1)
+        sock.listen(backlog)
     except OSError:
         sock.close()
         raise

@@ -18,13 +18,31 @@ from typing import Any
 
 from haathi.errors import InvalidArgument
 from haathi.models.bounds import check_description
-from haathi.models.ids import validate_branch_name
+from haathi.models.ids import (
+    DEFAULT_PROJECT,
+    repo_key,
+    split_key,
+    validate_branch_name,
+    validate_project_name,
+)
+from haathi.models.schedule import format_duration
 from haathi.models.text import check_texts
-from haathi.pps.cron import format_duration
+from haathi.pps.daemon_spec import (
+    Service,
+    Spout,
+    check_daemon,
+    check_input,
+    check_service_input,
+    daemon_notes,
+    parse_service,
+    parse_spout,
+)
+from haathi.pps.egress_spec import Egress, egress_notes, parse_egress
 from haathi.pps.input_spec import (
     CronInput,
     Input,
     PfsInput,
+    UnionInput,
     input_to_dict,
     parse_input_at,
     validate_input,
@@ -44,8 +62,12 @@ MAX_PIPELINE_NAME = 51
 # attack (a billion threads, retries for ever, a timeout past what a timer can hold).
 MAX_PARALLELISM = 1024  # datums a job runs at once
 MAX_DATUM_TRIES = 100
+_DOCUMENT_SEPARATOR = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 _PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # whole names: fullmatch
 REPROCESS_SPECS = ("until_success", "every_job")
+NO_INPUT = UnionInput(())
+"""A spout's input: none (it reads nothing through haathi)."""
+TRANSFORM, SPOUT, SERVICE = "transform", "spout", "service"  # (Pachyderm's pipeline types)
 
 _TOP_FIELDS = frozenset(
     {
@@ -62,6 +84,11 @@ _TOP_FIELDS = frozenset(
         "salt",
         "resource_limits",
         "resource_requests",
+        "autoscaling",
+        "s3_out",
+        "egress",
+        "spout",
+        "service",
     }
 )
 _PIPELINE_FIELDS = frozenset({"name", "project"})
@@ -71,7 +98,8 @@ _PARALLELISM_FIELDS = frozenset({"constant"})
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A validated pipeline spec with Pachyderm's defaults applied."""
+    """A validated pipeline spec with Pachyderm's defaults applied. ``name`` is the pipeline's
+    key (``project/name``; the bare name in the default project), as its output repo's."""
 
     name: str
     description: str
@@ -85,15 +113,30 @@ class PipelineSpec:
     reprocess_spec: str = "until_success"
     salt: str | None = None
     resources: Resources = field(default=Resources())
+    autoscaling: bool = False
+    """Pachyderm's scale-to-zero: haathi runs a pipeline's code only while a job does anyway."""
+    s3_out: bool = False
+    """The output is the bucket ``out`` of the job's S3 gateway; no datum is ever skipped."""
+    egress: Egress | None = None  # where each successful job's output commit is also written
+    spout: Spout | None = None  # a long-lived program writing commits (no input)
+    service: Service | None = None  # a long-lived server over the input's single datum
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The effective spec as canonical snake_case Pachyderm JSON (re-parseable)."""
-        out: dict[str, Any] = {"pipeline": {"name": self.name}}
+        project, name = split_key(self.name)
+        out: dict[str, Any] = {"pipeline": {"name": name}}
+        if project != DEFAULT_PROJECT:  # (so a default-project spec's hash stays as it was)
+            out["pipeline"]["project"] = {"name": project}
         if self.description:
             out["description"] = self.description
         out["transform"] = self.transform.to_dict()
-        out["input"] = input_to_dict(self.input)
+        if self.spout is not None:
+            out["spout"] = self.spout.to_dict()
+        else:
+            out["input"] = input_to_dict(self.input, project)
+        if self.service is not None:
+            out["service"] = self.service.to_dict()
         out["parallelism_spec"] = {"constant": self.parallelism}
         out["datum_tries"] = self.datum_tries
         if self.datum_timeout is not None:
@@ -106,11 +149,48 @@ class PipelineSpec:
             out["salt"] = self.salt
         if self.resources != Resources():
             out["resource_limits"] = self.resources.to_dict()
+        if self.autoscaling:
+            out["autoscaling"] = True
+        if self.s3_out:
+            out["s3_out"] = True
+        if self.egress is not None:
+            out["egress"] = self.egress.to_dict()
         return out
+
+    @property
+    def kind(self) -> str:
+        """``transform`` (a job per output commit), ``spout`` or ``service`` (a long-lived
+        program that workers run: :mod:`haathi.pps.daemons`)."""
+        return (
+            SPOUT if self.spout is not None else SERVICE if self.service is not None else TRANSFORM
+        )
+
+    @property
+    def published(self) -> Service | None:
+        """The port a spout or service publishes (None: none)."""
+        return self.service or (self.spout.service if self.spout is not None else None)
+
+    @property
+    def reprocesses_all(self) -> bool:
+        """Every job runs every datum: ``reprocess_spec`` every_job, or ``s3_out`` (as in
+        Pachyderm, whose worker cannot tell an S3 output apart datum by datum)."""
+        return self.reprocess_spec == "every_job" or self.s3_out
+
+    @property
+    def uses_s3_gateway(self) -> bool:
+        """The job's user code reads an input or writes its output through an S3 gateway."""
+        return self.s3_out or bool(s3_input_names(self))
 
     def pfs_inputs(self) -> list[PfsInput | CronInput]:
         """The leaf inputs, in spec order."""
         return list(walk_inputs(self.input))
+
+
+def s3_input_names(spec: PipelineSpec) -> frozenset[str]:
+    """The names of the spec's s3 inputs (each a bucket of the job's S3 gateway)."""
+    return frozenset(
+        leaf.name for leaf in walk_inputs(spec.input) if isinstance(leaf, PfsInput) and leaf.s3
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -119,13 +199,23 @@ class PipelineSpec:
 def load_documents(text: str, source: str = "spec") -> list[dict[str, Any]]:
     """The spec objects in ``text``: JSON (one or several objects, or a list) or YAML.
 
-    YAML may hold several documents separated by ``---``. Bad syntax raises one line naming
+    YAML may hold several documents separated by ``---``, and so may JSON (pachctl reads
+    every spec as YAML, and Pachyderm's examples separate JSON documents so): JSON that does
+    not parse and has a ``---`` line is read as YAML. Bad syntax raises one line naming
     ``source`` and the line number.
     """
     stripped = text.lstrip()
     if not stripped:
         raise InvalidArgument(f"{source}: no pipeline spec found (empty)")
-    docs = _load_json(text, source) if stripped[0] in "{[" else _load_yaml(text, source)
+    if stripped[0] not in "{[":
+        docs = _load_yaml(text, source)
+    else:
+        try:
+            docs = _load_json(text, source)
+        except InvalidArgument:
+            if not _DOCUMENT_SEPARATOR.search(text):
+                raise
+            docs = _load_yaml(text, source)
     out: list[dict[str, Any]] = []
     for i, doc in enumerate(docs):
         items = doc if isinstance(doc, list) else [doc]
@@ -159,10 +249,13 @@ def _load_json(text: str, source: str) -> list[Any]:
 
 
 def _load_yaml(text: str, source: str) -> list[Any]:
+    """YAML documents, read by libyaml as Go's yaml (pachctl's) reads them: it allows a tab
+    after a value in a flow collection, which PyYAML's own parser refuses."""
     import yaml  # on use: 10 ms of every CLI command's start otherwise
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return list(yaml.safe_load_all(text))
+        return list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -173,27 +266,43 @@ def _load_yaml(text: str, source: str) -> list[Any]:
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
+def parse_spec(
+    doc: dict[str, Any], *, stored: bool = False, check_only: bool = False
+) -> PipelineSpec:
     """Validate a pipeline spec object and apply Pachyderm's defaults.
 
     ``stored``: a spec haathi recorded earlier (a pipeline's version); the bounds on the
     numbers and sizes of new specs are not applied to it, so that a pipeline made before them
     keeps working.
+
+    ``check_only``: for ``validate pipeline``, which checks a spec as pachctl's does (on the
+    client, its syntax and fields): what ``create pipeline`` refuses for a reason of its own
+    (an input without a glob, as Pachyderm's server does) is a note instead.
     """
     bounded = not stored
     check_texts(doc, "the pipeline spec")
     top = SpecObject(doc, "", _TOP_FIELDS)
     name = _pipeline_name(top)
     transform = parse_transform(top, bounded)
-    if not top.has("input"):
-        raise InvalidArgument("input is required (spouts and services are not supported)")
-    inp = parse_input_at(top.values["input"], top.where("input"), name)
-    validate_input(inp, bounded=bounded)
+    spout, service = parse_spout(top), parse_service(top)
+    check_daemon(top, spout, service)
+    check_input(top, spout, service)
+    create_refuses: list[str] = []
+    if spout is not None:
+        inp: Input = NO_INPUT
+    elif not top.has("input"):
+        raise InvalidArgument("input is required")
+    else:
+        inp = parse_input_at(top.values["input"], top.where("input"), name)
+        validate_input(inp, bounded=bounded, refusals=create_refuses if check_only else None)
+    if service is not None:
+        check_service_input(inp)
     if any(leaf.repo == name for leaf in walk_inputs(inp)):
         raise InvalidArgument(
             f"input: repo {name!r} is this pipeline's output repo (a pipeline cannot take "
             "itself as input)"
         )
+    egress = parse_egress(top)
     return PipelineSpec(
         name=name,
         description=_description(top, bounded),
@@ -207,7 +316,18 @@ def parse_spec(doc: dict[str, Any], *, stored: bool = False) -> PipelineSpec:
         reprocess_spec=_reprocess_spec(top),
         salt=top.get_str("salt"),
         resources=parse_resources(top, transform),
-        notes=resource_notes(top, transform),
+        autoscaling=top.get_bool("autoscaling"),
+        s3_out=top.get_bool("s3_out"),
+        egress=egress,
+        spout=spout,
+        service=service,
+        notes=(
+            *(f"create pipeline refuses: {why}" for why in create_refuses),
+            *resource_notes(top, transform),
+            *_s3_out_notes(top),
+            *egress_notes(egress),
+            *daemon_notes(spout, service),
+        ),
     )
 
 
@@ -226,15 +346,40 @@ def _pipeline_name(top: SpecObject) -> str:
             f"{pipe.where('name')} {name!r} is invalid: use letters, digits, '_' and '-', "
             "starting with a letter or digit"
         )
-    if pipe.has("project"):
-        project = SpecObject(pipe.values["project"], pipe.where("project"), _PROJECT_FIELDS)
-        pname = project.get_str("name", "default")
-        if pname not in ("", "default"):
-            raise InvalidArgument(
-                f"{project.where('name')} {pname!r} is not supported: haathi has only the "
-                "'default' project"
-            )
-    return name
+    return repo_key(_pipeline_project(pipe), name)
+
+
+def pipeline_project(doc: dict[str, Any]) -> str:
+    """The project of a spec document's pipeline (``default`` when it names none)."""
+    pipeline = doc.get("pipeline")
+    if not isinstance(pipeline, dict):
+        return DEFAULT_PROJECT
+    return _pipeline_project(SpecObject(pipeline, "pipeline", _PIPELINE_FIELDS))
+
+
+def _pipeline_project(pipe: SpecObject) -> str:
+    """``pipeline.project``: ``{"name": P}`` as Pachyderm writes it (or the bare string)."""
+    if not pipe.has("project"):
+        return DEFAULT_PROJECT
+    value = pipe.values["project"]
+    if isinstance(value, str):
+        where, pname = pipe.where("project"), value
+    else:
+        project = SpecObject(value, pipe.where("project"), _PROJECT_FIELDS)
+        where, pname = project.where("name"), project.get_str("name") or ""
+    try:
+        return validate_project_name(pname or DEFAULT_PROJECT)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: {exc}") from exc
+
+
+def _s3_out_notes(top: SpecObject) -> tuple[str, ...]:
+    if not top.get_bool("s3_out") or top.get_str("reprocess_spec") == "every_job":
+        return ()
+    return (
+        f"{top.where('s3_out')}: no datum is ever skipped: each job runs them all, as with "
+        "reprocess_spec every_job (Pachyderm's rule)",
+    )
 
 
 def _description(top: SpecObject, bounded: bool) -> str:

@@ -9,10 +9,14 @@ import re
 from typing import Any
 
 from haathi.errors import InvalidArgument
-from haathi.pps.cron import MAX_DURATION_S, format_duration, parse_duration
+from haathi.models.schedule import MAX_DURATION_S, format_duration, parse_duration
 
 
 def _snake(key: str) -> str:
+    """A key in snake_case: ``sqlDatabase`` is ``sql_database``; an all-capitals key is one
+    word (Pachyderm's ``egress.URL`` is ``url``)."""
+    if key.isupper():
+        return key.lower()
     return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
 
 
@@ -29,9 +33,19 @@ def type_name(value: Any) -> str:
 
 
 class SpecObject:
-    """A spec object with keys normalized to snake_case; ``path`` names it in errors."""
+    """A spec object with keys normalized to snake_case; ``path`` names it in errors.
 
-    def __init__(self, doc: Any, path: str, allowed: frozenset[str]) -> None:
+    A key outside ``allowed`` is refused by name; one in ``planned`` (a Pachyderm field haathi
+    will support) is refused saying it is not supported yet.
+    """
+
+    def __init__(
+        self,
+        doc: Any,
+        path: str,
+        allowed: frozenset[str],
+        planned: frozenset[str] = frozenset(),
+    ) -> None:
         if not isinstance(doc, dict):
             raise InvalidArgument(
                 f"{path or 'pipeline spec'} must be an object, got {type_name(doc)}"
@@ -40,12 +54,14 @@ class SpecObject:
         self.values: dict[str, Any] = {}
         self.names: dict[str, str] = {}
         for key, value in doc.items():
-            self._add(key, value, allowed)
+            self._add(key, value, allowed, planned)
 
-    def _add(self, key: Any, value: Any, allowed: frozenset[str]) -> None:
+    def _add(self, key: Any, value: Any, allowed: frozenset[str], planned: frozenset[str]) -> None:
         if not isinstance(key, str):
             raise InvalidArgument(f"field names must be strings, got {key!r} in {self.where('')}")
         canon = _snake(key)
+        if canon in planned:
+            raise InvalidArgument(f"field {self.join(key)!r} in pipeline spec is not supported yet")
         if canon not in allowed:
             raise InvalidArgument(f"unsupported field {self.join(key)!r} in pipeline spec")
         if canon in self.names:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from haathi.errors import InvalidArgument
+from haathi.pps.secret_spec import SecretRef, parse_secret_refs
 from haathi.pps.spec_fields import SpecObject, as_int, as_str, type_name
 
 MAX_EXIT_CODE = 255  # exit statuses are 0-255
@@ -23,13 +24,21 @@ _TRANSFORM_FIELDS = frozenset(
         "accept_return_code",
         "working_dir",
         "user",
+        "secrets",
     }
 )
+_PLANNED_TRANSFORM_FIELDS: frozenset[str] = frozenset()
 _RESOURCE_FIELDS = frozenset({"cpu", "memory", "gpu", "disk"})
-_QUANTITY_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[kMGTPE])?")
-_QUANTITY_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-                   "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-                   "Pi": 2**50, "Ei": 2**60}  # fmt: skip
+_GPU_FIELDS = frozenset({"type", "number"})
+# A memory size: Kubernetes' quantities (512Mi, 1G) and go-units' human sizes (256MB, 4.0 GB),
+# as Pachyderm's examples write them: k, M, G, T, P, E (either case, a B or not) are powers
+# of 1000, Ki, Mi, Gi, ... (KiB, ...) powers of 1024.
+_QUANTITY_RE = re.compile(
+    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+) ?(?:(?P<prefix>[kmgtpe])(?P<binary>i)?)?b?",
+    re.IGNORECASE,
+)
+_QUANTITY_POWERS = {None: 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+MIN_MEMORY = 4 << 20  # below this no container starts
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Transform:
     accept_return_code: tuple[int, ...] = ()
     working_dir: str | None = None
     user: str | None = None
+    secrets: tuple[SecretRef, ...] = ()  # names only: values never enter the spec
 
     def to_dict(self) -> dict[str, Any]:
         """The transform in Pachyderm's snake_case JSON shape (empty fields left out)."""
@@ -60,6 +70,8 @@ class Transform:
         for key in ("working_dir", "user"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.secrets:
+            out["secrets"] = [ref.to_dict() for ref in self.secrets]
         return out
 
 
@@ -69,6 +81,8 @@ class Resources:
 
     cpu: float | None = None
     memory: int | None = None  # bytes
+    gpu: int = 0  # GPUs a job needs (of either object): haathi gives jobs none
+    gpu_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -76,6 +90,11 @@ class Resources:
             out["cpu"] = self.cpu
         if self.memory is not None:
             out["memory"] = str(self.memory)
+        if self.gpu:
+            gpu: dict[str, Any] = {"number": self.gpu}
+            if self.gpu_type is not None:
+                gpu["type"] = self.gpu_type
+            out["gpu"] = gpu
         return out
 
 
@@ -83,7 +102,10 @@ def parse_transform(top: SpecObject, bounded: bool) -> Transform:
     """The spec's ``transform`` (``bounded``: with the bounds of new specs)."""
     if not top.has("transform"):
         raise InvalidArgument("transform is required")
-    tf = SpecObject(top.values["transform"], top.where("transform"), _TRANSFORM_FIELDS)
+    tf = SpecObject(
+        top.values["transform"], top.where("transform"), _TRANSFORM_FIELDS,
+        _PLANNED_TRANSFORM_FIELDS,
+    )  # fmt: skip
     cmd = tf.strs("cmd")
     if not cmd:
         raise InvalidArgument(f"{tf.where('cmd')} is required: a non-empty list of strings")
@@ -97,6 +119,7 @@ def parse_transform(top: SpecObject, bounded: bool) -> Transform:
         accept_return_code=_return_codes(tf, bounded),
         working_dir=tf.get_str("working_dir"),
         user=tf.get_str("user"),
+        secrets=parse_secret_refs(tf),
     )
 
 
@@ -124,13 +147,22 @@ def _return_codes(tf: SpecObject, bounded: bool) -> tuple[int, ...]:
 
 
 def resource_notes(top: SpecObject, transform: Transform) -> tuple[str, ...]:
-    """What of the spec's resource fields haathi accepts but does not apply."""
+    """What of the spec's resource fields haathi accepts but does not apply (the fields are
+    valid: :func:`parse_resources` checked them)."""
     notes = []
     for key in ("resource_limits", "resource_requests"):
-        if isinstance(top.values.get(key), dict) and "disk" in top.values[key]:
+        if not top.has(key):
+            continue
+        obj = SpecObject(top.values[key], top.where(key), _RESOURCE_FIELDS)
+        if obj.has("disk"):
             notes.append(
-                f"{top.where(key)}.disk is not enforced (containers write only "
+                f"{obj.where('disk')} is not enforced (containers write only "
                 "/pfs/out and /tmp, in the scratch directory)"
+            )
+        if _resource_object(obj).gpu:
+            notes.append(
+                f"{obj.where('gpu')}: haathi gives jobs no GPU, so this pipeline's jobs will "
+                "fail (needs a GPU)"
             )
     if transform.image is None and (top.has("resource_limits") or top.has("resource_requests")):
         notes.append("resource limits apply only to a pipeline with transform.image (a container)")
@@ -139,15 +171,23 @@ def resource_notes(top: SpecObject, transform: Transform) -> tuple[str, ...]:
 
 def parse_resources(top: SpecObject, transform: Transform) -> Resources:
     """``resource_limits``, else ``resource_requests`` (a container's limits: haathi reserves
-    nothing, so a request is the closest thing to a limit it can enforce)."""
+    nothing, so a request is the closest thing to a limit it can enforce); both are checked,
+    and a GPU asked for in either is needed."""
     if transform.user is not None and not transform.user.strip():
         raise InvalidArgument(f"{top.where('transform')}.user must not be empty")
-    key = "resource_limits" if top.has("resource_limits") else "resource_requests"
-    if not top.has(key):
+    parsed = {
+        key: _resource_object(SpecObject(top.values[key], top.where(key), _RESOURCE_FIELDS))
+        for key in ("resource_limits", "resource_requests")
+        if top.has(key)
+    }
+    if not parsed:
         return Resources()
-    obj = SpecObject(top.values[key], top.where(key), _RESOURCE_FIELDS)
-    if obj.has("gpu"):
-        raise InvalidArgument(f"{obj.where('gpu')} is not supported: haathi runs no GPU containers")
+    chosen = parsed.get("resource_limits") or parsed["resource_requests"]
+    gpu = max(parsed.values(), key=lambda r: r.gpu)
+    return Resources(chosen.cpu, chosen.memory, gpu.gpu, gpu.gpu_type)
+
+
+def _resource_object(obj: SpecObject) -> Resources:
     cpu = memory = None
     if obj.has("cpu"):
         value = obj.values["cpu"]
@@ -166,15 +206,30 @@ def parse_resources(top: SpecObject, transform: Transform) -> Resources:
             )
     if obj.has("memory"):
         memory = _quantity(obj.values["memory"], obj.where("memory"))
-    return Resources(cpu, memory)
+    gpu, gpu_type = _gpu(obj) if obj.has("gpu") else (0, None)
+    return Resources(cpu, memory, gpu, gpu_type)
+
+
+def _gpu(obj: SpecObject) -> tuple[int, str | None]:
+    """A ``gpu`` object: ``{"type": "nvidia.com/gpu", "number": 1}`` (type optional)."""
+    spec = SpecObject(obj.values["gpu"], obj.where("gpu"), _GPU_FIELDS)
+    number = spec.get_int("number", 0)
+    if number < 0:
+        raise InvalidArgument(f"{spec.where('number')} must be >= 0, got {number}")
+    return number, spec.get_str("type")
 
 
 def _quantity(value: Any, where: str) -> int:
-    """A Kubernetes memory quantity (``512Mi``, ``1G``, ``1000``) in bytes."""
+    """A memory size in bytes: ``512Mi``, ``1G``, ``256MB``, ``1000``."""
     text = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-    found = _QUANTITY_RE.fullmatch(text) if isinstance(text, str) else None
-    if found is None or float(found.group(1)) * _QUANTITY_UNITS[found.group(2)] < 4 << 20:
+    found = _QUANTITY_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    size = 0
+    if found is not None:
+        base = 1024 if found["binary"] else 1000
+        power = _QUANTITY_POWERS[found["prefix"].lower() if found["prefix"] else None]
+        size = int(float(found["number"]) * base**power)
+    if size < MIN_MEMORY:
         raise InvalidArgument(
-            f"{where} must be a memory size of at least 4Mi, like 512Mi or 1G, got {value!r}"
+            f"{where} must be a memory size of at least 4Mi, like 512Mi, 1G or 256MB, got {value!r}"
         )
-    return int(float(found.group(1)) * _QUANTITY_UNITS[found.group(2)])
+    return size

@@ -8,9 +8,11 @@ writes every output blob itself, and returns only file entries, logs and states.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -18,15 +20,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from haathi.errors import HaathiError
+from haathi.errors import FailedPrecondition, HaathiError
 from haathi.models import paths
+from haathi.models.ids import split_key
 from haathi.models.info import DatumState
+from haathi.models.secret import JobSecrets
 from haathi.pfs.context import PfsContext
 from haathi.pfs.ingest import ingest_stream
 from haathi.pps.containers import ContainerSpec, open_container
 from haathi.pps.context import StoreOpener
 from haathi.pps.hostview import HostView
 from haathi.pps.sandbox import RunResult, Sandbox, open_sandbox
+from haathi.pps.sidecars import NO_GATEWAY, JobGateways, S3Bucket, Sidecar
 from haathi.pps.transform_spec import Transform
 from haathi.storage.blobs import BlobWriter
 from haathi.tree.entry import FileEntry, iter_chunks
@@ -84,6 +89,7 @@ class TaskInput:
     join_on: str | None = None
     group_by: str | None = None
     empty_files: bool = False
+    s3: bool = False  # a bucket of the job's S3 gateway, not under /pfs
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,13 @@ class DatumSetTask:
     datums: tuple[DatumTask, ...]
     view: HostView = field(default_factory=HostView)  # what of the host bwrap shows
     container: ContainerSpec | None = None  # run in a container of an image, not the host
+    secrets: JobSecrets = field(default_factory=JobSecrets)  # values: in memory only
+    gateways: JobGateways | None = None  # serves s3 inputs and s3_out (haathi.pps.sidecars)
+    s3_out: bool = False  # the output is written through the gateway's bucket `out`
+
+    @property
+    def needs_gateway(self) -> bool:
+        return self.s3_out or any(i.s3 for d in self.datums for i in d.inputs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +147,16 @@ def _store(task: DatumSetTask) -> PfsContext:
 def _input_digests(datum: DatumTask) -> Iterator[bytes]:
     """The blobs of the datum's input files, in the order :func:`_materialize` writes them."""
     for inp in datum.inputs:
-        if not inp.empty_files:
+        if not (inp.empty_files or inp.s3):
             for _, chunks in inp.files:
                 for digest, _ in iter_chunks(chunks):
                     yield digest
 
 
 def _materialize(root: Path, datum: DatumTask, blobs: Iterator[bytes]) -> None:
-    """Write the datum's input files below ``root``, taking their blobs from ``blobs``."""
-    for inp in datum.inputs:
+    """Write the datum's input files below ``root``, taking their blobs from ``blobs`` (an s3
+    input is read through the job's gateway instead)."""
+    for inp in _pfs_inputs(datum):
         base = root / inp.name
         base.mkdir(parents=True, exist_ok=True)
         for path, chunks in inp.files:
@@ -178,6 +192,16 @@ class InputReads:
         _materialize(root, datum, self._ctx.blobs.iter_blobs(_input_digests(datum)))
 
 
+def _pfs_inputs(datum: DatumTask) -> list[TaskInput]:
+    """The inputs user code finds under ``/pfs``."""
+    return [inp for inp in datum.inputs if not inp.s3]
+
+
+def _buckets(datum: DatumTask) -> list[S3Bucket]:
+    """The inputs user code finds in the job's S3 gateway."""
+    return [S3Bucket(inp.name, inp.commit, inp.files) for inp in datum.inputs if inp.s3]
+
+
 def datum_env(task: DatumSetTask, datum: DatumTask, pfs: str) -> dict[str, str]:
     """The variables Pachyderm gives user code, plus the transform's ``env``."""
     env = dict(task.transform.env)
@@ -191,7 +215,9 @@ def datum_env(task: DatumSetTask, datum: DatumTask, pfs: str) -> dict[str, str]:
     env["PACH_DATUM_ID"] = datum.datum_id
     env["PACH_JOB_ID"] = task.job_id
     env["PACH_OUTPUT_COMMIT_ID"] = task.job_id
-    env["PACH_PIPELINE_NAME"] = task.pipeline
+    project, name = split_key(task.pipeline)
+    env["PACH_PIPELINE_NAME"] = name
+    env["PPS_PROJECT_NAME"] = project  # (Pachyderm's name for it)
     return env
 
 
@@ -205,11 +231,16 @@ def _ingest_outputs(
     """Every file under ``/pfs/out`` as an entry tagged with the datum; or why it failed.
 
     A symlink into an input (``ln -s /pfs/images/a.png /pfs/out/``, Pachyderm's shuffle with
-    ``empty_files``) becomes a copy of the input file without copying bytes; other symlinks
-    are followed.
+    ``empty_files``) becomes a copy of the input file without copying bytes; a symlink to
+    another place under ``/pfs/out`` is followed as user code sees it. Any other symlink fails
+    the datum: this runs on the host, with rights user code lacks, so a link to a host file
+    (``/etc/shadow``, the store) must not be read. Pachyderm follows it, in the user's own
+    container.
     """
     inputs = {
-        f"{pfs}/{inp.name}{path}": chunks for inp in datum.inputs for path, chunks in inp.files
+        f"{pfs}/{inp.name}{path}": chunks
+        for inp in _pfs_inputs(datum)
+        for path, chunks in inp.files
     }
     out = scratch / "pfs" / "out"
     entries: list[FileEntry] = []
@@ -225,12 +256,25 @@ def _ingest_outputs(
 
     def from_host(host: Path) -> Callable[[str], FileEntry]:
         def make(path: str) -> FileEntry:
-            with open(host, "rb") as stream:
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # (no link left)
+            with open(fd, "rb") as stream:
                 return ingest_stream(writer, path, stream)
 
         return make
 
+    walking: set[tuple[int, int]] = set()  # the directories being walked (a link loop)
+
     def walk(host_dir: Path, rel_dir: str) -> str | None:
+        st = os.stat(host_dir)
+        if (st.st_dev, st.st_ino) in walking:
+            return f"output {'/' + rel_dir.rstrip('/')} is a symlink to a directory above it"
+        walking.add((st.st_dev, st.st_ino))
+        try:
+            return walk_in(host_dir, rel_dir)
+        finally:
+            walking.discard((st.st_dev, st.st_ino))
+
+    def walk_in(host_dir: Path, rel_dir: str) -> str | None:
         for item in sorted(os.scandir(host_dir), key=lambda d: d.name):
             rel = f"{rel_dir}{item.name}"
             host = Path(item.path)
@@ -246,10 +290,13 @@ def _ingest_outputs(
                         return made
                 if linked:
                     continue
-                inside = seen.startswith(pfs + "/")
-                host = scratch / "pfs" / seen.removeprefix(pfs + "/") if inside else Path(seen)
-                if not host.exists():
-                    return f"output {'/' + rel} is a symlink to {seen}, which does not exist"
+                target = _within_out(scratch, pfs, f"{pfs}/out/{rel}")
+                if target is None:
+                    return (
+                        f"output {'/' + rel} is a symlink to {seen}, which is neither an input"
+                        " file nor a file under /pfs/out: write a copy of it instead"
+                    )
+                host = target
             if host.is_dir():
                 err = walk(host, rel + "/")
             elif host.is_file():
@@ -262,6 +309,51 @@ def _ingest_outputs(
 
     reason = walk(out, "")
     return ([], reason) if reason else (entries, None)
+
+
+MAX_LINKS = 40  # symlinks followed in one path, at most (the kernel's limit)
+
+
+def _within_out(scratch: Path, pfs: str, path: str) -> Path | None:
+    """Where the sandbox path ``path`` leads on the host, every symlink on the way followed as
+    user code sees it (an absolute target from the sandbox's root), when it ends at
+    ``pfs``/out or an existing file or directory below it, with no symlink left in it; else
+    None."""
+    out = f"{pfs}/out"
+    todo = [p for p in path.split("/") if p]
+    done: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        done.append(name)
+        here = "/" + "/".join(done)
+        if not here.startswith(out + "/"):
+            if out == here or out.startswith(here + "/"):
+                continue  # (on the way down to /pfs/out)
+            return None
+        host = scratch / "pfs" / here[len(pfs) + 1 :]
+        try:
+            mode = os.lstat(host).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            links += 1
+            if links > MAX_LINKS:
+                return None
+            target = os.readlink(host)
+            done.pop()
+            if target.startswith("/"):
+                done = []
+            todo[:0] = [p for p in target.split("/") if p]
+    here = "/" + "/".join(done)
+    inside = here == out or here.startswith(out + "/")
+    return scratch / "pfs" / here[len(pfs) + 1 :] if inside else None
 
 
 def _copy_of(chunks: bytes) -> Callable[[str], FileEntry]:
@@ -304,7 +396,7 @@ def _run_err_cmd(
         timeout=task.datum_timeout,
         cancel=cancel,
     )
-    log.append(_output_text(res.output))
+    log.append(_output_text(task.secrets.redact(res.output)))
     return res.returncode == 0
 
 
@@ -321,22 +413,30 @@ def run_datum(
     writer: BlobWriter,
     sandbox: Sandbox,
     reads: InputReads | None = None,
+    sidecar: Sidecar | None = None,
 ) -> DatumResult:
     """Run one datum with retries (and ``err_cmd`` after the last failure) in the datum set's
-    sandbox; ``reads``: the set's input stream (default: the datum reads its own blobs)."""
+    sandbox; ``reads``: the set's input stream (default: the datum reads its own blobs);
+    ``sidecar``: the set's S3 gateway (s3 inputs, ``s3_out``)."""
     t0, started = time.perf_counter(), time.time()
     cancel = cancel_event(task.job_id)
     tf = task.transform
     pfs = sandbox.pfs
     env = datum_env(task, datum, pfs)
-    run_env = (task.container.env() if task.container else host_env()) | env
+    base = task.container.env() if task.container else host_env()
+    run_env = base | dict(task.secrets.env) | env
+    env |= task.secrets.masked_env()  # as the datum's record shows it
+    if sidecar is not None:  # (not recorded: the token is the run's secret)
+        run_env |= sidecar.env
+        sidecar.serve(_buckets(datum))
     log: list[str] = []
     reason: str | None = None
     ok_codes = {0, *tf.accept_return_code}
     attempts = 0
     recovered = False
     code: int | None = None
-    inputs_dir = sandbox.new_datum([i.name for i in datum.inputs])  # the previous datum's go
+    # the previous datum's inputs go
+    inputs_dir = sandbox.new_datum([i.name for i in _pfs_inputs(datum)])
     try:
         (reads or InputReads(ctx, [datum])).materialize(inputs_dir, datum)
     except HaathiError as exc:
@@ -361,7 +461,9 @@ def run_datum(
             timeout=task.datum_timeout,
             cancel=cancel,
         )
-        log.append(_output_text(res.output))
+        log.append(_output_text(task.secrets.redact(res.output)))
+        if sidecar is not None:
+            sidecar.settle()  # what the run wrote to bucket `out` has landed in /pfs/out
         code = res.returncode
         if res.returncode in ok_codes and not res.timed_out and not res.cancelled:
             entries, reason = _ingest_outputs(writer, sandbox.scratch, pfs, datum)
@@ -416,24 +518,65 @@ def run_datum_set(task: DatumSetTask) -> list[DatumResult]:
     scratch = Path(tempfile.mkdtemp(prefix="datums-", dir=root))
     try:
         reads = InputReads(ctx, task.datums)
-        with ctx.blobs.writer() as writer, _open(task, scratch) as sandbox:
+        with (
+            ctx.blobs.writer() as writer,
+            _open(task, scratch) as sandbox,
+            _sidecar(task, ctx, sandbox) as sidecar,
+        ):
             for datum in task.datums:
                 if cancel.is_set():
                     break
-                results.append(run_datum(ctx, task, datum, writer, sandbox, reads))
+                results.append(run_datum(ctx, task, datum, writer, sandbox, reads, sidecar))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 
+def _sidecar(
+    task: DatumSetTask, ctx: PfsContext, sandbox: Sandbox
+) -> contextlib.AbstractContextManager[Sidecar | None]:
+    """The datum set's S3 gateway, when it has s3 inputs or ``s3_out``."""
+    if not task.needs_gateway:
+        return contextlib.nullcontext()
+    if task.gateways is None:
+        raise FailedPrecondition(NO_GATEWAY)
+    try:
+        return Sidecar(
+            task.gateways, ctx, sandbox, pipeline=task.pipeline, job_id=task.job_id,
+            s3_out=task.s3_out,
+        )  # fmt: skip
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot start the job's S3 gateway: {exc}") from exc
+
+
 def _open(task: DatumSetTask, scratch: Path) -> Sandbox:
     """The datum set's container, or its host sandbox showing the transform's programs."""
+    mounts = secret_files(scratch, task.secrets)
     if task.container is not None:
-        return open_container(task.container, scratch)
+        return open_container(task.container, scratch, mounts)
     tf = task.transform
-    path = (host_env() | dict(tf.env)).get("PATH", "")
-    view = task.view.with_programs([*tf.cmd[:1], *tf.err_cmd[:1]], path)
-    return open_sandbox(task.sandbox, scratch, view)
+    view = task.view.with_programs([*tf.cmd[:1], *tf.err_cmd[:1]], transform_path(tf))
+    return open_sandbox(task.sandbox, scratch, view, mounts)
+
+
+def transform_path(tf: Transform) -> str:
+    """The ``PATH`` user code runs with on the host: the transform's, else the worker's."""
+    return (host_env() | dict(tf.env)).get("PATH", "")
+
+
+def secret_files(scratch: Path, secrets: JobSecrets) -> tuple[tuple[str, str], ...]:
+    """The files of the secrets the transform mounts, written below ``S/secrets`` (owner
+    only; removed with the scratch directory): (host directory, mount path) of each."""
+    out = []
+    for i, mount in enumerate(secrets.mounts):
+        where = scratch / "secrets" / str(i)
+        where.mkdir(mode=0o700, parents=True)
+        for key, data in mount.files:
+            fd = os.open(where / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        out.append((str(where), mount.mount_path))
+    return tuple(out)
 
 
 def register_store(key: str, ctx: PfsContext) -> None:

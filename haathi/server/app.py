@@ -1,5 +1,6 @@
-"""The FastAPI application: the Api's operations as REST routes, errors as one envelope, and
-the job runner in the background for the app's lifetime."""
+"""The FastAPI application: the Api's operations as REST routes, errors as one envelope, the
+web console at every other path, and the job runner in the background for the app's
+lifetime."""
 
 from __future__ import annotations
 
@@ -9,9 +10,22 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Scope
 
 from haathi.api import Api
-from haathi.server import envelope, offload, routes_auth, routes_pfs, routes_pps
+from haathi.console.app import create_console
+from haathi.models.wire import API_PREFIX
+from haathi.server import (
+    envelope,
+    offload,
+    routes_auth,
+    routes_pfs,
+    routes_pps,
+    routes_projects,
+    routes_secrets,
+    routes_transactions,
+)
 from haathi.server.body_limit import BodyLimit
 from haathi.server.deps import ServerSettings
 
@@ -21,6 +35,22 @@ def _version() -> str:
         return version("haathi")
     except PackageNotFoundError:
         return "0"
+
+
+class ConsoleMount(Mount):
+    """The console (:mod:`haathi.console`) at ``/``: every path but the REST API's
+    (``api_paths`` and below them), whose unknown routes and wrong methods keep their JSON
+    errors."""
+
+    def __init__(self, app: ASGIApp, api_paths: tuple[str, ...]) -> None:
+        super().__init__("", app=app)
+        self.api_paths = api_paths
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = str(scope.get("path", ""))
+        if any(path == p or path.startswith(p + "/") for p in self.api_paths):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def create_app(
@@ -70,4 +100,11 @@ def create_app(
     app.include_router(routes_pfs.router)
     app.include_router(routes_pps.router)
     app.include_router(routes_auth.router)
+    app.include_router(routes_secrets.router)
+    app.include_router(routes_projects.router)
+    app.include_router(routes_transactions.router)
+    api_paths = (API_PREFIX, app.openapi_url, app.docs_url, app.redoc_url)
+    console = create_console(api, max_upload_bytes=max_upload_bytes)
+    app.state.console_streams = console.state.streams  # ended by the server as it stops
+    app.router.routes.append(ConsoleMount(console, tuple(filter(None, api_paths))))
     return app

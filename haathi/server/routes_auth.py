@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from haathi.models.wire import API_PREFIX
 from haathi.server.deps import ApiDep
+from haathi.server.keys import RepoKey
 from haathi.server.offload import OffloadingRouter
 
 router = OffloadingRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
@@ -67,18 +68,33 @@ def revoke_auth_token(api: ApiDep, body: RevokeBody) -> Json:
 
 
 @router.get("/repos/{repo}")
-def get_repo_roles(api: ApiDep, repo: str) -> Json:
+def get_repo_roles(api: ApiDep, repo: RepoKey) -> Json:
     return api.get_repo_roles(repo).to_dict()
 
 
 @router.put("/repos/{repo}")
-def set_repo_roles(api: ApiDep, repo: str, body: RolesBody) -> Json:
+def set_repo_roles(api: ApiDep, repo: RepoKey, body: RolesBody) -> Json:
     return api.set_repo_roles(repo, body.roles, body.subject).to_dict()
 
 
 @router.get("/repos/{repo}/check")
-def check_repo(api: ApiDep, repo: str, subject: str | None = None) -> Json:
+def check_repo(api: ApiDep, repo: RepoKey, subject: str | None = None) -> Json:
     return api.check_repo(repo, subject).to_dict()
+
+
+@router.get("/projects/{project}")
+def get_project_roles(api: ApiDep, project: str) -> Json:
+    return api.get_project_roles(project).to_dict()
+
+
+@router.put("/projects/{project}")
+def set_project_roles(api: ApiDep, project: str, body: RolesBody) -> Json:
+    return api.set_project_roles(project, body.roles, body.subject).to_dict()
+
+
+@router.get("/projects/{project}/check")
+def check_project(api: ApiDep, project: str, subject: str | None = None) -> Json:
+    return api.check_project(project, subject).to_dict()
 
 
 @router.get("/cluster")

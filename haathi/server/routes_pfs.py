@@ -1,10 +1,12 @@
-"""Routes of repos, branches, commits, files and store checks (``/v1/...``)."""
+"""Routes of repos, branches, commits, files and store checks (``/v1/...``).
+
+A repo is its bare name in the path and its project in the query (``?project=P``: see
+:mod:`haathi.server.keys`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from itertools import chain
 from typing import Annotated, Any, TypeVar
 
@@ -15,10 +17,13 @@ from pydantic import BaseModel
 from haathi.models import paths
 from haathi.models.refspec import CommitSpec, FileSpec, parse_commit, parse_file
 from haathi.models.tar_stream import tar_of
+from haathi.models.trigger import Trigger
 from haathi.models.wire import API_PREFIX, FILE_INFO_HEADER, ref_from_segment
-from haathi.server import upload
+from haathi.server import upload, zerocopy
 from haathi.server.deps import ApiDep, SettingsDep
-from haathi.server.offload import OffloadingRouter, in_thread
+from haathi.server.keys import ProjectFilter, RepoKey
+from haathi.server.offload import OffloadingRouter
+from haathi.server.streaming import FileResponse, batched, read_ahead
 
 router = OffloadingRouter(prefix=API_PREFIX)
 COMMIT = "/repos/{repo}/commits/{ref}"
@@ -66,8 +71,8 @@ class DescriptionBody(BaseModel):
 
 
 @router.get("/repos", tags=["repos"])
-def list_repo(api: ApiDep) -> list[Json]:
-    return [r.to_dict() for r in api.list_repo()]
+def list_repo(api: ApiDep, project: ProjectFilter = None) -> list[Json]:
+    return [r.to_dict() for r in api.list_repo(project)]
 
 
 @router.post("/repos", tags=["repos"], status_code=201)
@@ -76,17 +81,17 @@ def create_repo(api: ApiDep, body: RepoBody) -> Json:
 
 
 @router.get("/repos/{repo}", tags=["repos"])
-def inspect_repo(api: ApiDep, repo: str) -> Json:
+def inspect_repo(api: ApiDep, repo: RepoKey) -> Json:
     return api.inspect_repo(repo).to_dict()
 
 
 @router.patch("/repos/{repo}", tags=["repos"])
-def update_repo(api: ApiDep, repo: str, body: DescriptionBody) -> Json:
+def update_repo(api: ApiDep, repo: RepoKey, body: DescriptionBody) -> Json:
     return api.update_repo(repo, body.description).to_dict()
 
 
 @router.delete("/repos/{repo}", tags=["repos"], status_code=204)
-def delete_repo(api: ApiDep, repo: str, force: bool = False) -> Response:
+def delete_repo(api: ApiDep, repo: RepoKey, force: bool = False) -> Response:
     api.delete_repo(repo, force)
     return Response(status_code=204)
 
@@ -97,28 +102,30 @@ def delete_repo(api: ApiDep, repo: str, force: bool = False) -> Response:
 class BranchBody(BaseModel):
     branch: str | None = None
     head: str | None = None
+    trigger: dict[str, Any] | None = None  # Pachyderm's Trigger (models/trigger.py)
 
 
 @router.get("/repos/{repo}/branches", tags=["branches"])
-def list_branch(api: ApiDep, repo: str) -> list[Json]:
+def list_branch(api: ApiDep, repo: RepoKey) -> list[Json]:
     return [b.to_dict() for b in api.list_branch(repo)]
 
 
 @router.post("/repos/{repo}/branches", tags=["branches"], status_code=201)
-def create_branch(api: ApiDep, repo: str, body: BranchBody) -> Json:
+def create_branch(api: ApiDep, repo: RepoKey, body: BranchBody) -> Json:
     return api.create_branch(
         CommitSpec(repo, body.branch) if body.branch is None else commit_spec(repo, body.branch),
         body.head,
+        None if body.trigger is None else Trigger.from_dict(body.trigger),
     ).to_dict()
 
 
 @router.get("/repos/{repo}/branches/{branch}", tags=["branches"])
-def inspect_branch(api: ApiDep, repo: str, branch: str) -> Json:
+def inspect_branch(api: ApiDep, repo: RepoKey, branch: str) -> Json:
     return api.inspect_branch(commit_spec(repo, branch)).to_dict()
 
 
 @router.delete("/repos/{repo}/branches/{branch}", tags=["branches"], status_code=204)
-def delete_branch(api: ApiDep, repo: str, branch: str) -> Response:
+def delete_branch(api: ApiDep, repo: RepoKey, branch: str) -> Response:
     api.delete_branch(commit_spec(repo, branch))
     return Response(status_code=204)
 
@@ -142,38 +149,38 @@ class MetadataBody(BaseModel):
 
 @router.get("/repos/{repo}/commits", tags=["commits"])
 def list_commit(
-    api: ApiDep, repo: str, branch: str | None = None, number: int | None = None
+    api: ApiDep, repo: RepoKey, branch: str | None = None, number: int | None = None
 ) -> list[Json]:
     return [c.to_dict() for c in api.list_commit(repo, branch, number)]
 
 
 @router.post(COMMIT + "/start", tags=["commits"], status_code=201)
-def start_commit(api: ApiDep, repo: str, ref: str, body: StartBody) -> Json:
+def start_commit(api: ApiDep, repo: RepoKey, ref: str, body: StartBody) -> Json:
     return api.start_commit(commit_spec(repo, ref), body.parent, body.description).to_dict()
 
 
 @router.post(COMMIT + "/finish", tags=["commits"])
-def finish_commit(api: ApiDep, repo: str, ref: str, body: FinishBody) -> Json:
+def finish_commit(api: ApiDep, repo: RepoKey, ref: str, body: FinishBody) -> Json:
     return api.finish_commit(commit_spec(repo, ref), body.description).to_dict()
 
 
 @router.get(COMMIT, tags=["commits"])
-def inspect_commit(api: ApiDep, repo: str, ref: str) -> Json:
+def inspect_commit(api: ApiDep, repo: RepoKey, ref: str) -> Json:
     return api.inspect_commit(commit_spec(repo, ref)).to_dict()
 
 
 @router.post(COMMIT + "/wait", tags=["commits"])
-def wait_commit(api: ApiDep, repo: str, ref: str, timeout: float | None = None) -> list[Json]:
+def wait_commit(api: ApiDep, repo: RepoKey, ref: str, timeout: float | None = None) -> list[Json]:
     return [c.to_dict() for c in api.wait_commit(commit_spec(repo, ref), timeout)]
 
 
 @router.delete(COMMIT, tags=["commits"])
-def delete_commit(api: ApiDep, repo: str, ref: str) -> Json:
+def delete_commit(api: ApiDep, repo: RepoKey, ref: str) -> Json:
     return {"id": api.delete_commit(commit_spec(repo, ref))}
 
 
 @router.post(COMMIT + "/squash", tags=["commits"])
-def squash_commit(api: ApiDep, repo: str, ref: str) -> Json:
+def squash_commit(api: ApiDep, repo: RepoKey, ref: str) -> Json:
     return {"id": api.squash_commit(commit_spec(repo, ref))}
 
 
@@ -189,14 +196,14 @@ def wait_commit_set(api: ApiDep, commit_id: str, timeout: float | None = None) -
 
 @_file_routes("history", tags=["commits"])
 def find_commit(
-    api: ApiDep, repo: str, ref: str, path: str | None = None, limit: int | None = None
+    api: ApiDep, repo: RepoKey, ref: str, path: str | None = None, limit: int | None = None
 ) -> list[Json]:
     return [c.to_dict() for c in api.find_commit(file_spec(repo, ref, path), limit)]
 
 
 @router.post("/repos/{repo}/metadata/{kind}/{ref}", tags=["metadata"])
 def edit_metadata(
-    api: ApiDep, repo: str, kind: str, ref: str, body: MetadataBody
+    api: ApiDep, repo: RepoKey, kind: str, ref: str, body: MetadataBody
 ) -> dict[str, str]:
     """Edit the metadata of the repo, the branch or the commit (``kind``); ``ref`` is the
     branch or commit (``~`` for none)."""
@@ -208,7 +215,7 @@ def edit_metadata(
 
 @router.post(COMMIT + "/modify", tags=["files"])
 async def modify_file(
-    api: ApiDep, settings: SettingsDep, request: Request, repo: str, ref: str
+    api: ApiDep, settings: SettingsDep, request: Request, repo: RepoKey, ref: str
 ) -> Json:
     """Apply put/append/delete/copy ops as one atomic change. The body is framed (see
     ``haathi.models.wire``): a JSON header of ops, then each put's bytes, stored as they
@@ -221,100 +228,61 @@ async def modify_file(
     return {"commit": commit}
 
 
-READ_BATCH = 1024 * 1024
-SEND_PIECE = 64 * 1024
-
-
-def _batched(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
-    """The chunks in batches of about :data:`READ_BATCH` bytes: a streamed response fetches
-    each batch with a hop to a worker thread, and with one 256 KiB chunk per hop the hops
-    cost more than reading the chunks. A batch's large chunks are sent as they are (joining
-    them into one piece copied every byte once more: 10% of the server's CPU reading a large
-    file); runs of small ones (tar headers, small files) are joined into one piece."""
-    batch: list[bytes] = []
-    small: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        if len(chunk) >= SEND_PIECE:
-            if small:
-                batch.append(b"".join(small))
-                small = []
-            batch.append(chunk)
-        else:
-            small.append(chunk)
-        size += len(chunk)
-        if size >= READ_BATCH:
-            if small:
-                batch.append(b"".join(small))
-                small = []
-            yield batch
-            batch, size = [], 0
-    if small:
-        batch.append(b"".join(small))
-    if batch:
-        yield batch
-
-
-async def _read_ahead(batches: Iterator[list[bytes]]) -> AsyncIterator[bytes]:
-    """The pieces of ``batches``, each next batch read in a worker thread while this one is
-    sent: reading the store and the client's receiving overlap instead of taking turns."""
-
-    def fetch() -> list[bytes] | None:
-        return next(batches, None)
-
-    pending = asyncio.ensure_future(in_thread(fetch))
-    try:
-        while (batch := await pending) is not None:
-            pending = asyncio.ensure_future(in_thread(fetch))
-            for piece in batch:
-                yield piece
-    finally:
-        pending.cancel()  # the client went away: the read under way is dropped
-
-
 @_file_routes("files", response_class=StreamingResponse, tags=["files"])
 def read_file(
     api: ApiDep,
-    repo: str,
+    request: Request,
+    repo: RepoKey,
     ref: str,
     path: str | None = None,
     offset: Annotated[int, Query(ge=0, description="first byte to read")] = 0,
     length: Annotated[int | None, Query(ge=0, description="at most this many bytes")] = None,
 ) -> StreamingResponse:
     """The file's bytes (from ``offset``, at most ``length``), streamed; its FileInfo is in
-    the X-Haathi-File-Info header."""
-    info, chunks = api.read_file(file_spec(repo, ref, path), offset=offset, length=length)
-    first = next(chunks, b"")  # errors before the first byte still travel as an envelope
-    body = _read_ahead(_batched(chain([first], chunks) if first else chunks))
+    the X-Haathi-File-Info header. Where the connection takes them, the chunks stored raw on
+    a local store go from their packs to the socket (``sendfile``), verified first."""
+    spec = file_spec(repo, ref, path)
+    read = api.read_file_stored if zerocopy.offered(request.scope) else api.read_file
+    info, chunks = read(spec, offset=offset, length=length)
+    first = next(chunks, None)  # errors before the first byte still travel as an envelope
+    body = read_ahead(batched(chunks if first is None else chain([first], chunks)))
     start, end = info.span(offset, length)
-    return StreamingResponse(
-        body, media_type="application/octet-stream",
-        headers={FILE_INFO_HEADER: json.dumps(info.to_dict()), "Content-Length": str(end - start)},
-    )  # fmt: skip
+    headers = {FILE_INFO_HEADER: json.dumps(info.to_dict()), "Content-Length": str(end - start)}
+    return FileResponse(body, headers)
 
 
 @_file_routes("tar", response_class=StreamingResponse, tags=["files"])
-def read_files(api: ApiDep, repo: str, ref: str, path: str | None = None) -> StreamingResponse:
+def read_files(api: ApiDep, repo: RepoKey, ref: str, path: str | None = None) -> StreamingResponse:
     """Every file at or below the path with its bytes, as a tar stream (each member's
     FileInfo in its pax header ``HAATHI.info``): a restore in one request."""
     files = api.read_files(file_spec(repo, ref, path))  # a bad path fails here, as an envelope
-    return StreamingResponse(_read_ahead(_batched(tar_of(files))), media_type="application/x-tar")
+    return StreamingResponse(read_ahead(batched(tar_of(files))), media_type="application/x-tar")
 
 
 @_file_routes("info", tags=["files"])
-def inspect_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> Json:
+def inspect_file(api: ApiDep, repo: RepoKey, ref: str, path: str | None = None) -> Json:
     return api.inspect_file(file_spec(repo, ref, path)).to_dict()
 
 
 @_file_routes("list", tags=["files"])
-def list_file(api: ApiDep, repo: str, ref: str, path: str | None = None) -> list[Json]:
-    return [f.to_dict() for f in api.list_file(file_spec(repo, ref, path))]
+def list_file(
+    api: ApiDep,
+    repo: RepoKey,
+    ref: str,
+    path: str | None = None,
+    start: Annotated[
+        str | None, Query(description="list from here on (a directory sorts as its path + /)")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=0, description="at most this many entries")] = None,
+) -> list[Json]:
+    files = api.list_file(file_spec(repo, ref, path), start=start, limit=limit)
+    return [f.to_dict() for f in files]
 
 
 @_file_routes("walk", tags=["files"])
 def walk_file(
     api: ApiDep,
-    repo: str,
+    repo: RepoKey,
     ref: str,
     path: str | None = None,
     start: Annotated[str | None, Query(description="the first path to include")] = None,
@@ -325,20 +293,23 @@ def walk_file(
 
 
 @router.get(COMMIT + "/glob", tags=["files"])
-def glob_file(api: ApiDep, repo: str, ref: str, pattern: str) -> list[Json]:
+def glob_file(api: ApiDep, repo: RepoKey, ref: str, pattern: str) -> list[Json]:
     return [f.to_dict() for f in api.glob_file(commit_spec(repo, ref), pattern)]
 
 
 @_file_routes("diff", tags=["files"])
 def diff_file(
     api: ApiDep,
-    repo: str,
+    repo: RepoKey,
     ref: str,
     path: str | None = None,
     old: Annotated[str | None, Query(description="repo@ref:/path to compare with")] = None,
+    start: Annotated[str | None, Query(description="the first path to include")] = None,
+    limit: Annotated[int | None, Query(ge=0, description="at most this many changes")] = None,
 ) -> list[Json]:
     new = file_spec(repo, ref, path)
-    return [d.to_dict() for d in api.diff_file(new, parse_file(old) if old else None)]
+    old_spec = parse_file(old) if old else None
+    return [d.to_dict() for d in api.diff_file(new, old_spec, start=start, limit=limit)]
 
 
 # store ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,14 +18,31 @@ from haathi.runtime import open_store
 from haathi.server.app import create_app
 from haathi.server.ports import PortRouter, WorkerHeader, listen, url
 from haathi.server.s3.app import create_s3_app
+from haathi.server.s3.callers import RepoBackend
 from haathi.server.s3.gateway import Gateway
 from haathi.server.s3.multipart import DEFAULT_SPOOL_BYTES, UploadLimits
+from haathi.server.sidecar import JobGatewayFactory
+from haathi.server.zerocopy import ZeroCopySend
 
 DEFAULT_BIND = "127.0.0.1:8650"
 OPEN_WARNING = (
     "warning: {host} is not a loopback address and auth is off: anyone who can reach it can "
     "read and write every repo (haathi auth activate turns auth on)"
 )
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, telling the app as it begins to stop (``on_stop``, on its event
+    loop): the console ends its live streams then, where uvicorn would wait for each to end
+    on its own."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_stop()
+        await super().shutdown(sockets)
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -113,21 +131,25 @@ class Server:
             api, run_worker=run_worker, max_upload_bytes=max_upload_bytes,
             s3_endpoint=self.s3_url,
         )  # fmt: skip
+        on_stop = app.state.console_streams.close_all
         if self.s3_sock is not None:
             if s3_uploads is None:  # room on the spool for at least one upload of the most
                 spool = max(DEFAULT_SPOOL_BYTES, max_upload_bytes or 0)
                 s3_uploads = UploadLimits(max_spool_bytes=spool)
-            self.gateway = Gateway(api, max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads)
+            self.gateway = Gateway(
+                RepoBackend(api), max_upload_bytes=max_upload_bytes, upload_limits=s3_uploads
+            )
             app = PortRouter(app, {self.s3_port: create_s3_app(self.gateway)})
         if worker is not None:
             app = WorkerHeader(app, worker)
+        app = ZeroCopySend(app)  # outermost: it is handed uvicorn's own send
         # idle connections live longer here than in clients' pools (httpx: 5 s), so a client
         # never reuses a connection the server is closing
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="on", timeout_keep_alive=30,
             interface="asgi3",
         )  # fmt: skip
-        self.uvicorn = uvicorn.Server(config)
+        self.uvicorn = _Uvicorn(config, on_stop)
         self._thread: threading.Thread | None = None
 
     def _bind(self, bind: str, s3_bind: str | None) -> None:
@@ -171,7 +193,7 @@ class Server:
 
     @classmethod
     def for_store(cls, address: str, overrides: dict[str, Any], bind: str, **kw: Any) -> Server:
-        api = Api(open_store(store_config(address, overrides)))
+        api = Api(open_store(store_config(address, overrides)), gateways=JobGatewayFactory())
         try:
             return cls(api, bind, **kw)
         except BaseException:

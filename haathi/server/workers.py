@@ -43,6 +43,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from haathi import interrupts
 from haathi.api import Api
 from haathi.api.access import SharedCounter
 from haathi.config import store_config
@@ -50,6 +51,7 @@ from haathi.errors import HaathiError
 from haathi.runtime import open_store
 from haathi.server.s3.multipart import UploadLimits
 from haathi.server.serve import Bound, Server
+from haathi.server.sidecar import JobGatewayFactory
 
 MAX_WORKERS = 64
 STOP_TIMEOUT_S = 30.0
@@ -147,7 +149,8 @@ class Workers:
                   self.s3_sock if index == 0 else None, self.auth_epoch, ready_w),
             name=f"haathi-serve-worker-{index}",
         )  # fmt: skip
-        process.start()
+        with interrupts.held():  # (it ignores Ctrl-C once it runs: worker_main)
+            process.start()
         ready_w.close()
         return _Worker(index, process, ready_r)
 
@@ -248,7 +251,7 @@ def worker_main(
     # next: otherwise the first worker awake takes every connection waiting
     os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     # Ctrl-C reaches every process of the terminal's group: the parent stops the workers
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.ignore()
     made: list[Server] = []
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -277,7 +280,10 @@ def _server(
     s3_sock: socket.socket | None,
     auth_epoch: SharedCounter,
 ) -> Server:
-    api = Api(open_store(store_config(plan.address, plan.overrides)), auth_epoch=auth_epoch)
+    api = Api(
+        open_store(store_config(plan.address, plan.overrides)), auth_epoch=auth_epoch,
+        gateways=JobGatewayFactory(),
+    )  # fmt: skip
     try:
         return Server(
             api, run_worker=plan.run_worker and index == 0,

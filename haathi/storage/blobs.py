@@ -9,6 +9,7 @@ read re-hashes the blob: corrupt data raises :class:`Corrupt` naming the blob, n
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import threading
 import time
@@ -26,7 +27,7 @@ import zstandard
 from haathi.errors import Corrupt, NotFound, StorageError
 from haathi.storage import chunker as chunking
 from haathi.storage.cache import BlobCache
-from haathi.storage.objects import ObjectStore
+from haathi.storage.objects import LocalObjectStore, ObjectStore, OpenObject, check_length
 from haathi.storage.readahead import ReadAhead, RunReader
 
 RAW = 0
@@ -38,6 +39,7 @@ CHECK_BATCH_BYTES = 4 * 1024 * 1024
 CHECK_BATCH_COUNT = 2048
 ZSTD_LEVEL = 1
 LOCATE_BATCH = 2048  # blobs located in one query at most by a long read (iter_blobs)
+RANGE_MIN = 64 * 1024  # a smaller blob is sent as bytes (iter_stored)
 KNOWN_KEPT = 65536  # digests a writer remembers finding indexed (duplicates cost no lookup)
 
 
@@ -51,6 +53,31 @@ class BlobLocation:
     length: int
     raw_length: int
     codec: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRange:
+    """``length`` bytes at ``offset`` of a pack open in ``pack``, verified: bytes of a blob
+    stored raw in a local pack, hashed when they were read. A server sends them from the file
+    (``os.sendfile``) instead of through memory. The bytes it sends are the bytes checked:
+    a pack is never changed once written (a repair or a test replaces the whole file, and
+    ``pack`` stays open on the one that was read; gc deletes whole files); only a write into
+    the file in place, behind haathi's back, could change them in between."""
+
+    pack: OpenObject
+    offset: int
+    length: int
+
+    def then(self, after: StoredRange) -> StoredRange | None:
+        """These bytes and ``after`` as one range, if ``after`` follows them in the pack."""
+        if after.pack is not self.pack or after.offset != self.offset + self.length:
+            return None
+        return StoredRange(self.pack, self.offset, self.length + after.length)
+
+    def part(self, skip: int, n: int) -> StoredRange:
+        """Bytes ``[skip, skip + n)`` of these, cut to the ones there are (as a slice)."""
+        start = min(max(skip, 0), self.length)
+        return StoredRange(self.pack, self.offset + start, min(max(n, 0), self.length - start))
 
 
 class BlobIndex(Protocol):
@@ -182,14 +209,24 @@ class BlobWriter:
                 return digest
         codec, payload = encode(data)
         with self._lock:
-            if self._has_locked(digest):
-                return digest
-            self._pending_digests.add(digest)
-            self._pending.append((digest, codec, payload, len(data)))
-            self._pending_bytes += len(payload)
-            if self._pending_bytes >= CHECK_BATCH_BYTES or len(self._pending) >= CHECK_BATCH_COUNT:
-                self._drain_locked()
+            self._add_locked(digest, codec, payload, len(data))
         return digest
+
+    def put_encoded(self, digest: bytes, codec: int, payload: bytes, raw_length: int) -> bytes:
+        """Add one blob already hashed and encoded (by :mod:`haathi.storage.encoder`)."""
+        with self._lock:
+            self._referenced += digest
+            self._add_locked(digest, codec, payload, raw_length)
+        return digest
+
+    def _add_locked(self, digest: bytes, codec: int, payload: bytes, raw_length: int) -> None:
+        if self._has_locked(digest):
+            return
+        self._pending_digests.add(digest)
+        self._pending.append((digest, codec, payload, raw_length))
+        self._pending_bytes += len(payload)
+        if self._pending_bytes >= CHECK_BATCH_BYTES or len(self._pending) >= CHECK_BATCH_COUNT:
+            self._drain_locked()
 
     @property
     def referenced(self) -> frozenset[bytes]:
@@ -354,22 +391,53 @@ class BlobStore:
                 payload = self.objects.get_range(pack_key(loc.pack), loc.offset, loc.length)
             data = decode(loc.codec, payload, loc.raw_length)
         except NotFound as exc:
-            raise Corrupt(
-                f"blob {loc.digest.hex()} is unreadable: {exc}", blob=loc.digest.hex()
-            ) from exc
+            raise _unreadable(loc, exc) from exc
         except zstandard.ZstdError as exc:
             raise Corrupt(
                 f"blob {loc.digest.hex()} in pack {loc.pack} is corrupt: {exc}",
                 blob=loc.digest.hex(),
                 pack=loc.pack,
             ) from exc
-        if len(data) != loc.raw_length or digest_of(data) != loc.digest:
-            raise Corrupt(
-                f"blob {loc.digest.hex()} in pack {loc.pack} is corrupt: hash mismatch",
-                blob=loc.digest.hex(),
-                pack=loc.pack,
-            )
+        _check_digest(loc, data)
         return payload, data
+
+    def iter_stored(
+        self, digests: Iterable[bytes], *, batch: int = 256, keep: bool = False
+    ) -> Iterator[bytes | StoredRange]:
+        """As :meth:`iter_blobs`, but on a local store a blob stored raw, of
+        :data:`RANGE_MIN` bytes or more, comes as the :class:`StoredRange` of its bytes in its
+        pack: read into one buffer reused for every blob and verified there, for a server to
+        send from the file (no copy through memory, no allocation per blob). Every other blob
+        comes as its bytes."""
+        objects = self.objects
+        if not isinstance(objects, LocalObjectStore):
+            yield from self.iter_blobs(digests, batch=batch, keep=keep)
+            return
+        buf = bytearray()
+        pack: OpenObject | None = None
+        for chunk in _batched(digests, batch, max(batch, LOCATE_BATCH)):
+            for loc in self._located(chunk):
+                if loc.codec != RAW or loc.length < RANGE_MIN or self._cached(loc.digest):
+                    yield self.read_location(loc, keep=keep)
+                    continue
+                key = pack_key(loc.pack)
+                try:
+                    if pack is None or pack.key != key:
+                        pack = objects.open(key)
+                    if len(buf) < loc.length:
+                        buf = bytearray(loc.length)
+                    view = memoryview(buf)[: loc.length]
+                    try:
+                        got = os.preadv(pack.fd, [view], loc.offset)
+                    except OSError as exc:
+                        raise StorageError(
+                            f"cannot read object {key}: {exc.strerror or exc}"
+                        ) from exc
+                    check_length(key, loc.offset, loc.length, view[:got])
+                except NotFound as exc:
+                    raise _unreadable(loc, exc) from exc
+                _check_digest(loc, view)
+                yield StoredRange(pack, loc.offset, loc.length)
 
     def locate(self, digests: Sequence[bytes]) -> dict[bytes, BlobLocation]:
         """Locations of ``digests``; Corrupt if any is missing from the index."""
@@ -435,6 +503,20 @@ class BlobStore:
 
     def _cached(self, digest: bytes) -> bool:
         return self.cache is not None and self.cache.has(digest)
+
+
+def _unreadable(loc: BlobLocation, exc: NotFound) -> Corrupt:
+    return Corrupt(f"blob {loc.digest.hex()} is unreadable: {exc}", blob=loc.digest.hex())
+
+
+def _check_digest(loc: BlobLocation, data: bytes | memoryview) -> None:
+    """Corrupt unless ``data`` are the blob's bytes."""
+    if len(data) != loc.raw_length or digest_of(data) != loc.digest:
+        raise Corrupt(
+            f"blob {loc.digest.hex()} in pack {loc.pack} is corrupt: hash mismatch",
+            blob=loc.digest.hex(),
+            pack=loc.pack,
+        )
 
 
 def _batched(items: Iterable[bytes], first: int, most: int) -> Iterator[list[bytes]]:

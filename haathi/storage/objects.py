@@ -17,6 +17,7 @@ suite against each):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -28,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from haathi.errors import InvalidArgument, NotFound, StorageError
 
@@ -64,7 +65,10 @@ class ObjectStore(Protocol):
     def close(self) -> None: ...
 
 
-def check_length(key: str, offset: int, length: int, data: bytes) -> bytes:
+Read = TypeVar("Read", bytes, memoryview)
+
+
+def check_length(key: str, offset: int, length: int, data: Read) -> Read:
     """``data`` if it is the ``length`` bytes asked for, else NotFound naming the truncation."""
     if len(data) != length:
         raise NotFound(
@@ -100,6 +104,25 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class OpenObject:
+    """An object of a :class:`LocalObjectStore` open for reading as a file of its own (``fd``),
+    for reads its holders make themselves (``os.preadv``, ``os.sendfile``); closed once
+    nothing refers to it any more, so that a holder never meets its descriptor closed or
+    reused under it."""
+
+    __slots__ = ("fd", "key")
+
+    def __init__(self, fd: int, key: str) -> None:
+        self.fd, self.key = fd, key
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # also at the interpreter's exit
+            os.close(self.fd)
 
 
 class LocalObjectStore:
@@ -171,6 +194,15 @@ class LocalObjectStore:
             _, old = self._handles.popitem(last=False)
             old.close()
         return fh
+
+    def open(self, key: str) -> OpenObject:
+        """Object ``key`` open for reading on a descriptor of its own (NotFound if absent)."""
+        try:
+            return OpenObject(os.open(self._path(key), os.O_RDONLY), key)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(f"object {key} is missing from the object store") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot open object {key}: {exc.strerror or exc}") from exc
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         with self._lock:

@@ -37,10 +37,14 @@ MAX_PLANNED = 16384
 class ReadAhead:
     """How a stream of blob reads runs ahead of its reader: ``concurrency`` ranged reads in
     flight (1: each run is read when first needed, in the reader's thread), while the runs
-    fetched and not yet consumed hold less than ``window`` bytes."""
+    fetched and not yet consumed hold less than ``window`` bytes; blobs of ``alone`` bytes
+    or more each read by itself."""
 
     concurrency: int = 1
     window: int = 32 * 1024 * 1024
+    # a blob of at least this many bytes is read on its own, never in a run with others (a
+    # blob of a run is copied out of its bytes: on a local disk a read costs less than that)
+    alone: int | None = None
 
 
 class Located(Protocol):
@@ -84,8 +88,11 @@ class _Failed:
         self.error = error
 
 
-def _plan_runs(batch: Sequence[T], skip: Callable[[T], bool] | None) -> list[_Run | None]:
-    """The run each blob of ``batch`` is read in (None: skipped, the reader reads it)."""
+def _plan_runs(
+    batch: Sequence[T], skip: Callable[[T], bool] | None, alone: int | None = None
+) -> list[_Run | None]:
+    """The run each blob of ``batch`` is read in (None: skipped, the reader reads it); a blob
+    of ``alone`` bytes or more in a run of its own."""
     wanted = [i for i, loc in enumerate(batch) if skip is None or not skip(loc)]
     wanted.sort(key=lambda i: (batch[i].pack, batch[i].offset))
     runs: list[_Run | None] = [None] * len(batch)
@@ -93,8 +100,10 @@ def _plan_runs(batch: Sequence[T], skip: Callable[[T], bool] | None) -> list[_Ru
     for i in wanted:
         loc = batch[i]
         end = loc.offset + loc.length
+        own = alone is not None and loc.length >= alone
         if (
             run is None
+            or own
             or loc.pack != run.pack
             or loc.offset - run.end > RUN_GAP
             or max(run.end, end) - run.offset > RUN_BYTES
@@ -104,6 +113,8 @@ def _plan_runs(batch: Sequence[T], skip: Callable[[T], bool] | None) -> list[_Ru
             run.end = end
         run.pending += 1
         runs[i] = run
+        if own:
+            run = None  # nothing joins it: read whole, its bytes are the blob's, not copied
     return runs
 
 
@@ -177,7 +188,7 @@ class RunReader(Generic[T]):
         if batch is None:
             self._exhausted = True
             return False
-        runs = _plan_runs(batch, self._skip)
+        runs = _plan_runs(batch, self._skip, self._policy.alone)
         for run in runs:  # in order of first need
             if run is not None and not run.queued:
                 run.queued = True

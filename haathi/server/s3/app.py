@@ -20,8 +20,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from haathi.errors import HaathiError
 from haathi.server.s3 import xml
 from haathi.server.s3.body import unread_body
-from haathi.server.s3.buckets import parse_bucket
-from haathi.server.s3.callers import authenticate
 from haathi.server.s3.errors import s3_code, s3_error
 from haathi.server.s3.gateway import Call, Gateway
 from haathi.server.s3.routing import handler
@@ -92,9 +90,9 @@ async def _answer(
         raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
         raw_query = scope.get("query_string", b"").decode("latin-1")
         access = await run_in_threadpool(
-            authenticate, gateway.api, request.method, raw_path, raw_query, headers
+            gateway.backend.authenticate, request.method, raw_path, raw_query, headers
         )
-        bucket = parse_bucket(bucket_name) if bucket_name else None
+        bucket = access.buckets.bucket(bucket_name) if bucket_name else None
         call = Call(gateway, access, request, bucket, key)
         return await handler(call)(call)
     except HaathiError as exc:

@@ -1,5 +1,8 @@
-"""Buckets: ``branch.repo`` (read-write: a branch) and ``commit.branch.repo`` (read-only: one
-commit), as in Pachyderm's S3 gateway; and object keys as haathi paths."""
+"""Buckets: ``[commit.][branch.]repo[.project]`` as in Pachyderm's S3 gateway (read-write: a
+branch; read-only with a commit ID first: one commit); and object keys as haathi paths.
+
+``repo`` alone is its ``master``; a repo of another project than ``default`` needs the branch
+too (``branch.repo.project``): two parts are always ``branch.repo``."""
 
 from __future__ import annotations
 
@@ -8,22 +11,31 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from haathi.api import Api
-from haathi.errors import AlreadyExists, HaathiError, InvalidArgument, NotFound
+from haathi.errors import AlreadyExists, HaathiError, InvalidArgument, NotFound, PermissionDenied
 from haathi.models import paths
-from haathi.models.ids import is_commit_id, validate_branch_name, validate_repo_name
+from haathi.models.ids import (
+    DEFAULT_PROJECT,
+    is_commit_id,
+    repo_key,
+    split_key,
+    validate_branch_name,
+)
 from haathi.models.refspec import CommitSpec, FileSpec
 from haathi.server.s3.errors import s3_error
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    repo: str
+    repo: str  # the repo's key (project/name)
     branch: str
     commit: str | None = None  # a commit bucket: read-only
 
     @property
     def name(self) -> str:
-        base = f"{self.branch}.{self.repo}"
+        project, repo = split_key(self.repo)
+        base = f"{self.branch}.{repo}"
+        if project != DEFAULT_PROJECT:
+            base = f"{base}.{project}"
         return base if self.commit is None else f"{self.commit}.{base}"
 
     @property
@@ -38,23 +50,30 @@ class Bucket:
         if not self.writable:
             raise s3_error(
                 "AccessDenied", f"bucket {self.name} is a commit and read-only: write to "
-                f"{self.branch}.{self.repo}",
+                f"{Bucket(self.repo, self.branch).name}",
             )  # fmt: skip
 
 
 def parse_bucket(name: str) -> Bucket:
-    """``branch.repo`` or ``commit.branch.repo`` (the commit: a full 32-hex-digit ID)."""
+    """``[commit.][branch.]repo[.project]`` (Pachyderm's ``bucketNameToCommit``): a full
+    32-hex-digit commit ID first makes a read-only commit bucket; then ``repo`` (its
+    ``master``), ``branch.repo`` or ``branch.repo.project``."""
     parts = name.split(".")
+    commit = parts.pop(0) if parts and is_commit_id(parts[0]) else None
     try:
+        if len(parts) == 1:
+            return Bucket(repo_key(DEFAULT_PROJECT, parts[0]), "master", commit)
         if len(parts) == 2:
-            return Bucket(validate_repo_name(parts[1]), validate_branch_name(parts[0]))
-        if len(parts) == 3 and is_commit_id(parts[0]):
-            return Bucket(validate_repo_name(parts[2]), validate_branch_name(parts[1]), parts[0])
+            return Bucket(
+                repo_key(DEFAULT_PROJECT, parts[1]), validate_branch_name(parts[0]), commit
+            )
+        if len(parts) == 3:
+            return Bucket(repo_key(parts[2], parts[1]), validate_branch_name(parts[0]), commit)
     except InvalidArgument as exc:
         raise s3_error("InvalidBucketName", f"invalid bucket {name!r}: {exc}") from exc
     raise s3_error(
-        "InvalidBucketName", f"invalid bucket {name!r}: buckets are BRANCH.REPO (read-write) or "
-        "COMMIT_ID.BRANCH.REPO (read-only)",
+        "InvalidBucketName", f"invalid bucket {name!r}: buckets are [BRANCH.]REPO or "
+        "BRANCH.REPO.PROJECT (read-write), or those after a commit ID (read-only)",
     )  # fmt: skip
 
 
@@ -90,13 +109,14 @@ def open_bucket(api: Api, bucket: Bucket) -> Snapshot:
 
 
 def list_buckets(api: Api) -> list[tuple[str, datetime]]:
-    """(name, created) of a bucket per branch of every repo the caller can read, by name."""
+    """(name, created) of a bucket per branch of every repo the caller can read (in every
+    project), by name."""
     out = []
     for repo in api.list_repo():
         try:
-            out += [(f"{b.name}.{repo.name}", b.created) for b in api.list_branch(repo.name)]
-        except NotFound:
-            continue  # deleted meanwhile
+            out += [(Bucket(repo.name, b.name).name, b.created) for b in api.list_branch(repo.name)]
+        except (NotFound, PermissionDenied):
+            continue  # deleted meanwhile, or listed to a project's viewer who may not read it
     return sorted(out)
 
 

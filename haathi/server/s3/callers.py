@@ -1,4 +1,4 @@
-"""Who an S3 request acts as.
+"""Who an S3 request to ``haathi serve``'s gateway acts as (:class:`RepoBackend`).
 
 With auth off every request acts through the server's Api and signatures are not checked.
 With auth on, as in Pachyderm's S3 gateway, a user's haathi token is both their access key ID
@@ -10,29 +10,27 @@ for that caller, whose operations check the caller's roles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from haathi.api import Api
 from haathi.errors import Unauthenticated
-from haathi.models.auth import Caller, Permission
 from haathi.server.s3 import sigv4
+from haathi.server.s3.backend import Access
 from haathi.server.s3.errors import s3_error
+from haathi.server.s3.repo_buckets import RepoBuckets
 
 
-def authorize_write(api: Api, repo: str) -> None:
-    """Refuse (PermissionDenied) before a body is received, unless the caller may write
-    ``repo`` (the write itself checks again)."""
-    api.authorize(Permission.WRITE, repo)
+class RepoBackend:
+    """The buckets of every repo, as each request's caller may use them."""
 
+    def __init__(self, api: Api) -> None:
+        self.api = api
 
-@dataclass(frozen=True)
-class Access:
-    """The Api a request acts through, who it acts as (None with auth off), and the signature
-    chain of its aws-chunked body (when signed and auth is on)."""
+    def authenticate(
+        self, method: str, raw_path: str, raw_query: str, headers: sigv4.Headers
+    ) -> Access:
+        return authenticate(self.api, method, raw_path, raw_query, headers)
 
-    api: Api
-    caller: Caller | None = None
-    chain: sigv4.ChunkChain | None = None
+    def close(self) -> None:
+        pass  # the server closes its Api
 
 
 def authenticate(
@@ -40,7 +38,7 @@ def authenticate(
 ) -> Access:
     """The request's :class:`Access`, or an S3 error refusing it."""
     if not api.auth_active():
-        return Access(api)
+        return Access(RepoBuckets(api))
     signed = sigv4.parse(headers, raw_query)
     if signed is None:
         raise s3_error(
@@ -60,4 +58,4 @@ def authenticate(
         if signed.payload_hash in (sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER)
         else None
     )
-    return Access(api.as_caller(caller), caller, chain)
+    return Access(RepoBuckets(api.as_caller(caller)), caller, chain)

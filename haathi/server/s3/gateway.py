@@ -4,37 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from haathi.api import Api
-from haathi.server.s3.buckets import Bucket, Snapshot, open_bucket
-from haathi.server.s3.callers import Access
+from haathi.server.s3.backend import Access, Backend, BucketRef, Buckets, View
 from haathi.server.s3.multipart import UploadLimits, Uploads
 
 T = TypeVar("T")
 
 
 class Gateway:
-    """The S3 gateway of one server: its Api, its upload limit and the multipart uploads in
-    progress."""
+    """An S3 gateway: its buckets (``backend``), its upload limit and the multipart uploads
+    in progress (spooled under ``spool_root``, else the system's temporary directory)."""
 
     def __init__(
         self,
-        api: Api,
+        backend: Backend,
         *,
         max_upload_bytes: int | None = None,
         upload_limits: UploadLimits | None = None,
+        spool_root: Path | None = None,
     ) -> None:
-        self.api = api
+        self.backend = backend
         self.max_upload_bytes = max_upload_bytes
-        self.uploads = Uploads(upload_limits)
+        self.uploads = Uploads(upload_limits, spool_root)
 
     def close(self) -> None:
         """Drop multipart uploads in progress and their spooled parts."""
         self.uploads.close()
+        self.backend.close()
 
 
 @dataclass
@@ -44,19 +45,19 @@ class Call:
     gateway: Gateway
     access: Access
     request: Request
-    bucket: Bucket | None = None
+    bucket: BucketRef | None = None
     key: str | None = None
 
     @property
-    def api(self) -> Api:
-        return self.access.api
+    def buckets(self) -> Buckets:
+        return self.access.buckets
 
     async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """``fn(*args, **kw)`` on a worker thread (the Api blocks)."""
         return await run_in_threadpool(fn, *args, **kw)
 
     @property
-    def the_bucket(self) -> Bucket:
+    def the_bucket(self) -> BucketRef:
         assert self.bucket is not None
         return self.bucket
 
@@ -65,5 +66,5 @@ class Call:
         assert self.key is not None
         return self.key
 
-    async def snapshot(self) -> Snapshot:
-        return await self.run(open_bucket, self.api, self.the_bucket)
+    async def snapshot(self) -> View:
+        return await self.run(self.buckets.open, self.the_bucket)

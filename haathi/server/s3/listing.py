@@ -19,12 +19,11 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from haathi.api import Api
-from haathi.errors import InvalidArgument, NotFound
+from haathi.errors import InvalidArgument
 from haathi.models import paths
 from haathi.models.info import FileInfo
 from haathi.server.s3 import xml
-from haathi.server.s3.buckets import Snapshot
+from haathi.server.s3.backend import Buckets, View
 from haathi.server.s3.errors import s3_error
 from haathi.server.s3.gateway import Call
 from haathi.server.s3.responses import etag, xml_response
@@ -79,24 +78,19 @@ def _past(prefix: str) -> str:
 
 
 def _entries(
-    api: Api, snapshot: Snapshot, prefix: str, delimiter: str, after: str, batch: int
+    buckets: Buckets, view: View, prefix: str, delimiter: str, after: str, batch: int
 ) -> Iterator[Entry]:
-    """The snapshot's keys under ``prefix`` after ``after``, in order, rolled up at the
+    """The view's keys under ``prefix`` after ``after``, in order, rolled up at the
     delimiter. Files are walked in batches from a seek; past a common prefix the walk seeks
     again, so a page costs its own keys and prefixes, not the keys before it or under them."""
-    if snapshot.commit is None:
-        return
     directory = prefix[: prefix.rfind("/") + 1]
     try:
-        spec = snapshot.spec(paths.normalize("/" + directory))
+        under = paths.normalize("/" + directory)
     except InvalidArgument:
         return  # a prefix no key can have: nothing under it
     start = max(prefix, after + "\x00") if after else prefix
     while True:
-        try:
-            files = api.walk_file(spec, start="/" + start, limit=batch)
-        except NotFound:
-            return  # no such directory
+        files = buckets.walk(view, under, "/" + start, batch)
         for info in files:
             key = info.path[1:]
             if not key.startswith(prefix):
@@ -115,10 +109,10 @@ def _entries(
 
 
 def list_objects(
-    api: Api, snapshot: Snapshot, *, prefix: str, delimiter: str, after: str, max_keys: int
+    buckets: Buckets, view: View, *, prefix: str, delimiter: str, after: str, max_keys: int
 ) -> Page:
     return paginate(
-        _entries(api, snapshot, prefix, delimiter, after, batch=min(max_keys, MAX_KEYS) + 1),
+        _entries(buckets, view, prefix, delimiter, after, batch=min(max_keys, MAX_KEYS) + 1),
         prefix=prefix, delimiter=delimiter, after=after, max_keys=max_keys,
     )  # fmt: skip
 
@@ -177,7 +171,7 @@ async def list_objects_v2(call: Call) -> Response:
     after = decode_token(token) if token is not None else start_after
     most = max_keys(query.get("max-keys"))
     enc = _encoder(query.get("encoding-type"))
-    page = await call.run(list_objects, call.api, snapshot, prefix=prefix,
+    page = await call.run(list_objects, call.buckets, snapshot, prefix=prefix,
                           delimiter=delimiter, after=after, max_keys=most)  # fmt: skip
     body = xml.document("ListBucketResult", {
         "Name": snapshot.bucket.name, "Prefix": enc(prefix),
@@ -201,7 +195,7 @@ async def list_objects_v1(call: Call) -> Response:
     marker = query.get("marker", "")
     most = max_keys(query.get("max-keys"))
     enc = _encoder(query.get("encoding-type"))
-    page = await call.run(list_objects, call.api, snapshot, prefix=prefix,
+    page = await call.run(list_objects, call.buckets, snapshot, prefix=prefix,
                           delimiter=delimiter, after=marker, max_keys=most)  # fmt: skip
     body = xml.document("ListBucketResult", {
         "Name": snapshot.bucket.name, "Prefix": enc(prefix), "Marker": enc(marker),

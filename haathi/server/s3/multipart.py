@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from haathi.models.auth import Caller
-from haathi.server.s3.buckets import Bucket
+from haathi.server.s3.backend import BucketRef
 from haathi.server.s3.errors import s3_error
 
 MAX_PART_NUMBER = 10000
@@ -55,7 +55,7 @@ class Part:
 @dataclass
 class Upload:
     id: str
-    bucket: Bucket
+    bucket: BucketRef
     key: str
     path: str
     owner: Caller | None  # who started it (None with auth off): only they may add to it
@@ -81,9 +81,9 @@ def part_number(text: str | None) -> int:
 class Uploads:
     """The multipart uploads of one gateway (thread-safe)."""
 
-    def __init__(self, limits: UploadLimits | None = None) -> None:
+    def __init__(self, limits: UploadLimits | None = None, root: Path | None = None) -> None:
         self.limits = limits or UploadLimits()
-        self.root = Path(tempfile.mkdtemp(prefix="haathi-s3-uploads-"))
+        self.root = Path(tempfile.mkdtemp(prefix="haathi-s3-uploads-", dir=root))
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
         self._spooled = 0  # bytes of the parts of every upload
@@ -116,7 +116,7 @@ class Uploads:
         self._spooled -= sum(p.size for p in upload.parts.values())
         return True
 
-    def create(self, bucket: Bucket, key: str, path: str, owner: Caller | None) -> Upload:
+    def create(self, bucket: BucketRef, key: str, path: str, owner: Caller | None) -> Upload:
         upload_id = uuid.uuid4().hex
         limits = self.limits
         self._expire()
@@ -134,7 +134,7 @@ class Uploads:
             self._uploads[upload_id] = upload
         return upload
 
-    def get(self, upload_id: str, bucket: Bucket, key: str, owner: Caller | None) -> Upload:
+    def get(self, upload_id: str, bucket: BucketRef, key: str, owner: Caller | None) -> Upload:
         self._expire()
         with self._lock:
             upload = self._uploads.get(upload_id)
@@ -147,7 +147,7 @@ class Uploads:
             raise s3_error("AccessDenied", f"multipart upload {upload_id} is someone else's")
         return upload
 
-    def of_bucket(self, bucket: Bucket) -> list[Upload]:
+    def of_bucket(self, bucket: BucketRef) -> list[Upload]:
         self._expire()
         with self._lock:
             found = [u for u in self._uploads.values() if u.bucket == bucket and not u.completing]

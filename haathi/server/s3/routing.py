@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 
 from haathi.server.s3 import listing, objects, uploads, xml
-from haathi.server.s3.buckets import create_bucket, list_buckets
 from haathi.server.s3.errors import s3_error
 from haathi.server.s3.gateway import Call
 from haathi.server.s3.responses import xml_response
@@ -27,7 +26,7 @@ UNSUPPORTED = frozenset({
 
 
 async def _list_buckets(call: Call) -> Response:
-    found = await call.run(list_buckets, call.api)
+    found = await call.run(call.buckets.list_buckets)
     body = xml.document("ListAllMyBucketsResult", {
         "Owner": {"ID": "haathi", "DisplayName": "haathi"},
         "Buckets": {"Bucket": [{"Name": n, "CreationDate": c} for n, c in found]},
@@ -41,7 +40,7 @@ async def _head_bucket(call: Call) -> Response:
 
 
 async def _create_bucket(call: Call) -> Response:
-    await call.run(create_bucket, call.api, call.the_bucket)
+    await call.run(call.buckets.create_bucket, call.the_bucket)
     return Response(status_code=200, headers={"Location": f"/{call.the_bucket.name}"})
 
 

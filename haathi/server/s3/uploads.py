@@ -4,20 +4,16 @@ and ListMultipartUploads."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import BinaryIO, cast
 
 from starlette.responses import Response
 
-from haathi.models.ops import PutOp
 from haathi.server.s3 import xml
 from haathi.server.s3.body import declared_size, receive, temporary_dir
 from haathi.server.s3.buckets import write_path
-from haathi.server.s3.callers import authorize_write
 from haathi.server.s3.errors import s3_error
 from haathi.server.s3.gateway import Call
 from haathi.server.s3.listing import max_keys
-from haathi.server.s3.multipart import Concatenated, Part, Upload, part_number
-from haathi.server.s3.objects import write
+from haathi.server.s3.multipart import Part, Upload, part_number
 from haathi.server.s3.responses import etag, xml_response
 
 
@@ -36,7 +32,7 @@ async def create_upload(call: Call) -> Response:
     bucket.require_writable()
     path = write_path(key)
     await call.snapshot()
-    await call.run(authorize_write, call.api, bucket.repo)
+    await call.run(call.buckets.authorize_write, bucket)
     upload = call.gateway.uploads.create(bucket, key, path, call.access.caller)
     body = xml.document("InitiateMultipartUploadResult",
                         {"Bucket": bucket.name, "Key": key, "UploadId": upload.id})  # fmt: skip
@@ -86,10 +82,8 @@ async def complete_upload(call: Call) -> Response:
         limit = call.gateway.max_upload_bytes
         if limit is not None and total > limit:
             raise _too_large(limit)
-        files = [p.file for p in parts]
-        op = PutOp(upload.path, lambda: cast(BinaryIO, Concatenated(files)), size_hint=total)
         info = await call.run(
-            write, call.api, bucket, [op], upload.path,
+            call.buckets.write, bucket, upload.path, [p.file for p in parts], total, None,
             f"CompleteMultipartUpload {key} ({len(parts)} parts)",
         )  # fmt: skip
     except BaseException:

@@ -1,4 +1,5 @@
-"""Cron schedules and Go durations, as Pachyderm's cron inputs and timeouts spell them.
+"""Cron schedules and Go durations, as Pachyderm's cron inputs, branch triggers and timeouts
+spell them.
 
 A schedule is ``@every <duration>``, a descriptor (``@hourly``, ``@daily``/``@midnight``,
 ``@weekly``, ``@monthly``, ``@yearly``/``@annually``), a standard 5-field cron expression, or
