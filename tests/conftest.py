@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -63,7 +64,7 @@ class Backends:
             self.s3 = SeaweedS3().start()
             self.s3.create_bucket(BUCKET)
         if self.pg is None:
-            self.pg = Postgres().start()
+            self.pg = Postgres(fsync=False).start()
         return self
 
     def stop(self) -> None:
@@ -71,6 +72,33 @@ class Backends:
             self.s3.stop()
         if self.pg is not None:
             self.pg.stop()
+
+
+def _run_temp(factory: pytest.TempPathFactory) -> Path:
+    """The temporary directory of the whole run, which pytest-xdist's test processes share
+    (each has its own directory in it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The daemonless runtime's unpack cache (``HAATHI_IMAGE_CACHE``) for the whole run: one
+    for all test processes (an unpack holds a lock: one process unpacks an image, the others
+    wait for it), never the user's own (``~/.cache``), removed when the run ends
+    (:func:`pytest_sessionfinish`). Tests that watch what is unpacked use their own."""
+    path = _run_temp(tmp_path_factory) / "image-cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HAATHI_IMAGE_CACHE", str(path))
+        yield path
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the run's own process, once every test process has ended: the unpacked images go
+    (the OpenCV image alone is 0.7 GB)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_run_temp(factory) / "image-cache", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

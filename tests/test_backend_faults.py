@@ -51,7 +51,7 @@ def s3() -> Iterator[SeaweedS3]:
 
 @pytest.fixture
 def pg() -> Iterator[Postgres]:
-    server = Postgres()
+    server = Postgres(fsync=False)
     try:
         server.start()
         yield server

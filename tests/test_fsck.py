@@ -142,7 +142,7 @@ def test_fsck_reports_a_damaged_sqlite_database(tmp_path: Path, table: str) -> N
 @pytest.fixture
 def own_pg() -> Iterator[Postgres]:
     """A PostgreSQL server of this test's own (it is stopped to damage its files)."""
-    server = Postgres()
+    server = Postgres(fsync=False)
     try:
         yield server.start()
     finally:

@@ -17,9 +17,9 @@
    digests.
 
 The images are ``tests/images.py``'s session fixtures. The daemonless runtime unpacks them into
-a cache private to this module (``HAATHI_IMAGE_CACHE``), so nothing here depends on what other
-tests unpacked before; the OpenCV image (0.7 GB) is unpacked once per test worker, which takes
-most of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
+the run's unpack cache (``shared_image_cache`` in ``tests/conftest.py``): the OpenCV image
+(0.7 GB) is unpacked once per run, by this module or by Pachyderm's examples, which takes most
+of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
 """
 
 from __future__ import annotations
@@ -51,25 +51,12 @@ TUTORIAL_IMAGES = {"edges": "pachyderm/opencv:1.0", "montage": "dpokidov/imagema
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This module's own unpack cache for the daemonless runtime, kept for the session and
-    deleted at its end (an unpacked OpenCV image is 0.7 GB). Session-scoped, like
-    ``tutorial``: a pytest-xdist worker runs this module's tests among others' and would tear
-    a module's fixtures down between them (each worker makes each at most once)."""
-    path = tmp_path_factory.mktemp("image-cache")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture(scope="module", autouse=True)
-def image_cache(unpacked: Path) -> Iterator[Path]:
-    """The module's tests use its unpack cache and, unless they name another, the daemonless
-    runtime."""
+def daemonless() -> Iterator[None]:
+    """The module's tests use the daemonless runtime unless they name another."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HAATHI_IMAGE_CACHE", str(unpacked))
         mp.setenv("HAATHI_RUNTIME", "bwrap")
-        yield unpacked
+        yield
 
 
 def files(client: Client, ref: str) -> dict[str, bytes]:
@@ -183,15 +170,13 @@ def tutorial_spec(pipeline: str, image: Image, out: Path) -> Path:
 def tutorial(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    unpacked: Path,
     opencv_image: Image,
     imagemagick_image: Image,
 ) -> Iterator[Tutorial]:
     """The tutorial's steps, through the CLI under the runtime given (``--runtime``); made
-    once per session (see ``unpacked``), for this module's tests only."""
-    with pytest.MonkeyPatch.context() as mp:  # while it is made: tests set their own
-        mp.setenv("HAATHI_IMAGE_CACHE", str(unpacked))
-        made = _tutorial(str(request.param), tmp_path_factory, opencv_image, imagemagick_image)
+    once per test process (session-scoped: a pytest-xdist worker runs this module's tests
+    among others', and would tear a module's fixtures down between them)."""
+    made = _tutorial(str(request.param), tmp_path_factory, opencv_image, imagemagick_image)
     yield made
     made.client.close()
 

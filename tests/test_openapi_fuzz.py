@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow  # schemathesis sends hundreds of requests
 # A few per operation in CI (the bugs found so far needed more: each has a regression test in
 # tests/test_server.py). To explore: HAATHI_FUZZ_EXAMPLES=200 HAATHI_FUZZ_SEED=<n> (and
 # HAATHI_FUZZ_COVERAGE=0 to skip schemathesis's coverage phase).
-EXAMPLES_PER_OPERATION = int(os.environ.get("HAATHI_FUZZ_EXAMPLES", "6"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("HAATHI_FUZZ_EXAMPLES", "4"))
 SEED = int(os.environ.get("HAATHI_FUZZ_SEED", "6"))
 COVERAGE = os.environ.get("HAATHI_FUZZ_COVERAGE", "1") == "1"
 

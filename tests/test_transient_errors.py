@@ -29,7 +29,7 @@ from loopback.servers import Postgres, free_port
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Postgres]:
-    server = Postgres().start()
+    server = Postgres(fsync=False).start()
     yield server
     server.stop()
 

@@ -138,7 +138,7 @@ FANOUTS = [
 ]
 
 PROPERTY = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
