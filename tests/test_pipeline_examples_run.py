@@ -10,8 +10,8 @@ A RUNS example's spec is read from its file and given to ``create pipeline`` unc
 ``transform.image``, swapped for an image built on this machine (``tests/images.py``; no
 registry is reachable). Where an example's code lives in its image, the local image carries it
 at the path the spec's ``cmd`` names: the example's own file where it runs as it is, else a
-script written from its source (each :class:`Run` says which). A spec with no image runs in the
-host sandbox, as it is. Its input data is made as the example's README or Makefile makes it,
+script written from its source (each :class:`Run` says which), and runs in podman
+(:func:`podman_runtime`). A spec with no image runs in the host sandbox, as it is. Its input data is made as the example's README or Makefile makes it,
 kept small; each group of related examples shares one store, built once and then only read by
 the tests, which check the content of the outputs, not only the jobs' states. The stores are
 session fixtures, as in test_images_tutorial: a pytest-xdist worker may run this module's tests
@@ -24,14 +24,15 @@ also runs in every shape.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickletools
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import pytest
 
@@ -57,6 +58,29 @@ from tests.test_images_tutorial import (
 )
 
 EXAMPLES = Path(__file__).parent / "data" / "pachyderm_examples"
+P = ParamSpec("P")
+
+
+def in_podman(build: Callable[P, Store]) -> Callable[P, Store]:
+    """A store fixture whose jobs run in podman (``HAATHI_RUNTIME``), as the module's own tests
+    do (:func:`podman_runtime`)."""
+
+    @functools.wraps(build)
+    def built(*args: P.args, **kwargs: P.kwargs) -> Store:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("HAATHI_RUNTIME", "podman")
+            return build(*args, **kwargs)
+
+    return built
+
+
+@pytest.fixture(autouse=True)
+def podman_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module's tests run their jobs in podman: it runs an image from its own storage,
+    where the daemonless runtime first unpacks it (0.1-0.7 GB, once per run here: the
+    examples' four images cost the suite 30 s); ``test_images_tutorial`` runs under both."""
+    monkeypatch.setenv("HAATHI_RUNTIME", "podman")
+
 
 pytestmark = pytest.mark.slow  # container images, and several DAGs per store
 
@@ -359,6 +383,7 @@ def run_retail(client: Client, examples_image: Image) -> dict[str, Image | None]
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def retail(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, examples_image: Image
 ) -> Store:
@@ -550,6 +575,7 @@ def word_counts(pages: dict[str, str]) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def word_count(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, examples_image: Image
 ) -> Store:
@@ -602,6 +628,7 @@ PRICING = {
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def shuffle(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, examples_image: Image
 ) -> Store:
@@ -643,6 +670,7 @@ OPENCV = [
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def opencv(
     stores: dict[str, Store],
     tmp_path_factory: pytest.TempPathFactory,
@@ -709,6 +737,7 @@ def test_each_projects_montage_shows_its_pictures_and_their_edges(opencv: Store)
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def global_id(
     stores: dict[str, Store],
     tmp_path_factory: pytest.TempPathFactory,
@@ -760,6 +789,7 @@ IRIS = EXAMPLES / "ml" / "iris" / "data"
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def iris(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, iris_image: Image
 ) -> Store:
@@ -809,6 +839,7 @@ def split_lines(text: str, count: int) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def hyperparameter(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, hyperparameter_image: Image
 ) -> Store:
@@ -886,6 +917,7 @@ def started_transaction(cli: Cli) -> str:
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def transactions(
     stores: dict[str, Store], tmp_path_factory: pytest.TempPathFactory, hyperparameter_image: Image
 ) -> Store:
@@ -993,6 +1025,7 @@ OTHER = Rectangle("9iIlokw", 6, 17, 25, 26)  # into images_dp_2, in the transact
 
 
 @pytest.fixture(scope="session")
+@in_podman
 def deferred(
     stores: dict[str, Store],
     tmp_path_factory: pytest.TempPathFactory,
