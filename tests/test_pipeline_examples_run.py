@@ -11,15 +11,15 @@ A RUNS example's spec is read from its file and given to ``create pipeline`` unc
 registry is reachable). Where an example's code lives in its image, the local image carries it
 at the path the spec's ``cmd`` names: the example's own file where it runs as it is, else a
 script written from its source (each :class:`Run` says which), and runs in podman
-(:func:`podman_runtime`). A spec with no image runs in the host sandbox, as it is. Its input data is made as the example's README or Makefile makes it,
-kept small; each group of related examples shares one store, built once and then only read by
-the tests, which check the content of the outputs, not only the jobs' states. The stores are
-session fixtures, as in test_images_tutorial: a pytest-xdist worker may run this module's tests
-among others', and would tear a module's fixtures down (and build them again) between them.
-The ``group`` lab pipelines and the ``opencv`` DAG are created through the CLI, the rest
-through the Client; the transactions and the deferred processing examples replay their
-README's command sequence through the CLI, transactions included. One example, the inner join,
-also runs in every shape.
+(:func:`podman_runtime`). A spec with no image runs in the host sandbox, as it is. Its input
+data is made as the example's README or Makefile makes it, kept small; each group of related
+examples shares one store, built once and then only read by the tests, which check the content
+of the outputs, not only the jobs' states. The stores are session fixtures, as in
+test_images_tutorial: a pytest-xdist worker may run this module's tests among others', and
+would tear a module's fixtures down (and build them again) between them. The ``group`` lab
+pipelines and the ``opencv`` DAG are created through the CLI, the rest through the Client; the
+transactions and the deferred processing examples replay their README's command sequence
+through the CLI, transactions included. One example, the inner join, also runs in every shape.
 """
 
 from __future__ import annotations
