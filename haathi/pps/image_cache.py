@@ -80,9 +80,7 @@ def _unpack_into(image: Image, root: Path) -> None:
     shutil.rmtree(entry, ignore_errors=True)  # a half-made one from a crash
     with tempfile.TemporaryDirectory(prefix=".unpack-", dir=root) as tmp:
         layout = f"oci:{tmp}/layout:image"
-        # the layout is unpacked at once and deleted: gzip level 1, not 6, where skopeo has to
-        # compress (umoci reads gzip layers only); a 0.7 GB image copies in 4.8 s, not 7.0 s
-        copied = skopeo("copy", "--quiet", "--dest-compress-level", "1", image.source, layout)
+        copied = skopeo("copy", "--quiet", *_compression(image.source), image.source, layout)
         if isinstance(copied, str):
             raise FailedPrecondition(f"cannot copy image {image.ref!r}: {copied}", image=image.ref)
         # The copy may re-encode the config (docker-archive to OCI): the same image has the
@@ -121,6 +119,16 @@ def _unpack_into(image: Image, root: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.rename(f"{done}.tmp", done)
+
+
+def _compression(source: str) -> tuple[str, ...]:
+    """skopeo's options for layers it has to compress (the layout is unpacked at once and
+    deleted): none for podman's storage, whose layers umoci reads as tar (a 0.7 GB image copies
+    and unpacks in 16 s of CPU, 21-24 s with gzip level 1); elsewhere gzip level 1, not 6 (an
+    archive's tar layers copied as they are keep a gzip media type: skopeo 1.9)."""
+    if source.startswith("containers-storage:"):
+        return ("--dest-oci-accept-uncompressed-layers",)
+    return ("--dest-compress-level", "1")
 
 
 def _layers_and_settings(config: bytes) -> tuple[Any, ImageConfig] | None:
