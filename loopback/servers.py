@@ -45,6 +45,10 @@ def free_port(*, plus: int = 0) -> int:
     raise RuntimeError("no free port")
 
 
+class Exited(RuntimeError):
+    """A server process ended while it was awaited: waiting longer is of no use."""
+
+
 def _wait(check: object, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -52,6 +56,8 @@ def _wait(check: object, what: str, timeout: float = 60.0) -> None:
         try:
             if check():  # type: ignore[operator]
                 return
+        except Exited:
+            raise
         except Exception as exc:
             last = exc
         time.sleep(0.2)
@@ -114,7 +120,20 @@ class SeaweedS3(_Daemon):
         return f"http://127.0.0.1:{self.s3_port}"
 
     def start(self) -> SeaweedS3:
-        ports = {k: free_port(plus=10000) for k in ("master", "volume", "filer", "s3")}
+        """Start on free ports; again on others, up to 3 times, if one of them (or its gRPC
+        port, 10,000 above it) was taken before the server bound it."""
+        for attempt in range(3):
+            try:
+                self._start({k: free_port(plus=10000) for k in ("master", "volume", "filer", "s3")})
+                return self
+            except Exited as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                shutil.rmtree(self.workdir / "data", ignore_errors=True)
+                (self.workdir / "weed.log").unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def _start(self, ports: dict[str, int]) -> None:
         self.s3_port = ports["s3"]
         config = self.workdir / "s3.json"
         config.write_text(
@@ -132,7 +151,6 @@ class SeaweedS3(_Daemon):
         )
         (self.workdir / "data").mkdir(exist_ok=True)
         self._launch(ports, config)
-        return self
 
     def _launch(self, ports: dict[str, int], config: Path) -> None:
         self._args = [
@@ -161,7 +179,7 @@ class SeaweedS3(_Daemon):
     def _ready(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"weed exited: {(self.workdir / 'weed.log').read_text()[-2000:]}")
+            raise Exited(f"weed exited: {(self.workdir / 'weed.log').read_text()[-2000:]}")
         bucket = f"ready-{uuid.uuid4().hex[:8]}"
         return self.create_bucket(bucket, check=False)
 
@@ -405,7 +423,7 @@ class Registry(_Daemon):
 
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(
+            raise Exited(
                 f"docker-registry exited: {(self.workdir / 'registry.log').read_text()[-2000:]}"
             )
         with urllib.request.urlopen(f"{self.url}/v2/", timeout=5) as resp:

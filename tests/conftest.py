@@ -129,11 +129,19 @@ def store(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """A new store directory on the test's backend pair (created, empty)."""
-    path = tmp_path / "store"
+    return new_store(tmp_path / "store", backend, request, monkeypatch)
+
+
+def new_store(
+    path: Path, backend: str, request: pytest.FixtureRequest, mp: pytest.MonkeyPatch
+) -> Path:
+    """A store at ``path`` on ``backend``: on ``s3pg`` created, with a database and a key
+    prefix of its own, and the S3 credentials set in the environment through ``mp``; on
+    ``local`` left to be created by its first user."""
     if backend == "s3pg":
         b = request.getfixturevalue("backends").start()
         for key, value in b.s3.env().items():
-            monkeypatch.setenv(key, value)
+            mp.setenv(key, value)
         c = haathi.init(
             str(path), db=b.pg.create_database(), s3_endpoint=b.s3.endpoint,
             objects=f"s3://{BUCKET}/{uuid.uuid4().hex}",

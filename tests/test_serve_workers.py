@@ -32,7 +32,7 @@ from haathi.client import Client
 from haathi.client.remote import RemoteApi
 from haathi.errors import Unauthenticated
 from haathi.models.info import JobState
-from tests.conftest import Cli
+from tests.conftest import Cli, new_store
 
 pytestmark = pytest.mark.slow
 both_backends = pytest.mark.every_backend  # where the database is what the workers share
@@ -131,10 +131,10 @@ def runner_pid(client: Client, pipeline: str, job: str) -> int:
     return int(client.inspect_job(f"{pipeline}@{job}").context["runner"].split(":")[1])
 
 
-def copy_spec(name: str, cmd: str) -> dict[str, object]:
+def copy_spec(name: str, cmd: str, repo: str = "in") -> dict[str, object]:
     return {
         "pipeline": {"name": name},
-        "input": {"pfs": {"repo": "in", "glob": "/*"}},
+        "input": {"pfs": {"repo": repo, "glob": "/*"}},
         "transform": {"cmd": ["sh", "-c", cmd]},
     }
 
@@ -142,99 +142,117 @@ def copy_spec(name: str, cmd: str) -> dict[str, object]:
 NO_SANDBOX = {"HAATHI_SANDBOX": "none"}  # so that user code may write a log outside /pfs
 
 
+@pytest.fixture(scope="module", params=["local", "s3pg"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend pair (conftest's), chosen per module here: :func:`shared` is made once
+    for each."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def shared(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One server (S3 gateway on, user code without a sandbox) for the tests that neither stop
+    it nor change how it runs, each in repos of its own: a server costs three cold processes
+    to start."""
+    with pytest.MonkeyPatch.context() as mp:
+        store = new_store(tmp_path_factory.mktemp("shared") / "store", backend, request, mp)
+        with serve(store, env=NO_SANDBOX) as srv:
+            yield srv
+
+
 @both_backends
-def test_concurrent_writers_through_both_workers_lose_no_write(store: Path) -> None:
+def test_concurrent_writers_through_both_workers_lose_no_write(shared: Served) -> None:
     """8 clients (4 on each worker) x 10 one-off commits to one branch: 80 commits, 80 files.
     Writers of one branch take turns (across processes: a lock on a byte of ``meta.db.locks``
     on SQLite, an advisory lock on PostgreSQL), and the branch head is compare-and-swapped."""
-    with serve(store, "--s3-bind", "none") as srv:
-        with haathi.connect(srv.url) as c:
-            c.create_repo("data")
-        clients = [pinned(srv.url, i % 2) for i in range(8)]
-        errors: list[BaseException] = []
+    with haathi.connect(shared.url) as c:
+        c.create_repo("writes")
+    clients = [pinned(shared.url, i % 2) for i in range(8)]
+    errors: list[BaseException] = []
 
-        def write(i: int) -> None:
-            try:
-                for n in range(10):
-                    clients[i].put_file(f"data@master:/w{i}/f{n}", f"{i} {n}".encode())
-            except BaseException as exc:
-                errors.append(exc)
+    def write(i: int) -> None:
+        try:
+            for n in range(10):
+                clients[i].put_file(f"writes@master:/w{i}/f{n}", f"{i} {n}".encode())
+        except BaseException as exc:
+            errors.append(exc)
 
-        threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
-        for i, c in enumerate(clients):
-            on_worker(c, i % 2)
-        with pinned(srv.url, 1) as c:
-            assert len(c.list_commit("data@master")) == 80
-            files = {
-                f.path: c.get_file(f"data@master:{f.path}") for f in c.walk_file("data@master:/")
-            }
-        assert files == {f"/w{i}/f{n}": f"{i} {n}".encode() for i in range(8) for n in range(10)}
-        for c in clients:
-            c.close()
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, c in enumerate(clients):
+        on_worker(c, i % 2)
+    with pinned(shared.url, 1) as c:
+        assert len(c.list_commit("writes@master")) == 80
+        files = {
+            f.path: c.get_file(f"writes@master:{f.path}") for f in c.walk_file("writes@master:/")
+        }
+    assert files == {f"/w{i}/f{n}": f"{i} {n}".encode() for i in range(8) for n in range(10)}
+    for c in clients:
+        c.close()
 
 
 def test_wait_commit_on_one_worker_returns_when_the_runner_in_the_other_finishes(
-    store: Path,
+    shared: Served,
 ) -> None:
     """A commit through worker 1 (whose client runs no jobs: worker 0's runner does), then
     ``wait commit`` through worker 1: it returns once the job has written its output."""
-    with serve(store, "--s3-bind", "none", env=NO_SANDBOX) as srv:
-        with pinned(srv.url, 1, run_jobs=False) as c:
-            c.create_repo("in")
-            c.create_pipeline(copy_spec("copy", "sleep 1; cp /pfs/in/* /pfs/out/"))
-            commit = c.put_file("in@master:/a.txt", b"hello")
-            t0 = time.monotonic()
-            done = c.wait_commit(commit)
-            waited = time.monotonic() - t0
-            assert {i.repo for i in done} == {"in", "copy"}
-            assert all(i.finished is not None and not i.error for i in done)
-            assert c.get_file(f"copy@{commit}:/a.txt") == b"hello"
-            assert 1.0 <= waited < 10.0
-            on_worker(c, 1)
-            ran_in = runner_pid(c, "copy", commit)
-        with pinned(srv.url, 0) as c0:
-            assert ran_in == served_by(c0)[1]
+    with pinned(shared.url, 1, run_jobs=False) as c:
+        c.create_repo("waited")
+        spec = copy_spec("waiting", "sleep 1; cp /pfs/waited/* /pfs/out/", repo="waited")
+        c.create_pipeline(spec)
+        commit = c.put_file("waited@master:/a.txt", b"hello")
+        t0 = time.monotonic()
+        done = c.wait_commit(commit)
+        waited = time.monotonic() - t0
+        assert {i.repo for i in done} == {"waited", "waiting"}
+        assert all(i.finished is not None and not i.error for i in done)
+        assert c.get_file(f"waiting@{commit}:/a.txt") == b"hello"
+        assert 1.0 <= waited < 10.0
+        on_worker(c, 1)
+        ran_in = runner_pid(c, "waiting", commit)
+    with pinned(shared.url, 0) as c0:
+        assert ran_in == served_by(c0)[1]
 
 
 @both_backends
-def test_jobs_run_once_per_commit_by_one_runner(store: Path, tmp_path: Path) -> None:
+def test_jobs_run_once_per_commit_by_one_runner(shared: Served, tmp_path: Path) -> None:
     """Commits through both workers at once, by clients that leave their jobs to the server
     and wait for each (through the other worker): every job runs in worker 0's runner (one
     runner: with one in each worker, they would take turns), and every datum exactly once."""
     log = tmp_path / "runs.log"
-    cmd = f'echo "$PACH_JOB_ID $in" >> {log}; cp /pfs/in/* /pfs/out/'
-    with serve(store, "--s3-bind", "none", env=NO_SANDBOX) as srv:
-        with haathi.connect(srv.url) as c:
-            c.create_repo("in")
-            c.create_pipeline(copy_spec("copy", cmd))
-        clients = [pinned(srv.url, i, run_jobs=False) for i in (0, 1)]
-        commits: list[str] = []
+    cmd = f'echo "$PACH_JOB_ID $once" >> {log}; cp /pfs/once/* /pfs/out/'
+    with haathi.connect(shared.url) as c:
+        c.create_repo("once")
+        c.create_pipeline(copy_spec("copied_once", cmd, repo="once"))
+    clients = [pinned(shared.url, i, run_jobs=False) for i in (0, 1)]
+    commits: list[str] = []
 
-        def write(w: int) -> None:
-            for n in range(5):
-                commit = clients[w].put_file(f"in@master:/w{w}-{n}", f"{w}.{n}".encode())
-                commits.append(commit)
-                clients[1 - w].wait_commit(commit, timeout=120)
+    def write(w: int) -> None:
+        for n in range(5):
+            commit = clients[w].put_file(f"once@master:/w{w}-{n}", f"{w}.{n}".encode())
+            commits.append(commit)
+            clients[1 - w].wait_commit(commit, timeout=120)
 
-        threads = [threading.Thread(target=write, args=(w,)) for w in (0, 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        jobs = {j.id: j for j in clients[1].list_job("copy")}  # and the pipeline's first
-        assert set(commits) <= set(jobs) and len(commits) == 10
-        assert all(j.state == JobState.SUCCESS for j in jobs.values())
-        runners = {runner_pid(clients[1], "copy", cid) for cid in commits}
-        assert runners == {served_by(clients[0])[1]}
-        files = [f.path for f in clients[1].walk_file("copy@master:/")]
-        assert sorted(files) == sorted(f"/w{w}-{n}" for w in (0, 1) for n in range(5))
-        for c in clients:
-            c.close()
+    threads = [threading.Thread(target=write, args=(w,)) for w in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    jobs = {j.id: j for j in clients[1].list_job("copied_once")}  # and the pipeline's first
+    assert set(commits) <= set(jobs) and len(commits) == 10
+    assert all(j.state == JobState.SUCCESS for j in jobs.values())
+    runners = {runner_pid(clients[1], "copied_once", cid) for cid in commits}
+    assert runners == {served_by(clients[0])[1]}
+    files = [f.path for f in clients[1].walk_file("copied_once@master:/")]
+    assert sorted(files) == sorted(f"/w{w}-{n}" for w in (0, 1) for n in range(5))
+    for c in clients:
+        c.close()
     runs = log.read_text().splitlines()
     # each job ran only the datum its commit added (the others were skipped)
     assert len(runs) == len(set(runs)) == 10, runs
@@ -264,17 +282,15 @@ def test_auth_applies_across_workers_at_once(store: Path) -> None:
             c.close()
 
 
-def test_the_s3_gateway_is_worker_0s(store: Path) -> None:
+def test_the_s3_gateway_is_worker_0s(shared: Served) -> None:
     """The S3 gateway's multipart uploads live in one process's memory: only worker 0 serves
     its port, so every part of an upload reaches the upload."""
-    with serve(store) as srv:
-        assert srv.s3_url is not None
-        with haathi.connect(srv.url) as c:
-            c.create_repo("data")
-            assert c.inspect_cluster()["s3_endpoint"] == srv.s3_url
-        for _ in range(10):
-            with httpx.Client() as fresh:  # a new connection each time
-                assert worker_of(fresh.get(srv.s3_url + "/"))[0] == 0
+    assert shared.s3_url is not None
+    with haathi.connect(shared.url) as c:
+        assert c.inspect_cluster()["s3_endpoint"] == shared.s3_url
+    for _ in range(10):
+        with httpx.Client() as fresh:  # a new connection each time
+            assert worker_of(fresh.get(shared.s3_url + "/"))[0] == 0
 
 
 def test_a_worker_that_dies_is_started_again(store: Path) -> None:
