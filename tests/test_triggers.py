@@ -312,6 +312,7 @@ def test_cron(client: Client) -> None:
         assert [j.id for j in client.list_job(pipeline="copy")] == [j for j, _ in jobs]
         second = put(client, "cron@staging:/file2", b"bar")
         wait_for(lambda: head(client, "cron@master") == second, what="the next tick")
+        wait_for(lambda: client.list_job(pipeline="copy")[0].id == second, what="its job")
         wait_for(lambda: client.list_job(pipeline="copy")[0].state == JobState.SUCCESS)
     assert client.get_file("copy@master:/file2") == b"bar"
 
