@@ -41,19 +41,24 @@ import pytest
 
 import haathi
 from haathi.client import Client
+from haathi.meta.database import Database
 from haathi.server.serve import Server
 from loopback.servers import Postgres, SeaweedS3
 from tests.images import busybox_image, imagemagick_image, opencv_image, python_image  # noqa: F401
 from tests.in_process import InProcessServer, run_cli
 
 BUCKET = "haathi-tests"
+SCHEMA_DB = "haathi_schema"
 # No command of the suite hands itself to a preloader or starts one (a background process
 # that would outlive the test); tests/test_preload.py turns it on for its own commands.
 os.environ["HAATHI_PRELOAD"] = "0"
 
 
 class Backends:
-    """SeaweedFS and PostgreSQL for this test worker, started on first use."""
+    """SeaweedFS and PostgreSQL for this test worker, started on first use. A store's database
+    is a copy of :data:`SCHEMA_DB`, which holds haathi's schema and nothing else: the
+    migrations run once per worker, not for every store (their own tests run them on empty
+    databases)."""
 
     def __init__(self) -> None:
         self.s3: SeaweedS3 | None = None
@@ -65,6 +70,9 @@ class Backends:
             self.s3.create_bucket(BUCKET)
         if self.pg is None:
             self.pg = Postgres(fsync=False).start()
+            schema = Database(self.pg.create_database(SCHEMA_DB))
+            schema.ensure_schema()
+            schema.dispose()  # (nobody may be connected to a database copied)
         return self
 
     def stop(self) -> None:
@@ -143,7 +151,7 @@ def new_store(
         for key, value in b.s3.env().items():
             mp.setenv(key, value)
         c = haathi.init(
-            str(path), db=b.pg.create_database(), s3_endpoint=b.s3.endpoint,
+            str(path), db=b.pg.create_database(template=SCHEMA_DB), s3_endpoint=b.s3.endpoint,
             objects=f"s3://{BUCKET}/{uuid.uuid4().hex}",
         )  # fmt: skip
         c.close()
