@@ -18,8 +18,8 @@
 
 The images are ``tests/images.py``'s session fixtures. The daemonless runtime unpacks them into
 the run's unpack cache (``shared_image_cache`` in ``tests/conftest.py``): the OpenCV image
-(0.7 GB) is unpacked once per run, by this module or by Pachyderm's examples, which takes most
-of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
+(0.7 GB) is unpacked once per run, here (Pachyderm's examples run it in podman), which takes
+most of its time. Tests that do not name a runtime use ``bwrap`` (``HAATHI_RUNTIME``).
 """
 
 from __future__ import annotations
