@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -49,15 +47,3 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
             driver.quit()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """``check()`` once it is true (polled every 50 ms), else AssertionError naming ``what``:
-    for what a page shows a moment after it loads, or after a live update."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)

@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 import haathi
-from loopback.browser import wait_for
 from loopback.servers import haathi_serve
+from loopback.waiting import wait_for
 
 pytestmark = pytest.mark.slow  # a browser and a server process: not in the fast loop
 
@@ -112,7 +112,9 @@ def test_sign_in_keeps_the_token_in_a_strict_http_only_cookie_and_sign_out_forge
     assert on_sign_in_page(browser)  # auth is on: nothing shows before signing in
     browser.find_element(By.ID, "token").send_keys("not-a-token")
     browser.find_element(By.ID, "sign-in").click()
-    assert "Not signed in: the token is not valid" in browser.find_element(By.ID, "problem").text
+    # the form's POST answers with the sign-in page again, and the URL stays: wait for the text
+    [problem] = wait_for(lambda: browser.find_elements(By.ID, "problem"), "the problem")
+    assert "Not signed in: the token is not valid" in problem.text
 
     sign_in(browser, site, site.alice)
     assert browser.current_url == site.url + "/"

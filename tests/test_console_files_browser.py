@@ -19,8 +19,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 import haathi
 from haathi.client.sources import bytes_op
-from loopback.browser import chromium, wait_for
+from loopback.browser import chromium
 from loopback.servers import haathi_serve
+from loopback.waiting import wait_for
 from tests import png
 
 pytestmark = pytest.mark.slow  # a browser and a server process: not in the fast loop

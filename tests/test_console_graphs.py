@@ -27,8 +27,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 import haathi
 from haathi.client import sources
 from haathi.console import urls
-from loopback.browser import wait_for
 from loopback.servers import haathi_serve
+from loopback.waiting import wait_for
 from tests.in_process import InProcessServer
 
 # a file name that would run script if a page put it into markup unescaped

@@ -22,8 +22,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 import haathi
-from loopback.browser import wait_for
 from loopback.servers import haathi_serve
+from loopback.waiting import wait_for
 from tests.test_console_browser import INJECTED, sign_in, text
 
 pytestmark = pytest.mark.slow  # a browser and a server process: not in the fast loop

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,21 +34,10 @@ import pytest
 
 import haathi
 from haathi.cli import launcher, preload
+from loopback.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_COMMIT = "f" * 32
-
-
-def wait_for(what: Callable[[], Any], timeout: float = 60.0, every: float = 0.05) -> Any:
-    """Poll until ``what()`` is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

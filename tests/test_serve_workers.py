@@ -32,6 +32,7 @@ from haathi.client import Client
 from haathi.client.remote import RemoteApi
 from haathi.errors import Unauthenticated
 from haathi.models.info import JobState
+from loopback.waiting import wait_for
 from tests.conftest import Cli, new_store
 
 pytestmark = pytest.mark.slow
@@ -319,6 +320,15 @@ def test_a_worker_that_dies_is_started_again(store: Path) -> None:
         assert not alive
 
 
+def sleeping_under(pid: int) -> list[psutil.Process]:
+    """Every process below ``pid`` once one of them is a ``sleep``, else nothing."""
+    below = psutil.Process(pid).children(recursive=True)
+    with contextlib.suppress(psutil.NoSuchProcess):  # one ended while we looked: look again
+        if any(p.name() == "sleep" for p in below):
+            return below
+    return []
+
+
 def test_sigterm_stops_every_worker_and_leaves_no_process(store: Path, tmp_path: Path) -> None:
     """SIGTERM while a datum runs: the workers stop (the job goes back to the queue), the
     server exits 0, and no process it started (workers, the datum's command) is left."""
@@ -332,8 +342,8 @@ def test_sigterm_stops_every_worker_and_leaves_no_process(store: Path, tmp_path:
         while not started.exists():
             assert time.monotonic() < deadline, "the datum never started"
             time.sleep(0.05)
-        everything = psutil.Process(srv.proc.pid).children(recursive=True)
-        assert any("sleep" in p.name() for p in everything)
+        # the shell starts `sleep` a moment after `touch`
+        everything = wait_for(lambda: sleeping_under(srv.proc.pid), "the datum's sleep")
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(timeout=60) == 0
         _, alive = psutil.wait_procs(everything, timeout=15)

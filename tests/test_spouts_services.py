@@ -26,7 +26,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import pytest
 import haathi
 from haathi.client import Client
 from haathi.models.info import JobState, PipelineInfo
+from loopback.waiting import wait_for
 from tests.conftest import Cli
 
 pytestmark = pytest.mark.slow  # (real worker processes, killed ones too)
@@ -149,18 +150,6 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     """kill -9 the worker (and whatever it started)."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-def wait_for(what: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """``what()`` once it is true (polled), else AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; last: {got!r}")
-        time.sleep(0.1)
 
 
 def pipeline(c: Client, name: str) -> PipelineInfo:

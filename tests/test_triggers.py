@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from haathi.errors import AlreadyExists, InvalidArgument, NotFound
 from haathi.meta.database import Database
 from haathi.models.info import JobState
 from haathi.models.trigger import Trigger
+from loopback.waiting import wait_for
 from tests.conftest import Cli
 from tests.in_process import InProcessServer
 from tests.test_store_identity import SINCE_0015
@@ -64,15 +65,6 @@ def commit(client: Client, branch: str, path: str, data: bytes) -> str:
     with client.start_commit(branch) as c:
         c.put_file(path, data)
     return c.id
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    """Poll ``cond`` (the machine is shared: timing-based waits are generous)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        time.sleep(0.2)
 
 
 @contextlib.contextmanager
