@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +36,9 @@ import pytest
 
 import haathi
 from haathi.client import Client
+from haathi.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from haathi.models.info import JobState, PipelineInfo
+from loopback.servers import haathi_serve
 from loopback.waiting import wait_for
 from tests.conftest import Cli
 
@@ -215,6 +218,10 @@ def test_a_spout_feeds_a_downstream_pipeline_every_commit(
     spouted = [ci.id for ci in c.list_commit("counter@master")]
     assert sorted(j.inputs[0] for j in jobs) == sorted(f"counter@{ci}" for ci in spouted)
     assert {j.state for j in jobs} == {JobState.SUCCESS}
+    with pytest.raises(FailedPrecondition, match="neither a spout nor a service"):
+        c.daemon_logs("double")  # (its jobs' output is `haathi logs -p double`)
+    refused = cli.fails("logs", "-p", "double", "--tail", "5")
+    assert "--tail is for the output of a spout or a service" in refused.err
     # each of its jobs saw its own spout commit's number
     seen = {
         int(c.get_file(f"counter@{j.id}:/n")): int(c.get_file(f"double@{j.id}:/n"))
@@ -275,6 +282,72 @@ def test_a_spout_that_keeps_exiting_is_crashing_with_the_reason(
     assert info.daemon["restarts"] >= 3  # type: ignore[index]
 
 
+KEY = "queue-key-7f3a9c41"
+LOUD = {  # prints (a secret's value too) on both streams, ends a line without a newline, exits
+    "pipeline": {"name": "loud"},
+    "spout": {},
+    "transform": {
+        "cmd": ["sh", "-c", 'echo "connecting with $KEY"; echo "to stderr" >&2; printf "no end"; '
+                'exit 3'],
+        "secrets": [{"name": "queue", "key": "key", "env_var": "KEY"}],
+    },
+}  # fmt: skip
+RUN_LINES = ["connecting with ***", "to stderr", "no end"]
+
+
+def test_what_a_spout_prints_is_in_haathi_logs_with_its_secrets_masked(
+    store: Path, tmp_path: Path
+) -> None:
+    """``haathi logs --pipeline`` of a spout (or a service): its program's output, line by
+    line, each start of it numbered, and the worker's line on why it stopped; ``--follow``
+    prints each new line. Through a server with auth on: who may not read the pipeline's
+    output reads none of it."""
+    with haathi.connect(str(store)) as admin:
+        admin.create_secret({"metadata": {"name": "queue"}, "stringData": {"key": KEY}})
+        admin.create_pipeline(LOUD)
+        root = admin.auth_activate()
+        alice = admin.get_auth_token("user:alice")
+    env = dict(os.environ, HAATHI_JOB_LEASE=str(LEASE_S))
+    with haathi_serve(store, "--s3-bind", "none", env=env) as (_, url, _s3):
+        as_root = dict(os.environ, HAATHI_ADDRESS=url, HAATHI_TOKEN=root)
+        follow = subprocess.Popen([sys.executable, "-m", "haathi", "logs", "-p", "loud", "-f"],
+                                  env=as_root, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        followed: list[str] = []
+        timer = threading.Timer(60, follow.kill)  # (a hung follower ends the read below)
+        timer.start()
+        try:
+            assert follow.stdout is not None
+            while sum(line.startswith("haathi: exited") for line in followed) < 2:
+                line = follow.stdout.readline()
+                assert line, f"haathi logs -f ended (or hung) after {followed}"
+                followed.append(line.rstrip("\n"))
+        finally:
+            timer.cancel()
+            follow.kill()
+            follow.wait()
+        with haathi.connect(url, token=root, run_jobs=False) as c:
+            lines = c.daemon_logs("loud")
+            newest_two = c.daemon_logs("loud", limit=2)
+            after_first = c.daemon_logs("loud", since=lines[0].seq, limit=3)
+            with pytest.raises(InvalidArgument, match="--tail must be between 0"):
+                c.daemon_logs("loud", limit=-1)
+        with haathi.connect(url, token=alice, run_jobs=False) as c, pytest.raises(PermissionDenied):
+            c.daemon_logs("loud")
+        tail = [sys.executable, "-m", "haathi", "logs", "-p", "loud", "--tail", "4"]
+        printed = subprocess.run(tail, env=as_root, capture_output=True, text=True)
+
+    first_run = [*RUN_LINES, "haathi: exited with code 3: no end; starting again in 1 s"]
+    assert followed[:4] == first_run and followed[4:7] == RUN_LINES
+    assert [line.text for line in lines[:4]] == first_run
+    assert [line.run for line in lines[:8]] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert [line.seq for line in lines] == list(range(1, len(lines) + 1))
+    assert KEY not in "".join(line.text for line in lines)
+    assert newest_two == lines[-2:] or newest_two[0].seq > lines[-1].seq  # (it went on)
+    assert after_first == lines[1:4]
+    assert printed.returncode == 0 and len(printed.stdout.splitlines()) == 4
+    assert printed.stdout.splitlines()[-1].startswith("haathi: exited with code 3: no end")
+
+
 # Pachyderm's spout101 consumer (src/consumer/main.py) with haathi's client for
 # python_pachyderm's, and without its random 10-30 s waits: two commits, then it idles
 CONSUMER = """\
@@ -330,6 +403,8 @@ def test_a_service_serves_the_newest_input_on_its_port(cli: Cli, c: Client, tmp_
         address = wait_for(lambda: pipeline(c, "web").daemon["address"])  # type: ignore[index]
         assert wait_for(lambda: get(f"http://{address}/data/file1")) == "foo"
         assert f"running ({address})" in cli("list", "pipeline").out
+        served = wait_for(lambda: [x for x in c.daemon_logs("web") if "GET /data/file1" in x.text])
+        assert '"GET /data/file1 HTTP/1.1" 200' in served[0].text  # (its server's request log)
 
         cli("put", "file", "data@master:/file1", "-f", "-", input=b"bar")
         wait_for(lambda: get(f"http://{address}/data/file1") == "bar")

@@ -68,8 +68,8 @@ PROJECTS_0016 = (
     "DROP TABLE projects",
 )
 # what the migrations after 0017 (project roles: rows only) add: 0018 (transactions), 0019
-# (daemons)
-SINCE_0017 = ("DROP TABLE daemons", "DROP TABLE transactions")
+# (daemons), 0020 (daemon_logs)
+SINCE_0017 = ("DROP TABLE daemon_logs", "DROP TABLE daemons", "DROP TABLE transactions")
 # what the migrations after 0015 add
 SINCE_0015 = (*SINCE_0017, *PROJECTS_0016)
 # what the migrations after 0010 add

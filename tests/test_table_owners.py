@@ -48,6 +48,7 @@ OWNERS = {
     "secrets": "haathi.pps.secrets",
     "transactions": "haathi.pps.txn_records",
     "daemons": "haathi.pps.daemon_records",
+    "daemon_logs": "haathi.pps.daemon_records",
     # auth
     "auth_config": "haathi.auth.activation",
     "auth_tokens": "haathi.auth.tokens",

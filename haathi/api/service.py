@@ -27,11 +27,12 @@ from haathi.models.info import (
     FileInfo,
     JobInfo,
     JobState,
+    LogLine,
     PipelineInfo,
     Problem,
     RepoInfo,
 )
-from haathi.models.limits import MAX_LIMIT
+from haathi.models.limits import MAX_LIMIT, check_limit
 from haathi.models.ops import CopyOp, Ops, ProgressFn
 from haathi.models.pipeline_ref import check_history
 from haathi.models.refspec import CommitSpec, FileSpec
@@ -50,6 +51,7 @@ from haathi.pfs import (
 )
 from haathi.pps import (
     cron_ticks,
+    daemon_records,
     datum_records,
     isolation,
     job_queue,
@@ -595,6 +597,27 @@ class Api(ProjectApi, ConfinedAccess, LineageApi, SecretApi, TransactionApi):
         with self.pfs.db.read() as conn:
             out = datum_records.job_logs(conn, row, datum)
         return self._job_info(row), out
+
+    def daemon_logs(
+        self, pipeline: str, since: int | None = None, limit: int | None = 1000
+    ) -> list[LogLine]:
+        """What a spout's or service's program printed: the lines after ``since`` (oldest
+        first, at most ``limit``), or with ``since`` None its newest ``limit`` (0 or None:
+        all it keeps, its newest :data:`~haathi.pps.daemon_records.LOG_KEEP`)."""
+        self.authorize(Permission.READ, pipeline)
+        if since is not None and not 0 <= since <= MAX_LIMIT:
+            raise InvalidArgument(f"since must be between 0 and {MAX_LIMIT}, got {since}")
+        keep = daemon_records.LOG_KEEP
+        wanted = min(check_limit(limit, "--tail") or keep, keep)
+        with self.pfs.db.read() as conn:
+            p = records.pipeline_row(conn, pipeline)
+            if daemon_records.find(conn, p.id) is None:
+                raise FailedPrecondition(
+                    f"pipeline {pipeline} is neither a spout nor a service: its jobs' output is "
+                    f"`haathi logs --pipeline {split_key(pipeline)[1]} [--job JOB]`",
+                    pipeline=pipeline,
+                )
+            return daemon_records.read_logs(conn, p.id, since, wanted)
 
     # running jobs
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +24,9 @@ from haathi.cli.main import (
 )
 from haathi.cli.render import Output
 from haathi.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from haathi.client import Client
 
 SpecFile = Annotated[
     str | None,
@@ -389,12 +392,27 @@ def logs(
     job: Annotated[str | None, typer.Option("--job", "-j")] = None,
     datum: Annotated[str | None, typer.Option("--datum")] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="keep printing until the job ends")
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="keep printing until the job ends (a spout's or service's: until interrupted)",
+        ),
     ] = False,
+    tail: Annotated[
+        int | None,
+        typer.Option("--tail", help="the newest N lines of a spout or service (0: all kept)"),
+    ] = None,
     project: ProjectOpt = None,
 ) -> None:
-    """Print the user code's output (stdout and stderr) per datum."""
+    """Print the user code's output (stdout and stderr) per datum; of a spout or a service
+    (without --job), what its program prints."""
     c = client(project)
+    if job is None and datum is None and c.inspect_pipeline(pipeline).daemon is not None:
+        _daemon_logs(c, pipeline, 1000 if tail is None else tail, follow=follow)
+        return
+    if tail is not None:
+        raise InvalidArgument("--tail is for the output of a spout or a service")
     shown: set[str] = set()
     while True:
         info, entries = c.logs(pipeline, job, datum)
@@ -405,6 +423,18 @@ def logs(
             return
         job = info.id
         time.sleep(0.5)
+
+
+def _daemon_logs(c: Client, pipeline: str, tail: int, *, follow: bool) -> None:
+    """Print the program's newest ``tail`` lines; with ``follow``, then each new one."""
+    lines = c.daemon_logs(pipeline, limit=tail)
+    while True:
+        render_pps.log_lines(lines)
+        if not follow:
+            return
+        since = lines[-1].seq if lines else 0
+        time.sleep(0.5)
+        lines = c.daemon_logs(pipeline, since=since)
 
 
 from haathi.cli import lineage_commands  # noqa: E402  registers lineage and draw lineage

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from haathi.cli.render import _table, ago, bare, err, out
-from haathi.models.info import DatumInfo, JobInfo, JobProgress, PipelineInfo
+from haathi.models.info import DatumInfo, JobInfo, JobProgress, LogLine, PipelineInfo
 
 
 def _short(job_id: str) -> str:
@@ -178,6 +178,14 @@ def logs(entries: Sequence[tuple[str, str]], *, with_ids: bool) -> None:
                 sys.stdout.write(f"[{datum_id[:12]}] {line}\n")
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def log_lines(lines: Sequence[LogLine]) -> None:
+    """A spout's or service's output, as its program printed it."""
+    import sys
+
+    sys.stdout.writelines(line.text + "\n" for line in lines)
     sys.stdout.flush()
 
 

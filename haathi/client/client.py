@@ -37,6 +37,7 @@ from haathi.models.info import (
     DiffEntry,
     FileInfo,
     JobInfo,
+    LogLine,
     PipelineInfo,
     Problem,
     RepoInfo,
@@ -755,6 +756,14 @@ class Client(ProjectMethods, AuthMethods, LineageMethods, SecretMethods, Transac
     ) -> tuple[JobInfo, list[tuple[str, str]]]:
         """The user code's output per datum, of ``job`` (default: the pipeline's newest)."""
         return self._api.logs(self._key(pipeline), job, datum)
+
+    def daemon_logs(
+        self, pipeline: str, since: int | None = None, limit: int | None = 1000
+    ) -> list[LogLine]:
+        """What a spout's or service's program printed (stdout and stderr, its secrets
+        masked), oldest first: its newest ``limit`` lines (0 or None: all it keeps, 10,000),
+        or with ``since`` (a :attr:`LogLine.seq`) the first ``limit`` after that line."""
+        return self._api.daemon_logs(self._key(pipeline), since, limit)
 
     def store_info(self) -> dict[str, Any]:
         """The store's configuration (passwords and secret keys are never included)."""

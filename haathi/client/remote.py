@@ -44,6 +44,7 @@ from haathi.models.info import (
     DiffEntry,
     FileInfo,
     JobInfo,
+    LogLine,
     PipelineInfo,
     Problem,
     ProjectInfo,
@@ -597,6 +598,13 @@ class RemoteApi:
         d = self._call("GET", _pipeline(pipeline, "/logs"),
                        params=self._params(job=job, datum=datum))  # fmt: skip
         return JobInfo.from_dict(d["job"]), [(x["datum"], x["output"]) for x in d["logs"]]
+
+    def daemon_logs(
+        self, pipeline: str, since: int | None = None, limit: int | None = 1000
+    ) -> list[LogLine]:
+        params = self._params(since=since, limit=limit)
+        lines = self._call("GET", _pipeline(pipeline, "/daemon-logs"), params=params)
+        return [LogLine.from_dict(x) for x in lines]
 
     # running jobs
     def queue_jobs(self) -> int:

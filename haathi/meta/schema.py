@@ -345,3 +345,15 @@ daemons = Table(
     Column("restarts", Integer, nullable=False, default=0),
     Column("started_at", DateTime(timezone=True), nullable=True),
 )
+
+# What a spout's or service's program printed (stdout and stderr, secrets masked), line by
+# line; each pipeline keeps its newest lines only (haathi.pps.daemon_records.LOG_KEEP).
+daemon_logs = Table(
+    "daemon_logs",
+    metadata,
+    Column("pipeline_id", Integer, primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("run", Integer, nullable=False),  # which start of the program (1, 2, ...)
+    Column("text", Text, nullable=False),
+)

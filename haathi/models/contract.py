@@ -24,6 +24,7 @@ from haathi.models.info import (
     FileInfo,
     JobInfo,
     JobProgress,
+    LogLine,
     PipelineInfo,
     Problem,
     ProjectInfo,
@@ -334,6 +335,12 @@ class ApiContract(Protocol):
         self, pipeline: str, job: str | None = None, datum: str | None = None
     ) -> tuple[JobInfo, list[tuple[str, str]]]:
         """(the job, [(datum ID, its user code's output)]); by default the newest job's."""
+        ...
+
+    def daemon_logs(
+        self, pipeline: str, since: int | None = None, limit: int | None = 1000
+    ) -> list[LogLine]:
+        """A spout's or service's output: ``limit`` lines after ``since``, else its newest."""
         ...
 
     # running jobs

@@ -316,6 +316,17 @@ class DatumInfo(_Info):
     exit_code: int | None = None  # of the last attempt (None: not run, timed out or killed)
 
 
+@dataclass(frozen=True, slots=True)
+class LogLine(_Info):
+    """One line a spout's or service's program printed (stdout and stderr; the values of its
+    secrets masked)."""
+
+    seq: int  # grows with each line the pipeline's program prints: ``since`` of the next read
+    at: datetime
+    run: int  # which start of the program printed it (1, 2, ...: it is started again)
+    text: str
+
+
 @dataclass
 class JobProgress:
     """What a job runner reports as a job advances."""

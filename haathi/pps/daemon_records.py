@@ -1,4 +1,5 @@
-"""The ``daemons`` table: one row per spout or service pipeline, made and deleted with it.
+"""The ``daemons`` table: one row per spout or service pipeline, made and deleted with it;
+and ``daemon_logs``: what its program prints, the newest :data:`LOG_KEEP` lines.
 
 A worker runs a daemon under a lease, as a runner runs a job: it claims the row (no runner,
 or one whose lease has expired), renews the lease while the program runs, and gives it back
@@ -12,12 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
-from haathi.meta.schema import daemons
+from haathi.meta.schema import daemon_logs, daemons
+from haathi.models.info import LogLine
 from haathi.pfs.context import as_utc, now
 
 STARTING, RUNNING, CRASHING, PAUSED = "STARTING", "RUNNING", "CRASHING", "PAUSED"
+LOG_KEEP = 10_000
+"""How many of its newest lines of output a daemon keeps (``haathi logs`` shows them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,9 @@ def ensure(conn: Connection, pipeline_id: int, kind: str) -> None:
 
 
 def forget(conn: Connection, pipeline_id: int) -> None:
-    """The pipeline is deleted (or no longer a spout or service)."""
+    """The pipeline is deleted (or no longer a spout or service): its row and its output."""
     conn.execute(delete(daemons).where(daemons.c.pipeline_id == pipeline_id))
+    conn.execute(delete(daemon_logs).where(daemon_logs.c.pipeline_id == pipeline_id))
 
 
 def find(conn: Connection, pipeline_id: int) -> DaemonRow | None:
@@ -127,3 +132,46 @@ def mark(conn: Connection, pipeline_id: int, **values: Any) -> None:
 
 def _held_by(pipeline_id: int, runner: str) -> Any:
     return and_(daemons.c.pipeline_id == pipeline_id, daemons.c.runner == runner)
+
+
+def append_logs(
+    conn: Connection, pipeline_id: int, runner: str, lines: list[tuple[datetime, int, str]],
+    keep: int = LOG_KEEP,
+) -> bool:  # fmt: skip
+    """Add ``lines`` ((when, run, text), oldest first) after the daemon's newest, and drop
+    what falls beyond its newest ``keep``; False (nothing added) if ``runner`` no longer
+    holds the daemon. (The check locks the daemon's row: its writers take turns.)"""
+    if not lines:
+        return True
+    held = conn.execute(
+        update(daemons).where(_held_by(pipeline_id, runner)).values(runner=runner)
+    ).rowcount
+    if held != 1:
+        return False
+    mine = daemon_logs.c.pipeline_id == pipeline_id
+    last = conn.execute(select(func.max(daemon_logs.c.seq)).where(mine)).scalar()
+    first = int(last or 0) + 1
+    conn.execute(
+        insert(daemon_logs),
+        [
+            {"pipeline_id": pipeline_id, "seq": first + i, "at": at, "run": run, "text": text}
+            for i, (at, run, text) in enumerate(lines)
+        ],
+    )
+    newest = first + len(lines) - 1
+    if newest > keep:
+        conn.execute(delete(daemon_logs).where(mine, daemon_logs.c.seq <= newest - keep))
+    return True
+
+
+def read_logs(conn: Connection, pipeline_id: int, since: int | None, limit: int) -> list[LogLine]:
+    """The daemon's lines after ``since`` (oldest first, at most ``limit``); with ``since``
+    None, its newest ``limit``."""
+    mine = daemon_logs.c.pipeline_id == pipeline_id
+    q = select(daemon_logs).where(mine)
+    if since is not None:
+        q = q.where(daemon_logs.c.seq > since).order_by(daemon_logs.c.seq).limit(limit)
+        rows = list(conn.execute(q))
+    else:
+        rows = list(conn.execute(q.order_by(daemon_logs.c.seq.desc()).limit(limit)))[::-1]
+    return [LogLine(int(r.seq), as_utc(r.at) or now(), int(r.run), r.text) for r in rows]

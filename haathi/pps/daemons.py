@@ -52,6 +52,7 @@ from haathi.pps import daemon_records, records, service_jobs
 from haathi.pps import secrets as pipeline_secrets
 from haathi.pps.containers import open_container
 from haathi.pps.context import PpsContext
+from haathi.pps.daemon_output import DaemonOutput
 from haathi.pps.daemon_records import CRASHING, PAUSED, RUNNING, STARTING
 from haathi.pps.isolation import Isolation, isolation_for
 from haathi.pps.pipelines import RUNNING as PIPELINE_RUNNING
@@ -180,6 +181,7 @@ class _Daemon:
         self.crashing = False
         self._renewed = time.monotonic()
         self._said: dict[str, Any] = {}  # what was recorded last (not written again)
+        self.output = DaemonOutput()  # what the program prints, until poke() records it
         self._thread = threading.Thread(target=self._main, daemon=True, name=f"haathi-{name}")
 
     def start(self) -> None:
@@ -189,6 +191,15 @@ class _Daemon:
         self.stopping.set()
         self.restart.set()
         self._thread.join(STOP_WAIT_S)
+        self.save_output()
+
+    def save_output(self) -> None:
+        """Record the lines the program printed since the last time."""
+        lines = self.output.take()
+        if not lines:
+            return
+        with contextlib.suppress(HaathiError), self.ctx.pfs.db.write() as conn:
+            daemon_records.append_logs(conn, self.pid, self.ctx.runner_id, lines)
 
     def poke(self) -> None:
         """Called by the supervisor's thread each tick: renew the lease when due, and say
@@ -201,6 +212,7 @@ class _Daemon:
         if self.crashing and self.exits and time.monotonic() - self.exits[-1] > CRASH_WINDOW_S:
             self.crashing = False
             self.record(state=RUNNING, reason=None)
+        self.save_output()
 
     def record(self, **values: Any) -> None:
         """Record how it goes (what changed) in its row."""
@@ -307,10 +319,12 @@ class _Daemon:
             self.record(state=CRASHING, restarts=self.restarts)
         else:
             self.record(state=RUNNING, reason=None, restarts=self.restarts)
+        self.output.start_run(self.restarts + 1, values.redact)
         res = box.run(
             tf.cmd, stdin="\n".join(tf.stdin) + "\n" if tf.stdin else None, env=env,
-            working_dir=self._working_dir(box), cancel=self.restart,
+            working_dir=self._working_dir(box), cancel=self.restart, sink=self.output.feed,
         )  # fmt: skip
+        self.output.end_run()
         if res.cancelled:
             return None
         return dataclasses.replace(res, output=values.redact(res.output))
@@ -323,10 +337,10 @@ class _Daemon:
         self.restarts += 1
         self.crashing = crashing or len(self.exits) >= CRASH_EXITS
         delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2 ** (len(self.exits) - 1))
+        reason = f"{why}; starting again in {delay:g} s"
+        self.output.end_run(reason)
         self.record(
-            state=CRASHING if self.crashing else STARTING,
-            reason=f"{why}; starting again in {delay:g} s",
-            restarts=self.restarts,
+            state=CRASHING if self.crashing else STARTING, reason=reason, restarts=self.restarts
         )
         self.restart.clear()
         if not self.stopping.is_set():

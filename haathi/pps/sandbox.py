@@ -69,7 +69,7 @@ from haathi.errors import FailedPrecondition, InvalidArgument
 from haathi.pps.bwrap import EMPTY, UNPRIVILEGED, HostLaunch
 from haathi.pps.hostview import HostView
 from haathi.pps.session import SOCKET_DIR, SOCKET_MOUNT, Address, Launch, LauncherRun, Session
-from haathi.pps.supervisor import Output, Pipes, Process, supervise
+from haathi.pps.supervisor import Output, Pipes, Process, Sink, supervise
 
 SANDBOXES = ("auto", "bwrap", "none")
 
@@ -383,17 +383,18 @@ class Sandbox:
         working_dir: str | None = None,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
+        sink: Sink | None = None,
     ) -> RunResult:
         """Run ``argv`` once for the current datum; never raises for the user code's faults.
 
         ``stdin`` is the text written to the command (``None``: ``/dev/null``); ``env`` is its
-        whole environment.
+        whole environment; ``sink`` takes its output as it comes.
         """
         if not argv:
             raise InvalidArgument("the command (transform.cmd) is empty")
         if self.launch is not None:
-            return self._run_inside(argv, stdin, env, working_dir, timeout, cancel)
-        return self._run_here(argv, stdin, env, working_dir, timeout, cancel)
+            return self._run_inside(argv, stdin, env, working_dir, timeout, cancel, sink)
+        return self._run_here(argv, stdin, env, working_dir, timeout, cancel, sink)
 
     def _run_here(
         self,
@@ -403,6 +404,7 @@ class Sandbox:
         working_dir: str | None,
         timeout: float | None,
         cancel: threading.Event | None,
+        sink: Sink | None,
     ) -> RunResult:
         """No sandbox: a process of our own, with ``/pfs`` paths mapped to ``S/pfs``."""
         pfs = self.pfs
@@ -428,7 +430,7 @@ class Sandbox:
                 return _start_failure(stage, exc.errno, exc.strerror, full_argv[0], cwd, start)
             pipes.close_child_ends()
             out, timed_out, cancelled = supervise(
-                Process(proc), pipes, stdin_bytes, start, timeout, cancel
+                Process(proc), pipes, stdin_bytes, start, timeout, cancel, sink
             )
         code = proc.returncode
         return _result(out, 128 - code if code < 0 else code, timed_out, cancelled, start)
@@ -441,6 +443,7 @@ class Sandbox:
         working_dir: str | None,
         timeout: float | None,
         cancel: threading.Event | None,
+        sink: Sink | None,
     ) -> RunResult:
         """A request to the launcher in this datum set's sandbox (started if need be)."""
         assert self.launch is not None
@@ -476,7 +479,7 @@ class Sandbox:
             if connected and session.send(argv, {**env, "PWD": cwd}, cwd, pipes.child_fds()):
                 pipes.close_child_ends()
                 out, timed_out, cancelled = supervise(
-                    run, pipes, stdin_bytes, start, timeout, cancel
+                    run, pipes, stdin_bytes, start, timeout, cancel, sink
                 )
             else:  # the launcher is gone
                 out, timed_out, cancelled = Output(), False, False

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 OUTPUT_CAP = 1 << 20
@@ -132,13 +133,15 @@ def supervise(
     start: float,
     timeout: float | None,
     cancel: threading.Event | None,
+    sink: Sink | None = None,
 ) -> tuple[Output, bool, bool]:
-    """Feed stdin, collect output, enforce the timeout and the cancel event until the command
-    exits, then read the rest of its output; nothing of it is left running on return.
+    """Feed stdin, collect output (each chunk also to ``sink`` as it comes), enforce the
+    timeout and the cancel event until the command exits, then read the rest of its output;
+    nothing of it is left running on return.
 
     Returns (output, timed out, cancelled).
     """
-    out = Output()
+    out = Output(sink)
     timed_out = cancelled = False
     kill_at: float | None = None  # set once stopping: when SIGTERM turns into SIGKILL
     deadline = None if timeout is None else start + timeout
@@ -208,17 +211,25 @@ def _exited(pid: int) -> bool:
         return True
 
 
-class Output:
-    """Output bytes as they arrive, keeping at least the last OUTPUT_CAP."""
+Sink = Callable[[bytes], None]
+"""Takes each chunk of a command's output as it comes (a long-lived program's log)."""
 
-    def __init__(self) -> None:
+
+class Output:
+    """Output bytes as they arrive, keeping at least the last OUTPUT_CAP (and passing each
+    chunk to ``sink``)."""
+
+    def __init__(self, sink: Sink | None = None) -> None:
         self.buf = bytearray()
         self.total = 0
+        self.sink = sink
 
     def read(self, fd: int) -> bool:
         """Read one chunk from ``fd``; False at end of file."""
         chunk = os.read(fd, 65536)
         self.total += len(chunk)
+        if self.sink is not None and chunk:
+            self.sink(chunk)
         self.buf += chunk
         if len(self.buf) > 2 * OUTPUT_CAP:
             del self.buf[: len(self.buf) - OUTPUT_CAP]

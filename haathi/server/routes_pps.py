@@ -228,6 +228,14 @@ def logs(
     return {"job": info.to_dict(), "logs": [{"datum": d, "output": text} for d, text in out]}
 
 
+@router.get("/pipelines/{pipeline}/daemon-logs", tags=["pipelines"])
+def daemon_logs(
+    api: ApiDep, pipeline: PipelineKey, since: int | None = None, limit: int | None = 1000
+) -> list[Json]:
+    """What a spout's or service's program printed, line by line (``since`` a line's seq)."""
+    return [line.to_dict() for line in api.daemon_logs(pipeline, since, limit)]
+
+
 # lineage -------------------------------------------------------------------------------------
 
 
