@@ -318,6 +318,7 @@ INFO_ROWS = {
     info.PipelineInfo: "pipeline",
     info.JobInfo: "job",
     info.DatumInfo: "datum",
+    info.LogLine: "log line",
 }
 
 
