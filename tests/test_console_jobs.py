@@ -101,6 +101,17 @@ def test_a_pipelines_page_shows_its_spec_as_yaml_and_json_and_its_versions(
         assert missing.status_code == 404 and way_back(missing) == PAGE
 
 
+def test_only_a_spout_or_service_has_an_output_section_and_its_events(
+    http: httpx.Client, site: Site
+) -> None:
+    """(A spout's page, its lines live: tests/test_console_jobs_browser.py.)"""
+    assert 'id="daemon-output"' not in http.get(PAGE).text
+    refused = http.get(f"{PAGE}/events")
+    assert refused.status_code == 412 and "neither a spout nor a service" in refused.text
+    assert http.get(f"{PAGE}/events", params={"since": "x"}).status_code == 400
+    assert http.get("/projects/default/pipelines/nope/events").status_code == 404
+
+
 def unescape(html: str) -> str:
     return (
         html.replace("&lt;", "<").replace("&gt;", ">").replace("&#34;", '"')

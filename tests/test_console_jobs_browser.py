@@ -65,6 +65,13 @@ GATED = {
     "parallelism_spec": {"constant": 2},
 }
 
+TICK = 'i=0; while :; do i=$((i+1)); echo "tick $i <b>bold</b>"; sleep 0.2; done'
+TICKER = {  # a spout that prints a line every 0.2 s (and commits nothing)
+    "pipeline": {"name": "ticker"},
+    "spout": {},
+    "transform": {"cmd": ["sh", "-c", TICK]},
+}
+
 
 @dataclass(frozen=True)
 class Site:
@@ -91,6 +98,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         c.put_file("secret@master:/plans.txt", b"plans\n")
         c.create_pipeline(COPY)  # their jobs run now, before auth is on
         c.create_pipeline(LEAK)
+        c.create_pipeline(TICKER)  # (the server's worker runs it)
         root = c.auth_activate()
         alice = c.get_auth_token("user:alice")
         for repo in ("in", "copy", "leak"):
@@ -151,6 +159,27 @@ def test_a_running_jobs_log_lines_appear_without_a_reload(browser: WebDriver, si
     link.click()
     wait_for(lambda: "/datums/" in browser.current_url, "the datum's page")
     assert browser.find_element(By.ID, "datum-state").text == "SUCCESS"
+
+
+def test_a_spouts_output_appears_on_its_page_without_a_reload(
+    browser: WebDriver, site: Site
+) -> None:
+    sign_in(browser, site, site.root, "/projects/default/pipelines/ticker")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#daemon-output .line")
+             or browser.refresh(), "the spout's first lines", timeout=30)  # fmt: skip
+    assert browser.find_element(By.ID, "daemon-state").text.startswith("RUNNING")
+    shown = browser.find_elements(By.CSS_SELECTOR, "#daemon-output .line")
+    rendered = int(str(shown[-1].get_attribute("data-seq")))
+
+    def lines() -> list[tuple[int, str]]:
+        found = browser.find_elements(By.CSS_SELECTOR, "#daemon-output .line")
+        return [(int(str(x.get_attribute("data-seq"))), x.text) for x in found]
+
+    wait_for(lambda: lines()[-1][0] >= rendered + 3, "new lines without a reload")
+    seqs, texts = zip(*lines(), strict=True)
+    assert list(seqs) == list(range(seqs[0], seqs[0] + len(seqs)))  # none twice, none missed
+    assert texts[-1].startswith("tick ") and texts[-1].endswith(" <b>bold</b>")  # as text
+    assert not browser.find_elements(By.CSS_SELECTOR, "#daemon-output b")
 
 
 def test_stop_and_start_change_the_pipelines_state_and_a_reader_can_do_neither(

@@ -57,6 +57,7 @@ def create_console(api: Api, *, max_upload_bytes: int | None = None) -> Starlett
         Route(PIPELINE, pages.page(pipelines.pipeline_page)),
         Route(PIPELINE + "/stop", pages.page(pipelines.stop), methods=["POST"]),
         Route(PIPELINE + "/start", pages.page(pipelines.start), methods=["POST"]),
+        Route(PIPELINE + "/events", live.daemon_events),
         Route(JOB, pages.page(jobs.job_page)),
         Route(JOB + "/events", live.endpoint(logs=False)),
         Route(JOB + "/datums/{datum}", pages.page(jobs.datum_page)),

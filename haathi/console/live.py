@@ -1,6 +1,7 @@
-"""Live updates of a job's pages: server-sent events at the page's URL plus ``/events``
-(``{job}/events``: its state and progress; ``{job}/logs/events``, ``?datum=D``: those and each
-datum's output as the job records it). ``console.js`` listens and changes the page in place.
+"""Live updates of a job's pages, and of a spout's or service's output: server-sent events at
+the page's URL plus ``/events`` (``{job}/events``: its state and progress; ``{job}/logs/events``,
+``?datum=D``: those and each datum's output as the job records it; ``{pipeline}/events?since=N``:
+the lines its program prints after line N). ``console.js`` listens and changes the page in place.
 
 A stream holds no server thread while it waits: it is a coroutine on the server's event loop
 that sleeps between polls, and each poll is one short hop to a request thread (the caller's
@@ -19,6 +20,8 @@ the pages show it):
   when it changes;
 - ``log``: ``{datum, short, output, link}``, once per datum that printed something;
 - ``capped``: more output than a page shows (``{command}`` prints all of it);
+- ``lines``: ``{lines: [{seq, run, text}]}``, a spout's or service's new lines (its stream
+  never ends by itself: the program runs on);
 - ``end``: ``{state, why}`` (``why``: ``ended``, ``signed-out``, ``gone``).
 """
 
@@ -30,7 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -42,12 +45,20 @@ from haathi.console import session
 from haathi.console.logs import Shown, cli_command
 from haathi.console.progress import Progress
 from haathi.console.render import visible
-from haathi.errors import HaathiError, NotFound, PermissionDenied, Unauthenticated
+from haathi.errors import (
+    FailedPrecondition,
+    HaathiError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from haathi.models.ids import repo_key
 
 log = logging.getLogger("haathi.console")
 
 MAX_STREAMS = 200  # at once, per server process
+LINES_PER_EVENT = 500  # of a daemon's output (the rest comes at the next poll)
 FIRST_DELAY_S = 1.0  # between polls while the job moves (it records about once a second)
 MAX_DELAY_S = 5.0  # ...backing off to this while nothing changes
 HEARTBEAT_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
@@ -81,6 +92,20 @@ class Update:
     over: bool = False
 
 
+class Watch(Protocol):
+    """What a stream polls: a job, or a daemon's output."""
+
+    @property
+    def what(self) -> str: ...  # (named in the server's log when a poll fails)
+
+    def poll(self) -> Update: ...
+
+
+def _ended(why: str, exc: HaathiError | None = None) -> Update:
+    data = {"state": "", "why": why} | ({"message": visible(exc.message)} if exc else {})
+    return Update([event("end", data)], over=True)
+
+
 @dataclass
 class JobWatch:
     """What a stream knows of its job between polls (the polls run in request threads, one
@@ -100,10 +125,13 @@ class JobWatch:
         try:
             return self._poll()
         except Unauthenticated:
-            return Update([event("end", {"state": "", "why": "signed-out"})], over=True)
+            return _ended("signed-out")
         except (NotFound, PermissionDenied) as exc:
-            why = {"why": "gone", "state": "", "message": visible(exc.message)}
-            return Update([event("end", why)], over=True)
+            return _ended("gone", exc)
+
+    @property
+    def what(self) -> str:
+        return f"job {self.key}@{self.job}"
 
     def _poll(self) -> Update:
         api = session.caller_api(self.request)
@@ -130,6 +158,36 @@ class JobWatch:
             update.events.append(event("end", {"state": info.state.value, "why": "ended"}))
             update.over = True
         return update
+
+
+@dataclass
+class DaemonWatch:
+    """A spout's or service's output after line ``since``, between polls."""
+
+    request: Request
+    key: str
+    since: int
+
+    @property
+    def what(self) -> str:
+        return f"the output of {self.key}"
+
+    def poll(self) -> Update:
+        try:
+            return self._poll()
+        except Unauthenticated:
+            return _ended("signed-out")
+        except (NotFound, PermissionDenied, FailedPrecondition) as exc:
+            return _ended("gone", exc)  # (deleted, or no longer a spout or service)
+
+    def _poll(self) -> Update:
+        api = session.caller_api(self.request)
+        lines = api.daemon_logs(self.key, since=self.since, limit=LINES_PER_EVENT)
+        if not lines:
+            return Update()
+        self.since = lines[-1].seq
+        shown = [{"seq": x.seq, "run": x.run, "text": visible(x.text)} for x in lines]
+        return Update([event("lines", {"lines": shown})])
 
 
 class EventStream(StreamingResponse):
@@ -169,7 +227,7 @@ class EventStream(StreamingResponse):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _stream(watch: JobWatch, first: Update, streams: Streams) -> AsyncIterator[str]:
+async def _stream(watch: Watch, first: Update, streams: Streams) -> AsyncIterator[str]:
     streams.open += 1
     try:
         yield f"retry: {RETRY_MS}\n\n"
@@ -191,7 +249,7 @@ async def _stream(watch: JobWatch, first: Update, streams: Streams) -> AsyncIter
             try:
                 update = await run_in_threadpool(watch.poll)
             except HaathiError as exc:  # e.g. the store is busy: try again at the next poll
-                log.warning("console: a live update of %s failed: %s", watch.job, exc.message)
+                log.warning("console: a live update of %s failed: %s", watch.what, exc.message)
                 update = Update()
     finally:
         streams.open -= 1
@@ -204,15 +262,32 @@ def _refusal(status: int, message: str) -> Response:
 def endpoint(*, logs: bool) -> Callable[[Request], Any]:
     """The events of a job's page (``logs``: of its logs page)."""
 
+    def watch(request: Request, key: str) -> JobWatch:
+        datum = request.query_params.get("datum") or None if logs else None
+        return JobWatch(request, key, request.path_params["job"], logs, datum)
+
+    return _endpoint("log_events" if logs else "job_events", watch)
+
+
+def _since(request: Request) -> int:
+    raw = request.query_params.get("since", "0")
+    if not raw.isdecimal() or len(raw) > 18:
+        raise InvalidArgument(f"since must be a line's number, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _endpoint(
+    name: str, make: Callable[[Request, str], JobWatch | DaemonWatch]
+) -> Callable[[Request], Any]:
+    """A route's events: of the watch ``make`` makes of the request and its pipeline's key."""
+
     async def events(request: Request) -> Response:
         streams: Streams = request.app.state.streams
         if streams.stopping.is_set() or streams.open >= streams.limit:
             return _refusal(503, "too many live views: reload the page later")
         params = request.path_params
         try:
-            key = repo_key(params["project"], params["pipeline"])
-            datum = request.query_params.get("datum") or None if logs else None
-            watch = JobWatch(request, key, params["job"], logs, datum)
+            watch = make(request, repo_key(params["project"], params["pipeline"]))
             first = await run_in_threadpool(watch._poll)  # errors as statuses, not events
         except Unauthenticated as exc:
             return _refusal(401, exc.message)
@@ -220,5 +295,11 @@ def endpoint(*, logs: bool) -> Callable[[Request], Any]:
             return _refusal(exc.http_status, exc.message)
         return EventStream(_stream(watch, first, streams))
 
-    events.__name__ = events.__qualname__ = "log_events" if logs else "job_events"
+    events.__name__ = events.__qualname__ = name
     return events
+
+
+daemon_events = _endpoint(
+    "daemon_events", lambda request, key: DaemonWatch(request, key, _since(request))
+)
+"""The events of a spout's or service's page: the lines its program prints."""

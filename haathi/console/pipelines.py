@@ -3,8 +3,13 @@ YAML and as JSON (``?version=N``: an earlier version's), its version history, an
 jobs with their progress; and its write actions, stop and start, offered to a caller who may
 write to its output repo (``POST .../stop``, ``POST .../start``).
 
+A spout's or service's page also shows how its program is doing and the
+:data:`OUTPUT_SHOWN` newest lines it printed, live (:mod:`haathi.console.live`: each new line
+as it is recorded, about twice a second).
+
 The page costs a fixed number of Api calls: the pipeline, its :data:`VERSIONS_SHOWN` newest
-versions, its :data:`JOBS_SHOWN` newest jobs (``haathi list job -p NAME`` lists all).
+versions, its :data:`JOBS_SHOWN` newest jobs (``haathi list job -p NAME`` lists all), and a
+spout's or service's newest lines.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from haathi.models.info import JobInfo, PipelineInfo
 OVERVIEW = ("the overview", urls.OVERVIEW)
 JOBS_SHOWN = 25
 VERSIONS_SHOWN = 20
+OUTPUT_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ def pipeline_page(page: Page) -> Response:
     versions = api.list_pipeline(name=key, history=VERSIONS_SHOWN - 1)
     jobs = [job_row(j) for j in api.list_job(key, limit=JOBS_SHOWN)]
     as_yaml, as_json = spec_texts(shown.spec)
+    output = api.daemon_logs(key, limit=OUTPUT_SHOWN) if info.daemon is not None else []
     return page.render(
         "pipeline.html",
         key=key,
@@ -105,6 +112,8 @@ def pipeline_page(page: Page) -> Response:
         spec_json=as_json,
         inputs=_input_links(api, info.inputs),
         may_write=roles.may_write(api, key),
+        output=output,
+        output_events=urls.pipeline_events(key, output[-1].seq if output else 0),
     )
 
 

@@ -27,7 +27,8 @@ lineage of a file                       ``{commit}/lineage/{path}`` (``?at=ID``:
 re-run the datums that wrote it         ``{commit}/lineage/{path}/reproduce`` (POST; answers
                                         with its report: it changes nothing)
 pipeline: spec, versions, state, jobs   ``/projects/{project}/pipelines/{pipeline}``
-                                        (``?version=N``: that version's spec)
+                                        (``?version=N``: that version's spec); a spout's
+                                        or service's output too (live: ``/events?since=N``)
 job: progress, datums                   ``{pipeline}/jobs/{job}`` (``?state=S``: its datums;
                                         ``&after=D``: the page after datum D)
 datum: inputs, attempts, timings, logs  ``{pipeline}/jobs/{job}/datums/{datum}``
@@ -143,6 +144,11 @@ def reproduce(key: str, ref: str, path: str) -> str:
 def pipeline(key: str, *, version: int | None = None) -> str:
     proj, name = split_key(key)
     return f"{project(proj)}/pipelines/{_seg(name)}" + _query(version=version)
+
+
+def pipeline_events(key: str, since: int) -> str:
+    """A spout's or service's new lines after line ``since`` (server-sent events)."""
+    return pipeline(key) + "/events" + _query(since=since)
 
 
 def job(

@@ -34,7 +34,7 @@
 
 // Live job pages (job, logs): an EventSource on the page's events URL (the element with
 // data-events) puts the job's state, its progress and new datum output in the page without a
-// reload; it stops listening when the job ends. Text goes in as text (textContent), never as HTML.
+// reload; it stops listening when the job ends. A spout's or service's page: its new lines. Text goes in as text (textContent), never as HTML.
 (function () {
   "use strict";
 
@@ -80,6 +80,25 @@
     if (empty) empty.hidden = true;
   }
 
+  function addLines(data) {
+    const pre = document.getElementById("daemon-output");
+    if (!pre) return;
+    const last = pre.lastElementChild;
+    let shown = last ? Number(last.dataset.seq) : 0;
+    for (const line of data.lines) {
+      if (line.seq <= shown) continue;  // (a reconnected stream sends them again)
+      const span = document.createElement("span");
+      span.className = line.text.startsWith("haathi: ") ? "line haathi" : "line";
+      span.dataset.seq = line.seq;
+      span.dataset.run = line.run;
+      span.textContent = line.text + "\n";
+      pre.appendChild(span);
+      shown = line.seq;
+    }
+    const empty = document.getElementById("output-empty");
+    if (empty && pre.childElementCount) empty.hidden = true;
+  }
+
   function listen(root) {
     const source = new EventSource(root.dataset.events);
     const page = document.documentElement;
@@ -87,6 +106,7 @@
     source.onopen = function () { page.dataset.live = "open"; };
     source.addEventListener("job", function (e) { showJob(JSON.parse(e.data)); });
     source.addEventListener("log", function (e) { addLog(JSON.parse(e.data)); });
+    source.addEventListener("lines", function (e) { addLines(JSON.parse(e.data)); });
     source.addEventListener("capped", function () {
       const capped = document.getElementById("logs-capped");
       if (capped) capped.hidden = false;
