@@ -9,8 +9,10 @@ signing in as whom it needs). The tests fail, never skip, when the browser is mi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,10 +20,13 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from sqlalchemy import update
 
 import haathi
+from haathi.meta.schema import auth_tokens
 from loopback.servers import haathi_serve
 from loopback.waiting import wait_for
+from tests.internals import inner
 
 pytestmark = pytest.mark.slow  # a browser and a server process: not in the fast loop
 
@@ -164,9 +169,16 @@ def test_the_overview_shows_only_what_the_caller_may_read(
 
 def test_an_expired_or_revoked_token_goes_back_to_sign_in(browser: WebDriver, site: Site) -> None:
     with site.client() as c:
-        short_lived = c.get_auth_token("user:alice", ttl_s=2)
+        short_lived = c.get_auth_token("user:alice", ttl_s=3600)
         revoked = c.get_auth_token("user:alice")
     sign_in(browser, site, short_lived)
+    # its time runs out now: a ttl of seconds could run out before a loaded machine signed in
+    with site.client() as c, inner(c).pfs.db.write() as conn:
+        digest = hashlib.sha256(short_lived.encode()).hexdigest()
+        ended = datetime.now(UTC)
+        conn.execute(
+            update(auth_tokens).where(auth_tokens.c.token_hash == digest).values(expires_at=ended)
+        )
 
     def bounced() -> bool:
         browser.get(site.url + "/projects/default/repos/sales")
