@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,21 +28,46 @@ ACCESS_KEY = "haathi-test"
 SECRET_KEY = "haathi-test-secret"
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out by itself (a connection's own end, a bind to port 0)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(*, plus: int = 0) -> int:
-    """A free loopback port; with ``plus``, ``port + plus`` is free too (SeaweedFS gRPC ports)."""
+    """A free loopback port; with ``plus``, ``port + plus`` is free too (SeaweedFS gRPC ports).
+
+    A server binds it later (and binds it again when it restarts), so it comes from below the
+    kernel's ephemeral range: a port that bind(0) gave would be free only until the kernel
+    gave it again, to any connection of any process (with pytest-xdist, many connect at
+    once), and the server then fails with "address already in use"."""
+    ephemeral = _ephemeral_ports()
+    top = min(ephemeral.start, 65536) - 1 - plus  # port and port + plus both below the range
+    if top < 10_000:  # no room below it: take one the kernel gives
+        for _ in range(200):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port + plus <= 65535 and (not plus or _is_free(port + plus)):
+                return port
+        raise RuntimeError("no free port")
+    rng = random.SystemRandom()  # (two xdist workers seeded alike would pick alike)
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port + plus > 65535:
-            continue
-        if plus:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + plus))
-                except OSError:
-                    continue
-        return port
+        port = rng.randint(10_000, top)
+        if _is_free(port) and (not plus or _is_free(port + plus)):
+            return port
     raise RuntimeError("no free port")
 
 

@@ -37,7 +37,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -69,6 +68,7 @@ from haathi.models.lineage import LineageGraph, LineageNode
 from haathi.models.reproduce import DatumReproduction, EnvChange, FileCheck, ReproduceReport
 from haathi.models.secret import SecretInfo
 from haathi.pfs.gc import GcReport
+from loopback.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -597,21 +597,6 @@ def shell_steps(block: Block) -> Iterator[tuple[int, str, str]]:
             yield start, code, comment
 
 
-def free_port_pair() -> int:
-    """A loopback port P such that P and P + 1 are both free now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no two adjacent free ports")
-
-
 TREE_LINE = re.compile(r"^(?P<indent>[│├└─ ]*)(?P<repo>[\w-]+)@[0-9a-f]+:(?P<path>\S+)(?P<rest>.*)")
 
 
@@ -662,7 +647,9 @@ class Tour:
             "XDG_RUNTIME_DIR": str(self.run_dir),  # the tour's own preloader, stopped at its end
             "HAATHI_PRELOAD_IDLE": "120",  # (and gone soon if the test is killed)
         }
-        self.port = free_port_pair()
+        # the README's 8650 and 8651, bound by each server the tour starts, long after this
+        # (from outside the ephemeral range: no connection of the meantime takes one of them)
+        self.port = free_port(plus=1)
         self.fixed = {"/tmp/my-store": str(tmp / "my-store")}
         self.ran: list[Ran] = []
         self.server: subprocess.Popen[bytes] | None = None
