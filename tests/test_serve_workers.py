@@ -214,7 +214,7 @@ def test_wait_commit_on_one_worker_returns_when_the_runner_in_the_other_finishes
         assert {i.repo for i in done} == {"waited", "waiting"}
         assert all(i.finished is not None and not i.error for i in done)
         assert c.get_file(f"waiting@{commit}:/a.txt") == b"hello"
-        assert 1.0 <= waited < 10.0
+        assert waited >= 1.0  # it waited for the datum's sleep
         on_worker(c, 1)
         ran_in = runner_pid(c, "waiting", commit)
     with pinned(shared.url, 0) as c0:
