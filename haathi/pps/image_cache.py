@@ -1,5 +1,5 @@
 """The unpacked root filesystems of container images, cached once per host and keyed by the
-manifest digest (``skopeo copy`` into an OCI layout, then ``umoci unpack``: whiteouts, hard
+manifest digest (``skopeo copy`` into an OCI layout, then ``umoci raw unpack``: whiteouts, hard
 links and permissions as the OCI spec says), shared read-only by every datum set that runs
 the image; and the users an unpacked image knows (:func:`user_ids`).
 """
@@ -97,14 +97,16 @@ def _unpack_into(image: Image, root: Path) -> None:
                 f"image {image.ref!r} changed while it was being copied (its tag moved?): "
                 "run the job again", image=image.ref,
             )  # fmt: skip
-        argv = ["umoci", "unpack"] + (["--rootless"] if os.geteuid() != 0 else [])
-        unpacked = run_tool([*argv, "--image", f"{tmp}/layout:image", f"{tmp}/bundle"])
+        # (raw: the root filesystem only, without the bundle's mtree manifest, which hashes
+        # every file again: 15% of the unpack of a 0.7 GB image)
+        argv = ["umoci", "raw", "unpack"] + (["--rootless"] if os.geteuid() != 0 else [])
+        unpacked = run_tool([*argv, "--image", f"{tmp}/layout:image", f"{tmp}/rootfs"])
         if isinstance(unpacked, str):
             raise FailedPrecondition(
                 f"cannot unpack image {image.ref!r}: {unpacked}", image=image.ref
             )
         entry.mkdir()
-        os.rename(f"{tmp}/bundle/rootfs", entry / "rootfs")
+        os.rename(f"{tmp}/rootfs", entry / "rootfs")
         os.chmod(entry / "rootfs", 0o755)
         done = entry / _DONE
         with open(f"{done}.tmp", "w") as f:
