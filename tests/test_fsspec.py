@@ -373,3 +373,30 @@ def test_a_file_system_follows_haathi_address_at_each_call(
     assert fs.ls("", detail=False) == ["data"]
     monkeypatch.setenv("HAATHI_ADDRESS", str(tmp_path / "other"))
     assert fs.ls("", detail=False) == ["elsewhere"]
+
+
+def test_the_project_storage_option_names_its_repos_bare(client: Client, address: str) -> None:
+    """``project`` (a storage option): its repos are ``haathi://repo@ref/path``, as the CLI's
+    ``--project`` makes bare names its own; without it, the default project's."""
+    client.create_project("lab")
+    client.create_repo("lab/data")
+    put_all(client, "lab/data", {"/x.csv": "a\n1\n"})
+    client.create_repo("data")
+    put_all(client, "data", {"/x.csv": "a\n2\n"})
+    opts = {"address": address, "project": "lab"}
+
+    FRAME.to_csv("haathi://data@master/y.csv", index=False, storage_options=opts)
+    assert pd.read_csv("haathi://data@master/x.csv", storage_options=opts)["a"].tolist() == [1]
+    assert client.get_file("lab/data@master:/y.csv").startswith(b"city,temp")
+    assert {f.path for f in client.list_file("data@master:/")} == {"/x.csv"}  # (default's)
+    lab = fsspec.filesystem("haathi", address=address, project="lab", skip_instance_cache=True)
+    assert lab.ls("", detail=False) == ["data"]
+    assert sorted(lab.ls("data", detail=False)) == ["data/x.csv", "data/y.csv"]
+    default = fsspec.filesystem("haathi", address=address, skip_instance_cache=True)
+    assert default.cat_file("data/x.csv") == b"a\n2\n"
+    with pytest.raises(FileNotFoundError):
+        fsspec.filesystem("haathi", address=address, project="nope", skip_instance_cache=True).ls(
+            "data"
+        )
+    for fs in (lab, default):
+        fs.close()

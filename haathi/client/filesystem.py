@@ -3,8 +3,10 @@
 ``ref`` is a branch or a commit ID (``haathi://repo/path`` is ``master``, Pachyderm's default
 branch); ``haathi://`` alone lists the repos. The store is the ``address`` storage option
 (a store directory, or a ``haathi serve`` URL), else ``$HAATHI_ADDRESS`` as
-:func:`haathi.connect` resolves it, looked up at each call. Built on the public
-:class:`~haathi.client.Client` only, so it works embedded and remote alike::
+:func:`haathi.connect` resolves it, looked up at each call; repos are those of the ``project``
+storage option, else of the client configuration's current project (``default`` at
+first). Built on the public :class:`~haathi.client.Client` only, so it works embedded and
+remote alike::
 
     pandas.read_csv("haathi://data@master/x.csv", storage_options={"address": "http://..."})
 
@@ -49,7 +51,7 @@ from haathi.errors import (
     Unauthenticated,
 )
 from haathi.models import paths
-from haathi.models.ids import is_commit_id
+from haathi.models.ids import is_commit_id, split_key
 from haathi.models.info import FileInfo, FileType
 from haathi.models.ops import DeleteOp
 from haathi.models.refspec import parse_file
@@ -127,9 +129,12 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
     protocol = PROTOCOL
     root_marker = ""
 
-    def __init__(self, address: str | None = None, **storage_options: Any) -> None:
+    def __init__(
+        self, address: str | None = None, project: str | None = None, **storage_options: Any
+    ) -> None:
         super().__init__(**storage_options)
         self.address = address
+        self.project = project
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
 
@@ -141,7 +146,7 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
             found = self._clients.get(where)
             if found is None:
                 with os_errors():
-                    found = self._clients[where] = connect(where)
+                    found = self._clients[where] = connect(where, project=self.project)
             return found
 
     def close(self) -> None:
@@ -174,8 +179,9 @@ class HaathiFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is u
         if not loc.repo:
             with os_errors():
                 repos = self.client.list_repo()
-            entries: list[Entry] = [
-                {"name": r.name, "size": r.size_bytes, "type": "directory"} for r in repos
+            entries: list[Entry] = [  # (by name: the paths name the project's repos bare)
+                {"name": split_key(r.name)[1], "size": r.size_bytes, "type": "directory"}
+                for r in repos
             ]
         else:
             try:
