@@ -427,12 +427,12 @@ def logs(
 
 def _daemon_logs(c: Client, pipeline: str, tail: int, *, follow: bool) -> None:
     """Print the program's newest ``tail`` lines; with ``follow``, then each new one."""
-    lines = c.daemon_logs(pipeline, limit=tail)
+    lines, since = c.daemon_logs(pipeline, limit=tail), 0
     while True:
         render_pps.log_lines(lines)
         if not follow:
             return
-        since = lines[-1].seq if lines else 0
+        since = lines[-1].seq if lines else since  # (a quiet poll keeps its place)
         time.sleep(0.5)
         lines = c.daemon_logs(pipeline, since=since)
 
