@@ -389,6 +389,7 @@ class TreeRow(NamedTuple):
     parent: str | None
     state: str
     root: bytes | None
+    repo_created: datetime | None = None  # (with the ID and the name: which repo of that ID)
 
 
 def tree_rows(conn: Connection, *, finished: bool = False) -> Iterator[TreeRow]:
@@ -396,7 +397,7 @@ def tree_rows(conn: Connection, *, finished: bool = False) -> Iterator[TreeRow]:
     names = repos.names()
     q = select(
         commits.c.repo_id, names.c.name, commits.c.id, commits.c.seq, commits.c.branch,
-        commits.c.parent, commits.c.state, commits.c.root,
+        commits.c.parent, commits.c.state, commits.c.root, names.c.created_at,
     ).join(names, names.c.id == commits.c.repo_id)  # fmt: skip
     if finished:
         q = q.where(commits.c.state == CommitState.FINISHED.value)
@@ -404,5 +405,5 @@ def tree_rows(conn: Connection, *, finished: bool = False) -> Iterator[TreeRow]:
         root = None if r.root is None else bytes(r.root)
         yield TreeRow(
             int(r.repo_id), str(r.name), str(r.id), int(r.seq), r.branch, r.parent, str(r.state),
-            root,
+            root, as_utc(r.created_at),
         )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -29,7 +30,8 @@ class Snapshot:
 
     roots: list[tuple[str, bytes]] = field(default_factory=list)  # (repo@commit, tree root)
     staged: list[tuple[str, FileEntry]] = field(default_factory=list)  # (open commit, entry)
-    commit_seq: dict[int, int] = field(default_factory=dict)  # repo id -> highest commit seq
+    # repo (ID, name, made at: SQLite gives a new repo a deleted one's ID) -> highest commit seq
+    commit_seq: dict[tuple[int, str, datetime | None], int] = field(default_factory=dict)
     open_commits: set[tuple[int, str]] = field(default_factory=set)
     staged_seq: int = 0
 
@@ -39,12 +41,13 @@ def snapshot(conn: Connection, since: Snapshot | None = None) -> Snapshot:
     were open then and are finished now, changes staged since)."""
     snap = Snapshot()
     for r in commits.tree_rows(conn):
-        snap.commit_seq[r.repo_id] = max(snap.commit_seq.get(r.repo_id, 0), r.seq)
+        repo = (r.repo_id, r.repo, r.repo_created)
+        snap.commit_seq[repo] = max(snap.commit_seq.get(repo, 0), r.seq)
         if r.state != "FINISHED":
             snap.open_commits.add((r.repo_id, r.id))
             continue
         is_new = since is None or (
-            r.seq > since.commit_seq.get(r.repo_id, 0) or (r.repo_id, r.id) in since.open_commits
+            r.seq > since.commit_seq.get(repo, 0) or (r.repo_id, r.id) in since.open_commits
         )
         if r.root is not None and is_new:
             snap.roots.append((f"{r.repo}@{r.id}", r.root))

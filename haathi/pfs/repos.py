@@ -27,8 +27,9 @@ _ROW_LOCKED = _ROW.with_for_update()
 
 @functools.cache
 def names() -> Subquery:
-    """``(id, name)`` of every repo, for other tables' queries to join on by repo ID."""
-    return select(repos.c.id, repos.c.name).subquery("repo_names")
+    """``(id, name, created_at)`` of every repo, for other tables' queries to join on by repo
+    ID. (SQLite gives a new repo the ID of the newest one deleted: the three tell them apart.)"""
+    return select(repos.c.id, repos.c.name, repos.c.created_at).subquery("repo_names")
 
 
 def insert_repo(conn: Connection, name: str, description: str = "") -> int:
