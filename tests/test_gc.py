@@ -215,6 +215,30 @@ def test_a_repo_made_while_gc_marks_is_marked_even_in_a_deleted_repos_place(
     assert client.get_file("new@master:/g") == b"new data"
 
 
+@pytest.mark.every_backend
+def test_a_change_staged_while_gc_marks_is_marked_after_another_commit_finishes(
+    client: Client,
+) -> None:
+    """The same for staged changes: a commit that finishes deletes its staged rows, and SQLite
+    (before migration 0021) gave the next change staged the number of the newest one deleted,
+    one gc had already seen while it marked."""
+    db = inner(client).pfs.db
+    for repo in ("a", "b"):
+        client.create_repo(repo)
+        client.start_commit(f"{repo}@master")
+        client.put_file(f"{repo}@master:/first", repo.encode())  # staged into the open commit
+    with db.read() as conn:
+        snap = reach.snapshot(conn)
+    client.finish_commit("b@master")  # (its staged rows, the newest, go)
+    client.put_file("a@master:/later", b"staged while gc marked")
+    with db.read() as conn:
+        added = reach.snapshot(conn, since=snap)
+    assert [entry.size for _, entry in added.staged] == [len(b"staged while gc marked")]
+    client.finish_commit("a@master")
+    client.gc(grace_s=0)
+    assert client.get_file("a@master:/later") == b"staged while gc marked"
+
+
 WRITER = """
 import random, sys, haathi
 from haathi.errors import Conflict

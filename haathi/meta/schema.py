@@ -112,6 +112,8 @@ staged = Table(
     Index("ix_staged_commit", "repo_id", "commit_id", "seq"),
     # on PostgreSQL over ``path COLLATE "C"`` (migration 0008): paths compare byte for byte
     Index("ix_staged_path", "repo_id", "commit_id", "path"),
+    # numbers never reused (migration 0021): gc marks the changes staged after one it saw
+    sqlite_autoincrement=True,
 )
 
 packs = Table(
