@@ -106,6 +106,17 @@ def _ended(why: str, exc: HaathiError | None = None) -> Update:
     return Update([event("end", data)], over=True)
 
 
+def _polled(poll: Callable[[], Update], *gone: type[HaathiError]) -> Update:
+    """``poll()`` as the caller; its errors as events that end the stream (``gone``: what
+    it watches is no longer there for the caller)."""
+    try:
+        return poll()
+    except Unauthenticated:
+        return _ended("signed-out")
+    except gone as exc:
+        return _ended("gone", exc)
+
+
 @dataclass
 class JobWatch:
     """What a stream knows of its job between polls (the polls run in request threads, one
@@ -122,12 +133,7 @@ class JobWatch:
     def poll(self) -> Update:
         """Read the job as the caller (and its logs if they may have grown); the caller's
         errors as events that end the stream."""
-        try:
-            return self._poll()
-        except Unauthenticated:
-            return _ended("signed-out")
-        except (NotFound, PermissionDenied) as exc:
-            return _ended("gone", exc)
+        return _polled(self._poll, NotFound, PermissionDenied)
 
     @property
     def what(self) -> str:
@@ -173,12 +179,8 @@ class DaemonWatch:
         return f"the output of {self.key}"
 
     def poll(self) -> Update:
-        try:
-            return self._poll()
-        except Unauthenticated:
-            return _ended("signed-out")
-        except (NotFound, PermissionDenied, FailedPrecondition) as exc:
-            return _ended("gone", exc)  # (deleted, or no longer a spout or service)
+        # (FailedPrecondition: no longer a spout or service)
+        return _polled(self._poll, NotFound, PermissionDenied, FailedPrecondition)
 
     def _poll(self) -> Update:
         api = session.caller_api(self.request)
